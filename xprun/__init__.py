@@ -1,0 +1,26 @@
+"""xprun: pytest for experiments.
+
+Write ``xp_*`` functions, declare their config and sweep with ``@xprun.config`` and
+``@xprun.grid``, request fixtures by argument name, and run ``xprun``.
+"""
+
+from ._version import __version__
+from .declare import config, grid, zip
+from .errors import ExitCode, UsageError
+from .fixtures import fixture
+from .hookimpl import hookimpl
+from .main import main
+from .runspec import RunInfo
+
+__all__ = [
+    "ExitCode",
+    "RunInfo",
+    "UsageError",
+    "__version__",
+    "config",
+    "fixture",
+    "grid",
+    "hookimpl",
+    "main",
+    "zip",
+]

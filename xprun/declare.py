@@ -1,0 +1,181 @@
+"""The decorators that declare an experiment's config and sweep: ``config``, ``grid``, ``zip``.
+
+They only record what was declared on the function (``__xprun__``); nothing is loaded or
+expanded here, so importing an experiment module stays cheap and side-effect free.  Mistakes
+that can be seen at once (an axis that is not a list, zipped axes of unequal length) raise
+``CollectError`` at decoration time, which collection reports against the file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from .errors import CollectError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+ATTR = "__xprun__"
+
+
+@dataclass(frozen=True)
+class Zip:
+    """Axes that vary together: the i-th run takes the i-th value of every axis."""
+
+    axes: tuple[tuple[str, tuple[Any, ...]], ...]
+
+    def __len__(self) -> int:
+        return len(self.axes[0][1])
+
+    def points(self) -> list[tuple[tuple[str, Any], ...]]:
+        return [tuple((key, values[i]) for key, values in self.axes) for i in range(len(self))]
+
+
+@dataclass(frozen=True)
+class Grid:
+    """One ``@grid``: the cartesian product of its factors (each a plain axis or a Zip)."""
+
+    factors: tuple[Zip, ...]
+
+
+@dataclass
+class ExperimentDeclaration:
+    """Everything the decorators recorded on one ``xp_*`` function."""
+
+    source: Mapping[str, Any] | str | Path | None = None
+    hydra_path: str | None = None
+    hydra_name: str | None = None
+    exclude: tuple[str, ...] = ()
+    name: str | None = None
+    grids: list[Grid] = field(default_factory=list)
+    configured: bool = False
+
+
+def declaration(func: Callable[..., Any]) -> ExperimentDeclaration:
+    """The declaration of ``func`` (an empty one if nothing was declared)."""
+    found = getattr(func, ATTR, None)
+    return found if isinstance(found, ExperimentDeclaration) else ExperimentDeclaration()
+
+
+def _declaration_for_update(func: Callable[..., Any]) -> ExperimentDeclaration:
+    found = func.__dict__.get(ATTR)
+    if not isinstance(found, ExperimentDeclaration):
+        found = ExperimentDeclaration()
+        setattr(func, ATTR, found)
+    return found
+
+
+def _axis_values(key: str, values: Any) -> tuple[Any, ...]:
+    if not isinstance(key, str) or not key:
+        raise CollectError(f"grid axis names must be non-empty strings, got {key!r}")
+    if isinstance(values, str | bytes | Mapping) or not isinstance(values, Iterable):
+        raise CollectError(
+            f"grid axis {key!r} must be a list of values, got {type(values).__name__} "
+            f"{values!r}; write {key}=[{values!r}] for a single value"
+        )
+    values = tuple(values)
+    if not values:
+        raise CollectError(f"grid axis {key!r} has no values; give at least one")
+    return values
+
+
+def zip(*mappings: Mapping[str, Sequence[Any]], **axes: Sequence[Any]) -> Zip:  # noqa: A001
+    """Axes that vary together (``zip(lr=[.1, .01], batch=[32, 64])`` makes 2 points, not 4).
+
+    Dotted keys reach nested values: ``zip({"model.width": [64, 128]}, lr=[.1, .01])``.
+    """
+    merged: dict[str, Any] = {}
+    for mapping in (*mappings, axes):
+        merged.update(mapping)
+    if not merged:
+        raise CollectError("xprun.zip() needs at least one axis")
+    normalized = tuple((key, _axis_values(key, values)) for key, values in merged.items())
+    lengths = {key: len(values) for key, values in normalized}
+    if len(set(lengths.values())) > 1:
+        detail = ", ".join(f"{k}: {n}" for k, n in lengths.items())
+        raise CollectError(f"xprun.zip() axes must have equal lengths ({detail})")
+    return Zip(normalized)
+
+
+def grid(*factors: Zip | Mapping[str, Sequence[Any]], **axes: Sequence[Any]) -> Callable[[F], F]:
+    """Sweep the cartesian product of the axes; several ``@grid`` decorators multiply.
+
+    ``@grid(lr=[0.1, 0.01], optimizer=["sgd", "adam"])`` makes 4 runs.  Dotted keys reach
+    nested config values (``@grid(**{"model.width": [64, 128]})`` or a positional mapping);
+    ``xprun.zip(...)`` factors vary together.
+    """
+    normalized: list[Zip] = []
+    for factor in factors:
+        if isinstance(factor, Zip):
+            normalized.append(factor)
+        elif isinstance(factor, Mapping):
+            normalized.extend(Zip(((k, _axis_values(k, v)),)) for k, v in factor.items())
+        else:
+            raise CollectError(
+                f"@xprun.grid positional arguments must be xprun.zip(...) or a mapping, "
+                f"got {type(factor).__name__}"
+            )
+    normalized.extend(Zip(((k, _axis_values(k, v)),)) for k, v in axes.items())
+    keys = [key for z in normalized for key, _ in z.axes]
+    duplicated = sorted({k for k in keys if keys.count(k) > 1})
+    if duplicated:
+        raise CollectError(f"@xprun.grid names axis {duplicated[0]!r} more than once")
+
+    def decorate(func: F) -> F:
+        # Decorators apply bottom-up; insert at the front so grids read top to bottom.
+        _declaration_for_update(func).grids.insert(0, Grid(tuple(normalized)))
+        return func
+
+    return decorate
+
+
+def config(
+    source: Mapping[str, Any] | str | Path | None = None,
+    *,
+    path: str | None = None,
+    name: str | None = None,
+    exclude: Iterable[str] = (),
+    experiment: str | None = None,
+) -> Callable[[F], F]:
+    """Declare the experiment's base config.
+
+    - ``config({"lr": 0.1})``: a mapping;
+    - ``config("conf/base.yaml")``: a YAML file, relative to the experiment file;
+    - ``config(path="conf", name="train")``: a Hydra config directory (relative to the
+      experiment file) composed with Hydra's compose API, so defaults lists and config groups
+      work and ``model=resnet`` on the command line selects a group option.
+
+    ``exclude`` lists config keys left out of the run's hash (dotted paths or globs, e.g.
+    ``["num_workers", "trainer.*"]``) for settings that do not change results.
+    ``experiment`` names the experiment (its log folder and hash identity) instead of the
+    default ``<file stem>.<function>``.
+    """
+    if source is not None and (path is not None or name is not None):
+        raise CollectError("@xprun.config takes a mapping/YAML path or path=+name=, not both")
+    if (path is None) != (name is None):
+        raise CollectError(
+            "@xprun.config(path=..., name=...) needs both the Hydra config "
+            "directory (path) and the config name (name)"
+        )
+    if source is not None and not isinstance(source, Mapping | str | Path):
+        raise CollectError(
+            f"@xprun.config expects a mapping or a YAML file path, got {type(source).__name__}"
+        )
+    if isinstance(exclude, str):
+        exclude = [exclude]
+
+    def decorate(func: F) -> F:
+        decl = _declaration_for_update(func)
+        if decl.configured:
+            raise CollectError(f"{func.__name__} has more than one @xprun.config")
+        decl.source = source
+        decl.hydra_path = path
+        decl.hydra_name = name
+        decl.exclude = tuple(exclude)
+        decl.name = experiment
+        decl.configured = True
+        return func
+
+    return decorate

@@ -1,0 +1,264 @@
+"""Expansion: one experiment → its runs (base config ⊕ grids ⊕ fixture params ⊕ overrides).
+
+For every point of the product of the experiment's ``@grid`` factors, the command-line
+override axes and the params of its fixtures, the config is built in this order:
+
+1. the base config (for a Hydra config directory: composed with the group options the point
+   selects, through Hydra's compose API);
+2. ``seed: 0`` when the config has no ``seed``;
+3. the grid's values (grids are code: they may add keys);
+4. the command-line overrides, in struct mode, as Hydra applies them (``+`` to add a key);
+5. interpolations resolved.
+
+A command-line override of a key that a grid sweeps replaces that grid axis, as Hydra's
+command line replaces a config's sweep.  Errors here are the user's input: they raise
+``UsageError`` naming the experiment and the key, before any run directory exists.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .declare import Zip
+from .errors import UsageError
+from .hookimpl import hookimpl
+from .identity import KeyExcluder, run_digest
+from .overrides import OverrideAxis, apply_overrides, override_value
+from .runspec import RunSpec
+
+if TYPE_CHECKING:
+    from hydra.core.override_parser.types import Override
+    from omegaconf import DictConfig
+
+    from .collect import Experiment
+    from .main import Session
+
+LABEL_VALUE_MAX = 24
+
+
+class ConfigSource:
+    """An experiment's base config, built afresh (struct mode) for each run."""
+
+    def __init__(self, experiment: Experiment) -> None:
+        from omegaconf import OmegaConf
+
+        self.experiment = experiment
+        decl = experiment.declaration
+        self.hydra_dir: Path | None = None
+        self._composed: dict[tuple[str, ...], Any] = {}
+        if decl.hydra_path is not None:
+            self.hydra_dir = (experiment.path.parent / decl.hydra_path).resolve()
+            if not self.hydra_dir.is_dir():
+                raise UsageError(
+                    f"{experiment.nodeid}: Hydra config directory {self.hydra_dir} not found "
+                    f"(@xprun.config(path={decl.hydra_path!r}) is relative to the experiment file)"
+                )
+            self.base = None
+            return
+        source = decl.source
+        if source is None:
+            base: Any = {}
+        elif isinstance(source, Mapping):
+            base = OmegaConf.to_container(OmegaConf.create(dict(source)), resolve=False)
+        else:
+            yaml_path = experiment.path.parent / source
+            try:
+                base = OmegaConf.to_container(OmegaConf.load(yaml_path), resolve=False)
+            except FileNotFoundError:
+                raise UsageError(
+                    f"{experiment.nodeid}: config file {yaml_path} not found "
+                    f"(@xprun.config({str(source)!r}) is relative to the experiment file)"
+                ) from None
+            except Exception as exc:
+                raise UsageError(f"{experiment.nodeid}: cannot read {yaml_path}: {exc}") from None
+            if not isinstance(base, dict):
+                raise UsageError(f"{experiment.nodeid}: {yaml_path} must hold a mapping")
+        self.base = base
+
+    def is_group(self, key: str) -> bool:
+        """Whether ``key`` names a config group (a folder of the Hydra config directory)."""
+        return self.hydra_dir is not None and (self.hydra_dir / key.replace(".", "/")).is_dir()
+
+    def build(self, group_overrides: tuple[str, ...]) -> DictConfig:
+        from omegaconf import OmegaConf
+
+        if self.hydra_dir is None:
+            container = self.base
+        else:
+            container = self._composed.get(group_overrides)
+            if container is None:
+                container = self._compose(group_overrides)
+                self._composed[group_overrides] = container
+        cfg = OmegaConf.create(container)
+        OmegaConf.set_struct(cfg, True)
+        return cfg
+
+    def _compose(self, overrides: tuple[str, ...]) -> Any:
+        from hydra import compose, initialize_config_dir
+        from hydra.core.global_hydra import GlobalHydra
+        from hydra.errors import HydraException
+        from omegaconf import OmegaConf
+
+        decl = self.experiment.declaration
+        GlobalHydra.instance().clear()
+        try:
+            with initialize_config_dir(config_dir=str(self.hydra_dir), version_base=None):
+                cfg = compose(config_name=decl.hydra_name, overrides=list(overrides))
+        except HydraException as exc:
+            raise UsageError(f"{self.experiment.nodeid}: {exc}") from None
+        finally:
+            GlobalHydra.instance().clear()
+        return OmegaConf.to_container(cfg, resolve=False)
+
+
+def _grid_points(experiment: Experiment, replaced: set[str]) -> list[dict[str, Any]]:
+    """Every point of the experiment's grids, without the axes the command line replaces."""
+    factors: list[Zip] = []
+    for g in experiment.declaration.grids:
+        for z in g.factors:
+            axes = tuple((k, v) for k, v in z.axes if k not in replaced)
+            if axes:
+                factors.append(Zip(axes))
+    points: list[dict[str, Any]] = [{}]
+    for factor in factors:
+        points = [{**p, **dict(point)} for p in points for point in factor.points()]
+    return points
+
+
+def _param_points(experiment: Experiment) -> list[dict[str, int]]:
+    names = [(n, len(f.params)) for n, f in experiment.fixtures.items() if f.params is not None]
+    names.sort()
+    return [
+        dict(zip([n for n, _ in names], combo, strict=True))
+        for combo in itertools.product(*(range(count) for _, count in names))
+    ]
+
+
+def _format_value(value: Any) -> str:
+    text = (
+        "null" if value is None else (str(value).lower() if isinstance(value, bool) else str(value))
+    )
+    text = text.replace(" ", "")
+    if len(text) > LABEL_VALUE_MAX:
+        text = text[: LABEL_VALUE_MAX - 1] + "…"
+    return text
+
+
+def _raise_config_error(experiment: Experiment, what: str, exc: Exception) -> None:
+    message = str(exc).strip()
+    raise UsageError(f"{experiment.nodeid}: {what}: {message}") from None
+
+
+class Expander:
+    """Expands one experiment with the session's command-line overrides."""
+
+    def __init__(self, experiment: Experiment, session: Session) -> None:
+        self.experiment = experiment
+        self.session = session
+        self.source = ConfigSource(experiment)
+        self.excluder = KeyExcluder(
+            [*session.config.settings.patterns("exclude"), *experiment.declaration.exclude]
+        )
+
+    def _configure(self, grid: dict[str, Any], cli: tuple[Override, ...]) -> dict[str, Any]:
+        from omegaconf import OmegaConf, open_dict
+        from omegaconf.errors import OmegaConfBaseException
+
+        groups = tuple(o.input_line or "" for o in cli if self._is_group_override(o))
+        groups += tuple(f"{k}={v}" for k, v in grid.items() if self.source.is_group(k))
+        cfg = self.source.build(groups)
+        experiment = self.experiment
+        if "seed" not in cfg:
+            with open_dict(cfg):
+                cfg.seed = 0
+        for key, value in grid.items():
+            if self.source.is_group(key):
+                continue
+            try:
+                OmegaConf.update(cfg, key, value, merge=True, force_add=True)
+            except OmegaConfBaseException as exc:
+                _raise_config_error(experiment, f"grid key {key!r}", exc)
+        for override in cli:
+            if self._is_group_override(override):
+                continue
+            try:
+                apply_overrides([override], cfg)
+            except Exception as exc:
+                cause = exc.__cause__
+                detail = f"{exc}" + (f" ({str(cause).splitlines()[0]})" if cause else "")
+                _raise_config_error(
+                    experiment, f"override {override.input_line!r}", Exception(detail)
+                )
+        try:
+            resolved = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+        except OmegaConfBaseException as exc:
+            _raise_config_error(experiment, "config does not resolve", exc)
+        return resolved  # type: ignore[return-value]
+
+    def _is_group_override(self, override: Override) -> bool:
+        return override.package is not None or self.source.is_group(override.key_or_group)
+
+    def runs(self, axes: list[OverrideAxis]) -> list[RunSpec]:
+        experiment = self.experiment
+        session = self.session
+        replaced = {a.key for a in axes}
+        grid_points = _grid_points(experiment, replaced)
+        param_points = _param_points(experiment)
+        cli_points = list(itertools.product(*(a.choices for a in axes)))
+        log_dir = session.config.log_dir / experiment.name
+        runs: list[RunSpec] = []
+        seen: set[str] = set()
+        for grid in grid_points:
+            for cli in cli_points:
+                config = self._configure(grid, cli)
+                hashed = self.excluder.apply(config) if self.excluder else config
+                assignments = dict(grid)
+                for axis, override in zip(axes, cli, strict=True):
+                    assignments[axis.key] = override_value(override)
+                for params in param_points:
+                    fixtures = experiment.fixtures
+                    ids = {name: fixtures[name].ids[i] for name, i in params.items()}  # type: ignore[index]
+                    digest = run_digest(experiment.identity, hashed, ids)
+                    if digest in seen:
+                        continue
+                    seen.add(digest)
+                    runs.append(
+                        RunSpec(
+                            experiment=experiment,
+                            config=config,
+                            assignments=assignments,
+                            param_indices=params,
+                            param_ids=ids,
+                            digest=digest,
+                            run_dir=log_dir / digest.partition(":")[2],
+                        )
+                    )
+        label_runs(runs)
+        return runs
+
+
+def label_runs(runs: list[RunSpec]) -> None:
+    """Give each run a readable, unique label from the keys that vary between runs."""
+    if len(runs) < 2:
+        return
+    keys: list[str] = []
+    for run in runs:
+        keys.extend(k for k in run.assignments if k not in keys)
+    varying = [k for k in keys if len({repr(r.assignments.get(k)) for r in runs}) > 1]
+    params = [k for k in runs[0].param_ids if len({r.param_ids[k] for r in runs}) > 1]
+    labels = []
+    for run in runs:
+        parts = [f"{k}={_format_value(run.assignments.get(k))}" for k in varying]
+        parts += [run.param_ids[k] for k in params]
+        labels.append("-".join(parts))
+    for run, label in zip(runs, labels, strict=True):
+        unique = labels.count(label) == 1 and label
+        run.label = f"[{label if unique else (label + '-' if label else '') + run.hash[:8]}]"
+
+
+@hookimpl(trylast=True)
+def xprun_generate_runs(experiment: Experiment, session: Session) -> list[RunSpec]:
+    return Expander(experiment, session).runs(session.override_axes)

@@ -1,0 +1,314 @@
+"""Fixtures, as pytest has them: injected by argument name, scoped, layered by location.
+
+A fixture is a function marked with ``@xprun.fixture``.  Where it is defined decides who sees
+it: ``conftest.py`` fixtures serve every experiment in that folder and below, fixtures in an
+experiment module serve that module, and the closest definition of a name wins (so a project
+can override a built-in such as ``logger``).  Built-ins are defined the same way, in
+``xprun/builtin_fixtures.py``, visible everywhere.
+
+Scopes: ``run`` (default; set up and torn down around each run) and ``session`` (set up once,
+torn down when the session ends).  ``yield`` fixtures tear down after the run, also when it
+failed.  ``params=[...]`` multiplies runs like a grid axis; the parameter's id is part of the
+run's identity.  The argument name ``request`` gives a fixture its run (``request.run``), its
+parameter (``request.param``) and ``request.getfixturevalue(name)``.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Generator, Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
+
+from .errors import CollectError
+
+if TYPE_CHECKING:
+    from .runspec import RunSpec
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+MARKER = "_xprun_fixture"
+SCOPES = ("run", "session")
+Scope = Literal["run", "session"]
+_SIMPLE_ID_TYPES = (str, int, float, bool, type(None))
+
+
+@dataclass(frozen=True)
+class FixtureMarker:
+    scope: Scope
+    params: tuple[Any, ...] | None
+    ids: tuple[str, ...] | Callable[[Any], str] | None
+    name: str | None
+
+
+@dataclass(frozen=True, eq=False)
+class FixtureDef:
+    """A fixture as collected: where it lives decides who can see it (``baseid``)."""
+
+    name: str
+    func: Callable[..., Any]
+    scope: Scope
+    params: tuple[Any, ...] | None
+    ids: tuple[str, ...] | None
+    argnames: tuple[str, ...]
+    baseid: str  # "" everywhere, "dir/" a folder and below, "dir/xp_a.py" one module
+
+    @property
+    def location(self) -> str:
+        code = self.func.__code__
+        return f"{code.co_filename}:{code.co_firstlineno}"
+
+
+@overload
+def fixture(func: F) -> F: ...
+@overload
+def fixture(
+    *,
+    scope: Scope = "run",
+    params: Iterable[Any] | None = None,
+    ids: Sequence[str] | Callable[[Any], str] | None = None,
+    name: str | None = None,
+) -> Callable[[F], F]: ...
+def fixture(
+    func: Callable[..., Any] | None = None,
+    *,
+    scope: Scope = "run",
+    params: Iterable[Any] | None = None,
+    ids: Sequence[str] | Callable[[Any], str] | None = None,
+    name: str | None = None,
+) -> Any:
+    """Mark a function as a fixture (``@xprun.fixture`` or ``@xprun.fixture(scope=...)``)."""
+    if scope not in SCOPES:
+        raise CollectError(f"fixture scope must be one of {', '.join(SCOPES)}, got {scope!r}")
+    params_tuple = None if params is None else tuple(params)
+    if params_tuple is not None and not params_tuple:
+        raise CollectError("fixture params must hold at least one value")
+    if ids is not None and not callable(ids):
+        ids = tuple(str(i) for i in ids)
+        if params_tuple is None or len(ids) != len(params_tuple):
+            raise CollectError("fixture ids must have one id per param")
+    marker = FixtureMarker(scope, params_tuple, ids, name)
+
+    def decorate(f: F) -> F:
+        setattr(f, MARKER, marker)
+        return f
+
+    return decorate(func) if func is not None else decorate
+
+
+def argnames(func: Callable[..., Any]) -> tuple[str, ...]:
+    """Arguments to inject: those without defaults, as pytest does."""
+    try:
+        signature = inspect.signature(func)
+    except (TypeError, ValueError):
+        return ()
+    return tuple(
+        p.name
+        for p in signature.parameters.values()
+        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.default is p.empty
+    )
+
+
+def _param_ids(name: str, marker: FixtureMarker) -> tuple[str, ...] | None:
+    if marker.params is None:
+        return None
+    if isinstance(marker.ids, tuple):
+        ids = list(marker.ids)
+    elif callable(marker.ids):
+        ids = [str(marker.ids(p)) for p in marker.params]
+    else:
+        ids = [
+            str(p) if isinstance(p, _SIMPLE_ID_TYPES) and len(str(p)) <= 32 else f"{name}{i}"
+            for i, p in enumerate(marker.params)
+        ]
+    seen: dict[str, int] = {}
+    for i, value in enumerate(ids):  # duplicates get their index appended, as pytest does
+        if value in seen or ids.count(value) > 1:
+            ids[i] = f"{value}{i}"
+        seen[value] = i
+    return tuple(ids)
+
+
+def _visible_from(baseid: str, nodepath: str) -> bool:
+    return (
+        baseid == "" or nodepath == baseid or (baseid.endswith("/") and nodepath.startswith(baseid))
+    )
+
+
+class FixtureRegistry:
+    """Every fixture definition of the session, by name, most general first."""
+
+    def __init__(self) -> None:
+        self._defs: dict[str, list[FixtureDef]] = {}
+
+    def parse_module(self, module: Any, baseid: str) -> None:
+        for attr, obj in vars(module).items():
+            marker = getattr(obj, MARKER, None)
+            if not isinstance(marker, FixtureMarker) or not callable(obj):
+                continue
+            name = marker.name or attr
+            fdef = FixtureDef(
+                name=name,
+                func=obj,
+                scope=marker.scope,
+                params=marker.params,
+                ids=_param_ids(name, marker),
+                argnames=argnames(obj),
+                baseid=baseid,
+            )
+            defs = self._defs.setdefault(name, [])
+            defs[:] = [d for d in defs if d.baseid != baseid]
+            defs.append(fdef)
+            defs.sort(key=lambda d: (len(d.baseid), not d.baseid.endswith("/")))
+
+    def lookup(self, name: str, nodepath: str) -> FixtureDef | None:
+        """The closest definition of ``name`` visible from the module at ``nodepath``."""
+        for fdef in reversed(self._defs.get(name, ())):
+            if _visible_from(fdef.baseid, nodepath):
+                return fdef
+        return None
+
+    def available(self, nodepath: str) -> list[str]:
+        return sorted(n for n in self._defs if self.lookup(n, nodepath) is not None)
+
+    def closure(self, requested: Iterable[str], nodepath: str, where: str) -> dict[str, FixtureDef]:
+        """Every fixture that ``requested`` needs, transitively; unknown names are errors."""
+        found: dict[str, FixtureDef] = {}
+        stack = [(name, where) for name in requested]
+        while stack:
+            name, requester = stack.pop()
+            if name == "request" or name in found:
+                continue
+            fdef = self.lookup(name, nodepath)
+            if fdef is None:
+                raise CollectError(
+                    f"fixture {name!r} not found (requested by {requester}).\n"
+                    f"available fixtures: {', '.join(self.available(nodepath))}\n"
+                    "define it with @xprun.fixture in a conftest.py or the experiment module"
+                )
+            found[name] = fdef
+            stack.extend((arg, f"fixture {name!r}") for arg in fdef.argnames)
+        for fdef in found.values():
+            if fdef.scope == "session":
+                for arg in fdef.argnames:
+                    if arg != "request" and found[arg].scope == "run":
+                        raise CollectError(
+                            f"session-scoped fixture {fdef.name!r} ({fdef.location}) requests "
+                            f"run-scoped fixture {arg!r}; make {arg!r} session-scoped or "
+                            f"{fdef.name!r} run-scoped"
+                        )
+        return found
+
+
+class FixtureLookupError(LookupError):
+    pass
+
+
+class FixtureRequest:
+    """What a fixture (or ``request``) sees: the run, its fixtures, and its own param."""
+
+    def __init__(
+        self,
+        run: RunSpec | None,
+        closure: dict[str, FixtureDef],
+        session_cache: SessionFixtures,
+    ) -> None:
+        self.run = run
+        self._closure = closure
+        self._session_cache = session_cache
+        self._values: dict[str, Any] = {}
+        self._teardowns: list[Generator[Any, None, None]] = []
+        self.param: Any = None
+        self.fixturename: str | None = None
+
+    @property
+    def config(self) -> Any:
+        return self.getfixturevalue("config")
+
+    def getfixturevalue(self, name: str) -> Any:
+        if name == "request":
+            return self
+        if name in self._values:
+            return self._values[name]
+        fdef = self._closure.get(name)
+        if fdef is None:
+            raise FixtureLookupError(f"fixture {name!r} is not available to this run")
+        index = self.run.param_indices.get(name) if self.run is not None else None
+        if fdef.scope == "session":
+            value = self._session_cache.get(fdef, index, self)
+        else:
+            value = call_fixture(fdef, index, self, self._teardowns)
+        self._values[name] = value
+        return value
+
+    def teardown(self) -> list[BaseException]:
+        """Finish every ``yield`` fixture, newest first; return the errors raised."""
+        return finish_generators(self._teardowns)
+
+
+class _SubRequest:
+    """The ``request`` a single fixture receives: its own ``param`` and name."""
+
+    def __init__(self, parent: FixtureRequest, fdef: FixtureDef, index: int | None) -> None:
+        self._parent = parent
+        self.fixturename = fdef.name
+        self.param = None if index is None or fdef.params is None else fdef.params[index]
+        self.param_index = index
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._parent, name)
+
+
+def call_fixture(
+    fdef: FixtureDef,
+    index: int | None,
+    request: FixtureRequest,
+    teardowns: list[Generator[Any, None, None]],
+) -> Any:
+    kwargs = {
+        arg: (
+            _SubRequest(request, fdef, index) if arg == "request" else request.getfixturevalue(arg)
+        )
+        for arg in fdef.argnames
+    }
+    result = fdef.func(**kwargs)
+    if inspect.isgenerator(result):
+        value = next(result)
+        teardowns.append(result)
+        return value
+    return result
+
+
+def finish_generators(teardowns: list[Generator[Any, None, None]]) -> list[BaseException]:
+    errors: list[BaseException] = []
+    while teardowns:
+        gen = teardowns.pop()
+        try:
+            next(gen)
+        except StopIteration:
+            continue
+        except Exception as exc:
+            errors.append(exc)
+            continue
+        errors.append(RuntimeError(f"fixture {gen.__name__!r} yielded more than once"))
+    return errors
+
+
+class SessionFixtures:
+    """Values of session-scoped fixtures, kept until the session ends."""
+
+    def __init__(self) -> None:
+        self._values: dict[tuple[int, int | None], Any] = {}
+        self._teardowns: list[Generator[Any, None, None]] = []
+
+    def get(self, fdef: FixtureDef, index: int | None, request: FixtureRequest) -> Any:
+        key = (id(fdef), index)
+        if key not in self._values:
+            # A session fixture only sees session fixtures (checked at collection).
+            session_request = FixtureRequest(request.run, request._closure, self)
+            self._values[key] = call_fixture(fdef, index, session_request, self._teardowns)
+        return self._values[key]
+
+    def teardown(self) -> list[BaseException]:
+        self._values.clear()
+        return finish_generators(self._teardowns)

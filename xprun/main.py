@@ -1,0 +1,413 @@
+"""Config (options, settings, plugins) and Session (collect → expand → select → run).
+
+As in pytest, the session is itself a plugin: it counts run outcomes and stops after the
+first failure under ``-x``.  Everything else is done by the built-in plugins listed in
+``BUILTIN_PLUGINS``, which third-party plugins and ``conftest.py`` files sit beside.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import signal
+import sys
+import threading
+import time
+import traceback
+from collections import Counter
+from fnmatch import fnmatchcase
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+from . import hookspec, reports
+from .errors import CollectError, ExitCode, Terminated, UsageError
+from .fixtures import FixtureRegistry, SessionFixtures
+from .hookimpl import hookimpl
+from .overrides import OverrideAxis, looks_like_override, parse_overrides
+from .settings import ProjectSettings, load_settings
+
+if TYPE_CHECKING:
+    from .collect import Experiment
+    from .runspec import RunSpec
+
+BUILTIN_PLUGINS = (
+    "xprun.collect",
+    "xprun.expand",
+    "xprun.keyword",
+    "xprun.runner",
+    "xprun.schedulers.inline",
+    "xprun.terminal",
+)
+
+
+def make_pluginmanager() -> pluggy.PluginManager:
+    pm = pluggy.PluginManager("xprun")
+    pm.add_hookspecs(hookspec)
+    for name in BUILTIN_PLUGINS:
+        pm.register(importlib.import_module(name), name=name)
+    if not os.environ.get("XPRUN_DISABLE_PLUGIN_AUTOLOAD"):
+        pm.load_setuptools_entrypoints("xprun")
+    return pm
+
+
+def _candidate_paths(argv: list[str], cwd: Path) -> list[Path]:
+    """Existing paths among the words of the command line (to find the rootdir early)."""
+    found = []
+    for word in argv:
+        if word.startswith("-") or looks_like_override(word):
+            continue
+        path = (cwd / word.split("::", 1)[0]).resolve()
+        if path.exists():
+            found.append(path)
+    return found
+
+
+class Config:
+    """Everything decided before the session starts: settings, options, plugins."""
+
+    def __init__(
+        self,
+        pluginmanager: pluggy.PluginManager,
+        settings: ProjectSettings,
+        option: argparse.Namespace,
+        cwd: Path,
+    ) -> None:
+        self.pluginmanager = pluginmanager
+        self.hook = pluginmanager.hook
+        self.settings = settings
+        self.option = option
+        self.cwd = cwd
+        self.rootdir = settings.rootdir
+        if option.log_dir:
+            self.log_dir = (cwd / option.log_dir).resolve()
+        else:
+            self.log_dir = (settings.rootdir / settings["log_dir"]).resolve()
+        self.snapshot_dir = (settings.rootdir / settings["snapshot_dir"]).resolve()
+        self.args, self.override_args = self._split_positionals(option.args)
+
+    def _split_positionals(self, words: list[str]) -> tuple[list[str], list[str]]:
+        args, overrides = [], []
+        for word in words:
+            path = self.cwd / word.split("::", 1)[0]
+            if looks_like_override(word) and not path.exists():
+                overrides.append(word)
+            elif path.exists():
+                args.append(word)
+            else:
+                raise UsageError(
+                    f"file or directory not found: {word.split('::', 1)[0]} "
+                    "(positional arguments are paths, node ids, or key=value overrides)"
+                )
+        return args, overrides
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, with its errors turned into usage errors (exit code 4, as pytest)."""
+
+    def error(self, message: str) -> Any:  # type: ignore[override]
+        raise UsageError(f"{message}\n{self.format_usage().strip()}")
+
+
+def build_parser(pm: pluggy.PluginManager, settings: ProjectSettings) -> argparse.ArgumentParser:
+    from ._version import __version__
+
+    parser = ArgumentParser(
+        prog="xprun",
+        description="Discover xp_* experiments, expand their configs and sweeps, run each "
+        "content-hashed config once.",
+        epilog="Other commands: (none yet). Exit codes: 0 ok, 1 runs failed, 2 interrupted, "
+        "3 internal error, 4 usage error, 5 no runs collected.",
+    )
+    parser.add_argument("--version", action="version", version=f"xprun {__version__}")
+    parser.add_argument(
+        "args",
+        nargs="*",
+        metavar="PATH|NODEID|OVERRIDE",
+        help="files, folders or node ids (file.py::xp_name[label]) to collect, and config "
+        "overrides in Hydra's grammar (lr=0.1, lr=0.1,0.01, seed=range(0,5), +key=1, ~key)",
+    )
+    pm.hook.xprun_addoption.call_historic(kwargs={"parser": parser, "settings": settings.values})
+    return parser
+
+
+@hookimpl
+def xprun_addoption(parser: argparse.ArgumentParser, settings: dict[str, Any]) -> None:
+    group = parser.add_argument_group("running")
+    group.add_argument(
+        "-k",
+        dest="keyword",
+        metavar="EXPR",
+        default="",
+        help="only runs matching the keyword expression (pytest's -k: "
+        "'sgd and not lr=0.1'); matched against node ids and key=value items",
+    )
+    group.add_argument(
+        "-x", "--exitfirst", action="store_true", help="stop after the first failed run"
+    )
+    group.add_argument(
+        "--force", action="store_true", help="run again runs that are already complete"
+    )
+    group.add_argument(
+        "--collect-only",
+        "--co",
+        action="store_true",
+        dest="collect_only",
+        help="list every run with its hash and state; run nothing",
+    )
+    group.add_argument(
+        "--log-dir",
+        metavar="DIR",
+        default=None,
+        help="where run directories go (default: [tool.xprun] log_dir, "
+        "else 'xprun_logs' under the rootdir)",
+    )
+    group.add_argument(
+        "--scheduler",
+        default=settings.get("scheduler", "inline"),
+        help="where runs execute (default: inline, in this process)",
+    )
+    group.add_argument(
+        "-s",
+        action="store_const",
+        const="no",
+        dest="capture",
+        default="sys",
+        help="also show the runs' output on the terminal as it is written",
+    )
+    out = parser.add_argument_group("reporting")
+    out.add_argument("-q", "--quiet", action="count", default=0, help="less output")
+    out.add_argument("-v", "--verbose", action="count", default=0, help="one line per run")
+
+
+class Session:
+    """One invocation: collects experiments, expands them into runs, runs them."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.fixtures = FixtureRegistry()
+        self.session_fixtures = SessionFixtures()
+        self.experiments: list[Experiment] = []
+        self.runs: list[RunSpec] = []
+        self.collect_errors: list[tuple[str, str]] = []  # (where, text)
+        self.counts: Counter[str] = Counter()
+        self.shouldstop: str | bool = False
+        self.interrupted = False
+        self.scheduler_name = config.option.scheduler
+        self.override_axes: list[OverrideAxis] = []
+        self.started = time.time()
+        self._conftest_dirs: dict[Path, bool] = {}  # folder → its conftest imported fine
+        self._labels: dict[str, set[str]] = {}  # experiment node id → selected run labels
+        config.pluginmanager.register(self, name="session")
+
+    # -- the session as a plugin --------------------------------------------------------------
+
+    @hookimpl(tryfirst=True)
+    def xprun_run_logreport(self, report: reports.RunReport) -> None:
+        self.counts[report.outcome] += 1
+        if report.failed and self.config.option.exitfirst:
+            self.shouldstop = "stopping after the first failure (-x)"
+
+    # -- collection -----------------------------------------------------------------------------
+
+    def _ignored(self, path: Path) -> bool:
+        return bool(self.config.hook.xprun_ignore_collect(collection_path=path, config=self.config))
+
+    def _walk(self, top: Path) -> list[Path]:
+        patterns = self.config.settings.patterns("experiment_files")
+        found = []
+        for dirpath, dirnames, filenames in os.walk(top):
+            here = Path(dirpath)
+            dirnames[:] = sorted(d for d in dirnames if not self._ignored(here / d))
+            found.extend(
+                here / f for f in sorted(filenames) if any(fnmatchcase(f, p) for p in patterns)
+            )
+        return found
+
+    def _load_conftests(self, folder: Path) -> bool:
+        """Import the conftest.py files from the rootdir down to ``folder``; False on error."""
+        rootdir = self.config.rootdir
+        chain = [folder, *folder.parents]
+        chain = list(reversed(chain[: chain.index(rootdir) + 1])) if rootdir in chain else [folder]
+        from .collect import import_path, relpath
+
+        for directory in chain:
+            if directory in self._conftest_dirs:
+                if not self._conftest_dirs[directory]:
+                    return False
+                continue
+            conftest = directory / "conftest.py"
+            ok = True
+            if conftest.is_file():
+                try:
+                    module = import_path(conftest, rootdir)
+                except Exception:
+                    from .collect import format_import_error
+
+                    self._collect_error(conftest, format_import_error(conftest))
+                    ok = False
+                else:
+                    self.config.pluginmanager.register(module, name=str(conftest))
+                    rel = relpath(directory, rootdir)
+                    self.fixtures.parse_module(module, "/" if rel == "." else f"/{rel}/")
+            self._conftest_dirs[directory] = ok
+            if not ok:
+                return False
+        return True
+
+    def _collect_error(self, path: Path, text: str) -> None:
+        from .collect import relpath
+
+        nodeid = relpath(path, self.config.rootdir)
+        self.collect_errors.append((nodeid, text))
+        report = reports.CollectReport(path=path, nodeid=nodeid, failed=True, longrepr=text)
+        self.config.hook.xprun_collectreport(report=report)
+
+    def collect(self) -> None:
+        from . import builtin_fixtures
+        from .collect import format_import_error
+
+        self.fixtures.parse_module(builtin_fixtures, "")
+        config = self.config
+        selectors: dict[Path, set[str]] = {}
+        for arg in config.args or [str(config.rootdir)]:
+            path_text, _, selector = arg.partition("::")
+            path = (config.cwd / path_text).resolve()
+            files = self._walk(path) if path.is_dir() else [path]
+            for file in files:
+                if selector:
+                    selectors.setdefault(file, set()).add(selector)
+                elif file not in selectors:
+                    selectors[file] = set()
+                else:
+                    selectors[file].add("*")
+        for file, wanted in selectors.items():
+            if not self._load_conftests(file.parent):
+                continue
+            before = len(self.collect_errors)
+            try:
+                results = config.hook.xprun_collect_file(file_path=file, session=self)
+            except Exception:
+                self._collect_error(file, format_import_error(file))
+                continue
+            for where, text in self.collect_errors[before:]:
+                report = reports.CollectReport(path=file, nodeid=where, failed=True, longrepr=text)
+                config.hook.xprun_collectreport(report=report)
+            experiments = [e for result in results for e in (result or [])]
+            if wanted and "*" not in wanted:
+                experiments = [e for e in experiments if _selected(e, wanted)]
+            for experiment in experiments:
+                prefix = experiment.func.__name__ + "["
+                self._labels[experiment.nodeid] = {s for s in wanted if s.startswith(prefix)}
+            self.experiments.extend(experiments)
+            config.hook.xprun_collectreport(
+                report=reports.CollectReport(
+                    path=file, nodeid=str(file), failed=False, count=len(experiments)
+                )
+            )
+
+    def expand(self) -> None:
+        self.override_axes = parse_overrides(self.config.override_args)
+        hook = self.config.hook
+        for experiment in self.experiments:
+            runs = hook.xprun_generate_runs(experiment=experiment, session=self) or []
+            labels = self._labels.get(experiment.nodeid)
+            if labels:
+                runs = [r for r in runs if r.nodeid.partition("::")[2] in labels]
+            self.runs.extend(runs)
+        hook.xprun_collection_modifyitems(session=self, runs=self.runs)
+        hook.xprun_collection_finish(session=self)
+
+    # -- running ------------------------------------------------------------------------------
+
+    def exitstatus(self) -> ExitCode:
+        if self.interrupted:
+            return ExitCode.INTERRUPTED
+        if self.collect_errors or self.counts[reports.FAILED]:
+            return ExitCode.RUNS_FAILED
+        if not self.runs:
+            return ExitCode.NO_RUNS_COLLECTED
+        return ExitCode.OK
+
+    def main(self) -> int:
+        hook = self.config.hook
+        exitstatus: int = ExitCode.OK
+        previous = _install_sigterm()
+        try:
+            hook.xprun_sessionstart(session=self)
+            self.collect()
+            self.expand()
+            if not self.config.option.collect_only and self.runs:
+                scheduler = hook.xprun_choose_scheduler(session=self)
+                if scheduler is None:
+                    raise UsageError(
+                        f"unknown scheduler {self.config.option.scheduler!r}; "
+                        "built in: inline (plugins may add others)"
+                    )
+                self.scheduler_name = scheduler.name
+                scheduler.run(self, self.runs)
+            exitstatus = self.exitstatus()
+        except UsageError as exc:
+            sys.stderr.write(f"ERROR: {exc}\n")
+            exitstatus = ExitCode.USAGE_ERROR
+        except (KeyboardInterrupt, Terminated):
+            self.interrupted = True
+            exitstatus = ExitCode.INTERRUPTED
+        except Exception:
+            sys.stderr.write("INTERNAL ERROR:\n" + traceback.format_exc())
+            exitstatus = ExitCode.INTERNAL_ERROR
+        finally:
+            errors = self.session_fixtures.teardown()
+            for error in errors:
+                sys.stderr.write(f"error in session fixture teardown: {error!r}\n")
+            _restore_sigterm(previous)
+        hook.xprun_sessionfinish(session=self, exitstatus=int(exitstatus))
+        return int(exitstatus)
+
+
+def _selected(experiment: Experiment, wanted: set[str]) -> bool:
+    name = experiment.func.__name__
+    return any(s == name or s.startswith(name + "[") for s in wanted)
+
+
+def _raise_terminated(signum: int, frame: FrameType | None) -> None:
+    raise Terminated(f"received signal {signal.Signals(signum).name}")
+
+
+def _install_sigterm() -> Any:
+    """SIGTERM ends the current run as interrupted (installed for the session only)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, _raise_terminated)
+
+
+def _restore_sigterm(previous: Any) -> None:
+    if previous is not None:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``xprun`` with ``argv`` (default: the command line); return the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    cwd = Path.cwd()
+    try:
+        settings = load_settings(_candidate_paths(argv, cwd), cwd)
+        pm = make_pluginmanager()
+        pm.register(sys.modules[__name__], name="xprun.main")
+        parser = build_parser(pm, settings)
+        option = parser.parse_intermixed_args(argv)
+        config = Config(pm, settings, option, cwd)
+        pm.hook.xprun_configure.call_historic(kwargs={"config": config})
+    except UsageError as exc:
+        sys.stderr.write(f"ERROR: {exc}\n")
+        return int(ExitCode.USAGE_ERROR)
+    except CollectError as exc:  # a plugin failed to load
+        sys.stderr.write(f"ERROR: {exc}\n")
+        return int(ExitCode.USAGE_ERROR)
+    try:
+        return Session(config).main()
+    finally:
+        pm.hook.xprun_unconfigure(config=config)

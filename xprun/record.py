@@ -1,0 +1,119 @@
+"""What a run directory records: the resolved config, ``run.json``, the outcome."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import platform
+import sys
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from . import store
+from ._version import __version__
+
+if TYPE_CHECKING:
+    from .main import Session
+    from .runspec import RunSpec
+
+try:
+    import yaml
+
+    _Dumper: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+except ImportError:  # pragma: no cover - PyYAML comes with omegaconf
+    yaml = None  # type: ignore[assignment]
+
+
+def iso(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="milliseconds")
+
+
+def write_config(run: RunSpec) -> None:
+    """``config.yaml``: the resolved config, loadable by OmegaConf and Hydra."""
+    text = yaml.dump(run.config, Dumper=_Dumper, sort_keys=False, allow_unicode=True)
+    store.write_text_atomic(run.run_dir / "config.yaml", text)
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:
+        return str(os.getuid()) if hasattr(os, "getuid") else "?"
+
+
+_STATIC: dict[str, Any] = {}
+
+
+def _static_fields() -> dict[str, Any]:
+    """Fields that are the same for every run of this process (computed once)."""
+    if not _STATIC:
+        _STATIC.update(
+            host=store.host(),
+            user=_user(),
+            pid=os.getpid(),
+            python=platform.python_version(),
+            platform=platform.platform(),
+            xprun=__version__,
+            argv=list(sys.argv),
+            cwd=os.getcwd(),
+        )
+    return _STATIC
+
+
+def start_record(run: RunSpec, session: Session, started: float) -> dict[str, Any]:
+    record = {
+        "format": store.FORMAT_VERSION,
+        "digest": run.digest,
+        "hash": run.hash,
+        "experiment": run.experiment.name,
+        "experiment_id": run.experiment.identity,
+        "nodeid": run.nodeid,
+        "params": dict(run.param_ids),
+        "status": store.STATUS_RUNNING,
+        "attempt": run.attempt,
+        "start": iso(started),
+        "end": None,
+        "duration": None,
+        "scheduler": session.scheduler_name,
+        **_static_fields(),
+    }
+    store.write_json_atomic(run.run_dir / store.RUN_JSON, record)
+    return record
+
+
+def final_record(
+    record: dict[str, Any], status: str, ended: float, error: BaseException | None
+) -> dict[str, Any]:
+    started = datetime.fromisoformat(record["start"]).timestamp()
+    final = {**record, "status": status, "end": iso(ended), "duration": round(ended - started, 6)}
+    if error is not None:
+        final["error"] = {"type": type(error).__qualname__, "message": str(error)[:2000]}
+    return final
+
+
+def _jsonable(value: Any, where: str) -> Any:
+    if value is None or isinstance(value, bool | int | float | str):
+        return value  # NaN and infinities are kept (Python's json reads them back)
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v, f"{where}.{k}" if where else str(k)) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if hasattr(value, "tolist") and callable(value.tolist):  # NumPy arrays and scalars
+        return _jsonable(value.tolist(), where)
+    if hasattr(value, "item") and callable(value.item):  # torch scalars
+        return _jsonable(value.item(), where)
+    raise TypeError(
+        f"the experiment returned a {type(value).__name__} at {where or 'the top level'!r}, "
+        "which cannot be saved as JSON; return numbers, strings, lists and mappings "
+        "(save other objects with logger.log_artifact)"
+    )
+
+
+def jsonable_outcome(value: Any) -> dict[str, Any] | None:
+    """The outcome to save: a mapping as is, any other JSON-able value as ``{"value": v}``."""
+    if value is None:
+        return None
+    if isinstance(value, Mapping):
+        return _jsonable(value, "")
+    return {"value": _jsonable(value, "")}

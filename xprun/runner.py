@@ -1,0 +1,164 @@
+"""The run protocol: check state, claim, set up, call, tear down, record, report.
+
+The order of writes is what makes a run directory trustworthy: the claim (atomic ``mkdir``)
+first, then ``config.yaml`` and a ``running`` record, then the outcome or traceback, and the
+final ``run.json`` last, each written atomically.  A run counts as complete only once that
+last write has happened.
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+import time
+import traceback
+from typing import TYPE_CHECKING, Any
+
+from . import reports, store
+from .capture import RunCapture
+from .errors import Terminated
+from .fixtures import FixtureRequest
+from .hookimpl import hookimpl
+from .record import final_record, jsonable_outcome, start_record, write_config
+
+if TYPE_CHECKING:
+    from .main import Session
+    from .runspec import RunSpec
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's ``random``, NumPy's global generator, and torch when it is imported."""
+    random.seed(seed)
+    try:
+        import numpy
+    except ImportError:
+        pass
+    else:
+        numpy.random.seed(seed % 2**32)
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.manual_seed(seed)
+
+
+def _cut_traceback(exc: BaseException) -> str:
+    """The traceback without xprun's own frames above the user's code."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_frame.f_globals.get("__name__", "").startswith("xprun."):
+        if tb.tb_next is None:
+            break
+        tb = tb.tb_next
+    return "".join(traceback.format_exception(type(exc), exc, tb))
+
+
+@hookimpl(trylast=True)
+def xprun_run_protocol(run: RunSpec, session: Session) -> reports.RunReport:
+    force = session.config.option.force
+    state = store.read_state(run.run_dir)
+    if state.complete and not force:
+        return _log(session, reports.RunReport(run, reports.CACHED))
+    if state.status == store.STATUS_RUNNING:
+        message = f"running elsewhere: {store.describe_owner(state.owner)}"
+        return _log(session, reports.RunReport(run, reports.ELSEWHERE, longrepr=message))
+    claim = store.Claim.acquire(run.run_dir)
+    if claim is None:
+        owner = store.read_owner(run.run_dir)
+        message = f"running elsewhere: {store.describe_owner(owner)}"
+        return _log(session, reports.RunReport(run, reports.ELSEWHERE, longrepr=message))
+    interrupt: BaseException | None = None
+    try:
+        # Re-read under the claim: another process may have completed it meanwhile.
+        state = store.read_state(run.run_dir)
+        record = state.record or {}
+        if record.get("status") == store.STATUS_COMPLETE and not force:
+            return _log(session, reports.RunReport(run, reports.CACHED))
+        run.attempt = int(record.get("attempt", 0)) + 1
+        report, interrupt = _execute(run, session)
+    finally:
+        claim.release()
+    _log(session, report)
+    if interrupt is not None:
+        raise interrupt
+    return report
+
+
+def _log(session: Session, report: reports.RunReport) -> reports.RunReport:
+    session.config.hook.xprun_run_logreport(report=report)
+    return report
+
+
+def _execute(run: RunSpec, session: Session) -> tuple[reports.RunReport, BaseException | None]:
+    hook = session.config.hook
+    started = time.time()
+    write_config(run)
+    record = start_record(run, session, started)
+    capture = RunCapture(run.run_dir, echo=session.config.option.capture == "no")
+    run.request = FixtureRequest(run, run.experiment.fixtures, session.session_fixtures)
+    outcome: Any = None
+    error: BaseException | None = None
+    interrupt: BaseException | None = None
+    status = store.STATUS_COMPLETE
+    capture.start()
+    try:
+        try:
+            seed_everything(run.seed)
+            hook.xprun_run_setup(run=run, session=session)
+            outcome = jsonable_outcome(hook.xprun_run_call(run=run, session=session))
+        except (KeyboardInterrupt, Terminated) as exc:
+            status, error, interrupt = store.STATUS_INTERRUPTED, exc, exc
+        except Exception as exc:
+            status, error = store.STATUS_FAILED, exc
+        try:
+            hook.xprun_run_teardown(run=run, session=session)
+        except (KeyboardInterrupt, Terminated) as exc:
+            status, error, interrupt = store.STATUS_INTERRUPTED, error or exc, exc
+        except Exception as exc:
+            if status == store.STATUS_COMPLETE:
+                status, error = store.STATUS_FAILED, exc
+    finally:
+        stdout, stderr = capture.stop()
+        run.request = None
+    longrepr = ""
+    if error is not None:
+        longrepr = _cut_traceback(error)
+        store.write_text_atomic(run.run_dir / "error.txt", longrepr)
+    if outcome is not None and status == store.STATUS_COMPLETE:
+        store.write_json_atomic(run.run_dir / "outcome.json", outcome)
+    ended = time.time()
+    store.write_json_atomic(
+        run.run_dir / store.RUN_JSON, final_record(record, status, ended, error)
+    )
+    outcome_name = {
+        store.STATUS_COMPLETE: reports.COMPLETE,
+        store.STATUS_FAILED: reports.FAILED,
+        store.STATUS_INTERRUPTED: reports.INTERRUPTED,
+    }[status]
+    report = reports.RunReport(
+        run, outcome_name, duration=ended - started, longrepr=longrepr, stdout=stdout, stderr=stderr
+    )
+    return report, interrupt
+
+
+@hookimpl(trylast=True)
+def xprun_run_setup(run: RunSpec, session: Session) -> None:
+    request = run.request
+    assert request is not None
+    for name in run.experiment.argnames:
+        request.getfixturevalue(name)
+
+
+@hookimpl(trylast=True)
+def xprun_run_call(run: RunSpec, session: Session) -> Any:
+    request = run.request
+    assert request is not None
+    kwargs = {name: request.getfixturevalue(name) for name in run.experiment.argnames}
+    return run.experiment.func(**kwargs)
+
+
+@hookimpl(trylast=True)
+def xprun_run_teardown(run: RunSpec, session: Session) -> None:
+    request = run.request
+    if request is None:
+        return
+    errors = request.teardown()
+    if errors:
+        raise errors[0]

@@ -1,0 +1,65 @@
+"""One run of one experiment: its resolved config, identity and directory."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .collect import Experiment
+    from .fixtures import FixtureRequest
+
+
+@dataclass(eq=False)
+class RunSpec:
+    """A run as expanded: what it computes (config, params) and who it is (digest, dir)."""
+
+    experiment: Experiment
+    config: dict[str, Any]  # resolved, plain containers
+    assignments: dict[str, Any]  # keys set by grids and overrides (for labels and -k)
+    param_indices: dict[str, int]
+    param_ids: dict[str, str]
+    digest: str  # "xxh3_128:<hex>"
+    run_dir: Path
+    label: str = ""  # "[lr=0.1-optimizer=sgd]" when the experiment has several runs
+    attempt: int = 0
+    request: FixtureRequest | None = field(default=None, repr=False)
+
+    @property
+    def hash(self) -> str:
+        return self.digest.partition(":")[2]
+
+    @property
+    def nodeid(self) -> str:
+        return self.experiment.nodeid + self.label
+
+    @property
+    def seed(self) -> int:
+        seed = self.config.get("seed", 0)
+        return seed if isinstance(seed, int) else 0
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """The ``run`` fixture: the identity of the run in progress."""
+
+    hash: str
+    digest: str
+    experiment: str
+    nodeid: str
+    attempt: int
+    run_dir: Path
+    params: dict[str, str]
+
+    @classmethod
+    def of(cls, run: RunSpec) -> RunInfo:
+        return cls(
+            hash=run.hash,
+            digest=run.digest,
+            experiment=run.experiment.name,
+            nodeid=run.nodeid,
+            attempt=run.attempt,
+            run_dir=run.run_dir,
+            params=dict(run.param_ids),
+        )

@@ -1,0 +1,27 @@
+"""The ``inline`` scheduler: every run in this process, one after another."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..hookimpl import hookimpl
+
+if TYPE_CHECKING:
+    from ..main import Session
+    from ..runspec import RunSpec
+
+
+class InlineScheduler:
+    name = "inline"
+
+    def run(self, session: Session, runs: list[RunSpec]) -> None:
+        protocol = session.config.hook.xprun_run_protocol
+        for run in runs:
+            if session.shouldstop:
+                break
+            protocol(run=run, session=session)
+
+
+@hookimpl(trylast=True)
+def xprun_choose_scheduler(session: Session) -> InlineScheduler | None:
+    return InlineScheduler() if session.config.option.scheduler == "inline" else None

@@ -1,0 +1,174 @@
+"""Terminal reporting: a pytest-like progress line per experiment, then a summary.
+
+One character per run (``.`` complete, ``c`` cached, ``F`` failed, ``I`` interrupted, ``R``
+running elsewhere); ``-v`` prints a line per run, ``-q`` only the summary.  The summary reads
+``N complete, N cached, N failed, N interrupted in X s``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+from typing import TYPE_CHECKING, TextIO
+
+from . import reports, store
+from .hookimpl import hookimpl
+
+if TYPE_CHECKING:
+    from .main import Config, Session
+
+LETTERS = {
+    reports.COMPLETE: ".",
+    reports.CACHED: "c",
+    reports.FAILED: "F",
+    reports.INTERRUPTED: "I",
+    reports.ELSEWHERE: "R",
+}
+
+
+class TerminalReporter:
+    def __init__(self, config: Config, out: TextIO) -> None:
+        self.config = config
+        self.out = out
+        self.verbosity = config.option.verbose - config.option.quiet
+        self.width = min(shutil.get_terminal_size((80, 24)).columns, 120)
+        self.session: Session | None = None
+        self._line_experiment: str | None = None
+        self._line_len = 0
+        self._done = 0
+        self._reports: list[reports.RunReport] = []
+        self._collect_errors: list[reports.CollectReport] = []
+
+    def write(self, text: str) -> None:
+        self.out.write(text)
+
+    def rule(self, title: str = "", char: str = "=") -> None:
+        title = f" {title} " if title else ""
+        side = max(3, (self.width - len(title)) // 2)
+        line = char * side + title + char * side
+        self.write(line[: self.width] + "\n")
+
+    # -- hooks --------------------------------------------------------------------------------
+
+    @hookimpl
+    def xprun_sessionstart(self, session: Session) -> None:
+        from ._version import __version__
+
+        self.session = session
+        if self.verbosity >= 0:
+            config = self.config
+            self.rule("xprun session starts")
+            self.write(f"xprun {__version__} -- Python {sys.version.split()[0]}\n")
+            self.write(f"rootdir: {config.rootdir}\nlog dir: {config.log_dir}\n")
+            self.out.flush()
+
+    @hookimpl
+    def xprun_collectreport(self, report: reports.CollectReport) -> None:
+        if report.failed:
+            self._collect_errors.append(report)
+
+    @hookimpl
+    def xprun_collection_finish(self, session: Session) -> None:
+        if self.config.option.collect_only:
+            self._list_runs(session)
+        if self.verbosity < 0:
+            return
+        n_runs, n_xp = len(session.runs), len({r.experiment.nodeid for r in session.runs})
+        errors = len(self._collect_errors)
+        text = (
+            f"collected {n_runs} run{'s' * (n_runs != 1)} from {n_xp} experiment{'s' * (n_xp != 1)}"
+        )
+        if errors:
+            text += f" / {errors} error{'s' * (errors != 1)}"
+        self.write(text + "\n")
+        self.out.flush()
+
+    def _list_runs(self, session: Session) -> None:
+        for run in session.runs:
+            state = store.read_state(run.run_dir).status
+            self.write(f"{state:<12} {run.hash}  {run.nodeid}\n")
+
+    @hookimpl
+    def xprun_run_logreport(self, report: reports.RunReport) -> None:
+        self._reports.append(report)
+        self._done += 1
+        if self.verbosity < 0:
+            return
+        if self.verbosity > 0:
+            outcome = report.outcome.upper()
+            timing = f" {report.duration:.2f}s" if report.duration else ""
+            self.write(f"{report.run.nodeid} {outcome} {report.run.hash[:12]}{timing}\n")
+            self.out.flush()
+            return
+        experiment = report.run.experiment.nodeid
+        if experiment != self._line_experiment:
+            self._end_line()
+            self.write(f"{experiment} ")
+            self._line_len = len(experiment) + 1
+            self._line_experiment = experiment
+        self.write(LETTERS[report.outcome])
+        self._line_len += 1
+        self.out.flush()
+
+    def _end_line(self) -> None:
+        if self._line_experiment is None or self.session is None:
+            return
+        total = max(len(self.session.runs), 1)
+        percent = f"[{100 * self._done // total:3d}%]"
+        pad = max(1, self.width - self._line_len - len(percent))
+        self.write(" " * pad + percent + "\n")
+        self._line_experiment = None
+
+    @hookimpl
+    def xprun_sessionfinish(self, session: Session, exitstatus: int) -> None:
+        self._end_line()
+        self._errors_section()
+        self._failures_section()
+        session.config.hook.xprun_terminal_summary(session=session, exitstatus=exitstatus)
+        if session.interrupted:
+            self.write("!!! interrupted !!!\n")
+        if isinstance(session.shouldstop, str) and session.shouldstop:
+            self.write(f"!!! {session.shouldstop} !!!\n")
+        self.rule(self.summary_line(session))
+        self.out.flush()
+
+    def _errors_section(self) -> None:
+        if not self._collect_errors:
+            return
+        self.rule("ERRORS")
+        for report in self._collect_errors:
+            self.rule(f"ERROR collecting {report.nodeid}", "_")
+            self.write(report.longrepr.rstrip() + "\n")
+
+    def _failures_section(self) -> None:
+        failed = [r for r in self._reports if r.outcome in (reports.FAILED, reports.INTERRUPTED)]
+        if not failed or self.verbosity < -1:
+            return
+        self.rule("FAILURES")
+        for report in failed:
+            self.rule(report.run.nodeid, "_")
+            self.write(report.longrepr.rstrip() + "\n")
+            for name, text in (("stdout", report.stdout), ("stderr", report.stderr)):
+                if text.strip():
+                    self.write(f"--- captured {name} (tail) ---\n{text.rstrip()[-2000:]}\n")
+            self.write(f"run directory: {report.run.run_dir}\n")
+        self.rule("short summary")
+        for report in failed:
+            first = report.longrepr.strip().splitlines()[-1] if report.longrepr.strip() else ""
+            self.write(f"{report.outcome.upper()} {report.run.nodeid} - {first}\n")
+
+    def summary_line(self, session: Session) -> str:
+        counts = session.counts
+        parts = [f"{counts[o]} {o}" for o in reports.OUTCOMES if counts[o]]
+        if session.config.option.collect_only:
+            parts = [f"{len(session.runs)} runs collected"]
+        errors = len(self._collect_errors)
+        if errors:
+            parts.append(f"{errors} error{'s' * (errors != 1)}")
+        return f"{', '.join(parts) or 'no runs ran'} in {time.time() - session.started:.2f}s"
+
+
+@hookimpl
+def xprun_configure(config: Config) -> None:
+    config.pluginmanager.register(TerminalReporter(config, sys.stdout), "terminalreporter")
