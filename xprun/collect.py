@@ -88,12 +88,13 @@ def import_path(path: Path, rootdir: Path) -> ModuleType:
 
 
 def format_import_error(path: Path) -> str:
-    """The traceback of the exception being handled, cut to the frames of the user's file."""
+    """The traceback being handled, from the user's file on, without xprun's own frames."""
     etype, value, tb = sys.exc_info()
     frames = traceback.extract_tb(tb)
-    keep = [i for i, f in enumerate(frames) if not f.filename.startswith(os.path.dirname(__file__))]
-    start = keep[0] if keep else 0
-    lines = traceback.format_list(frames[start:])
+    here = os.path.dirname(__file__)
+    start = next((i for i, f in enumerate(frames) if f.filename == str(path)), 0)
+    shown = [f for f in frames[start:] if not (f.filename.startswith((here, "<frozen")))]
+    lines = traceback.format_list(shown) if shown else []
     lines += traceback.format_exception_only(etype, value)
     return f"error importing {path}:\n" + "Traceback (most recent call last):\n" + "".join(lines)
 

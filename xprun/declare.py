@@ -81,7 +81,7 @@ def _axis_values(key: str, values: Any) -> tuple[Any, ...]:
     return values
 
 
-def zip(*mappings: Mapping[str, Sequence[Any]], **axes: Sequence[Any]) -> Zip:  # noqa: A001
+def zip(*mappings: Mapping[str, Sequence[Any]], **axes: Sequence[Any]) -> Zip:
     """Axes that vary together (``zip(lr=[.1, .01], batch=[32, 64])`` makes 2 points, not 4).
 
     Dotted keys reach nested values: ``zip({"model.width": [64, 128]}, lr=[.1, .01])``.

@@ -196,6 +196,7 @@ class Session:
         self.counts: Counter[str] = Counter()
         self.shouldstop: str | bool = False
         self.interrupted = False
+        self.usage_error = False
         self.scheduler_name = config.option.scheduler
         self.override_axes: list[OverrideAxis] = []
         self.started = time.time()
@@ -352,6 +353,7 @@ class Session:
             exitstatus = self.exitstatus()
         except UsageError as exc:
             sys.stderr.write(f"ERROR: {exc}\n")
+            self.usage_error = True
             exitstatus = ExitCode.USAGE_ERROR
         except (KeyboardInterrupt, Terminated):
             self.interrupted = True

@@ -7,6 +7,7 @@ running elsewhere); ``-v`` prints a line per run, ``-q`` only the summary.  The 
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 import time
@@ -41,7 +42,16 @@ class TerminalReporter:
         self._collect_errors: list[reports.CollectReport] = []
 
     def write(self, text: str) -> None:
-        self.out.write(text)
+        try:
+            self.out.write(text)
+        except BrokenPipeError:  # `xprun | head`: keep running, stop printing
+            self.out = open(os.devnull, "w")  # noqa: SIM115
+
+    def flush(self) -> None:
+        try:
+            self.out.flush()
+        except BrokenPipeError:
+            self.out = open(os.devnull, "w")  # noqa: SIM115
 
     def rule(self, title: str = "", char: str = "=") -> None:
         title = f" {title} " if title else ""
@@ -61,7 +71,7 @@ class TerminalReporter:
             self.rule("xprun session starts")
             self.write(f"xprun {__version__} -- Python {sys.version.split()[0]}\n")
             self.write(f"rootdir: {config.rootdir}\nlog dir: {config.log_dir}\n")
-            self.out.flush()
+            self.flush()
 
     @hookimpl
     def xprun_collectreport(self, report: reports.CollectReport) -> None:
@@ -80,9 +90,9 @@ class TerminalReporter:
             f"collected {n_runs} run{'s' * (n_runs != 1)} from {n_xp} experiment{'s' * (n_xp != 1)}"
         )
         if errors:
-            text += f" / {errors} error{'s' * (errors != 1)}"
+            text += f" / {_plural(errors, 'error')}"
         self.write(text + "\n")
-        self.out.flush()
+        self.flush()
 
     def _list_runs(self, session: Session) -> None:
         for run in session.runs:
@@ -99,7 +109,7 @@ class TerminalReporter:
             outcome = report.outcome.upper()
             timing = f" {report.duration:.2f}s" if report.duration else ""
             self.write(f"{report.run.nodeid} {outcome} {report.run.hash[:12]}{timing}\n")
-            self.out.flush()
+            self.flush()
             return
         experiment = report.run.experiment.nodeid
         if experiment != self._line_experiment:
@@ -109,7 +119,7 @@ class TerminalReporter:
             self._line_experiment = experiment
         self.write(LETTERS[report.outcome])
         self._line_len += 1
-        self.out.flush()
+        self.flush()
 
     def _end_line(self) -> None:
         if self._line_experiment is None or self.session is None:
@@ -131,7 +141,7 @@ class TerminalReporter:
         if isinstance(session.shouldstop, str) and session.shouldstop:
             self.write(f"!!! {session.shouldstop} !!!\n")
         self.rule(self.summary_line(session))
-        self.out.flush()
+        self.flush()
 
     def _errors_section(self) -> None:
         if not self._collect_errors:
@@ -165,8 +175,14 @@ class TerminalReporter:
             parts = [f"{len(session.runs)} runs collected"]
         errors = len(self._collect_errors)
         if errors:
-            parts.append(f"{errors} error{'s' * (errors != 1)}")
+            parts.append(_plural(errors, "error"))
+        if session.usage_error:
+            parts = ["usage error, nothing ran"]
         return f"{', '.join(parts) or 'no runs ran'} in {time.time() - session.started:.2f}s"
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'s' * (count != 1)}"
 
 
 @hookimpl

@@ -1,0 +1,81 @@
+"""Test helpers: a throwaway xprun project on disk, driven through the real CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+
+@dataclass
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+class Project:
+    """A folder with a pyproject.toml (so it is its own rootdir) and helpers to run xprun."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.log_dir = root / "xprun_logs"
+        self.write("pyproject.toml", '[tool.xprun]\nlog_dir = "xprun_logs"\n')
+
+    def write(self, relpath: str, text: str) -> Path:
+        path = self.root / relpath
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text))
+        return path
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env["XPRUN_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+        env.pop("PYTHONPATH", None)
+        return env
+
+    def popen(self, *args: str, **kwargs) -> subprocess.Popen:
+        return subprocess.Popen(
+            [sys.executable, "-m", "xprun", *args],
+            cwd=kwargs.pop("cwd", self.root),
+            env=self.env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            **kwargs,
+        )
+
+    def run(self, *args: str, timeout: float = 120, cwd: Path | None = None) -> Result:
+        proc = subprocess.run(
+            [sys.executable, "-m", "xprun", *args],
+            cwd=cwd or self.root,
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        return Result(proc.returncode, proc.stdout, proc.stderr)
+
+    def run_dirs(self, experiment: str | None = None) -> list[Path]:
+        if not self.log_dir.exists():
+            return []
+        pattern = f"{experiment}/*/run.json" if experiment else "*/*/run.json"
+        return sorted(p.parent for p in self.log_dir.glob(pattern))
+
+    def records(self, experiment: str | None = None) -> list[dict]:
+        return [json.loads((d / "run.json").read_text()) for d in self.run_dirs(experiment)]
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Project:
+    return Project(tmp_path / "proj")
