@@ -152,6 +152,60 @@ def _raise_config_error(experiment: Experiment, what: str, exc: Exception) -> No
     raise UsageError(f"{experiment.nodeid}: {what}: {message}") from None
 
 
+class _NotPlain(Exception):
+    """The fast path cannot build this config exactly as OmegaConf would."""
+
+
+def _is_plain(value: Any) -> bool:
+    """JSON-like data with no interpolation or missing-value marker: OmegaConf-neutral."""
+    if value is None or isinstance(value, bool | int | float):
+        return True
+    if isinstance(value, str):
+        return "${" not in value and value != "???"
+    if isinstance(value, list | tuple):
+        return all(_is_plain(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _is_plain(v) for k, v in value.items())
+    return False
+
+
+def _copy_plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _copy_plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_copy_plain(v) for v in value]
+    return value
+
+
+def _merge_plain(target: dict[str, Any], key: str, value: Any) -> None:
+    """``OmegaConf.update(cfg, key, value, merge=True, force_add=True)`` on plain dicts."""
+    *parents, leaf = key.split(".")
+    node = target
+    for part in parents:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise _NotPlain(key)  # list indices and such: let OmegaConf decide
+        node = child
+    existing = node.get(leaf)
+    if isinstance(existing, dict) and isinstance(value, dict):
+        for sub_key, sub_value in value.items():
+            _merge_plain(existing, sub_key, sub_value) if "." not in sub_key else _raise(key)
+    else:
+        node[leaf] = _copy_plain(value)
+
+
+def _raise(key: str) -> None:
+    raise _NotPlain(key)
+
+
+def _configure_plain(base: dict[str, Any], grid: dict[str, Any]) -> dict[str, Any]:
+    config = _copy_plain(base)
+    config.setdefault("seed", 0)
+    for key, value in grid.items():
+        _merge_plain(config, key, value)
+    return config
+
+
 class Expander:
     """Expands one experiment with the session's command-line overrides."""
 
@@ -159,11 +213,23 @@ class Expander:
         self.experiment = experiment
         self.session = session
         self.source = ConfigSource(experiment)
+        # Without interpolations or overrides, OmegaConf would only copy: skip it (fast path).
+        self._plain_base = self.source.hydra_dir is None and _is_plain(self.source.base)
         self.excluder = KeyExcluder(
             [*session.config.settings.patterns("exclude"), *experiment.declaration.exclude]
         )
 
     def _configure(self, grid: dict[str, Any], cli: tuple[Override, ...]) -> dict[str, Any]:
+        if not cli and self._plain_base and all(_is_plain(v) for v in grid.values()):
+            try:
+                return _configure_plain(self.source.base, grid)
+            except _NotPlain:
+                pass
+        return self._configure_omegaconf(grid, cli)
+
+    def _configure_omegaconf(
+        self, grid: dict[str, Any], cli: tuple[Override, ...]
+    ) -> dict[str, Any]:
         from omegaconf import OmegaConf, open_dict
         from omegaconf.errors import OmegaConfBaseException
 

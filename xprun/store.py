@@ -8,11 +8,13 @@ Format version 1 (see ``docs/run-directory.md``)::
       outcome.json   the function's return value
       error.txt      the traceback of a failed run
       stdout.log, stderr.log, metrics/<name>.jsonl
-      claim/         exists while a process owns the run (created with an atomic mkdir)
+      claim          exists while a process owns the run: its owner (host, pid, since),
+                     created with O_CREAT|O_EXCL
 
 Every file a reader may look at is written to a temporary name and renamed into place, so
-no reader ever sees half of it.  ``mkdir`` is atomic on local disks and on NFS, which is
-why the claim is a directory rather than an ``fcntl`` lock.
+no reader ever sees half of it.  Exclusive create (``O_EXCL``) is atomic on local disks and
+on NFS (v3 and later), which is why the claim is a file created that way rather than an
+``fcntl`` lock, which NFS does not reliably honour.
 """
 
 from __future__ import annotations
@@ -28,7 +30,6 @@ from typing import Any
 FORMAT_VERSION = 1
 RUN_JSON = "run.json"
 CLAIM = "claim"
-OWNER = "owner.json"
 
 STATUS_RUNNING = "running"
 STATUS_COMPLETE = "complete"
@@ -51,7 +52,7 @@ def write_text_atomic(path: Path, text: str) -> None:
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:
-    write_bytes_atomic(path, json.dumps(obj, indent=1, ensure_ascii=False).encode("utf-8"))
+    write_bytes_atomic(path, json.dumps(obj, ensure_ascii=False).encode("utf-8"))
 
 
 def read_json(path: Path) -> Any:
@@ -92,10 +93,11 @@ def read_state(run_dir: Path) -> RunState:
 
 
 def read_owner(run_dir: Path) -> dict[str, Any] | None:
+    """The claim's owner; None when unclaimed, {} when the claim is being written."""
     try:
-        owner = read_json(run_dir / CLAIM / OWNER)
+        owner = read_json(run_dir / CLAIM)
     except FileNotFoundError:
-        return {} if (run_dir / CLAIM).is_dir() else None
+        return None
     except (OSError, ValueError):
         return {}
     return owner if isinstance(owner, dict) else {}
@@ -104,13 +106,11 @@ def read_owner(run_dir: Path) -> dict[str, Any] | None:
 def describe_owner(owner: dict[str, Any] | None) -> str:
     if not owner:
         return "another process"
-    return (
-        f"pid {owner.get('pid', '?')} on {owner.get('host', '?')} since {owner.get('since', '?')}"
-    )
+    return f"pid {owner.get('pid', '?')} on {owner.get('host', '?')} since {owner.get('since', '?')}"
 
 
 class Claim:
-    """Exclusive ownership of one run directory, taken with an atomic ``mkdir``."""
+    """Exclusive ownership of one run directory: a file created with ``O_EXCL``."""
 
     def __init__(self, run_dir: Path) -> None:
         self.run_dir = run_dir
@@ -122,7 +122,7 @@ class Claim:
         run_dir.mkdir(parents=True, exist_ok=True)
         claim = cls(run_dir)
         try:
-            os.mkdir(claim.path)
+            fd = os.open(claim.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         except FileExistsError:
             return None
         owner = {
@@ -130,13 +130,14 @@ class Claim:
             "pid": os.getpid(),
             "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
-        write_json_atomic(claim.path / OWNER, owner)
+        try:
+            os.write(fd, json.dumps(owner).encode())
+        finally:
+            os.close(fd)
         return claim
 
     def release(self) -> None:
-        for child in self.path.iterdir():
-            child.unlink()
-        self.path.rmdir()
+        self.path.unlink(missing_ok=True)
 
 
 def host() -> str:
