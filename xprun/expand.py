@@ -187,6 +187,10 @@ def _merge_plain(target: dict[str, Any], key: str, value: Any) -> None:
             raise _NotPlain(key)  # list indices and such: let OmegaConf decide
         node = child
     existing = node.get(leaf)
+    if isinstance(existing, dict) != isinstance(value, dict) and (
+        isinstance(existing, dict | list) and isinstance(value, dict | list | tuple)
+    ):
+        raise _NotPlain(key)  # OmegaConf refuses to turn a mapping into a list and back
     if isinstance(existing, dict) and isinstance(value, dict):
         for sub_key, sub_value in value.items():
             _merge_plain(existing, sub_key, sub_value) if "." not in sub_key else _raise(key)

@@ -313,6 +313,14 @@ class Session:
     def expand(self) -> None:
         self.override_axes = parse_overrides(self.config.override_args)
         hook = self.config.hook
+        names: dict[str, str] = {}
+        for experiment in self.experiments:
+            other = names.setdefault(experiment.name, experiment.nodeid)
+            if other != experiment.nodeid:
+                raise UsageError(
+                    f"experiments {other} and {experiment.nodeid} would share the log folder "
+                    f"{experiment.name!r}; name one with @xprun.config(experiment='...')"
+                )
         for experiment in self.experiments:
             runs = hook.xprun_generate_runs(experiment=experiment, session=self) or []
             labels = self._labels.get(experiment.nodeid)

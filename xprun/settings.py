@@ -34,6 +34,7 @@ DEFAULTS: dict[str, Any] = {
         "__pycache__",
     ],
     "snapshot_dir": ".xprun/snapshots",
+    "scheduler": "inline",
 }
 
 
