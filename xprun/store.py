@@ -106,7 +106,8 @@ def read_owner(run_dir: Path) -> dict[str, Any] | None:
 def describe_owner(owner: dict[str, Any] | None) -> str:
     if not owner:
         return "another process"
-    return f"pid {owner.get('pid', '?')} on {owner.get('host', '?')} since {owner.get('since', '?')}"
+    pid, where, since = (owner.get(k, "?") for k in ("pid", "host", "since"))
+    return f"pid {pid} on {where} since {since}"
 
 
 class Claim:
