@@ -27,8 +27,10 @@ from . import hookspec, reports
 from .errors import CollectError, ExitCode, Terminated, UsageError
 from .fixtures import FixtureRegistry, SessionFixtures
 from .hookimpl import hookimpl
+from .metadata import PackageVersions, git_state
 from .overrides import OverrideAxis, looks_like_override, parse_overrides
 from .settings import ProjectSettings, load_settings
+from .store import FsClock, Heartbeat, RunState, read_state
 
 if TYPE_CHECKING:
     from .collect import Experiment
@@ -87,6 +89,7 @@ class Config:
         else:
             self.log_dir = (settings.rootdir / settings["log_dir"]).resolve()
         self.snapshot_dir = (settings.rootdir / settings["snapshot_dir"]).resolve()
+        self.heartbeat = _heartbeat(settings)
         self.args, self.override_args = self._split_positionals(option.args)
 
     def _split_positionals(self, words: list[str]) -> tuple[list[str], list[str]]:
@@ -183,6 +186,23 @@ def xprun_addoption(parser: argparse.ArgumentParser, settings: dict[str, Any]) -
     out.add_argument("-v", "--verbose", action="count", default=0, help="one line per run")
 
 
+def _heartbeat(settings: ProjectSettings) -> Heartbeat:
+    values = {}
+    for key in ("heartbeat_interval", "heartbeat_timeout"):
+        value = settings[key]
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            raise UsageError(
+                f"[tool.xprun] {key} must be a positive number of seconds, got {value!r}"
+            )
+        values[key] = float(value)
+    if values["heartbeat_timeout"] < 2 * values["heartbeat_interval"]:
+        raise UsageError(
+            "[tool.xprun] heartbeat_timeout must be at least twice heartbeat_interval, or a live "
+            "run could be taken for a dead one"
+        )
+    return Heartbeat(values["heartbeat_interval"], values["heartbeat_timeout"])
+
+
 class Session:
     """One invocation: collects experiments, expands them into runs, runs them."""
 
@@ -199,6 +219,10 @@ class Session:
         self.usage_error = False
         self.scheduler_name = config.option.scheduler
         self.override_axes: list[OverrideAxis] = []
+        self.clock = FsClock(config.log_dir)
+        self.heartbeat = config.heartbeat
+        self.packages = PackageVersions()
+        self._git: tuple[dict[str, Any], str | None] | None = None
         self.started = time.time()
         self._conftest_dirs: dict[Path, bool] = {}  # folder → its conftest imported fine
         self._labels: dict[str, set[str]] = {}  # experiment node id → selected run labels
@@ -331,6 +355,15 @@ class Session:
         hook.xprun_collection_finish(session=self)
 
     # -- running ------------------------------------------------------------------------------
+
+    def run_state(self, run: RunSpec) -> RunState:
+        return read_state(run.run_dir, self.clock, self.heartbeat)
+
+    def git_state(self) -> tuple[dict[str, Any], str | None]:
+        """The code's Git state, read once per session (fields for run.json, the patch)."""
+        if self._git is None:
+            self._git = git_state(self.config.rootdir)
+        return self._git
 
     def exitstatus(self) -> ExitCode:
         if self.interrupted:

@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import getpass
-import os
-import platform
-import sys
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from . import store
-from ._version import __version__
+from . import metadata, store
 
 if TYPE_CHECKING:
     from .main import Session
@@ -35,33 +30,12 @@ def write_config(run: RunSpec) -> None:
     store.write_text_atomic(run.run_dir / "config.yaml", text)
 
 
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except Exception:
-        return str(os.getuid()) if hasattr(os, "getuid") else "?"
-
-
-_STATIC: dict[str, Any] = {}
-
-
-def _static_fields() -> dict[str, Any]:
-    """Fields that are the same for every run of this process (computed once)."""
-    if not _STATIC:
-        _STATIC.update(
-            host=store.host(),
-            user=_user(),
-            pid=os.getpid(),
-            python=platform.python_version(),
-            platform=platform.platform(),
-            xprun=__version__,
-            argv=list(sys.argv),
-            cwd=os.getcwd(),
-        )
-    return _STATIC
-
-
 def start_record(run: RunSpec, session: Session, started: float) -> dict[str, Any]:
+    """The ``running`` record of a new attempt (written before the experiment is called)."""
+    git_fields, patch = session.git_state()
+    if patch:
+        store.write_text_atomic(run.run_dir / "git.patch", patch)
+        git_fields = {**git_fields, "patch": "git.patch"}
     record = {
         "format": store.FORMAT_VERSION,
         "digest": run.digest,
@@ -76,17 +50,30 @@ def start_record(run: RunSpec, session: Session, started: float) -> dict[str, An
         "end": None,
         "duration": None,
         "scheduler": session.scheduler_name,
-        **_static_fields(),
+        "job": metadata.job_fields(),
+        "git": git_fields,
+        **metadata.process_fields(),
     }
     store.write_json_atomic(run.run_dir / store.RUN_JSON, record)
     return record
 
 
 def final_record(
-    record: dict[str, Any], status: str, ended: float, error: BaseException | None
+    record: dict[str, Any],
+    status: str,
+    ended: float,
+    error: BaseException | None,
+    packages: dict[str, str],
 ) -> dict[str, Any]:
+    """The record of an ended attempt: status, end time, duration, error, packages."""
     started = datetime.fromisoformat(record["start"]).timestamp()
-    final = {**record, "status": status, "end": iso(ended), "duration": round(ended - started, 6)}
+    final = {
+        **record,
+        "status": status,
+        "end": iso(ended),
+        "duration": round(ended - started, 6),
+        "packages": packages,
+    }
     if error is not None:
         final["error"] = {"type": type(error).__qualname__, "message": str(error)[:2000]}
     return final
@@ -110,10 +97,10 @@ def _jsonable(value: Any, where: str) -> Any:
     )
 
 
-def jsonable_outcome(value: Any) -> dict[str, Any] | None:
-    """The outcome to save: a mapping as is, any other JSON-able value as ``{"value": v}``."""
+def jsonable_outcome(value: Any) -> dict[str, Any]:
+    """The outcome to save: a mapping as is, None as ``{}``, another value as ``{"value": v}``."""
     if value is None:
-        return None
+        return {}
     if isinstance(value, Mapping):
         return _jsonable(value, "")
     return {"value": _jsonable(value, "")}

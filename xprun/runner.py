@@ -14,11 +14,12 @@ import time
 import traceback
 from typing import TYPE_CHECKING, Any
 
-from . import reports, store
+from . import reports, store, ticker
 from .capture import RunCapture
 from .errors import Terminated
 from .fixtures import FixtureRequest
 from .hookimpl import hookimpl
+from .logger import checkpoint_files
 from .record import final_record, jsonable_outcome, start_record, write_config
 
 if TYPE_CHECKING:
@@ -53,27 +54,29 @@ def _cut_traceback(exc: BaseException) -> str:
 @hookimpl(trylast=True)
 def xprun_run_protocol(run: RunSpec, session: Session) -> reports.RunReport:
     force = session.config.option.force
-    state = store.read_state(run.run_dir)
+    state = session.run_state(run)
     if state.complete and not force:
         return _log(session, reports.RunReport(run, reports.CACHED))
-    if state.status == store.STATUS_RUNNING:
-        message = f"running elsewhere: {store.describe_owner(state.owner)}"
-        return _log(session, reports.RunReport(run, reports.ELSEWHERE, longrepr=message))
-    claim = store.Claim.acquire(run.run_dir)
+    if state.status == store.STATUS_RUNNING and state.owner is not None:
+        return _elsewhere(session, run, state.owner)
+    claim, owner = store.acquire(run.run_dir, session.clock, session.heartbeat)
     if claim is None:
-        owner = store.read_owner(run.run_dir)
-        message = f"running elsewhere: {store.describe_owner(owner)}"
-        return _log(session, reports.RunReport(run, reports.ELSEWHERE, longrepr=message))
+        return _elsewhere(session, run, owner)
+    beat = ticker.every(session.heartbeat.interval, claim.touch)
     interrupt: BaseException | None = None
     try:
         # Re-read under the claim: another process may have completed it meanwhile.
-        state = store.read_state(run.run_dir)
-        record = state.record or {}
+        record = store.read_record(run.run_dir) or {}
         if record.get("status") == store.STATUS_COMPLETE and not force:
             return _log(session, reports.RunReport(run, reports.CACHED))
-        run.attempt = int(record.get("attempt", 0)) + 1
-        report, interrupt = _execute(run, session)
+        if record.get("status") == store.STATUS_RUNNING and _returned(run):
+            report = _recover(run, record)
+        else:
+            run.attempt = claim.attempt
+            fresh = record.get("status") == store.STATUS_COMPLETE  # --force: start over
+            report, interrupt = _execute(run, session, fresh)
     finally:
+        beat.cancel()
         claim.release()
     _log(session, report)
     if interrupt is not None:
@@ -81,19 +84,51 @@ def xprun_run_protocol(run: RunSpec, session: Session) -> reports.RunReport:
     return report
 
 
+def _elsewhere(session: Session, run: RunSpec, owner: store.ClaimInfo | None) -> reports.RunReport:
+    where = owner.describe(session.clock) if owner else "another process"
+    report = reports.RunReport(run, reports.ELSEWHERE, longrepr=f"running elsewhere: {where}")
+    return _log(session, report)
+
+
 def _log(session: Session, report: reports.RunReport) -> reports.RunReport:
     session.config.hook.xprun_run_logreport(report=report)
     return report
 
 
-def _execute(run: RunSpec, session: Session) -> tuple[reports.RunReport, BaseException | None]:
+def _returned(run: RunSpec) -> bool:
+    return (run.run_dir / store.OUTCOME_JSON).is_file()
+
+
+def _recover(run: RunSpec, record: dict[str, Any]) -> reports.RunReport:
+    """The last attempt returned (its outcome is saved) but died before its final record.
+
+    Its result stands: record it as complete rather than run the experiment again.
+    """
+    ended = (run.run_dir / store.OUTCOME_JSON).stat().st_mtime
+    final = final_record(record, store.STATUS_COMPLETE, ended, None, record.get("packages", {}))
+    final["recovered"] = True
+    store.write_json_atomic(run.run_dir / store.RUN_JSON, final)
+    run.attempt = int(record.get("attempt", 1))
+    note = "the experiment had returned; its final record was written after a crash"
+    return reports.RunReport(run, reports.COMPLETE, longrepr=note)
+
+
+def _execute(
+    run: RunSpec, session: Session, fresh: bool
+) -> tuple[reports.RunReport, BaseException | None]:
     hook = session.config.hook
     started = time.time()
+    run_dir = run.run_dir
+    # Files of an earlier attempt that would lie about this one.
+    for name in (store.OUTCOME_JSON, "error.txt"):
+        (run_dir / name).unlink(missing_ok=True)
+    if fresh:
+        for _, path in checkpoint_files(run_dir):
+            path.unlink(missing_ok=True)
     write_config(run)
     record = start_record(run, session, started)
-    capture = RunCapture(run.run_dir, echo=session.config.option.capture == "no")
+    capture = RunCapture(run_dir, echo=session.config.option.capture == "no")
     run.request = FixtureRequest(run, run.experiment.fixtures, session.session_fixtures)
-    outcome: Any = None
     error: BaseException | None = None
     interrupt: BaseException | None = None
     status = store.STATUS_COMPLETE
@@ -103,6 +138,8 @@ def _execute(run: RunSpec, session: Session) -> tuple[reports.RunReport, BaseExc
             seed_everything(run.seed)
             hook.xprun_run_setup(run=run, session=session)
             outcome = jsonable_outcome(hook.xprun_run_call(run=run, session=session))
+            # Saved at once: from here on, the experiment's work is never done twice.
+            store.write_json_atomic(run_dir / store.OUTCOME_JSON, outcome)
         except (KeyboardInterrupt, Terminated) as exc:
             status, error, interrupt = store.STATUS_INTERRUPTED, exc, exc
         except Exception as exc:
@@ -120,13 +157,12 @@ def _execute(run: RunSpec, session: Session) -> tuple[reports.RunReport, BaseExc
     longrepr = ""
     if error is not None:
         longrepr = _cut_traceback(error)
-        store.write_text_atomic(run.run_dir / "error.txt", longrepr)
-    if outcome is not None and status == store.STATUS_COMPLETE:
-        store.write_json_atomic(run.run_dir / "outcome.json", outcome)
+        store.write_text_atomic(run_dir / "error.txt", longrepr)
+        if status == store.STATUS_FAILED:  # a teardown error after the call returned
+            (run_dir / store.OUTCOME_JSON).unlink(missing_ok=True)
     ended = time.time()
-    store.write_json_atomic(
-        run.run_dir / store.RUN_JSON, final_record(record, status, ended, error)
-    )
+    final = final_record(record, status, ended, error, session.packages.imported())
+    store.write_json_atomic(run_dir / store.RUN_JSON, final)
     outcome_name = {
         store.STATUS_COMPLETE: reports.COMPLETE,
         store.STATUS_FAILED: reports.FAILED,

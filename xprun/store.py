@@ -1,20 +1,26 @@
-"""The run directory on disk: atomic writes, the claim, and reading a run's state.
+"""The run directory on disk: atomic writes, claims with heartbeats, and a run's state.
 
-Format version 1 (see ``docs/run-directory.md``)::
+Format version 1 (``docs/run-directory.md`` describes it for users)::
 
     <log_dir>/<experiment>/<hash>/
-      run.json       identity, status, attempt, times, host... (written last, atomically)
+      run.json       identity, status, attempt, times, host, git... (atomic; final status last)
       config.yaml    the resolved config
-      outcome.json   the function's return value
-      error.txt      the traceback of a failed run
-      stdout.log, stderr.log, metrics/<name>.jsonl
-      claim          exists while a process owns the run: its owner (host, pid, since),
-                     created with O_CREAT|O_EXCL
+      outcome.json   what the function returned, written as soon as it returned
+      error.txt      the traceback of a failed or interrupted attempt
+      git.patch      uncommitted changes of the code, when the tree was dirty
+      stdout.log, stderr.log, metrics/<name>.jsonl, artifacts/, checkpoints/
+      claim.<N>      exists while attempt N owns the run; its mtime is the heartbeat
 
-Every file a reader may look at is written to a temporary name and renamed into place, so
-no reader ever sees half of it.  Exclusive create (``O_EXCL``) is atomic on local disks and
-on NFS (v3 and later), which is why the claim is a file created that way rather than an
-``fcntl`` lock, which NFS does not reliably honour.
+**Claims.**  Attempt N of a run is owned by whoever creates ``claim.<N>`` with
+``O_CREAT|O_EXCL`` — atomic on local disks and on NFS (v3 and later), where ``fcntl`` locks
+are not reliable.  The owner touches the file every few seconds (the heartbeat).  A claim is
+stale when its heartbeat is older than the timeout — judged against the file system's own
+clock, so hosts with skewed clocks agree — or, on the very same machine (same boot, same PID
+namespace), when its process no longer exists.  A stale claim N is taken over by creating
+``claim.<N+1>``: only one process can, so two launchers never both take over the same run.
+
+**Atomic files.**  Every file a reader may look at is written to a temporary name and renamed
+into place, so no reader ever sees half of it.
 """
 
 from __future__ import annotations
@@ -23,20 +29,47 @@ import json
 import os
 import socket
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 FORMAT_VERSION = 1
 RUN_JSON = "run.json"
-CLAIM = "claim"
+OUTCOME_JSON = "outcome.json"
+CLAIM_PREFIX = "claim."
+CLOCK_FILE = ".xprun-clock"
 
+STATUS_NEW = "new"
 STATUS_RUNNING = "running"
 STATUS_COMPLETE = "complete"
 STATUS_FAILED = "failed"
 STATUS_INTERRUPTED = "interrupted"
 
+DEFAULT_HEARTBEAT_INTERVAL = 5.0
+DEFAULT_HEARTBEAT_TIMEOUT = 60.0
+
 _HOST = socket.gethostname()
+
+
+def host() -> str:
+    return _HOST
+
+
+def _machine_id() -> str:
+    """Identifies this kernel boot and PID namespace: where a PID check means something."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        pidns = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        return ""
+    return f"{boot}:{pidns}"
+
+
+_MACHINE = _machine_id()
+
+
+# -- atomic files ------------------------------------------------------------------------------
 
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:
@@ -60,75 +93,143 @@ def read_json(path: Path) -> Any:
         return json.loads(f.read())
 
 
+# -- clocks and heartbeats ---------------------------------------------------------------------
+
+
+class FsClock:
+    """ "Now" as the file system that holds the heartbeats sees it.
+
+    Heartbeat mtimes on a shared file system are stamped by its server; comparing them with
+    this host's clock would make a skewed host misjudge them.  So the clock touches a file in
+    the log directory and reads its mtime back (once a minute at most), then advances it with
+    this host's monotonic clock.  A read-only log directory falls back to the local clock.
+    """
+
+    REPROBE_SECONDS = 60.0
+
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir = log_dir
+        self._probe: tuple[float, float] | None = None  # (fs time, monotonic) at the probe
+
+    def now(self) -> float:
+        mono = time.monotonic()
+        if self._probe is None or mono - self._probe[1] > self.REPROBE_SECONDS:
+            self._probe = (self._read_fs_time(), mono)
+        return self._probe[0] + (mono - self._probe[1])
+
+    def _read_fs_time(self) -> float:
+        path = self.log_dir / CLOCK_FILE
+        try:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            with open(path, "a"):
+                pass
+            os.utime(path)
+            return path.stat().st_mtime
+        except OSError:
+            return time.time()
+
+
 @dataclass(frozen=True)
-class RunState:
-    """What a run directory says: ``new`` when there is no record yet."""
+class Heartbeat:
+    """How often owners touch their claim, and when a silent claim counts as stale."""
 
-    status: str  # new | running | complete | failed | interrupted
+    interval: float = DEFAULT_HEARTBEAT_INTERVAL
+    timeout: float = DEFAULT_HEARTBEAT_TIMEOUT
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+# -- claims ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClaimInfo:
+    """One ``claim.<N>`` file as found on disk."""
+
     attempt: int
-    record: dict[str, Any] | None
-    owner: dict[str, Any] | None = None
+    path: Path
+    mtime: float
+    owner: dict[str, Any]
 
-    @property
-    def complete(self) -> bool:
-        return self.status == STATUS_COMPLETE
+    def age(self, clock: FsClock) -> float:
+        return clock.now() - self.mtime
+
+    def is_stale(self, clock: FsClock, heartbeat: Heartbeat) -> bool:
+        owner = self.owner
+        if owner.get("machine") and owner.get("machine") == _MACHINE:
+            pid = owner.get("pid")
+            if isinstance(pid, int) and not _pid_alive(pid):
+                return True  # same machine, process gone: no need to wait for the timeout
+        return self.age(clock) > heartbeat.timeout
+
+    def describe(self, clock: FsClock) -> str:
+        owner = self.owner
+        who = f"pid {owner.get('pid', '?')} on {owner.get('host', '?')}" if owner else "a process"
+        return f"{who}, attempt {self.attempt}, heartbeat {self.age(clock):.0f}s ago"
 
 
-def read_state(run_dir: Path) -> RunState:
-    """Read a run's state; a damaged ``run.json`` reads as a run that must run again."""
+def list_claims(run_dir: Path) -> list[ClaimInfo]:
+    """The claims in ``run_dir``, lowest attempt first."""
+    claims = []
     try:
-        record = read_json(run_dir / RUN_JSON)
-    except (OSError, ValueError):
-        record = None
-    if not isinstance(record, dict):
-        record = None
-    owner = read_owner(run_dir)
-    attempt = int(record.get("attempt", 0)) if record else 0
-    status = record.get("status", "new") if record else "new"
-    if owner is not None and status != STATUS_COMPLETE:
-        status = STATUS_RUNNING
-    elif status == STATUS_RUNNING:  # the record says running but nobody owns it any more
-        status = STATUS_INTERRUPTED
-    return RunState(status=status, attempt=attempt, record=record, owner=owner)
-
-
-def read_owner(run_dir: Path) -> dict[str, Any] | None:
-    """The claim's owner; None when unclaimed, {} when the claim is being written."""
-    try:
-        owner = read_json(run_dir / CLAIM)
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError):
-        return {}
-    return owner if isinstance(owner, dict) else {}
-
-
-def describe_owner(owner: dict[str, Any] | None) -> str:
-    if not owner:
-        return "another process"
-    pid, where, since = (owner.get(k, "?") for k in ("pid", "host", "since"))
-    return f"pid {pid} on {where} since {since}"
+        entries = list(os.scandir(run_dir))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    for entry in entries:
+        name = entry.name
+        if not name.startswith(CLAIM_PREFIX) or not name[len(CLAIM_PREFIX) :].isdigit():
+            continue
+        try:
+            mtime = entry.stat().st_mtime
+            raw = Path(entry.path).read_bytes()
+        except FileNotFoundError:
+            continue  # released meanwhile
+        try:
+            owner = json.loads(raw) if raw else {}
+        except ValueError:
+            owner = {}
+        claims.append(
+            ClaimInfo(
+                int(name[len(CLAIM_PREFIX) :]),
+                Path(entry.path),
+                mtime,
+                owner if isinstance(owner, dict) else {},
+            )
+        )
+    claims.sort(key=lambda c: c.attempt)
+    return claims
 
 
 class Claim:
-    """Exclusive ownership of one run directory: a file created with ``O_EXCL``."""
+    """This process's ownership of attempt ``attempt`` of a run."""
 
-    def __init__(self, run_dir: Path) -> None:
+    def __init__(self, run_dir: Path, attempt: int) -> None:
         self.run_dir = run_dir
-        self.path = run_dir / CLAIM
+        self.attempt = attempt
+        self.path = run_dir / f"{CLAIM_PREFIX}{attempt}"
+        self.lost = False
 
     @classmethod
-    def acquire(cls, run_dir: Path) -> Claim | None:
-        """Claim ``run_dir`` (creating it); None when another process holds it."""
-        run_dir.mkdir(parents=True, exist_ok=True)
-        claim = cls(run_dir)
+    def try_create(cls, run_dir: Path, attempt: int) -> Claim | None:
+        claim = cls(run_dir, attempt)
         try:
             fd = os.open(claim.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         except FileExistsError:
             return None
         owner = {
             "host": _HOST,
+            "machine": _MACHINE,
             "pid": os.getpid(),
+            "attempt": attempt,
+            "token": uuid.uuid4().hex,
             "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
         try:
@@ -137,9 +238,87 @@ class Claim:
             os.close(fd)
         return claim
 
+    def touch(self) -> None:
+        """The heartbeat; a claim that vanished (taken over) is marked lost."""
+        try:
+            os.utime(self.path)
+        except FileNotFoundError:
+            self.lost = True
+
     def release(self) -> None:
         self.path.unlink(missing_ok=True)
 
 
-def host() -> str:
-    return _HOST
+def acquire(
+    run_dir: Path, clock: FsClock, heartbeat: Heartbeat
+) -> tuple[Claim | None, ClaimInfo | None]:
+    """Claim the next attempt of a run: ``(claim, None)``, or ``(None, live owner)``.
+
+    The next attempt is one more than both the highest claim and the recorded attempt;
+    stale claims below ours are removed once ours exists.
+    """
+    run_dir.mkdir(parents=True, exist_ok=True)
+    for _ in range(8):
+        claims = list_claims(run_dir)
+        top = claims[-1] if claims else None
+        if top is not None and not top.is_stale(clock, heartbeat):
+            return None, top
+        recorded = read_record(run_dir)
+        floor = int(recorded.get("attempt", 0)) if recorded else 0
+        attempt = max(floor, top.attempt if top else 0) + 1
+        claim = Claim.try_create(run_dir, attempt)
+        if claim is None:
+            continue  # another process took this attempt first: look again
+        for stale in claims:
+            stale.path.unlink(missing_ok=True)
+        recorded = read_record(run_dir)
+        if recorded and int(recorded.get("attempt", 0)) >= attempt:
+            claim.release()  # a finisher recorded this attempt meanwhile: take the next one
+            continue
+        return claim, None
+    claims = list_claims(run_dir)
+    return None, (claims[-1] if claims else None)
+
+
+# -- a run's state -----------------------------------------------------------------------------
+
+
+def read_record(run_dir: Path) -> dict[str, Any] | None:
+    """``run.json``, or None when it is missing or damaged."""
+    try:
+        record = read_json(run_dir / RUN_JSON)
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+@dataclass(frozen=True)
+class RunState:
+    """What a run directory says, with live claims and stale heartbeats taken into account."""
+
+    status: str  # new | running | complete | failed | interrupted
+    attempt: int
+    record: dict[str, Any] | None
+    owner: ClaimInfo | None = None  # the live claim, when running
+
+    @property
+    def complete(self) -> bool:
+        return self.status == STATUS_COMPLETE
+
+
+def read_state(run_dir: Path, clock: FsClock, heartbeat: Heartbeat) -> RunState:
+    """A run's state.  ``running`` only with a live claim: a stale one reads ``interrupted``."""
+    record = read_record(run_dir)
+    attempt = int(record.get("attempt", 0)) if record else 0
+    status = str(record.get("status", STATUS_NEW)) if record else STATUS_NEW
+    if status == STATUS_COMPLETE:
+        return RunState(status, attempt, record)
+    claims = list_claims(run_dir)
+    if claims:
+        top = claims[-1]
+        if not top.is_stale(clock, heartbeat):
+            return RunState(STATUS_RUNNING, max(attempt, top.attempt), record, owner=top)
+        return RunState(STATUS_INTERRUPTED, max(attempt, top.attempt), record)
+    if status == STATUS_RUNNING:  # recorded as running, but nobody owns it any more
+        status = STATUS_INTERRUPTED
+    return RunState(status, attempt, record)

@@ -13,7 +13,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, TextIO
 
-from . import reports, store
+from . import reports
 from .hookimpl import hookimpl
 
 if TYPE_CHECKING:
@@ -96,7 +96,7 @@ class TerminalReporter:
 
     def _list_runs(self, session: Session) -> None:
         for run in session.runs:
-            state = store.read_state(run.run_dir).status
+            state = session.run_state(run).status
             self.write(f"{state:<12} {run.hash}  {run.nodeid}\n")
 
     @hookimpl

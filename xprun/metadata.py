@@ -1,0 +1,144 @@
+"""What a run records about where and with what it ran: machine, packages, Git, scheduler.
+
+Everything that is the same for all runs of a process is computed once.  Git state is read
+once per session with GitPython (imported lazily); a missing Git, a repository with no
+commits, or a detached HEAD are recorded as such, never raised.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import platform
+import sys
+from pathlib import Path
+from typing import Any
+
+from ._version import __version__
+from .store import host
+
+# Environment variables that name the job a run belongs to, by scheduler.
+JOB_VARIABLES = {
+    "slurm": ("SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID", "SLURM_RESTART_COUNT"),
+    "oar": ("OAR_JOB_ID", "OAR_ARRAY_ID", "OAR_ARRAY_INDEX"),
+    "pbs": ("PBS_JOBID", "PBS_ARRAY_INDEX"),
+    "lsf": ("LSB_JOBID", "LSB_JOBINDEX"),
+}
+
+_PROCESS: dict[str, Any] = {}
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:
+        return str(os.getuid()) if hasattr(os, "getuid") else "?"
+
+
+def process_fields() -> dict[str, Any]:
+    """Fields shared by every run of this process."""
+    if not _PROCESS:
+        _PROCESS.update(
+            host=host(),
+            user=_user(),
+            pid=os.getpid(),
+            python=platform.python_version(),
+            python_executable=sys.executable,
+            platform=platform.platform(),
+            xprun=__version__,
+            argv=list(sys.argv),
+            cwd=os.getcwd(),
+        )
+    return _PROCESS
+
+
+def job_fields() -> dict[str, Any] | None:
+    """The scheduler job this process runs in, from its environment (None outside one)."""
+    for scheduler, names in JOB_VARIABLES.items():
+        found = {name: os.environ[name] for name in names if name in os.environ}
+        if found:
+            return {"scheduler": scheduler, **found}
+    return None
+
+
+class PackageVersions:
+    """Versions of the top-level packages imported so far (stdlib left out)."""
+
+    def __init__(self) -> None:
+        self._versions: dict[str, str | None] = {}
+        self._distributions: dict[str, list[str]] | None = None
+        self._seen_modules = 0
+
+    def _version_of(self, module: str) -> str | None:
+        """``__version__``, else the distribution named like the module, else a (slow, cached)
+        scan of installed distributions, for installed packages only."""
+        import importlib.metadata as metadata
+
+        loaded = sys.modules.get(module)
+        version = getattr(loaded, "__version__", None)
+        if isinstance(version, str):
+            return version
+        try:
+            return metadata.version(module)
+        except (metadata.PackageNotFoundError, ValueError):
+            pass
+        where = str(getattr(loaded, "__file__", "") or "")
+        if "site-packages" not in where and "dist-packages" not in where:
+            return None  # the user's own modules
+        if self._distributions is None:
+            self._distributions = metadata.packages_distributions()
+        for dist in self._distributions.get(module, []):
+            try:
+                return metadata.version(dist)
+            except metadata.PackageNotFoundError:
+                continue
+        return None
+
+    def imported(self) -> dict[str, str]:
+        modules = sys.modules
+        if len(modules) != self._seen_modules:
+            self._seen_modules = len(modules)
+            stdlib = sys.stdlib_module_names
+            for name in list(modules):
+                if "." in name or name in self._versions or name in stdlib or name.startswith("_"):
+                    continue
+                self._versions[name] = self._version_of(name)
+        return {k: v for k, v in sorted(self._versions.items()) if v is not None}
+
+
+def git_state(path: Path) -> tuple[dict[str, Any], str | None]:
+    """``(fields, patch)``: commit, branch, dirty flag, untracked files; the uncommitted diff."""
+    try:
+        import git
+    except ImportError:
+        return {"available": False, "reason": "GitPython or git is not installed"}, None
+    try:
+        repo = git.Repo(path, search_parent_directories=True)
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+        return {"available": False, "reason": "not a Git repository"}, None
+    except Exception as exc:
+        return {"available": False, "reason": f"cannot read the repository: {exc}"}, None
+    fields: dict[str, Any] = {"available": True, "root": repo.working_tree_dir}
+    patch: str | None = None
+    try:
+        fields["commit"] = repo.head.commit.hexsha
+    except ValueError:
+        fields["commit"] = None
+        fields["reason"] = "the repository has no commits yet"
+    try:
+        fields["branch"] = repo.active_branch.name
+        fields["detached"] = False
+    except TypeError:
+        fields["branch"] = None
+        fields["detached"] = True
+    try:
+        fields["untracked"] = list(repo.untracked_files)
+        if fields["commit"] is not None:
+            patch = repo.git.diff("HEAD", binary=True) or None
+        fields["dirty"] = bool(patch) or bool(fields["untracked"])
+    except Exception as exc:  # a broken index or a git error: record, never crash
+        fields["dirty"] = None
+        fields["error"] = str(exc).strip().splitlines()[-1] if str(exc).strip() else repr(exc)
+    if patch and not patch.endswith("\n"):
+        patch += "\n"
+    return fields, patch
