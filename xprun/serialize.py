@@ -1,16 +1,17 @@
 """Saving and loading objects by kind, safely: artifacts and checkpoints.
 
-| kind     | suffix  | for                                   | loading                              |
-| -------- | ------- | ------------------------------------- | ------------------------------------ |
-| `json`   | `.json` | mappings, lists, scalars              | `json`                               |
-| `npy`    | `.npy`  | a NumPy array                         | `numpy.load(allow_pickle=False)`     |
-| `npz`    | `.npz`  | a mapping of names to NumPy arrays    | `numpy.load(allow_pickle=False)`     |
-| `text`   | `.txt`  | `str`                                 | read as UTF-8                        |
-| `bytes`  | `.bin`  | `bytes`                               | read as bytes                        |
-| `png`    | `.png`  | a matplotlib figure                   | the image as a NumPy array           |
-| `torch`  | `.pt`   | torch tensors and modules' states     | `torch.load(weights_only=True)`      |
-| `tree`   | `.tree.npz` | checkpoints: nested dicts/lists of scalars, strings and arrays | `numpy.load(allow_pickle=False)` |
-| `pickle` | `.pkl`  | anything, when asked for explicitly   | only with ``kind="pickle"``          |
+Kinds, their file suffix, what they hold and how they load:
+
+- ``json`` (``.json``): mappings, lists, scalars; ``json``.
+- ``npy`` (``.npy``): a NumPy array; ``numpy.load(allow_pickle=False)``.
+- ``npz`` (``.npz``): a mapping of names to NumPy arrays; the same.
+- ``text`` (``.txt``): a ``str``; ``bytes`` (``.bin``): ``bytes``.
+- ``png`` (``.png``): a matplotlib figure; loads as the image's NumPy array.
+- ``torch`` (``.pt``): torch tensors, mappings of them, a module's ``state_dict``;
+  ``torch.load(weights_only=True)``.
+- ``tree`` (``.tree.npz``): checkpoints, nested dicts/lists of scalars, strings and arrays,
+  as JSON plus arrays in one ``.npz``; ``numpy.load(allow_pickle=False)``.
+- ``pickle`` (``.pkl``): anything, only when asked for explicitly, both ways.
 
 Nothing here runs code that a file supplies, except ``pickle`` when the caller asked for it:
 a log directory may come from someone else.
