@@ -93,8 +93,10 @@ def main() -> None:
             best_xprun = min(best_xprun, with_xprun(Path(tmp) / f"xp{trial}", n))
     base_ms = 1000 * best_base / n
     xp_ms = 1000 * best_xprun / n
-    print(f"runs: {n} (best of {args.repeat}) in {args.dir or tempfile.gettempdir()}, "
-          f"Python {sys.version.split()[0]}")
+    print(
+        f"runs: {n} (best of {args.repeat}) in {args.dir or tempfile.gettempdir()}, "
+        f"Python {sys.version.split()[0]}"
+    )
     print(f"plain loop + one JSON file per run: {base_ms:.3f} ms/run")
     print(f"xprun inline (whole session):       {xp_ms:.3f} ms/run")
     print(f"xprun overhead per run:             {xp_ms - base_ms:.3f} ms")

@@ -205,7 +205,9 @@ def test_experiments_sharing_a_log_folder_name_are_a_usage_error(project):
     result = project.run()
     assert result.returncode == 4
     assert "a/xp_same.py::xp_f" in result.stderr and "experiment=" in result.stderr
-    project.write("b/xp_same.py", "import xprun\n\n@xprun.config(experiment='other')\ndef xp_f():\n    pass\n")
+    project.write(
+        "b/xp_same.py", "import xprun\n\n@xprun.config(experiment='other')\ndef xp_f():\n    pass\n"
+    )
     result = project.run()
     assert result.returncode == 0, result.output
     assert {r["experiment"] for r in project.records()} == {"xp_same.xp_f", "other"}

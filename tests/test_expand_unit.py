@@ -9,7 +9,9 @@ from omegaconf import OmegaConf, open_dict
 from xprun.expand import _configure_plain, _is_plain, _NotPlain
 
 keys = st.sampled_from(["a", "b", "c", "seed", "lr"])
-scalars = st.none() | st.booleans() | st.integers(-5, 5) | st.floats(-2, 2) | st.text("xyz", max_size=3)
+scalars = (
+    st.none() | st.booleans() | st.integers(-5, 5) | st.floats(-2, 2) | st.text("xyz", max_size=3)
+)
 values = st.recursive(
     scalars,
     lambda children: st.lists(children, max_size=3) | st.dictionaries(keys, children, max_size=3),

@@ -50,7 +50,9 @@ def test_conftest_hooks_see_and_change_the_session(project):
                 json.dump({{"seen": seen, "exit": exitstatus}}, f)
         """,
     )
-    project.write("xp_h.py", "import xprun\n\n@xprun.grid(i=[1, 2, 3])\ndef xp_h(config):\n    pass\n")
+    project.write(
+        "xp_h.py", "import xprun\n\n@xprun.grid(i=[1, 2, 3])\ndef xp_h(config):\n    pass\n"
+    )
     result = project.run()
     assert result.returncode == 0, result.output
     assert json.loads(log.read_text()) == {"seen": [[3, "complete"], [1, "complete"]], "exit": 0}

@@ -71,6 +71,16 @@ def _check_name(name: str, what: str) -> str:
     return name
 
 
+def _ends_torn(path: Path) -> bool:
+    """Whether a file's last line lacks its newline (a writer died mid-line)."""
+    with open(path, "rb") as f:
+        f.seek(0, 2)
+        if f.tell() == 0:
+            return False
+        f.seek(-1, 2)
+        return f.read(1) != b"\n"
+
+
 def last_step(path: Path) -> int | None:
     """The step of the last whole, valid line of a metrics file (a torn tail is skipped)."""
     try:
@@ -130,7 +140,10 @@ class Logger:
                         f"log_metrics: key {key!r} must be a str other than step/time/attempt"
                     )
                 encoded = keys[key] = json.dumps(key) + ":"
-            parts.append(encoded + _format_number(key, value))
+            if type(value) is float and value - value == 0.0:  # the common case, inlined
+                parts.append(encoded + repr(value))
+            else:
+                parts.append(encoded + _format_number(key, value))
         buffer = self._buffers.get(name)
         if buffer is None:
             buffer = self._open_metric(name)
@@ -140,9 +153,8 @@ class Logger:
             raise TypeError(f"log_metrics: step must be an int, got {type(step).__name__}")
         self._steps[name] = step
         now = time.time()
-        line = f'{{"step":{step},"time":{now:.3f}{self._prefix}{",".join(parts)}}}\n'
-        with self._lock:
-            buffer.append(line)
+        # list.append is atomic under the GIL; the flusher only removes what it wrote.
+        buffer.append(f'{{"step":{step},"time":{now:.3f}{self._prefix}{",".join(parts)}}}\n')
         if now >= self._next_flush:
             self.flush()
 
@@ -160,19 +172,23 @@ class Logger:
 
     def flush(self) -> None:
         """Write buffered metric lines (whole lines, one write per file)."""
-        with self._lock:
-            pending = [(name, "".join(lines)) for name, lines in self._buffers.items() if lines]
-            for lines in self._buffers.values():
-                lines.clear()
+        with self._lock:  # one flusher at a time; appenders never wait
             self._next_flush = time.time() + FLUSH_SECONDS
-            for name, text in pending:
+            for name, buffer in list(self._buffers.items()):
+                count = len(buffer)
+                if not count:
+                    continue
+                text = "".join(buffer[:count])
                 f = self._files.get(name)
                 if f is None:
                     path = self.run_dir / "metrics" / f"{name}.jsonl"
                     path.parent.mkdir(parents=True, exist_ok=True)
                     f = self._files[name] = open(path, "a", encoding="utf-8")  # noqa: SIM115
+                    if _ends_torn(path):
+                        text = "\n" + text  # end a killed process's torn line on its own
                 f.write(text)
                 f.flush()
+                del buffer[:count]
 
     def close(self) -> None:
         self._job.cancel()
@@ -197,6 +213,7 @@ class Logger:
             raise ValueError(
                 f"unknown artifact kind {kind!r}; known: {', '.join(serialize.SUFFIXES)}"
             )
+        serialize.safe_child(self.artifacts_dir, name)  # the name itself must be safe
         filename = name if name.endswith(suffix) else name + suffix
         path = serialize.safe_child(self.artifacts_dir, filename)
         data = serialize.encode(obj, kind)

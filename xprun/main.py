@@ -362,7 +362,8 @@ class Session:
     def git_state(self) -> tuple[dict[str, Any], str | None]:
         """The code's Git state, read once per session (fields for run.json, the patch)."""
         if self._git is None:
-            self._git = git_state(self.config.rootdir)
+            config = self.config
+            self._git = git_state(config.rootdir, [config.log_dir, config.snapshot_dir])
         return self._git
 
     def exitstatus(self) -> ExitCode:

@@ -106,7 +106,21 @@ class PackageVersions:
         return {k: v for k, v in sorted(self._versions.items()) if v is not None}
 
 
-def git_state(path: Path) -> tuple[dict[str, Any], str | None]:
+def _untracked(repo: Any, exclude: list[Path]) -> list[str]:
+    """Untracked, not ignored files; folders collapsed; the log and snapshot folders left out
+    (git does not even walk them, which matters with 100,000 runs under the log folder)."""
+    root = Path(repo.working_tree_dir)
+    specs = ["."]
+    for path in exclude:
+        try:
+            specs.append(f":(exclude){path.resolve().relative_to(root.resolve()).as_posix()}")
+        except ValueError:
+            continue  # outside the work tree
+    out = repo.git.ls_files("--others", "--exclude-standard", "--directory", "--", *specs)
+    return [line for line in out.splitlines() if line]
+
+
+def git_state(path: Path, exclude: list[Path] | None = None) -> tuple[dict[str, Any], str | None]:
     """``(fields, patch)``: commit, branch, dirty flag, untracked files; the uncommitted diff."""
     try:
         import git
@@ -132,7 +146,7 @@ def git_state(path: Path) -> tuple[dict[str, Any], str | None]:
         fields["branch"] = None
         fields["detached"] = True
     try:
-        fields["untracked"] = list(repo.untracked_files)
+        fields["untracked"] = _untracked(repo, exclude or [])
         if fields["commit"] is not None:
             patch = repo.git.diff("HEAD", binary=True) or None
         fields["dirty"] = bool(patch) or bool(fields["untracked"])

@@ -1,0 +1,152 @@
+"""What run.json records: identity, times, machine, packages, scheduler job, Git state."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from datetime import datetime
+
+import pytest
+
+XP = "import json\n\ndef xp_meta():\n    return {'ok': 1}\n"
+
+
+def git(cwd, *args):
+    subprocess.run(
+        ["git", *args],
+        cwd=cwd,
+        check=True,
+        capture_output=True,
+        env={
+            "GIT_AUTHOR_NAME": "t",
+            "GIT_AUTHOR_EMAIL": "t@x",
+            "GIT_COMMITTER_NAME": "t",
+            "GIT_COMMITTER_EMAIL": "t@x",
+            "PATH": "/usr/bin:/bin",
+            "HOME": str(cwd),
+        },
+    )
+
+
+def head(cwd):
+    return subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True
+    ).stdout.strip()
+
+
+def test_record_fields(project):
+    project.write("xp_meta.py", XP)
+    result = project.run()
+    assert result.returncode == 0, result.output
+    (record,) = project.records()
+    for key in (
+        "digest",
+        "hash",
+        "experiment",
+        "nodeid",
+        "status",
+        "attempt",
+        "start",
+        "end",
+        "duration",
+        "host",
+        "user",
+        "pid",
+        "python",
+        "platform",
+        "argv",
+        "cwd",
+        "packages",
+        "git",
+        "format",
+    ):
+        assert key in record, key
+    start, end = datetime.fromisoformat(record["start"]), datetime.fromisoformat(record["end"])
+    assert start.utcoffset().total_seconds() == 0 and end >= start
+    assert record["duration"] == pytest.approx((end - start).total_seconds(), abs=0.002)
+    assert record["packages"]["xprun"] == "0.1.0" and "omegaconf" in record["packages"]
+    assert record["git"] == {"available": False, "reason": "not a Git repository"}
+    assert record["job"] is None
+
+
+def test_scheduler_job_ids_are_recorded(project):
+    project.write("xp_meta.py", XP)
+    env = project.env()
+    env.update(SLURM_JOB_ID="4242", SLURM_ARRAY_TASK_ID="7")
+    subprocess.run(
+        [*__import__("sys").executable.split(), "-m", "xprun"],
+        cwd=project.root,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    (record,) = project.records()
+    assert record["job"] == {
+        "scheduler": "slurm",
+        "SLURM_JOB_ID": "4242",
+        "SLURM_ARRAY_TASK_ID": "7",
+    }
+
+
+def test_dirty_repository_diff_is_saved_as_a_patch(project):
+    project.write("xp_meta.py", XP)
+    project.write("model.py", "WIDTH = 1\n")
+    git(project.root, "init", "-q", "-b", "main")
+    git(project.root, "add", "xp_meta.py", "model.py", "pyproject.toml")
+    git(project.root, "commit", "-q", "-m", "first")
+    project.write("model.py", "WIDTH = 2\n")
+    project.write("notes.txt", "untracked\n")
+    result = project.run("--log-dir", "../logs")
+    assert result.returncode == 0, result.output
+    project.log_dir = project.root.parent / "logs"
+    (record,) = project.records()
+    assert record["git"]["commit"] == head(project.root)
+    assert record["git"]["branch"] == "main" and record["git"]["detached"] is False
+    assert record["git"]["dirty"] is True and record["git"]["untracked"] == ["notes.txt"]
+    patch = (project.run_dirs()[0] / "git.patch").read_text()
+    assert "-WIDTH = 1" in patch and "+WIDTH = 2" in patch
+    # The patch applies to the recorded commit: the run's code can be rebuilt from it.
+    git(project.root, "stash", "-q")
+    check = subprocess.run(
+        ["git", "apply", "--check", str(project.run_dirs()[0] / "git.patch")],
+        cwd=project.root,
+        capture_output=True,
+        text=True,
+    )
+    assert check.returncode == 0, check.stderr
+
+
+def test_detached_head_and_clean_tree(project):
+    project.write("xp_meta.py", XP)
+    project.write(".gitignore", "xprun_logs/\n")
+    git(project.root, "init", "-q", "-b", "main")
+    git(project.root, "add", ".")
+    git(project.root, "commit", "-q", "-m", "first")
+    git(project.root, "checkout", "-q", "--detach")
+    assert project.run().returncode == 0
+    (record,) = project.records()
+    assert record["git"]["detached"] is True and record["git"]["branch"] is None
+    assert record["git"]["dirty"] is False and "patch" not in record["git"]
+    assert not (project.run_dirs()[0] / "git.patch").exists()
+
+
+def test_repository_without_commits_is_recorded_not_fatal(project):
+    project.write("xp_meta.py", XP)
+    git(project.root, "init", "-q", "-b", "main")
+    result = project.run()
+    assert result.returncode == 0, result.output
+    (record,) = project.records()
+    assert record["git"]["available"] is True and record["git"]["commit"] is None
+    assert "no commits" in record["git"]["reason"]
+    assert json.loads((project.run_dirs()[0] / "outcome.json").read_text()) == {"ok": 1}
+
+
+def test_log_folder_inside_the_repository_does_not_make_the_tree_dirty(project):
+    project.write("xp_meta.py", XP)
+    git(project.root, "init", "-q", "-b", "main")
+    git(project.root, "add", ".")
+    git(project.root, "commit", "-q", "-m", "first")
+    assert project.run().returncode == 0
+    assert project.run("--force").returncode == 0  # the log folder exists now
+    (record,) = project.records()
+    assert record["git"]["dirty"] is False and record["git"]["untracked"] == []

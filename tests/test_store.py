@@ -1,0 +1,103 @@
+"""Claims and heartbeats: who owns a run, when a silent owner counts as dead."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import subprocess
+import sys
+import time
+
+from xprun import store
+from xprun.store import FsClock, Heartbeat, acquire, list_claims, read_state
+
+HEARTBEAT = Heartbeat(interval=0.5, timeout=3.0)
+
+
+def foreign_claim(run_dir, attempt, age):
+    """A claim written by a process on another host, last heartbeat ``age`` seconds ago."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / f"claim.{attempt}"
+    path.write_text(
+        json.dumps({"host": "node-17", "machine": "other-boot:1", "pid": 1, "attempt": attempt})
+    )
+    then = time.time() - age
+    os.utime(path, (then, then))
+    return path
+
+
+def test_a_fresh_foreign_claim_is_running_and_cannot_be_taken(tmp_path):
+    run_dir = tmp_path / "xp" / "abc"
+    foreign_claim(run_dir, 1, age=0.5)
+    clock = FsClock(tmp_path)
+    state = read_state(run_dir, clock, HEARTBEAT)
+    assert state.status == "running" and state.owner.owner["host"] == "node-17"
+    claim, owner = acquire(run_dir, clock, HEARTBEAT)
+    assert claim is None and owner.attempt == 1
+    assert "node-17" in owner.describe(clock)
+
+
+def test_a_stale_foreign_claim_reads_interrupted_and_is_taken_over(tmp_path):
+    run_dir = tmp_path / "xp" / "abc"
+    old = foreign_claim(run_dir, 2, age=10)
+    clock = FsClock(tmp_path)
+    assert read_state(run_dir, clock, HEARTBEAT).status == "interrupted"
+    claim, owner = acquire(run_dir, clock, HEARTBEAT)
+    assert owner is None and claim.attempt == 3
+    assert not old.exists() and [c.attempt for c in list_claims(run_dir)] == [3]
+    assert read_state(run_dir, clock, HEARTBEAT).status == "running"
+    claim.release()
+    assert read_state(run_dir, clock, HEARTBEAT).status == "new"  # no record was ever written
+
+
+def test_same_machine_dead_process_is_stale_at_once(tmp_path):
+    run_dir = tmp_path / "xp" / "abc"
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    run_dir.mkdir(parents=True)
+    claim = store.Claim.try_create(run_dir, 1)
+    record = json.loads(claim.path.read_text())
+    record["pid"] = child.pid
+    claim.path.write_text(json.dumps(record))
+    state = read_state(run_dir, FsClock(tmp_path), Heartbeat(interval=60, timeout=3600))
+    assert state.status == "interrupted"
+
+
+def test_heartbeat_keeps_a_claim_fresh(tmp_path):
+    run_dir = tmp_path / "r"
+    run_dir.mkdir()
+    claim = store.Claim.try_create(run_dir, 1)
+    then = time.time() - 100
+    os.utime(claim.path, (then, then))
+    claim.touch()
+    assert time.time() - claim.path.stat().st_mtime < 5
+    claim.release()
+    claim.touch()
+    assert claim.lost
+
+
+def test_fs_clock_follows_the_file_system(tmp_path):
+    clock = FsClock(tmp_path)
+    assert abs(clock.now() - time.time()) < 2
+    assert (tmp_path / store.CLOCK_FILE).exists()
+
+
+def _take(run_dir, results):
+    claim, _ = acquire(run_dir, FsClock(run_dir.parent), HEARTBEAT)
+    results.put(None if claim is None else claim.attempt)
+
+
+def test_only_one_of_many_processes_takes_over_a_stale_claim(tmp_path):
+    run_dir = tmp_path / "xp" / "abc"
+    foreign_claim(run_dir, 4, age=60)
+    ctx = multiprocessing.get_context("spawn")
+    results = ctx.Queue()
+    procs = [ctx.Process(target=_take, args=(run_dir, results)) for _ in range(6)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    got = [results.get(timeout=10) for _ in procs]
+    assert sorted(g for g in got if g is not None) == [5]
+    assert got.count(None) == 5
