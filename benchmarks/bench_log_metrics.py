@@ -40,7 +40,8 @@ def with_logger(run_dir: Path, calls: int) -> float:
         log({"loss": 0.5 / (step + 1), "acc": 0.25 + step * 1e-7, "lr": 0.001})
     logger.close()
     elapsed = time.perf_counter() - start
-    written = sum(1 for _ in open(run_dir / "metrics" / "metrics.jsonl"))
+    with open(run_dir / "metrics" / "metrics.jsonl") as f:
+        written = sum(1 for _ in f)
     assert written == calls, (written, calls)
     return elapsed
 

@@ -83,21 +83,26 @@ def test_fs_clock_follows_the_file_system(tmp_path):
     assert (tmp_path / store.CLOCK_FILE).exists()
 
 
-def _take(run_dir, results):
+def _take(run_dir, start, results, done):
+    start.wait()  # all contenders go at once
     claim, _ = acquire(run_dir, FsClock(run_dir.parent), HEARTBEAT)
     results.put(None if claim is None else claim.attempt)
+    done.wait(60)  # a winner stays alive (and its claim live) until everyone has tried
 
 
 def test_only_one_of_many_processes_takes_over_a_stale_claim(tmp_path):
     run_dir = tmp_path / "xp" / "abc"
     foreign_claim(run_dir, 4, age=60)
     ctx = multiprocessing.get_context("spawn")
-    results = ctx.Queue()
-    procs = [ctx.Process(target=_take, args=(run_dir, results)) for _ in range(6)]
+    start, done, results = ctx.Barrier(6), ctx.Event(), ctx.Queue()
+    procs = [ctx.Process(target=_take, args=(run_dir, start, results, done)) for _ in range(6)]
     for p in procs:
         p.start()
-    for p in procs:
-        p.join(60)
-    got = [results.get(timeout=10) for _ in procs]
+    try:
+        got = [results.get(timeout=60) for _ in procs]
+    finally:
+        done.set()
+        for p in procs:
+            p.join(60)
     assert sorted(g for g in got if g is not None) == [5]
     assert got.count(None) == 5
