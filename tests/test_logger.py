@@ -10,6 +10,7 @@ import time
 
 import numpy as np
 import pytest
+from optional import require
 
 from xprun.logger import Logger, load_artifact, load_checkpoint
 from xprun.serialize import UnsafeLoadError
@@ -116,7 +117,7 @@ def test_artifact_round_trips_by_type(tmp_path):
 
 
 def test_figure_artifact_is_a_png_of_the_figure(tmp_path):
-    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib = require("matplotlib")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -132,7 +133,7 @@ def test_figure_artifact_is_a_png_of_the_figure(tmp_path):
 
 
 def test_torch_artifacts_round_trip_and_load_without_pickle(tmp_path):
-    torch = pytest.importorskip("torch")
+    torch = require("torch")
     logger = Logger(tmp_path)
     tensor = torch.arange(6.0).reshape(2, 3)
     model = torch.nn.Linear(3, 2)

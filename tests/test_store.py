@@ -33,9 +33,9 @@ def test_a_fresh_foreign_claim_is_running_and_cannot_be_taken(tmp_path):
     clock = FsClock(tmp_path)
     state = read_state(run_dir, clock, HEARTBEAT)
     assert state.status == "running" and state.owner.owner["host"] == "node-17"
-    claim, owner = acquire(run_dir, clock, HEARTBEAT)
-    assert claim is None and owner.attempt == 1
-    assert "node-17" in owner.describe(clock)
+    acquired = acquire(run_dir, clock, HEARTBEAT)
+    assert acquired.claim is None and acquired.owner.attempt == 1
+    assert "node-17" in acquired.owner.describe(clock)
 
 
 def test_a_stale_foreign_claim_reads_interrupted_and_is_taken_over(tmp_path):
@@ -43,8 +43,9 @@ def test_a_stale_foreign_claim_reads_interrupted_and_is_taken_over(tmp_path):
     old = foreign_claim(run_dir, 2, age=10)
     clock = FsClock(tmp_path)
     assert read_state(run_dir, clock, HEARTBEAT).status == "interrupted"
-    claim, owner = acquire(run_dir, clock, HEARTBEAT)
-    assert owner is None and claim.attempt == 3
+    acquired = acquire(run_dir, clock, HEARTBEAT)
+    claim = acquired.claim
+    assert acquired.owner is None and claim.attempt == 3
     assert not old.exists() and [c.attempt for c in list_claims(run_dir)] == [3]
     assert read_state(run_dir, clock, HEARTBEAT).status == "running"
     claim.release()
@@ -85,7 +86,7 @@ def test_fs_clock_follows_the_file_system(tmp_path):
 
 def _take(run_dir, start, results, done):
     start.wait()  # all contenders go at once
-    claim, _ = acquire(run_dir, FsClock(run_dir.parent), HEARTBEAT)
+    claim = acquire(run_dir, FsClock(run_dir.parent), HEARTBEAT).claim
     results.put(None if claim is None else claim.attempt)
     done.wait(60)  # a winner stays alive (and its claim live) until everyone has tried
 

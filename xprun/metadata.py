@@ -62,32 +62,33 @@ def job_fields() -> dict[str, Any] | None:
 
 
 class PackageVersions:
-    """Versions of the top-level packages imported so far (stdlib left out)."""
+    """Versions of the top-level packages imported so far (stdlib left out).
+
+    Versions are cached for the whole process: an installed package does not change.
+    """
+
+    _versions: dict[str, str | None] = {}
+    _distributions: dict[str, list[str]] | None = None
 
     def __init__(self) -> None:
-        self._versions: dict[str, str | None] = {}
-        self._distributions: dict[str, list[str]] | None = None
         self._seen_modules = 0
+        self._current: dict[str, str] = {}
 
     def _version_of(self, module: str) -> str | None:
-        """``__version__``, else the distribution named like the module, else a (slow, cached)
-        scan of installed distributions, for installed packages only."""
+        """``__version__``; else, for installed packages only, the version of the
+        distribution that provides the module (one scan of installed metadata, cached)."""
         import importlib.metadata as metadata
 
         loaded = sys.modules.get(module)
         version = getattr(loaded, "__version__", None)
         if isinstance(version, str):
             return version
-        try:
-            return metadata.version(module)
-        except (metadata.PackageNotFoundError, ValueError):
-            pass
         where = str(getattr(loaded, "__file__", "") or "")
         if "site-packages" not in where and "dist-packages" not in where:
-            return None  # the user's own modules
-        if self._distributions is None:
-            self._distributions = metadata.packages_distributions()
-        for dist in self._distributions.get(module, []):
+            return None  # the user's own modules, and namespace packages
+        if PackageVersions._distributions is None:
+            PackageVersions._distributions = metadata.packages_distributions()
+        for dist in PackageVersions._distributions.get(module, []):
             try:
                 return metadata.version(dist)
             except metadata.PackageNotFoundError:
@@ -99,11 +100,16 @@ class PackageVersions:
         if len(modules) != self._seen_modules:
             self._seen_modules = len(modules)
             stdlib = sys.stdlib_module_names
+            versions = self._versions
             for name in list(modules):
-                if "." in name or name in self._versions or name in stdlib or name.startswith("_"):
+                if "." in name or name in stdlib or name.startswith("_"):
                     continue
-                self._versions[name] = self._version_of(name)
-        return {k: v for k, v in sorted(self._versions.items()) if v is not None}
+                if name not in versions:
+                    versions[name] = self._version_of(name)
+                if versions[name] is not None:
+                    self._current[name] = versions[name]  # type: ignore[assignment]
+            self._current = dict(sorted(self._current.items()))
+        return self._current
 
 
 def _untracked(repo: Any, exclude: list[Path]) -> list[str]:

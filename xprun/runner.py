@@ -59,22 +59,22 @@ def xprun_run_protocol(run: RunSpec, session: Session) -> reports.RunReport:
         return _log(session, reports.RunReport(run, reports.CACHED))
     if state.status == store.STATUS_RUNNING and state.owner is not None:
         return _elsewhere(session, run, state.owner)
-    claim, owner = store.acquire(run.run_dir, session.clock, session.heartbeat)
+    acquired = store.acquire(run.run_dir, session.clock, session.heartbeat)
+    claim = acquired.claim
     if claim is None:
-        return _elsewhere(session, run, owner)
+        return _elsewhere(session, run, acquired.owner)
     beat = ticker.every(session.heartbeat.interval, claim.touch)
     interrupt: BaseException | None = None
     try:
-        # Re-read under the claim: another process may have completed it meanwhile.
-        record = store.read_record(run.run_dir) or {}
+        # Read under the claim: another process may have completed it meanwhile.
+        record = acquired.record or {}
         if record.get("status") == store.STATUS_COMPLETE and not force:
             return _log(session, reports.RunReport(run, reports.CACHED))
         if record.get("status") == store.STATUS_RUNNING and _returned(run):
             report = _recover(run, record)
         else:
             run.attempt = claim.attempt
-            fresh = record.get("status") == store.STATUS_COMPLETE  # --force: start over
-            report, interrupt = _execute(run, session, fresh)
+            report, interrupt = _execute(run, session, record)
     finally:
         beat.cancel()
         claim.release()
@@ -114,17 +114,17 @@ def _recover(run: RunSpec, record: dict[str, Any]) -> reports.RunReport:
 
 
 def _execute(
-    run: RunSpec, session: Session, fresh: bool
+    run: RunSpec, session: Session, previous: dict[str, Any]
 ) -> tuple[reports.RunReport, BaseException | None]:
     hook = session.config.hook
     started = time.time()
     run_dir = run.run_dir
-    # Files of an earlier attempt that would lie about this one.
-    for name in (store.OUTCOME_JSON, "error.txt"):
-        (run_dir / name).unlink(missing_ok=True)
-    if fresh:
-        for _, path in checkpoint_files(run_dir):
-            path.unlink(missing_ok=True)
+    if previous:  # files of an earlier attempt that would lie about this one
+        for name in (store.OUTCOME_JSON, "error.txt"):
+            (run_dir / name).unlink(missing_ok=True)
+        if previous.get("status") == store.STATUS_COMPLETE:  # --force: start over
+            for _, path in checkpoint_files(run_dir):
+                path.unlink(missing_ok=True)
     write_config(run)
     record = start_record(run, session, started)
     capture = RunCapture(run_dir, echo=session.config.option.capture == "no")

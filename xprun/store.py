@@ -249,20 +249,28 @@ class Claim:
         self.path.unlink(missing_ok=True)
 
 
-def acquire(
-    run_dir: Path, clock: FsClock, heartbeat: Heartbeat
-) -> tuple[Claim | None, ClaimInfo | None]:
-    """Claim the next attempt of a run: ``(claim, None)``, or ``(None, live owner)``.
+@dataclass(frozen=True)
+class Acquired:
+    """What ``acquire`` got: our claim and the record read under it, or the live owner."""
+
+    claim: Claim | None
+    record: dict[str, Any] | None = None
+    owner: ClaimInfo | None = None
+
+
+def acquire(run_dir: Path, clock: FsClock, heartbeat: Heartbeat) -> Acquired:
+    """Claim the next attempt of a run, or find who holds it.
 
     The next attempt is one more than both the highest claim and the recorded attempt;
-    stale claims below ours are removed once ours exists.
+    stale claims below ours are removed once ours exists.  The record is read again under
+    the claim, so the caller sees any attempt that finished meanwhile.
     """
     run_dir.mkdir(parents=True, exist_ok=True)
     for _ in range(8):
         claims = list_claims(run_dir)
         top = claims[-1] if claims else None
         if top is not None and not top.is_stale(clock, heartbeat):
-            return None, top
+            return Acquired(None, owner=top)
         recorded = read_record(run_dir)
         floor = int(recorded.get("attempt", 0)) if recorded else 0
         attempt = max(floor, top.attempt if top else 0) + 1
@@ -275,9 +283,9 @@ def acquire(
         if recorded and int(recorded.get("attempt", 0)) >= attempt:
             claim.release()  # a finisher recorded this attempt meanwhile: take the next one
             continue
-        return claim, None
+        return Acquired(claim, record=recorded)
     claims = list_claims(run_dir)
-    return None, (claims[-1] if claims else None)
+    return Acquired(None, owner=claims[-1] if claims else None)
 
 
 # -- a run's state -----------------------------------------------------------------------------
