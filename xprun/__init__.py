@@ -12,8 +12,20 @@ from .hookimpl import hookimpl
 from .main import main
 from .runspec import RunInfo
 
+
+def __getattr__(name: str) -> object:
+    # The reader pulls in pandas and pyarrow: imported only when asked for.
+    if name in ("Reader", "QueryError"):
+        from . import reader
+
+        return getattr(reader, name)
+    raise AttributeError(f"module 'xprun' has no attribute {name!r}")
+
+
 __all__ = [
     "ExitCode",
+    "QueryError",
+    "Reader",
     "RunInfo",
     "UsageError",
     "__version__",

@@ -7,6 +7,8 @@ import sys
 COMMANDS: dict[str, str] = {
     # name → "module:function"; each takes argv and returns an exit code
     "run": "xprun.main:main",
+    "show": "xprun.show:main",
+    "plot": "xprun.plot:main",
 }
 
 

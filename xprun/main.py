@@ -122,7 +122,8 @@ def build_parser(pm: pluggy.PluginManager, settings: ProjectSettings) -> argpars
         prog="xprun",
         description="Discover xp_* experiments, expand their configs and sweeps, run each "
         "content-hashed config once.",
-        epilog="Other commands: (none yet). Exit codes: 0 ok, 1 runs failed, 2 interrupted, "
+        epilog="Other commands: xprun show (a table of results), xprun plot (a metric, "
+        "mean ± std). Exit codes: 0 ok, 1 runs failed, 2 interrupted, "
         "3 internal error, 4 usage error, 5 no runs collected.",
     )
     parser.add_argument("--version", action="version", version=f"xprun {__version__}")

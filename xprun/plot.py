@@ -1,0 +1,107 @@
+"""``xprun plot``: a metric against steps, mean ± std across runs (seeds), one line per hue."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from .errors import ExitCode, UsageError
+from .main import ArgumentParser
+from .show import add_selection_options, open_runs
+
+
+def _size(text: str) -> tuple[float, float]:
+    try:
+        width, height = (float(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise UsageError(f"--size must look like 8x5 (inches), got {text!r}") from None
+    if width <= 0 or height <= 0:
+        raise UsageError(f"--size must be positive, got {text!r}")
+    return width, height
+
+
+def draw(
+    runs: Any,
+    y: str,
+    x: str,
+    hue: str | None,
+    name: str,
+    size: tuple[float, float],
+    dpi: int,
+    output: str,
+) -> int:
+    """Draw the figure; returns the number of lines drawn."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    columns = [hue] if hue else []
+    frame = runs.metrics(name=name, columns=columns)
+    if y not in frame.columns:
+        known = [
+            c for c in frame.columns if c not in ("experiment", "hash", "attempt", "time", *columns)
+        ]
+        raise UsageError(
+            f"no metric {y!r} in metrics/{name}.jsonl of the selected runs; "
+            f"metrics found: {', '.join(known) or 'none'}"
+        )
+    if x not in frame.columns:
+        raise UsageError(f"--x {x!r} is not a column of the metrics (use step or time)")
+    fig, ax = plt.subplots(figsize=size, dpi=dpi)
+    groups = frame.groupby(hue, dropna=False) if hue else [(None, frame)]
+    lines = 0
+    for value, group in groups:
+        stats = group.groupby(x)[y].agg(["mean", "std", "count"]).sort_index()
+        std = stats["std"].fillna(0.0)
+        n_runs = group["hash"].nunique()
+        label = f"{hue.removeprefix('config.')}={value}" if hue else y
+        line = ax.plot(stats.index, stats["mean"], label=f"{label} (n={n_runs})")[0]
+        ax.fill_between(
+            stats.index,
+            stats["mean"] - std,
+            stats["mean"] + std,
+            color=line.get_color(),
+            alpha=0.2,
+            linewidth=0,
+        )
+        lines += 1
+    ax.set_xlabel(x)
+    ax.set_ylabel(f"{y} (mean ± std across runs)")
+    if lines:
+        ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(output, dpi=dpi)
+    plt.close(fig)
+    return lines
+
+
+def main(argv: list[str]) -> int:
+    parser = ArgumentParser(
+        prog="xprun plot", description="Plot a metric (mean ± std across runs) to a PNG file."
+    )
+    add_selection_options(parser)
+    parser.add_argument("--y", required=True, metavar="METRIC", help="the metric to plot")
+    parser.add_argument("--x", default="step", help="the x axis: step (default) or time")
+    parser.add_argument(
+        "--hue", metavar="KEY", help="one line per value of this key, e.g. config.lr"
+    )
+    parser.add_argument("--name", default="metrics", help="the metrics file (metrics/<name>.jsonl)")
+    parser.add_argument("-o", "--output", required=True, metavar="FILE.png")
+    parser.add_argument("--size", default="8x5", help="figure size in inches, WIDTHxHEIGHT")
+    parser.add_argument("--dpi", type=int, default=100)
+    try:
+        args = parser.parse_args(argv)
+        runs = open_runs(args)
+        lines = draw(
+            runs, args.y, args.x, args.hue, args.name, _size(args.size), args.dpi, args.output
+        )
+    except ImportError:
+        sys.stderr.write("ERROR: xprun plot needs matplotlib: pip install 'xprun[plot]'\n")
+        return int(ExitCode.USAGE_ERROR)
+    except (UsageError, ValueError, KeyError) as exc:
+        sys.stderr.write(f"ERROR: {exc}\n")
+        return int(ExitCode.USAGE_ERROR)
+    sys.stdout.write(f"wrote {args.output} ({lines} line{'s' * (lines != 1)})\n")
+    return int(ExitCode.OK)

@@ -1,0 +1,429 @@
+"""``Reader`` and ``Runs``: a lazy, safe, fast view of a log directory, spoken in pandas.
+
+``Reader(log_dir)`` is the collection of every run under a log directory.  ``filter``,
+``experiment`` and ``groupby`` return new lazy objects; nothing is read until a result is
+asked for (``len``, iteration, ``to_pandas``, ``metrics``, ``agg``).  The index behind it is
+cached in the log directory and refreshed incrementally (:mod:`xprun.reader.index`).
+
+Keys: the info fields (``experiment``, ``hash``, ``nodeid``, ``status``, ``attempt``,
+``start``, ``end``, ``duration``, ``host``, ``user``, ``error``, ``recovered``, ``path``),
+``params.<fixture>``, ``config.<dotted key>``, ``outcome.<dotted key>``, and per-run metric
+aggregates ``metrics.<metric>.<agg>`` (over ``metrics/metrics.jsonl``) or
+``metrics.<file>:<metric>.<agg>`` (over ``metrics/<file>.jsonl``), where ``<agg>`` is one of
+``last``, ``first``, ``min``, ``max``, ``mean``, ``count``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import warnings
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from .. import store
+from .index import INFO_COLUMNS, Index, Skipped
+from .metrics import AGGREGATES, aggregate, long_frame, read_lines
+from .query import Query, QueryError
+
+_METRIC_KEY = re.compile(r"^metrics\.(?:(?P<file>[A-Za-z0-9_.\-]+):)?(?P<metric>.+)\.(?P<agg>\w+)$")
+
+
+def _suggest(key: str, known: Sequence[str]) -> str:
+    close = difflib.get_close_matches(key, known, n=3, cutoff=0.5)
+    if not close:
+        close = [k for k in known if k.startswith(key + ".")][:3]
+    return f"; did you mean {', '.join(close)}?" if close else ""
+
+
+class Reader:
+    """Every run under ``log_dir`` (all experiments)."""
+
+    def __init__(
+        self,
+        log_dir: str | Path,
+        *,
+        heartbeat_timeout: float = store.DEFAULT_HEARTBEAT_TIMEOUT,
+        warn: bool = True,
+    ) -> None:
+        self.log_dir = Path(log_dir).resolve()
+        if not self.log_dir.is_dir():
+            raise FileNotFoundError(
+                f"log directory {self.log_dir} does not exist (run xprun first, or pass the "
+                "log_dir your [tool.xprun] settings name)"
+            )
+        self._index = Index(self.log_dir)
+        self._clock = store.FsClock(self.log_dir)
+        self._heartbeat = store.Heartbeat(
+            interval=min(store.DEFAULT_HEARTBEAT_INTERVAL, heartbeat_timeout / 2),
+            timeout=heartbeat_timeout,
+        )
+        self._warn = warn
+        self._frame: Any = None
+        self._frame_version = -1
+        self._warned: set[Path] = set()
+        self._metrics: dict[str, tuple[set[str], Any]] = {}
+        self._refreshed = False
+
+    # -- the index ----------------------------------------------------------------------------
+
+    def refresh(self) -> Reader:
+        """Re-scan the log directory (new, changed and deleted runs); returns self."""
+        self._index.refresh(self._clock)
+        self._refreshed = True
+        self._metrics.clear()
+        for skipped in self._index.skipped():
+            if self._warn and skipped.path not in self._warned:
+                self._warned.add(skipped.path)
+                warnings.warn(
+                    f"xprun.Reader skipped {skipped.path}: {skipped.reason}", stacklevel=3
+                )
+        return self
+
+    @property
+    def skipped(self) -> list[Skipped]:
+        """Run directories that could not be read (damaged files), with the reason."""
+        self._ensure()
+        return self._index.skipped()
+
+    def _ensure(self) -> None:
+        if not self._refreshed:
+            self.refresh()
+
+    def frame(self) -> Any:
+        """All readable runs, one row each (private columns included); cached."""
+        import pandas as pd
+
+        self._ensure()
+        if self._frame is None or self._frame_version != self._index.frame_version:
+            rows = [r for r in self._index.rows.values() if r.get("_skip") is None]
+            frame = (
+                pd.DataFrame.from_records(rows)
+                if rows
+                else pd.DataFrame(columns=["_key", *INFO_COLUMNS])
+            )
+            for column in INFO_COLUMNS:
+                if column not in frame.columns:
+                    frame[column] = None
+            extra = sorted(
+                c for c in frame.columns if c not in INFO_COLUMNS and not c.startswith("_")
+            )
+            order = [*INFO_COLUMNS, *[c for c in extra if c.startswith("params.")]]
+            order += [c for c in extra if c.startswith("config.")]
+            order += [c for c in extra if c.startswith("outcome.")]
+            order += [c for c in extra if c not in order]
+            frame = frame[["_key", *order]].sort_values(["experiment", "hash"], kind="stable")
+            self._frame = frame.reset_index(drop=True)
+            self._frame_version = self._index.frame_version
+        return self._live_status(self._frame)
+
+    def _live_status(self, frame: Any) -> Any:
+        """A recorded ``running`` is true only while its claim's heartbeat is fresh."""
+        running = frame["status"] == store.STATUS_RUNNING
+        if not running.any():
+            return frame
+        frame = frame.copy()
+        for i in frame.index[running]:
+            state = store.read_state(Path(frame.at[i, "path"]), self._clock, self._heartbeat)
+            frame.at[i, "status"] = state.status
+        return frame
+
+    def metric_frame(self, name: str, hashes: dict[str, Path]) -> Any:
+        """Long-format metrics of the given runs, loaded once per reader and name."""
+        import pandas as pd
+
+        loaded, frame = self._metrics.get(name, (set(), None))
+        missing = {h: p for h, p in hashes.items() if h not in loaded}
+        if missing:
+            new = long_frame(missing.items(), name)
+            frame = new if frame is None else pd.concat([frame, new], ignore_index=True)
+            loaded = loaded | set(missing)
+            self._metrics[name] = (loaded, frame)
+        if frame is None:
+            return long_frame([], name)
+        return frame[frame["hash"].isin(hashes)]
+
+    # -- the collection API, on all runs ------------------------------------------------------
+
+    def runs(self) -> Runs:
+        return Runs(self)
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("filter", "experiment", "to_pandas", "metrics", "groupby", "columns"):
+            return getattr(Runs(self), name)
+        raise AttributeError(name)
+
+    def __len__(self) -> int:
+        return len(Runs(self))
+
+    def __iter__(self) -> Iterator[RunRecord]:
+        return iter(Runs(self))
+
+    def __repr__(self) -> str:
+        return f"Reader({str(self.log_dir)!r})"
+
+
+class Runs:
+    """A lazy selection of runs: filters are applied when a result is asked for."""
+
+    def __init__(
+        self, reader: Reader, queries: tuple[Query, ...] = (), experiments: tuple[str, ...] = ()
+    ) -> None:
+        self._reader = reader
+        self._queries = queries
+        self._experiments = experiments
+
+    def filter(self, query: str) -> Runs:
+        """Runs matching ``query`` (see :mod:`xprun.reader.query`); syntax is checked now."""
+        return Runs(self._reader, (*self._queries, Query.parse(query)), self._experiments)
+
+    def experiment(self, *names: str) -> Runs:
+        """Runs of the named experiments."""
+        return Runs(self._reader, self._queries, (*self._experiments, *names))
+
+    def groupby(self, *keys: str, dropna: bool = False) -> GroupBy:
+        if not keys:
+            raise ValueError("groupby needs at least one key, e.g. groupby('config.optimizer')")
+        return GroupBy(self, keys, dropna)
+
+    # -- evaluation ---------------------------------------------------------------------------
+
+    def _known(self, frame: Any) -> list[str]:
+        return [c for c in frame.columns if not c.startswith("_")]
+
+    def _with_columns(self, frame: Any, keys: Sequence[str], text: str = "") -> Any:
+        """``frame`` with metric-aggregate columns added for ``keys``; unknown keys raise."""
+        for key in keys:
+            if key in frame.columns:
+                continue
+            match = _METRIC_KEY.match(key)
+            if match and match.group("agg") in AGGREGATES:
+                name = match.group("file") or "metrics"
+                hashes = dict(zip(frame["hash"], (Path(p) for p in frame["path"]), strict=True))
+                metrics = self._reader.metric_frame(name, hashes)
+                values = aggregate(metrics, match.group("metric"), match.group("agg"))
+                frame = frame.assign(**{key: frame["hash"].map(values)})
+                continue
+            hint = _suggest(key, self._known(frame))
+            if key.startswith("metrics."):
+                hint += (
+                    f" (metric aggregates are metrics.<metric>.<agg> with <agg> one of "
+                    f"{', '.join(AGGREGATES)})"
+                )
+            raise QueryError(f"unknown key {key!r}{hint}", text, text.find(key) if text else None)
+        return frame
+
+    def _frame(self, keys: Sequence[str] = ()) -> Any:
+        frame = self._reader.frame()
+        if self._experiments:
+            known = set(frame["experiment"])
+            for name in self._experiments:
+                if name not in known:
+                    hint = _suggest(name, sorted(known))
+                    raise KeyError(f"no experiment {name!r} in {self._reader.log_dir}{hint}")
+            frame = frame[frame["experiment"].isin(self._experiments)]
+        for query in self._queries:
+            frame = self._with_columns(frame, [k for k, _ in query.referenced_keys()], query.text)
+            frame = frame[_evaluate(query, query.tree, frame)]
+        return self._with_columns(frame, keys)
+
+    def __len__(self) -> int:
+        return len(self._frame())
+
+    def __iter__(self) -> Iterator[RunRecord]:
+        frame = self._frame()
+        for row in frame.to_dict("records"):
+            yield RunRecord(row)
+
+    @property
+    def columns(self) -> list[str]:
+        """The keys available for queries, columns and grouping (metric aggregates aside)."""
+        return self._known(self._reader.frame())
+
+    def to_pandas(self, columns: Sequence[str] | None = None) -> Any:
+        """One row per run: info, ``params.*``, ``config.*``, ``outcome.*`` (or ``columns``)."""
+        frame = self._frame(columns or ())
+        if columns is not None:
+            return frame[list(columns)].reset_index(drop=True)
+        frame = frame[self._known(frame)].reset_index(drop=True)
+        return frame.dropna(axis=1, how="all") if len(frame) else frame
+
+    def metrics(
+        self, name: str = "metrics", columns: Sequence[str] = (), all_attempts: bool = False
+    ) -> Any:
+        """Long-format metrics: experiment, hash, attempt, step, time, one column per metric,
+        plus the requested ``columns`` (e.g. ``["config.lr"]``)."""
+        from .index import INFO_COLUMNS as _  # noqa: F401 - keep the import graph explicit
+
+        frame = self._frame(columns)
+        hashes = dict(zip(frame["hash"], (Path(p) for p in frame["path"]), strict=True))
+        if all_attempts:
+            long = long_frame(hashes.items(), name, all_attempts=True)
+        else:
+            long = self._reader.metric_frame(name, hashes)
+        extra = frame[
+            ["hash", "experiment", *[c for c in columns if c not in ("hash", "experiment")]]
+        ]
+        merged = long.merge(extra, on="hash", how="left")
+        first = ["experiment", "hash", "attempt", "step"]
+        order = [c for c in first if c in merged.columns]
+        order += [c for c in merged.columns if c not in order and c not in columns]
+        order += [c for c in columns if c not in order]
+        return merged[order].reset_index(drop=True)
+
+
+class GroupBy:
+    """``runs.groupby(keys).agg(name=(column, func), ...)``, as pandas named aggregation."""
+
+    def __init__(self, runs: Runs, keys: Sequence[str], dropna: bool) -> None:
+        self._runs = runs
+        self._keys = list(keys)
+        self._dropna = dropna
+
+    def agg(self, **named: tuple[str, Any]) -> Any:
+        if not named:
+            raise ValueError(
+                "agg needs named aggregations, e.g. agg(score=('outcome.score', 'mean'))"
+            )
+        for name, spec in named.items():
+            if not (isinstance(spec, tuple) and len(spec) == 2):
+                raise ValueError(f"agg({name}=...) must be a (column, function) pair")
+        needed = [*self._keys, *[column for column, _ in named.values()]]
+        frame = self._runs._frame(needed)
+        return frame.groupby(self._keys, dropna=self._dropna).agg(**named)
+
+
+class RunRecord:
+    """One run as the reader sees it; files are read on demand."""
+
+    def __init__(self, row: dict[str, Any]) -> None:
+        self._row = {k: v for k, v in row.items() if not k.startswith("_")}
+        self.path = Path(row["path"])
+        self.hash: str = row["hash"]
+        self.experiment: str = row["experiment"]
+        self.status: str = row["status"]
+        self.attempt: int = row["attempt"]
+
+    def __getitem__(self, key: str) -> Any:
+        return self._row[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self._row.get(key, default)
+
+    @property
+    def record(self) -> dict[str, Any]:
+        return store.read_json(self.path / store.RUN_JSON)
+
+    @property
+    def config(self) -> dict[str, Any]:
+        from .index import _load_yaml
+
+        return _load_yaml(self.path / "config.yaml")
+
+    @property
+    def outcome(self) -> dict[str, Any] | None:
+        try:
+            return store.read_json(self.path / store.OUTCOME_JSON)
+        except FileNotFoundError:
+            return None
+
+    def metric_lines(self, name: str = "metrics") -> list[dict[str, Any]]:
+        return read_lines(self.path / "metrics" / f"{name}.jsonl")
+
+    def load_artifact(self, name: str, kind: str | None = None) -> Any:
+        from ..logger import load_artifact
+
+        return load_artifact(self.path, name, kind)
+
+    def __repr__(self) -> str:
+        return f"RunRecord({self.experiment}/{self.hash[:12]} {self.status})"
+
+
+def _evaluate(query: Query, node: tuple[Any, ...], frame: Any) -> Any:
+    import pandas as pd
+
+    kind = node[0]
+    if kind == "all":
+        return pd.Series(True, index=frame.index)
+    if kind == "and":
+        return _evaluate(query, node[1], frame) & _evaluate(query, node[2], frame)
+    if kind == "or":
+        return _evaluate(query, node[1], frame) | _evaluate(query, node[2], frame)
+    if kind == "not":
+        return ~_evaluate(query, node[1], frame)
+    if kind == "in":
+        _, key, values, negated, pos = node
+        column = frame[key]
+        mask = column.isin([v for v in values if v is not None])
+        if any(v is None for v in values):
+            mask = mask | column.isna()
+        return ~mask if negated else mask
+    _, key, op, value, pos = node
+    return _compare(frame[key], op, value, query, key, pos)
+
+
+_OPS = {
+    "==": lambda a, b: a == b,
+    "!=": lambda a, b: a != b,
+    "<": lambda a, b: a < b,
+    "<=": lambda a, b: a <= b,
+    ">": lambda a, b: a > b,
+    ">=": lambda a, b: a >= b,
+}
+
+
+def _equal(column: Any, value: Any) -> Any:
+    """Element-wise ``== value`` where a bool never equals a number (True is not 1)."""
+    from pandas.api.types import is_bool_dtype, is_numeric_dtype
+
+    if isinstance(value, bool):
+        if is_bool_dtype(column):
+            return column == value
+        return column.map(lambda v: isinstance(v, bool | _np_bool()) and bool(v) == value)
+    if isinstance(value, int | float):
+        if is_numeric_dtype(column) and not is_bool_dtype(column):
+            return (column == value).fillna(False)
+        return column.map(
+            lambda v: (
+                isinstance(v, int | float) and not isinstance(v, bool | _np_bool()) and v == value
+            )
+        )
+    return column.map(lambda v: isinstance(v, str) and v == value)
+
+
+def _np_bool() -> type:
+    import numpy
+
+    return numpy.bool_
+
+
+def _compare(column: Any, op: str, value: Any, query: Query, key: str, pos: int) -> Any:
+    import pandas as pd
+    from pandas.api.types import is_bool_dtype, is_numeric_dtype
+
+    if value is None:
+        if op not in ("==", "!="):
+            raise QueryError(f"only == and != compare with none (key {key!r})", query.text, pos)
+        return column.isna() if op == "==" else column.notna()
+    if op in ("==", "!="):
+        equal = _equal(column, value).astype(bool)
+        return equal if op == "==" else ~equal
+    if isinstance(value, bool):
+        raise QueryError(f"cannot order by a boolean (key {key!r})", query.text, pos)
+    if isinstance(value, int | float):
+        if is_numeric_dtype(column) and not is_bool_dtype(column):
+            numeric = column
+        else:
+            numeric = pd.to_numeric(
+                column.map(lambda v: None if isinstance(v, bool | str) else v), errors="coerce"
+            )
+        if column.notna().any() and numeric.notna().sum() == 0:
+            raise QueryError(
+                f"cannot order {key!r} (it holds text) against a number", query.text, pos
+            )
+        return _OPS[op](numeric, value).fillna(False).astype(bool)
+    texts = column.map(lambda v: v if isinstance(v, str) else None)
+    if column.notna().any() and texts.notna().sum() == 0:
+        raise QueryError(f"cannot order {key!r} (it holds numbers) against text", query.text, pos)
+    return texts.map(lambda v: v is not None and _OPS[op](v, value)).astype(bool)

@@ -1,0 +1,173 @@
+"""``xprun show``: a table of runs (or of groups of runs) from a log directory."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from .errors import ExitCode, UsageError
+from .main import ArgumentParser
+from .settings import load_settings
+
+FORMATS = ("table", "csv", "json", "markdown")
+
+
+def default_log_dir(given: str | None) -> Path:
+    """The log directory named on the command line, else the project's."""
+    cwd = Path.cwd()
+    if given:
+        return (cwd / given).resolve()
+    settings = load_settings([], cwd)
+    return (settings.rootdir / settings["log_dir"]).resolve()
+
+
+def add_selection_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "log_dir",
+        nargs="?",
+        metavar="LOG_DIR",
+        help="the log directory (default: the project's, from [tool.xprun])",
+    )
+    parser.add_argument(
+        "--where",
+        "-w",
+        default="",
+        metavar="QUERY",
+        help='keep runs matching QUERY, e.g. "config.lr < 1e-3 and status == complete"',
+    )
+    parser.add_argument(
+        "--experiment",
+        "-e",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="only this experiment (repeatable)",
+    )
+
+
+def open_runs(args: argparse.Namespace) -> Any:
+    import warnings
+
+    from .reader import Reader
+
+    log_dir = default_log_dir(args.log_dir)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            reader = Reader(log_dir)
+            reader.refresh()
+    except FileNotFoundError as exc:
+        raise UsageError(str(exc)) from None
+    for warning in caught:
+        sys.stderr.write(f"warning: {warning.message}\n")
+    runs = reader.runs()
+    if args.experiment:
+        runs = runs.experiment(*args.experiment)
+    if args.where:
+        runs = runs.filter(args.where)
+    return runs
+
+
+def _split_keys(values: list[str]) -> list[str]:
+    return [k.strip() for value in values for k in value.split(",") if k.strip()]
+
+
+def _default_columns(frame: Any) -> list[str]:
+    columns = ["experiment", "hash", "status", "attempt"]
+    for column in frame.columns:
+        if column.startswith(("config.", "params.")):
+            values = frame[column].map(repr)
+            if values.nunique() > 1:
+                columns.append(column)
+        elif column.startswith("outcome."):
+            columns.append(column)
+    return [*columns, "duration"]
+
+
+def table(runs: Any, group_by: list[str], columns: list[str]) -> Any:
+    """The frame ``xprun show`` prints."""
+    import pandas as pd
+
+    if not group_by:
+        frame = runs.to_pandas(columns or None)
+        if not columns:
+            frame = frame[[c for c in _default_columns(frame) if c in frame.columns]]
+            frame["hash"] = frame["hash"].str[:12]
+        return frame
+    if not columns:
+        frame = runs.to_pandas()
+        columns = [
+            c
+            for c in frame.columns
+            if c.startswith("outcome.") and pd.api.types.is_numeric_dtype(frame[c])
+        ]
+    named: dict[str, tuple[str, str]] = {"n": ("hash", "count")}
+    for column in columns:
+        named[f"{column}.mean"] = (column, "mean")
+        named[f"{column}.std"] = (column, "std")
+    return runs.groupby(*group_by).agg(**named).reset_index()
+
+
+def render(frame: Any, fmt: str) -> str:
+    if fmt == "csv":
+        return frame.to_csv(index=False)
+    if fmt == "json":
+        return json.dumps(json.loads(frame.to_json(orient="records")), indent=1) + "\n"
+    if fmt == "markdown":
+        header = "| " + " | ".join(str(c) for c in frame.columns) + " |"
+        rule = "| " + " | ".join("---" for _ in frame.columns) + " |"
+        body = [
+            "| " + " | ".join("" if _missing(v) else str(v).replace("|", "\\|") for v in row) + " |"
+            for row in frame.itertuples(index=False)
+        ]
+        return "\n".join([header, rule, *body]) + "\n"
+    if frame.empty:
+        return "no runs\n"
+    return frame.to_string(index=False) + "\n"
+
+
+def _missing(value: Any) -> bool:
+    try:
+        return value is None or value != value
+    except Exception:
+        return False
+
+
+def main(argv: list[str]) -> int:
+    parser = ArgumentParser(
+        prog="xprun show", description="Show runs of a log directory as a table."
+    )
+    add_selection_options(parser)
+    parser.add_argument(
+        "--group-by",
+        "-g",
+        action="append",
+        default=[],
+        metavar="KEYS",
+        help="group runs by these keys (comma-separated or repeated); shows the "
+        "count and the mean and std of each column",
+    )
+    parser.add_argument(
+        "--columns",
+        "-c",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="KEY",
+        help="columns to show (or to aggregate with --group-by); metric "
+        "aggregates such as metrics.loss.last work too",
+    )
+    parser.add_argument("--format", "-f", choices=FORMATS, default="table")
+    try:
+        args = parser.parse_args(argv)
+        runs = open_runs(args)
+        frame = table(runs, _split_keys(args.group_by), _split_keys(args.columns))
+    except (UsageError, ValueError, KeyError) as exc:
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        sys.stderr.write(f"ERROR: {message}\n")
+        return int(ExitCode.USAGE_ERROR)
+    sys.stdout.write(render(frame, args.format))
+    return int(ExitCode.OK)
