@@ -426,4 +426,4 @@ def _compare(column: Any, op: str, value: Any, query: Query, key: str, pos: int)
     texts = column.map(lambda v: v if isinstance(v, str) else None)
     if column.notna().any() and texts.notna().sum() == 0:
         raise QueryError(f"cannot order {key!r} (it holds numbers) against text", query.text, pos)
-    return texts.map(lambda v: v is not None and _OPS[op](v, value)).astype(bool)
+    return column.map(lambda v: isinstance(v, str) and _OPS[op](v, value)).astype(bool)
