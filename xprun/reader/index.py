@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -145,9 +144,9 @@ def read_run(run_dir: Path, key: str, mtime_ns: int) -> dict[str, Any]:
     return row
 
 
-def scan(log_dir: Path) -> dict[str, tuple[Path, int]]:
+def scan(log_dir: Path) -> dict[str, tuple[str, int]]:
     """Every run directory under the log directory: key → (path, mtime in ns)."""
-    found: dict[str, tuple[Path, int]] = {}
+    found: dict[str, tuple[str, int]] = {}
     try:
         experiments = [e for e in os.scandir(log_dir) if e.is_dir() and not e.name.startswith(".")]
     except FileNotFoundError:
@@ -164,71 +163,58 @@ def scan(log_dir: Path) -> dict[str, tuple[Path, int]]:
                 mtime = run.stat().st_mtime_ns
             except FileNotFoundError:
                 continue
-            found[f"{experiment.name}/{run.name}"] = (Path(run.path), mtime)
+            found[f"{experiment.name}/{run.name}"] = (run.path, mtime)
     return found
 
 
 class Index:
-    """Loads, refreshes and saves the index of one log directory."""
+    """Loads, refreshes and saves the index of one log directory.
+
+    The index is a DataFrame with one row per run directory (damaged ones included, with
+    ``_skip`` set), plus the private columns ``_key`` and ``_mtime_ns``.
+    """
 
     def __init__(self, log_dir: Path) -> None:
         self.log_dir = Path(log_dir)
         self.path = self.log_dir / INDEX_DIR / INDEX_FILE
-        self.rows: dict[str, dict[str, Any]] = {}
+        self.frame: Any = None
         self.scanned_ns = 0
-        self.frame_version = 0  # bumped whenever rows change
-        self._loaded = False
+        self.version = 0  # bumped whenever rows change
 
     # -- persistence --------------------------------------------------------------------------
 
-    def _load(self) -> None:
+    def _load(self) -> Any:
+        import pandas as pd
         import pyarrow.parquet as pq
 
-        self._loaded = True
         try:
             table = pq.read_table(self.path)
+            info = json.loads((table.schema.metadata or {}).get(b"xprun", b"{}"))
         except Exception:
-            return  # missing, damaged or foreign: rebuilt from the run directories
-        meta = table.schema.metadata or {}
-        try:
-            info = json.loads(meta.get(b"xprun", b"{}"))
-        except ValueError:
-            return
+            info = {}  # missing, damaged or foreign: rebuilt from the run directories
         if info.get("version") != INDEX_VERSION:
-            return
-        json_columns = set(info.get("json_columns", []))
-        columns = table.to_pydict()
-        keys = columns.get("_key", [])
-        rows: dict[str, dict[str, Any]] = {}
-        names = [n for n in columns if n != "_key"]
-        for i, key in enumerate(keys):
-            row: dict[str, Any] = {"_key": key}
-            for name in names:
-                value = columns[name][i]
-                if value is None:
-                    continue
-                row[name] = json.loads(value) if name in json_columns else value
-            rows[key] = row
-        self.rows = rows
+            return pd.DataFrame(
+                {"_key": pd.Series(dtype=object), "_mtime_ns": pd.Series(dtype="int64")}
+            )
+        frame = table.to_pandas()
+        for name in info.get("json_columns", []):
+            frame[name] = frame[name].map(lambda v: None if v is None else json.loads(v))
         self.scanned_ns = int(info.get("scanned_ns", 0))
+        return frame
 
     def _save(self) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        names: dict[str, None] = dict.fromkeys(("_key", "_mtime_ns", "_skip", *INFO_COLUMNS))
-        for row in self.rows.values():
-            names.update(dict.fromkeys(row))
-        rows = list(self.rows.values())
         arrays, json_columns = {}, []
-        for name in names:
-            values = [row.get(name) for row in rows]
+        for name in self.frame.columns:
+            column = self.frame[name]
             try:
-                arrays[name] = pa.array(values)
-            except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError):
+                arrays[name] = pa.array(column, from_pandas=True)
+            except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError, ValueError):
                 json_columns.append(name)
                 arrays[name] = pa.array(
-                    [None if v is None else json.dumps(v, allow_nan=True) for v in values],
+                    [None if _is_missing(v) else json.dumps(v, allow_nan=True) for v in column],
                     type=pa.string(),
                 )
         info = {
@@ -241,7 +227,7 @@ class Index:
         try:
             folder.mkdir(parents=True, exist_ok=True)
             tmp = folder / f".{INDEX_FILE}.{os.getpid()}.tmp"
-            pq.write_table(table, tmp, compression="zstd")
+            pq.write_table(table, tmp)
             os.replace(tmp, self.path)
         except OSError:
             pass  # a read-only log directory: the index stays in memory
@@ -249,39 +235,45 @@ class Index:
     # -- refresh ------------------------------------------------------------------------------
 
     def refresh(self, clock: store.FsClock) -> bool:
-        """Bring the index up to date; True when anything changed."""
-        if not self._loaded:
-            self._load()
+        """Bring the index up to date; True when any row changed."""
+        import pandas as pd
+
+        if self.frame is None:
+            self.frame = self._load()
+        frame = self.frame
         started_ns = int(clock.now() * 1e9)
         found = scan(self.log_dir)
-        racy_before = self.scanned_ns - RACY_NS
-        changed = False
-        for key in [k for k in self.rows if k not in found]:
-            del self.rows[key]
-            changed = True
+        known = dict(zip(frame["_key"], frame["_mtime_ns"], strict=True))
+        trusted_before = self.scanned_ns - RACY_NS
+        stale = {k for k in known if k not in found}
+        new_rows = []
         for key, (path, mtime_ns) in found.items():
-            row = self.rows.get(key)
-            if row is not None and row.get("_mtime_ns") == mtime_ns and mtime_ns < racy_before:
+            old = known.get(key)
+            if old is not None and old == mtime_ns and mtime_ns < trusted_before:
                 continue
-            new = read_run(path, key, mtime_ns)
-            if row is None or new != row:
-                changed = True
-            self.rows[key] = new
-        racy_rows = any(r.get("_mtime_ns", 0) >= started_ns - RACY_NS for r in self.rows.values())
-        if changed or racy_rows or self.scanned_ns == 0 or not self.path.exists():
+            new_rows.append(read_run(Path(path), key, mtime_ns))
+            if old is not None:
+                stale.add(key)
+        changed = bool(stale or new_rows)
+        if changed:
+            kept = frame[~frame["_key"].isin(stale)] if stale else frame
+            added = pd.DataFrame.from_records(new_rows) if new_rows else None
+            parts = [p for p in (kept, added) if p is not None and len(p)]
+            self.frame = pd.concat(parts, ignore_index=True, sort=False) if parts else kept
+            self.version += 1
+        racy = bool(new_rows) and any(r["_mtime_ns"] >= started_ns - RACY_NS for r in new_rows)
+        if changed or racy or not self.path.exists():
             self.scanned_ns = started_ns
             self._save()
-        if changed:
-            self.frame_version += 1
         return changed
 
     def skipped(self) -> list[Skipped]:
-        return [
-            Skipped(Path(r["path"]), r["_skip"])
-            for r in self.rows.values()
-            if r.get("_skip")  # "" marks a run being created: not damage
-        ]
+        frame = self.frame
+        if frame is None or "_skip" not in frame.columns:
+            return []
+        rows = frame[frame["_skip"].map(lambda v: isinstance(v, str) and v != "")]
+        return [Skipped(Path(p), r) for p, r in zip(rows["path"], rows["_skip"], strict=True)]
 
 
-def now_ns() -> int:
-    return time.time_ns()
+def _is_missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and value != value)

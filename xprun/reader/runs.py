@@ -96,16 +96,14 @@ class Reader:
         import pandas as pd
 
         self._ensure()
-        if self._frame is None or self._frame_version != self._index.frame_version:
-            rows = [r for r in self._index.rows.values() if r.get("_skip") is None]
-            frame = (
-                pd.DataFrame.from_records(rows)
-                if rows
-                else pd.DataFrame(columns=["_key", *INFO_COLUMNS])
-            )
+        if self._frame is None or self._frame_version != self._index.version:
+            frame = self._index.frame
+            if "_skip" in frame.columns:
+                frame = frame[frame["_skip"].isna()]
+            frame = frame.dropna(axis=1, how="all") if len(frame) else frame
             for column in INFO_COLUMNS:
                 if column not in frame.columns:
-                    frame[column] = None
+                    frame = frame.assign(**{column: pd.Series(dtype=object)})
             extra = sorted(
                 c for c in frame.columns if c not in INFO_COLUMNS and not c.startswith("_")
             )
@@ -115,7 +113,7 @@ class Reader:
             order += [c for c in extra if c not in order]
             frame = frame[["_key", *order]].sort_values(["experiment", "hash"], kind="stable")
             self._frame = frame.reset_index(drop=True)
-            self._frame_version = self._index.frame_version
+            self._frame_version = self._index.version
         return self._live_status(self._frame)
 
     def _live_status(self, frame: Any) -> Any:
