@@ -2,7 +2,7 @@
 
     python benchmarks/bench_reader.py [--runs 10000] [--steps 100] [--mlxp-runs 1000]
 
-Writes N runs in xprun's run-directory format (each with 100 steps × 3 metrics) and times:
+Writes N runs in xprun's run-directory format (each with 100 steps x 3 metrics) and times:
 
 1. cold index: ``Reader(log_dir)`` and ``len()`` with no index yet;
 2. warm: a new ``Reader(log_dir)`` + ``filter`` + ``groupby(...).agg`` over outcomes;
@@ -184,7 +184,7 @@ def main() -> None:
             lambda: [write_xprun_run(log_dir, i, args.steps) for i in range(args.runs)]
         )
         print(
-            f"wrote {args.runs:,} runs × {args.steps} steps × 3 metrics in {t_write:.1f}s ({tmp})"
+            f"wrote {args.runs:,} runs x {args.steps} steps x 3 metrics in {t_write:.1f}s ({tmp})"
         )
 
         t_cold, n = timed(lambda: len(xprun.Reader(log_dir)))
