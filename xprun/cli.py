@@ -9,6 +9,8 @@ COMMANDS: dict[str, str] = {
     "run": "xprun.main:main",
     "show": "xprun.show:main",
     "plot": "xprun.plot:main",
+    "status": "xprun.status:main",
+    "worker": "xprun.worker:main",
 }
 
 

@@ -51,6 +51,7 @@ class ExperimentDeclaration:
     name: str | None = None
     grids: list[Grid] = field(default_factory=list)
     configured: bool = False
+    resources: dict[str, Any] = field(default_factory=dict)
 
 
 def declaration(func: Callable[..., Any]) -> ExperimentDeclaration:
@@ -176,6 +177,46 @@ def config(
         decl.exclude = tuple(exclude)
         decl.name = experiment
         decl.configured = True
+        return func
+
+    return decorate
+
+
+RESOURCE_KEYS = ("cpus", "gpus", "mem", "time", "partition", "extra")
+
+
+def resources(
+    *,
+    cpus: int | None = None,
+    gpus: int | None = None,
+    mem: str | None = None,
+    time: str | None = None,
+    partition: str | None = None,
+    extra: Sequence[str] = (),
+) -> Callable[[F], F]:
+    """What one run of this experiment needs on a cluster, merged over the scheduler's
+    defaults: ``@xprun.resources(cpus=4, gpus=1, mem="16G", time="02:00:00")``.
+
+    ``extra`` is a list of scheduler options passed as they are (``["--qos=long"]``).
+    Ignored by the inline and local schedulers.
+    """
+    given = {"cpus": cpus, "gpus": gpus, "mem": mem, "time": time, "partition": partition}
+    for key in ("cpus", "gpus"):
+        value = given[key]
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int) or value < 0
+        ):
+            raise CollectError(
+                f"@xprun.resources({key}=...) must be a non-negative int, got {value!r}"
+            )
+    if isinstance(extra, str):
+        raise CollectError("@xprun.resources(extra=...) is a list of options, not a string")
+    chosen = {k: v for k, v in given.items() if v is not None}
+    if extra:
+        chosen["extra"] = [str(e) for e in extra]
+
+    def decorate(func: F) -> F:
+        _declaration_for_update(func).resources.update(chosen)
         return func
 
     return decorate

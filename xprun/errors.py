@@ -30,3 +30,7 @@ class Terminated(BaseException):
     A ``BaseException`` like ``KeyboardInterrupt``, so ``except Exception`` in user code does
     not swallow it.
     """
+
+
+class Preempted(Terminated):
+    """SIGUSR2: the scheduler warns of a time limit or a preemption; the job requeues."""

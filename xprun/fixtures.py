@@ -241,6 +241,10 @@ class FixtureRequest:
         self._values[name] = value
         return value
 
+    def cached_value(self, name: str) -> Any:
+        """The value of a fixture already set up for this run, else None."""
+        return self._values.get(name)
+
     def teardown(self) -> list[BaseException]:
         """Finish every ``yield`` fixture, newest first; return the errors raised."""
         return finish_generators(self._teardowns)

@@ -106,8 +106,12 @@ def xprun_collection_finish(session: Session) -> None:
 
 
 @hookspec(firstresult=True)
-def xprun_choose_scheduler(session: Session) -> Scheduler | None:
-    """Return the scheduler that executes ``session.runs`` (first non-None wins)."""
+def xprun_choose_scheduler(name: str, config: Config) -> Scheduler | None:
+    """Return a scheduler called ``name`` configured from the project's settings, or None.
+
+    The first non-None result wins.  A ``scheduler`` fixture (session scope) in a conftest.py
+    can instead return a configured scheduler object for the experiments below it.
+    """
 
 
 @hookspec(firstresult=True)
@@ -126,6 +130,13 @@ def xprun_run_setup(run: RunSpec, session: Session) -> None:
 @hookspec(firstresult=True)
 def xprun_run_call(run: RunSpec, session: Session) -> Any:
     """Call the experiment function; return its outcome."""
+
+
+@hookspec
+def xprun_run_interrupted(run: RunSpec, session: Session, reason: BaseException) -> None:
+    """The run is being interrupted (SIGINT, SIGTERM, or SIGUSR2 before a preemption or time
+    limit), before its fixtures are torn down: save what must survive.  The built-in
+    implementation calls the logger's ``on_interrupt`` callbacks (checkpoints)."""
 
 
 @hookspec

@@ -117,6 +117,7 @@ class Logger:
         self._next_flush = time.time() + FLUSH_SECONDS
         self._job = ticker.every(FLUSH_SECONDS / 2, self._background_flush)
         self._closed = False
+        self._on_interrupt: list[Any] = []
 
     # -- metrics ------------------------------------------------------------------------------
 
@@ -257,6 +258,23 @@ class Logger:
     def load_checkpoint(self, allow_pickle: bool = False) -> Any:
         """The last checkpoint saved for this run (any attempt), or None on a fresh run."""
         return load_checkpoint(self.run_dir, allow_pickle)
+
+    def on_interrupt(self, state: Any) -> Any:
+        """Register a callable returning the state to checkpoint if the run is interrupted
+        (SIGINT, SIGTERM, or SIGUSR2 before a cluster preemption or time limit).
+
+        Usable as a decorator.  The run resumes from that checkpoint when it runs again.
+        """
+        if not callable(state):
+            raise TypeError("on_interrupt expects a callable returning the state to save")
+        self._on_interrupt.append(state)
+        return state
+
+    def interrupted(self) -> None:
+        """Called by xprun when the run is interrupted: save the registered states."""
+        for callback in self._on_interrupt:
+            self.save_checkpoint(callback())
+        self.flush()
 
 
 def _holds_torch(state: Any) -> bool:

@@ -42,6 +42,9 @@ BUILTIN_PLUGINS = (
     "xprun.keyword",
     "xprun.runner",
     "xprun.schedulers.inline",
+    "xprun.schedulers.pool",
+    "xprun.schedulers.slurm",
+    "xprun.schedulers.oar",
     "xprun.terminal",
 )
 
@@ -171,8 +174,34 @@ def xprun_addoption(parser: argparse.ArgumentParser, settings: dict[str, Any]) -
     )
     group.add_argument(
         "--scheduler",
-        default=settings.get("scheduler", "inline"),
-        help="where runs execute (default: inline, in this process)",
+        default=None,
+        help="where runs execute: inline (this process), local (a pool of processes, -n), "
+        "slurm, oar (default: a 'scheduler' fixture, else [tool.xprun] scheduler, else inline)",
+    )
+    group.add_argument(
+        "-n",
+        "--numprocesses",
+        default=None,
+        metavar="N",
+        help="run on N local worker processes ('auto': one per core); implies --scheduler local",
+    )
+    group.add_argument(
+        "--wait",
+        action="store_true",
+        help="with a cluster scheduler, wait for the jobs and report how the runs ended",
+    )
+    snap = group.add_mutually_exclusive_group()
+    snap.add_argument(
+        "--snapshot",
+        action="store_true",
+        default=None,
+        help="run from a Git snapshot of the code (the default for every scheduler but inline)",
+    )
+    snap.add_argument(
+        "--no-snapshot",
+        action="store_false",
+        dest="snapshot",
+        help="run from the work tree as it is when each run starts",
     )
     group.add_argument(
         "-s",
@@ -218,7 +247,9 @@ class Session:
         self.shouldstop: str | bool = False
         self.interrupted = False
         self.usage_error = False
-        self.scheduler_name = config.option.scheduler
+        self.scheduler_name = "inline"
+        self._snapshot: Any = None
+        self.submitted_jobs: list[str] = []
         self.override_axes: list[OverrideAxis] = []
         self.clock = FsClock(config.log_dir)
         self.heartbeat = config.heartbeat
@@ -367,11 +398,87 @@ class Session:
             self._git = git_state(config.rootdir, [config.log_dir, config.snapshot_dir])
         return self._git
 
+    def set_git_state(self, fields: dict[str, Any], patch: str | None) -> None:
+        """Record this Git state instead of reading it (workers get it from their spec)."""
+        self._git = (fields, patch)
+
+    def snapshot(self, required: bool) -> Any:
+        """The Git snapshot runs execute from (taken once), or None when not wanted.
+
+        ``--snapshot``/``--no-snapshot`` decide; otherwise ``required`` (cluster schedulers)
+        takes one or fails with a clear message, and the local pool takes one when the code
+        is in a Git repository and says so when it is not.
+        """
+        from . import snapshot
+
+        wanted = self.config.option.snapshot
+        if wanted is False:
+            return None
+        if self._snapshot is None:
+            config = self.config
+            try:
+                self._snapshot = snapshot.take(
+                    config.rootdir,
+                    config.snapshot_dir,
+                    [config.log_dir, config.snapshot_dir],
+                    config.settings.values,
+                )
+            except UsageError as exc:
+                if required or wanted:
+                    raise
+                sys.stderr.write(f"xprun: running from the work tree: {str(exc).split(',')[0]}\n")
+                self._snapshot = False
+        return self._snapshot or None
+
+    def _scheduler_named(self, name: str) -> Any:
+        scheduler = self.config.hook.xprun_choose_scheduler(name=name, config=self.config)
+        if scheduler is None:
+            raise UsageError(
+                f"unknown scheduler {name!r}; built in: inline, local, slurm, oar "
+                "(plugins may add others)"
+            )
+        return scheduler
+
+    def _fixture_scheduler(self, experiment: Experiment) -> Any:
+        """The value of a ``scheduler`` fixture visible from the experiment, if any."""
+        from .collect import relpath
+
+        nodepath = "/" + relpath(experiment.path, self.config.rootdir)
+        fdef = self.fixtures.lookup("scheduler", nodepath)
+        if fdef is None or fdef.baseid == "":
+            return None
+        from .fixtures import FixtureRequest
+
+        closure = self.fixtures.closure(["scheduler"], nodepath, "the scheduler")
+        return FixtureRequest(None, closure, self.session_fixtures).getfixturevalue("scheduler")
+
+    def schedule(self) -> list[tuple[Any, list[RunSpec]]]:
+        """Which scheduler executes which runs: ``--scheduler``/``-n``, else a ``scheduler``
+        fixture, else ``[tool.xprun] scheduler``, else inline."""
+        option = self.config.option
+        named = option.scheduler or ("local" if option.numprocesses else None)
+        default_name = named or self.config.settings["scheduler"]
+        groups: dict[int, tuple[Any, list[RunSpec]]] = {}
+        cache: dict[str, Any] = {}
+        by_experiment: dict[str, Any] = {}
+        for run in self.runs:
+            nodeid = run.experiment.nodeid
+            if nodeid not in by_experiment:
+                scheduler = self._fixture_scheduler(run.experiment)
+                if scheduler is None or (named and getattr(scheduler, "name", None) != named):
+                    if default_name not in cache:
+                        cache[default_name] = self._scheduler_named(default_name)
+                    scheduler = cache[default_name]
+                by_experiment[nodeid] = scheduler
+            scheduler = by_experiment[nodeid]
+            groups.setdefault(id(scheduler), (scheduler, []))[1].append(run)
+        return list(groups.values())
+
     def exitstatus(self) -> ExitCode:
         if self.interrupted:
             return ExitCode.INTERRUPTED
-        if self.collect_errors or self.counts[reports.FAILED]:
-            return ExitCode.RUNS_FAILED
+        if self.collect_errors or self.counts[reports.FAILED] or self.counts[reports.INTERRUPTED]:
+            return ExitCode.RUNS_FAILED  # a run failed, or a worker died under it
         if not self.runs:
             return ExitCode.NO_RUNS_COLLECTED
         return ExitCode.OK
@@ -385,14 +492,11 @@ class Session:
             self.collect()
             self.expand()
             if not self.config.option.collect_only and self.runs:
-                scheduler = hook.xprun_choose_scheduler(session=self)
-                if scheduler is None:
-                    raise UsageError(
-                        f"unknown scheduler {self.config.option.scheduler!r}; "
-                        "built in: inline (plugins may add others)"
-                    )
-                self.scheduler_name = scheduler.name
-                scheduler.run(self, self.runs)
+                for scheduler, runs in self.schedule():
+                    if self.shouldstop:
+                        break
+                    self.scheduler_name = scheduler.name
+                    scheduler.run(self, runs)
             exitstatus = self.exitstatus()
         except UsageError as exc:
             sys.stderr.write(f"ERROR: {exc}\n")
@@ -434,25 +538,32 @@ def _restore_sigterm(previous: Any) -> None:
         signal.signal(signal.SIGTERM, previous)
 
 
+def make_config(
+    argv: list[str], cwd: Path, settings: ProjectSettings | None = None, terminal: bool = True
+) -> Config:
+    """Plugins registered, options parsed, plugins configured: a ``Config`` for ``argv``."""
+    if settings is None:
+        settings = load_settings(_candidate_paths(argv, cwd), cwd)
+    pm = make_pluginmanager()
+    pm.register(sys.modules[__name__], name="xprun.main")
+    if not terminal:
+        pm.unregister(name="xprun.terminal")
+    parser = build_parser(pm, settings)
+    option = parser.parse_intermixed_args(argv)
+    config = Config(pm, settings, option, cwd)
+    pm.hook.xprun_configure.call_historic(kwargs={"config": config})
+    return config
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run ``xprun`` with ``argv`` (default: the command line); return the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    cwd = Path.cwd()
     try:
-        settings = load_settings(_candidate_paths(argv, cwd), cwd)
-        pm = make_pluginmanager()
-        pm.register(sys.modules[__name__], name="xprun.main")
-        parser = build_parser(pm, settings)
-        option = parser.parse_intermixed_args(argv)
-        config = Config(pm, settings, option, cwd)
-        pm.hook.xprun_configure.call_historic(kwargs={"config": config})
-    except UsageError as exc:
-        sys.stderr.write(f"ERROR: {exc}\n")
-        return int(ExitCode.USAGE_ERROR)
-    except CollectError as exc:  # a plugin failed to load
+        config = make_config(argv, Path.cwd())
+    except (UsageError, CollectError) as exc:  # CollectError: a plugin failed to load
         sys.stderr.write(f"ERROR: {exc}\n")
         return int(ExitCode.USAGE_ERROR)
     try:
         return Session(config).main()
     finally:
-        pm.hook.xprun_unconfigure(config=config)
+        config.hook.xprun_unconfigure(config=config)

@@ -15,7 +15,8 @@ CACHED = "cached"
 FAILED = "failed"
 INTERRUPTED = "interrupted"
 ELSEWHERE = "running elsewhere"
-OUTCOMES = (COMPLETE, CACHED, FAILED, INTERRUPTED, ELSEWHERE)
+SUBMITTED = "submitted"  # sent to a cluster scheduler; it runs later
+OUTCOMES = (COMPLETE, CACHED, FAILED, INTERRUPTED, ELSEWHERE, SUBMITTED)
 
 
 @dataclass

@@ -142,6 +142,10 @@ def _execute(
             store.write_json_atomic(run_dir / store.OUTCOME_JSON, outcome)
         except (KeyboardInterrupt, Terminated) as exc:
             status, error, interrupt = store.STATUS_INTERRUPTED, exc, exc
+            try:
+                hook.xprun_run_interrupted(run=run, session=session, reason=exc)
+            except Exception as hook_error:  # recorded; the run is interrupted either way
+                sys.stderr.write(f"xprun: saving state on interrupt failed: {hook_error!r}\n")
         except Exception as exc:
             status, error = store.STATUS_FAILED, exc
         try:
@@ -198,3 +202,11 @@ def xprun_run_teardown(run: RunSpec, session: Session) -> None:
     errors = request.teardown()
     if errors:
         raise errors[0]
+
+
+@hookimpl
+def xprun_run_interrupted(run: RunSpec, session: Session, reason: BaseException) -> None:
+    request = run.request
+    logger = request.cached_value("logger") if request is not None else None
+    if logger is not None and hasattr(logger, "interrupted"):
+        logger.interrupted()

@@ -35,6 +35,8 @@ DEFAULTS: dict[str, Any] = {
     ],
     "snapshot_dir": ".xprun/snapshots",
     "scheduler": "inline",
+    "dirty": "snapshot",
+    "untracked": "snapshot",
     "heartbeat_interval": 5.0,
     "heartbeat_timeout": 60.0,
 }

@@ -1,7 +1,7 @@
 """Terminal reporting: a pytest-like progress line per experiment, then a summary.
 
 One character per run (``.`` complete, ``c`` cached, ``F`` failed, ``I`` interrupted, ``R``
-running elsewhere); ``-v`` prints a line per run, ``-q`` only the summary.  The summary reads
+running elsewhere, ``s`` submitted to a cluster); ``-v`` prints a line per run, ``-q`` only the summary.  The summary reads
 ``N complete, N cached, N failed, N interrupted in X s``.
 """
 
@@ -25,6 +25,7 @@ LETTERS = {
     reports.FAILED: "F",
     reports.INTERRUPTED: "I",
     reports.ELSEWHERE: "R",
+    reports.SUBMITTED: "s",
 }
 
 

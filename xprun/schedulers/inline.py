@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from ..hookimpl import hookimpl
 
 if TYPE_CHECKING:
-    from ..main import Session
+    from ..main import Config, Session
     from ..runspec import RunSpec
 
 
@@ -23,5 +23,5 @@ class InlineScheduler:
 
 
 @hookimpl(trylast=True)
-def xprun_choose_scheduler(session: Session) -> InlineScheduler | None:
-    return InlineScheduler() if session.config.option.scheduler == "inline" else None
+def xprun_choose_scheduler(name: str, config: Config) -> InlineScheduler | None:
+    return InlineScheduler() if name == "inline" else None

@@ -1,0 +1,123 @@
+"""Job specs: what a worker process needs to execute runs, written by the launcher.
+
+A spec is one JSON file per submission in ``<log_dir>/.xprun-jobs/<id>/spec.json``: the
+code to import (a snapshot, or the work tree), the log directory, the settings, the Git state
+to record, and each run's node id, resolved config, fixture params, digest and directory.
+Workers read it and never re-parse a shell script or re-expand the sweep, so what runs is
+exactly what the launcher decided.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import store
+
+if TYPE_CHECKING:
+    from .main import Session
+    from .runspec import RunSpec
+    from .snapshot import Snapshot
+
+SPEC_FORMAT = 1
+JOBS_DIR = ".xprun-jobs"
+
+
+def new_job_dir(log_dir: Path) -> Path:
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    path = log_dir / JOBS_DIR / f"{stamp}-{uuid.uuid4().hex[:8]}"
+    path.mkdir(parents=True)
+    return path
+
+
+def write_spec(
+    session: Session,
+    runs: list[RunSpec],
+    scheduler: str,
+    snapshot: Snapshot | None,
+    job_dir: Path,
+    resources: dict[str, Any] | None = None,
+) -> Path:
+    """Write ``spec.json`` for ``runs`` into ``job_dir``; returns its path."""
+    config = session.config
+    git_fields, patch = session.git_state()
+    if snapshot is not None:
+        git_fields = {**git_fields, **snapshot.fields()}
+    spec = {
+        "format": SPEC_FORMAT,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "scheduler": scheduler,
+        "rootdir": str(snapshot.rootdir if snapshot else config.rootdir),
+        "source_rootdir": str(config.rootdir),
+        "log_dir": str(config.log_dir),
+        "python": sys.executable,
+        "settings": config.settings.values,
+        "force": bool(config.option.force),
+        "capture": config.option.capture,
+        "git": git_fields,
+        "patch": patch,
+        "resources": resources or {},
+        "runs": [
+            {
+                "nodeid": run.experiment.nodeid,
+                "label": run.label,
+                "config": run.config,
+                "param_indices": run.param_indices,
+                "param_ids": run.param_ids,
+                "assignments": {k: _jsonable(v) for k, v in run.assignments.items()},
+                "digest": run.digest,
+                "run_dir": str(run.run_dir),
+            }
+            for run in runs
+        ],
+    }
+    path = job_dir / "spec.json"
+    store.write_json_atomic(path, spec)
+    return path
+
+
+def _jsonable(value: Any) -> Any:
+    try:
+        json.dumps(value)
+    except TypeError:
+        return repr(value)
+    return value
+
+
+def read_spec(path: Path) -> dict[str, Any]:
+    spec = store.read_json(path)
+    if not isinstance(spec, dict) or spec.get("format") != SPEC_FORMAT:
+        raise ValueError(f"{path} is not an xprun job spec of format {SPEC_FORMAT}")
+    return spec
+
+
+def record_submission(
+    job_dir: Path, scheduler: str, job_ids: list[str], runs: list[RunSpec]
+) -> None:
+    """``job.json``: which scheduler jobs carry which runs (read by ``xprun status``)."""
+    store.write_json_atomic(
+        job_dir / "job.json",
+        {
+            "scheduler": scheduler,
+            "job_ids": job_ids,
+            "submitted": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "runs": [str(run.run_dir) for run in runs],
+            "pid": os.getpid(),
+        },
+    )
+
+
+def submissions(log_dir: Path) -> list[dict[str, Any]]:
+    """Every recorded submission under a log directory."""
+    found = []
+    for path in sorted((log_dir / JOBS_DIR).glob("*/job.json")):
+        try:
+            found.append({**store.read_json(path), "dir": str(path.parent)})
+        except (OSError, ValueError):
+            continue
+    return found

@@ -1,0 +1,66 @@
+"""``xprun status``: where the submitted runs of a log directory are, in one queue query."""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from pathlib import Path
+
+from . import store
+from .errors import ExitCode, UsageError
+from .jobs import submissions
+from .main import ArgumentParser
+from .show import default_log_dir
+
+COLUMNS = ("queued", "running", "complete", "failed", "interrupted")
+
+
+def main(argv: list[str]) -> int:
+    parser = ArgumentParser(prog="xprun status", description=__doc__.splitlines()[0])
+    parser.add_argument("log_dir", nargs="?", metavar="LOG_DIR")
+    try:
+        args = parser.parse_args(argv)
+        log_dir = default_log_dir(args.log_dir)
+        if not log_dir.is_dir():
+            raise UsageError(f"log directory {log_dir} does not exist")
+    except UsageError as exc:
+        sys.stderr.write(f"ERROR: {exc}\n")
+        return int(ExitCode.USAGE_ERROR)
+    from .main import make_config
+
+    config = make_config([], Path.cwd())
+    clock = store.FsClock(log_dir)
+    heartbeat = config.heartbeat
+    by_scheduler: dict[str, list[dict]] = {}
+    for submission in submissions(log_dir):
+        by_scheduler.setdefault(submission["scheduler"], []).append(submission)
+    if not by_scheduler:
+        sys.stdout.write(f"no submissions recorded in {log_dir}\n")
+        return int(ExitCode.OK)
+
+    width = max(len(n) for n in by_scheduler) + 2
+    sys.stdout.write(f"{'scheduler':<{width}}" + "".join(f"{c:>12}" for c in COLUMNS) + "\n")
+    for name, subs in by_scheduler.items():
+        scheduler = config.hook.xprun_choose_scheduler(name=name, config=config)
+        job_ids = [j for s in subs for j in s["job_ids"]]
+        try:
+            queue = scheduler.queue_states(job_ids) if scheduler and job_ids else {}
+        except UsageError as exc:
+            sys.stderr.write(f"warning: cannot ask {name} about its jobs: {exc}\n")
+            queue = {}
+        counts: Counter[str] = Counter()
+        for sub in subs:
+            for run_dir in sub["runs"]:
+                state = store.read_state(Path(run_dir), clock, heartbeat)
+                if state.status == store.STATUS_NEW:
+                    counts["queued"] += 1  # not started yet (or its job was lost)
+                else:
+                    counts[state.status] += 1
+        queued_tasks = sum(1 for s in queue.values() if s == "PENDING")
+        sys.stdout.write(f"{name:<{width}}" + "".join(f"{counts[c]:>12}" for c in COLUMNS) + "\n")
+        sys.stdout.write(
+            f"  {len(job_ids)} job{'s' * (len(job_ids) != 1)} submitted; in the queue now: "
+            f"{queued_tasks} pending task{'s' * (queued_tasks != 1)}, "
+            f"{len(queue) - queued_tasks} running\n"
+        )
+    return int(ExitCode.OK)

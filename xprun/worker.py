@@ -1,0 +1,200 @@
+"""``python -m xprun worker SPEC``: execute runs of a job spec, where a scheduler put us.
+
+Modes:
+
+- ``--index I``: run I of the spec;
+- ``--array-offset K``: run ``K + task index`` (``SLURM_ARRAY_TASK_ID``, ``OAR_ARRAY_INDEX``);
+- ``--serve``: read run indices on stdin, one per line, and answer each with a JSON line on
+  the original stdout (the local pool's protocol); everything the runs print goes to stderr
+  or to their own log files.
+
+The worker imports the code from the spec's rootdir (a Git snapshot for queued jobs), loads
+the conftest.py files and experiment modules of its runs, and executes each run through the
+same run protocol as ``xprun`` itself.  SIGTERM and SIGUSR2 end the current run as
+``interrupted``: the logger's ``on_interrupt`` callbacks save a checkpoint first.  On SIGUSR2
+(SLURM's warning before a time limit or a preemption, sent with ``--signal=B:USR2@S``) the
+job requeues itself with ``scontrol requeue``, at most ``max_requeues`` times.
+
+Exit code: 0 when every run ended complete (or was cached), 1 when one failed, 2 when one was
+interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from . import reports
+from .errors import Preempted, Terminated
+from .settings import ProjectSettings
+
+TASK_VARIABLES = ("SLURM_ARRAY_TASK_ID", "OAR_ARRAY_INDEX", "PBS_ARRAY_INDEX", "LSB_JOBINDEX")
+
+
+def _raise(exc_type: type[BaseException]) -> Any:
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise exc_type(f"received signal {signal.Signals(signum).name}")
+
+    return handler
+
+
+def _task_index() -> int:
+    for name in TASK_VARIABLES:
+        if os.environ.get(name, "").isdigit():
+            return int(os.environ[name])
+    raise SystemExit(f"xprun worker: --array-offset needs one of {', '.join(TASK_VARIABLES)}")
+
+
+class Worker:
+    """A session built from a spec, ready to execute its runs by index."""
+
+    def __init__(self, spec_path: Path) -> None:
+        from .jobs import read_spec
+        from .main import Session, make_config
+
+        self.spec_path = spec_path
+        self.spec = spec = read_spec(spec_path)
+        rootdir = Path(spec["rootdir"])
+        os.chdir(rootdir)
+        settings = ProjectSettings(rootdir=rootdir, inifile=None, values=spec["settings"])
+        files = sorted({run["nodeid"].split("::")[0] for run in spec["runs"]})
+        argv = [*files, "--log-dir", spec["log_dir"], "-qq", "--scheduler", "inline"]
+        if spec.get("force"):
+            argv.append("--force")
+        if spec.get("capture") == "no":
+            argv.append("-s")
+        self.config = make_config(argv, rootdir, settings=settings, terminal=False)
+        self.session = Session(self.config)
+        self.session.scheduler_name = spec["scheduler"]
+        self.session.set_git_state(spec.get("git") or {}, spec.get("patch"))
+        self.session.collect()
+        self.experiments = {e.nodeid: e for e in self.session.experiments}
+        self.hook = self.config.hook
+
+    def runspec(self, index: int) -> Any:
+        from .runspec import RunSpec
+
+        entry = self.spec["runs"][index]
+        experiment = self.experiments.get(entry["nodeid"])
+        if experiment is None:
+            errors = "; ".join(text.splitlines()[-1] for _, text in self.session.collect_errors)
+            raise RuntimeError(
+                f"experiment {entry['nodeid']} not found in {self.spec['rootdir']}: {errors}"
+            )
+        return RunSpec(
+            experiment=experiment,
+            config=entry["config"],
+            assignments=entry.get("assignments", {}),
+            param_indices=entry["param_indices"],
+            param_ids=entry["param_ids"],
+            digest=entry["digest"],
+            run_dir=Path(entry["run_dir"]),
+            label=entry["label"],
+        )
+
+    def execute(self, index: int) -> reports.RunReport:
+        run = self.runspec(index)
+        return self.hook.xprun_run_protocol(run=run, session=self.session)
+
+    def close(self) -> None:
+        self.session.session_fixtures.teardown()
+
+
+def _exit_code(outcome: str) -> int:
+    return {reports.FAILED: 1, reports.INTERRUPTED: 2}.get(outcome, 0)
+
+
+def _requeue(spec: dict[str, Any]) -> bool:
+    """Requeue this SLURM job (bounded by ``[tool.xprun.slurm] max_requeues``)."""
+    job = os.environ.get("SLURM_JOB_ID")
+    if not job:
+        return False
+    array_job, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
+    target = f"{array_job}_{task}" if array_job and task else job
+    limit = int((spec["settings"].get("slurm") or {}).get("max_requeues", 3))
+    restarts = int(os.environ.get("SLURM_RESTART_COUNT", "0") or 0)
+    if restarts >= limit:
+        sys.stderr.write(f"xprun worker: not requeueing {target}: {restarts} requeues already\n")
+        return False
+    proc = subprocess.run(["scontrol", "requeue", target], capture_output=True, text=True)
+    sys.stderr.write(
+        f"xprun worker: scontrol requeue {target}: rc={proc.returncode} {proc.stderr}\n"
+    )
+    return proc.returncode == 0
+
+
+def run_one(worker: Worker, index: int) -> int:
+    try:
+        report = worker.execute(index)
+    except Preempted:
+        if os.environ.get("OAR_JOB_ID"):
+            return 99  # OAR resubmits an idempotent job that exits 99 after a checkpoint
+        _requeue(worker.spec)
+        return 2
+    except (Terminated, KeyboardInterrupt):
+        return 2
+    return _exit_code(report.outcome)
+
+
+def serve(worker: Worker, proto: Any) -> int:
+    """The local pool's protocol: indices in on stdin, one JSON result line out each."""
+    status = 0
+    for line in sys.stdin:
+        line = line.strip()
+        if not line:
+            continue
+        index = int(line)
+        try:
+            report = worker.execute(index)
+            result = {
+                "index": index,
+                "outcome": report.outcome,
+                "duration": report.duration,
+                "longrepr": report.longrepr,
+                "stdout": report.stdout,
+                "stderr": report.stderr,
+            }
+        except (Terminated, KeyboardInterrupt) as exc:
+            answer = {"index": index, "outcome": reports.INTERRUPTED, "longrepr": repr(exc)}
+            proto.write(json.dumps(answer) + "\n")
+            proto.flush()
+            return 2
+        except Exception as exc:  # an error of xprun's own: report it, keep serving
+            error = f"worker error: {exc!r}"
+            result = {"index": index, "outcome": reports.FAILED, "longrepr": error}
+        proto.write(json.dumps(result) + "\n")
+        proto.flush()
+        status = max(status, _exit_code(result["outcome"]))
+    return status
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="xprun worker", description=__doc__.splitlines()[0])
+    parser.add_argument("spec", type=Path)
+    mode = parser.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--index", type=int)
+    mode.add_argument("--array-offset", type=int)
+    mode.add_argument("--serve", action="store_true")
+    args = parser.parse_args(argv)
+    proto = None
+    if args.serve:  # keep the protocol stream clean: fd 1 becomes stderr for everything else
+        proto = os.fdopen(os.dup(1), "w", buffering=1)
+        os.dup2(2, 1)
+    signal.signal(signal.SIGTERM, _raise(Terminated))
+    if hasattr(signal, "SIGUSR2"):
+        signal.signal(signal.SIGUSR2, _raise(Preempted))
+    worker = Worker(args.spec.resolve())
+    try:
+        if args.serve:
+            return serve(worker, proto)
+        index = args.index if args.index is not None else args.array_offset + _task_index()
+        return run_one(worker, index)
+    finally:
+        worker.close()
