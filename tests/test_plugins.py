@@ -84,8 +84,8 @@ def test_entry_point_plugin_adds_an_option_and_a_scheduler(project, tmp_path):
                 parser.add_argument("--shout", action="store_true")
 
             @xprun.hookimpl
-            def xprun_choose_scheduler(session):
-                if session.config.option.scheduler == "reverse":
+            def xprun_choose_scheduler(name):
+                if name == "reverse":
                     return ReverseScheduler()
 
             @xprun.hookimpl
@@ -129,3 +129,23 @@ def test_unknown_scheduler_is_a_usage_error(project):
     assert result.returncode == 4
     assert "unknown scheduler 'nope'" in result.stderr
     assert not project.log_dir.exists()
+
+
+def test_a_broken_plugin_is_a_clear_usage_error(project, tmp_path):
+    site = tmp_path / "site"
+    (site / "xprun_broken-1.0.dist-info").mkdir(parents=True)
+    (site / "xprun_broken-1.0.dist-info" / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: xprun-broken\nVersion: 1.0\n"
+    )
+    (site / "xprun_broken-1.0.dist-info" / "entry_points.txt").write_text("[xprun]\nbroken = xprun_broken\n")
+    (site / "xprun_broken.py").write_text(
+        "import xprun\n\n@xprun.hookimpl\ndef xprun_choose_scheduler(session, nonsense):\n    pass\n"
+    )
+    project.write("xp_a.py", "def xp_a():\n    pass\n")
+    env = project.env()
+    env.pop("XPRUN_DISABLE_PLUGIN_AUTOLOAD")
+    env["PYTHONPATH"] = str(site)
+    proc = subprocess.run([sys.executable, "-m", "xprun"], cwd=project.root, env=env, capture_output=True, text=True)
+    assert proc.returncode == 4
+    assert "xprun_broken" in proc.stderr and "nonsense" in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -55,7 +55,13 @@ def make_pluginmanager() -> pluggy.PluginManager:
     for name in BUILTIN_PLUGINS:
         pm.register(importlib.import_module(name), name=name)
     if not os.environ.get("XPRUN_DISABLE_PLUGIN_AUTOLOAD"):
-        pm.load_setuptools_entrypoints("xprun")
+        try:
+            pm.load_setuptools_entrypoints("xprun")
+        except pluggy.PluginValidationError as exc:
+            raise UsageError(
+                f"plugin {getattr(exc.plugin, '__name__', exc.plugin)!r} does not fit xprun's "
+                f"hooks: {exc}; fix or uninstall it, or set XPRUN_DISABLE_PLUGIN_AUTOLOAD=1"
+            ) from None
     return pm
 
 
@@ -307,7 +313,11 @@ class Session:
                     self._collect_error(conftest, format_import_error(conftest))
                     ok = False
                 else:
-                    self.config.pluginmanager.register(module, name=str(conftest))
+                    try:
+                        self.config.pluginmanager.register(module, name=str(conftest))
+                    except pluggy.PluginValidationError as exc:
+                        self._collect_error(conftest, f"{conftest}: a hook does not fit: {exc}")
+                        ok = False
                     rel = relpath(directory, rootdir)
                     self.fixtures.parse_module(module, "/" if rel == "." else f"/{rel}/")
             self._conftest_dirs[directory] = ok

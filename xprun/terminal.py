@@ -1,8 +1,8 @@
 """Terminal reporting: a pytest-like progress line per experiment, then a summary.
 
 One character per run (``.`` complete, ``c`` cached, ``F`` failed, ``I`` interrupted, ``R``
-running elsewhere, ``s`` submitted to a cluster); ``-v`` prints a line per run, ``-q`` only the summary.  The summary reads
-``N complete, N cached, N failed, N interrupted in X s``.
+running elsewhere, ``s`` submitted to a cluster); ``-v`` prints a line per run, ``-q`` only
+the summary.  The summary reads ``N complete, N cached, N failed, N interrupted in X s``.
 """
 
 from __future__ import annotations
