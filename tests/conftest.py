@@ -44,6 +44,9 @@ class Project:
         env.pop("PYTHONPATH", None)
         return env
 
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "xprun"]
+
     def popen(self, *args: str, **kwargs) -> subprocess.Popen:
         return subprocess.Popen(
             [sys.executable, "-m", "xprun", *args],
@@ -79,3 +82,22 @@ class Project:
 @pytest.fixture
 def project(tmp_path: Path) -> Project:
     return Project(tmp_path / "proj")
+
+
+def git_commit_all(root: Path, message: str = "commit") -> None:
+    """Make ``root`` a Git repository (if needed) and commit everything in it."""
+    env = {
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@x",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@x",
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(root),
+    }
+    if not (root / ".git").exists():
+        subprocess.run(["git", "init", "-q", "-b", "main"], cwd=root, check=True, env=env)
+        (root / ".gitignore").write_text("xprun_logs/\n.xprun/\n__pycache__/\n")
+    subprocess.run(["git", "add", "-A"], cwd=root, check=True, env=env)
+    subprocess.run(
+        ["git", "commit", "-q", "--allow-empty", "-m", message], cwd=root, check=True, env=env
+    )

@@ -137,7 +137,9 @@ def test_a_broken_plugin_is_a_clear_usage_error(project, tmp_path):
     (site / "xprun_broken-1.0.dist-info" / "METADATA").write_text(
         "Metadata-Version: 2.1\nName: xprun-broken\nVersion: 1.0\n"
     )
-    (site / "xprun_broken-1.0.dist-info" / "entry_points.txt").write_text("[xprun]\nbroken = xprun_broken\n")
+    (site / "xprun_broken-1.0.dist-info" / "entry_points.txt").write_text(
+        "[xprun]\nbroken = xprun_broken\n"
+    )
     (site / "xprun_broken.py").write_text(
         "import xprun\n\n@xprun.hookimpl\ndef xprun_choose_scheduler(session, nonsense):\n    pass\n"
     )
@@ -145,7 +147,9 @@ def test_a_broken_plugin_is_a_clear_usage_error(project, tmp_path):
     env = project.env()
     env.pop("XPRUN_DISABLE_PLUGIN_AUTOLOAD")
     env["PYTHONPATH"] = str(site)
-    proc = subprocess.run([sys.executable, "-m", "xprun"], cwd=project.root, env=env, capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "xprun"], cwd=project.root, env=env, capture_output=True, text=True
+    )
     assert proc.returncode == 4
     assert "xprun_broken" in proc.stderr and "nonsense" in proc.stderr
     assert "Traceback" not in proc.stderr

@@ -9,7 +9,9 @@ last write has happened.
 from __future__ import annotations
 
 import random
+import signal
 import sys
+import threading
 import time
 import traceback
 from typing import TYPE_CHECKING, Any
@@ -39,6 +41,20 @@ def seed_everything(seed: int) -> None:
     torch = sys.modules.get("torch")
     if torch is not None:
         torch.manual_seed(seed)
+
+
+_HELD_SIGNALS = {getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGUSR2") if hasattr(signal, n)}
+
+
+def _hold_signals() -> Any:
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.pthread_sigmask(signal.SIG_BLOCK, _HELD_SIGNALS)
+
+
+def _release_signals(previous: Any) -> None:
+    if previous is not None:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _cut_traceback(exc: BaseException) -> str:
@@ -131,6 +147,7 @@ def _execute(
     run.request = FixtureRequest(run, run.experiment.fixtures, session.session_fixtures)
     error: BaseException | None = None
     interrupt: BaseException | None = None
+    held: Any = None
     status = store.STATUS_COMPLETE
     capture.start()
     try:
@@ -142,6 +159,9 @@ def _execute(
             store.write_json_atomic(run_dir / store.OUTCOME_JSON, outcome)
         except (KeyboardInterrupt, Terminated) as exc:
             status, error, interrupt = store.STATUS_INTERRUPTED, exc, exc
+            # A second Ctrl-C or SIGTERM must not cut the recording short: hold them until
+            # the final record is written (they are delivered then).
+            held = _hold_signals()
             try:
                 hook.xprun_run_interrupted(run=run, session=session, reason=exc)
             except Exception as hook_error:  # recorded; the run is interrupted either way
@@ -167,6 +187,8 @@ def _execute(
     ended = time.time()
     final = final_record(record, status, ended, error, session.packages.imported())
     store.write_json_atomic(run_dir / store.RUN_JSON, final)
+    if interrupt is not None:
+        _release_signals(held)
     outcome_name = {
         store.STATUS_COMPLETE: reports.COMPLETE,
         store.STATUS_FAILED: reports.FAILED,

@@ -190,11 +190,14 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGTERM, _raise(Terminated))
     if hasattr(signal, "SIGUSR2"):
         signal.signal(signal.SIGUSR2, _raise(Preempted))
-    worker = Worker(args.spec.resolve())
     try:
-        if args.serve:
-            return serve(worker, proto)
-        index = args.index if args.index is not None else args.array_offset + _task_index()
-        return run_one(worker, index)
-    finally:
-        worker.close()
+        worker = Worker(args.spec.resolve())
+        try:
+            if args.serve:
+                return serve(worker, proto)
+            index = args.index if args.index is not None else args.array_offset + _task_index()
+            return run_one(worker, index)
+        finally:
+            worker.close()
+    except (KeyboardInterrupt, Terminated):
+        return 2  # a signal outside any run (or a second one): nothing left to record

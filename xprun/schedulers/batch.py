@@ -99,8 +99,35 @@ class BatchScheduler:
 
     # -- shared ------------------------------------------------------------------------------
 
+    def queued_elsewhere(self, session: Session, runs: list[RunSpec]) -> list[RunSpec]:
+        """Leave out runs that an earlier submission still has in the queue (one query)."""
+        from ..jobs import submissions
+
+        owner: dict[str, str] = {}
+        for submission in submissions(session.config.log_dir):
+            if submission.get("scheduler") != self.name:
+                continue
+            for run_dir in submission.get("runs", []):
+                owner[run_dir] = submission["job_ids"][0]
+        wanted = {owner[str(r.run_dir)] for r in runs if str(r.run_dir) in owner}
+        if not wanted:
+            return runs
+        try:
+            live = {task.split("_")[0] for task in self.queue_states(sorted(wanted))}
+        except UsageError:
+            return runs  # the queue cannot be asked: submit, claims keep runs single
+        todo = []
+        for run in runs:
+            job = owner.get(str(run.run_dir))
+            if job in live:
+                report = reports.RunReport(run, reports.ELSEWHERE, longrepr=f"queued as job {job}")
+                session.config.hook.xprun_run_logreport(report=report)
+            else:
+                todo.append(run)
+        return todo
+
     def run(self, session: Session, runs: list[RunSpec]) -> None:
-        todo = pending(session, runs)
+        todo = self.queued_elsewhere(session, pending(session, runs))
         if not todo:
             return
         snapshot = session.snapshot(required=True)

@@ -155,9 +155,16 @@ class _Pool:
             self.selector.close()
 
     def stop(self) -> None:
-        """Ctrl-C: every worker ends its run as interrupted (teardown included), then exits."""
+        """Ctrl-C: every worker ends its run as interrupted (teardown included), then exits.
+
+        Workers in the terminal's process group got the same SIGINT; the others get SIGTERM
+        after a short grace period (a second signal must not cut a run's recording short).
+        """
+        grace = time.monotonic() + 5
         for worker in self.workers:
-            if worker.proc.poll() is None:
+            try:
+                worker.proc.wait(max(0.0, grace - time.monotonic()))
+            except subprocess.TimeoutExpired:
                 worker.proc.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + 30
         for worker in list(self.workers):
