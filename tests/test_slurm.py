@@ -193,3 +193,25 @@ def test_a_cluster_scheduler_needs_git(slurm, project):
     assert result.returncode == 4
     assert "not in a Git repository" in result.stderr and "--no-snapshot" in result.stderr
     assert not list(project.log_dir.glob("*/*/run.json"))
+
+
+def test_arrays_beyond_max_array_size_are_split_and_wait_reports_the_outcome(slurm, project):
+    project.write(
+        "pyproject.toml",
+        '[tool.xprun]\nlog_dir = "xprun_logs"\n[tool.xprun.slurm]\nmax_array_size = 5\npoll_seconds = 0.5\n',
+    )
+    project.write(
+        "xp_split.py",
+        "import xprun\n\n@xprun.grid(i=list(range(12)))\ndef xp_split(config):\n"
+        "    if config.i == 11:\n        raise ValueError('eleven')\n    return {'i': config.i}\n",
+    )
+    git_commit_all(project.root)
+    result = project.run("--scheduler", "slurm", "--wait", timeout=300)
+    assert result.returncode == 1, result.output  # one run failed
+    assert "12 submitted" in result.stdout
+    assert "11 complete" in result.stdout and "1 failed" in result.stdout
+    assert "ValueError: eleven" in result.stdout
+    (job,) = job_records(project)
+    assert len(job["job_ids"]) == 3  # 5 + 5 + 2
+    offsets = sorted(int(r["job"]["SLURM_ARRAY_TASK_ID"]) for r in project.records())
+    assert offsets == [0, 0, 0, 1, 1, 1, 2, 2, 3, 3, 4, 4]

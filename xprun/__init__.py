@@ -5,7 +5,7 @@ Write ``xp_*`` functions, declare their config and sweep with ``@xprun.config`` 
 """
 
 from ._version import __version__
-from .declare import config, grid, zip
+from .declare import config, grid, resources, zip
 from .errors import ExitCode, UsageError
 from .fixtures import fixture
 from .hookimpl import hookimpl
@@ -34,5 +34,6 @@ __all__ = [
     "grid",
     "hookimpl",
     "main",
+    "resources",
     "zip",
 ]

@@ -64,6 +64,10 @@ def _git(args: list[str], cwd: Path, env: dict[str, str] | None = None, **kwargs
     return proc.stdout
 
 
+def _lines(output: str) -> list[str]:
+    return [p for p in output.split("\0") if p]
+
+
 def _policy(settings: dict[str, Any], key: str) -> str:
     value = settings.get(key, "snapshot")
     if value not in POLICIES:
@@ -95,8 +99,12 @@ def take(
         for p in exclude
         if p.resolve().is_relative_to(top.resolve())
     ]
-    changed = _git(["diff", "--name-only", "HEAD", "--", *specs], top).split() if base else []
-    untracked = _git(["ls-files", "--others", "--exclude-standard", "--", *specs], top).split()
+    changed = _lines(_git(["diff", "-z", "--name-only", "HEAD", "--", *specs], top)) if base else []
+    if not base:  # no commit yet: everything in the user's index counts as a change
+        changed = _lines(_git(["ls-files", "-z", "--", *specs], top))
+    untracked = _lines(
+        _git(["ls-files", "-z", "--others", "--exclude-standard", "--", *specs], top)
+    )
     if changed and dirty_policy == "error":
         raise UsageError(
             f"the work tree has uncommitted changes ({', '.join(changed[:5])}"
@@ -113,10 +121,18 @@ def take(
         env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
         if base:
             _git(["read-tree", base], top, env)
-        if dirty_policy == "snapshot" and base:
-            _git(["add", "-u", "--", *specs], top, env)
-        if untracked_policy == "snapshot" and untracked:
-            _git(["add", "--", *untracked], top, env)
+        paths = []
+        if dirty_policy == "snapshot":
+            paths += changed  # staged or not, deletions included
+        if untracked_policy == "snapshot":
+            paths += untracked
+        if paths:  # literal paths through stdin: no globbing, no argument-length limit
+            _git(
+                ["add", "-A", "--pathspec-from-file=-", "--pathspec-file-nul"],
+                top,
+                env,
+                input="\0".join(paths),
+            )
         tree = _git(["write-tree"], top, env).strip()
     identity = {
         "GIT_AUTHOR_NAME": "xprun",
