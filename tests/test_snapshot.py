@@ -70,9 +70,9 @@ def test_snapshot_captures_changes_and_untracked_files_without_touching_the_repo
 def test_policies(repo):
     repo.write("model.py", "WIDTH = 2\n")
     repo.write("scratch.py", "pass\n")
-    with pytest.raises(UsageError, match="uncommitted changes.*model.py"):
+    with pytest.raises(UsageError, match=r"uncommitted changes.*model\.py"):
         take(repo, dirty="error")
-    with pytest.raises(UsageError, match="untracked files.*scratch.py"):
+    with pytest.raises(UsageError, match=r"untracked files.*scratch\.py"):
         take(repo, untracked="error")
     ignored = take(repo, dirty="ignore", untracked="ignore")
     assert (ignored.rootdir / "model.py").read_text() == "WIDTH = 1\n"
