@@ -38,6 +38,10 @@ class Project:
         path.write_text(textwrap.dedent(text))
         return path
 
+    def with_path(self, folder: Path) -> dict[str, str]:
+        """Environment additions putting ``folder`` first on PATH (for command wrappers)."""
+        return {"PATH": f"{folder}:{os.environ['PATH']}"}
+
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
         env["XPRUN_DISABLE_PLUGIN_AUTOLOAD"] = "1"
@@ -58,11 +62,14 @@ class Project:
             **kwargs,
         )
 
-    def run(self, *args: str, timeout: float = 120, cwd: Path | None = None) -> Result:
+    def run(
+        self, *args: str, timeout: float = 120, cwd: Path | None = None, env: dict | None = None
+    ) -> Result:
+        """``python -m xprun ARGS`` in the project; ``env`` is merged over the test's."""
         proc = subprocess.run(
             [sys.executable, "-m", "xprun", *args],
             cwd=cwd or self.root,
-            env=self.env(),
+            env={**self.env(), **(env or {})},
             capture_output=True,
             text=True,
             timeout=timeout,

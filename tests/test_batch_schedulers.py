@@ -129,16 +129,9 @@ def test_oar_submission_script_and_command_line_and_the_script_runs(project, tmp
     )
     make_sweep(project, decorators='@xprun.resources(cpus=4, time="1-00:00:00", partition="prod")')
     bindir, calls = fake_oarsub(tmp_path)
-    env = project.env()
-    env["PATH"] = f"{bindir}:{env['PATH']}"
-    proc = subprocess.run(
-        [*project.command(), "--scheduler", "oar"],
-        cwd=project.root,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    env = project.with_path(bindir)
+    proc = project.run("--scheduler", "oar", env=env)
+    assert proc.returncode == 0, proc.output
     assert "3 submitted" in proc.stdout and "4216" in proc.stderr
     (job_dir,) = [p.parent for p in project.log_dir.glob(".xprun-jobs/*/job.json")]
     job = json.loads((job_dir / "job.json").read_text())
@@ -163,7 +156,7 @@ def test_oar_submission_script_and_command_line_and_the_script_runs(project, tmp
     for index in ("0", "1", "2"):
         task = subprocess.run(
             ["sh", str(job_dir / "job.sh"), index],
-            env={**env, "OAR_JOB_ID": "4216"},
+            env={**project.env(), **env, "OAR_JOB_ID": "4216"},
             capture_output=True,
             text=True,
             timeout=120,

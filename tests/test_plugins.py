@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import textwrap
+from pathlib import Path
 
 import pluggy
 
 import xprun
 from xprun import hookspec
 from xprun.main import BUILTIN_PLUGINS, make_pluginmanager
+
+
+def install_plugin(site: Path, module: str, code: str) -> dict[str, str]:
+    """A real installed distribution with an ``xprun`` entry point, on a PYTHONPATH folder;
+    returns the environment that lets xprun load it."""
+    dist = site / f"{module}-1.0.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {module}\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text(f"[xprun]\n{module} = {module}\n")
+    (site / f"{module}.py").write_text(textwrap.dedent(code))
+    return {"PYTHONPATH": str(site), "XPRUN_DISABLE_PLUGIN_AUTOLOAD": ""}
 
 
 def test_every_hook_is_documented_and_builtins_are_plugins():
@@ -59,17 +69,10 @@ def test_conftest_hooks_see_and_change_the_session(project):
 
 
 def test_entry_point_plugin_adds_an_option_and_a_scheduler(project, tmp_path):
-    site = tmp_path / "site"
-    (site / "xprun_reverse-1.0.dist-info").mkdir(parents=True)
-    (site / "xprun_reverse-1.0.dist-info" / "METADATA").write_text(
-        "Metadata-Version: 2.1\nName: xprun-reverse\nVersion: 1.0\n"
-    )
-    (site / "xprun_reverse-1.0.dist-info" / "entry_points.txt").write_text(
-        "[xprun]\nreverse = xprun_reverse\n"
-    )
-    (site / "xprun_reverse.py").write_text(
-        textwrap.dedent(
-            """
+    env = install_plugin(
+        tmp_path / "site",
+        "xprun_reverse",
+        """
             import xprun
 
             class ReverseScheduler:
@@ -92,8 +95,7 @@ def test_entry_point_plugin_adds_an_option_and_a_scheduler(project, tmp_path):
             def xprun_terminal_summary(session, exitstatus):
                 if session.config.option.shout:
                     print("REVERSED", [r.config["i"] for r in session.runs])
-            """
-        )
+            """,
     )
     order = project.root / "order.txt"
     project.write(
@@ -107,17 +109,8 @@ def test_entry_point_plugin_adds_an_option_and_a_scheduler(project, tmp_path):
                 f.write(str(config.i))
         """,
     )
-    env = project.env()
-    env.pop("XPRUN_DISABLE_PLUGIN_AUTOLOAD")
-    env["PYTHONPATH"] = str(site)
-    proc = subprocess.run(
-        [sys.executable, "-m", "xprun", "--scheduler", "reverse", "--shout"],
-        cwd=project.root,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    proc = project.run("--scheduler", "reverse", "--shout", env=env)
+    assert proc.returncode == 0, proc.output
     assert order.read_text() == "321"
     assert "REVERSED [1, 2, 3]" in proc.stdout
     assert {r["scheduler"] for r in project.records()} == {"reverse"}
@@ -132,24 +125,13 @@ def test_unknown_scheduler_is_a_usage_error(project):
 
 
 def test_a_broken_plugin_is_a_clear_usage_error(project, tmp_path):
-    site = tmp_path / "site"
-    (site / "xprun_broken-1.0.dist-info").mkdir(parents=True)
-    (site / "xprun_broken-1.0.dist-info" / "METADATA").write_text(
-        "Metadata-Version: 2.1\nName: xprun-broken\nVersion: 1.0\n"
-    )
-    (site / "xprun_broken-1.0.dist-info" / "entry_points.txt").write_text(
-        "[xprun]\nbroken = xprun_broken\n"
-    )
-    (site / "xprun_broken.py").write_text(
-        "import xprun\n\n@xprun.hookimpl\ndef xprun_choose_scheduler(session, nonsense):\n    pass\n"
+    env = install_plugin(
+        tmp_path / "site",
+        "xprun_broken",
+        "import xprun\n\n@xprun.hookimpl\ndef xprun_choose_scheduler(session, nonsense):\n    pass\n",
     )
     project.write("xp_a.py", "def xp_a():\n    pass\n")
-    env = project.env()
-    env.pop("XPRUN_DISABLE_PLUGIN_AUTOLOAD")
-    env["PYTHONPATH"] = str(site)
-    proc = subprocess.run(
-        [sys.executable, "-m", "xprun"], cwd=project.root, env=env, capture_output=True, text=True
-    )
+    proc = project.run(env=env)
     assert proc.returncode == 4
     assert "xprun_broken" in proc.stderr and "nonsense" in proc.stderr
     assert "Traceback" not in proc.stderr

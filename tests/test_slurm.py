@@ -74,17 +74,9 @@ def test_sweep_is_one_array_runs_from_the_snapshot_and_is_not_submitted_twice(
     project.write("helpers.py", "VERSION = 'as submitted'\n")
     project.write("xp_cluster.py", SWEEP)
     git_commit_all(project.root)
-    env = project.env()
-    env["PATH"] = f"{wrapper.parent}:{env['PATH']}"
-    submit = subprocess.run(
-        [*project.command(), "--scheduler", "slurm"],
-        cwd=project.root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert submit.returncode == 0, submit.stdout + submit.stderr
+    env = project.with_path(wrapper.parent)
+    submit = project.run("--scheduler", "slurm", env=env)
+    assert submit.returncode == 0, submit.output
     assert "12 submitted" in submit.stdout
     lines = calls.read_text().splitlines()
     assert len(lines) == 1 and "--array=0-11" in lines[0] and "--signal=B:USR2@120" in lines[0]
@@ -93,14 +85,7 @@ def test_sweep_is_one_array_runs_from_the_snapshot_and_is_not_submitted_twice(
 
     # Edit the code while the jobs wait in the queue: they must run what was submitted.
     project.write("helpers.py", "VERSION = 'edited after submission'\n")
-    again = subprocess.run(
-        [*project.command(), "--scheduler", "slurm"],
-        cwd=project.root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    again = project.run("--scheduler", "slurm", env=env)
     assert again.returncode == 0 and "12 running elsewhere" in again.stdout, again.stdout
     assert len(calls.read_text().splitlines()) == 1  # still queued: nothing submitted again
     subprocess.run(["scontrol", "release", job["job_ids"][0]], check=True)
@@ -116,14 +101,7 @@ def test_sweep_is_one_array_runs_from_the_snapshot_and_is_not_submitted_twice(
     assert sorted(int(r["job"]["SLURM_ARRAY_TASK_ID"]) for r in records) == list(range(12))
     assert {r["git"]["snapshot"] for r in records} == {records[0]["git"]["snapshot"]}
 
-    last = subprocess.run(
-        [*project.command(), "--scheduler", "slurm"],
-        cwd=project.root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    last = project.run("--scheduler", "slurm", env=env)
     assert last.returncode == 0 and "12 cached" in last.stdout
     assert len(calls.read_text().splitlines()) == 1
 
