@@ -74,6 +74,17 @@ class BatchScheduler:
         self.settings = {**self.defaults, **settings}
 
     @classmethod
+    def choose(cls, name: str, config: Any) -> BatchScheduler | None:
+        """For ``xprun_choose_scheduler``: this scheduler, from the settings, if it is named."""
+        return cls.from_settings(config.settings.values) if name == cls.name else None
+
+    @staticmethod
+    def write_script(path: Path, text: str) -> Path:
+        path.write_text(text)
+        path.chmod(0o755)
+        return path
+
+    @classmethod
     def from_settings(cls, values: dict[str, Any]) -> BatchScheduler:
         table = values.get(cls.name) or {}
         if not isinstance(table, dict):

@@ -97,9 +97,9 @@ class OarScheduler(BatchScheduler):
         self, job_dir: Path, spec: Path, count: int, resources: dict[str, Any], name: str
     ) -> list[str]:
         (job_dir / "params.txt").write_text("".join(f"{i}\n" for i in range(count)))
-        script = job_dir / "job.sh"
-        script.write_text(self.job_script(job_dir, spec, resources, name))
-        script.chmod(0o755)
+        script = self.write_script(
+            job_dir / "job.sh", self.job_script(job_dir, spec, resources, name)
+        )
         _, job_ids = parse_oarsub(run_command(self.oarsub_command(script), "OAR"))
         return job_ids
 
@@ -120,7 +120,5 @@ class OarScheduler(BatchScheduler):
 
 
 @hookimpl(trylast=True)
-def xprun_choose_scheduler(name: str, config: Config) -> OarScheduler | None:
-    if name != "oar":
-        return None
-    return OarScheduler.from_settings(config.settings.values)  # type: ignore[return-value]
+def xprun_choose_scheduler(name: str, config: Config) -> BatchScheduler | None:
+    return OarScheduler.choose(name, config)

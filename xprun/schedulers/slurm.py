@@ -115,9 +115,7 @@ class SlurmScheduler(BatchScheduler):
         job_ids = []
         for offset in range(0, count, chunk):
             size = min(chunk, count - offset)
-            script = job_dir / f"job-{offset}.sh"
-            script.write_text(self.job_script(spec, offset))
-            script.chmod(0o755)
+            script = self.write_script(job_dir / f"job-{offset}.sh", self.job_script(spec, offset))
             args = self.sbatch_command(job_dir, script, 0, size - 1, resources, name)
             job_ids.append(parse_job_id(run_command(args, "SLURM")))
         return job_ids
@@ -135,7 +133,5 @@ class SlurmScheduler(BatchScheduler):
 
 
 @hookimpl(trylast=True)
-def xprun_choose_scheduler(name: str, config: Config) -> SlurmScheduler | None:
-    if name != "slurm":
-        return None
-    return SlurmScheduler.from_settings(config.settings.values)  # type: ignore[return-value]
+def xprun_choose_scheduler(name: str, config: Config) -> BatchScheduler | None:
+    return SlurmScheduler.choose(name, config)
