@@ -193,13 +193,11 @@ def _merge_plain(target: dict[str, Any], key: str, value: Any) -> None:
         raise _NotPlain(key)  # OmegaConf refuses to turn a mapping into a list and back
     if isinstance(existing, dict) and isinstance(value, dict):
         for sub_key, sub_value in value.items():
-            _merge_plain(existing, sub_key, sub_value) if "." not in sub_key else _raise(key)
+            if "." in sub_key:
+                raise _NotPlain(key)  # a literal dotted key inside a mapping: OmegaConf's call
+            _merge_plain(existing, sub_key, sub_value)
     else:
         node[leaf] = _copy_plain(value)
-
-
-def _raise(key: str) -> None:
-    raise _NotPlain(key)
 
 
 def _configure_plain(base: dict[str, Any], grid: dict[str, Any]) -> dict[str, Any]:

@@ -252,8 +252,6 @@ class Runs:
     ) -> Any:
         """Long-format metrics: experiment, hash, attempt, step, time, one column per metric,
         plus the requested ``columns`` (e.g. ``["config.lr"]``)."""
-        from .index import INFO_COLUMNS as _  # noqa: F401 - keep the import graph explicit
-
         frame = self._frame(columns)
         hashes = dict(zip(frame["hash"], (Path(p) for p in frame["path"]), strict=True))
         if all_attempts:
