@@ -255,7 +255,6 @@ class Session:
         self.usage_error = False
         self.scheduler_name = "inline"
         self._snapshot: Any = None
-        self.submitted_jobs: list[str] = []
         self.override_axes: list[OverrideAxis] = []
         self.clock = FsClock(config.log_dir)
         self.heartbeat = config.heartbeat

@@ -159,7 +159,6 @@ class BatchScheduler:
             for run in group:
                 report = reports.RunReport(run, reports.SUBMITTED, longrepr=f"job {job_ids[0]}")
                 hook.xprun_run_logreport(report=report)
-        session.submitted_jobs.extend(all_jobs)
         sys.stderr.write(
             f"submitted {len(todo)} run{'s' * (len(todo) != 1)} to {self.name} as "
             f"{', '.join(all_jobs)}; follow them with: xprun status\n"
