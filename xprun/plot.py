@@ -40,7 +40,9 @@ def draw(
     frame = runs.metrics(name=name, columns=columns)
     if y not in frame.columns:
         known = [
-            c for c in frame.columns if c not in ("experiment", "hash", "attempt", "time", *columns)
+            c
+            for c in frame.columns
+            if c not in ("experiment", "hash", "attempt", "step", "time", *columns)
         ]
         raise UsageError(
             f"no metric {y!r} in metrics/{name}.jsonl of the selected runs; "
