@@ -59,14 +59,27 @@ def long_frame(runs: Iterable[tuple[str, Path]], name: str, all_attempts: bool =
     return frame
 
 
-def aggregate(frame: Any, metric: str, how: str) -> Any:
-    """A per-run aggregate of one metric over steps, as a Series indexed by hash."""
-    if how not in AGGREGATES:
-        raise ValueError(f"unknown aggregate {how!r}; use one of {', '.join(AGGREGATES)}")
-    if metric not in frame.columns:
-        import pandas as pd
+def aggregate(frame: Any, wanted: list[tuple[str, str]]) -> Any:
+    """Per-run aggregates over steps, one column per ``(metric, how)``, indexed by hash.
 
-        return pd.Series(dtype="float64")
-    values = frame[["hash", metric]].dropna(subset=[metric])
-    grouped = values.groupby("hash", sort=False)[metric]
-    return getattr(grouped, how)()
+    One groupby computes them all; missing values are skipped (``last`` is the last value
+    logged), and a metric no run logged gives an all-missing column.
+    """
+    import pandas as pd
+
+    for _, how in wanted:
+        if how not in AGGREGATES:
+            raise ValueError(f"unknown aggregate {how!r}; use one of {', '.join(AGGREGATES)}")
+    present = sorted({m for m, _ in wanted if m in frame.columns})
+    hows = sorted({h for _, h in wanted})
+    if present and len(frame):
+        table = frame.groupby("hash", sort=False)[present].agg(hows)
+    else:
+        table = pd.DataFrame(index=pd.Index([], name="hash"))
+    columns = {}
+    for metric, how in wanted:
+        if (metric, how) in table.columns:
+            columns[(metric, how)] = table[(metric, how)]
+        else:
+            columns[(metric, how)] = pd.Series(float("nan"), index=table.index)
+    return pd.DataFrame(columns, index=table.index)

@@ -192,16 +192,14 @@ class Runs:
 
     def _with_columns(self, frame: Any, keys: Sequence[str], text: str = "") -> Any:
         """``frame`` with metric-aggregate columns added for ``keys``; unknown keys raise."""
+        wanted: dict[str, list[tuple[str, str, str]]] = {}  # metrics file → (key, metric, agg)
         for key in keys:
             if key in frame.columns:
                 continue
             match = _METRIC_KEY.match(key)
             if match and match.group("agg") in AGGREGATES:
                 name = match.group("file") or "metrics"
-                hashes = dict(zip(frame["hash"], (Path(p) for p in frame["path"]), strict=True))
-                metrics = self._reader.metric_frame(name, hashes)
-                values = aggregate(metrics, match.group("metric"), match.group("agg"))
-                frame = frame.assign(**{key: frame["hash"].map(values)})
+                wanted.setdefault(name, []).append((key, match.group("metric"), match.group("agg")))
                 continue
             hint = _suggest(key, self._known(frame))
             if key.startswith("metrics."):
@@ -210,6 +208,13 @@ class Runs:
                     f"{', '.join(AGGREGATES)})"
                 )
             raise QueryError(f"unknown key {key!r}{hint}", text, text.find(key) if text else None)
+        if wanted:
+            hashes = dict(zip(frame["hash"], (Path(p) for p in frame["path"]), strict=True))
+        for name, requests in wanted.items():
+            metrics = self._reader.metric_frame(name, hashes)
+            table = aggregate(metrics, [(metric, agg) for _, metric, agg in requests])
+            table.columns = [key for key, _, _ in requests]
+            frame = frame.merge(table, left_on="hash", right_index=True, how="left")
         return frame
 
     def _frame(self, keys: Sequence[str] = ()) -> Any:
