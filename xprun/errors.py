@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import enum
+import signal
+from collections.abc import Callable
+from types import FrameType
 
 
 class ExitCode(enum.IntEnum):
@@ -34,3 +37,12 @@ class Terminated(BaseException):
 
 class Preempted(Terminated):
     """SIGUSR2: the scheduler warns of a time limit or a preemption; the job requeues."""
+
+
+def raising(exc_type: type[BaseException]) -> Callable[[int, FrameType | None], None]:
+    """A signal handler that raises ``exc_type`` in the main thread (where the run is)."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise exc_type(f"received signal {signal.Signals(signum).name}")
+
+    return handler

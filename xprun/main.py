@@ -18,13 +18,12 @@ import traceback
 from collections import Counter
 from fnmatch import fnmatchcase
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 from . import hookspec, reports
-from .errors import CollectError, ExitCode, Terminated, UsageError
+from .errors import CollectError, ExitCode, Terminated, UsageError, raising
 from .fixtures import FixtureRegistry, SessionFixtures
 from .hookimpl import hookimpl
 from .metadata import PackageVersions, git_state
@@ -531,15 +530,11 @@ def _selected(experiment: Experiment, wanted: set[str]) -> bool:
     return any(s == name or s.startswith(name + "[") for s in wanted)
 
 
-def _raise_terminated(signum: int, frame: FrameType | None) -> None:
-    raise Terminated(f"received signal {signal.Signals(signum).name}")
-
-
 def _install_sigterm() -> Any:
     """SIGTERM ends the current run as interrupted (installed for the session only)."""
     if threading.current_thread() is not threading.main_thread():
         return None
-    return signal.signal(signal.SIGTERM, _raise_terminated)
+    return signal.signal(signal.SIGTERM, raising(Terminated))
 
 
 def _restore_sigterm(previous: Any) -> None:

@@ -70,11 +70,9 @@ def _cut_traceback(exc: BaseException) -> str:
 @hookimpl(trylast=True)
 def xprun_run_protocol(run: RunSpec, session: Session) -> reports.RunReport:
     force = session.config.option.force
-    state = session.run_state(run)
-    if state.complete and not force:
-        return _log(session, reports.RunReport(run, reports.CACHED))
-    if state.status == store.STATUS_RUNNING and state.owner is not None:
-        return _elsewhere(session, run, state.owner)
+    skipped = skip_report(session, run)
+    if skipped is not None:
+        return _log(session, skipped)
     acquired = store.acquire(run.run_dir, session.clock, session.heartbeat)
     claim = acquired.claim
     if claim is None:
@@ -100,10 +98,26 @@ def xprun_run_protocol(run: RunSpec, session: Session) -> reports.RunReport:
     return report
 
 
-def _elsewhere(session: Session, run: RunSpec, owner: store.ClaimInfo | None) -> reports.RunReport:
+def skip_report(session: Session, run: RunSpec) -> reports.RunReport | None:
+    """The report of a run that must not start here: complete (cached, unless ``--force``)
+    or running elsewhere (a live claim).  None when it should run."""
+    state = session.run_state(run)
+    if state.complete and not session.config.option.force:
+        return reports.RunReport(run, reports.CACHED)
+    if state.status == store.STATUS_RUNNING and state.owner is not None:
+        return _elsewhere_report(session, run, state.owner)
+    return None
+
+
+def _elsewhere_report(
+    session: Session, run: RunSpec, owner: store.ClaimInfo | None
+) -> reports.RunReport:
     where = owner.describe(session.clock) if owner else "another process"
-    report = reports.RunReport(run, reports.ELSEWHERE, longrepr=f"running elsewhere: {where}")
-    return _log(session, report)
+    return reports.RunReport(run, reports.ELSEWHERE, longrepr=f"running elsewhere: {where}")
+
+
+def _elsewhere(session: Session, run: RunSpec, owner: store.ClaimInfo | None) -> reports.RunReport:
+    return _log(session, _elsewhere_report(session, run, owner))
 
 
 def _log(session: Session, report: reports.RunReport) -> reports.RunReport:

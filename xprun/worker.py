@@ -28,21 +28,13 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 from . import reports
-from .errors import Preempted, Terminated
+from .errors import Preempted, Terminated, raising
 from .settings import ProjectSettings
 
 TASK_VARIABLES = ("SLURM_ARRAY_TASK_ID", "OAR_ARRAY_INDEX", "PBS_ARRAY_INDEX", "LSB_JOBINDEX")
-
-
-def _raise(exc_type: type[BaseException]) -> Any:
-    def handler(signum: int, frame: FrameType | None) -> None:
-        raise exc_type(f"received signal {signal.Signals(signum).name}")
-
-    return handler
 
 
 def _task_index() -> int:
@@ -187,9 +179,9 @@ def main(argv: list[str]) -> int:
     if args.serve:  # keep the protocol stream clean: fd 1 becomes stderr for everything else
         proto = os.fdopen(os.dup(1), "w", buffering=1)
         os.dup2(2, 1)
-    signal.signal(signal.SIGTERM, _raise(Terminated))
+    signal.signal(signal.SIGTERM, raising(Terminated))
     if hasattr(signal, "SIGUSR2"):
-        signal.signal(signal.SIGUSR2, _raise(Preempted))
+        signal.signal(signal.SIGUSR2, raising(Preempted))
     try:
         worker = Worker(args.spec.resolve())
         try:

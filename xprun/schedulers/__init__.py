@@ -24,23 +24,17 @@ class Scheduler(Protocol):
 def pending(session: Session, runs: list[RunSpec]) -> list[RunSpec]:
     """The runs to send out: neither complete (unless --force) nor running elsewhere.
 
-    The others are reported here, as cached or running elsewhere, before any submission.
+    The others are reported here, as cached or running elsewhere, before any submission,
+    by the same check the run protocol makes.
     """
-    from .. import reports, store
+    from ..runner import skip_report
 
-    force = session.config.option.force
     hook = session.config.hook
     todo = []
     for run in runs:
-        state = session.run_state(run)
-        if state.complete and not force:
-            hook.xprun_run_logreport(report=reports.RunReport(run, reports.CACHED))
-        elif state.status == store.STATUS_RUNNING and state.owner is not None:
-            where = state.owner.describe(session.clock)
-            report = reports.RunReport(
-                run, reports.ELSEWHERE, longrepr=f"running elsewhere: {where}"
-            )
-            hook.xprun_run_logreport(report=report)
-        else:
+        report = skip_report(session, run)
+        if report is None:
             todo.append(run)
+        else:
+            hook.xprun_run_logreport(report=report)
     return todo
