@@ -18,7 +18,7 @@ import traceback
 from collections import Counter
 from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import pluggy
 
@@ -64,15 +64,20 @@ def make_pluginmanager() -> pluggy.PluginManager:
     return pm
 
 
+def _exists(path: Path) -> bool:
+    """Whether ``path`` exists; False for words no file system accepts (too long, NUL...)."""
+    return os.path.exists(path)  # never raises, unlike Path.exists
+
+
 def _candidate_paths(argv: list[str], cwd: Path) -> list[Path]:
     """Existing paths among the words of the command line (to find the rootdir early)."""
     found = []
     for word in argv:
         if word.startswith("-") or looks_like_override(word):
             continue
-        path = (cwd / word.split("::", 1)[0]).resolve()
-        if path.exists():
-            found.append(path)
+        path = cwd / word.split("::", 1)[0]
+        if _exists(path):
+            found.append(path.resolve())
     return found
 
 
@@ -92,21 +97,28 @@ class Config:
         self.option = option
         self.cwd = cwd
         self.rootdir = settings.rootdir
-        if option.log_dir:
-            self.log_dir = (cwd / option.log_dir).resolve()
-        else:
-            self.log_dir = (settings.rootdir / settings["log_dir"]).resolve()
-        self.snapshot_dir = (settings.rootdir / settings["snapshot_dir"]).resolve()
-        self.heartbeat = _heartbeat(settings)
         self.args, self.override_args = self._split_positionals(option.args)
+        if not self.args:
+            # As pytest: with no path given, collect from the invocation directory (the
+            # rootdir, settings and log directory are still the project's).
+            self.args = [str(cwd)]
+        if option.log_dir:
+            log_dir, source = cwd / option.log_dir, "--log-dir"
+        else:
+            log_dir, source = settings.rootdir / settings["log_dir"], "[tool.xprun] log_dir"
+        self.log_dir = check_log_dir(log_dir, source, writable=not option.collect_only)
+        self.snapshot_dir = (settings.rootdir / settings["snapshot_dir"]).resolve()
+        self.heartbeat = Heartbeat(
+            float(settings["heartbeat_interval"]), float(settings["heartbeat_timeout"])
+        )
 
     def _split_positionals(self, words: list[str]) -> tuple[list[str], list[str]]:
         args, overrides = [], []
         for word in words:
-            path = self.cwd / word.split("::", 1)[0]
-            if looks_like_override(word) and not path.exists():
+            exists = _exists(self.cwd / word.split("::", 1)[0])
+            if looks_like_override(word) and not exists:
                 overrides.append(word)
-            elif path.exists():
+            elif exists:
                 args.append(word)
             else:
                 raise UsageError(
@@ -221,21 +233,45 @@ def xprun_addoption(parser: argparse.ArgumentParser, settings: dict[str, Any]) -
     out.add_argument("-v", "--verbose", action="count", default=0, help="one line per run")
 
 
-def _heartbeat(settings: ProjectSettings) -> Heartbeat:
-    values = {}
-    for key in ("heartbeat_interval", "heartbeat_timeout"):
-        value = settings[key]
-        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-            raise UsageError(
-                f"[tool.xprun] {key} must be a positive number of seconds, got {value!r}"
-            )
-        values[key] = float(value)
-    if values["heartbeat_timeout"] < 2 * values["heartbeat_interval"]:
+def check_log_dir(path: Path, source: str, writable: bool) -> Path:
+    """``path`` resolved, once it is sure to hold run directories; a usage error otherwise.
+
+    Checked before anything is written, so a bad log directory stops xprun with nothing
+    created: a file or a device (``/dev/null``) in its place, a symbolic link that leads
+    nowhere (whose target ``mkdir`` would silently create) or loops, a name too long for the
+    file system, or (unless ``writable`` is false, as for ``--collect-only``) a folder this
+    process may not write into.
+    """
+
+    def fail(problem: str) -> NoReturn:
         raise UsageError(
-            "[tool.xprun] heartbeat_timeout must be at least twice heartbeat_interval, or a live "
-            "run could be taken for a dead one"
+            f"log directory {path} (from {source}): {problem}; fix it, or choose another "
+            "with --log-dir or [tool.xprun] log_dir"
         )
-    return Heartbeat(values["heartbeat_interval"], values["heartbeat_timeout"])
+
+    existing = path
+    while not os.path.exists(existing):  # the nearest part that exists (symlinks followed)
+        if os.path.lexists(existing):
+            fail(f"{existing} is a symbolic link to nothing (its target is missing, or it loops)")
+        if existing.parent == existing:
+            break
+        existing = existing.parent
+    where = "it" if existing == path else str(existing)
+    if not os.path.isdir(existing):
+        fail(f"{where} exists and is not a directory")
+    try:
+        limit = os.pathconf(existing, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        limit = 255
+    too_long = [p for p in path.relative_to(existing).parts if len(os.fsencode(p)) > limit]
+    if too_long:
+        fail(f"the name {too_long[0][:40]}... is longer than the file system allows ({limit})")
+    if writable and not os.access(existing, os.W_OK | os.X_OK):
+        fail(f"{where} is not writable by this user")
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError) as exc:  # a loop that appeared meanwhile
+        fail(f"cannot be resolved ({exc})")
 
 
 class Session:
@@ -415,7 +451,8 @@ class Session:
 
         ``--snapshot``/``--no-snapshot`` decide; otherwise ``required`` (cluster schedulers)
         takes one or fails with a clear message, and the local pool takes one when the code
-        is in a Git repository and says so when it is not.
+        is in a Git repository and says so when it is not.  Every module this process
+        imported from the work tree must be in the snapshot, or jobs would not find it.
         """
         from . import snapshot
 
@@ -430,13 +467,26 @@ class Session:
                     config.snapshot_dir,
                     [config.log_dir, config.snapshot_dir],
                     config.settings.values,
+                    needed=snapshot.imported_files(),
                 )
-            except UsageError as exc:
+            except snapshot.NotARepository as exc:
                 if required or wanted:
                     raise
                 sys.stderr.write(f"xprun: running from the work tree: {str(exc).split(',')[0]}\n")
                 self._snapshot = False
         return self._snapshot or None
+
+    def _from_snapshot(self, scheduler: Any) -> Any:
+        """``--snapshot`` with inline: the runs, one after another, in one worker process
+        that imports the code from the snapshot (this process imported the work tree to
+        collect them, and a module cannot be imported twice from two places)."""
+        if getattr(scheduler, "name", None) != "inline" or not self.config.option.snapshot:
+            return scheduler
+        from .schedulers.pool import LocalScheduler
+
+        pool = LocalScheduler(1)
+        pool.name = "inline"  # recorded as run inline, which it is: one run at a time
+        return pool
 
     def _scheduler_named(self, name: str) -> Any:
         scheduler = self.config.hook.xprun_choose_scheduler(name=name, config=self.config)
@@ -503,6 +553,7 @@ class Session:
                 for scheduler, runs in self.schedule():
                     if self.shouldstop:
                         break
+                    scheduler = self._from_snapshot(scheduler)
                     self.scheduler_name = scheduler.name
                     scheduler.run(self, runs)
             exitstatus = self.exitstatus()

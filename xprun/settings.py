@@ -4,12 +4,18 @@ The rules are pytest's, so researchers already know them: the rootdir is the nea
 (of the common ancestor of the given paths) holding ``pyproject.toml``; failing that, the Git
 work tree's root; failing that, the current directory.  Only ``tomllib`` is used here, so the
 ``--help`` path stays light.
+
+Every flat key is checked against the type it must have before anything uses it, so a wrong
+value (``log_dir = 5``, ``exclude = [1]``, ``heartbeat_interval = nan``) is a usage error naming
+the key, not a crash or a silent misbehaviour later.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -77,6 +83,85 @@ def find_rootdir(args_paths: list[Path], cwd: Path) -> tuple[Path, Path | None]:
     return cwd, None
 
 
+def _is_path(value: Any) -> bool:
+    return isinstance(value, str) and value.strip() != "" and "\0" not in value
+
+
+def _is_name(value: Any) -> bool:
+    return isinstance(value, str) and value.strip() != ""
+
+
+def _is_patterns(value: Any) -> bool:
+    items = [value] if isinstance(value, str) else value
+    return isinstance(items, list) and all(isinstance(item, str) for item in items)
+
+
+MIN_HEARTBEAT_INTERVAL = 0.01  # seconds; anything shorter is a busy loop of file touches
+
+
+def _is_seconds(value: Any) -> bool:
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value >= MIN_HEARTBEAT_INTERVAL
+    )
+
+
+_PATTERNS = "a glob string or an array of glob strings"
+# key → (check, what the value must be); every key of DEFAULTS has one.
+_CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "log_dir": (_is_path, "a non-empty string (a folder, relative to the rootdir)"),
+    "experiment_files": (_is_patterns, _PATTERNS),
+    "experiment_functions": (_is_patterns, _PATTERNS),
+    "exclude": (_is_patterns, _PATTERNS + " (config keys)"),
+    "norecursedirs": (_is_patterns, _PATTERNS),
+    "snapshot_dir": (_is_path, "a non-empty string (a folder, relative to the rootdir)"),
+    "scheduler": (_is_name, "a non-empty string (a scheduler name: inline, local, slurm, oar)"),
+    "dirty": (_is_name, "a string (snapshot, error or ignore)"),
+    "untracked": (_is_name, "a string (snapshot, error or ignore)"),
+    "heartbeat_interval": (
+        _is_seconds,
+        f"a finite number of seconds, at least {MIN_HEARTBEAT_INTERVAL}",
+    ),
+    "heartbeat_timeout": (
+        _is_seconds,
+        f"a finite number of seconds, at least {MIN_HEARTBEAT_INTERVAL}",
+    ),
+}
+
+_TOML_TYPES = {
+    bool: "a boolean",
+    int: "an integer",
+    float: "a float",
+    str: "a string",
+    list: "an array",
+    dict: "a table",
+}
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    text = text if len(text) <= 60 else text[:57] + "..."
+    return f"{text} ({_TOML_TYPES.get(type(value), type(value).__name__)})"
+
+
+def check_values(values: dict[str, Any]) -> list[str]:
+    """What is wrong with these settings: one sentence per bad key, naming it."""
+    problems = [
+        f"{key} must be {expected}, got {_shown(values[key])}"
+        for key, (check, expected) in _CHECKS.items()
+        if key in values and not check(values[key])
+    ]
+    interval, timeout = values.get("heartbeat_interval"), values.get("heartbeat_timeout")
+    if _is_seconds(interval) and _is_seconds(timeout) and timeout < 2 * interval:
+        problems.append(
+            f"heartbeat_timeout ({timeout}) must be at least twice heartbeat_interval "
+            f"({interval}), or a live run could be taken for a dead one"
+        )
+    return problems
+
+
 def load_settings(args_paths: list[Path], cwd: Path) -> ProjectSettings:
     """Find the rootdir and read ``[tool.xprun]``; a malformed file is a usage error."""
     rootdir, inifile = find_rootdir(args_paths, cwd)
@@ -85,9 +170,12 @@ def load_settings(args_paths: list[Path], cwd: Path) -> ProjectSettings:
         try:
             with inifile.open("rb") as f:
                 data = tomllib.load(f)
-        except tomllib.TOMLDecodeError as exc:
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise UsageError(f"{inifile}: not valid TOML ({exc}); fix the file.") from exc
-        table = data.get("tool", {}).get("xprun", {})
+        except OSError as exc:
+            raise UsageError(f"{inifile}: cannot be read ({exc.strerror}).") from exc
+        tool = data.get("tool", {})
+        table = tool.get("xprun", {}) if isinstance(tool, dict) else {}
         if not isinstance(table, dict):
             raise UsageError(f"{inifile}: [tool.xprun] must be a table.")
         # Sub-tables ([tool.xprun.<plugin>]) belong to plugins; flat keys must be known.
@@ -98,6 +186,11 @@ def load_settings(args_paths: list[Path], cwd: Path) -> ProjectSettings:
             raise UsageError(
                 f"{inifile}: unknown [tool.xprun] setting(s) {', '.join(unknown)}; "
                 f"known settings: {', '.join(sorted(DEFAULTS))}."
+            )
+        problems = check_values({**values, **table})
+        if problems:
+            raise UsageError(
+                f"{inifile}: [tool.xprun] " + "; ".join(problems) + ". Fix the setting(s)."
             )
         values.update(table)
     return ProjectSettings(rootdir=rootdir, inifile=inifile, values=values)
