@@ -41,7 +41,8 @@ def _encode(value: Any, out: list[str]) -> None:
         out.append(f"i{int(value)}")
     elif isinstance(value, float):
         if math.isfinite(value):
-            out.append(f"i{int(value)}" if value.is_integer() else f"d{value!r}")
+            # float's own repr: a subclass (NumPy's float64) may spell itself differently.
+            out.append(f"i{int(value)}" if value.is_integer() else f"d{float.__repr__(value)}")
         else:
             out.append("dnan" if math.isnan(value) else ("dinf" if value > 0 else "d-inf"))
     elif isinstance(value, str):

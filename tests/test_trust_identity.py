@@ -1,0 +1,277 @@
+"""Trust in run identity (issue 8): pinned encodings, value-based params, seeds.
+
+The golden values below are the identity of every user's existing runs: a change to any of
+them silently invalidates (or, worse, merges) caches.  They were computed by the encoding
+as released; never update them to make a test pass.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import math
+import re
+from typing import Any
+
+import numpy as np
+import pytest
+import xxhash
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from xprun.identity import canonical, run_digest
+
+
+class Color(enum.Enum):
+    RED = 1
+
+
+class Level(enum.IntEnum):
+    HIGH = 3
+
+
+# (name, value, canonical text, xxh3-128 of the text)
+GOLDEN = [
+    ("none", None, "n", "c311d21b3583875acbaa0f6724ae8b0a"),
+    ("true", True, "t", "190e8fcdd645bb7c76033e85f0acf92d"),
+    ("false", False, "f", "b3b2b50bf19ad7d533c155909ff3ba9a"),
+    ("zero", 0, "i0", "9e73b7250688ee175d70e176294ae21c"),
+    ("int", 42, "i42", "b785d6d72e1ab646c55f260c193dd5f1"),
+    ("negint", -7, "i-7", "9548dd40b60bdde5f0f9a8e709dd4924"),
+    ("bigint", 2**70, "i1180591620717411303424", "1f72bac5e435bdbaa5c352424c1c2ec1"),
+    ("float", 0.1, "d0.1", "06043290c720e24381b673d3387ef61f"),
+    ("float_exp", 1e-05, "d1e-05", "912400eb18779fc3f37f3805d3933760"),
+    ("float_neg", -2.5, "d-2.5", "60ddde971e4739a57ca3daff86d8d1fe"),
+    ("float_integral", 3.0, "i3", "2a08f0e76080d00ec7632b077dfea88b"),
+    ("neg_zero", -0.0, "i0", "9e73b7250688ee175d70e176294ae21c"),
+    ("big_float", 1e16, "i10000000000000000", "cf8e62b4ab4c2db952e6c5202603bff8"),
+    ("nan", math.nan, "dnan", "43ac3e7f07b9be2681e4e48df742d3c3"),
+    ("inf", math.inf, "dinf", "fbc91b4824756ca6338c767c88b2a7f2"),
+    ("neginf", -math.inf, "d-inf", "d3539e66ab1f200758856009b6cb1830"),
+    ("str", "mnist", 's"mnist"', "1ba1a288357e04433765eeaba6894264"),
+    ("str_empty", "", 's""', "099a71b309918d3117481e09e3ef14d1"),
+    ("str_unicode", "héllo ✓", 's"héllo ✓"', "9f729208a0ff9a6e4fcf9e15dcb4803b"),
+    (
+        "str_escapes",
+        'a"b\\c\n\t\x00',
+        's"a\\"b\\\\c\\n\\t\\u0000"',
+        "9b6a99d7ea9d093749d8ae20154520c3",
+    ),
+    ("str_looks_int", "1", 's"1"', "d2138faeb1806c4b85617384649e48da"),
+    ("enum", Color.RED, 's"Color.RED"', "9a96427d8192cb325e452ae77db5ca8b"),
+    ("int_enum", Level.HIGH, "i3", "2a08f0e76080d00ec7632b077dfea88b"),
+    ("bytes", b"\x00\xffab", "b00ff6162", "fe87312d13aeffefe3086eb9ff44154f"),
+    ("bytearray", bytearray(b"xy"), "b7879", "dff6bc7f71d4e6edadad402b7775069a"),
+    ("list", [1, "a", None], '[i1,s"a",n]', "db8e8768c89f3452c0e772241c3154c4"),
+    ("tuple", (1, 2), "[i1,i2]", "a6f691a9bc7d19e06eca42b8aede2ad2"),
+    ("empty_list", [], "[]", "39347ff402b6c53d831154110e30ac6a"),
+    ("empty_dict", {}, "{}", "dc7048f8f8747f561349cde127705c16"),
+    ("nested_lists", [[1], [2]], "[[i1],[i2]]", "f7d51b617da82210125f4e9f7e710017"),
+    ("flat_in_list", [[1, 2]], "[[i1,i2]]", "7bfab6645c9d003b61c45c06491bd597"),
+    ("list_true", [True], "[t]", "9d2abc3400aa0ba40070a9d82446cb3c"),
+    (
+        "dict",
+        {"b": 1, "a": [True, False]},
+        '{s"a":[t,f],s"b":i1}',
+        "d858dd5372de34e838bf411275ecc0b3",
+    ),
+    (
+        "dict_nonstr_keys",
+        {2: "x", "1": "y", None: 0},
+        '{i2:s"x",n:i0,s"1":s"y"}',
+        "eb7faddac5b626097b50302da943f933",
+    ),
+    (
+        "nested",
+        {"model": {"width": 64, "layers": [1, 2]}, "opt": "sgd"},
+        '{s"model":{s"layers":[i1,i2],s"width":i64},s"opt":s"sgd"}',
+        "e5d0cf234cc9b751fe8ce9639ca63e6f",
+    ),
+    ("np_int", np.int64(5), "i5", "e349ca5780f625cdbbc3857b8504af66"),
+    ("np_float", np.float32(0.5), "d0.5", "c9f8999bcc7f9e551ff0916a3b1a0afe"),
+    ("np_bool", np.bool_(True), "t", "190e8fcdd645bb7c76033e85f0acf92d"),
+    # A float subclass spells as a float (NumPy 2's repr is "np.float64(0.1)"): the same as
+    # 0.1, and the same under every NumPy version.
+    ("np_float64", np.float64(0.1), "d0.1", "06043290c720e24381b673d3387ef61f"),
+]
+
+
+@pytest.mark.parametrize(
+    ("value", "text", "digest"), [g[1:] for g in GOLDEN], ids=[g[0] for g in GOLDEN]
+)
+def test_i8_14_golden_encoding_of_every_supported_type(value, text, digest):
+    assert canonical(value) == text
+    assert xxhash.xxh3_128_hexdigest(canonical(value).encode("utf-8")) == digest
+
+
+# (experiment id, config, params, digest): the digests of real runs as released.
+GOLDEN_RUNS = [
+    ("xp_a.py::xp_train", {"lr": 0.1, "seed": 0}, {}, "afd53447c661369c1ef86ce082f6607f"),
+    (
+        "xp_a.py::xp_train",
+        {"seed": 0, "lr": 0.1},
+        {"data": "mnist"},
+        "605abd51f34d0ed924ca46beb3bc3c0c",
+    ),
+    (
+        "mnist",
+        {"lr": 0.1, "seed": 0},
+        {"size": "16", "data": "mnist"},
+        "1f711de1bcf614260a9687fda0386b52",
+    ),
+]
+
+
+@pytest.mark.parametrize(("experiment", "config", "params", "digest"), GOLDEN_RUNS)
+def test_i8_14_golden_run_digests(experiment, config, params, digest):
+    assert run_digest(experiment, config, params) == f"xxh3_128:{digest}"
+
+
+@pytest.mark.parametrize("value", [{1, 2}, object(), 1j, frozenset()])
+def test_i8_14_unsupported_types_are_refused_not_guessed(value):
+    with pytest.raises(TypeError, match="cannot hash"):
+        canonical(value)
+
+
+# -- a decoder for the canonical text: if it maps every encoding back to the value's
+#    normal form, no two distinct values can share an encoding. ------------------------------
+
+_NUMBER = re.compile(r"[^,:\]}]*")
+
+
+def _decode(text: str, pos: int = 0) -> tuple[Any, int]:
+    tag = text[pos]
+    if tag in "ntf":
+        return (tag,), pos + 1
+    if tag in "idb":
+        end = _NUMBER.match(text, pos + 1).end()
+        body = text[pos + 1 : end]
+        if tag == "i":
+            assert re.fullmatch(r"-?(0|[1-9][0-9]*)", body), body
+            return ("i", int(body)), end
+        if tag == "b":
+            assert re.fullmatch(r"([0-9a-f]{2})*", body), body
+            return ("b", bytes.fromhex(body)), end
+        if body in ("nan", "inf", "-inf"):
+            return ("d", body), end
+        number = float(body)
+        assert repr(number) == body and not number.is_integer(), body
+        return ("d", number), end
+    if tag == "s":
+        value, end = json.JSONDecoder().raw_decode(text, pos + 1)
+        assert isinstance(value, str)
+        return ("s", value), end
+    if tag == "[":
+        items, pos = [], pos + 1
+        while text[pos] != "]":
+            if items:
+                assert text[pos] == ",", text[pos:]
+                pos += 1
+            item, pos = _decode(text, pos)
+            items.append(item)
+        return ("l", tuple(items)), pos + 1
+    if tag == "{":
+        entries, keys, pos = [], [], pos + 1
+        while text[pos] != "}":
+            if entries:
+                assert text[pos] == ",", text[pos:]
+                pos += 1
+            start = pos
+            key, pos = _decode(text, pos)
+            keys.append(text[start:pos])
+            assert text[pos] == ":", text[pos:]
+            item, pos = _decode(text, pos + 1)
+            entries.append((key, item))
+        assert keys == sorted(keys) and len(set(keys)) == len(keys)
+        return ("m", frozenset(entries)), pos + 1
+    raise AssertionError(f"unexpected {text[pos:]!r}")
+
+
+def decode(text: str) -> Any:
+    value, end = _decode(text)
+    assert end == len(text), text[end:]
+    return value
+
+
+def normal(value: Any) -> Any:
+    """The value as identity sees it: 1 == 1.0, tuples are lists, True is not 1."""
+    if value is None:
+        return ("n",)
+    if isinstance(value, bool | np.bool_):
+        return ("t",) if value else ("f",)
+    if isinstance(value, int | np.integer):
+        return ("i", int(value))
+    if isinstance(value, float | np.floating):
+        value = float(value)
+        if math.isnan(value):
+            return ("d", "nan")
+        if math.isinf(value):
+            return ("d", "inf" if value > 0 else "-inf")
+        return ("i", int(value)) if value.is_integer() else ("d", value)
+    if isinstance(value, str):
+        return ("s", value)
+    if isinstance(value, enum.Enum):
+        return ("s", f"{type(value).__name__}.{value.name}")
+    if isinstance(value, bytes | bytearray):
+        return ("b", bytes(value))
+    if isinstance(value, list | tuple):
+        return ("l", tuple(normal(v) for v in value))
+    if isinstance(value, dict):
+        return ("m", frozenset((normal(k), normal(v)) for k, v in value.items()))
+    raise AssertionError(type(value))
+
+
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()
+    | st.text()
+    | st.binary(max_size=8)
+    | st.sampled_from([Color.RED, Level.HIGH, np.int64(-3), np.float64(2.5), np.bool_(False)])
+)
+keys = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text()
+values = st.recursive(
+    scalars,
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.lists(children, max_size=4).map(tuple)
+        | st.dictionaries(keys, children, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=400)
+@given(values)
+def test_i8_14_encoding_decodes_to_the_value(value):
+    assert decode(canonical(value)) == normal(value)
+
+
+@settings(max_examples=400)
+@given(values, values)
+def test_i8_14_distinct_values_never_share_an_encoding(a, b):
+    assert (canonical(a) == canonical(b)) == (normal(a) == normal(b))
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ([True], []),
+        ([False], []),
+        ([None], []),
+        ([[1], [2]], [[1, 2]]),
+        ([[1], 2], [[1, 2]]),
+        ({"a": [1, 2]}, {"a": [1], "2": None}),
+        ({"a": {"b": 1}}, {"a": "b", "1": None}),
+        ("é", "\\u00e9"),
+        (b"", ""),
+        ("ab", ["a", "b"]),
+        (1, "1"),
+        (True, 1),
+        (0.5, "0.5"),
+    ],
+)
+def test_i8_14_known_near_collisions_stay_apart(a, b):
+    assert canonical(a) != canonical(b)
+    assert run_digest("x", {"v": a}, {}) != run_digest("x", {"v": b}, {})
