@@ -28,7 +28,7 @@ from .fixtures import FixtureRegistry, SessionFixtures
 from .hookimpl import hookimpl
 from .metadata import PackageVersions, git_state
 from .overrides import OverrideAxis, looks_like_override, parse_overrides
-from .settings import ProjectSettings, load_settings
+from .settings import DEFAULTS, ProjectSettings, load_settings
 from .store import FsClock, Heartbeat, RunState, read_state
 
 if TYPE_CHECKING:
@@ -70,9 +70,23 @@ def _exists(path: Path) -> bool:
 
 
 def _candidate_paths(argv: list[str], cwd: Path) -> list[Path]:
-    """Existing paths among the words of the command line (to find the rootdir early)."""
+    """Existing paths among the positional words of the command line, to find the rootdir
+    before plugins add their options.
+
+    The words are sorted out by the built-in options, so their values (``-k ..``,
+    ``--log-dir ../elsewhere``) never move the rootdir; a word after an option only a plugin
+    knows is still tried.
+    """
+    parser = ArgumentParser(add_help=False)
+    parser.add_argument("args", nargs="*")
+    xprun_addoption(parser, dict(DEFAULTS))
+    try:
+        option, unknown = parser.parse_known_intermixed_args(argv)
+        words = [*option.args, *unknown]
+    except UsageError:  # reported by the real parse, with every plugin's options known
+        words = argv
     found = []
-    for word in argv:
+    for word in words:
         if word.startswith("-") or looks_like_override(word):
             continue
         path = cwd / word.split("::", 1)[0]
