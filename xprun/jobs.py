@@ -54,6 +54,7 @@ def write_spec(
         "scheduler": scheduler,
         "rootdir": str(snapshot.rootdir if snapshot else config.rootdir),
         "source_rootdir": str(config.rootdir),
+        "source_top": str(snapshot.source) if snapshot else None,  # what jobs must not import
         "log_dir": str(config.log_dir),
         "python": sys.executable,
         "settings": config.settings.values,

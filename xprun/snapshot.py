@@ -12,17 +12,29 @@ imports the user's code from there.
 Policies (``[tool.xprun] dirty`` and ``untracked``): ``snapshot`` (default: include the
 changes / the untracked files), ``error`` (refuse to launch), ``ignore`` (leave them out:
 ``ignore`` for ``dirty`` snapshots ``HEAD`` as committed).
+
+A snapshot holds only what Git would commit, so jobs cannot silently depend on the live work
+tree: ignored files go in only when listed in ``snapshot_include``, and the files of
+submodules (and other nested repositories) only with ``snapshot_submodules = true``.  A
+module the launcher imported from the work tree that the snapshot lacks stops the launch
+with a message saying why it is missing and which setting brings it in.  File names are
+always literal (a file called ``:(exclude)x.py`` is a file, not a pathspec).  Symbolic links
+are stored as links; one whose relative target leaves the repository is extracted pointing
+at the same place as in the work tree.
 """
 
 from __future__ import annotations
 
 import io
 import os
+import posixpath
 import shutil
 import subprocess
+import sys
 import tarfile
 import tempfile
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,6 +54,7 @@ class Snapshot:
     untracked: tuple[str, ...]
     root: Path  # the extracted snapshot: the repository's top level
     rootdir: Path  # the project's rootdir inside the snapshot
+    source: Path  # the work tree it was taken from: its top level
 
     def fields(self) -> dict[str, Any]:
         return {
@@ -52,15 +65,17 @@ class Snapshot:
         }
 
 
+class NotARepository(UsageError):
+    """The code is not in a Git repository: the local pool runs from the work tree then."""
+
+
 def _git(args: list[str], cwd: Path, env: dict[str, str] | None = None, **kwargs: Any) -> str:
+    """``git --literal-pathspecs ARGS``: every path handed to git is a file name, never magic."""
     full_env = {**os.environ, **(env or {})}
-    proc = subprocess.run(
-        ["git", *args], cwd=cwd, env=full_env, capture_output=True, text=True, **kwargs
-    )
+    command = ["git", "--literal-pathspecs", *args]
+    proc = subprocess.run(command, cwd=cwd, env=full_env, capture_output=True, text=True, **kwargs)
     if proc.returncode != 0:
-        raise subprocess.CalledProcessError(
-            proc.returncode, ["git", *args], proc.stdout, proc.stderr
-        )
+        raise subprocess.CalledProcessError(proc.returncode, command, proc.stdout, proc.stderr)
     return proc.stdout
 
 
@@ -75,36 +90,79 @@ def _policy(settings: dict[str, Any], key: str) -> str:
     return str(value)
 
 
+def _includes(settings: dict[str, Any], rootdir: Path, top: Path, exclude: list[Path]) -> list[str]:
+    """``snapshot_include``: ignored paths to put in anyway, relative to the repository top."""
+    value = settings.get("snapshot_include") or []
+    if isinstance(value, str) or not all(isinstance(v, str) for v in value):
+        raise UsageError(
+            f"[tool.xprun] snapshot_include must be a list of paths, got {value!r}: "
+            'e.g. snapshot_include = ["generated/", "local_config.py"]'
+        )
+    found = []
+    for text in value:
+        path = Path(os.path.abspath(rootdir / text))
+        if not path.is_relative_to(top) or any(
+            path.is_relative_to(e) or e.is_relative_to(path) for e in exclude
+        ):
+            raise UsageError(
+                f"[tool.xprun] snapshot_include: {text!r} is outside the repository {top} or "
+                "holds the log or snapshot folder; list files or folders of your code only"
+            )
+        if not os.path.lexists(path):
+            raise UsageError(
+                f"[tool.xprun] snapshot_include: {text!r} does not exist under {rootdir}; "
+                "fix the path or remove it from the list"
+            )
+        found.append(path.relative_to(top).as_posix() or ".")
+    return found
+
+
 def take(
-    rootdir: Path, snapshot_dir: Path, exclude: list[Path], settings: dict[str, Any]
+    rootdir: Path,
+    snapshot_dir: Path,
+    exclude: list[Path],
+    settings: dict[str, Any],
+    needed: Iterable[Path] = (),
 ) -> Snapshot:
-    """Snapshot the repository holding ``rootdir``; ``UsageError`` when that is impossible."""
+    """Snapshot the repository holding ``rootdir``; ``UsageError`` when that is impossible.
+
+    ``needed``: files the code was imported from (see :func:`imported_files`); one that the
+    snapshot lacks is a ``UsageError`` saying why and how to include it.
+    """
     dirty_policy = _policy(settings, "dirty")
     untracked_policy = _policy(settings, "untracked")
     try:
-        top = Path(_git(["rev-parse", "--show-toplevel"], rootdir).strip())
+        top = Path(_git(["rev-parse", "--show-toplevel"], rootdir).strip()).resolve()
     except (subprocess.CalledProcessError, FileNotFoundError):
-        raise UsageError(
+        raise NotARepository(
             f"{rootdir} is not in a Git repository, and this scheduler runs jobs from a Git "
             "snapshot of the code (so you can keep editing while they wait): run "
             "'git init && git add -A && git commit -m start', or pass --no-snapshot to run "
             "from the working tree as it will be when each job starts"
         ) from None
+    exclude = [p.resolve() for p in exclude]
+    included = _includes(settings, rootdir.resolve(), top, exclude)
     try:
         base: str | None = _git(["rev-parse", "--verify", "-q", "HEAD"], top).strip() or None
     except subprocess.CalledProcessError:
         base = None
+    # The log and snapshot folders are left out: git does not even walk them.
     specs = ["."] + [
-        f":(exclude){p.resolve().relative_to(top.resolve()).as_posix()}"
+        f":(exclude,literal){p.relative_to(top).as_posix()}"
         for p in exclude
-        if p.resolve().is_relative_to(top.resolve())
+        if p.is_relative_to(top) and p != top
     ]
-    changed = _lines(_git(["diff", "-z", "--name-only", "HEAD", "--", *specs], top)) if base else []
-    if not base:  # no commit yet: everything in the user's index counts as a change
-        changed = _lines(_git(["ls-files", "-z", "--", *specs], top))
+    magic = ["--no-literal-pathspecs"]
+    if base:
+        changed = _lines(_git([*magic, "diff", "-z", "--name-only", "HEAD", "--", *specs], top))
+    else:  # no commit yet: everything in the user's index counts as a change
+        changed = _lines(_git([*magic, "ls-files", "-z", "--", *specs], top))
     untracked = _lines(
-        _git(["ls-files", "-z", "--others", "--exclude-standard", "--", *specs], top)
+        _git([*magic, "ls-files", "-z", "--others", "--exclude-standard", "--", *specs], top)
     )
+    if included:  # ignored files the user asked for, counted as untracked ones
+        listing = ["ls-files", "-z", "--others", "--ignored", "--exclude-standard", "--"]
+        untracked += _lines(_git([*listing, *included], top))
     if changed and dirty_policy == "error":
         raise UsageError(
             f"the work tree has uncommitted changes ({', '.join(changed[:5])}"
@@ -117,23 +175,20 @@ def take(
             f"{', ...' if len(untracked) > 5 else ''}) and [tool.xprun] untracked = 'error': "
             "commit or ignore them, or set untracked = 'snapshot'"
         )
+    paths = []
+    if dirty_policy == "snapshot":
+        paths += changed  # staged or not, deletions included
+    if untracked_policy == "snapshot":
+        paths += untracked
+    git_dir = Path(_git(["rev-parse", "--absolute-git-dir"], top).strip())
     with tempfile.TemporaryDirectory(prefix="xprun-index-") as tmp:
-        env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
+        index = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
         if base:
-            _git(["read-tree", base], top, env)
-        paths = []
-        if dirty_policy == "snapshot":
-            paths += changed  # staged or not, deletions included
-        if untracked_policy == "snapshot":
-            paths += untracked
-        if paths:  # literal paths through stdin: no globbing, no argument-length limit
-            _git(
-                ["add", "-A", "--pathspec-from-file=-", "--pathspec-file-nul"],
-                top,
-                env,
-                input="\0".join(paths),
-            )
-        tree = _git(["write-tree"], top, env).strip()
+            _git(["read-tree", base], top, index)
+        _add(top, index, paths)
+        if settings.get("snapshot_submodules"):
+            _inline_submodules(top, git_dir, index, Path(tmp), untracked_policy)
+        tree = _git(["write-tree"], top, index).strip()
     identity = {
         "GIT_AUTHOR_NAME": "xprun",
         "GIT_AUTHOR_EMAIL": "xprun@localhost",
@@ -146,11 +201,168 @@ def take(
     commit = _git(["commit-tree", tree, *parents, "-m", "xprun snapshot"], top, identity).strip()
     _git(["update-ref", f"refs/xprun/snapshots/{commit}", commit], top)
     root = extract(top, commit, snapshot_dir)
-    relative = rootdir.resolve().relative_to(top.resolve())
+    _check_needed(top, root, needed, exclude, settings, rootdir.resolve())
+    relative = rootdir.resolve().relative_to(top)
     dirty = bool(changed and dirty_policy == "snapshot") or bool(
         untracked and untracked_policy == "snapshot"
     )
-    return Snapshot(commit, base, dirty, tuple(untracked), root, root / relative)
+    return Snapshot(commit, base, dirty, tuple(untracked), root, root / relative, top)
+
+
+def _add(work_tree: Path, env: dict[str, str], paths: list[str]) -> None:
+    """Stage ``paths`` (literal names, through stdin: no argument-length limit) into the
+    index of ``env``; ``-f``, because every path here was chosen on purpose."""
+    if paths:
+        _git(
+            ["add", "-A", "-f", "--pathspec-from-file=-", "--pathspec-file-nul"],
+            work_tree,
+            env,
+            input="\0".join(paths),
+        )
+
+
+def _inline_submodules(
+    top: Path, git_dir: Path, index: dict[str, str], tmp: Path, untracked_policy: str
+) -> None:
+    """Replace every gitlink of the index by the files of that nested repository's work
+    tree, written into this repository's object store (so the snapshot is self-contained)."""
+    for number, entry in enumerate(_lines(_git(["ls-files", "-z", "-s"], top, index))):
+        meta, path = entry.split("\t", 1)
+        if not meta.startswith("160000 ") or not (top / path / ".git").exists():
+            continue  # not a gitlink, or a submodule that is not checked out
+        sub = top / path
+        files = _lines(_git(["ls-files", "-z", "--cached", "--recurse-submodules"], sub))
+        if untracked_policy == "snapshot":
+            files += _lines(_git(["ls-files", "-z", "--others", "--exclude-standard"], sub))
+        files = sorted({f for f in files if os.path.lexists(sub / f)})
+        # This repository's object store, the submodule's files: its own temporary index.
+        env = {
+            "GIT_DIR": str(git_dir),
+            "GIT_WORK_TREE": str(sub),
+            "GIT_INDEX_FILE": str(tmp / f"sub-{number}"),
+        }
+        _add(sub, env, files)
+        subtree = _git(["write-tree"], sub, env).strip()
+        _git(["update-index", "--force-remove", "--", path], top, index)
+        _git(["read-tree", f"--prefix={path}/", subtree], top, index)
+
+
+def imported_files() -> list[Path]:
+    """The source files of the modules imported so far, installed packages left out: the
+    code a job will import again, which its snapshot must therefore hold."""
+    found = []
+    for module in list(sys.modules.values()):
+        name = getattr(module, "__file__", None)
+        if isinstance(name, str) and name and not _installed(Path(name).resolve()):
+            found.append(Path(name))
+    return found
+
+
+def _installed(path: Path) -> bool:
+    """Whether ``path`` (resolved) belongs to the Python installation, a virtual environment
+    (even one inside the repository) or xprun itself: not the user's code."""
+    if "site-packages" in path.parts or "dist-packages" in path.parts:
+        return True
+    prefixes = {Path(p).resolve() for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
+    prefixes.add(Path(__file__).resolve().parent)
+    return any(path.is_relative_to(p) for p in prefixes)
+
+
+def confine_imports(source: Path, root: Path) -> None:
+    """Make ``sys.path`` lead into the snapshot ``root`` instead of the work tree ``source``.
+
+    A worker starts in the launcher's folder, which ``python -m`` puts first on
+    ``sys.path``, and ``PYTHONPATH`` or ``.pth`` files may name folders of the work tree too:
+    each such entry is replaced by the same folder in the snapshot (dropped when the
+    snapshot has none), so a module missing from the snapshot is an ``ImportError``, never a
+    silent import of the live work tree.
+    """
+    source, root = source.resolve(), root.resolve()
+    confined: list[str] = []
+    for entry in sys.path:
+        path = Path(os.path.abspath(entry or os.curdir)).resolve()
+        if path.is_relative_to(source) and not path.is_relative_to(root) and not _installed(path):
+            inside = root / path.relative_to(source)
+            if not inside.is_dir():
+                continue
+            entry = str(inside)
+        if entry not in confined:
+            confined.append(entry)
+    sys.path[:] = confined
+
+
+def _check_needed(
+    top: Path,
+    root: Path,
+    needed: Iterable[Path],
+    exclude: list[Path],
+    settings: dict[str, Any],
+    rootdir: Path,
+) -> None:
+    missing = []
+    for path in needed:
+        path = Path(path).resolve()
+        if not path.is_relative_to(top) or any(path.is_relative_to(e) for e in exclude):
+            continue
+        rel = path.relative_to(top)
+        if not os.path.exists(root / rel) and os.path.exists(path):
+            missing.append(rel)
+    if not missing:
+        return
+    reasons = [f"{rel.as_posix()}: {_why_missing(top, rel, settings, rootdir)}" for rel in missing]
+    raise UsageError(
+        "the code imports files that its Git snapshot lacks, so jobs (which import only from "
+        "the snapshot) would not find them:\n  "
+        + "\n  ".join(sorted(set(reasons)))
+        + "\nor pass --no-snapshot to run from the work tree as it is when each run starts"
+    )
+
+
+def _why_missing(top: Path, rel: Path, settings: dict[str, Any], rootdir: Path) -> str:
+    for parent in reversed(rel.parents[:-1]):  # the shallowest folder first
+        if (top / parent / ".git").exists():
+            return (
+                f"it is inside the submodule (nested repository) {parent.as_posix()}, whose "
+                "files a snapshot leaves out: set [tool.xprun] snapshot_submodules = true"
+            )
+    try:
+        # check-ignore takes no literal pathspecs; the name only feeds this message.
+        check = ["--no-literal-pathspecs", "check-ignore", "-v", "-z", "--no-index", "--stdin"]
+        rule = _git(check, top, input=rel.as_posix() + "\0")
+    except subprocess.CalledProcessError:
+        rule = ""
+    if rule:
+        source, line, pattern = _lines(rule)[:3]
+        try:
+            shown = (top / rel).relative_to(rootdir).as_posix()
+        except ValueError:
+            shown = rel.as_posix()
+        return (
+            f"it is ignored by Git ({source}:{line}: {pattern}): commit it, or add it to "
+            f'[tool.xprun] snapshot_include (e.g. snapshot_include = ["{shown}"])'
+        )
+    if settings.get("untracked") == "ignore":
+        return "it is untracked and [tool.xprun] untracked = 'ignore': commit it"
+    return "commit it"
+
+
+def _extractable(top: Path) -> Any:
+    """A tar filter: ``data`` for everything but symbolic links, which are kept as links;
+    a link whose relative target leaves the tree is pointed at the same place as in the
+    work tree (its target is outside the snapshot either way)."""
+
+    def keep(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo | None:
+        if not member.issym():
+            return tarfile.data_filter(member, dest)
+        target = member.linkname
+        if not posixpath.isabs(target):
+            inside = posixpath.normpath(posixpath.join(posixpath.dirname(member.name), target))
+            if inside == ".." or inside.startswith("../"):
+                target = os.path.normpath(top / posixpath.dirname(member.name) / target)
+        safe = tarfile.tar_filter(member.replace(linkname=target, deep=False), dest)
+        return safe.replace(uid=None, gid=None, uname=None, gname=None, mode=None, deep=False)
+
+    return keep
 
 
 def extract(top: Path, commit: str, snapshot_dir: Path) -> Path:
@@ -166,7 +378,7 @@ def extract(top: Path, commit: str, snapshot_dir: Path) -> Path:
             ["git", "archive", "--format=tar", commit], cwd=top, capture_output=True, check=True
         ).stdout
         with tarfile.open(fileobj=io.BytesIO(archive), mode="r:") as tar:
-            tar.extractall(tmp, filter="data")
+            tar.extractall(tmp, filter=_extractable(top))
         try:
             os.rename(tmp, final)
         except OSError:

@@ -32,6 +32,7 @@ from typing import Any
 
 from . import reports
 from .errors import Preempted, Terminated, raising
+from .hookimpl import hookimpl
 from .settings import ProjectSettings
 
 TASK_VARIABLES = ("SLURM_ARRAY_TASK_ID", "OAR_ARRAY_INDEX", "PBS_ARRAY_INDEX", "LSB_JOBINDEX")
@@ -55,6 +56,10 @@ class Worker:
         self.spec = spec = read_spec(spec_path)
         rootdir = Path(spec["rootdir"])
         os.chdir(rootdir)
+        if spec.get("source_top"):  # from a snapshot: import nothing from the work tree
+            from .snapshot import confine_imports
+
+            confine_imports(Path(spec["source_top"]), Path(spec["git"]["snapshot_dir"]))
         settings = ProjectSettings(rootdir=rootdir, inifile=None, values=spec["settings"])
         files = sorted({run["nodeid"].split("::")[0] for run in spec["runs"]})
         argv = [*files, "--log-dir", spec["log_dir"], "-qq", "--scheduler", "inline"]
@@ -69,6 +74,12 @@ class Worker:
         self.session.collect()
         self.experiments = {e.nodeid: e for e in self.session.experiments}
         self.hook = self.config.hook
+        self.last_report: reports.RunReport | None = None
+        self.config.pluginmanager.register(self, name="xprun.worker")
+
+    @hookimpl
+    def xprun_run_logreport(self, report: reports.RunReport) -> None:
+        self.last_report = report  # what the run ended as, even if a signal follows
 
     def runspec(self, index: int) -> Any:
         from .runspec import RunSpec
@@ -92,6 +103,7 @@ class Worker:
         )
 
     def execute(self, index: int) -> reports.RunReport:
+        self.last_report = None
         run = self.runspec(index)
         return self.hook.xprun_run_protocol(run=run, session=self.session)
 
@@ -99,8 +111,24 @@ class Worker:
         self.session.session_fixtures.teardown()
 
 
-def _exit_code(outcome: str) -> int:
-    return {reports.FAILED: 1, reports.INTERRUPTED: 2}.get(outcome, 0)
+def _exit_code(outcome: str, teardown_error: str = "") -> int:
+    if outcome == reports.INTERRUPTED:
+        return 2
+    return 1 if outcome in reports.UNSUCCESSFUL or teardown_error else 0
+
+
+def _answer(index: int, report: reports.RunReport) -> dict[str, Any]:
+    """One result line of the local pool's protocol (the fields of ``RunReport``)."""
+    return {
+        "index": index,
+        "outcome": report.outcome,
+        "duration": report.duration,
+        "longrepr": report.longrepr,
+        "stdout": report.stdout,
+        "stderr": report.stderr,
+        "teardown_error": report.teardown_error,
+        "shouldstop": report.shouldstop,
+    }
 
 
 def _requeue(spec: dict[str, Any]) -> bool:
@@ -132,11 +160,15 @@ def run_one(worker: Worker, index: int) -> int:
         return 2
     except (Terminated, KeyboardInterrupt):
         return 2
-    return _exit_code(report.outcome)
+    return _exit_code(report.outcome, report.teardown_error)
 
 
 def serve(worker: Worker, proto: Any) -> int:
-    """The local pool's protocol: indices in on stdin, one JSON result line out each."""
+    """The local pool's protocol: indices in on stdin, one JSON result line out each.
+
+    Stops after a run that says no further run should start (a full disk), and on a signal
+    (after answering for the run it interrupted, or that ended just before it).
+    """
     status = 0
     for line in sys.stdin:
         line = line.strip()
@@ -144,17 +176,13 @@ def serve(worker: Worker, proto: Any) -> int:
             continue
         index = int(line)
         try:
-            report = worker.execute(index)
-            result = {
-                "index": index,
-                "outcome": report.outcome,
-                "duration": report.duration,
-                "longrepr": report.longrepr,
-                "stdout": report.stdout,
-                "stderr": report.stderr,
-            }
+            result = _answer(index, worker.execute(index))
         except (Terminated, KeyboardInterrupt) as exc:
-            answer = {"index": index, "outcome": reports.INTERRUPTED, "longrepr": repr(exc)}
+            report = worker.last_report
+            if report is not None:  # recorded, then the signal (held meanwhile) arrived
+                answer = _answer(index, report)
+            else:
+                answer = {"index": index, "outcome": reports.INTERRUPTED, "longrepr": repr(exc)}
             proto.write(json.dumps(answer) + "\n")
             proto.flush()
             return 2
@@ -163,7 +191,9 @@ def serve(worker: Worker, proto: Any) -> int:
             result = {"index": index, "outcome": reports.FAILED, "longrepr": error}
         proto.write(json.dumps(result) + "\n")
         proto.flush()
-        status = max(status, _exit_code(result["outcome"]))
+        status = max(status, _exit_code(result["outcome"], result.get("teardown_error", "")))
+        if result.get("shouldstop"):
+            break
     return status
 
 
