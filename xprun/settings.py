@@ -43,6 +43,8 @@ DEFAULTS: dict[str, Any] = {
     "scheduler": "inline",
     "dirty": "snapshot",
     "untracked": "snapshot",
+    "snapshot_include": [],
+    "snapshot_submodules": False,
     "heartbeat_interval": 5.0,
     "heartbeat_timeout": 60.0,
 }
@@ -120,6 +122,11 @@ _CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "scheduler": (_is_name, "a non-empty string (a scheduler name: inline, local, slurm, oar)"),
     "dirty": (_is_name, "a string (snapshot, error or ignore)"),
     "untracked": (_is_name, "a string (snapshot, error or ignore)"),
+    "snapshot_include": (
+        lambda v: isinstance(v, list) and all(_is_path(i) for i in v),
+        "an array of paths (ignored files or folders to put in snapshots)",
+    ),
+    "snapshot_submodules": (lambda v: isinstance(v, bool), "a boolean"),
     "heartbeat_interval": (
         _is_seconds,
         f"a finite number of seconds, at least {MIN_HEARTBEAT_INTERVAL}",
