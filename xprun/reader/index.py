@@ -9,7 +9,8 @@ log directory, nobody waits for anybody, and a reader on a read-only directory s
 its index in memory.  Parquet is data, not code: a log directory from someone else cannot run
 anything through it.
 
-Config and outcome values become ``config.<dotted key>`` and ``outcome.<dotted key>`` columns.
+Rows are made by :mod:`xprun.reader.rows`; config and outcome values become
+``config.<dotted key>`` and ``outcome.<dotted key>`` columns.
 A column whose values mix types that Parquet cannot hold together is stored as JSON text and
 decoded on load (its name is listed in the file's metadata).
 """
@@ -23,148 +24,72 @@ from pathlib import Path
 from typing import Any
 
 from .. import store
+from .files import read_bytes
+from .rows import INFO_COLUMNS, check_row_types, read_run, run_path
+
+__all__ = ["INFO_COLUMNS", "Index", "Skipped", "read_run", "scan"]
 
 INDEX_DIR = ".xprun-index"
 INDEX_FILE = "runs.parquet"
-INDEX_VERSION = 1
+INDEX_VERSION = 2  # 2: values checked and normalised when read (rows.py)
+INDEX_LIMIT = 4 << 30
 RACY_NS = 2_000_000_000  # changes this close to a scan are re-read on the next one
-
-# Columns every row has, in this order (then params.*, config.*, outcome.*).
-INFO_COLUMNS = (
-    "experiment",
-    "hash",
-    "nodeid",
-    "status",
-    "attempt",
-    "start",
-    "end",
-    "duration",
-    "host",
-    "user",
-    "error",
-    "recovered",
-    "path",
-)
-PRIVATE = ("_key", "_mtime_ns", "_skip")
 
 
 @dataclass(frozen=True)
 class Skipped:
-    """A run directory that could not be read, and why."""
+    """A run directory (or a file of one) that could not be read, and why."""
 
     path: Path
     reason: str
 
 
-def flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:
-    if isinstance(value, dict) and value:
-        for key, item in value.items():
-            flatten(f"{prefix}.{key}", item, out)
-    else:
-        out[prefix] = value
+def scan(log_dir: Path) -> dict[str, tuple[str, int, str | None]]:
+    """Every run directory under the log directory: key → (path, mtime in ns, damage).
 
-
-def _load_yaml(path: Path) -> Any:
-    import yaml
-
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    with open(path, "rb") as f:
-        return yaml.load(f, Loader=loader)
-
-
-def _read_json_file(path: Path, what: str) -> Any:
+    Experiment and run folders that are links to directories are followed; a link that
+    leads nowhere (dangling, or a loop) is reported as damage under its own key rather than
+    ending the scan.  Plain files beside the run folders are not runs and are ignored.
+    """
+    found: dict[str, tuple[str, int, str | None]] = {}
     try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise _Damage(f"{what} is missing") from None
-    if not data.strip():
-        raise _Damage(f"{what} is empty")
-    try:
-        return json.loads(data)
-    except ValueError as exc:
-        raise _Damage(f"{what} is not valid JSON ({exc})") from None
-
-
-class _Damage(Exception):
-    pass
-
-
-def read_run(run_dir: Path, key: str, mtime_ns: int) -> dict[str, Any]:
-    """One index row for a run directory (a row with ``_skip`` set when it is damaged)."""
-    row: dict[str, Any] = {"_key": key, "_mtime_ns": mtime_ns, "_skip": None, "path": str(run_dir)}
-    try:
-        if not (run_dir / store.RUN_JSON).exists() and store.list_claims(run_dir):
-            row["_skip"] = ""  # being created right now: not damage, not a run yet
-            return row
-        record = _read_json_file(run_dir / store.RUN_JSON, "run.json")
-        if not isinstance(record, dict) or "hash" not in record or "status" not in record:
-            raise _Damage("run.json is not a run record")
-        if record.get("format") != store.FORMAT_VERSION:
-            raise _Damage(f"run.json has format {record.get('format')!r}; this xprun reads 1")
-        try:
-            config = _load_yaml(run_dir / "config.yaml")
-        except FileNotFoundError:
-            raise _Damage("config.yaml is missing") from None
-        except Exception as exc:
-            raise _Damage(f"config.yaml is not valid YAML ({type(exc).__name__})") from None
-        if not isinstance(config, dict):
-            raise _Damage("config.yaml does not hold a mapping")
-        outcome: Any = None
-        if record["status"] == store.STATUS_COMPLETE:
-            outcome = _read_json_file(run_dir / store.OUTCOME_JSON, "outcome.json")
-            if not isinstance(outcome, dict):
-                raise _Damage("outcome.json does not hold a mapping")
-    except _Damage as exc:
-        row["_skip"] = str(exc)
-        return row
-    except OSError as exc:
-        row["_skip"] = f"cannot be read ({exc})"
-        return row
-    error = record.get("error")
-    row.update(
-        experiment=record.get("experiment"),
-        hash=record.get("hash"),
-        nodeid=record.get("nodeid"),
-        status=record.get("status"),
-        attempt=record.get("attempt"),
-        start=record.get("start"),
-        end=record.get("end"),
-        duration=record.get("duration"),
-        host=record.get("host"),
-        user=record.get("user"),
-        error=error.get("type") if isinstance(error, dict) else None,
-        recovered=bool(record.get("recovered", False)),
-    )
-    for name, value in (record.get("params") or {}).items():
-        row[f"params.{name}"] = value
-    for name, value in config.items():
-        flatten(f"config.{name}", value, row)
-    for name, value in (outcome or {}).items():
-        flatten(f"outcome.{name}", value, row)
-    return row
-
-
-def scan(log_dir: Path) -> dict[str, tuple[str, int]]:
-    """Every run directory under the log directory: key → (path, mtime in ns)."""
-    found: dict[str, tuple[str, int]] = {}
-    try:
-        experiments = [e for e in os.scandir(log_dir) if e.is_dir() and not e.name.startswith(".")]
+        experiments = [e for e in os.scandir(log_dir) if not e.name.startswith(".")]
     except FileNotFoundError:
         return found
     for experiment in experiments:
+        if not _is_folder(experiment, experiment.name, found):
+            continue
         try:
             runs = list(os.scandir(experiment.path))
-        except OSError:
+        except OSError as exc:
+            found[experiment.name] = (experiment.path, 0, f"cannot be listed ({exc.strerror})")
             continue
         for run in runs:
-            if run.name.startswith(".") or not run.is_dir():
+            key = f"{experiment.name}/{run.name}"
+            if run.name.startswith(".") or not _is_folder(run, key, found):
                 continue
             try:
                 mtime = run.stat().st_mtime_ns
             except FileNotFoundError:
                 continue
-            found[f"{experiment.name}/{run.name}"] = (run.path, mtime)
+            except OSError as exc:
+                found[key] = (run.path, 0, f"cannot be read ({exc.strerror})")
+                continue
+            found[key] = (run.path, mtime, None)
     return found
+
+
+def _is_folder(entry: os.DirEntry[str], key: str, found: dict[str, Any]) -> bool:
+    """Whether ``entry`` is a directory (through a link); a broken link is noted as damage."""
+    try:
+        if entry.is_dir():
+            return True
+    except OSError as exc:  # a link loop, or a link into something unreadable
+        found[key] = (entry.path, 0, f"is a symbolic link that cannot be followed ({exc.strerror})")
+        return False
+    if entry.is_symlink():
+        found[key] = (entry.path, 0, "is a symbolic link to nothing")
+    return False
 
 
 class Index:
@@ -183,24 +108,48 @@ class Index:
 
     # -- persistence --------------------------------------------------------------------------
 
-    def _load(self) -> Any:
+    def _load(self, now_ns: int) -> Any:
+        """The cached index, or an empty one when it is missing, foreign or not to be trusted.
+
+        The cache lives in a directory anyone may have written, so it is checked as closely
+        as a run record: its version, every column's type, every row's path, and a scan time
+        that is not in the future (which would make every row look fresh forever).  Whatever
+        fails, the runs are simply read again.
+        """
         import pandas as pd
+
+        empty = pd.DataFrame(
+            {"_key": pd.Series(dtype=object), "_mtime_ns": pd.Series(dtype="int64")}
+        )
+        try:
+            frame, scanned_ns = self._read_cache()
+        except Exception:  # missing, damaged or foreign: rebuilt from the run directories
+            return empty
+        if frame is None or scanned_ns > now_ns + RACY_NS or check_row_types(frame):
+            return empty
+        expected = [run_path(self.log_dir, key) for key in frame["_key"]]
+        if list(frame["path"]) != expected:
+            return empty  # moved, or paths that lead elsewhere
+        self.scanned_ns = scanned_ns
+        return frame
+
+    def _read_cache(self) -> tuple[Any, int]:
+        import pandas as pd
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
-        try:
-            table = pq.read_table(self.path)
-            info = json.loads((table.schema.metadata or {}).get(b"xprun", b"{}"))
-        except Exception:
-            info = {}  # missing, damaged or foreign: rebuilt from the run directories
-        if info.get("version") != INDEX_VERSION:
-            return pd.DataFrame(
-                {"_key": pd.Series(dtype=object), "_mtime_ns": pd.Series(dtype="int64")}
-            )
+        data = read_bytes(self.path.parent, INDEX_FILE, INDEX_LIMIT)
+        table = pq.read_table(pa.BufferReader(data))
+        info = json.loads((table.schema.metadata or {}).get(b"xprun", b"{}"))
+        scanned_ns = info.get("scanned_ns") if isinstance(info, dict) else None
+        if info.get("version") != INDEX_VERSION or not isinstance(scanned_ns, int):
+            return None, 0
         frame = table.to_pandas()
         for name in info.get("json_columns", []):
-            frame[name] = frame[name].map(lambda v: None if v is None else json.loads(v))
-        self.scanned_ns = int(info.get("scanned_ns", 0))
-        return frame
+            # Decoded from Arrow, not from pandas: pandas 3 turns missing text into NaN.
+            values = [None if v is None else json.loads(v) for v in table.column(name).to_pylist()]
+            frame[name] = pd.Series(values, index=frame.index, dtype=object)
+        return frame, scanned_ns
 
     def _save(self) -> None:
         import pyarrow as pa
@@ -238,20 +187,23 @@ class Index:
         """Bring the index up to date; True when any row changed."""
         import pandas as pd
 
-        if self.frame is None:
-            self.frame = self._load()
-        frame = self.frame
         started_ns = int(clock.now() * 1e9)
+        if self.frame is None:
+            self.frame = self._load(started_ns)
+        frame = self.frame
         found = scan(self.log_dir)
         known = dict(zip(frame["_key"], frame["_mtime_ns"], strict=True))
         trusted_before = self.scanned_ns - RACY_NS
         stale = {k for k in known if k not in found}
         new_rows = []
-        for key, (path, mtime_ns) in found.items():
+        for key, (path, mtime_ns, damage) in found.items():
             old = known.get(key)
             if old is not None and old == mtime_ns and mtime_ns < trusted_before:
                 continue
-            new_rows.append(read_run(Path(path), key, mtime_ns))
+            if damage is None:
+                new_rows.append(read_run(Path(path), key, mtime_ns))
+            else:
+                new_rows.append({"_key": key, "_mtime_ns": mtime_ns, "_skip": damage, "path": path})
             if old is not None:
                 stale.add(key)
         changed = bool(stale or new_rows)

@@ -1,43 +1,85 @@
-"""Reading ``metrics/<name>.jsonl`` files fast, skipping torn lines; per-run aggregates."""
+"""Reading ``metrics/<name>.jsonl`` files fast, skipping torn and damaged lines; aggregates.
+
+A torn line (not JSON: a process killed mid-write) is normal and skipped silently.  A line
+that is JSON but not what the logger writes (a step that is not an integer, a value that is
+not a number) is damage: it is skipped, and the file is named in what :func:`long_frame`
+returns, so one bad line neither crashes an aggregate nor goes unnoticed.  Lines are checked
+column by column after parsing, so well-formed files cost no per-value Python work.
+"""
 
 from __future__ import annotations
 
 import json
+import math
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from .files import METRICS_LIMIT, Damage, read_bytes
+
 AGGREGATES = ("last", "first", "min", "max", "mean", "count")
+RESERVED = ("hash", "experiment")  # columns the Reader adds to every metric row
+_NAME = re.compile(r"[A-Za-z0-9_\-][A-Za-z0-9_.\-]*")
+_INT64 = 2**63
 
 
-def read_lines(path: Path) -> list[dict[str, Any]]:
-    """The metric lines of one file; a torn or damaged line is skipped, never fatal."""
+def check_name(name: Any) -> str:
+    """A metrics file name (``metrics/<name>.jsonl``), refused if it could leave the folder."""
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise ValueError(
+            f"metrics file name {name!r} is not valid: use letters, digits, '_', '-' and '.' "
+            "(not first), as logger.log_metrics(..., name=...) does"
+        )
+    return name
+
+
+def read_lines(run_dir: Path, name: str) -> tuple[list[dict[str, Any]], str | None]:
+    """The JSON objects of one metrics file, and why some were skipped (None: none were).
+
+    Torn lines are skipped without a word; the lines' fields are checked by
+    :func:`long_frame`.
+    """
     try:
-        data = path.read_bytes()
+        data = read_bytes(run_dir, f"metrics/{check_name(name)}.jsonl", METRICS_LIMIT)
     except FileNotFoundError:
-        return []
+        return [], None
+    except Damage as exc:
+        return [], str(exc)
     data = data.strip()
     if not data:
-        return []
+        return [], None
     try:  # the fast path: the whole file as one JSON array
         rows = json.loads(b"[" + data.replace(b"\n", b",") + b"]")
         if all(isinstance(r, dict) for r in rows):
-            return rows
-    except ValueError:
+            return rows, None
+    except (ValueError, RecursionError):
         pass
-    rows = []
+    rows, damaged = [], 0
     for line in data.split(b"\n"):
         try:
             row = json.loads(line)
-        except ValueError:
-            continue
+        except (ValueError, RecursionError):
+            continue  # torn
         if isinstance(row, dict):
             rows.append(row)
-    return rows
+        else:
+            damaged += 1
+    return rows, _lines_reason(name, damaged) if damaged else None
 
 
-def long_frame(runs: Iterable[tuple[str, Path]], name: str, all_attempts: bool = False) -> Any:
-    """One row per (run, step): ``hash``, ``attempt``, ``step``, ``time``, one column per metric.
+def _lines_reason(name: str, count: int) -> str:
+    return (
+        f"metrics/{name}.jsonl: {count} line{'s' * (count != 1)} skipped (not an object with "
+        "an integer step and numeric values)"
+    )
+
+
+def long_frame(
+    runs: Iterable[tuple[str, Path]], name: str, all_attempts: bool = False
+) -> tuple[Any, dict[str, str]]:
+    """One row per (run, step): ``hash``, ``attempt``, ``step``, ``time``, one column per metric;
+    and, by hash, why lines of a run's file were skipped.
 
     Without ``all_attempts``, a step logged by several attempts of a resumed run keeps only
     the latest attempt's line.
@@ -46,17 +88,87 @@ def long_frame(runs: Iterable[tuple[str, Path]], name: str, all_attempts: bool =
 
     hashes: list[str] = []
     rows: list[dict[str, Any]] = []
+    damage: dict[str, str] = {}
     for run_hash, run_dir in runs:
-        lines = read_lines(run_dir / "metrics" / f"{name}.jsonl")
+        lines, reason = read_lines(run_dir, name)
+        if reason:
+            damage[run_hash] = reason
         rows.extend(lines)
         hashes.extend([run_hash] * len(lines))
     frame = pd.DataFrame.from_records(rows) if rows else pd.DataFrame({"step": [], "attempt": []})
+    clashing = [c for c in RESERVED if c in frame.columns]
+    bad = frame[clashing].notna().any(axis=1)  # a line naming a metric hash or experiment
+    frame = frame.drop(columns=clashing)
     frame.insert(0, "hash", pd.Series(hashes, dtype="object"))
+    frame, counts = _checked(frame, bad)
+    for run_hash, count in counts.items():
+        damage.setdefault(run_hash, _lines_reason(name, count))
     if not all_attempts and len(frame):
         frame = frame.drop_duplicates(["hash", "step"], keep="last")
     if len(frame):
         frame = frame.sort_values(["hash", "step"], kind="stable").reset_index(drop=True)
-    return frame
+    return frame, damage
+
+
+def _checked(frame: Any, bad: Any) -> tuple[Any, dict[str, int]]:
+    """``frame`` without its damaged lines (and those already ``bad``), metric columns
+    numeric; the number of damaged lines by hash."""
+    import pandas as pd
+    from pandas.api.types import is_bool_dtype, is_float_dtype, is_integer_dtype
+
+    if not len(frame):
+        return frame, {}
+    converted = []
+    for column in frame.columns:
+        if column == "hash":
+            continue
+        values = frame[column]
+        integer = is_integer_dtype(values) and not is_bool_dtype(values)
+        if column in ("step", "attempt"):
+            if integer:
+                continue
+            ok = values.map(_integral)
+            if column == "attempt":  # lines without an attempt are accepted
+                ok = ok | values.isna()
+        elif integer or is_float_dtype(values) or is_bool_dtype(values):
+            continue
+        else:
+            ok = values.map(_numeric)
+        converted.append(column)
+        bad = bad | ~ok.astype(bool)
+    counts = frame.loc[bad, "hash"].value_counts().to_dict() if bad.any() else {}
+    if bad.any():
+        frame = frame[~bad]
+    if converted:
+        frame = frame.assign(
+            **{c: pd.to_numeric(frame[c].map(_number), errors="coerce") for c in converted}
+        )
+    if "step" in converted:
+        frame = frame.assign(step=frame["step"].astype("int64"))
+    return frame, counts
+
+
+def _integral(value: Any) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return -_INT64 <= value < _INT64
+    return isinstance(value, float) and value.is_integer() and abs(value) < _INT64
+
+
+def _numeric(value: Any) -> bool:
+    return value is None or isinstance(value, bool | int | float)
+
+
+def _number(value: Any) -> Any:
+    """A metric value pandas can compute with: booleans as 0/1, huge integers as floats."""
+    if value is None:
+        return math.nan
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int) and not -_INT64 <= value < _INT64:
+        return math.inf if value > 0 else -math.inf
+    return value
 
 
 def aggregate(frame: Any, wanted: list[tuple[str, str]]) -> Any:
@@ -70,7 +182,8 @@ def aggregate(frame: Any, wanted: list[tuple[str, str]]) -> Any:
     for _, how in wanted:
         if how not in AGGREGATES:
             raise ValueError(f"unknown aggregate {how!r}; use one of {', '.join(AGGREGATES)}")
-    present = sorted({m for m, _ in wanted if m in frame.columns})
+    wanted = list(dict.fromkeys(wanted))
+    present = sorted({m for m, _ in wanted if m in frame.columns and m != "hash"})
     hows = sorted({h for _, h in wanted})
     if present and len(frame):
         table = frame.groupby("hash", sort=False)[present].agg(hows)

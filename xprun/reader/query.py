@@ -23,8 +23,10 @@ Grammar::
                   (status == complete is status == "complete")
 
 ``true``/``false``/``none`` are case-insensitive (``True``, ``None`` work too).  ``and``
-binds tighter than ``or``.  A malformed query raises :class:`QueryError`, which shows the
-query with a caret under the position at fault.
+binds tighter than ``or``.  Parentheses and ``not`` nest at most :data:`MAX_DEPTH` deep, so
+no query can exhaust the stack; a chain of ``and``/``or`` is one flat node whatever its
+length.  A malformed query raises :class:`QueryError`, which shows the query with a caret
+under the position at fault; nothing else comes out of parsing, whatever the text.
 """
 
 from __future__ import annotations
@@ -74,7 +76,10 @@ class Token:
     value: Any = None
 
 
-_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?(?![A-Za-z_0-9.])")
+# Possessive quantifiers: a long run of digits is matched in linear time.
+_NUMBER = re.compile(r"[+-]?(?:\d++(?:\.\d*+)?+|\.\d++)(?:[eE][+-]?\d++)?+(?![A-Za-z_0-9.])")
+MAX_DEPTH = 100  # nesting of parentheses and 'not'
+
 _NAME = re.compile(r"(?:[A-Za-z_][A-Za-z0-9_\-:/]*|\d+)(?:\.(?:[A-Za-z_][A-Za-z0-9_\-:/]*|\d+))*")
 _OPS = ("==", "!=", "<=", ">=", "<", ">")
 _WORDS = {"and": Tok.AND, "or": Tok.OR, "not": Tok.NOT, "in": Tok.IN}
@@ -109,10 +114,7 @@ def tokenize(text: str) -> list[Token]:
         match = _NUMBER.match(text, pos)
         if match and (char in "+-.0123456789"):
             literal = match.group(0)
-            is_int = re.fullmatch(r"[+-]?\d+", literal) is not None
-            tokens.append(
-                Token(Tok.NUMBER, literal, pos, int(literal) if is_int else float(literal))
-            )
+            tokens.append(Token(Tok.NUMBER, literal, pos, _number(literal)))
             pos = match.end()
             continue
         match = _NAME.match(text, pos)
@@ -125,6 +127,17 @@ def tokenize(text: str) -> list[Token]:
         raise QueryError(f"unexpected character {char!r}", text, pos)
     tokens.append(Token(Tok.EOF, "", len(text)))
     return tokens
+
+
+def _number(literal: str) -> int | float:
+    """An integer literal is exact; one too long for Python's ``int()`` (thousands of digits)
+    is read as a float, as is any literal with a point or an exponent (huge ones are inf)."""
+    if re.fullmatch(r"[+-]?\d+", literal):
+        try:
+            return int(literal)
+        except ValueError:
+            pass
+    return float(literal)
 
 
 def _read_string(text: str, start: int) -> tuple[str, int]:
@@ -146,8 +159,8 @@ def _read_string(text: str, start: int) -> tuple[str, int]:
     raise QueryError("unterminated string", text, start)
 
 
-# The tree: ("or", a, b) | ("and", a, b) | ("not", a) | ("cmp", key, op, value) |
-#           ("in", key, values, negated) | ("all",)
+# The tree: ("or", (a, b, ...)) | ("and", (a, b, ...)) | ("not", a) |
+#           ("cmp", key, op, value, pos) | ("in", key, values, negated, pos) | ("all",)
 Node = tuple[Any, ...]
 
 
@@ -156,6 +169,7 @@ class _Parser:
         self.text = text
         self.tokens = tokenize(text)
         self.index = 0
+        self.depth = 0
 
     @property
     def current(self) -> Token:
@@ -181,26 +195,37 @@ class _Parser:
         return node
 
     def or_expr(self) -> Node:
-        node = self.and_expr()
+        nodes = [self.and_expr()]
         while self.accept(Tok.OR):
-            node = ("or", node, self.and_expr())
-        return node
+            nodes.append(self.and_expr())
+        return nodes[0] if len(nodes) == 1 else ("or", tuple(nodes))
 
     def and_expr(self) -> Node:
-        node = self.not_expr()
+        nodes = [self.not_expr()]
         while self.accept(Tok.AND):
-            node = ("and", node, self.not_expr())
-        return node
+            nodes.append(self.not_expr())
+        return nodes[0] if len(nodes) == 1 else ("and", tuple(nodes))
 
     def not_expr(self) -> Node:
-        if self.accept(Tok.NOT):
-            return ("not", self.not_expr())
-        if self.accept(Tok.LPAREN):
+        token = self.current
+        if token.kind not in (Tok.NOT, Tok.LPAREN):
+            return self.comparison()
+        if self.depth >= MAX_DEPTH:
+            raise QueryError(
+                f"the query nests parentheses and 'not' more than {MAX_DEPTH} deep",
+                self.text,
+                token.pos,
+            )
+        self.index += 1
+        self.depth += 1
+        if token.kind is Tok.NOT:
+            node: Node = ("not", self.not_expr())
+        else:
             node = self.or_expr()
             if not self.accept(Tok.RPAREN):
                 raise self.fail("')'")
-            return node
-        return self.comparison()
+        self.depth -= 1
+        return node
 
     def comparison(self) -> Node:
         key = self.accept(Tok.NAME)
@@ -265,8 +290,8 @@ class Query:
             if node[0] in ("cmp", "in"):
                 found.append((node[1], node[-1]))
             elif node[0] in ("and", "or"):
-                walk(node[1])
-                walk(node[2])
+                for child in node[1]:
+                    walk(child)
             elif node[0] == "not":
                 walk(node[1])
 

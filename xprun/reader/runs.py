@@ -10,7 +10,9 @@ Keys: the info fields (``experiment``, ``hash``, ``nodeid``, ``status``, ``attem
 ``params.<fixture>``, ``config.<dotted key>``, ``outcome.<dotted key>``, and per-run metric
 aggregates ``metrics.<metric>.<agg>`` (over ``metrics/metrics.jsonl``) or
 ``metrics.<file>:<metric>.<agg>`` (over ``metrics/<file>.jsonl``), where ``<agg>`` is one of
-``last``, ``first``, ``min``, ``max``, ``mean``, ``count``.
+``last``, ``first``, ``min``, ``max``, ``mean``, ``count``.  A well-formed ``params.``,
+``config.`` or ``outcome.`` key that no run has is a column of missing values, not an error
+(a sweep may add a key later); any other unknown key is an error that suggests close ones.
 """
 
 from __future__ import annotations
@@ -23,11 +25,39 @@ from pathlib import Path
 from typing import Any
 
 from .. import store
+from .files import DATA_LIMIT, Damage, claims, read_json, read_yaml
 from .index import INFO_COLUMNS, Index, Skipped
-from .metrics import AGGREGATES, aggregate, long_frame, read_lines
+from .metrics import AGGREGATES, aggregate, check_name, long_frame, read_lines
 from .query import Query, QueryError
+from .rows import PREFIXES
 
 _METRIC_KEY = re.compile(r"^metrics\.(?:(?P<file>[A-Za-z0-9_.\-]+):)?(?P<metric>.+)\.(?P<agg>\w+)$")
+
+
+def _heartbeat(log_dir: Path, timeout: float | None) -> store.Heartbeat:
+    """How stale a claim must be to count as dead: ``timeout`` when given, else what the
+    project holding the log directory says in ``[tool.xprun]``, so that ``xprun show`` and
+    ``xprun --collect-only`` agree on which runs are still running."""
+    if timeout is not None:
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
+            raise ValueError(f"heartbeat_timeout must be a positive number, got {timeout!r}")
+        interval = min(store.DEFAULT_HEARTBEAT_INTERVAL, timeout / 2)
+        return store.Heartbeat(interval=interval, timeout=float(timeout))
+    from ..settings import load_settings
+
+    settings = load_settings([log_dir], log_dir)  # checked there: a bad value is a UsageError
+    return store.Heartbeat(
+        float(settings["heartbeat_interval"]), float(settings["heartbeat_timeout"])
+    )
+
+
+def _is_data_key(key: Any) -> bool:
+    """``params.x``, ``config.a.b``, ``outcome.y``: a key some run could have."""
+    return (
+        isinstance(key, str)
+        and key.startswith(PREFIXES)
+        and all(part.strip() for part in key.split("."))
+    )
 
 
 def _suggest(key: str, known: Sequence[str]) -> str:
@@ -44,7 +74,7 @@ class Reader:
         self,
         log_dir: str | Path,
         *,
-        heartbeat_timeout: float = store.DEFAULT_HEARTBEAT_TIMEOUT,
+        heartbeat_timeout: float | None = None,
         warn: bool = True,
     ) -> None:
         self.log_dir = Path(log_dir).resolve()
@@ -55,15 +85,13 @@ class Reader:
             )
         self._index = Index(self.log_dir)
         self._clock = store.FsClock(self.log_dir)
-        self._heartbeat = store.Heartbeat(
-            interval=min(store.DEFAULT_HEARTBEAT_INTERVAL, heartbeat_timeout / 2),
-            timeout=heartbeat_timeout,
-        )
+        self._heartbeat = _heartbeat(self.log_dir, heartbeat_timeout)
         self._warn = warn
         self._frame: Any = None
         self._frame_version = -1
         self._warned: set[Path] = set()
         self._metrics: dict[str, tuple[set[str], Any]] = {}
+        self._metric_damage: dict[Path, str] = {}  # metrics file → why lines were skipped
         self._refreshed = False
 
     # -- the index ----------------------------------------------------------------------------
@@ -73,19 +101,23 @@ class Reader:
         self._index.refresh(self._clock)
         self._refreshed = True
         self._metrics.clear()
-        for skipped in self._index.skipped():
-            if self._warn and skipped.path not in self._warned:
-                self._warned.add(skipped.path)
-                warnings.warn(
-                    f"xprun.Reader skipped {skipped.path}: {skipped.reason}", stacklevel=3
-                )
+        self._metric_damage.clear()
+        self._warn_about(self._index.skipped())
         return self
+
+    def _warn_about(self, skipped: list[Skipped]) -> None:
+        for item in skipped:
+            if self._warn and item.path not in self._warned:
+                self._warned.add(item.path)
+                warnings.warn(f"xprun.Reader skipped {item.path}: {item.reason}", stacklevel=4)
 
     @property
     def skipped(self) -> list[Skipped]:
-        """Run directories that could not be read (damaged files), with the reason."""
+        """What could not be read, with the reason: damaged run directories (left out
+        whole), then metrics files some of whose lines were left out (read so far)."""
         self._ensure()
-        return self._index.skipped()
+        metrics = [Skipped(path, reason) for path, reason in self._metric_damage.items()]
+        return [*self._index.skipped(), *metrics]
 
     def _ensure(self) -> None:
         if not self._refreshed:
@@ -123,24 +155,45 @@ class Reader:
             return frame
         frame = frame.copy()
         for i in frame.index[running]:
-            state = store.read_state(Path(frame.at[i, "path"]), self._clock, self._heartbeat)
-            frame.at[i, "status"] = state.status
+            frame.at[i, "status"] = self._live(Path(frame.at[i, "path"]))
         return frame
+
+    def _live(self, run_dir: Path) -> str:
+        """``running`` while the top claim's heartbeat is fresh, as ``xprun`` judges it."""
+        try:
+            found = claims(run_dir)
+        except Damage:
+            found = []  # named when the run was indexed
+        if found and not found[-1].is_stale(self._clock, self._heartbeat):
+            return store.STATUS_RUNNING
+        return store.STATUS_INTERRUPTED
 
     def metric_frame(self, name: str, hashes: dict[str, Path]) -> Any:
         """Long-format metrics of the given runs, loaded once per reader and name."""
         import pandas as pd
 
+        check_name(name)
         loaded, frame = self._metrics.get(name, (set(), None))
         missing = {h: p for h, p in hashes.items() if h not in loaded}
         if missing:
-            new = long_frame(missing.items(), name)
+            new = self.long_frame(missing, name)
             frame = new if frame is None else pd.concat([frame, new], ignore_index=True)
             loaded = loaded | set(missing)
             self._metrics[name] = (loaded, frame)
         if frame is None:
-            return long_frame([], name)
+            return self.long_frame({}, name)
         return frame[frame["hash"].isin(hashes)]
+
+    def long_frame(self, hashes: dict[str, Path], name: str, all_attempts: bool = False) -> Any:
+        """Metrics of the given runs read now; files with skipped lines are named."""
+        frame, damage = long_frame(hashes.items(), name, all_attempts)
+        found = [
+            Skipped(hashes[h] / "metrics" / f"{name}.jsonl", reason) for h, reason in damage.items()
+        ]
+        for item in found:
+            self._metric_damage[item.path] = item.reason
+        self._warn_about(found)
+        return frame
 
     # -- the collection API, on all runs ------------------------------------------------------
 
@@ -192,14 +245,23 @@ class Runs:
 
     def _with_columns(self, frame: Any, keys: Sequence[str], text: str = "") -> Any:
         """``frame`` with metric-aggregate columns added for ``keys``; unknown keys raise."""
+        import pandas as pd
+
         wanted: dict[str, list[tuple[str, str, str]]] = {}  # metrics file → (key, metric, agg)
-        for key in keys:
+        absent: list[str] = []
+        for key in dict.fromkeys(keys):  # a key asked for twice is one column
             if key in frame.columns:
                 continue
-            match = _METRIC_KEY.match(key)
+            match = _METRIC_KEY.match(key) if isinstance(key, str) else None
             if match and match.group("agg") in AGGREGATES:
                 name = match.group("file") or "metrics"
                 wanted.setdefault(name, []).append((key, match.group("metric"), match.group("agg")))
+                continue
+            if _is_data_key(key):
+                absent.append(key)
+                hint = _suggest(key, self._known(frame))
+                if hint:  # most likely a typo: say so, but a missing column is no error
+                    warnings.warn(f"no run has {key!r}{hint}", stacklevel=4)
                 continue
             hint = _suggest(key, self._known(frame))
             if key.startswith("metrics."):
@@ -208,6 +270,9 @@ class Runs:
                     f"{', '.join(AGGREGATES)})"
                 )
             raise QueryError(f"unknown key {key!r}{hint}", text, text.find(key) if text else None)
+        if absent:
+            missing = pd.Series(float("nan"), index=frame.index, dtype=object)
+            frame = frame.assign(**{key: missing.copy() for key in absent})
         if wanted:
             hashes = dict(zip(frame["hash"], (Path(p) for p in frame["path"]), strict=True))
         for name, requests in wanted.items():
@@ -257,10 +322,11 @@ class Runs:
     ) -> Any:
         """Long-format metrics: experiment, hash, attempt, step, time, one column per metric,
         plus the requested ``columns`` (e.g. ``["config.lr"]``)."""
+        check_name(name)
         frame = self._frame(columns)
         hashes = dict(zip(frame["hash"], (Path(p) for p in frame["path"]), strict=True))
         if all_attempts:
-            long = long_frame(hashes.items(), name, all_attempts=True)
+            long = self._reader.long_frame(hashes, name, all_attempts=True)
         else:
             long = self._reader.metric_frame(name, hashes)
         extra = frame[
@@ -290,7 +356,7 @@ class GroupBy:
         for name, spec in named.items():
             if not (isinstance(spec, tuple) and len(spec) == 2):
                 raise ValueError(f"agg({name}=...) must be a (column, function) pair")
-        needed = [*self._keys, *[column for column, _ in named.values()]]
+        needed = list(dict.fromkeys([*self._keys, *[column for column, _ in named.values()]]))
         frame = self._runs._frame(needed)
         return frame.groupby(self._keys, dropna=self._dropna).agg(**named)
 
@@ -312,25 +378,26 @@ class RunRecord:
     def get(self, key: str, default: Any = None) -> Any:
         return self._row.get(key, default)
 
+    # The files are read as the index reads them: regular files only, sizes capped.
+
     @property
     def record(self) -> dict[str, Any]:
-        return store.read_json(self.path / store.RUN_JSON)
+        return read_json(self.path, store.RUN_JSON)
 
     @property
     def config(self) -> dict[str, Any]:
-        from .index import _load_yaml
-
-        return _load_yaml(self.path / "config.yaml")
+        return read_yaml(self.path, "config.yaml")
 
     @property
     def outcome(self) -> dict[str, Any] | None:
         try:
-            return store.read_json(self.path / store.OUTCOME_JSON)
+            return read_json(self.path, store.OUTCOME_JSON, DATA_LIMIT)
         except FileNotFoundError:
             return None
 
     def metric_lines(self, name: str = "metrics") -> list[dict[str, Any]]:
-        return read_lines(self.path / "metrics" / f"{name}.jsonl")
+        """The file's JSON objects as written (torn lines left out, nothing else checked)."""
+        return read_lines(self.path, name)[0]
 
     def load_artifact(self, name: str, kind: str | None = None) -> Any:
         from ..logger import load_artifact
@@ -347,18 +414,21 @@ def _evaluate(query: Query, node: tuple[Any, ...], frame: Any) -> Any:
     kind = node[0]
     if kind == "all":
         return pd.Series(True, index=frame.index)
-    if kind == "and":
-        return _evaluate(query, node[1], frame) & _evaluate(query, node[2], frame)
-    if kind == "or":
-        return _evaluate(query, node[1], frame) | _evaluate(query, node[2], frame)
+    if kind in ("and", "or"):
+        parts = iter(node[1])
+        mask = _evaluate(query, next(parts), frame)
+        for part in parts:
+            other = _evaluate(query, part, frame)
+            mask = (mask & other) if kind == "and" else (mask | other)
+        return mask
     if kind == "not":
         return ~_evaluate(query, node[1], frame)
-    if kind == "in":
+    if kind == "in":  # equality with each value, so the same type rules hold
         _, key, values, negated, pos = node
         column = frame[key]
-        mask = column.isin([v for v in values if v is not None])
-        if any(v is None for v in values):
-            mask = mask | column.isna()
+        mask = pd.Series(False, index=frame.index)
+        for value in values:
+            mask |= _compare(column, "==", value, query, key, pos)
         return ~mask if negated else mask
     _, key, op, value, pos = node
     return _compare(frame[key], op, value, query, key, pos)
@@ -374,29 +444,36 @@ _OPS = {
 }
 
 
+def _is_number(value: Any) -> bool:
+    import numpy
+
+    return isinstance(value, int | float | numpy.number) and not isinstance(value, bool)
+
+
+def _as_float(value: int | float) -> float:
+    """A literal as NumPy can compare it: an integer beyond float range is ±inf."""
+    try:
+        return float(value)
+    except OverflowError:
+        return float("inf") if value > 0 else float("-inf")
+
+
 def _equal(column: Any, value: Any) -> Any:
     """Element-wise ``== value`` where a bool never equals a number (True is not 1)."""
+    import numpy
     from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
     if isinstance(value, bool):
         if is_bool_dtype(column):
             return column == value
-        return column.map(lambda v: isinstance(v, bool | _np_bool()) and bool(v) == value)
+        return column.map(lambda v: isinstance(v, bool | numpy.bool_) and bool(v) == value)
     if isinstance(value, int | float):
         if is_numeric_dtype(column) and not is_bool_dtype(column):
+            if isinstance(value, int) and not -(2**63) <= value < 2**63:
+                value = _as_float(value)  # beyond int64: NumPy cannot hold it exactly either
             return (column == value).fillna(False)
-        return column.map(
-            lambda v: (
-                isinstance(v, int | float) and not isinstance(v, bool | _np_bool()) and v == value
-            )
-        )
+        return column.map(lambda v: _is_number(v) and v == value)
     return column.map(lambda v: isinstance(v, str) and v == value)
-
-
-def _np_bool() -> type:
-    import numpy
-
-    return numpy.bool_
 
 
 def _compare(column: Any, op: str, value: Any, query: Query, key: str, pos: int) -> Any:
@@ -417,13 +494,13 @@ def _compare(column: Any, op: str, value: Any, query: Query, key: str, pos: int)
             numeric = column
         else:
             numeric = pd.to_numeric(
-                column.map(lambda v: None if isinstance(v, bool | str) else v), errors="coerce"
+                column.map(lambda v: _as_float(v) if _is_number(v) else None), errors="coerce"
             )
         if column.notna().any() and numeric.notna().sum() == 0:
             raise QueryError(
                 f"cannot order {key!r} (it holds text) against a number", query.text, pos
             )
-        return _OPS[op](numeric, value).fillna(False).astype(bool)
+        return _OPS[op](numeric, _as_float(value)).fillna(False).astype(bool)
     texts = column.map(lambda v: v if isinstance(v, str) else None)
     if column.notna().any() and texts.notna().sum() == 0:
         raise QueryError(f"cannot order {key!r} (it holds numbers) against text", query.text, pos)

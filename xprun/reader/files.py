@@ -1,0 +1,214 @@
+"""Reading the files of a run directory without trusting them.
+
+A log directory can come from anywhere (a colleague, a crashed node, a hostile archive), so
+the Reader opens only regular files, never follows a symbolic link out of the run directory,
+reads at most a fixed number of bytes per file, and parses YAML without letting aliases
+expand into more data than the file holds.  Whatever fails raises :class:`Damage`, whose
+message names the file and says what is wrong with it; the caller skips and names the run.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import stat
+from pathlib import Path
+from typing import Any
+
+from .. import store
+
+# Upper bounds, far above anything xprun writes: a record is kilobytes, a config rarely more.
+RECORD_LIMIT = 16 << 20  # run.json, claim.<N>
+DATA_LIMIT = 256 << 20  # config.yaml, outcome.json
+METRICS_LIMIT = 2 << 30  # one metrics/<name>.jsonl
+MAX_DEPTH = 100  # nesting of a config or outcome value
+MAX_NODES = 1_000_000  # values in a config once YAML aliases are expanded
+
+
+class Damage(Exception):
+    """A file of a run directory that cannot be read as what it should be."""
+
+
+def read_bytes(run_dir: Path, name: str, limit: int) -> bytes:
+    """The bytes of ``run_dir/name`` (``name`` may hold ``/``), a regular file of at most
+    ``limit`` bytes reached without following any link below ``run_dir``.
+
+    Raises ``FileNotFoundError`` when it does not exist and :class:`Damage` otherwise.  The
+    file is opened non-blocking, so a FIFO planted under a record's name cannot hang us.
+    """
+    *folders, leaf = name.split("/")
+    nofollow = os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = -1
+    try:
+        fd = os.open(run_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        for folder in folders:
+            inner = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | nofollow, dir_fd=fd)
+            os.close(fd)
+            fd = inner
+        inner = os.open(leaf, os.O_RDONLY | os.O_NONBLOCK | nofollow, dir_fd=fd)
+        os.close(fd)
+        fd = inner
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise Damage(f"{name} is {_kind(info.st_mode)}, not a regular file")
+        if info.st_size > limit:
+            raise Damage(f"{name} is larger than {limit >> 20} MiB")
+        chunks, size = [], 0
+        while size <= limit:
+            chunk = os.read(fd, min(1 << 20, limit + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > limit:
+            raise Damage(f"{name} is larger than {limit >> 20} MiB")
+        return b"".join(chunks)
+    except (FileNotFoundError, Damage):
+        raise
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise Damage(
+                f"{name} is a symbolic link (the Reader follows no link inside a run directory)"
+            ) from None
+        if exc.errno == errno.ENOTDIR:
+            raise Damage(f"{name}: {'/'.join(folders)} is not a directory") from None
+        raise Damage(f"{name} cannot be read ({exc.strerror or exc})") from None
+    finally:
+        if fd >= 0:
+            os.close(fd)
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a file"
+
+
+def read_json(run_dir: Path, name: str, limit: int = RECORD_LIMIT) -> Any:
+    """A JSON file of a run directory, or :class:`Damage` saying why it is not one."""
+    data = read_bytes(run_dir, name, limit)
+    if not data.strip():
+        raise Damage(f"{name} is empty")
+    try:
+        return json.loads(data)
+    except RecursionError:
+        raise Damage(f"{name} is nested too deeply") from None
+    except ValueError as exc:
+        raise Damage(f"{name} is not valid JSON ({exc})") from None
+
+
+def read_yaml(run_dir: Path, name: str, limit: int = DATA_LIMIT) -> Any:
+    """A YAML file of a run directory, safely: see :func:`load_yaml`."""
+    data = read_bytes(run_dir, name, limit)
+    try:
+        return load_yaml(data)
+    except Damage as exc:
+        raise Damage(f"{name} {exc}") from None
+    except RecursionError:
+        raise Damage(f"{name} is nested too deeply") from None
+    except Exception as exc:  # the YAML parser's errors have no common base we can rely on
+        raise Damage(f"{name} is not valid YAML ({type(exc).__name__})") from None
+
+
+def load_yaml(data: bytes) -> Any:
+    """YAML with the safe loader, refusing what aliases would blow up or tie in a knot.
+
+    Aliases are legitimate (PyYAML writes one for an object that appears twice), so they
+    are not refused outright: the composed node graph is measured as if every alias were
+    expanded, and a graph that refers to itself, nests deeper than ``MAX_DEPTH`` or expands
+    beyond ``MAX_NODES`` values is refused before any Python object is built.
+    """
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)(data)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _measure(node)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _measure(root: Any) -> None:
+    """Raise :class:`Damage` if ``root`` expands to too many values, too deep, or a cycle."""
+    import yaml
+
+    sizes: dict[int, int] = {}
+    on_path: set[int] = set()
+    stack: list[tuple[Any, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        if done:
+            on_path.discard(key)
+            children = _children(node, yaml)
+            sizes[key] = 1 + sum(sizes[id(c)] for c in children)
+            if sizes[key] > MAX_NODES:
+                raise Damage(f"expands to more than {MAX_NODES:,} values (nested aliases)")
+            continue
+        if key in sizes:
+            continue
+        if key in on_path:
+            raise Damage("holds an alias that refers to itself")
+        if len(on_path) >= MAX_DEPTH:
+            raise Damage(f"nests deeper than {MAX_DEPTH} levels")
+        on_path.add(key)
+        stack.append((node, True))
+        for child in _children(node, yaml):
+            if id(child) in on_path:
+                raise Damage("holds an alias that refers to itself")
+            if id(child) not in sizes:
+                stack.append((child, False))
+
+
+def _children(node: Any, yaml: Any) -> list[Any]:
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
+def claims(run_dir: Path) -> list[store.ClaimInfo]:
+    """The run's claims as :func:`xprun.store.list_claims` finds them, read safely.
+
+    A ``claim.<N>`` that is not a regular file (a directory, a FIFO, a link) raises
+    :class:`Damage`; one released while we look is left out.
+    """
+    found = []
+    try:
+        entries = list(os.scandir(run_dir))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    except OSError as exc:
+        raise Damage(f"the run directory cannot be listed ({exc.strerror or exc})") from None
+    for entry in entries:
+        suffix = entry.name[len(store.CLAIM_PREFIX) :]
+        is_claim = suffix.isascii() and suffix.isdigit()
+        if not entry.name.startswith(store.CLAIM_PREFIX) or not is_claim:
+            continue
+        try:
+            raw = read_bytes(run_dir, entry.name, RECORD_LIMIT)
+            mtime = entry.stat(follow_symlinks=False).st_mtime
+        except FileNotFoundError:
+            continue
+        try:
+            owner = json.loads(raw) if raw.strip() else {}
+        except (ValueError, RecursionError):
+            owner = {}
+        found.append(
+            store.ClaimInfo(
+                int(suffix), Path(entry.path), mtime, owner if isinstance(owner, dict) else {}
+            )
+        )
+    found.sort(key=lambda c: c.attempt)
+    return found

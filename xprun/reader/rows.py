@@ -1,0 +1,234 @@
+"""One index row from one run directory, and the types every row's fields must have.
+
+A row holds the info fields of ``run.json`` (:data:`INFO_TYPES`), then ``params.*``,
+``config.*`` and ``outcome.*`` columns flattened from the record, ``config.yaml`` and
+``outcome.json``.  Anything that is not what xprun writes (a field of the wrong type, a
+value that is not data, two keys that would make the same column) makes the row a skipped
+one whose reason names the file and the problem: one damaged run never hides the others.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import math
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .. import store
+from .files import DATA_LIMIT, MAX_DEPTH, Damage, claims, read_json, read_yaml
+
+PRIVATE = ("_key", "_mtime_ns", "_skip")
+
+
+def _is_str(value: Any) -> bool:
+    return isinstance(value, str)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _is_bool(value: Any) -> bool:
+    return isinstance(value, bool)
+
+
+# The info columns, in order, with what a value must be (None, meaning missing, is always
+# allowed in the index; ``REQUIRED`` ones must be present in run.json).
+INFO_TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "experiment": (_is_str, "a string"),
+    "hash": (_is_str, "a string"),
+    "nodeid": (_is_str, "a string"),
+    "status": (_is_str, "a string"),
+    "attempt": (_is_int, "an integer"),
+    "start": (_is_str, "a string"),
+    "end": (_is_str, "a string"),
+    "duration": (_is_number, "a number"),
+    "host": (_is_str, "a string"),
+    "user": (_is_str, "a string"),
+    "error": (_is_str, "a string"),
+    "recovered": (_is_bool, "a boolean"),
+    "path": (_is_str, "a string"),
+}
+INFO_COLUMNS = tuple(INFO_TYPES)
+REQUIRED = ("experiment", "hash", "status", "attempt")
+PREFIXES = ("params.", "config.", "outcome.")
+
+
+def read_run(run_dir: Path, key: str, mtime_ns: int) -> dict[str, Any]:
+    """One index row for a run directory (a row with ``_skip`` set when it is damaged)."""
+    row: dict[str, Any] = {"_key": key, "_mtime_ns": mtime_ns, "_skip": None, "path": str(run_dir)}
+    try:
+        found = claims(run_dir)
+        try:
+            record = read_json(run_dir, store.RUN_JSON)
+        except FileNotFoundError:
+            if found:
+                row["_skip"] = ""  # being created right now: not damage, not a run yet
+                return row
+            raise Damage("run.json is missing") from None
+        row.update(_info(record, run_dir.name))
+        columns: dict[str, Any] = {}
+        origins: dict[str, tuple[str, ...]] = {}
+        _flatten("params", record.get("params") or {}, columns, origins, "run.json params")
+        config = _mapping(read_yaml(run_dir, "config.yaml"))
+        _flatten("config", config, columns, origins, "config.yaml")
+        if record["status"] == store.STATUS_COMPLETE:
+            outcome = read_json(run_dir, store.OUTCOME_JSON, DATA_LIMIT)
+            outcome = _mapping(outcome, store.OUTCOME_JSON)
+            _flatten("outcome", outcome, columns, origins, store.OUTCOME_JSON)
+    except FileNotFoundError as exc:
+        row["_skip"] = f"{Path(exc.filename or '?').name} is missing"
+        return _only_private(row)
+    except Damage as exc:
+        row["_skip"] = str(exc)
+        return _only_private(row)
+    row.update(columns)
+    return row
+
+
+def _only_private(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: row[k] for k in (*PRIVATE, "path")}
+
+
+def _mapping(value: Any, name: str = "config.yaml") -> dict[Any, Any]:
+    if value is None and name == "config.yaml":
+        return {}  # an empty config is written as an empty document by some YAML dumpers
+    if not isinstance(value, dict):
+        raise Damage(f"{name} does not hold a mapping")
+    return value
+
+
+def _info(record: Any, dirname: str) -> dict[str, Any]:
+    """The info fields of ``run.json``, each checked against :data:`INFO_TYPES`."""
+    if not isinstance(record, dict):
+        raise Damage("run.json is not a run record (not a JSON object)")
+    if record.get("format") != store.FORMAT_VERSION:
+        raise Damage(f"run.json has format {record.get('format')!r}; this xprun reads 1")
+    error = record.get("error")
+    if error is not None and not isinstance(error, dict):
+        raise Damage(f"run.json: error must be an object, got {type(error).__name__}")
+    info = {name: record.get(name) for name in INFO_COLUMNS if name not in ("error", "path")}
+    info["error"] = error.get("type") if error else None
+    info["recovered"] = record.get("recovered", False)
+    for name, value in info.items():
+        check, what = INFO_TYPES[name]
+        if value is None and name not in REQUIRED:
+            continue
+        if not check(value):
+            raise Damage(f"run.json: {name} must be {what}, got {value!r:.60}")
+    if record["hash"] != dirname:
+        raise Damage(f"run.json: hash {record['hash']!r:.60} is not the directory's name")
+    if isinstance(info["duration"], float) and not math.isfinite(info["duration"]):
+        raise Damage(f"run.json: duration must be finite, got {info['duration']!r}")
+    params = record.get("params")
+    if params is not None and not isinstance(params, dict):
+        raise Damage(f"run.json: params must be an object, got {type(params).__name__}")
+    return info
+
+
+def _flatten(
+    prefix: str,
+    value: Any,
+    out: dict[str, Any],
+    origins: dict[str, tuple[str, ...]],
+    where: str,
+    path: tuple[str, ...] = (),
+) -> None:
+    """``config.a.b`` columns from nested mappings; two keys making one column are damage."""
+    if len(path) > MAX_DEPTH:
+        raise Damage(f"{where} nests deeper than {MAX_DEPTH} levels")
+    if isinstance(value, dict) and (value or not path):
+        for key, item in value.items():
+            name = key if isinstance(key, str) else _scalar_key(key, where)
+            _flatten(f"{prefix}.{name}", item, out, origins, where, (*path, name))
+        return
+    if prefix in out:
+        first = " → ".join(repr(k) for k in origins[prefix])
+        second = " → ".join(repr(k) for k in path)
+        raise Damage(
+            f"{where}: keys {first} and {second} both make the column {prefix}; rename one "
+            "(the Reader cannot tell which is meant)"
+        )
+    out[prefix] = _plain(value, where, len(path))
+    origins[prefix] = path
+
+
+def _scalar_key(key: Any, where: str) -> str:
+    if isinstance(key, bool | int | float) or key is None:
+        return str(key)
+    raise Damage(f"{where} has a key of type {type(key).__name__} ({key!r:.40})")
+
+
+def _plain(value: Any, where: str, depth: int) -> Any:
+    """``value`` as JSON data: YAML's timestamps become ISO 8601 text and binary values the
+    base64 text that ``config.yaml`` shows; anything else that is not data is damage."""
+    if depth > MAX_DEPTH:
+        raise Damage(f"{where} nests deeper than {MAX_DEPTH} levels")
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, dict):
+        return {
+            k if isinstance(k, str) else _scalar_key(k, where): _plain(v, where, depth + 1)
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [_plain(v, where, depth + 1) for v in value]
+    if isinstance(value, set | frozenset):
+        return sorted((_plain(v, where, depth + 1) for v in value), key=repr)
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode("ascii")
+    if isinstance(value, datetime.date | datetime.time):
+        return value.isoformat()
+    raise Damage(f"{where} holds a value of type {type(value).__name__}")
+
+
+def check_row_types(frame: Any) -> str | None:
+    """Why a loaded index frame cannot be trusted (missing or mistyped columns), or None."""
+    import pandas as pd
+
+    for name in (*PRIVATE, "path"):
+        if name not in frame.columns:
+            return f"column {name} is missing"
+    if not pd.api.types.is_integer_dtype(frame["_mtime_ns"]):
+        return "column _mtime_ns is not integer"
+    for name in frame.columns:
+        if not isinstance(name, str):
+            return f"column {name!r} is not named by a string"
+        if name in PRIVATE or name.startswith(PREFIXES):
+            continue
+        if name not in INFO_TYPES:
+            return f"column {name} is not an index column"
+    if not frame["_key"].map(_is_str).all() or frame["_key"].duplicated().any():
+        return "column _key must hold distinct strings"
+    if not frame["_skip"].map(lambda v: v is None or _is_str(v) or _missing(v)).all():
+        return "column _skip must hold strings"
+    readable = frame[frame["_skip"].isna()]
+    for name, (check, what) in INFO_TYPES.items():
+        if name not in readable.columns:
+            if name in REQUIRED and len(readable):
+                return f"column {name} is missing"
+            continue
+        values = readable[name]
+        if name == "attempt" and pd.api.types.is_float_dtype(values):
+            values = values.map(lambda v: int(v) if float(v).is_integer() else v)
+        optional = name not in REQUIRED
+        ok = values.map(lambda v, c=check, o=optional: c(v) or (o and _missing(v)))
+        if not ok.all():
+            return f"column {name} must hold {what}"
+    return None
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and value != value)
+
+
+def run_path(log_dir: Path, key: str) -> str:
+    """The path of a run directory as the scan names it (never resolved)."""
+    return os.path.join(log_dir, key)
