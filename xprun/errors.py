@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import enum
+import errno
 import signal
+import threading
 from collections.abc import Callable
 from types import FrameType
 
@@ -46,3 +48,73 @@ def raising(exc_type: type[BaseException]) -> Callable[[int, FrameType | None], 
         raise exc_type(f"received signal {signal.Signals(signum).name}")
 
     return handler
+
+
+# -- signals held while a record is written ----------------------------------------------------
+
+#: The signals that end a run; held (blocked) while its record is written, and in every
+#: thread xprun starts, so that only the main thread ever receives them.
+HELD_SIGNALS = frozenset(
+    getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGUSR2") if hasattr(signal, n)
+)
+
+
+def block_signals() -> set[signal.Signals] | None:
+    """Block ``HELD_SIGNALS`` in the calling thread; return the previous mask to restore.
+
+    Threads inherit the mask of the thread that starts them, so a thread started inside
+    ``block_signals()``/``restore_signals()`` never receives them: the kernel delivers them to
+    the main thread instead (or keeps them pending while it blocks them too).
+    """
+    return signal.pthread_sigmask(signal.SIG_BLOCK, HELD_SIGNALS)
+
+
+def restore_signals(previous: set[signal.Signals] | None) -> None:
+    if previous is not None:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+class SignalHold:
+    """Holds ``HELD_SIGNALS`` in the main thread while a run's record is being written.
+
+    A second Ctrl-C, or the scheduler's SIGTERM after its SIGUSR2, arriving while a run is
+    recorded must not cut the recording short: it stays pending until ``release()``, and is
+    delivered (raises) then.  ``hold()`` and ``release()`` may be called any number of
+    times; only the main thread holds anything (signals are only ever handled there).
+    """
+
+    def __init__(self) -> None:
+        self._previous: set[signal.Signals] | None = None
+        self._held = False
+
+    def hold(self) -> None:
+        if self._held or threading.current_thread() is not threading.main_thread():
+            return
+        self._previous = block_signals()
+        self._held = True
+
+    def release(self) -> None:
+        """Unblock; a signal that arrived meanwhile is delivered now (and may raise)."""
+        if self._held:
+            self._held = False
+            restore_signals(self._previous)
+
+
+# -- a full disk ---------------------------------------------------------------------------------
+
+_DISK_FULL = frozenset(e for e in (errno.ENOSPC, getattr(errno, "EDQUOT", None)) if e)
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` says the disk (or the user's quota on it) is full."""
+    return isinstance(exc, OSError) and exc.errno in _DISK_FULL
+
+
+def safe_str(exc: BaseException) -> str:
+    """``str(exc)``, even when the exception's own ``__str__`` raises."""
+    try:
+        return str(exc)
+    except (KeyboardInterrupt, Terminated):
+        raise
+    except BaseException as broken:  # a broken __str__ may raise anything, even SystemExit
+        return f"<{type(exc).__qualname__}.__str__ raised {type(broken).__qualname__}>"

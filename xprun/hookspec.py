@@ -133,6 +133,17 @@ def xprun_run_call(run: RunSpec, session: Session) -> Any:
 
 
 @hookspec
+def xprun_run_returned(run: RunSpec, session: Session) -> None:
+    """The experiment returned; its outcome is saved right after this hook.
+
+    Write out what must be on disk together with the outcome: once ``outcome.json`` exists
+    the run is complete even if the process dies the next instant (the next launch records it
+    as ``recovered`` without running it again).  The built-in implementation flushes the
+    metrics of the run's loggers.  SIGINT and SIGTERM are held meanwhile, so keep it short.
+    """
+
+
+@hookspec
 def xprun_run_interrupted(run: RunSpec, session: Session, reason: BaseException) -> None:
     """The run is being interrupted (SIGINT, SIGTERM, or SIGUSR2 before a preemption or time
     limit), before its fixtures are torn down: save what must survive.  The built-in
@@ -141,12 +152,19 @@ def xprun_run_interrupted(run: RunSpec, session: Session, reason: BaseException)
 
 @hookspec
 def xprun_run_teardown(run: RunSpec, session: Session) -> None:
-    """After the call, also when it failed: run-scoped fixtures are torn down here."""
+    """After the call, also when it failed: run-scoped fixtures are torn down here.
+
+    An error raised here does not undo a returned result: the run stays ``complete`` and the
+    error is recorded as its ``teardown_error`` (as pytest reports an error in teardown of a
+    passed test).  A SIGTERM or Ctrl-C here interrupts the session, and is recorded likewise.
+    """
 
 
 @hookspec
 def xprun_run_logreport(report: RunReport) -> None:
-    """A run has ended (complete, cached, failed, interrupted, or running elsewhere)."""
+    """A run has ended (complete, cached, failed, interrupted, lost claim, or running
+    elsewhere).  ``report.teardown_error`` holds the traceback of a teardown that raised;
+    ``report.shouldstop`` says why no further run should start (a full disk)."""
 
 
 # -- reporting -------------------------------------------------------------------------------

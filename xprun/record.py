@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from . import metadata, store
+from .errors import safe_str
 
 if TYPE_CHECKING:
     from .main import Session
@@ -75,15 +76,20 @@ def final_record(
         "packages": packages,
     }
     if error is not None:
-        final["error"] = {"type": type(error).__qualname__, "message": str(error)[:2000]}
+        final["error"] = error_fields(error)
     return final
+
+
+def error_fields(error: BaseException) -> dict[str, str]:
+    """``{type, message}`` of an exception for ``run.json`` (even when its ``__str__`` raises)."""
+    return {"type": type(error).__qualname__, "message": safe_str(error)[:2000]}
 
 
 def _jsonable(value: Any, where: str) -> Any:
     if value is None or isinstance(value, bool | int | float | str):
         return value  # NaN and infinities are kept (Python's json reads them back)
     if isinstance(value, Mapping):
-        return {str(k): _jsonable(v, f"{where}.{k}" if where else str(k)) for k, v in value.items()}
+        return _jsonable_mapping(value, where)
     if isinstance(value, list | tuple):
         return [_jsonable(v, f"{where}[{i}]") for i, v in enumerate(value)]
     if hasattr(value, "tolist") and callable(value.tolist):  # NumPy arrays and scalars
@@ -95,6 +101,22 @@ def _jsonable(value: Any, where: str) -> Any:
         "which cannot be saved as JSON; return numbers, strings, lists and mappings "
         "(save other objects with logger.log_artifact)"
     )
+
+
+def _jsonable_mapping(value: Mapping[Any, Any], where: str) -> dict[str, Any]:
+    """JSON keys are text: ``1`` becomes ``"1"``.  Two keys that would become the same text
+    (``1`` and ``"1"``) are refused rather than silently merged into one."""
+    result: dict[str, Any] = {}
+    for key, item in value.items():
+        text = str(key)
+        if text in result:
+            raise TypeError(
+                f"the experiment returned a mapping at {where or 'the top level'!r} with keys "
+                f"that are the same in JSON ({text!r} twice, e.g. 1 and '1'); make its keys "
+                "distinct strings"
+            )
+        result[text] = _jsonable(item, f"{where}.{text}" if where else text)
+    return result
 
 
 def jsonable_outcome(value: Any) -> dict[str, Any]:

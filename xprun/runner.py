@@ -1,28 +1,42 @@
 """The run protocol: check state, claim, set up, call, tear down, record, report.
 
-The order of writes is what makes a run directory trustworthy: the claim (atomic ``mkdir``)
-first, then ``config.yaml`` and a ``running`` record, then the outcome or traceback, and the
-final ``run.json`` last, each written atomically.  A run counts as complete only once that
-last write has happened.
+The order of writes is what makes a run directory trustworthy: the claim (``claim.<N>``,
+created exclusively) first, then ``config.yaml`` and a ``running`` record, then the outcome
+(durable, as soon as the function returned) or the traceback, and the final ``run.json`` last
+(durable), each written atomically.  A run counts as complete only once that last write has
+happened.  Three rules decide everything else:
+
+- **A returned result is kept.**  Once the outcome is saved, nothing undoes it: a fixture
+  teardown that raises, or a SIGTERM during teardown, is recorded beside a ``complete`` status
+  (``teardown_error``), and a process that dies before the final record is completed by the
+  next launch (``recovered``) without running the experiment again.
+- **Only the owner records.**  Before the outcome and before the final record the claim is
+  checked (``Claim.holds``); an owner that lost it (paused past the stale timeout, taken over)
+  writes nothing over the new owner's run and reports ``lost claim``.
+- **Nothing escapes a run but an interrupt.**  Any exception, ``SystemExit`` included, from the
+  experiment or a fixture fails the run, which is recorded, and the sweep goes on; SIGINT,
+  SIGTERM and SIGUSR2 interrupt it, and are held while its record is written.
 """
 
 from __future__ import annotations
 
+import os
 import random
-import signal
+import shutil
 import sys
-import threading
 import time
 import traceback
+from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import reports, store, ticker
 from .capture import RunCapture
-from .errors import Terminated
+from .errors import SignalHold, Terminated, is_disk_full
 from .fixtures import FixtureRequest
 from .hookimpl import hookimpl
-from .logger import checkpoint_files
-from .record import final_record, jsonable_outcome, start_record, write_config
+from .logger import Logger
+from .record import error_fields, final_record, jsonable_outcome, start_record, write_config
 
 if TYPE_CHECKING:
     from .main import Session
@@ -43,18 +57,18 @@ def seed_everything(seed: int) -> None:
         torch.manual_seed(seed)
 
 
-_HELD_SIGNALS = {getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGUSR2") if hasattr(signal, n)}
+_INTERRUPTS = (KeyboardInterrupt, Terminated)
 
+#: Where a forced rerun sets aside the files of the attempt it replaces.
+PREVIOUS_DIR = "previous"
+# What a new attempt writes itself (or must keep): never set aside.
+_KEPT = {store.RUN_JSON, "config.yaml", PREVIOUS_DIR}
 
-def _hold_signals() -> Any:
-    if threading.current_thread() is not threading.main_thread():
-        return None
-    return signal.pthread_sigmask(signal.SIG_BLOCK, _HELD_SIGNALS)
-
-
-def _release_signals(previous: Any) -> None:
-    if previous is not None:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+_REPORTED = {
+    store.STATUS_COMPLETE: reports.COMPLETE,
+    store.STATUS_FAILED: reports.FAILED,
+    store.STATUS_INTERRUPTED: reports.INTERRUPTED,
+}
 
 
 def _cut_traceback(exc: BaseException) -> str:
@@ -67,35 +81,55 @@ def _cut_traceback(exc: BaseException) -> str:
     return "".join(traceback.format_exception(type(exc), exc, tb))
 
 
+class _LostClaim(Exception):
+    """This process no longer owns the run: another launcher took it over."""
+
+
 @hookimpl(trylast=True)
 def xprun_run_protocol(run: RunSpec, session: Session) -> reports.RunReport:
-    force = session.config.option.force
     skipped = skip_report(session, run)
     if skipped is not None:
         return _log(session, skipped)
-    acquired = store.acquire(run.run_dir, session.clock, session.heartbeat)
-    claim = acquired.claim
-    if claim is None:
-        return _elsewhere(session, run, acquired.owner)
-    beat = ticker.every(session.heartbeat.interval, claim.touch)
+    hold = SignalHold()
     interrupt: BaseException | None = None
     try:
-        # Read under the claim: another process may have completed it meanwhile.
-        record = acquired.record or {}
-        if record.get("status") == store.STATUS_COMPLETE and not force:
-            return _log(session, reports.RunReport(run, reports.CACHED))
-        if record.get("status") == store.STATUS_RUNNING and _returned(run):
-            report = _recover(run, record)
-        else:
-            run.attempt = claim.attempt
-            report, interrupt = _execute(run, session, record)
+        try:
+            report, interrupt = _claimed(run, session, hold)
+        except OSError as exc:
+            if not is_disk_full(exc):
+                raise
+            report = _disk_full(session, run, exc)
+        _log(session, report)
     finally:
-        beat.cancel()
-        claim.release()
-    _log(session, report)
+        hold.release()  # a signal held while recording is delivered here, the record whole
     if interrupt is not None:
         raise interrupt
     return report
+
+
+def _claimed(
+    run: RunSpec, session: Session, hold: SignalHold
+) -> tuple[reports.RunReport, BaseException | None]:
+    """Claim the run, then execute, recover or skip it; the claim is released in any case."""
+    acquired = store.acquire(run.run_dir, session.clock, session.heartbeat)
+    claim = acquired.claim
+    if claim is None:
+        return _elsewhere_report(session, run, acquired.owner), None
+    beat = ticker.every(session.heartbeat.interval, claim.touch)
+    try:
+        # Read under the claim: another process may have completed it meanwhile.
+        record = acquired.record or {}
+        status = record.get("status")
+        if status == store.STATUS_COMPLETE and not session.config.option.force:
+            return reports.RunReport(run, reports.CACHED), None
+        if status in (store.STATUS_RUNNING, store.STATUS_INTERRUPTED) and _returned(run):
+            return _recover(run, record, claim), None
+        run.attempt = claim.attempt
+        return _execute(run, session, record, claim, hold)
+    finally:
+        hold.hold()  # from here until the report is logged, the record is being finished
+        beat.cancel()
+        claim.release()
 
 
 def skip_report(session: Session, run: RunSpec) -> reports.RunReport | None:
@@ -116,101 +150,193 @@ def _elsewhere_report(
     return reports.RunReport(run, reports.ELSEWHERE, longrepr=f"running elsewhere: {where}")
 
 
-def _elsewhere(session: Session, run: RunSpec, owner: store.ClaimInfo | None) -> reports.RunReport:
-    return _log(session, _elsewhere_report(session, run, owner))
-
-
 def _log(session: Session, report: reports.RunReport) -> reports.RunReport:
     session.config.hook.xprun_run_logreport(report=report)
     return report
+
+
+def _lost_report(run: RunSpec, claim: store.Claim, what: str) -> reports.RunReport:
+    claims = store.list_claims(run.run_dir)
+    owner = "another launcher"
+    if claims:
+        info = claims[-1].owner
+        owner = (
+            f"attempt {claims[-1].attempt} (pid {info.get('pid', '?')} on {info.get('host', '?')})"
+        )
+    note = (
+        f"lost claim: attempt {claim.attempt} of this run was taken over by {owner} while this "
+        f"process was paused or could not write its heartbeat; {what} was not recorded, so as "
+        "not to overwrite the new owner's run"
+    )
+    return reports.RunReport(run, reports.LOST, longrepr=note)
+
+
+def _disk_full(session: Session, run: RunSpec, exc: OSError) -> reports.RunReport:
+    """A full disk: this run is reported failed, and no further run starts."""
+    message = store.disk_full_message(run.run_dir, exc)
+    session.shouldstop = f"stopped launching runs: {message}"
+    return reports.RunReport(
+        run, reports.FAILED, longrepr=message, shouldstop=str(session.shouldstop)
+    )
 
 
 def _returned(run: RunSpec) -> bool:
     return (run.run_dir / store.OUTCOME_JSON).is_file()
 
 
-def _recover(run: RunSpec, record: dict[str, Any]) -> reports.RunReport:
-    """The last attempt returned (its outcome is saved) but died before its final record.
-
-    Its result stands: record it as complete rather than run the experiment again.
+def _recover(run: RunSpec, record: dict[str, Any], claim: store.Claim) -> reports.RunReport:
+    """The last attempt returned (its outcome is saved) but its final record says otherwise:
+    the process died, or (xprun before format 1.1) a signal during teardown recorded it
+    interrupted.  Its result stands: record it as complete rather than run it again.
     """
+    run.attempt = int(record.get("attempt", 1))
+    if not claim.holds():
+        return _lost_report(run, claim, "the recovered record")
     ended = (run.run_dir / store.OUTCOME_JSON).stat().st_mtime
     final = final_record(record, store.STATUS_COMPLETE, ended, None, record.get("packages", {}))
+    final.pop("error", None)
     final["recovered"] = True
-    store.write_json_atomic(run.run_dir / store.RUN_JSON, final)
-    run.attempt = int(record.get("attempt", 1))
+    store.write_json_atomic(run.run_dir / store.RUN_JSON, final, durable=True)
     note = "the experiment had returned; its final record was written after a crash"
     return reports.RunReport(run, reports.COMPLETE, longrepr=note)
 
 
+def _set_aside(run_dir: Path, previous: dict[str, Any]) -> None:
+    """``--force`` on a complete run: move the replaced attempt's files to
+    ``previous/<attempt>/`` so that nothing of it mixes into the new one (metrics, logs,
+    checkpoints, artifacts, outcome)."""
+    aside = run_dir / PREVIOUS_DIR / str(previous.get("attempt", 0))
+    if aside.exists():  # a forced rerun of this attempt died before its own record
+        shutil.rmtree(aside)
+    aside.mkdir(parents=True)
+    store.write_json_atomic(aside / store.RUN_JSON, previous)
+    for entry in os.scandir(run_dir):
+        name = entry.name
+        if name in _KEPT or name.startswith(store.CLAIM_PREFIX):
+            continue
+        os.replace(entry.path, aside / name)
+
+
+def _clear_previous(run_dir: Path, previous: dict[str, Any], force: bool) -> None:
+    """Files of an earlier attempt that would lie about this one."""
+    if previous.get("status") == store.STATUS_COMPLETE and force:
+        _set_aside(run_dir, previous)
+        return
+    for name in (store.OUTCOME_JSON, "error.txt"):
+        (run_dir / name).unlink(missing_ok=True)
+
+
+def _run_loggers(run: RunSpec) -> Iterator[Logger]:
+    """The ``Logger`` objects among this run's fixture values, whatever their fixture's name."""
+    request = run.request
+    if request is None:
+        return
+    for name in run.experiment.fixtures:
+        value = request.cached_value(name)
+        if isinstance(value, Logger):
+            yield value
+
+
 def _execute(
-    run: RunSpec, session: Session, previous: dict[str, Any]
+    run: RunSpec,
+    session: Session,
+    previous: dict[str, Any],
+    claim: store.Claim,
+    hold: SignalHold,
 ) -> tuple[reports.RunReport, BaseException | None]:
     hook = session.config.hook
     started = time.time()
     run_dir = run.run_dir
-    if previous:  # files of an earlier attempt that would lie about this one
-        for name in (store.OUTCOME_JSON, "error.txt"):
-            (run_dir / name).unlink(missing_ok=True)
-        if previous.get("status") == store.STATUS_COMPLETE:  # --force: start over
-            for _, path in checkpoint_files(run_dir):
-                path.unlink(missing_ok=True)
+    if previous:
+        _clear_previous(run_dir, previous, session.config.option.force)
     write_config(run)
     record = start_record(run, session, started)
     capture = RunCapture(run_dir, echo=session.config.option.capture == "no")
     run.request = FixtureRequest(run, run.experiment.fixtures, session.session_fixtures)
-    error: BaseException | None = None
-    interrupt: BaseException | None = None
-    held: Any = None
     status = store.STATUS_COMPLETE
+    error: BaseException | None = None  # what failed or interrupted the attempt
+    teardown_error: BaseException | None = None
+    hook_error: BaseException | None = None
+    interrupt: BaseException | None = None  # re-raised once the run is recorded
+    returned = False  # the outcome is saved: from here on the result is kept
     capture.start()
     try:
         try:
             seed_everything(run.seed)
             hook.xprun_run_setup(run=run, session=session)
             outcome = jsonable_outcome(hook.xprun_run_call(run=run, session=session))
-            # Saved at once: from here on, the experiment's work is never done twice.
-            store.write_json_atomic(run_dir / store.OUTCOME_JSON, outcome)
-        except (KeyboardInterrupt, Terminated) as exc:
-            status, error, interrupt = store.STATUS_INTERRUPTED, exc, exc
-            # A second Ctrl-C or SIGTERM must not cut the recording short: hold them until
-            # the final record is written (they are delivered then).
-            held = _hold_signals()
-            try:
-                hook.xprun_run_interrupted(run=run, session=session, reason=exc)
-            except Exception as hook_error:  # recorded; the run is interrupted either way
-                sys.stderr.write(f"xprun: saving state on interrupt failed: {hook_error!r}\n")
-        except Exception as exc:
+            hold.hold()  # a signal now would lose a result that exists: save it first
+            hook.xprun_run_returned(run=run, session=session)
+            if not claim.holds():
+                raise _LostClaim
+            store.write_json_atomic(run_dir / store.OUTCOME_JSON, outcome, durable=True)
+            returned = True
+            hold.release()  # a signal received meanwhile is raised here, after the save
+        except _LostClaim:
+            status = reports.LOST
+        except _INTERRUPTS as exc:
+            interrupt = exc
+            if returned:
+                teardown_error = exc
+            else:
+                status, error = store.STATUS_INTERRUPTED, exc
+                # A second Ctrl-C or SIGTERM must not cut the recording short: held until
+                # the final record is written (they are delivered then).
+                hold.hold()
+                try:
+                    hook.xprun_run_interrupted(run=run, session=session, reason=exc)
+                except Exception as exc2:  # recorded; the run is interrupted either way
+                    hook_error = exc2
+        except BaseException as exc:  # SystemExit too: a failed run, never an exit
             status, error = store.STATUS_FAILED, exc
         try:
             hook.xprun_run_teardown(run=run, session=session)
-        except (KeyboardInterrupt, Terminated) as exc:
-            status, error, interrupt = store.STATUS_INTERRUPTED, error or exc, exc
-        except Exception as exc:
-            if status == store.STATUS_COMPLETE:
-                status, error = store.STATUS_FAILED, exc
+        except _INTERRUPTS as exc:
+            interrupt = interrupt or exc
+            teardown_error = teardown_error or exc
+            if status == store.STATUS_FAILED:
+                status, error = store.STATUS_INTERRUPTED, error
+        except BaseException as exc:
+            teardown_error = teardown_error or exc
     finally:
+        hold.hold()
         stdout, stderr = capture.stop()
         run.request = None
-    longrepr = ""
-    if error is not None:
-        longrepr = _cut_traceback(error)
-        store.write_text_atomic(run_dir / "error.txt", longrepr)
-        if status == store.STATUS_FAILED:  # a teardown error after the call returned
-            (run_dir / store.OUTCOME_JSON).unlink(missing_ok=True)
+    if status == reports.LOST or not claim.holds():
+        what = "its final record" if returned else "its outcome"
+        return _lost_report(run, claim, what), interrupt
+    longrepr = _cut_traceback(error) if error is not None else ""
+    teardown_text = _cut_traceback(teardown_error) if teardown_error is not None else ""
+    if error is not None or teardown_error is not None:
+        text = longrepr + (f"error in fixture teardown:\n{teardown_text}" if teardown_text else "")
+        try:
+            store.write_text_atomic(run_dir / "error.txt", text)
+        except OSError as exc:  # a full disk: the (smaller) final record may still fit
+            if not is_disk_full(exc):
+                raise
+            error = error if is_disk_full(error) else exc
     ended = time.time()
     final = final_record(record, status, ended, error, session.packages.imported())
-    store.write_json_atomic(run_dir / store.RUN_JSON, final)
-    if interrupt is not None:
-        _release_signals(held)
-    outcome_name = {
-        store.STATUS_COMPLETE: reports.COMPLETE,
-        store.STATUS_FAILED: reports.FAILED,
-        store.STATUS_INTERRUPTED: reports.INTERRUPTED,
-    }[status]
+    if teardown_error is not None:
+        final["teardown_error"] = error_fields(teardown_error)
+    if hook_error is not None:
+        final["interrupt_hook_error"] = error_fields(hook_error)
+        sys.stderr.write(f"xprun: saving state on interrupt failed: {hook_error!r}\n")
+    store.write_json_atomic(run_dir / store.RUN_JSON, final, durable=True)
     report = reports.RunReport(
-        run, outcome_name, duration=ended - started, longrepr=longrepr, stdout=stdout, stderr=stderr
+        run,
+        _REPORTED[status],
+        duration=ended - started,
+        longrepr=longrepr,
+        stdout=stdout,
+        stderr=stderr,
+        teardown_error=teardown_text,
     )
+    for failure in (error, teardown_error):
+        if failure is not None and is_disk_full(failure):
+            message = store.disk_full_message(run_dir, failure)
+            report.shouldstop = session.shouldstop = f"stopped launching runs: {message}"
+            break
     return report, interrupt
 
 
@@ -232,17 +358,34 @@ def xprun_run_call(run: RunSpec, session: Session) -> Any:
 
 @hookimpl(trylast=True)
 def xprun_run_teardown(run: RunSpec, session: Session) -> None:
+    """Tear down every run-scoped fixture, newest first; raise the first error.
+
+    A teardown that raises ``SystemExit`` (or another ``BaseException``) does not stop the
+    others: each is finished, and an interrupt is raised after them all.
+    """
     request = run.request
     if request is None:
         return
-    errors = request.teardown()
-    if errors:
-        raise errors[0]
+    errors: list[BaseException] = []
+    while True:
+        try:
+            errors.extend(request.teardown())
+            break
+        except BaseException as exc:  # the generators left are finished on the next round
+            errors.append(exc)
+    interrupts = [e for e in errors if isinstance(e, _INTERRUPTS)]
+    if interrupts or errors:
+        raise (interrupts or errors)[0]
+
+
+@hookimpl
+def xprun_run_returned(run: RunSpec, session: Session) -> None:
+    """Metrics logged before ``return`` are on disk before the outcome says it returned."""
+    for logger in _run_loggers(run):
+        logger.flush()
 
 
 @hookimpl
 def xprun_run_interrupted(run: RunSpec, session: Session, reason: BaseException) -> None:
-    request = run.request
-    logger = request.cached_value("logger") if request is not None else None
-    if logger is not None and hasattr(logger, "interrupted"):
+    for logger in _run_loggers(run):
         logger.interrupted()

@@ -19,14 +19,31 @@ clock, so hosts with skewed clocks agree — or, on the very same machine (same 
 namespace), when its process no longer exists.  A stale claim N is taken over by creating
 ``claim.<N+1>``: only one process can, so two launchers never both take over the same run.
 
-**Atomic files.**  Every file a reader may look at is written to a temporary name and renamed
-into place, so no reader ever sees half of it.
+A claim is published whole: its owner record (host, machine, pid, and a random ``token``) is
+written to a temporary file first and hard-linked to ``claim.<N>`` (``link`` fails if the name
+exists, atomically, NFS included); where hard links are not supported it is created with
+``O_EXCL`` and written at once.  A claim with no readable owner (an empty file left by a full
+disk or by an older xprun killed at the wrong moment) is therefore not a live owner: it is
+stale once it is older than the heartbeat interval.
+
+**Fencing.**  An owner paused longer than the timeout (SIGSTOP, a suspended laptop, an NFS
+stall) loses its claim to another launcher.  Before it records anything that decides the run
+(its outcome, its final record) the owner checks ``Claim.holds()``: its own claim file is still
+the newest one and still carries its token.  Otherwise it writes nothing over the new owner's
+run.  A heartbeat that cannot be written marks the claim lost, too.
+
+**Atomic, durable files.**  Every file a reader may look at is written to a temporary name and
+renamed into place, so no reader ever sees half of it.  The records that decide a run (the
+outcome and the final ``run.json``) are also ``fsync``ed before the rename, and their
+directory after it, so a power loss cannot leave them renamed but empty.  Temporary files of a
+killed write are removed when the run's next attempt is claimed.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import time
 import uuid
@@ -72,20 +89,97 @@ _MACHINE = _machine_id()
 # -- atomic files ------------------------------------------------------------------------------
 
 
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the whole new one."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
+_TMP_NAME = re.compile(r"\..+\.\d+\.tmp")
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    write_bytes_atomic(path, text.encode("utf-8"))
+def _tmp_path(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
 
 
-def write_json_atomic(path: Path, obj: Any) -> None:
-    write_bytes_atomic(path, json.dumps(obj, ensure_ascii=False).encode("utf-8"))
+def fsync_dir(path: Path) -> None:
+    """Make the entries of directory ``path`` (a rename into it) durable."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return  # a platform that cannot open directories: nothing more can be done
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some file systems refuse fsync on a directory; the file itself is synced
+    finally:
+        os.close(fd)
+
+
+def write_bytes_atomic(path: Path, data: bytes, durable: bool = False) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or the whole new one.
+
+    ``durable``: also survive a power loss (the data is synced before the rename, the
+    directory after it).  A write that fails (a full disk) leaves no temporary file behind.
+    """
+    tmp = _tmp_path(path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+        raise
+    if durable:
+        fsync_dir(path.parent)
+
+
+def write_text_atomic(path: Path, text: str, durable: bool = False) -> None:
+    write_bytes_atomic(path, text.encode("utf-8"), durable)
+
+
+def write_json_atomic(path: Path, obj: Any, durable: bool = False) -> None:
+    write_bytes_atomic(path, json.dumps(obj, ensure_ascii=False).encode("utf-8"), durable)
+
+
+def remove_stale_temporaries(run_dir: Path) -> int:
+    """Remove the temporary files of killed writes under ``run_dir``; return how many.
+
+    Only called while holding a new claim: nobody else may be writing there.  A former owner
+    that lost its claim and still writes fails its rename, which it takes as the lost claim.
+    """
+    removed = 0
+    for folder, _, names in os.walk(run_dir):
+        for name in names:
+            if _TMP_NAME.fullmatch(name):
+                try:
+                    os.unlink(os.path.join(folder, name))
+                    removed += 1
+                except FileNotFoundError:
+                    pass
+    return removed
+
+
+def disk_of(path: Path) -> Path:
+    """The mount point of the file system holding ``path`` (to name a full disk)."""
+    path = Path(os.path.abspath(path))
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    try:
+        device = path.stat().st_dev
+        while path != path.parent and path.parent.stat().st_dev == device:
+            path = path.parent
+    except OSError:
+        pass
+    return path
+
+
+def disk_full_message(path: Path, exc: BaseException) -> str:
+    """What to tell the user when writing under ``path`` failed for lack of space."""
+    return (
+        f"the disk holding {path} (the file system mounted at {disk_of(path)}) is full: {exc}; "
+        "free some space there, then run xprun again (completed runs are kept)"
+    )
 
 
 def read_json(path: Path) -> Any:
@@ -164,6 +258,11 @@ class ClaimInfo:
 
     def is_stale(self, clock: FsClock, heartbeat: Heartbeat) -> bool:
         owner = self.owner
+        if not owner:
+            # No readable owner: never a live one (claims are published whole).  The short
+            # grace covers file systems without hard links, where a claim is created empty
+            # and written a moment later.
+            return self.age(clock) > heartbeat.interval
         if owner.get("machine") and owner.get("machine") == _MACHINE:
             pid = owner.get("pid")
             if isinstance(pid, int) and not _pid_alive(pid):
@@ -192,6 +291,8 @@ def list_claims(run_dir: Path) -> list[ClaimInfo]:
             raw = Path(entry.path).read_bytes()
         except FileNotFoundError:
             continue  # released meanwhile
+        except OSError:
+            raw = b""  # unreadable: no owner to be found in it
         try:
             owner = json.loads(raw) if raw else {}
         except ValueError:
@@ -215,38 +316,88 @@ class Claim:
         self.run_dir = run_dir
         self.attempt = attempt
         self.path = run_dir / f"{CLAIM_PREFIX}{attempt}"
+        self.token = uuid.uuid4().hex
         self.lost = False
 
     @classmethod
     def try_create(cls, run_dir: Path, attempt: int) -> Claim | None:
+        """Create ``claim.<attempt>``, or None when it exists.  A full disk raises."""
         claim = cls(run_dir, attempt)
-        try:
-            fd = os.open(claim.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        except FileExistsError:
-            return None
         owner = {
             "host": _HOST,
             "machine": _MACHINE,
             "pid": os.getpid(),
             "attempt": attempt,
-            "token": uuid.uuid4().hex,
+            "token": claim.token,
             "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
+        data = json.dumps(owner).encode()
+        tmp = _tmp_path(claim.path)
         try:
-            os.write(fd, json.dumps(owner).encode())
+            with open(tmp, "wb") as f:
+                f.write(data)
+            try:
+                os.link(tmp, claim.path)  # published whole, or not at all
+            except FileExistsError:
+                return None
+            except OSError:  # no hard links here: exclusive create, then write at once
+                if not claim._create_exclusive(data):
+                    return None
         finally:
-            os.close(fd)
+            try:
+                tmp.unlink(missing_ok=True)
+            except OSError:
+                pass
         return claim
 
+    def _create_exclusive(self, data: bytes) -> bool:
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            return False
+        try:
+            os.write(fd, data)
+        except BaseException:
+            os.close(fd)
+            self.path.unlink(missing_ok=True)  # an empty claim must not be left behind
+            raise
+        os.close(fd)
+        return True
+
     def touch(self) -> None:
-        """The heartbeat; a claim that vanished (taken over) is marked lost."""
+        """The heartbeat.  A claim that vanished (taken over) or cannot be touched is lost.
+
+        Never raises: a heartbeat that fails is a lost claim, which the owner checks before
+        recording anything (see ``holds``), not a background job silently dropped.
+        """
+        if self.lost:
+            return
         try:
             os.utime(self.path)
-        except FileNotFoundError:
+        except OSError:
             self.lost = True
 
+    def holds(self) -> bool:
+        """Whether this process still owns the run: its claim file is the newest one and
+        still carries its token, and no heartbeat failed.  Checked before each decisive write.
+        """
+        if self.lost:
+            return False
+        claims = list_claims(self.run_dir)
+        top = claims[-1] if claims else None
+        if top is None or top.attempt != self.attempt or top.owner.get("token") != self.token:
+            self.lost = True
+            return False
+        return True
+
     def release(self) -> None:
-        self.path.unlink(missing_ok=True)
+        """Remove the claim, unless it is no longer ours (then it is not ours to remove)."""
+        try:
+            if self.lost and json.loads(self.path.read_bytes()).get("token") != self.token:
+                return
+            self.path.unlink(missing_ok=True)
+        except (OSError, ValueError, AttributeError):
+            pass  # gone, or not ours: a claim left behind goes stale and reads as interrupted
 
 
 @dataclass(frozen=True)
@@ -283,6 +434,7 @@ def acquire(run_dir: Path, clock: FsClock, heartbeat: Heartbeat) -> Acquired:
         if recorded and int(recorded.get("attempt", 0)) >= attempt:
             claim.release()  # a finisher recorded this attempt meanwhile: take the next one
             continue
+        remove_stale_temporaries(run_dir)
         return Acquired(claim, record=recorded)
     claims = list_claims(run_dir)
     return Acquired(None, owner=claims[-1] if claims else None)

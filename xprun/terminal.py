@@ -1,8 +1,9 @@
 """Terminal reporting: a pytest-like progress line per experiment, then a summary.
 
-One character per run (``.`` complete, ``c`` cached, ``F`` failed, ``I`` interrupted, ``R``
-running elsewhere, ``s`` submitted to a cluster); ``-v`` prints a line per run, ``-q`` only
-the summary.  The summary reads ``N complete, N cached, N failed, N interrupted in X s``.
+One character per run (``.`` complete, ``E`` complete but a fixture teardown raised, ``c``
+cached, ``F`` failed, ``I`` interrupted, ``L`` lost claim, ``R`` running elsewhere, ``s``
+submitted to a cluster); ``-v`` prints a line per run, ``-q`` only the summary.  The summary
+reads ``N complete, N cached, N failed, N interrupted, N teardown errors in X s``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ LETTERS = {
     reports.CACHED: "c",
     reports.FAILED: "F",
     reports.INTERRUPTED: "I",
+    reports.LOST: "L",
     reports.ELSEWHERE: "R",
     reports.SUBMITTED: "s",
 }
@@ -107,7 +109,9 @@ class TerminalReporter:
         if self.verbosity < 0:
             return
         if self.verbosity > 0:
-            outcome = report.outcome.upper()
+            outcome = report.outcome.upper() + (
+                " (TEARDOWN ERROR)" if report.teardown_error else ""
+            )
             timing = f" {report.duration:.2f}s" if report.duration else ""
             self.write(f"{report.run.nodeid} {outcome} {report.run.hash[:12]}{timing}\n")
             self.flush()
@@ -118,7 +122,7 @@ class TerminalReporter:
             self.write(f"{experiment} ")
             self._line_len = len(experiment) + 1
             self._line_experiment = experiment
-        self.write(LETTERS[report.outcome])
+        self.write("E" if report.teardown_error else LETTERS[report.outcome])
         self._line_len += 1
         self.flush()
 
@@ -153,25 +157,37 @@ class TerminalReporter:
             self.write(report.longrepr.rstrip() + "\n")
 
     def _failures_section(self) -> None:
-        failed = [r for r in self._reports if r.outcome in (reports.FAILED, reports.INTERRUPTED)]
+        failed = [r for r in self._reports if r.outcome in reports.UNSUCCESSFUL or r.teardown_error]
         if not failed or self.verbosity < -1:
             return
         self.rule("FAILURES")
         for report in failed:
             self.rule(report.run.nodeid, "_")
-            self.write(report.longrepr.rstrip() + "\n")
+            if report.longrepr.strip():
+                self.write(report.longrepr.rstrip() + "\n")
+            if report.teardown_error:
+                self.write(
+                    f"--- error in fixture teardown (the run's result is kept) ---\n"
+                    f"{report.teardown_error.rstrip()}\n"
+                )
             for name, text in (("stdout", report.stdout), ("stderr", report.stderr)):
                 if text.strip():
                     self.write(f"--- captured {name} (tail) ---\n{text.rstrip()[-2000:]}\n")
             self.write(f"run directory: {report.run.run_dir}\n")
         self.rule("short summary")
         for report in failed:
-            first = report.longrepr.strip().splitlines()[-1] if report.longrepr.strip() else ""
-            self.write(f"{report.outcome.upper()} {report.run.nodeid} - {first}\n")
+            if report.outcome in reports.UNSUCCESSFUL:
+                last = _last_line(report.longrepr)
+                self.write(f"{report.outcome.upper()} {report.run.nodeid} - {last}\n")
+            if report.teardown_error:
+                last = _last_line(report.teardown_error)
+                self.write(f"ERROR {report.run.nodeid} - in fixture teardown: {last}\n")
 
     def summary_line(self, session: Session) -> str:
         counts = session.counts
         parts = [f"{counts[o]} {o}" for o in reports.OUTCOMES if counts[o]]
+        if counts[reports.TEARDOWN_ERROR]:
+            parts.append(_plural(counts[reports.TEARDOWN_ERROR], reports.TEARDOWN_ERROR))
         if session.config.option.collect_only:
             parts = [f"{len(session.runs)} runs collected"]
         errors = len(self._collect_errors)
@@ -180,6 +196,10 @@ class TerminalReporter:
         if session.usage_error:
             parts = ["usage error, nothing ran"]
         return f"{', '.join(parts) or 'no runs ran'} in {time.time() - session.started:.2f}s"
+
+
+def _last_line(text: str) -> str:
+    return text.strip().splitlines()[-1] if text.strip() else ""
 
 
 def _plural(count: int, noun: str) -> str:

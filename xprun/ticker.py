@@ -1,8 +1,11 @@
 """One background thread that runs periodic jobs: heartbeats and metric flushes.
 
-Started on first use (never at import), a daemon so it never keeps a process alive.  A job
-that raises is dropped from the schedule after reporting once on stderr; it never kills the
-thread or the run.
+Started on first use (never at import), a daemon so it never keeps a process alive, and with
+SIGINT, SIGTERM and SIGUSR2 blocked: only the main thread receives them, so a signal held by
+the main thread while it records a run stays held (a thread that accepted it would let it
+through).  A job that raises is dropped from the schedule after reporting once on stderr; it
+never kills the thread or the run — jobs that must not be dropped (heartbeats) handle their
+own errors.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+from .errors import block_signals, restore_signals
 
 
 @dataclass(eq=False)
@@ -39,7 +44,11 @@ class Ticker:
             self._jobs.append(job)
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._loop, name="xprun-ticker", daemon=True)
-                self._thread.start()
+                previous = block_signals()  # the new thread inherits the blocked mask
+                try:
+                    self._thread.start()
+                finally:
+                    restore_signals(previous)
         self._wake.set()
         return job
 

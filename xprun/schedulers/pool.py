@@ -3,8 +3,10 @@
 Each worker is ``python -m xprun worker SPEC --serve``: it imports the code once (from the Git
 snapshot when there is one), then executes the runs it is handed one at a time.  A worker
 that dies (killed, out of memory) leaves its run interrupted — its claim's process is gone, so
-the next look sees it — and a new worker takes its place; Ctrl-C stops every worker cleanly
-(their runs end interrupted, fixtures torn down) and xprun exits 2.
+the next look sees it — and a new worker takes its place; Ctrl-C, or SIGTERM to xprun, stops
+every worker cleanly (their runs end interrupted, checkpoint hooks called, fixtures torn down)
+and xprun exits 2.  A run that says no further run should start (a full disk) stops the pool
+from handing out more.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .. import reports
-from ..errors import UsageError
+from ..errors import SignalHold, Terminated, UsageError
 from ..hookimpl import hookimpl
 from ..jobs import new_job_dir, write_spec
 from . import pending
@@ -115,17 +117,21 @@ class _Pool:
         if not chunk:
             self.on_exit(worker)
             return
+        if self.read_results(worker, chunk):
+            self.assign(worker)
+
+    def read_results(self, worker: _Worker, chunk: bytes) -> bool:
+        """Report the whole result lines in ``chunk``; True when the worker's run ended."""
         worker.buffer += chunk
+        ended = False
         while b"\n" in worker.buffer:
             line, worker.buffer = worker.buffer.split(b"\n", 1)
             result = json.loads(line)
-            fields = {
-                k: result.get(k) or d
-                for k, d in (("duration", 0.0), ("longrepr", ""), ("stdout", ""), ("stderr", ""))
-            }
+            fields = {k: result.get(k) or d for k, d in _RESULT_FIELDS}
             self.report(result["index"], result["outcome"], **fields)
             worker.current = None
-            self.assign(worker)
+            ended = True
+        return ended
 
     def on_exit(self, worker: _Worker) -> None:
         self.selector.unregister(worker.proc.stdout)  # type: ignore[arg-type]
@@ -148,19 +154,31 @@ class _Pool:
             while self.workers:
                 for key, _ in self.selector.select(timeout=1.0):
                     self.on_output(key.data)
-        except KeyboardInterrupt:
-            self.stop()
+        except (KeyboardInterrupt, Terminated) as exc:
+            self.stop(exc)
             raise
         finally:
             self.selector.close()
 
-    def stop(self) -> None:
-        """Ctrl-C: every worker ends its run as interrupted (teardown included), then exits.
+    def stop(self, reason: BaseException) -> None:
+        """Ctrl-C or SIGTERM: every worker ends its run as interrupted (checkpoint hooks,
+        teardown), then exits; each run is reported as its worker recorded it.
 
-        Workers in the terminal's process group got the same SIGINT; the others get SIGTERM
-        after a short grace period (a second signal must not cut a run's recording short).
+        On Ctrl-C, workers in the terminal's process group got the same SIGINT; the others
+        get SIGTERM after a short grace period.  On SIGTERM (sent to xprun alone, by a
+        scheduler or ``kill``) every worker gets SIGTERM at once.  Further signals are held
+        until every worker is done: a second Ctrl-C must not orphan them.
         """
-        grace = time.monotonic() + 5
+        hold = SignalHold()
+        hold.hold()
+        try:
+            self._stop_workers(isinstance(reason, Terminated))
+        finally:
+            hold.release()
+
+    def _stop_workers(self, terminated: bool) -> None:
+        how = "SIGTERM" if terminated else "Ctrl-C"
+        grace = time.monotonic() + (0 if terminated else 5)
         for worker in self.workers:
             try:
                 worker.proc.wait(max(0.0, grace - time.monotonic()))
@@ -173,8 +191,21 @@ class _Pool:
             except subprocess.TimeoutExpired:
                 worker.proc.kill()
                 worker.proc.wait()
+            stdout = worker.proc.stdout
+            if stdout is not None and worker.current is not None:
+                self.read_results(worker, stdout.read())  # the answer it wrote before exiting
             if worker.current is not None:
-                self.report(worker.current, reports.INTERRUPTED, longrepr="interrupted (Ctrl-C)")
+                self.report(worker.current, reports.INTERRUPTED, longrepr=f"interrupted ({how})")
+
+
+_RESULT_FIELDS = (
+    ("duration", 0.0),
+    ("longrepr", ""),
+    ("stdout", ""),
+    ("stderr", ""),
+    ("teardown_error", ""),
+    ("shouldstop", ""),
+)
 
 
 @hookimpl(trylast=True)
