@@ -319,7 +319,11 @@ class Session:
     @hookimpl(tryfirst=True)
     def xprun_run_logreport(self, report: reports.RunReport) -> None:
         self.counts[report.outcome] += 1
-        if report.failed and self.config.option.exitfirst:
+        if report.teardown_error:
+            self.counts[reports.TEARDOWN_ERROR] += 1
+        if report.shouldstop:
+            self.shouldstop = report.shouldstop
+        elif report.failed and self.config.option.exitfirst:
             self.shouldstop = "stopping after the first failure (-x)"
 
     # -- collection -----------------------------------------------------------------------------
@@ -549,8 +553,9 @@ class Session:
     def exitstatus(self) -> ExitCode:
         if self.interrupted:
             return ExitCode.INTERRUPTED
-        if self.collect_errors or self.counts[reports.FAILED] or self.counts[reports.INTERRUPTED]:
-            return ExitCode.RUNS_FAILED  # a run failed, or a worker died under it
+        unsuccessful = (*reports.UNSUCCESSFUL, reports.TEARDOWN_ERROR)
+        if self.collect_errors or any(self.counts[o] for o in unsuccessful):
+            return ExitCode.RUNS_FAILED  # a run failed, a worker died under it, a teardown...
         if not self.runs:
             return ExitCode.NO_RUNS_COLLECTED
         return ExitCode.OK
