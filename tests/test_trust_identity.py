@@ -7,6 +7,7 @@ as released; never update them to make a test pass.
 
 from __future__ import annotations
 
+import ast
 import enum
 import json
 import math
@@ -275,3 +276,100 @@ def test_i8_14_distinct_values_never_share_an_encoding(a, b):
 def test_i8_14_known_near_collisions_stay_apart(a, b):
     assert canonical(a) != canonical(b)
     assert run_digest("x", {"v": a}, {}) != run_digest("x", {"v": b}, {})
+
+
+# -- issue 8 item 13: fixture params are identified by value, not by their display id ----------
+
+PARAM_EXPERIMENT = """
+import xprun
+
+@xprun.fixture(params=[{params}]{ids})
+def data(request):
+    return request.param
+
+def xp_a(data):
+    return {{"seen": repr(data)}}
+"""
+
+
+def _param_project(project, params: str, ids: str = "") -> None:
+    project.write("xp_a.py", PARAM_EXPERIMENT.format(params=params, ids=ids))
+
+
+def _outcomes(project) -> list[str]:
+    outcomes = []
+    for run_dir in project.run_dirs("xp_a.xp_a"):
+        outcomes.append(json.loads((run_dir / "outcome.json").read_text())["seen"])
+    return sorted(outcomes)
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        ('{"layers": 2}', '{"layers": 3}'),  # not a simple value: id "data0"
+        ('"' + "x" * 40 + '"', '"' + "y" * 40 + '"'),  # text longer than 32: id "data0"
+        ("[1, 2]", "[1, 3]"),
+    ],
+    ids=["mapping", "long-text", "list"],
+)
+def test_i8_13_a_changed_param_value_is_a_new_run(project, before, after):
+    _param_project(project, before)
+    assert project.run().returncode == 0
+    _param_project(project, after)
+    second = project.run()
+    assert second.returncode == 0, second.output
+    assert len(project.run_dirs("xp_a.xp_a")) == 2  # not reported cached
+    assert _outcomes(project) == sorted([repr(ast.literal_eval(v)) for v in (before, after)])
+
+
+def test_i8_13_explicit_ids_do_not_stand_for_the_value(project):
+    _param_project(project, '{"layers": 2}', ', ids=["small"]')
+    assert project.run().returncode == 0
+    _param_project(project, '{"layers": 3}', ', ids=["small"]')
+    assert project.run().returncode == 0
+    assert _outcomes(project) == ["{'layers': 2}", "{'layers': 3}"]
+
+
+def test_i8_13_a_param_that_cannot_be_hashed_needs_an_explicit_id(project):
+    project.write(
+        "xp_a.py",
+        """
+        import xprun
+
+        class Net:
+            pass
+
+        @xprun.fixture(params=[Net])
+        def net(request):
+            return request.param
+
+        def xp_a(net):
+            return {"seen": net.__name__}
+        """,
+    )
+    refused = project.run()
+    assert refused.returncode == 4, refused.output
+    assert "fixture 'net'" in refused.stderr and "ids=" in refused.stderr
+    assert project.run_dirs() == []
+    text = (project.root / "xp_a.py").read_text()
+    (project.root / "xp_a.py").write_text(text.replace("params=[Net]", 'params=[Net], ids=["net"]'))
+    accepted = project.run()
+    assert accepted.returncode == 0, accepted.output
+    assert len(project.run_dirs("xp_a.xp_a")) == 1
+
+
+def test_i8_13_simple_params_keep_their_released_digests(project):
+    # Digests computed by the release before params were hashed by value: these runs must
+    # still be found as cached after upgrading.
+    _param_project(project, '"mnist", 16, 0.5, True, None')
+    assert project.run().returncode == 0
+    assert sorted(d.name for d in project.run_dirs("xp_a.xp_a")) == sorted(RELEASED_PARAM_HASHES)
+
+
+RELEASED_PARAM_HASHES = [
+    "0ada44298312f098760000c25369ace1",
+    "74774850936bec7478d5632bdeacd1f4",
+    "919fb27076d37907cdf5fe839d994cd4",
+    "a2ed4d5ea6cd48594e805f08d14058a9",
+    "e8c5c82a94b27a166da8afe78cd8e2c4",
+]

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from .declare import Zip
 from .errors import UsageError
 from .hookimpl import hookimpl
-from .identity import KeyExcluder, run_digest
+from .identity import KeyExcluder, ParamIdentity, run_digest
 from .overrides import OverrideAxis, apply_overrides, override_value
 from .runspec import RunSpec
 
@@ -135,6 +135,27 @@ def _param_points(experiment: Experiment) -> list[dict[str, int]]:
         dict(zip([n for n, _ in names], combo, strict=True))
         for combo in itertools.product(*(range(count) for _, count in names))
     ]
+
+
+def _param_identities(experiment: Experiment) -> dict[str, tuple[ParamIdentity, ...]]:
+    """What each fixture param adds to the hash; a param nothing can identify is refused."""
+    found: dict[str, tuple[ParamIdentity, ...]] = {}
+    for name, fdef in experiment.fixtures.items():
+        if fdef.params is None or fdef.identities is None:
+            continue
+        for index, key in enumerate(fdef.identities):
+            if key is None:
+                value = repr(fdef.params[index])
+                value = value if len(value) <= 60 else value[:57] + "..."
+                raise UsageError(
+                    f"{experiment.nodeid}: fixture {name!r} ({fdef.location}): param {index} "
+                    f"({type(fdef.params[index]).__name__} {value}) cannot be part of the run's "
+                    "hash: use numbers, strings, booleans, None, lists and mappings as params, "
+                    "or give the fixture ids=[...] with one id per param that changes whenever "
+                    "the value does"
+                )
+        found[name] = fdef.identities  # type: ignore[assignment]
+    return found
 
 
 def _format_value(value: Any) -> str:
@@ -275,6 +296,7 @@ class Expander:
         replaced = {a.key for a in axes}
         grid_points = _grid_points(experiment, replaced)
         param_points = _param_points(experiment)
+        param_keys = _param_identities(experiment)
         cli_points = list(itertools.product(*(a.choices for a in axes)))
         log_dir = session.config.log_dir / experiment.name
         runs: list[RunSpec] = []
@@ -289,7 +311,8 @@ class Expander:
                 for params in param_points:
                     fixtures = experiment.fixtures
                     ids = {name: fixtures[name].ids[i] for name, i in params.items()}  # type: ignore[index]
-                    digest = run_digest(experiment.identity, hashed, ids)
+                    keys = {name: param_keys[name][i] for name, i in params.items()}
+                    digest = run_digest(experiment.identity, hashed, keys)
                     if digest in seen:
                         continue
                     seen.add(digest)

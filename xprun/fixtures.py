@@ -8,9 +8,10 @@ can override a built-in such as ``logger``).  Built-ins are defined the same way
 
 Scopes: ``run`` (default; set up and torn down around each run) and ``session`` (set up once,
 torn down when the session ends).  ``yield`` fixtures tear down after the run, also when it
-failed.  ``params=[...]`` multiplies runs like a grid axis; the parameter's id is part of the
-run's identity.  The argument name ``request`` gives a fixture its run (``request.run``), its
-parameter (``request.param``) and ``request.getfixturevalue(name)``.
+failed.  ``params=[...]`` multiplies runs like a grid axis; the parameter's value is part of
+the run's identity (its id only labels the run, see ``identity.param_identity``).  The
+argument name ``request`` gives a fixture its run (``request.run``), its parameter
+(``request.param``) and ``request.getfixturevalue(name)``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 from .errors import CollectError
+from .identity import ParamIdentity, param_identity
 
 if TYPE_CHECKING:
     from .runspec import RunSpec
@@ -52,6 +54,9 @@ class FixtureDef:
     ids: tuple[str, ...] | None
     argnames: tuple[str, ...]
     baseid: str  # "" everywhere, "dir/" a folder and below, "dir/xp_a.py" one module
+    # What each param contributes to a run's hash; None where nothing can (see
+    # identity.param_identity): expansion refuses such a param, collection does not.
+    identities: tuple[ParamIdentity | None, ...] | None = None
 
     @property
     def location(self) -> str:
@@ -129,6 +134,15 @@ def _param_ids(name: str, marker: FixtureMarker) -> tuple[str, ...] | None:
     return tuple(ids)
 
 
+def _param_identities(
+    marker: FixtureMarker, ids: tuple[str, ...] | None
+) -> tuple[ParamIdentity | None, ...] | None:
+    if marker.params is None or ids is None:
+        return None
+    explicit = marker.ids is not None
+    return tuple(param_identity(p, i, explicit) for p, i in zip(marker.params, ids, strict=True))
+
+
 def _visible_from(baseid: str, nodepath: str) -> bool:
     return (
         baseid == "" or nodepath == baseid or (baseid.endswith("/") and nodepath.startswith(baseid))
@@ -147,14 +161,16 @@ class FixtureRegistry:
             if not isinstance(marker, FixtureMarker) or not callable(obj):
                 continue
             name = marker.name or attr
+            ids = _param_ids(name, marker)
             fdef = FixtureDef(
                 name=name,
                 func=obj,
                 scope=marker.scope,
                 params=marker.params,
-                ids=_param_ids(name, marker),
+                ids=ids,
                 argnames=argnames(obj),
                 baseid=baseid,
+                identities=_param_identities(marker, ids),
             )
             defs = self._defs.setdefault(name, [])
             defs[:] = [d for d in defs if d.baseid != baseid]

@@ -23,6 +23,7 @@ import json
 import math
 import re
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import xxhash
@@ -84,9 +85,55 @@ def canonical(value: Any) -> str:
     return "".join(out)
 
 
-def run_digest(experiment_id: str, config: Mapping[str, Any], params: Mapping[str, str]) -> str:
-    """``"xxh3_128:<hex>"`` of an experiment id, a resolved config and fixture-param ids."""
-    text = canonical({"experiment": experiment_id, "config": config, "params": params})
+@dataclass(frozen=True)
+class ParamIdentity:
+    """How one fixture param enters a run's hash: ``key`` under the ``section`` mapping."""
+
+    section: str  # PARAM_TEXT, PARAM_VALUE or PARAM_ID
+    key: Any
+
+
+PARAM_TEXT = "params"  # a simple value's text, as every param was hashed before values were
+PARAM_VALUE = "param_values"  # the value itself, canonically encoded
+PARAM_ID = "param_ids"  # a value that cannot be encoded: the id the user gave it
+_SIMPLE = (str, int, float, bool, type(None))
+
+
+def param_identity(value: Any, display_id: str, explicit_id: bool) -> ParamIdentity | None:
+    """What identifies a fixture param in a run's hash; None when nothing can.
+
+    A simple value whose id is its own text (``"mnist"``, ``16``) is hashed as that text,
+    which is how params were hashed when the id was all the hash saw: runs recorded then keep
+    their digests.  Any other value is hashed by value, so changing it is a new run even when
+    its id does not change.  A value that cannot be encoded is identified by the id the user
+    gave it (``ids=``), the user's promise that the id names the value; without one there is
+    nothing to hash it by.
+    """
+    if isinstance(value, _SIMPLE) and display_id == str(value):
+        return ParamIdentity(PARAM_TEXT, display_id)
+    try:
+        canonical(value)
+    except (TypeError, ValueError, RecursionError):
+        return ParamIdentity(PARAM_ID, display_id) if explicit_id else None
+    return ParamIdentity(PARAM_VALUE, value)
+
+
+def run_digest(
+    experiment_id: str, config: Mapping[str, Any], params: Mapping[str, str | ParamIdentity]
+) -> str:
+    """``"xxh3_128:<hex>"`` of an experiment id, a resolved config and fixture params.
+
+    A param given as a plain string is its text (``PARAM_TEXT``).  The ``params`` mapping is
+    always encoded (empty or not); the other sections only when they hold something, so the
+    digests of runs whose params are all text are those of earlier releases.
+    """
+    document: dict[str, Any] = {"experiment": experiment_id, "config": config, PARAM_TEXT: {}}
+    for name, param in params.items():
+        if isinstance(param, str):
+            document[PARAM_TEXT][name] = param
+        else:
+            document.setdefault(param.section, {})[name] = param.key
+    text = canonical(document)
     return f"{ALGORITHM}:{xxhash.xxh3_128_hexdigest(text.encode('utf-8'))}"
 
 
