@@ -22,11 +22,18 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .configvalues import ConfigValueError, plain
 from .declare import Zip
 from .errors import UsageError
 from .hookimpl import hookimpl
 from .identity import KeyExcluder, ParamIdentity, run_digest
-from .overrides import OverrideAxis, apply_overrides, override_value
+from .overrides import (
+    OverrideAxis,
+    OverrideError,
+    apply_override,
+    override_value,
+    refuse_replacing_value,
+)
 from .runspec import RunSpec
 
 if TYPE_CHECKING:
@@ -62,7 +69,10 @@ class ConfigSource:
         if source is None:
             base: Any = {}
         elif isinstance(source, Mapping):
-            base = OmegaConf.to_container(OmegaConf.create(dict(source)), resolve=False)
+            # Checked before OmegaConf sees it: OmegaConf crashes on what it cannot hold.
+            base = OmegaConf.to_container(
+                OmegaConf.create(self._plain(source, "@xprun.config")), resolve=False
+            )
         else:
             yaml_path = experiment.path.parent / source
             try:
@@ -72,11 +82,21 @@ class ConfigSource:
                     f"{experiment.nodeid}: config file {yaml_path} not found "
                     f"(@xprun.config({str(source)!r}) is relative to the experiment file)"
                 ) from None
-            except Exception as exc:
-                raise UsageError(f"{experiment.nodeid}: cannot read {yaml_path}: {exc}") from None
+            except Exception as exc:  # YAML syntax, unknown tags, nesting too deep...
+                raise UsageError(
+                    f"{experiment.nodeid}: cannot read {yaml_path}: {_describe(exc)}"
+                ) from None
             if not isinstance(base, dict):
                 raise UsageError(f"{experiment.nodeid}: {yaml_path} must hold a mapping")
+            base = self._plain(base, str(yaml_path))
         self.base = base
+
+    def _plain(self, value: Any, what: str) -> Any:
+        """``value`` as plain config data, or a usage error naming ``what`` holds it."""
+        try:
+            return plain(value)
+        except ConfigValueError as exc:
+            raise UsageError(f"{self.experiment.nodeid}: {what}: {exc}") from None
 
     def is_group(self, key: str) -> bool:
         """Whether ``key`` names a config group (a folder of the Hydra config directory)."""
@@ -103,29 +123,64 @@ class ConfigSource:
         from omegaconf import OmegaConf
 
         decl = self.experiment.declaration
+        what = f"Hydra config {decl.hydra_name!r} in {self.hydra_dir}"
         GlobalHydra.instance().clear()
         try:
             with initialize_config_dir(config_dir=str(self.hydra_dir), version_base=None):
                 cfg = compose(config_name=decl.hydra_name, overrides=list(overrides))
         except HydraException as exc:
-            raise UsageError(f"{self.experiment.nodeid}: {exc}") from None
+            raise UsageError(f"{self.experiment.nodeid}: {what}: {_describe(exc)}") from None
+        except RecursionError:
+            raise UsageError(
+                f"{self.experiment.nodeid}: cannot compose {what}: it nests too deeply "
+                "(does a defaults list include its own config?)"
+            ) from None
+        except Exception as exc:  # the YAML files are user input: syntax, unknown tags...
+            raise UsageError(
+                f"{self.experiment.nodeid}: cannot compose {what}: {_describe(exc)}"
+            ) from None
         finally:
             GlobalHydra.instance().clear()
-        return OmegaConf.to_container(cfg, resolve=False)
+        return self._plain(OmegaConf.to_container(cfg, resolve=False), what)
+
+
+def _describe(exc: BaseException) -> str:
+    """An exception's message and its cause's first line (Hydra often puts the reason there)."""
+    message = str(exc).strip() or type(exc).__name__
+    cause = exc.__cause__ or exc.__context__
+    if cause is not None:
+        reason = (str(cause).strip() or type(cause).__name__).splitlines()[0]
+        if reason not in message:
+            message += f" ({reason})"
+    return message
 
 
 def _grid_points(experiment: Experiment, replaced: set[str]) -> list[dict[str, Any]]:
-    """Every point of the experiment's grids, without the axes the command line replaces."""
+    """Every point of the experiment's grids, without the axes the command line replaces.
+
+    Each value is checked (and NumPy scalars converted) once here, before any config is built.
+    """
     factors: list[Zip] = []
     for g in experiment.declaration.grids:
         for z in g.factors:
-            axes = tuple((k, v) for k, v in z.axes if k not in replaced)
+            axes = tuple(
+                (k, tuple(_grid_value(experiment, k, v) for v in values))
+                for k, values in z.axes
+                if k not in replaced
+            )
             if axes:
                 factors.append(Zip(axes))
     points: list[dict[str, Any]] = [{}]
     for factor in factors:
         points = [{**p, **dict(point)} for p in points for point in factor.points()]
     return points
+
+
+def _grid_value(experiment: Experiment, key: str, value: Any) -> Any:
+    try:
+        return plain(value, key)
+    except ConfigValueError as exc:
+        raise UsageError(f"{experiment.nodeid}: @xprun.grid: {exc}") from None
 
 
 def _param_points(experiment: Experiment) -> list[dict[str, int]]:
@@ -243,12 +298,20 @@ class Expander:
         )
 
     def _configure(self, grid: dict[str, Any], cli: tuple[Override, ...]) -> dict[str, Any]:
+        config = None
         if not cli and self._plain_base and all(_is_plain(v) for v in grid.values()):
             try:
-                return _configure_plain(self.source.base, grid)
+                config = _configure_plain(self.source.base, grid)
             except _NotPlain:
                 pass
-        return self._configure_omegaconf(grid, cli)
+        if config is None:
+            config = self._configure_omegaconf(grid, cli)
+        # Checked again as a whole: grid keys and overrides can nest it deeper or spell a
+        # path twice, and a custom resolver can return anything.
+        try:
+            return plain(config)
+        except ConfigValueError as exc:
+            raise UsageError(f"{self.experiment.nodeid}: {exc}") from None
 
     def _configure_omegaconf(
         self, grid: dict[str, Any], cli: tuple[Override, ...]
@@ -267,20 +330,17 @@ class Expander:
             if self.source.is_group(key):
                 continue
             try:
+                refuse_replacing_value(cfg, key)
                 OmegaConf.update(cfg, key, value, merge=True, force_add=True)
-            except OmegaConfBaseException as exc:
+            except (OmegaConfBaseException, OverrideError) as exc:
                 _raise_config_error(experiment, f"grid key {key!r}", exc)
         for override in cli:
             if self._is_group_override(override):
                 continue
             try:
-                apply_overrides([override], cfg)
-            except Exception as exc:
-                cause = exc.__cause__
-                detail = f"{exc}" + (f" ({str(cause).splitlines()[0]})" if cause else "")
-                _raise_config_error(
-                    experiment, f"override {override.input_line!r}", Exception(detail)
-                )
+                apply_override(override, cfg)
+            except OverrideError as exc:
+                _raise_config_error(experiment, f"override {override.input_line!r}", exc)
         try:
             resolved = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
         except OmegaConfBaseException as exc:

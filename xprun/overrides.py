@@ -55,6 +55,10 @@ def parse_overrides(args: list[str]) -> list[OverrideAxis]:
     for arg in args:
         try:
             (override,) = parser.parse_overrides([arg])
+        except RecursionError:
+            raise UsageError(
+                f"override {_shorten(arg)!r} nests too deeply for the override parser"
+            ) from None
         except HydraException as exc:
             message = str(exc).splitlines()[0]
             raise UsageError(
@@ -69,7 +73,12 @@ def parse_overrides(args: list[str]) -> list[OverrideAxis]:
             )
         if override.is_sweep_override():
             prefix = override.get_key_element()
-            lines = [f"{prefix}={value}" for value in override.sweep_string_iterator()]
+            try:
+                lines = [f"{prefix}={value}" for value in override.sweep_string_iterator()]
+            except (ValueError, HydraException) as exc:  # range(0,5,0)
+                raise UsageError(f"override {arg!r}: {exc}") from None
+            if not lines:  # as a grid axis with no values: the whole sweep would be empty
+                raise UsageError(f"override {arg!r} sweeps no values; give at least one")
             choices = tuple(parser.parse_overrides(lines))
         else:
             choices = (override,)
@@ -81,13 +90,105 @@ def parse_overrides(args: list[str]) -> list[OverrideAxis]:
     return axes
 
 
-def apply_overrides(overrides: list[Override], cfg: DictConfig) -> None:
-    """Apply single-value overrides to a config in struct mode, as Hydra does."""
-    if not overrides:
-        return
-    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+class OverrideError(Exception):
+    """An override that does not fit the config; the message is Hydra's own."""
 
-    ConfigLoaderImpl._apply_overrides_to_config(overrides, cfg)
+
+def refuse_replacing_value(cfg: DictConfig, key: str) -> None:
+    """Refuse a dotted ``key`` that would go through a value that is not a container.
+
+    OmegaConf (and so Hydra's ``+a.b=1``) silently replaces ``a: 0.1`` by ``a: {b: 1}``; a
+    dotted key may create mappings where there is nothing (no key, ``null`` or ``???``), but
+    never replace a value.
+    """
+    from omegaconf import DictConfig, ListConfig, OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    parts = key.split(".")
+    node: Any = cfg
+    try:
+        for depth, part in enumerate(parts[:-1]):
+            if isinstance(node, DictConfig) and part in node:
+                if OmegaConf.is_missing(node, part):
+                    return
+                child = node[part]
+            elif isinstance(node, ListConfig) and part.isdigit() and int(part) < len(node):
+                child = node[int(part)]
+            else:
+                return
+            if child is None:
+                return
+            if not isinstance(child, DictConfig | ListConfig):
+                prefix = ".".join(parts[: depth + 1])
+                raise OverrideError(
+                    f"{prefix!r} is {child!r}, not a mapping, so {key!r} cannot be set in it; "
+                    f"replace the whole value of {prefix!r} instead"
+                )
+            node = child
+    except OmegaConfBaseException:
+        return  # an interpolation that does not resolve: OmegaConf reports it
+
+
+def apply_override(override: Override, cfg: DictConfig) -> None:
+    """Apply one single-value override to a config in struct mode, as Hydra does.
+
+    The semantics and messages of Hydra's own (private) override application, on public
+    OmegaConf API: ``key=value`` sets an existing key, ``+key=value`` adds one, ``++key=value``
+    adds or sets, ``~key`` (``~key=value``) deletes one (that has that value).  Raises
+    ``OverrideError``.
+    """
+    from omegaconf import OmegaConf, open_dict
+    from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
+
+    key = override.key_or_group
+    line = override.input_line or key
+    try:
+        value = override.value()
+        if override.is_delete():
+            current = OmegaConf.select(cfg, key, throw_on_missing=False)
+            if current is None:
+                raise OverrideError(f"Could not delete from config. '{key}' does not exist.")
+            if value is not None and value != current:
+                raise OverrideError(
+                    f"Could not delete from config. The value of '{key}' is {current} and not "
+                    f"{value}."
+                )
+            parent, _, leaf = key.rpartition(".")
+            node = OmegaConf.select(cfg, parent) if parent else cfg
+            with open_dict(cfg):
+                del node[leaf]
+        elif override.is_add():
+            if OmegaConf.select(cfg, key, throw_on_missing=False) is not None and not isinstance(
+                value, dict | list
+            ):
+                raise OverrideError(
+                    f"Could not append to config. An item is already at '{key}'.\n"
+                    f"Either remove + prefix: '{line[1:]}'\n"
+                    f"Or add a second + to add or override '{key}': '+{line}'"
+                )
+            refuse_replacing_value(cfg, key)
+            OmegaConf.update(cfg, key, value, merge=True, force_add=True)
+        elif override.is_force_add():
+            refuse_replacing_value(cfg, key)
+            OmegaConf.update(cfg, key, value, merge=True, force_add=True)
+        else:
+            try:
+                OmegaConf.update(cfg, key, value, merge=True)
+            except (ConfigAttributeError, ConfigKeyError) as exc:
+                raise OverrideError(
+                    f"Could not override '{key}'.\nTo append to your config use +{line} "
+                    f"({_first_line(exc)})"
+                ) from None
+    except OmegaConfBaseException as exc:
+        raise OverrideError(f"Error merging override {line} ({_first_line(exc)})") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip() or type(exc).__name__).splitlines()[0]
+
+
+def _shorten(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def override_value(override: Override) -> Any:
