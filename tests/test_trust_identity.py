@@ -373,3 +373,43 @@ RELEASED_PARAM_HASHES = [
     "a2ed4d5ea6cd48594e805f08d14058a9",
     "e8c5c82a94b27a166da8afe78cd8e2c4",
 ]
+
+
+# -- issue 8 item 15: the seed a run uses is the one in its hash --------------------------------
+
+SEED_EXPERIMENT = """
+import xprun
+
+@xprun.config({"lr": 0.1})
+def xp_a(seed, config):
+    return {"seed": seed, "config_seed": config.seed}
+"""
+
+
+def test_i8_15_an_integral_float_seed_is_that_seed(project):
+    project.write("xp_a.py", SEED_EXPERIMENT)
+    first = project.run("seed=1.0")
+    assert first.returncode == 0, first.output
+    (run_dir,) = project.run_dirs("xp_a.xp_a")
+    outcome = json.loads((run_dir / "outcome.json").read_text())
+    assert outcome == {"seed": 1, "config_seed": 1}
+    second = project.run("seed=1", "-v")  # the same hash: cached, and rightly so
+    assert second.returncode == 0 and "cached" in second.output.lower(), second.output
+    assert project.run_dirs("xp_a.xp_a") == [run_dir]
+
+
+@pytest.mark.parametrize("seed", ["1.5", "abc", "true", "null", "[1]"])
+def test_i8_15_a_non_integer_seed_is_a_usage_error(project, seed):
+    project.write("xp_a.py", SEED_EXPERIMENT)
+    result = project.run(f"seed={seed}")
+    assert result.returncode == 4, result.output
+    assert "seed must be an integer" in result.stderr
+    assert project.run_dirs() == []
+
+
+def test_i8_15_a_non_integer_seed_in_the_config_is_a_usage_error(project):
+    project.write("xp_a.py", SEED_EXPERIMENT.replace('{"lr": 0.1}', '{"lr": 0.1, "seed": 0.5}'))
+    result = project.run()
+    assert result.returncode == 4, result.output
+    assert "xp_a.py::xp_a" in result.stderr and "seed must be an integer" in result.stderr
+    assert project.run_dirs() == []

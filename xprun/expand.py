@@ -192,6 +192,22 @@ def _param_points(experiment: Experiment) -> list[dict[str, int]]:
     ]
 
 
+def _check_seed(experiment: Experiment, config: dict[str, Any]) -> None:
+    """The seed a run uses must be the one its hash covers: an integer, else a usage error.
+
+    ``1.0`` hashes as ``1``, so it is the seed 1 (stored as ``1``).
+    """
+    seed = config.get("seed")
+    if isinstance(seed, float) and seed.is_integer():
+        config["seed"] = int(seed)
+    elif "seed" in config and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise UsageError(
+            f"{experiment.nodeid}: seed must be an integer, got {type(seed).__name__} {seed!r} "
+            "(set it in the config, a grid or on the command line, e.g. seed=1 or "
+            "seed=range(0,5))"
+        )
+
+
 def _param_identities(experiment: Experiment) -> dict[str, tuple[ParamIdentity, ...]]:
     """What each fixture param adds to the hash; a param nothing can identify is refused."""
     found: dict[str, tuple[ParamIdentity, ...]] = {}
@@ -364,6 +380,7 @@ class Expander:
         for grid in grid_points:
             for cli in cli_points:
                 config = self._configure(grid, cli)
+                _check_seed(experiment, config)
                 hashed = self.excluder.apply(config) if self.excluder else config
                 assignments = dict(grid)
                 for axis, override in zip(axes, cli, strict=True):

@@ -36,8 +36,11 @@ class RunSpec:
 
     @property
     def seed(self) -> int:
+        """The config's ``seed``: the one the hash covers (expansion refuses a non-integer)."""
         seed = self.config.get("seed", 0)
-        return seed if isinstance(seed, int) else 0
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise TypeError(f"the seed must be an integer, got {seed!r}")
+        return seed
 
 
 @dataclass(frozen=True)
