@@ -138,7 +138,7 @@ def test_torch_artifacts_round_trip_and_load_without_pickle(tmp_path):
     tensor = torch.arange(6.0).reshape(2, 3)
     model = torch.nn.Linear(3, 2)
     assert logger.log_artifact("tensor", tensor).suffix == ".pt"
-    logger.log_artifact("model", model)
+    logger.log_artifact("model", model.state_dict())  # a module itself is refused
     assert torch.equal(logger.load_artifact("tensor"), tensor)
     state = logger.load_artifact("model")
     assert set(state) == {"weight", "bias"} and torch.equal(state["weight"], model.weight)
@@ -212,7 +212,12 @@ def test_checkpoints_are_atomic_keep_the_last_k_and_none_when_fresh(tmp_path):
             keep=2,
         )
     files = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
-    assert files == ["ckpt-00000004.tree.npz", "ckpt-00000005.tree.npz"]  # no temporaries left
+    assert files == [  # no temporaries left; each checkpoint has its metric steps beside it
+        "ckpt-00000004.tree.npz",
+        "ckpt-00000005.tree.npz",
+        "steps-00000004.json",
+        "steps-00000005.json",
+    ]
     state = logger.load_checkpoint()
     assert state["step"] == 4 and state["hist"] == [1.5, math.inf] and state["t"] == (1, "a")
     np.testing.assert_array_equal(state["w"], np.full(3, 4.0))

@@ -5,12 +5,22 @@
 buffered and written by a background flush at least every second, when a checkpoint is saved
 and when the run ends: a crash loses at most the last second, and each flush writes whole
 lines, so a reader never sees a broken line unless the process died inside that very write
-(readers skip a torn last line).  Steps auto-increment per name and, on a resumed run,
-continue after the last step already on disk.
+(readers skip a torn last line).  Steps auto-increment per name.
 
-**Artifacts** are saved by type (see :mod:`xprun.serialize`); loading never unpickles unless
-asked.  **Checkpoints** are written atomically and the last ``keep`` are kept; on a resumed
-run ``load_checkpoint()`` returns the last one saved, so training continues where it stopped.
+**Resumed steps.**  A run resumed from a checkpoint repeats whatever it did after that
+checkpoint, metric lines included.  So each checkpoint records, in ``steps-<N>.json`` beside
+it, the last step of every metrics file when it was saved, and a new attempt's automatic steps
+continue after the steps of the checkpoint it resumes from (the last one), not after the last
+line on disk: a repeated epoch gets the step it had, and the Reader keeps the last line of each
+step (the earlier attempt's stays in the file, tagged with its attempt).  When
+``load_checkpoint()`` finds no checkpoint the run starts over, and so do its steps.  A run that
+never checkpoints (it may resume by its own means) continues after the last step on disk.
+
+**Artifacts and checkpoints** follow one rule (see :mod:`xprun.serialize`): what is saved must
+load back without unpickling, so anything else (a ``torch.nn.Module``, an optimizer) is refused
+when saved, with what to do instead; ``kind="pickle"`` opts in, both when saving and when
+loading.  Checkpoints are written atomically and the last ``keep`` are kept; on a resumed run
+``load_checkpoint()`` returns the last one saved, so training continues where it stopped.
 """
 
 from __future__ import annotations
@@ -27,6 +37,7 @@ from . import serialize, store, ticker
 FLUSH_SECONDS = 1.0
 _INF = math.inf
 _NAME_OK = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
+_UNREAD: Any = object()  # the resumed steps, before they are looked up
 
 
 def _bad_value(key: str, value: Any) -> TypeError:
@@ -61,6 +72,14 @@ def _format_number(key: str, value: Any) -> str:
     if value != value:
         return "NaN"
     return "Infinity" if value > 0 else "-Infinity"
+
+
+def _check_keep(keep: Any, what: str) -> int:
+    if type(keep) is not int:
+        raise TypeError(f"{what} must be an int (how many checkpoints to keep), got {keep!r}")
+    if keep < 1:
+        raise ValueError(f"{what} must be at least 1 (the checkpoint being saved), got {keep}")
+    return keep
 
 
 def _check_name(name: str, what: str) -> str:
@@ -107,7 +126,7 @@ class Logger:
     def __init__(self, run_dir: Path, attempt: int = 1, keep_checkpoints: int = 1) -> None:
         self.run_dir = Path(run_dir)
         self.attempt = attempt
-        self.keep_checkpoints = keep_checkpoints
+        self.keep_checkpoints = _check_keep(keep_checkpoints, "Logger: keep_checkpoints")
         self._prefix = f',"attempt":{attempt},'
         self._keys: dict[str, str] = {}
         self._steps: dict[str, int] = {}
@@ -118,6 +137,9 @@ class Logger:
         self._job = ticker.every(FLUSH_SECONDS / 2, self._background_flush)
         self._closed = False
         self._on_interrupt: list[Any] = []
+        # The steps this attempt continues after (see the module docstring); None: after the
+        # last step on disk.
+        self._resumed: dict[str, int] | None = _UNREAD
 
     # -- metrics ------------------------------------------------------------------------------
 
@@ -163,9 +185,39 @@ class Logger:
         _check_name(name, "metrics")
         if self._closed:
             raise RuntimeError("the logger of this run is closed")
-        previous = last_step(self.run_dir / "metrics" / f"{name}.jsonl")
+        previous = self._resumed_step(name)
         self._steps[name] = -1 if previous is None else previous
         return self._buffers.setdefault(name, [])
+
+    def _resumed_steps(self) -> dict[str, int] | None:
+        """The steps recorded with the checkpoint this attempt resumes from (read once, before
+        this attempt saves one); None when there is none, or it predates step records."""
+        if self._resumed is _UNREAD:
+            files = checkpoint_files(self.run_dir)
+            self._resumed = _steps_of(files[-1][1]) if files else None
+        return self._resumed
+
+    def _resumed_step(self, name: str) -> int | None:
+        """The step that this attempt's automatic steps of ``name`` continue after."""
+        resumed = self._resumed_steps()
+        if resumed is None:
+            return last_step(self.run_dir / "metrics" / f"{name}.jsonl")
+        return resumed.get(name)
+
+    def _steps_now(self) -> dict[str, int]:
+        """The last step of every metrics file of the run, as a checkpoint records it."""
+        resumed = self._resumed_steps()
+        if resumed is None:
+            names = {p.name[: -len(".jsonl")] for p in self.run_dir.glob("metrics/*.jsonl")}
+        else:
+            names = set(resumed)
+        steps = {}
+        for name in sorted(names - self._steps.keys()):
+            step = self._resumed_step(name)
+            if step is not None:
+                steps[name] = step
+        steps.update((name, step) for name, step in self._steps.items() if step >= 0)
+        return steps
 
     def _background_flush(self) -> None:
         if time.time() >= self._next_flush - 0.05:
@@ -207,13 +259,13 @@ class Logger:
         return self.run_dir / "artifacts"
 
     def log_artifact(self, name: str, obj: Any, kind: str | None = None) -> Path:
-        """Save ``obj`` under ``artifacts/<name>`` in a format chosen by its type (or ``kind``)."""
+        """Save ``obj`` under ``artifacts/<name>`` in a format chosen by its type (or ``kind``).
+
+        What would not load back without unpickling (a module: save its ``state_dict()``) is
+        refused before anything is written, unless ``kind="pickle"``.
+        """
         kind = kind or serialize.kind_of(obj)
-        suffix = serialize.SUFFIXES.get(kind)
-        if suffix is None:
-            raise ValueError(
-                f"unknown artifact kind {kind!r}; known: {', '.join(serialize.SUFFIXES)}"
-            )
+        suffix = serialize.suffix_of(kind)
         serialize.safe_child(self.artifacts_dir, name)  # the name itself must be safe
         filename = name if name.endswith(suffix) else name + suffix
         path = serialize.safe_child(self.artifacts_dir, filename)
@@ -235,29 +287,42 @@ class Logger:
     def save_checkpoint(self, state: Any, kind: str | None = None, keep: int | None = None) -> Path:
         """Save ``state`` atomically; keep the last ``keep`` (default 1); flush metrics first.
 
-        Metrics are flushed first so that a run resumed from this checkpoint has every
-        metric line logged before it.
+        ``kind`` defaults to ``"torch"`` when ``state`` holds tensors, else ``"tree"``.  Bad
+        arguments, and a state that would not load back without unpickling (a module: save
+        its ``state_dict()``), raise before anything is written.  Metrics are flushed first
+        so that a run resumed from this checkpoint has every metric line logged before it.
         """
-        self.flush()
+        keep = self.keep_checkpoints if keep is None else _check_keep(keep, "save_checkpoint: keep")
         if kind is None:
-            kind = "torch" if _holds_torch(state) else "tree"
-        suffix = serialize.SUFFIXES[kind]
+            kind = "torch" if serialize.holds_torch(state) else "tree"
+        suffix = serialize.suffix_of(kind)
+        data = serialize.encode(state, kind)
+        self.flush()
+        steps = self._steps_now()
         existing = checkpoint_files(self.run_dir)
         number = existing[-1][0] + 1 if existing else 1
         folder = self.checkpoints_dir
         folder.mkdir(parents=True, exist_ok=True)
+        # The steps first: a checkpoint on disk always has its steps beside it.
+        store.write_json_atomic(_steps_path(folder, number), {"steps": steps})
         path = folder / f"ckpt-{number:08d}{suffix}"
-        store.write_bytes_atomic(path, serialize.encode(state, kind))
-        keep = self.keep_checkpoints if keep is None else keep
-        if keep < 1:
-            raise ValueError(f"save_checkpoint: keep must be at least 1, got {keep}")
-        for _, old in existing[: max(0, len(existing) + 1 - keep)]:
+        store.write_bytes_atomic(path, data)
+        for old_number, old in existing[: max(0, len(existing) + 1 - keep)]:
             old.unlink(missing_ok=True)
+            _steps_path(folder, old_number).unlink(missing_ok=True)
         return path
 
-    def load_checkpoint(self, allow_pickle: bool = False) -> Any:
-        """The last checkpoint saved for this run (any attempt), or None on a fresh run."""
-        return load_checkpoint(self.run_dir, allow_pickle)
+    def load_checkpoint(self, kind: str | None = None) -> Any:
+        """The last checkpoint saved for this run (any attempt), or None on a fresh run.
+
+        ``kind="pickle"`` loads a checkpoint saved with ``kind="pickle"`` (it unpickles: only
+        for a log directory you trust).  None also means the run starts over: so do the
+        automatic steps of metrics that this attempt has not logged yet.
+        """
+        state = load_checkpoint(self.run_dir, kind)
+        if state is None:
+            self._resumed = {}
+        return state
 
     def on_interrupt(self, state: Any) -> Any:
         """Register a callable returning the state to checkpoint if the run is interrupted
@@ -277,22 +342,20 @@ class Logger:
         self.flush()
 
 
-def _holds_torch(state: Any) -> bool:
-    import sys
+def _steps_path(folder: Path, number: int) -> Path:
+    return folder / f"steps-{number:08d}.json"
 
-    torch = sys.modules.get("torch")
-    if torch is None:
-        return False
-    stack = [state]
-    while stack:
-        value = stack.pop()
-        if isinstance(value, torch.Tensor | torch.nn.Module):
-            return True
-        if isinstance(value, dict):
-            stack.extend(value.values())
-        elif isinstance(value, list | tuple):
-            stack.extend(value)
-    return False
+
+def _steps_of(checkpoint: Path) -> dict[str, int] | None:
+    """The metric steps recorded with a checkpoint; None when it has none (older runs)."""
+    number = int(checkpoint.name[5:].split(".", 1)[0])
+    try:
+        steps = store.read_json(_steps_path(checkpoint.parent, number))["steps"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not isinstance(steps, dict):
+        return None
+    return {k: v for k, v in steps.items() if isinstance(k, str) and type(v) is int}
 
 
 def checkpoint_files(run_dir: Path) -> list[tuple[int, Path]]:
@@ -318,15 +381,23 @@ def _kind_from_name(path: Path) -> str | None:
     return None
 
 
-def load_checkpoint(run_dir: Path, allow_pickle: bool = False) -> Any:
+def load_checkpoint(run_dir: Path, kind: str | None = None) -> Any:
+    """The last checkpoint of a run directory, or None; unpickles only with ``kind="pickle"``.
+
+    ``kind`` may also name the kind it was saved as, which is then checked.
+    """
+    if kind is not None:
+        serialize.suffix_of(kind)
     files = checkpoint_files(run_dir)
     if not files:
         return None
     path = files[-1][1]
-    kind = _kind_from_name(path)
-    if kind is None:
+    found = _kind_from_name(path)
+    if found is None:
         raise ValueError(f"{path}: unknown checkpoint format")
-    return serialize.decode(path, kind, allow_pickle=allow_pickle)
+    if kind not in (None, "pickle", found):
+        raise ValueError(f"{path} was saved as kind {found!r}, not {kind!r}")
+    return serialize.decode(path, found, allow_pickle=kind == "pickle")
 
 
 def load_artifact(run_dir: Path, name: str, kind: str | None = None) -> Any:
@@ -341,7 +412,10 @@ def load_artifact(run_dir: Path, name: str, kind: str | None = None) -> Any:
         if path.is_file():
             candidates.append((suffix_kind, path))
     if kind is not None:
-        candidates = [c for c in candidates if c[0] == kind]
+        wanted = [c for c in candidates if c[0] == kind]
+        if kind == "pickle" and not wanted:  # a torch file holding more than tensors
+            wanted = [c for c in candidates if c[0] == "torch"]
+        candidates = wanted
     if not candidates:
         raise FileNotFoundError(
             f"no artifact {name!r}" + (f" of kind {kind!r}" if kind else "") + f" in {root}"

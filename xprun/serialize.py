@@ -7,18 +7,24 @@ Kinds, their file suffix, what they hold and how they load:
 - ``npz`` (``.npz``): a mapping of names to NumPy arrays; the same.
 - ``text`` (``.txt``): a ``str``; ``bytes`` (``.bin``): ``bytes``.
 - ``png`` (``.png``): a matplotlib figure; loads as the image's NumPy array.
-- ``torch`` (``.pt``): torch tensors, mappings of them, a module's ``state_dict``;
-  ``torch.load(weights_only=True)``.
+- ``torch`` (``.pt``): anything holding torch tensors (a ``state_dict``, an optimizer's,
+  nested dicts/lists/tuples of tensors and plain values); ``torch.load(weights_only=True)``.
 - ``tree`` (``.tree.npz``): checkpoints, nested dicts/lists of scalars, strings and arrays,
   as JSON plus arrays in one ``.npz``; ``numpy.load(allow_pickle=False)``.
 - ``pickle`` (``.pkl``): anything, only when asked for explicitly, both ways.
 
 Nothing here runs code that a file supplies, except ``pickle`` when the caller asked for it:
-a log directory may come from someone else.
+a log directory may come from someone else.  The rule that follows, for artifacts and
+checkpoints alike: **what is saved must load back without unpickling**, so :func:`encode`
+refuses, before anything is written, what would not (a ``torch.nn.Module``, an optimizer, a
+NumPy array inside a torch file, an arbitrary object), and says what to do instead: save its
+``state_dict()``, convert it, or pass ``kind="pickle"`` both when saving and when loading.
+Refusing at save time matters: a checkpoint that cannot be loaded fails every retry of the run.
 """
 
 from __future__ import annotations
 
+import collections
 import io
 import json
 import math
@@ -47,13 +53,21 @@ class UnsafeLoadError(Exception):
     """Loading this file would run code from it; the caller must ask for pickle."""
 
 
-def _is_torch(obj: Any) -> bool:
+def holds_torch(obj: Any) -> bool:
+    """Whether ``obj`` is, or holds in its dicts, lists and tuples, a torch tensor or module."""
     torch = sys.modules.get("torch")
     if torch is None:
         return False
-    return isinstance(obj, torch.Tensor | torch.nn.Module) or (
-        isinstance(obj, Mapping) and obj and all(isinstance(v, torch.Tensor) for v in obj.values())
-    )
+    stack = [obj]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, torch.Tensor | torch.nn.Module):
+            return True
+        if isinstance(value, Mapping):
+            stack.extend(value.values())
+        elif isinstance(value, list | tuple):
+            stack.extend(value)
+    return False
 
 
 def _is_figure(obj: Any) -> bool:
@@ -76,7 +90,7 @@ def kind_of(obj: Any) -> str:
         return "npy"
     if _is_figure(obj):
         return "png"
-    if _is_torch(obj):
+    if holds_torch(obj):
         return "torch"
     if isinstance(obj, Mapping) and obj and all(_is_ndarray(v) for v in obj.values()):
         return "npz"
@@ -88,8 +102,18 @@ def kind_of(obj: Any) -> str:
     )
 
 
+def suffix_of(kind: str) -> str:
+    """The file suffix of ``kind``; an unknown kind is a ``ValueError`` listing the known."""
+    suffix = SUFFIXES.get(kind) if isinstance(kind, str) else None
+    if suffix is None:
+        raise ValueError(f"unknown kind {kind!r}; known kinds: {', '.join(SUFFIXES)}")
+    return suffix
+
+
 def encode(obj: Any, kind: str) -> bytes:
-    """The bytes of ``obj`` saved as ``kind``."""
+    """The bytes of ``obj`` saved as ``kind``; ``TypeError`` if they would not load back
+    without unpickling (unless ``kind`` is ``"pickle"``)."""
+    suffix_of(kind)
     if kind == "json":
         return json.dumps(obj, ensure_ascii=False, default=_json_default).encode("utf-8")
     if kind == "text":
@@ -106,24 +130,27 @@ def encode(obj: Any, kind: str) -> bytes:
     elif kind == "npz":
         import numpy
 
-        numpy.savez(buffer, **{str(k): numpy.asarray(v) for k, v in obj.items()})
+        arrays = {str(k): numpy.asarray(v) for k, v in obj.items()}
+        for name, array in arrays.items():
+            _check_plain_array(array, f"[{name!r}]")
+        numpy.savez(buffer, **arrays)
     elif kind == "png":
         obj.savefig(buffer, format="png")
     elif kind == "torch":
         import torch
 
-        torch.save(obj.state_dict() if isinstance(obj, torch.nn.Module) else obj, buffer)
+        _check_weights_only(obj, torch)
+        torch.save(obj, buffer)
     elif kind == "tree":
         _save_tree(obj, buffer)
     elif kind == "pickle":
         pickle.dump(obj, buffer, protocol=pickle.HIGHEST_PROTOCOL)
-    else:
-        raise ValueError(f"unknown kind {kind!r}; known kinds: {', '.join(SUFFIXES)}")
     return buffer.getvalue()
 
 
 def decode(path: Path, kind: str, allow_pickle: bool = False) -> Any:
-    """Load a file saved as ``kind``; pickle only when ``allow_pickle``."""
+    """Load a file saved as ``kind``; unpickle only when ``allow_pickle`` (a ``.pkl`` file,
+    or a ``.pt`` file holding more than tensors and plain data)."""
     if kind == "json":
         return json.loads(path.read_bytes())
     if kind == "text":
@@ -146,18 +173,18 @@ def decode(path: Path, kind: str, allow_pickle: bool = False) -> Any:
         import torch
 
         try:
-            return torch.load(path, weights_only=True)
+            return torch.load(path, weights_only=not allow_pickle)
         except pickle.UnpicklingError as exc:
             raise UnsafeLoadError(
                 f"{path} holds more than tensors and plain data; loading it would run code "
-                "from the file: pass kind='pickle' only if you trust this log directory"
+                "from the file: load it with kind='pickle' only if you trust this log directory"
             ) from exc
     if kind == "tree":
         return _load_tree(path)
     if kind == "pickle":
         if not allow_pickle:
             raise UnsafeLoadError(
-                f"{path} is a pickle: loading it runs code from the file; pass "
+                f"{path} is a pickle: loading it runs code from the file; load it with "
                 "kind='pickle' only if you trust this log directory"
             )
         with open(path, "rb") as f:
@@ -168,10 +195,85 @@ def decode(path: Path, kind: str, allow_pickle: bool = False) -> Any:
 def _json_default(obj: Any) -> Any:
     if hasattr(obj, "tolist"):
         return obj.tolist()
-    raise TypeError(f"{type(obj).__name__} is not JSON-serializable; pass kind='pickle'")
+    raise _refused(obj, None, "numbers, strings, lists and dicts")
+
+
+# -- what loads back without unpickling, and the refusal that says what to do -----------------
+
+
+_PICKLE_OPT_IN = (
+    "or, if you trust whoever will load it, pass kind='pickle' both to save it and to load it"
+)
+
+
+def _describe(value: Any) -> str:
+    kind = type(value)
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(value, torch.nn.Module):
+        return f"torch.nn.Module ({kind.__name__})"
+    if torch is not None and isinstance(value, torch.optim.Optimizer):
+        return f"torch.optim.Optimizer ({kind.__name__})"
+    if kind.__module__ == "numpy" or _is_ndarray(value):
+        return f"NumPy {'array' if _is_ndarray(value) else 'scalar'} ({kind.__name__})"
+    return kind.__name__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__name__}"
+
+
+def _refused(value: Any, where: str | None, accepted: str) -> TypeError:
+    """The error for a value that would not load back without unpickling: what, where, and
+    how to save it instead."""
+    at = f" at {where or 'the top level'}" if where is not None else ""
+    if callable(getattr(value, "state_dict", None)):
+        fix = "save its state_dict() instead (and load_state_dict() it back)"
+    elif _is_ndarray(value) or type(value).__module__ == "numpy":
+        fix = f"convert it with torch.as_tensor() or .tolist(), or use {accepted}"
+    else:
+        fix = f"use {accepted}"
+    return TypeError(
+        f"cannot save a {_describe(value)}{at} so that it loads without running code from the "
+        f"file: {fix}; {_PICKLE_OPT_IN}"
+    )
+
+
+def _check_plain_array(array: Any, where: str) -> None:
+    """Refuse a NumPy array of Python objects: ``numpy.load(allow_pickle=False)`` would not."""
+    if array.dtype.hasobject:
+        raise TypeError(
+            f"cannot save a NumPy array of Python objects at {where or 'the top level'} so that "
+            f"it loads without running code from the file: use an array of numbers or strings; "
+            f"{_PICKLE_OPT_IN}"
+        )
+
+
+_TORCH_ACCEPTED = "tensors, numbers, strings, bytes, and lists, tuples, sets and dicts of them"
+
+
+def _check_weights_only(obj: Any, torch: Any) -> None:
+    """Refuse what ``torch.load(weights_only=True)`` would not load: only exact plain types,
+    tensors and the torch values a ``state_dict`` holds pass (subclasses are pickled by
+    reference to their class, which that load refuses)."""
+    leaves = (type(None), bool, int, float, complex, str, bytes, bytearray)
+    leaves += (torch.Tensor, torch.nn.Parameter, torch.Size, torch.dtype, torch.device)
+    containers = (dict, collections.OrderedDict, list, tuple, set)
+    stack: list[tuple[Any, str]] = [(obj, "")]
+    while stack:
+        value, where = stack.pop()
+        kind = type(value)
+        if kind in leaves:
+            continue
+        if kind not in containers:
+            raise _refused(value, where, _TORCH_ACCEPTED)
+        if kind in (dict, collections.OrderedDict):
+            for key, item in value.items():
+                stack.append((key, f"a key of {where or 'the top level'}"))
+                stack.append((item, f"{where}[{key!r}]"))
+        else:
+            stack.extend((item, f"{where}[{i}]") for i, item in enumerate(value))
 
 
 # -- checkpoint trees: JSON structure + NumPy arrays in one .npz, loaded without pickle --------
+
+
+_TREE_ACCEPTED = "numbers, strings, bytes, NumPy arrays, and lists, tuples and dicts of them"
 
 
 def _save_tree(obj: Any, buffer: io.BytesIO) -> None:
@@ -186,8 +288,8 @@ def _save_tree(obj: Any, buffer: io.BytesIO) -> None:
             return value if math.isfinite(value) else {"__float__": repr(value)}
         if isinstance(value, Mapping):
             if not all(isinstance(k, str) for k in value):
-                raise TypeError(f"checkpoint keys must be strings (at {where or 'top'})")
-            return {"__dict__": {k: walk(v, f"{where}.{k}") for k, v in value.items()}}
+                raise TypeError(f"checkpoint keys must be strings (at {where or 'the top level'})")
+            return {"__dict__": {k: walk(v, f"{where}[{k!r}]") for k, v in value.items()}}
         if isinstance(value, list | tuple):
             items = [walk(v, f"{where}[{i}]") for i, v in enumerate(value)]
             return {"__tuple__": items} if isinstance(value, tuple) else items
@@ -195,15 +297,11 @@ def _save_tree(obj: Any, buffer: io.BytesIO) -> None:
             return {"__bytes__": value.hex()}
         if _is_ndarray(value) or hasattr(value, "dtype"):  # arrays and NumPy scalars
             array = numpy.asarray(value)
-            if array.dtype.hasobject:
-                raise TypeError(f"checkpoint array at {where or 'top'} holds Python objects")
+            _check_plain_array(array, where)
             name = f"a{len(arrays)}"
             arrays[name] = array
             return {"__array__": name, "scalar": array.ndim == 0 and not _is_ndarray(value)}
-        raise TypeError(
-            f"checkpoint value at {where or 'top'} is a {type(value).__name__}: use numbers, "
-            "strings, lists, dicts and NumPy arrays, or save_checkpoint(state, kind='pickle')"
-        )
+        raise _refused(value, where, _TREE_ACCEPTED)
 
     structure = walk(obj, "")
     arrays["__tree__"] = numpy.frombuffer(json.dumps(structure).encode("utf-8"), dtype=numpy.uint8)
