@@ -181,7 +181,8 @@ def xprun_addoption(parser: argparse.ArgumentParser, settings: dict[str, Any]) -
         metavar="EXPR",
         default="",
         help="only runs matching the keyword expression (pytest's -k: "
-        "'sgd and not lr=0.1'); matched against node ids and key=value items",
+        "'sgd and not lr=0.1'); a word matches part of a node id or key=value item, "
+        "a key=value word a whole value",
     )
     group.add_argument(
         "-x", "--exitfirst", action="store_true", help="stop after the first failed run"
