@@ -98,9 +98,17 @@ def read_spec(path: Path) -> dict[str, Any]:
 
 
 def record_submission(
-    job_dir: Path, scheduler: str, job_ids: list[str], runs: list[RunSpec]
+    job_dir: Path,
+    scheduler: str,
+    job_ids: list[str],
+    runs: list[RunSpec],
+    tasks: list[dict[str, Any]],
 ) -> None:
-    """``job.json``: which scheduler jobs carry which runs (read by ``xprun status``)."""
+    """``job.json``: which scheduler jobs carry which runs (read by ``xprun status``).
+
+    ``tasks[i]`` says where ``runs[i]`` went (job id, array index, task id), so a run is
+    followed by its own task even when a sweep was split over several arrays.
+    """
     store.write_json_atomic(
         job_dir / "job.json",
         {
@@ -108,6 +116,7 @@ def record_submission(
             "job_ids": job_ids,
             "submitted": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "runs": [str(run.run_dir) for run in runs],
+            "tasks": tasks,
             "pid": os.getpid(),
         },
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 from . import store
 from .errors import ExitCode, UsageError
@@ -13,6 +14,7 @@ from .main import ArgumentParser
 from .show import default_log_dir
 
 COLUMNS = ("queued", "running", "complete", "failed", "interrupted")
+STATUS_PATIENCE = 10.0  # seconds
 
 
 def main(argv: list[str]) -> int:
@@ -43,11 +45,12 @@ def main(argv: list[str]) -> int:
     for name, subs in by_scheduler.items():
         scheduler = config.hook.xprun_choose_scheduler(name=name, config=config)
         job_ids = [j for s in subs for j in s["job_ids"]]
+        queue: dict[str, str] | None
         try:
-            queue = scheduler.queue_states(job_ids) if scheduler and job_ids else {}
+            queue = _ask(scheduler, job_ids) if scheduler and job_ids else {}
         except UsageError as exc:
             sys.stderr.write(f"warning: cannot ask {name} about its jobs: {exc}\n")
-            queue = {}
+            queue = None
         counts: Counter[str] = Counter()
         for sub in subs:
             for run_dir in sub["runs"]:
@@ -56,11 +59,25 @@ def main(argv: list[str]) -> int:
                     counts["queued"] += 1  # not started yet (or its job was lost)
                 else:
                     counts[state.status] += 1
-        queued_tasks = sum(1 for s in queue.values() if s == "PENDING")
         sys.stdout.write(f"{name:<{width}}" + "".join(f"{counts[c]:>12}" for c in COLUMNS) + "\n")
+        if queue is None:
+            now = "unknown (the queue did not answer)"
+        else:
+            queued_tasks = sum(1 for s in queue.values() if s == "PENDING")
+            now = (
+                f"{queued_tasks} pending task{'s' * (queued_tasks != 1)}, "
+                f"{len(queue) - queued_tasks} running"
+            )
         sys.stdout.write(
-            f"  {len(job_ids)} job{'s' * (len(job_ids) != 1)} submitted; in the queue now: "
-            f"{queued_tasks} pending task{'s' * (queued_tasks != 1)}, "
-            f"{len(queue) - queued_tasks} running\n"
+            f"  {len(job_ids)} job{'s' * (len(job_ids) != 1)} submitted; in the queue now: {now}\n"
         )
     return int(ExitCode.OK)
+
+
+def _ask(scheduler: Any, job_ids: list[str]) -> dict[str, str]:
+    """The queue's answer, asked again for a few seconds if it does not answer at once
+    (a command someone types should not hang for the launcher's full ``queue_timeout``)."""
+    ask = getattr(scheduler, "ask_queue", None)
+    if ask is None:  # a scheduler that is not a BatchScheduler
+        return scheduler.queue_states(job_ids)
+    return ask(job_ids, patience=STATUS_PATIENCE)

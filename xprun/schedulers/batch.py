@@ -5,8 +5,11 @@ array of ``n`` worker tasks for one job directory (:meth:`BatchScheduler.submit`
 ask which of its jobs are still queued or running (:meth:`BatchScheduler.queue_states`).
 Everything else is here: runs already complete or running elsewhere are skipped before
 submission; runs are grouped by the resources they need (one array per group, so one sbatch
-call for a sweep); the code is snapshotted; the spec and the job record are written; and
-with ``--wait`` the launcher follows the jobs until they end.
+call for a sweep); the code is snapshotted; the spec and the job record (which job, and which
+task of it, holds each run) are written; and with ``--wait`` the launcher follows the jobs
+until they end.  The queue is asked again, with backoff, when it does not answer: a queue
+that stays silent for ``queue_timeout`` seconds is reported as such, and the runs are left
+as they are (no run is reported or recorded as ended because the queue was unreachable).
 """
 
 from __future__ import annotations
@@ -57,6 +60,16 @@ def run_command(args: list[str], what: str) -> str:
     return proc.stdout
 
 
+class QueueUnreachable(UsageError):
+    """The scheduler's queue did not answer, however often it was asked."""
+
+
+#: settings every batch scheduler has
+COMMON_DEFAULTS: dict[str, Any] = {
+    "queue_timeout": 300.0,  # seconds of unanswered queue queries before giving up
+}
+
+
 class BatchScheduler:
     """Base class of the cluster schedulers."""
 
@@ -65,13 +78,14 @@ class BatchScheduler:
     defaults: dict[str, Any] = {}
 
     def __init__(self, **settings: Any) -> None:
-        unknown = sorted(set(settings) - set(self.defaults) - set(RESOURCE_KEYS))
+        known = {*COMMON_DEFAULTS, *self.defaults, *RESOURCE_KEYS}
+        unknown = sorted(set(settings) - known)
         if unknown:
             raise UsageError(
                 f"unknown {self.name} setting(s) {', '.join(unknown)}; known: "
-                f"{', '.join(sorted({*self.defaults, *RESOURCE_KEYS}))}"
+                f"{', '.join(sorted(known))}"
             )
-        self.settings = {**self.defaults, **settings}
+        self.settings = {**COMMON_DEFAULTS, **self.defaults, **settings}
 
     @classmethod
     def choose(cls, name: str, config: Any) -> BatchScheduler | None:
@@ -103,6 +117,20 @@ class BatchScheduler:
         """Task id → state (PENDING, RUNNING, ...) for the jobs still known to the queue."""
         raise NotImplementedError
 
+    def tasks(self, job_ids: list[str], count: int) -> list[dict[str, Any]]:
+        """Where each of the ``count`` runs went, in spec order: its job id, its index in
+        that job's array, and its task id (the key of :meth:`queue_states`).
+
+        The default fits a scheduler that gives every task a job id of its own (OAR);
+        one that splits runs over arrays (SLURM) says how it split them.
+        """
+        if len(job_ids) != count:
+            raise NotImplementedError(
+                f"{type(self).__name__}.submit returned {len(job_ids)} job ids for {count} "
+                "runs: implement tasks() to say which job holds which run"
+            )
+        return [{"job_id": j, "index": i, "task_id": j} for i, j in enumerate(job_ids)]
+
     def worker_command(self, spec: Path, index: str) -> str:
         """The shell command a task runs: the worker on one run of the spec."""
         python = self.settings.get("python") or sys.executable
@@ -110,28 +138,66 @@ class BatchScheduler:
 
     # -- shared ------------------------------------------------------------------------------
 
+    def ask_queue(self, job_ids: list[str], patience: float | None = None) -> dict[str, str]:
+        """:meth:`queue_states`, asked again with backoff while the queue does not answer
+        (a busy or restarting controller); :class:`QueueUnreachable` after ``patience``
+        seconds (default: the ``queue_timeout`` setting)."""
+        if patience is None:
+            patience = float(self.settings["queue_timeout"])
+        deadline = time.monotonic() + patience
+        delay = max(0.5, float(self.settings.get("poll_seconds") or 2.0))
+        while True:
+            try:
+                return self.queue_states(job_ids)
+            except UsageError as exc:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise QueueUnreachable(
+                        f"{self.name}'s queue did not answer for {patience:g} s "
+                        f"([tool.xprun.{self.name}] queue_timeout); last error: {exc}"
+                    ) from None
+                pause = min(delay, left)
+                sys.stderr.write(
+                    f"{self.name}: the queue did not answer ({exc}); asking again in "
+                    f"{pause:.1f} s\n"
+                )
+                time.sleep(pause)
+                delay = min(2 * delay, 60.0)
+
     def queued_elsewhere(self, session: Session, runs: list[RunSpec]) -> list[RunSpec]:
-        """Leave out runs that an earlier submission still has in the queue (one query)."""
+        """Leave out runs whose task an earlier submission still has in the queue (one
+        query).  Each run is followed by its own task: when runs were split over several
+        arrays, one array ending says nothing about the runs of the others."""
         from ..jobs import submissions
 
-        owner: dict[str, str] = {}
+        owner: dict[str, tuple[list[str], str | None]] = {}  # run dir → (jobs, task id)
         for submission in submissions(session.config.log_dir):
             if submission.get("scheduler") != self.name:
                 continue
-            for run_dir in submission.get("runs", []):
-                owner[run_dir] = submission["job_ids"][0]
-        wanted = {owner[str(r.run_dir)] for r in runs if str(r.run_dir) in owner}
+            tasks = submission.get("tasks") or []
+            for i, run_dir in enumerate(submission.get("runs", [])):
+                if i < len(tasks):
+                    owner[run_dir] = ([tasks[i]["job_id"]], tasks[i]["task_id"])
+                else:  # recorded before tasks were: any job of the submission may hold it
+                    owner[run_dir] = (list(submission["job_ids"]), None)
+        wanted = {j for r in runs for j in owner.get(str(r.run_dir), ([], None))[0]}
         if not wanted:
             return runs
         try:
-            live = {task.split("_")[0] for task in self.queue_states(sorted(wanted))}
-        except UsageError:
-            return runs  # the queue cannot be asked: submit, claims keep runs single
+            live = set(self.ask_queue(sorted(wanted)))
+        except QueueUnreachable as exc:  # submit: claims keep each run single
+            sys.stderr.write(f"warning: cannot tell which runs are still queued: {exc}\n")
+            return runs
+        live_jobs = {task.split("_")[0] for task in live}
         todo = []
         for run in runs:
-            job = owner.get(str(run.run_dir))
-            if job in live:
-                report = reports.RunReport(run, reports.ELSEWHERE, longrepr=f"queued as job {job}")
+            jobs, task = owner.get(str(run.run_dir), ([], None))
+            if task is not None:
+                held = task if task in live else None
+            else:
+                held = next((job for job in jobs if job in live_jobs), None)
+            if held is not None:
+                report = reports.RunReport(run, reports.ELSEWHERE, longrepr=f"queued as {held}")
                 session.config.hook.xprun_run_logreport(report=report)
             else:
                 todo.append(run)
@@ -154,10 +220,11 @@ class BatchScheduler:
             spec = write_spec(session, group, self.name, snapshot, job_dir, resources)
             name = "xprun:" + ",".join(sorted({r.experiment.name for r in group}))[:100]
             job_ids = self.submit(job_dir, spec, len(group), resources, name)
-            record_submission(job_dir, self.name, job_ids, group)
+            tasks = self.tasks(job_ids, len(group))
+            record_submission(job_dir, self.name, job_ids, group, tasks)
             all_jobs.extend(job_ids)
-            for run in group:
-                report = reports.RunReport(run, reports.SUBMITTED, longrepr=f"job {job_ids[0]}")
+            for run, task in zip(group, tasks, strict=True):
+                report = reports.RunReport(run, reports.SUBMITTED, longrepr=f"{task['task_id']}")
                 hook.xprun_run_logreport(report=report)
         sys.stderr.write(
             f"submitted {len(todo)} run{'s' * (len(todo) != 1)} to {self.name} as "
@@ -168,12 +235,13 @@ class BatchScheduler:
 
     def wait(self, session: Session, job_ids: list[str], runs: list[RunSpec]) -> None:
         """Follow the jobs until none is queued or running, then report how each run ended."""
-        from .. import store
-
         interval = float(self.settings.get("poll_seconds", 2.0))
         last = ""
         while True:
-            states = self.queue_states(job_ids)
+            try:
+                states = self.ask_queue(job_ids)
+            except QueueUnreachable as exc:
+                self._unreachable(session, runs, exc)
             queued = sum(1 for s in states.values() if s in ("PENDING", "CONFIGURING", "REQUEUED"))
             running = sum(
                 1 for s in states.values() if s not in ("PENDING", "CONFIGURING", "REQUEUED")
@@ -186,23 +254,43 @@ class BatchScheduler:
             if not states:
                 break
             time.sleep(interval)
+        for run in runs:
+            self._report_end(session, run)
+
+    def _report_end(self, session: Session, run: RunSpec, ended_only: bool = False) -> bool:
+        """Report how ``run`` ended, from its record; with ``ended_only``, only a run that
+        is complete or failed (the others may still be queued or running).  Whether
+        reported."""
+        from .. import store
+
         outcome_of = {
             store.STATUS_COMPLETE: reports.COMPLETE,
             store.STATUS_FAILED: reports.FAILED,
         }
-        hook = session.config.hook
-        for run in runs:
-            state = session.run_state(run)
-            outcome = outcome_of.get(state.status, reports.INTERRUPTED)
-            record = state.record or {}
-            error = record.get("error") or {}
-            longrepr = f"{error.get('type', '')}: {error.get('message', '')}" if error else ""
-            if state.status in ("new",):
-                longrepr = "the job ended without running it; see the job's output in " + str(
-                    Path(session.config.log_dir) / ".xprun-jobs"
-                )
-            hook.xprun_run_logreport(
-                report=reports.RunReport(
-                    run, outcome, duration=record.get("duration") or 0.0, longrepr=longrepr
-                )
+        state = session.run_state(run)
+        if ended_only and state.status not in outcome_of:
+            return False
+        outcome = outcome_of.get(state.status, reports.INTERRUPTED)
+        record = state.record or {}
+        error = record.get("error") or {}
+        longrepr = f"{error.get('type', '')}: {error.get('message', '')}" if error else ""
+        if state.status == store.STATUS_NEW:
+            longrepr = "the job ended without running it; see the job's output in " + str(
+                Path(session.config.log_dir) / ".xprun-jobs"
             )
+        session.config.hook.xprun_run_logreport(
+            report=reports.RunReport(
+                run, outcome, duration=record.get("duration") or 0.0, longrepr=longrepr
+            )
+        )
+        return True
+
+    def _unreachable(self, session: Session, runs: list[RunSpec], exc: QueueUnreachable) -> None:
+        """Stop waiting: report the runs known to have ended, leave the others untouched
+        (their jobs may well be running), and say so."""
+        unknown = [run for run in runs if not self._report_end(session, run, ended_only=True)]
+        raise QueueUnreachable(
+            f"{exc}; stopped waiting. {len(unknown)} of {len(runs)} runs have not ended as "
+            "far as their records show and were left as they are (their jobs may still be "
+            "queued or running): follow them with 'xprun status'"
+        ) from None

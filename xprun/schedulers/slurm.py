@@ -15,6 +15,7 @@ import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..errors import UsageError
 from ..hookimpl import hookimpl
 from .batch import BatchScheduler, run_command
 
@@ -107,11 +108,14 @@ class SlurmScheduler(BatchScheduler):
             + "\n"
         )
 
+    def _chunk(self) -> int:
+        """Runs per array: indices 0 .. limit-1."""
+        return max(1, int(self.settings.get("max_array_size") or max_array_size()))
+
     def submit(
         self, job_dir: Path, spec: Path, count: int, resources: dict[str, Any], name: str
     ) -> list[str]:
-        limit = int(self.settings.get("max_array_size") or max_array_size())
-        chunk = max(1, limit)  # indices 0 .. limit-1
+        chunk = self._chunk()
         job_ids = []
         for offset in range(0, count, chunk):
             size = min(chunk, count - offset)
@@ -120,10 +124,26 @@ class SlurmScheduler(BatchScheduler):
             job_ids.append(parse_job_id(run_command(args, "SLURM")))
         return job_ids
 
+    def tasks(self, job_ids: list[str], count: int) -> list[dict[str, Any]]:
+        """Run ``i`` is task ``i % chunk`` of array ``i // chunk``, as :meth:`submit` split."""
+        chunk = self._chunk()
+        placed = []
+        for i in range(count):
+            job, index = job_ids[i // chunk], i % chunk
+            placed.append({"job_id": job, "index": index, "task_id": f"{job}_{index}"})
+        return placed
+
     def queue_states(self, job_ids: list[str]) -> dict[str, str]:
         if not job_ids:
             return {}
-        out = run_command(["squeue", "-h", "-r", "-j", ",".join(job_ids), "-o", "%i %T"], "SLURM")
+        try:
+            out = run_command(
+                ["squeue", "-h", "-r", "-j", ",".join(job_ids), "-o", "%i %T"], "SLURM"
+            )
+        except UsageError as exc:
+            if "Invalid job id specified" in str(exc):
+                return {}  # every job asked about has ended and left the queue
+            raise
         states = {}
         for line in out.splitlines():
             parts = line.split()
