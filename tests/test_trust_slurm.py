@@ -65,8 +65,6 @@ def test_i8_19_runs_of_a_later_array_are_not_resubmitted_when_the_first_ends(
     (job,) = job_records(project)
     first, second = job["job_ids"]
     try:
-        assert [t["job_id"] for t in job["tasks"]] == [first, first, second, second]
-        assert [t["index"] for t in job["tasks"]] == [0, 1, 0, 1]
         subprocess.run(["scontrol", "release", first], check=True)
         wait_for(completed(project, 2), 180, "the first array's 2 runs to complete")
         wait_for(
@@ -83,8 +81,11 @@ def test_i8_19_runs_of_a_later_array_are_not_resubmitted_when_the_first_ends(
         assert "2 cached" in again.stdout and "2 running elsewhere" in again.stdout, again.stdout
         assert len(calls.read_text().splitlines()) == 2  # the two arrays, nothing more
         assert len(job_records(project)) == 1
-    finally:
-        subprocess.run(["scancel", first, second], capture_output=True)
+        assert [t["job_id"] for t in job["tasks"]] == [first, first, second, second]
+        assert [t["index"] for t in job["tasks"]] == [0, 1, 0, 1]
+    finally:  # every job submitted, a wrongly resubmitted one included
+        jobs = [j for record in job_records(project) for j in record["job_ids"]]
+        subprocess.run(["scancel", *jobs], capture_output=True)
 
 
 SWEEP = (
@@ -121,7 +122,7 @@ def test_i8_20_a_queue_that_stays_unreachable_is_reported_and_runs_left_honest(
     git_commit_all(project.root)
     env = project.with_path(wrapper(tmp_path, "squeue", failures=None))
     result = project.run("--scheduler", "slurm", "--wait", env=env, timeout=300)
-    (job,) = job_records(project)
+    jobs = [j for record in job_records(project) for j in record["job_ids"]]
     try:
         assert result.returncode == 4, result.output
         assert "queue did not answer" in result.stderr and "xprun status" in result.stderr
@@ -129,12 +130,13 @@ def test_i8_20_a_queue_that_stays_unreachable_is_reported_and_runs_left_honest(
         assert "interrupted" not in result.stdout and "failed" not in result.stdout
         assert project.records() == []  # nothing recorded as ended: the jobs are held
         # The jobs were left alone: released, they run and complete.
-        subprocess.run(["scontrol", "release", job["job_ids"][0]], check=True)
+        subprocess.run(["scontrol", "release", *jobs], check=True)
         wait_for(completed(project, 3), 180, "the 3 runs to complete")
         outcomes = [json.loads((d / "outcome.json").read_text()) for d in project.run_dirs()]
         assert sorted(o["i"] for o in outcomes) == [0, 1, 2]
     finally:
-        subprocess.run(["scancel", *job["job_ids"]], capture_output=True)
+        if jobs:
+            subprocess.run(["scancel", *jobs], capture_output=True)
 
 
 @pytest.mark.parametrize("import_at", ["collection", "run"])
