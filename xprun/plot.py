@@ -7,7 +7,10 @@ from typing import Any
 
 from .errors import ExitCode, UsageError
 from .main import ArgumentParser
-from .show import add_selection_options, open_runs
+from .show import add_selection_options, open_runs, warnings_to_stderr
+
+MAX_PIXELS = 50_000_000  # a figure larger than this is a typo, not a plot
+NOT_METRICS = ("experiment", "hash", "attempt", "step", "time")
 
 
 def _size(text: str) -> tuple[float, float]:
@@ -15,9 +18,20 @@ def _size(text: str) -> tuple[float, float]:
         width, height = (float(v) for v in text.lower().split("x"))
     except ValueError:
         raise UsageError(f"--size must look like 8x5 (inches), got {text!r}") from None
-    if width <= 0 or height <= 0:
+    if not (0 < width < float("inf") and 0 < height < float("inf")):
         raise UsageError(f"--size must be positive, got {text!r}")
     return width, height
+
+
+def _check_pixels(size: tuple[float, float], dpi: int) -> None:
+    if dpi <= 0:
+        raise UsageError(f"--dpi must be positive, got {dpi}")
+    pixels = size[0] * dpi * size[1] * dpi
+    if pixels > MAX_PIXELS:
+        raise UsageError(
+            f"--size {size[0]:g}x{size[1]:g} at --dpi {dpi} is {pixels:,.0f} pixels; "
+            f"the most is {MAX_PIXELS:,}"
+        )
 
 
 def draw(
@@ -36,20 +50,21 @@ def draw(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from .reader.runs import groupable
+
     columns = [hue] if hue else []
     frame = runs.metrics(name=name, columns=columns)
-    if y not in frame.columns:
-        known = [
-            c
-            for c in frame.columns
-            if c not in ("experiment", "hash", "attempt", "step", "time", *columns)
-        ]
+    known = [c for c in frame.columns if c not in (*NOT_METRICS, *columns)]
+    if y not in known:
         raise UsageError(
             f"no metric {y!r} in metrics/{name}.jsonl of the selected runs; "
             f"metrics found: {', '.join(known) or 'none'}"
         )
-    if x not in frame.columns:
+    if x not in ("step", "time", *known) or x not in frame.columns:
         raise UsageError(f"--x {x!r} is not a column of the metrics (use step or time)")
+    frame = frame.assign(**{y: frame[y].astype(float)})
+    if hue:
+        frame = frame.assign(**{hue: groupable(frame[hue])})
     fig, ax = plt.subplots(figsize=size, dpi=dpi)
     groups = frame.groupby(hue, dropna=False) if hue else [(None, frame)]
     lines = 0
@@ -95,15 +110,19 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--dpi", type=int, default=100)
     try:
         args = parser.parse_args(argv)
-        runs = open_runs(args)
-        lines = draw(
-            runs, args.y, args.x, args.hue, args.name, _size(args.size), args.dpi, args.output
-        )
+        size = _size(args.size)
+        _check_pixels(size, args.dpi)
+        with warnings_to_stderr():
+            runs = open_runs(args)
+            lines = draw(runs, args.y, args.x, args.hue, args.name, size, args.dpi, args.output)
     except ImportError:
         sys.stderr.write("ERROR: xprun plot needs matplotlib: pip install 'xprun[plot]'\n")
         return int(ExitCode.USAGE_ERROR)
     except (UsageError, ValueError, KeyError) as exc:
         sys.stderr.write(f"ERROR: {exc}\n")
+        return int(ExitCode.USAGE_ERROR)
+    except OSError as exc:  # the figure could not be written where -o says
+        sys.stderr.write(f"ERROR: cannot write {args.output}: {exc.strerror or exc}\n")
         return int(ExitCode.USAGE_ERROR)
     sys.stdout.write(f"wrote {args.output} ({lines} line{'s' * (lines != 1)})\n")
     return int(ExitCode.OK)

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -48,21 +51,28 @@ def add_selection_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def open_runs(args: argparse.Namespace) -> Any:
-    import warnings
+@contextlib.contextmanager
+def warnings_to_stderr() -> Iterator[None]:
+    """The Reader's warnings (skipped runs and files, keys no run has) as plain lines on
+    stderr, each once, whether the command then succeeds or fails."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            yield
+        finally:
+            for message in dict.fromkeys(str(w.message) for w in caught):
+                sys.stderr.write(f"warning: {message}\n")
 
+
+def open_runs(args: argparse.Namespace) -> Any:
     from .reader import Reader
 
     log_dir = default_log_dir(args.log_dir)
     try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            reader = Reader(log_dir)
-            reader.refresh()
+        reader = Reader(log_dir)
+        reader.refresh()
     except FileNotFoundError as exc:
         raise UsageError(str(exc)) from None
-    for warning in caught:
-        sys.stderr.write(f"warning: {warning.message}\n")
     runs = reader.runs()
     if args.experiment:
         runs = runs.experiment(*args.experiment)
@@ -104,11 +114,31 @@ def table(runs: Any, group_by: list[str], columns: list[str]) -> Any:
             for c in frame.columns
             if c.startswith("outcome.") and pd.api.types.is_numeric_dtype(frame[c])
         ]
+    else:
+        _check_numeric(runs.to_pandas(list(dict.fromkeys([*group_by, *columns]))), columns)
     named: dict[str, tuple[str, str]] = {"n": ("hash", "count")}
     for column in columns:
         named[f"{column}.mean"] = (column, "mean")
         named[f"{column}.std"] = (column, "std")
     return runs.groupby(*group_by).agg(**named).reset_index()
+
+
+def _check_numeric(frame: Any, columns: list[str]) -> None:
+    """``--columns`` with ``--group-by`` are averaged: each must hold numbers (or booleans)."""
+    for column in columns:
+        values = frame[column].dropna()
+        bad = values[~values.map(lambda v: isinstance(v, int | float) or _is_scalar_number(v))]
+        if len(bad):
+            raise UsageError(
+                f"--columns {column}: the mean and std need numbers, but it holds "
+                f"{bad.iloc[0]!r:.40}; group by it instead (--group-by {column})"
+            )
+
+
+def _is_scalar_number(value: Any) -> bool:
+    import numpy
+
+    return isinstance(value, numpy.number | numpy.bool_)
 
 
 def render(frame: Any, fmt: str) -> str:
@@ -163,8 +193,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--format", "-f", choices=FORMATS, default="table")
     try:
         args = parser.parse_args(argv)
-        runs = open_runs(args)
-        frame = table(runs, _split_keys(args.group_by), _split_keys(args.columns))
+        with warnings_to_stderr():
+            runs = open_runs(args)
+            frame = table(runs, _split_keys(args.group_by), _split_keys(args.columns))
     except (UsageError, ValueError, KeyError) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         sys.stderr.write(f"ERROR: {message}\n")

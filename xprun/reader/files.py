@@ -205,10 +205,10 @@ def claims(run_dir: Path) -> list[store.ClaimInfo]:
             owner = json.loads(raw) if raw.strip() else {}
         except (ValueError, RecursionError):
             owner = {}
-        found.append(
-            store.ClaimInfo(
-                int(suffix), Path(entry.path), mtime, owner if isinstance(owner, dict) else {}
-            )
-        )
+        owner = owner if isinstance(owner, dict) else {}
+        pid = owner.get("pid")
+        if not (isinstance(pid, int) and not isinstance(pid, bool) and 0 < pid < 1 << 22):
+            owner.pop("pid", None)  # is_stale() signals the pid: only a plausible one
+        found.append(store.ClaimInfo(int(suffix), Path(entry.path), mtime, owner))
     found.sort(key=lambda c: c.attempt)
     return found

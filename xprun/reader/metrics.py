@@ -14,7 +14,7 @@ import math
 import re
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from .files import METRICS_LIMIT, Damage, read_bytes
 
@@ -34,28 +34,34 @@ def check_name(name: Any) -> str:
     return name
 
 
-def read_lines(run_dir: Path, name: str) -> tuple[list[dict[str, Any]], str | None]:
-    """The JSON objects of one metrics file, and why some were skipped (None: none were).
+class MetricFile(NamedTuple):
+    """What one metrics file holds: its JSON objects, why the whole file could not be read
+    (None when it could), and how many lines were JSON but not objects."""
 
-    Torn lines are skipped without a word; the lines' fields are checked by
-    :func:`long_frame`.
-    """
+    rows: list[dict[str, Any]]
+    damage: str | None = None
+    bad_lines: int = 0
+
+
+def read_lines(run_dir: Path, name: str) -> MetricFile:
+    """The JSON objects of one metrics file; torn lines are skipped without a word, and the
+    objects' fields are checked by :func:`long_frame`."""
     try:
         data = read_bytes(run_dir, f"metrics/{check_name(name)}.jsonl", METRICS_LIMIT)
     except FileNotFoundError:
-        return [], None
+        return MetricFile([])
     except Damage as exc:
-        return [], str(exc)
+        return MetricFile([], str(exc))
     data = data.strip()
     if not data:
-        return [], None
+        return MetricFile([])
     try:  # the fast path: the whole file as one JSON array
         rows = json.loads(b"[" + data.replace(b"\n", b",") + b"]")
         if all(isinstance(r, dict) for r in rows):
-            return rows, None
+            return MetricFile(rows)
     except (ValueError, RecursionError):
         pass
-    rows, damaged = [], 0
+    rows, bad = [], 0
     for line in data.split(b"\n"):
         try:
             row = json.loads(line)
@@ -64,8 +70,8 @@ def read_lines(run_dir: Path, name: str) -> tuple[list[dict[str, Any]], str | No
         if isinstance(row, dict):
             rows.append(row)
         else:
-            damaged += 1
-    return rows, _lines_reason(name, damaged) if damaged else None
+            bad += 1
+    return MetricFile(rows, None, bad)
 
 
 def _lines_reason(name: str, count: int) -> str:
@@ -89,12 +95,15 @@ def long_frame(
     hashes: list[str] = []
     rows: list[dict[str, Any]] = []
     damage: dict[str, str] = {}
+    bad_lines: dict[str, int] = {}
     for run_hash, run_dir in runs:
-        lines, reason = read_lines(run_dir, name)
-        if reason:
-            damage[run_hash] = reason
-        rows.extend(lines)
-        hashes.extend([run_hash] * len(lines))
+        found = read_lines(run_dir, name)
+        if found.damage:
+            damage[run_hash] = found.damage
+        if found.bad_lines:
+            bad_lines[run_hash] = found.bad_lines
+        rows.extend(found.rows)
+        hashes.extend([run_hash] * len(found.rows))
     frame = pd.DataFrame.from_records(rows) if rows else pd.DataFrame({"step": [], "attempt": []})
     clashing = [c for c in RESERVED if c in frame.columns]
     bad = frame[clashing].notna().any(axis=1)  # a line naming a metric hash or experiment
@@ -102,7 +111,9 @@ def long_frame(
     frame.insert(0, "hash", pd.Series(hashes, dtype="object"))
     frame, counts = _checked(frame, bad)
     for run_hash, count in counts.items():
-        damage.setdefault(run_hash, _lines_reason(name, count))
+        bad_lines[run_hash] = bad_lines.get(run_hash, 0) + count
+    for run_hash, count in bad_lines.items():
+        damage[run_hash] = _lines_reason(name, count)
     if not all_attempts and len(frame):
         frame = frame.drop_duplicates(["hash", "step"], keep="last")
     if len(frame):

@@ -114,7 +114,7 @@ def tokenize(text: str) -> list[Token]:
         match = _NUMBER.match(text, pos)
         if match and (char in "+-.0123456789"):
             literal = match.group(0)
-            tokens.append(Token(Tok.NUMBER, literal, pos, _number(literal)))
+            tokens.append(Token(Tok.NUMBER, literal, pos, _number(literal, text, pos)))
             pos = match.end()
             continue
         match = _NAME.match(text, pos)
@@ -129,14 +129,14 @@ def tokenize(text: str) -> list[Token]:
     return tokens
 
 
-def _number(literal: str) -> int | float:
-    """An integer literal is exact; one too long for Python's ``int()`` (thousands of digits)
-    is read as a float, as is any literal with a point or an exponent (huge ones are inf)."""
+def _number(literal: str, text: str, pos: int) -> int | float:
+    """An integer literal is exact (one beyond float range orders above every float); one
+    with a point or an exponent is a float (inf when huge)."""
     if re.fullmatch(r"[+-]?\d+", literal):
         try:
             return int(literal)
-        except ValueError:
-            pass
+        except ValueError:  # Python's limit on converting digits (4300 by default)
+            raise QueryError(f"a number of {len(literal)} digits is too long", text, pos) from None
     return float(literal)
 
 

@@ -61,7 +61,12 @@ def _is_data_key(key: Any) -> bool:
 
 
 def _suggest(key: str, known: Sequence[str]) -> str:
-    close = difflib.get_close_matches(key, known, n=3, cutoff=0.5)
+    if _is_data_key(key):  # compare with its own kind only, or "config." alone looks close
+        kind = key.partition(".")[0] + "."
+        same = [k for k in known if k.startswith(kind)]
+        close = difflib.get_close_matches(key, same, n=3, cutoff=0.85)
+    else:
+        close = difflib.get_close_matches(key, known, n=3, cutoff=0.5)
     if not close:
         close = [k for k in known if k.startswith(key + ".")][:3]
     return f"; did you mean {', '.join(close)}?" if close else ""
@@ -358,7 +363,23 @@ class GroupBy:
                 raise ValueError(f"agg({name}=...) must be a (column, function) pair")
         needed = list(dict.fromkeys([*self._keys, *[column for column, _ in named.values()]]))
         frame = self._runs._frame(needed)
+        frame = frame.assign(**{key: groupable(frame[key]) for key in self._keys})
         return frame.groupby(self._keys, dropna=self._dropna).agg(**named)
+
+
+def groupable(column: Any) -> Any:
+    """``column`` with list and mapping values as their JSON text, so pandas can group by it
+    (a config value may be a list; such runs form one group per distinct list)."""
+    import json
+
+    def text(value: Any) -> Any:
+        if isinstance(value, list | dict):
+            return json.dumps(value, sort_keys=True, allow_nan=True)
+        return value
+
+    if column.dtype != object or not column.map(lambda v: isinstance(v, list | dict)).any():
+        return column
+    return column.map(text)
 
 
 class RunRecord:
@@ -397,7 +418,7 @@ class RunRecord:
 
     def metric_lines(self, name: str = "metrics") -> list[dict[str, Any]]:
         """The file's JSON objects as written (torn lines left out, nothing else checked)."""
-        return read_lines(self.path, name)[0]
+        return read_lines(self.path, name).rows
 
     def load_artifact(self, name: str, kind: str | None = None) -> Any:
         from ..logger import load_artifact
