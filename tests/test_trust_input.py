@@ -103,6 +103,27 @@ def test_i9_08_numbers_match_by_value_and_keys_by_dotted_tail(project):
     ]
 
 
+def test_i9_08_key_value_names_fixture_params_too(project):
+    project.write(
+        "xp_p.py",
+        """
+        import xprun
+
+        @xprun.fixture(params=["mnist", "mnist2"])
+        def data(request):
+            return request.param
+
+        @xprun.grid(seed=[0, 1])
+        def xp_p(config, data):
+            pass
+        """,
+    )
+    result = project.run("--collect-only", "-k", "data=mnist and seed=0")
+    assert result.returncode == 0, result.output
+    nodeids = listed(result.stdout)
+    assert len(nodeids) == 1 and "mnist2" not in nodeids[0], nodeids
+
+
 # -- item 9: from a subfolder, collect from the current directory --------------------------------
 
 
