@@ -121,15 +121,13 @@ class BatchScheduler:
         """Where each of the ``count`` runs went, in spec order: its job id, its index in
         that job's array, and its task id (the key of :meth:`queue_states`).
 
-        The default fits a scheduler that gives every task a job id of its own (OAR);
-        one that splits runs over arrays (SLURM) says how it split them.
+        The default fits a scheduler that gives every task a job id of its own (OAR); for
+        any other it records no task (``None``), and a run then counts as queued while any
+        job of its submission is.  One that splits runs over arrays (SLURM) says how.
         """
-        if len(job_ids) != count:
-            raise NotImplementedError(
-                f"{type(self).__name__}.submit returned {len(job_ids)} job ids for {count} "
-                "runs: implement tasks() to say which job holds which run"
-            )
-        return [{"job_id": j, "index": i, "task_id": j} for i, j in enumerate(job_ids)]
+        if len(job_ids) == count:
+            return [{"job_id": j, "index": i, "task_id": j} for i, j in enumerate(job_ids)]
+        return [{"job_id": None, "index": i, "task_id": None} for i in range(count)]
 
     def worker_command(self, spec: Path, index: str) -> str:
         """The shell command a task runs: the worker on one run of the spec."""
@@ -176,9 +174,10 @@ class BatchScheduler:
                 continue
             tasks = submission.get("tasks") or []
             for i, run_dir in enumerate(submission.get("runs", [])):
-                if i < len(tasks):
-                    owner[run_dir] = ([tasks[i]["job_id"]], tasks[i]["task_id"])
-                else:  # recorded before tasks were: any job of the submission may hold it
+                task = tasks[i] if i < len(tasks) else {}
+                if task.get("task_id"):
+                    owner[run_dir] = ([task["job_id"]], task["task_id"])
+                else:  # no task known (or recorded before tasks were): any job may hold it
                     owner[run_dir] = (list(submission["job_ids"]), None)
         wanted = {j for r in runs for j in owner.get(str(r.run_dir), ([], None))[0]}
         if not wanted:
@@ -224,7 +223,8 @@ class BatchScheduler:
             record_submission(job_dir, self.name, job_ids, group, tasks)
             all_jobs.extend(job_ids)
             for run, task in zip(group, tasks, strict=True):
-                report = reports.RunReport(run, reports.SUBMITTED, longrepr=f"{task['task_id']}")
+                where = task["task_id"] or ", ".join(job_ids)
+                report = reports.RunReport(run, reports.SUBMITTED, longrepr=f"job {where}")
                 hook.xprun_run_logreport(report=report)
         sys.stderr.write(
             f"submitted {len(todo)} run{'s' * (len(todo) != 1)} to {self.name} as "
