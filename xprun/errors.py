@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import enum
 import errno
+import os
 import signal
 import threading
 from collections.abc import Callable
 from types import FrameType
+from typing import Any
 
 
 class ExitCode(enum.IntEnum):
@@ -78,26 +80,54 @@ class SignalHold:
     """Holds ``HELD_SIGNALS`` in the main thread while a run's record is being written.
 
     A second Ctrl-C, or the scheduler's SIGTERM after its SIGUSR2, arriving while a run is
-    recorded must not cut the recording short: it stays pending until ``release()``, and is
-    delivered (raises) then.  ``hold()`` and ``release()`` may be called any number of
-    times; only the main thread holds anything (signals are only ever handled there).
+    recorded must not cut the recording short: it is kept until ``release()``, and delivered
+    (raised) then.  Blocking the signals is not enough on its own: threads xprun does not
+    start (OpenBLAS, torch, a user's) accept them, and Python then runs the handler in the
+    main thread anyway.  So the handlers themselves are swapped for one that only notes the
+    signal, and the signals are blocked too.  ``hold()`` and ``release()`` may be called any
+    number of times; only the main thread holds anything (signals are only handled there).
     """
 
     def __init__(self) -> None:
-        self._previous: set[signal.Signals] | None = None
+        self._mask: set[signal.Signals] | None = None
+        self._handlers: dict[int, Any] = {}
+        self._pending: list[int] = []
         self._held = False
 
     def hold(self) -> None:
         if self._held or threading.current_thread() is not threading.main_thread():
             return
-        self._previous = block_signals()
+        self._pending = []
+        self._handlers = {
+            sig: handler
+            for sig in HELD_SIGNALS
+            if (handler := signal.getsignal(sig)) is not None  # None: not Python's to swap
+        }
+        for sig in self._handlers:
+            signal.signal(sig, self._note)
+        self._mask = block_signals()
         self._held = True
 
+    def _note(self, signum: int, frame: FrameType | None) -> None:
+        self._pending.append(signum)
+
     def release(self) -> None:
-        """Unblock; a signal that arrived meanwhile is delivered now (and may raise)."""
-        if self._held:
-            self._held = False
-            restore_signals(self._previous)
+        """Stop holding; the first signal that arrived meanwhile is delivered now (its
+        handler raises ``KeyboardInterrupt``/``Terminated``, or its default action runs)."""
+        if not self._held:
+            return
+        self._held = False
+        restore_signals(self._mask)  # signals still pending in the kernel reach _note now
+        for sig, handler in self._handlers.items():
+            signal.signal(sig, handler)
+        pending, self._pending = self._pending, []
+        for sig in pending:
+            handler = self._handlers[sig]
+            if callable(handler):
+                handler(sig, None)  # raises, as it would have when the signal arrived
+            elif handler == signal.SIG_DFL:
+                os.kill(os.getpid(), sig)
+                return
 
 
 # -- a full disk ---------------------------------------------------------------------------------
