@@ -148,7 +148,8 @@ def test_i9_09_subfolder_runs_only_what_is_below_it(project):
     result = project.run(cwd=project.root / "edge" / "sub")
     assert result.returncode == 0, result.output
     # rootdir conftest and settings still apply; runs land in the project's log dir
-    assert [r["experiment"] for r in project.records()] == ["xp_sub.exp_sub"]
+    (record,) = project.records()
+    assert record["experiment"].endswith("xp_sub.exp_sub")
     assert not (project.root / "edge" / "sub" / "xprun_logs").exists()
     result = project.run("--collect-only", cwd=project.root / "edge")
     assert sorted(listed(result.stdout)) == [
