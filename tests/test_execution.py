@@ -200,14 +200,13 @@ def test_version_and_help_import_no_heavy_modules(project):
 
 
 def test_experiments_sharing_a_log_folder_name_are_a_usage_error(project):
-    project.write("a/xp_same.py", "def xp_f():\n    pass\n")
-    project.write("b/xp_same.py", "def xp_f():\n    pass\n")
+    named = "import xprun\n\n@xprun.config(experiment='{}')\ndef xp_f():\n    pass\n"
+    project.write("a/xp_same.py", named.format("same"))
+    project.write("b/xp_same.py", named.format("same"))
     result = project.run()
     assert result.returncode == 4
     assert "a/xp_same.py::xp_f" in result.stderr and "experiment=" in result.stderr
-    project.write(
-        "b/xp_same.py", "import xprun\n\n@xprun.config(experiment='other')\ndef xp_f():\n    pass\n"
-    )
+    project.write("b/xp_same.py", named.format("other"))
     result = project.run()
     assert result.returncode == 0, result.output
-    assert {r["experiment"] for r in project.records()} == {"xp_same.xp_f", "other"}
+    assert {r["experiment"] for r in project.records()} == {"same", "other"}

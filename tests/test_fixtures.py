@@ -96,9 +96,9 @@ def test_closer_fixture_overrides_further_one(project):
     )
     result = project.run()
     assert result.returncode == 0, result.output
-    assert outcomes(project, "xp_a.xp_a") == [{"data": "a"}]
-    assert outcomes(project, "xp_b.xp_b") == [{"data": "root"}]
-    assert outcomes(project, "xp_c.xp_c") == [{"data": "module"}]
+    assert outcomes(project, "a.xp_a.xp_a") == [{"data": "a"}]
+    assert outcomes(project, "b.xp_b.xp_b") == [{"data": "root"}]
+    assert outcomes(project, "c.xp_c.xp_c") == [{"data": "module"}]
 
 
 def test_builtin_fixture_can_be_overridden(project):

@@ -7,13 +7,20 @@ environments, ``norecursedirs``, the log directory and the snapshot directory.  
 experiment module and registered as plugins, so they hold fixtures and hook implementations.
 
 A file that fails to import is a collection error reported with its traceback; the other
-files are still collected and run.
+files are still collected and run.  So is an experiment xprun cannot call as a plain function
+with its fixtures (``async def``, a generator, positional-only parameters).
+
+Each experiment has its own folder in the log directory: its explicit ``experiment=`` name,
+else its node id spelled with dots (``sub/xp_a.py::xp_train`` → ``sub.xp_a.xp_train``), so
+the folder does not depend on which paths were given.  The folder records which experiment
+owns it (``.xprun-experiment.json``); another experiment landing on it is refused.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import inspect
+import json
 import os
 import sys
 import traceback
@@ -24,9 +31,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from .declare import ExperimentDeclaration, declaration
-from .errors import CollectError
-from .fixtures import FixtureDef, argnames
+from .declare import ExperimentDeclaration, declaration, experiment_name_problem
+from .errors import CollectError, UsageError
+from .fixtures import FixtureDef, argnames, not_injectable
 from .hookimpl import hookimpl
 
 if TYPE_CHECKING:
@@ -38,7 +45,7 @@ class Experiment:
     """One ``xp_*`` function as collected."""
 
     nodeid: str  # "sub/xp_a.py::xp_train"
-    name: str  # the log folder name: "xp_a.xp_train" unless @config(experiment=...)
+    name: str  # the log folder name: "sub.xp_a.xp_train" unless @config(experiment=...)
     func: Callable[..., Any]
     path: Path
     declaration: ExperimentDeclaration
@@ -96,7 +103,30 @@ def format_import_error(path: Path) -> str:
     shown = [f for f in frames[start:] if not (f.filename.startswith((here, "<frozen")))]
     lines = traceback.format_list(shown) if shown else []
     lines += traceback.format_exception_only(etype, value)
+    if etype is not None and not issubclass(etype, Exception):
+        lines.append(
+            f"(importing {path.name} raised {etype.__name__}: code that exits or stops the "
+            'program belongs under `if __name__ == "__main__":`)\n'
+        )
     return f"error importing {path}:\n" + "Traceback (most recent call last):\n" + "".join(lines)
+
+
+def default_name(rel: str, function: str) -> str:
+    """An experiment's folder name from its node id: ``sub/xp_a.py`` + ``xp_train`` →
+    ``sub.xp_a.xp_train`` (leading dots dropped, so no folder is hidden)."""
+    stem = rel[: -len(".py")] if rel.endswith(".py") else rel
+    parts = [part.lstrip(".") for part in stem.split("/")]
+    return ".".join([*(part for part in parts if part), function])
+
+
+def _not_runnable(func: Callable[..., Any]) -> str | None:
+    """Why an experiment function cannot be run, or None."""
+    if inspect.isgeneratorfunction(func):
+        return (
+            "is a generator function (it yields): an experiment returns its outcome; "
+            "use return (a yield in a fixture is its teardown)"
+        )
+    return not_injectable(func)
 
 
 class ModuleCollector:
@@ -122,15 +152,28 @@ class ModuleCollector:
             nodeid = f"{rel}::{attr}"
             decl = declaration(obj)
             names = argnames(obj)
+            problem = _not_runnable(obj)
+            if problem:
+                code = obj.__code__
+                where = f"{code.co_filename}:{code.co_firstlineno}"
+                session.collect_errors.append((nodeid, f"{nodeid} ({where}) {problem}"))
+                continue
             try:
                 closure = session.fixtures.closure(names, "/" + rel, f"{nodeid}")
             except CollectError as exc:
                 session.collect_errors.append((nodeid, str(exc)))
                 continue
+            name = decl.name or default_name(rel, attr)
+            problem = experiment_name_problem(name)
+            if problem:  # an explicit name was checked when declared: this one is derived
+                raise UsageError(
+                    f"{nodeid}: its log folder name {name!r} {problem}; "
+                    "name the experiment with @xprun.config(experiment='...')"
+                )
             experiments.append(
                 Experiment(
                     nodeid=nodeid,
-                    name=decl.name or f"{self.path.stem}.{attr}",
+                    name=name,
                     func=obj,
                     path=self.path,
                     declaration=decl,
@@ -164,3 +207,47 @@ def xprun_ignore_collect(collection_path: Path, config: Config) -> bool | None:
             if collection_path == special:
                 return True
     return None
+
+
+OWNER_FILE = ".xprun-experiment.json"
+
+
+def check_log_folder(experiment: Experiment, log_dir: Path, claim: bool) -> None:
+    """Refuse an experiment whose log folder belongs to another experiment.
+
+    The folder records its owner's identity (what run hashes cover); the first experiment to
+    run into a folder without a record claims it (``claim``: not under ``--collect-only``).
+    A record still being written by a concurrent launcher (empty) is no verdict.
+    """
+    folder = log_dir / experiment.name
+    path = folder / OWNER_FILE
+    if claim and not path.exists() and _claim_folder(path, experiment):
+        return
+    try:
+        recorded = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    identity = recorded.get("identity") if isinstance(recorded, dict) else None
+    if isinstance(identity, str) and identity != experiment.identity:
+        raise UsageError(
+            f"{experiment.nodeid} would share the log folder {folder} with experiment "
+            f"{recorded.get('nodeid') or identity} (recorded in {OWNER_FILE}); give one of "
+            "them another name with @xprun.config(experiment='...')"
+        )
+
+
+def _claim_folder(path: Path, experiment: Experiment) -> bool:
+    """Create the owner record (exclusively); False when it exists already."""
+    owner = {"identity": experiment.identity, "nodeid": experiment.nodeid}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        return False
+    except OSError as exc:
+        raise UsageError(f"cannot create {path}: {exc.strerror}") from None
+    try:
+        os.write(fd, json.dumps(owner, ensure_ascii=False).encode("utf-8"))
+    finally:
+        os.close(fd)
+    return True

@@ -8,12 +8,13 @@ that can be seen at once (an axis that is not a list, zipped axes of unequal len
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .errors import CollectError
+from .errors import CollectError, UsageError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -151,7 +152,7 @@ def config(
     ``exclude`` lists config keys left out of the run's hash (dotted paths or globs, e.g.
     ``["num_workers", "trainer.*"]``) for settings that do not change results.
     ``experiment`` names the experiment (its log folder and hash identity) instead of the
-    default ``<file stem>.<function>``.
+    default, its node id with dots (``sub.xp_a.xp_train``); it must be a plain folder name.
     """
     if source is not None and (path is not None or name is not None):
         raise CollectError("@xprun.config takes a mapping/YAML path or path=+name=, not both")
@@ -168,6 +169,14 @@ def config(
         exclude = [exclude]
 
     def decorate(func: F) -> F:
+        problem = None if experiment is None else experiment_name_problem(experiment)
+        if problem:
+            code = getattr(func, "__code__", None)
+            where = f" ({code.co_filename}:{code.co_firstlineno})" if code else ""
+            raise UsageError(
+                f"@xprun.config(experiment={experiment!r}) on {func.__qualname__}{where}: the "
+                f"name {problem}"
+            )
         decl = _declaration_for_update(func)
         if decl.configured:
             raise CollectError(f"{func.__name__} has more than one @xprun.config")
@@ -180,6 +189,34 @@ def config(
         return func
 
     return decorate
+
+
+NAME_MAX_BYTES = 200  # file systems allow 255 per name; room for what is written beside it
+
+
+def experiment_name_problem(name: object) -> str | None:
+    """Why ``name`` cannot name an experiment's folder in the log directory, or None.
+
+    The name is one folder: no separators, nothing hidden (which also rules out ``.`` and
+    ``..``), nothing the file system refuses or the Reader would skip.
+    """
+    if not isinstance(name, str):
+        return f"must be a string, not {type(name).__name__}"
+    if not name.strip():
+        return "must not be empty"
+    if name.startswith("."):
+        return "must not start with '.' (hidden folders are skipped; '..' leaves the log dir)"
+    bad = sorted({c for c in name if c in "/\\" or ord(c) < 32 or ord(c) == 127})
+    if bad:
+        shown = ", ".join(repr(c) for c in bad)
+        return f"must not contain {shown}: it names one folder of the log directory"
+    try:
+        size = len(os.fsencode(name))
+    except UnicodeError:
+        return "is not valid text (lone surrogate characters)"
+    if size > NAME_MAX_BYTES:
+        return f"is {size} bytes long; at most {NAME_MAX_BYTES} fit a folder name"
+    return None
 
 
 RESOURCE_KEYS = ("cpus", "gpus", "mem", "time", "partition", "extra")

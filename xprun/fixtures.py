@@ -114,6 +114,30 @@ def argnames(func: Callable[..., Any]) -> tuple[str, ...]:
     )
 
 
+def not_injectable(func: Callable[..., Any]) -> str | None:
+    """Why ``func`` cannot be called with its fixtures as keyword arguments, or None."""
+    if inspect.iscoroutinefunction(func) or inspect.isasyncgenfunction(func):
+        return (
+            "is an async def: xprun calls experiments and fixtures as plain functions; "
+            "write a plain def (it may call asyncio.run)"
+        )
+    try:
+        signature = inspect.signature(func)
+    except (TypeError, ValueError):
+        return None
+    positional = [
+        p.name
+        for p in signature.parameters.values()
+        if p.kind is p.POSITIONAL_ONLY and p.default is p.empty
+    ]
+    if positional:
+        return (
+            f"has positional-only parameters ({', '.join(positional)}), which cannot be "
+            "injected by name: remove the '/' from its signature"
+        )
+    return None
+
+
 def _param_ids(name: str, marker: FixtureMarker) -> tuple[str, ...] | None:
     if marker.params is None:
         return None
@@ -202,8 +226,14 @@ class FixtureRegistry:
                     f"available fixtures: {', '.join(self.available(nodepath))}\n"
                     "define it with @xprun.fixture in a conftest.py or the experiment module"
                 )
+            problem = not_injectable(fdef.func)
+            if problem:
+                raise CollectError(
+                    f"fixture {name!r} ({fdef.location}, requested by {requester}) {problem}"
+                )
             found[name] = fdef
             stack.extend((arg, f"fixture {name!r}") for arg in fdef.argnames)
+        _refuse_cycles(found)
         for fdef in found.values():
             if fdef.scope == "session":
                 for arg in fdef.argnames:
@@ -214,6 +244,29 @@ class FixtureRegistry:
                             f"{fdef.name!r} run-scoped"
                         )
         return found
+
+
+def _refuse_cycles(found: dict[str, FixtureDef]) -> None:
+    """A fixture that requests itself, directly or not, would recurse until Python gives up."""
+    done: set[str] = set()
+
+    def visit(name: str, path: list[str]) -> None:
+        if name in done or name == "request":
+            return
+        if name in path:
+            cycle = [*path[path.index(name) :], name]
+            fdef = found[name]
+            raise CollectError(
+                f"fixture dependency cycle: {' -> '.join(cycle)} ({fdef.location}); "
+                "a fixture cannot request itself, directly or through others (to build on a "
+                "fixture of the same name further up, give one of them another name)"
+            )
+        for arg in found[name].argnames:
+            visit(arg, [*path, name])
+        done.add(name)
+
+    for name in found:
+        visit(name, [])
 
 
 class FixtureLookupError(LookupError):

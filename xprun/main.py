@@ -360,7 +360,9 @@ class Session:
             if conftest.is_file():
                 try:
                     module = import_path(conftest, rootdir)
-                except Exception:
+                except _NOT_COLLECTION_ERRORS:
+                    raise
+                except BaseException:  # sys.exit() too: never a silent end of the session
                     from .collect import format_import_error
 
                     self._collect_error(conftest, format_import_error(conftest))
@@ -410,7 +412,9 @@ class Session:
             before = len(self.collect_errors)
             try:
                 results = config.hook.xprun_collect_file(file_path=file, session=self)
-            except Exception:
+            except _NOT_COLLECTION_ERRORS:
+                raise
+            except BaseException:  # sys.exit() too: never a silent end of the session
                 self._collect_error(file, format_import_error(file))
                 continue
             for where, text in self.collect_errors[before:]:
@@ -430,6 +434,8 @@ class Session:
             )
 
     def expand(self) -> None:
+        from .collect import check_log_folder
+
         self.override_axes = parse_overrides(self.config.override_args)
         hook = self.config.hook
         names: dict[str, str] = {}
@@ -440,6 +446,7 @@ class Session:
                     f"experiments {other} and {experiment.nodeid} would share the log folder "
                     f"{experiment.name!r}; name one with @xprun.config(experiment='...')"
                 )
+            check_log_folder(experiment, self.config.log_dir, claim=False)
         for experiment in self.experiments:
             runs = hook.xprun_generate_runs(experiment=experiment, session=self) or []
             labels = self._labels.get(experiment.nodeid)
@@ -447,6 +454,10 @@ class Session:
                 runs = [r for r in runs if r.nodeid.partition("::")[2] in labels]
             self.runs.extend(runs)
         hook.xprun_collection_modifyitems(session=self, runs=self.runs)
+        if not self.config.option.collect_only:
+            # Everything expanded and selected: the folders that get runs can be claimed.
+            for experiment in {id(r.experiment): r.experiment for r in self.runs}.values():
+                check_log_folder(experiment, self.config.log_dir, claim=True)
         hook.xprun_collection_finish(session=self)
 
     # -- running ------------------------------------------------------------------------------
@@ -594,6 +605,11 @@ class Session:
             _restore_sigterm(previous)
         hook.xprun_sessionfinish(session=self, exitstatus=int(exitstatus))
         return int(exitstatus)
+
+
+# Raised while importing, these end the session as they would anywhere else; anything else
+# (SystemExit included) is the file's collection error.
+_NOT_COLLECTION_ERRORS = (KeyboardInterrupt, Terminated, UsageError)
 
 
 def _selected(experiment: Experiment, wanted: set[str]) -> bool:
