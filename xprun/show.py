@@ -54,14 +54,20 @@ def add_selection_options(parser: argparse.ArgumentParser) -> None:
 @contextlib.contextmanager
 def warnings_to_stderr() -> Iterator[None]:
     """The Reader's warnings (skipped runs and files, keys no run has) as plain lines on
-    stderr, each once, whether the command then succeeds or fails."""
+    stderr, each once, whether the command then succeeds or fails; other warnings as usual."""
+    from .reader import ReaderWarning
+
     with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+        warnings.simplefilter("always", ReaderWarning)
         try:
             yield
         finally:
-            for message in dict.fromkeys(str(w.message) for w in caught):
+            ours = [w for w in caught if issubclass(w.category, ReaderWarning)]
+            for message in dict.fromkeys(str(w.message) for w in ours):
                 sys.stderr.write(f"warning: {message}\n")
+    for w in caught:
+        if not issubclass(w.category, ReaderWarning):
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
 
 
 def open_runs(args: argparse.Namespace) -> Any:

@@ -2,6 +2,6 @@
 
 from .index import Skipped
 from .query import QueryError
-from .runs import GroupBy, Reader, RunRecord, Runs
+from .runs import GroupBy, Reader, ReaderWarning, RunRecord, Runs
 
-__all__ = ["GroupBy", "QueryError", "Reader", "RunRecord", "Runs", "Skipped"]
+__all__ = ["GroupBy", "QueryError", "Reader", "ReaderWarning", "RunRecord", "Runs", "Skipped"]

@@ -34,6 +34,14 @@ from .rows import PREFIXES
 _METRIC_KEY = re.compile(r"^metrics\.(?:(?P<file>[A-Za-z0-9_.\-]+):)?(?P<metric>.+)\.(?P<agg>\w+)$")
 
 
+class ReaderWarning(UserWarning):
+    """What the Reader left out or could not find: a skipped run or file, a key no run has.
+
+    ``xprun show`` and ``xprun plot`` print these as ``warning: ...`` lines;
+    ``Reader(log_dir, warn=False)`` silences them (``reader.skipped`` still lists the files).
+    """
+
+
 def _heartbeat(log_dir: Path, timeout: float | None) -> store.Heartbeat:
     """How stale a claim must be to count as dead: ``timeout`` when given, else what the
     project holding the log directory says in ``[tool.xprun]``, so that ``xprun show`` and
@@ -112,9 +120,13 @@ class Reader:
 
     def _warn_about(self, skipped: list[Skipped]) -> None:
         for item in skipped:
-            if self._warn and item.path not in self._warned:
+            if item.path not in self._warned:
                 self._warned.add(item.path)
-                warnings.warn(f"xprun.Reader skipped {item.path}: {item.reason}", stacklevel=4)
+                self._note(f"xprun.Reader skipped {item.path}: {item.reason}")
+
+    def _note(self, message: str) -> None:
+        if self._warn:
+            warnings.warn(message, ReaderWarning, stacklevel=5)
 
     @property
     def skipped(self) -> list[Skipped]:
@@ -266,7 +278,7 @@ class Runs:
                 absent.append(key)
                 hint = _suggest(key, self._known(frame))
                 if hint:  # most likely a typo: say so, but a missing column is no error
-                    warnings.warn(f"no run has {key!r}{hint}", stacklevel=4)
+                    self._reader._note(f"no run has {key!r}{hint}")
                 continue
             hint = _suggest(key, self._known(frame))
             if key.startswith("metrics."):
