@@ -212,11 +212,11 @@ class Logger:
         else:
             names = set(resumed)
         steps = {}
-        for name in sorted(names - self._steps.keys()):
+        for name in sorted(names.difference(list(self._steps))):
             step = self._resumed_step(name)
             if step is not None:
                 steps[name] = step
-        steps.update((name, step) for name, step in self._steps.items() if step >= 0)
+        steps.update((name, step) for name, step in list(self._steps.items()) if step >= 0)
         return steps
 
     def _background_flush(self) -> None:
@@ -402,6 +402,8 @@ def load_checkpoint(run_dir: Path, kind: str | None = None) -> Any:
 
 def load_artifact(run_dir: Path, name: str, kind: str | None = None) -> Any:
     """Load ``artifacts/<name>`` of a run directory (also usable outside a run)."""
+    if kind is not None:
+        serialize.suffix_of(kind)
     root = Path(run_dir) / "artifacts"
     candidates = []
     exact = serialize.safe_child(root, name)

@@ -228,9 +228,11 @@ def _refused(value: Any, where: str | None, accepted: str) -> TypeError:
         fix = f"convert it with torch.as_tensor() or .tolist(), or use {accepted}"
     else:
         fix = f"use {accepted}"
+    what = _describe(value)
+    article = "an" if what[0] in "aeiouAEIOU" else "a"
     return TypeError(
-        f"cannot save a {_describe(value)}{at} so that it loads without running code from the "
-        f"file: {fix}; {_PICKLE_OPT_IN}"
+        f"cannot save {article} {what}{at} in a format that loads without unpickling: "
+        f"{fix}; {_PICKLE_OPT_IN}"
     )
 
 
@@ -238,8 +240,8 @@ def _check_plain_array(array: Any, where: str) -> None:
     """Refuse a NumPy array of Python objects: ``numpy.load(allow_pickle=False)`` would not."""
     if array.dtype.hasobject:
         raise TypeError(
-            f"cannot save a NumPy array of Python objects at {where or 'the top level'} so that "
-            f"it loads without running code from the file: use an array of numbers or strings; "
+            f"cannot save a NumPy array of Python objects at {where or 'the top level'} in a "
+            f"format that loads without unpickling: use an array of numbers or strings; "
             f"{_PICKLE_OPT_IN}"
         )
 
