@@ -27,6 +27,7 @@ NOT_DATA = {
     "enum": ("Color.RED", ["'lr'", "Color.RED.name"]),
     "path": ("pathlib.Path('/data')", ["'lr'", "str(path)"]),
     "None key": ("{None: 1}", ["'lr'", "key None", "strings"]),
+    "undecodable text": ("'\\udcff'", ["'lr'", "not valid Unicode"]),
     "recursive dict": ("loop", ["contains itself"]),
     "400-deep nesting": ("deep", ["nested more than"]),
 }

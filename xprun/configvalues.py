@@ -62,6 +62,10 @@ class _Index(int):
 
 def _plain(value: Any, depth: int, active: set[int], ambiguous: list[bool]) -> Any:
     kind = type(value)
+    if kind is str:
+        if not value.isascii():
+            _check_text(value)
+        return value
     if value is None or kind in _SCALARS:
         return value
     is_dict = kind is dict or (kind is not list and isinstance(value, Mapping))
@@ -80,6 +84,8 @@ def _plain(value: Any, depth: int, active: set[int], ambiguous: list[bool]) -> A
             if type(key) is str:
                 if "." in key:
                     ambiguous.append(True)
+                if not key.isascii():
+                    _check_text(key)
             elif type(key) is int:
                 ambiguous.append(True)  # 1 and "1" are the same column, the same override
             else:
@@ -103,6 +109,18 @@ def _item(
     except _Refused as refused:
         refused.keys.append(_Index(key) if index else key)
         raise
+
+
+def _check_text(text: str) -> None:
+    """Text that UTF-8 cannot hold (lone surrogates, from undecodable bytes) is refused."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        shown = repr(text[max(0, exc.start - 10) : exc.end + 10]).replace("{", "{{")
+        raise _Refused(
+            f"{{where}} holds text that is not valid Unicode ({shown.replace('}', '}}')}): "
+            "undecodable bytes; decode them with the right encoding"
+        ) from None
 
 
 def _scalar(value: Any) -> Any:
