@@ -275,3 +275,15 @@ def test_i8_24_override_errors_keep_hydra_messages(project, override, words):
     write_experiment(project, BASE)
     result = project.run(override)
     assert_usage_error(project, result, f"override {override!r}", *words)
+
+
+@pytest.mark.parametrize("axis", ["a..b", ".a", "a."])
+def test_i9_07_grid_axis_with_an_empty_part_is_refused(project, axis):
+    """OmegaConf silently made a key named '' (``a: {'': {b: 1}}``)."""
+    write_experiment(
+        project, f"@xprun.config({{'a': {{'b': 1}}}})\n@xprun.grid(**{{{axis!r}: [1]}})"
+    )
+    result = project.run()
+    assert result.returncode == 1, result.output
+    assert f"grid axis {axis!r} has an empty part" in result.output
+    assert not project.log_dir.exists()

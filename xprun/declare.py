@@ -72,6 +72,10 @@ def _declaration_for_update(func: Callable[..., Any]) -> ExperimentDeclaration:
 def _axis_values(key: str, values: Any) -> tuple[Any, ...]:
     if not isinstance(key, str) or not key:
         raise CollectError(f"grid axis names must be non-empty strings, got {key!r}")
+    if "" in key.split("."):  # OmegaConf would silently create a key named ""
+        raise CollectError(
+            f"grid axis {key!r} has an empty part; dotted keys are names joined by single dots"
+        )
     if isinstance(values, str | bytes | Mapping) or not isinstance(values, Iterable):
         raise CollectError(
             f"grid axis {key!r} must be a list of values, got {type(values).__name__} "
