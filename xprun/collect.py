@@ -12,8 +12,8 @@ with its fixtures (``async def``, a generator, positional-only parameters).
 
 Each experiment has its own folder in the log directory: its explicit ``experiment=`` name,
 else its node id spelled with dots (``sub/xp_a.py::xp_train`` → ``sub.xp_a.xp_train``), so
-the folder does not depend on which paths were given.  The folder records which experiment
-owns it (``.xprun-experiment.json``); another experiment landing on it is refused.
+the folder does not depend on which paths were given.  An experiment whose folder already
+holds another experiment's runs is refused.
 """
 
 from __future__ import annotations
@@ -209,45 +209,33 @@ def xprun_ignore_collect(collection_path: Path, config: Config) -> bool | None:
     return None
 
 
-OWNER_FILE = ".xprun-experiment.json"
+def check_log_folder(experiment: Experiment, log_dir: Path) -> None:
+    """Refuse an experiment whose log folder holds another experiment's runs.
 
-
-def check_log_folder(experiment: Experiment, log_dir: Path, claim: bool) -> None:
-    """Refuse an experiment whose log folder belongs to another experiment.
-
-    The folder records its owner's identity (what run hashes cover); the first experiment to
-    run into a folder without a record claims it (``claim``: not under ``--collect-only``).
-    A record still being written by a concurrent launcher (empty) is no verdict.
+    Every ``run.json`` records the identity its run's hash covers (``experiment_id``), so the
+    first record found tells whose folder it is.  Only reads: nothing is written before the
+    runs are.
     """
     folder = log_dir / experiment.name
-    path = folder / OWNER_FILE
-    if claim and not path.exists() and _claim_folder(path, experiment):
+    try:
+        entries = os.scandir(folder)
+    except OSError:
         return
-    try:
-        recorded = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return
-    identity = recorded.get("identity") if isinstance(recorded, dict) else None
-    if isinstance(identity, str) and identity != experiment.identity:
-        raise UsageError(
-            f"{experiment.nodeid} would share the log folder {folder} with experiment "
-            f"{recorded.get('nodeid') or identity} (recorded in {OWNER_FILE}); give one of "
-            "them another name with @xprun.config(experiment='...')"
-        )
-
-
-def _claim_folder(path: Path, experiment: Experiment) -> bool:
-    """Create the owner record (exclusively); False when it exists already."""
-    owner = {"identity": experiment.identity, "nodeid": experiment.nodeid}
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    except FileExistsError:
-        return False
-    except OSError as exc:
-        raise UsageError(f"cannot create {path}: {exc.strerror}") from None
-    try:
-        os.write(fd, json.dumps(owner, ensure_ascii=False).encode("utf-8"))
-    finally:
-        os.close(fd)
-    return True
+    with entries:
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            try:
+                record = json.loads(Path(entry.path, "run.json").read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue  # not a run, or one still being created
+            owner = record.get("experiment_id") if isinstance(record, dict) else None
+            if not isinstance(owner, str):
+                continue
+            if owner != experiment.identity:
+                raise UsageError(
+                    f"{experiment.nodeid} would share the log folder {folder} with experiment "
+                    f"{record.get('nodeid') or owner}; give one of them another name with "
+                    "@xprun.config(experiment='...')"
+                )
+            return

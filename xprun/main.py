@@ -446,7 +446,7 @@ class Session:
                     f"experiments {other} and {experiment.nodeid} would share the log folder "
                     f"{experiment.name!r}; name one with @xprun.config(experiment='...')"
                 )
-            check_log_folder(experiment, self.config.log_dir, claim=False)
+            check_log_folder(experiment, self.config.log_dir)
         for experiment in self.experiments:
             runs = hook.xprun_generate_runs(experiment=experiment, session=self) or []
             labels = self._labels.get(experiment.nodeid)
@@ -454,10 +454,6 @@ class Session:
                 runs = [r for r in runs if r.nodeid.partition("::")[2] in labels]
             self.runs.extend(runs)
         hook.xprun_collection_modifyitems(session=self, runs=self.runs)
-        if not self.config.option.collect_only:
-            # Everything expanded and selected: the folders that get runs can be claimed.
-            for experiment in {id(r.experiment): r.experiment for r in self.runs}.values():
-                check_log_folder(experiment, self.config.log_dir, claim=True)
         hook.xprun_collection_finish(session=self)
 
     # -- running ------------------------------------------------------------------------------
