@@ -3,8 +3,10 @@
 ``lr=0.5``, ``+new=1``, ``++key=2``, ``~key``, ``model=resnet`` (a group option), sweeps
 ``lr=0.1,0.01``, ``seed=range(0,5)``, ``opt=choice(sgd,adam)``.  A sweep becomes one axis: its
 values are turned back into single-value override strings (Hydra's ``sweep_string_iterator``,
-as Hydra's own BasicSweeper does) and parsed again, so each run applies plain overrides with
-exactly Hydra's semantics.  Hydra is imported only when there are overrides to parse.
+as Hydra's own BasicSweeper does) and parsed again, so each run applies plain overrides.
+They are applied on public OmegaConf API with the semantics and messages of Hydra's own
+override application (which is private to hydra-core, so a release may move it).  Hydra is
+imported only when there are overrides to parse.
 """
 
 from __future__ import annotations
