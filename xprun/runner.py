@@ -201,10 +201,11 @@ def _recover(run: RunSpec, record: dict[str, Any], claim: store.Claim) -> report
     return reports.RunReport(run, reports.COMPLETE, longrepr=note)
 
 
-def _set_aside(run_dir: Path, previous: dict[str, Any]) -> None:
+def _set_aside(run_dir: Path, previous: dict[str, Any]) -> Path:
     """``--force`` on a complete run: move the replaced attempt's files to
     ``previous/<attempt>/`` so that nothing of it mixes into the new one (metrics, logs,
-    checkpoints, artifacts, outcome)."""
+    checkpoints, artifacts).  Its outcome moves last, by ``_clear_outcome``, once the new
+    record says ``running``: until then the run still reads complete, with its outcome."""
     aside = run_dir / PREVIOUS_DIR / str(previous.get("attempt", 0))
     if aside.exists():  # a forced rerun of this attempt died before its own record
         shutil.rmtree(aside)
@@ -212,18 +213,20 @@ def _set_aside(run_dir: Path, previous: dict[str, Any]) -> None:
     store.write_json_atomic(aside / store.RUN_JSON, previous)
     for entry in os.scandir(run_dir):
         name = entry.name
-        if name in _KEPT or name.startswith(store.CLAIM_PREFIX):
+        if name in _KEPT or name == store.OUTCOME_JSON or name.startswith(store.CLAIM_PREFIX):
             continue
         os.replace(entry.path, aside / name)
+    return aside
 
 
-def _clear_previous(run_dir: Path, previous: dict[str, Any], force: bool) -> None:
-    """Files of an earlier attempt that would lie about this one."""
-    if previous.get("status") == store.STATUS_COMPLETE and force:
-        _set_aside(run_dir, previous)
-        return
+def _clear_outcome(run_dir: Path, aside: Path | None) -> None:
+    """The outcome and traceback of an earlier attempt would lie about this one."""
     for name in (store.OUTCOME_JSON, "error.txt"):
-        (run_dir / name).unlink(missing_ok=True)
+        path = run_dir / name
+        if aside is not None and path.exists():
+            os.replace(path, aside / name)
+        else:
+            path.unlink(missing_ok=True)
 
 
 def _run_loggers(run: RunSpec) -> Iterator[Logger]:
@@ -247,10 +250,12 @@ def _execute(
     hook = session.config.hook
     started = time.time()
     run_dir = run.run_dir
-    if previous:
-        _clear_previous(run_dir, previous, session.config.option.force)
+    forced = previous.get("status") == store.STATUS_COMPLETE and session.config.option.force
+    aside = _set_aside(run_dir, previous) if forced else None
     write_config(run)
     record = start_record(run, session, started)
+    if previous:
+        _clear_outcome(run_dir, aside)
     capture = RunCapture(run_dir, echo=session.config.option.capture == "no")
     run.request = FixtureRequest(run, run.experiment.fixtures, session.session_fixtures)
     status = store.STATUS_COMPLETE
