@@ -413,3 +413,107 @@ def test_i8_15_a_non_integer_seed_in_the_config_is_a_usage_error(project):
     assert result.returncode == 4, result.output
     assert "xp_a.py::xp_a" in result.stderr and "seed must be an integer" in result.stderr
     assert project.run_dirs() == []
+
+
+# -- what mutation testing of identity.py showed untested ---------------------------------------
+
+
+class Größe(enum.Enum):
+    KLEIN = 1
+
+
+def test_i8_14_enum_names_are_encoded_as_text_not_ascii_escapes():
+    assert canonical(Größe.KLEIN) == 's"Größe.KLEIN"'
+    assert canonical(Größe.KLEIN) == canonical("Größe.KLEIN")
+
+
+def test_i8_14_unsupported_values_are_named_in_the_error():
+    with pytest.raises(TypeError) as info:
+        canonical({"a": [{1, 2}]})
+    assert str(info.value) == (
+        "cannot hash a config value of type set ({1, 2}); "
+        "use numbers, strings, booleans, None, lists and mappings"
+    )
+
+
+@pytest.mark.parametrize(
+    "mapping",
+    [{Color.RED: {}, "Color.RED": {}}, {"Color.RED": 1, Color.RED: 2}],
+    ids=["values-not-comparable", "insertion-order"],
+)
+def test_i8_14_keys_that_encode_alike_are_refused(mapping):
+    # Their order, not their content, would decide the digest.
+    with pytest.raises(TypeError, match="two keys that both encode as"):
+        canonical(mapping)
+
+
+def test_i8_14_infinities_keep_their_sign():
+    assert canonical([math.inf, -math.inf, 1e308 * 10]) == "[dinf,d-inf,dinf]"
+
+
+def test_i8_13_param_identity_rules():
+    from xprun.identity import PARAM_ID, PARAM_TEXT, PARAM_VALUE, ParamIdentity, param_identity
+
+    assert param_identity("mnist", "mnist", False) == ParamIdentity(PARAM_TEXT, "mnist")
+    assert param_identity(16, "16", True) == ParamIdentity(PARAM_TEXT, "16")
+    assert param_identity(None, "None", False) == ParamIdentity(PARAM_TEXT, "None")
+    assert param_identity("a", "a0", False) == ParamIdentity(PARAM_VALUE, "a")  # deduplicated id
+    assert param_identity({"n": 2}, "data0", False) == ParamIdentity(PARAM_VALUE, {"n": 2})
+    assert param_identity((1, 2), "small", True) == ParamIdentity(PARAM_VALUE, (1, 2))
+    assert param_identity(Color.RED, "red", True) == ParamIdentity(PARAM_VALUE, Color.RED)
+    assert param_identity(object, "obj", True) == ParamIdentity(PARAM_ID, "obj")
+    assert param_identity([object()], "data0", False) is None
+    assert param_identity(object, "data0", False) is None
+
+
+def test_i8_13_param_sections_are_pinned_and_kept_apart():
+    from xprun.identity import PARAM_ID, PARAM_TEXT, PARAM_VALUE, ParamIdentity
+
+    config = {"seed": 0}
+    text = run_digest("x", config, {"data": "mnist"})
+    assert run_digest("x", config, {"data": ParamIdentity(PARAM_TEXT, "mnist")}) == text
+    value = run_digest("x", config, {"data": ParamIdentity(PARAM_VALUE, {"n": 2})})
+    opaque = run_digest("x", config, {"data": ParamIdentity(PARAM_ID, "mnist")})
+    by_value_text = run_digest("x", config, {"data": ParamIdentity(PARAM_VALUE, "mnist")})
+    assert len({text, value, opaque, by_value_text}) == 4
+    expected = '{s"config":{s"seed":i0},s"experiment":s"x",s"param_values":{s"data":{s"n":i2}},s"params":{}}'
+    assert value == "xxh3_128:" + xxhash.xxh3_128_hexdigest(expected.encode())
+    expected = (
+        '{s"config":{s"seed":i0},s"experiment":s"x",s"param_ids":{s"data":s"mnist"},s"params":{}}'
+    )
+    assert opaque == "xxh3_128:" + xxhash.xxh3_128_hexdigest(expected.encode())
+    mixed = {"a": "1", "b": ParamIdentity(PARAM_VALUE, [1]), "c": ParamIdentity(PARAM_ID, "z")}
+    expected = (
+        '{s"config":{s"seed":i0},s"experiment":s"x",s"param_ids":{s"c":s"z"},'
+        's"param_values":{s"b":[i1]},s"params":{s"a":s"1"}}'
+    )
+    assert run_digest("x", config, mixed) == "xxh3_128:" + xxhash.xxh3_128_hexdigest(
+        expected.encode()
+    )
+
+
+@pytest.mark.parametrize(
+    ("pattern", "excluded", "kept"),
+    [
+        ("l?", ["lr"], ["l", "lrr", "l.r"]),
+        ("l[r]", ["lr"], ["ls", "l[r]"]),
+        ("l[rs]", ["lr", "ls"], ["lt", "l[rs]"]),
+        ("l[!r]", ["ls"], ["lr"]),
+        ("lr[]", ["lr[]"], ["lr"]),
+    ],
+)
+def test_i8_14_excluded_key_globs(pattern, excluded, kept):
+    from xprun.identity import KeyExcluder
+
+    excluder = KeyExcluder([pattern])
+    for key in excluded:
+        assert excluder.excluded(key), key
+    for key in kept:
+        assert not excluder.excluded(key), key
+
+
+def test_i8_14_an_empty_excluder_is_false():
+    from xprun.identity import KeyExcluder
+
+    assert not KeyExcluder([])
+    assert KeyExcluder(["lr"])

@@ -3,7 +3,8 @@
 The encoding must never depend on the process: no ``hash()``, no dict order, no float
 formatting quirks.  One spelling per value:
 
-- mappings: entries sorted by the encoding of their keys;
+- mappings: entries sorted by the encoding of their keys (two keys encoding alike, such as
+  an enum member and its name, are refused);
 - lists and tuples: the same (``[...]``);
 - a float with an integral value encodes as that int (``1 == 1.0``; ``-0.0 == 0``);
   other floats as ``repr`` (the shortest round-tripping form, the same on every platform
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import enum
 import fnmatch
+import itertools
 import json
 import math
 import re
@@ -54,6 +56,9 @@ def _encode(value: Any, out: list[str]) -> None:
         out.append("b" + bytes(value).hex())
     elif isinstance(value, Mapping):
         items = sorted(((canonical(k), v) for k, v in value.items()), key=lambda kv: kv[0])
+        for (key, _), (twin, _) in itertools.pairwise(items):
+            if key == twin:  # Color.RED and "Color.RED": their order would decide the digest
+                raise TypeError(f"cannot hash a mapping with two keys that both encode as {key}")
         out.append("{")
         for index, (key, item) in enumerate(items):
             if index:
