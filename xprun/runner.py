@@ -26,7 +26,7 @@ import shutil
 import sys
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -58,6 +58,7 @@ def seed_everything(seed: int) -> None:
 
 
 _INTERRUPTS = (KeyboardInterrupt, Terminated)
+_OWN_FRAMES = ("xprun.", "pluggy.")
 
 #: Where a forced rerun sets aside the files of the attempt it replaces.
 PREVIOUS_DIR = "previous"
@@ -72,9 +73,9 @@ _REPORTED = {
 
 
 def _cut_traceback(exc: BaseException) -> str:
-    """The traceback without xprun's own frames above the user's code."""
+    """The traceback without xprun's (and pluggy's) own frames above the user's code."""
     tb = exc.__traceback__
-    while tb is not None and tb.tb_frame.f_globals.get("__name__", "").startswith("xprun."):
+    while tb is not None and tb.tb_frame.f_globals.get("__name__", "").startswith(_OWN_FRAMES):
         if tb.tb_next is None:
             break
         tb = tb.tb_next
@@ -178,6 +179,17 @@ def _disk_full(session: Session, run: RunSpec, exc: OSError) -> reports.RunRepor
     return reports.RunReport(
         run, reports.FAILED, longrepr=message, shouldstop=str(session.shouldstop)
     )
+
+
+def _disk_full_ok(write: Callable[[], None]) -> OSError | None:
+    """Run ``write``; return the error if the disk was full (any other error raises)."""
+    try:
+        write()
+    except OSError as exc:
+        if not is_disk_full(exc):
+            raise
+        return exc
+    return None
 
 
 def _returned(run: RunSpec) -> bool:
@@ -312,14 +324,12 @@ def _execute(
         return _lost_report(run, claim, what), interrupt
     longrepr = _cut_traceback(error) if error is not None else ""
     teardown_text = _cut_traceback(teardown_error) if teardown_error is not None else ""
+    # A full disk while recording: keep going (the smaller record may still fit), then
+    # report it; the run's own error stays the recorded one.
+    full = next((e for e in (error, teardown_error) if e is not None and is_disk_full(e)), None)
     if error is not None or teardown_error is not None:
         text = longrepr + (f"error in fixture teardown:\n{teardown_text}" if teardown_text else "")
-        try:
-            store.write_text_atomic(run_dir / "error.txt", text)
-        except OSError as exc:  # a full disk: the (smaller) final record may still fit
-            if not is_disk_full(exc):
-                raise
-            error = error if is_disk_full(error) else exc
+        full = _disk_full_ok(lambda: store.write_text_atomic(run_dir / "error.txt", text)) or full
     ended = time.time()
     final = final_record(record, status, ended, error, session.packages.imported())
     if teardown_error is not None:
@@ -327,21 +337,26 @@ def _execute(
     if hook_error is not None:
         final["interrupt_hook_error"] = error_fields(hook_error)
         sys.stderr.write(f"xprun: saving state on interrupt failed: {hook_error!r}\n")
-    store.write_json_atomic(run_dir / store.RUN_JSON, final, durable=True)
+    unrecorded = _disk_full_ok(
+        lambda: store.write_json_atomic(run_dir / store.RUN_JSON, final, durable=True)
+    )
+    outcome = _REPORTED[status]
+    if unrecorded is not None:
+        full, outcome = unrecorded, reports.FAILED
+        longrepr += "its final record could not be written (it reads as interrupted)\n"
     report = reports.RunReport(
         run,
-        _REPORTED[status],
+        outcome,
         duration=ended - started,
         longrepr=longrepr,
         stdout=stdout,
         stderr=stderr,
         teardown_error=teardown_text,
     )
-    for failure in (error, teardown_error):
-        if failure is not None and is_disk_full(failure):
-            message = store.disk_full_message(run_dir, failure)
-            report.shouldstop = session.shouldstop = f"stopped launching runs: {message}"
-            break
+    if full is not None:
+        message = store.disk_full_message(run_dir, full)
+        report.longrepr += message
+        report.shouldstop = session.shouldstop = f"stopped launching runs: {message}"
     return report, interrupt
 
 
