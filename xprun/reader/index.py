@@ -127,8 +127,7 @@ class Index:
             return empty
         if frame is None or scanned_ns > now_ns + RACY_NS or check_row_types(frame):
             return empty
-        expected = [run_path(self.log_dir, key) for key in frame["_key"]]
-        if list(frame["path"]) != expected:
+        if not (frame["path"] == run_path(self.log_dir, "") + frame["_key"]).all():
             return empty  # moved, or paths that lead elsewhere
         self.scanned_ns = scanned_ns
         return frame

@@ -205,9 +205,9 @@ def check_row_types(frame: Any) -> str | None:
             continue
         if name not in INFO_TYPES:
             return f"column {name} is not an index column"
-    if not frame["_key"].map(_is_str).all() or frame["_key"].duplicated().any():
+    if not _column_ok(frame["_key"], _is_str, False) or frame["_key"].duplicated().any():
         return "column _key must hold distinct strings"
-    if not frame["_skip"].map(lambda v: v is None or _is_str(v) or _missing(v)).all():
+    if not _column_ok(frame["_skip"], _is_str, True):
         return "column _skip must hold strings"
     readable = frame[frame["_skip"].isna()]
     for name, (check, what) in INFO_TYPES.items():
@@ -215,14 +215,32 @@ def check_row_types(frame: Any) -> str | None:
             if name in REQUIRED and len(readable):
                 return f"column {name} is missing"
             continue
-        values = readable[name]
-        if name == "attempt" and pd.api.types.is_float_dtype(values):
-            values = values.map(lambda v: int(v) if float(v).is_integer() else v)
-        optional = name not in REQUIRED
-        ok = values.map(lambda v, c=check, o=optional: c(v) or (o and _missing(v)))
-        if not ok.all():
+        if not _column_ok(readable[name], check, name not in REQUIRED):
             return f"column {name} must hold {what}"
     return None
+
+
+def _column_ok(values: Any, check: Callable[[Any], bool], optional: bool) -> bool:
+    """Whether every value passes ``check`` (or is missing, when ``optional``); the column's
+    type answers for most columns without looking at each value."""
+    import pandas as pd
+    from pandas.api.types import is_bool_dtype, is_float_dtype, is_integer_dtype
+
+    if not optional and values.isna().any():
+        return False
+    dtype = values.dtype
+    if check is _is_str and isinstance(dtype, pd.StringDtype):
+        return True
+    if check is _is_bool and is_bool_dtype(dtype):
+        return True
+    if check in (_is_int, _is_number) and is_integer_dtype(dtype) and not is_bool_dtype(dtype):
+        return True
+    if check is _is_number and is_float_dtype(dtype):
+        return True
+    if check is _is_int and is_float_dtype(dtype):  # integers with gaps
+        present = values.dropna()
+        return bool((present == present.round()).all())
+    return bool(values.map(lambda v: check(v) or (optional and _missing(v))).all())
 
 
 def _missing(value: Any) -> bool:
