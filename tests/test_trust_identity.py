@@ -438,7 +438,7 @@ def test_i8_14_unsupported_values_are_named_in_the_error():
 
 @pytest.mark.parametrize(
     "mapping",
-    [{Color.RED: {}, "Color.RED": {}}, {"Color.RED": 1, Color.RED: 2}],
+    [{Color.RED: {"a": 1}, "Color.RED": {}}, {"Color.RED": 1, Color.RED: 2}],
     ids=["values-not-comparable", "insertion-order"],
 )
 def test_i8_14_keys_that_encode_alike_are_refused(mapping):
@@ -495,7 +495,10 @@ def test_i8_13_param_sections_are_pinned_and_kept_apart():
 @pytest.mark.parametrize(
     ("pattern", "excluded", "kept"),
     [
-        ("l?", ["lr"], ["l", "lrr", "l.r"]),
+        ("l?", ["lr"], ["l", "lrr", "l.r", "l."]),
+        ("*.device", ["trainer.device"], ["device", "a.b.device", "trainer.devices"]),
+        ("**device", ["device", "a.b.device", "a.bdevice"], ["devices"]),
+        ("a+b.(c)", ["a+b.(c)"], ["aab.c", "a+b.c"]),
         ("l[r]", ["lr"], ["ls", "l[r]"]),
         ("l[rs]", ["lr", "ls"], ["lt", "l[rs]"]),
         ("l[!r]", ["ls"], ["lr"]),

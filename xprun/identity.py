@@ -22,7 +22,6 @@ import enum
 import fnmatch
 import itertools
 import json
-import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -43,15 +42,13 @@ def _encode(value: Any, out: list[str]) -> None:
     elif isinstance(value, int):
         out.append(f"i{int(value)}")
     elif isinstance(value, float):
-        if math.isfinite(value):
-            # float's own repr: a subclass (NumPy's float64) may spell itself differently.
-            out.append(f"i{int(value)}" if value.is_integer() else f"d{float.__repr__(value)}")
-        else:
-            out.append("dnan" if math.isnan(value) else ("dinf" if value > 0 else "d-inf"))
+        # float's own repr, as a subclass (NumPy's float64) may spell itself differently;
+        # NaN and the infinities are not integers, and spell nan, inf and -inf.
+        out.append(f"i{int(value)}" if value.is_integer() else f"d{float.__repr__(value)}")
     elif isinstance(value, str):
         out.append("s" + json.dumps(value, ensure_ascii=False))
     elif isinstance(value, enum.Enum):
-        out.append("s" + json.dumps(f"{type(value).__name__}.{value.name}", ensure_ascii=False))
+        _encode(f"{type(value).__name__}.{value.name}", out)  # as its name's text
     elif isinstance(value, bytes | bytearray):
         out.append("b" + bytes(value).hex())
     elif isinstance(value, Mapping):
@@ -139,24 +136,19 @@ def run_digest(
         else:
             document.setdefault(param.section, {})[name] = param.key
     text = canonical(document)
-    return f"{ALGORITHM}:{xxhash.xxh3_128_hexdigest(text.encode('utf-8'))}"
+    return f"{ALGORITHM}:{xxhash.xxh3_128_hexdigest(text.encode())}"  # UTF-8
 
 
 def _glob_regex(pattern: str) -> re.Pattern[str]:
     """A dotted-key glob: ``*`` stays inside one key, ``**`` crosses dots; no prefixes."""
-    parts = re.split(r"(\*\*|\*|\?|\[[^\]]*\])", pattern)
     regex = []
-    for part in parts:
-        if part == "**":
-            regex.append(".*")
-        elif part == "*":
+    for part in re.split(r"(\*\*|\*|\?|\[[^\]]*\])", pattern):
+        if part == "*":
             regex.append("[^.]*")
         elif part == "?":
             regex.append("[^.]")
-        elif part.startswith("[") and part.endswith("]") and len(part) > 2:
-            regex.append(fnmatch.translate(part)[4:-3])  # keep fnmatch's class syntax
-        else:
-            regex.append(re.escape(part))
+        else:  # text, [classes] and ** (anything), as fnmatch spells them: "(?s:" ... ")\Z"
+            regex.append(fnmatch.translate(part)[4:-3])
     return re.compile("".join(regex) + r"\Z")
 
 
