@@ -62,10 +62,18 @@ def main() -> None:
                 """
             )
         )
-        env = {**os.environ, "GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@x",
-               "GIT_COMMITTER_NAME": "b", "GIT_COMMITTER_EMAIL": "b@x"}
-        for cmd in (["git", "init", "-q", "-b", "main"], ["git", "add", "-A"],
-                    ["git", "commit", "-qm", "bench"]):
+        env = {
+            **os.environ,
+            "GIT_AUTHOR_NAME": "b",
+            "GIT_AUTHOR_EMAIL": "b@x",
+            "GIT_COMMITTER_NAME": "b",
+            "GIT_COMMITTER_EMAIL": "b@x",
+        }
+        for cmd in (
+            ["git", "init", "-q", "-b", "main"],
+            ["git", "add", "-A"],
+            ["git", "commit", "-qm", "bench"],
+        ):
             subprocess.run(cmd, cwd=project, check=True, env=env)
         bindir = tmp / "bin"
         bindir.mkdir()
@@ -75,15 +83,29 @@ def main() -> None:
 
         start = time.perf_counter()
         baseline = subprocess.run(
-            [sbatch, "--parsable", f"--array=0-{args.runs - 1}", "--hold", "--wrap=true",
-             "--output=/dev/null"], capture_output=True, text=True, check=True)
+            [
+                sbatch,
+                "--parsable",
+                f"--array=0-{args.runs - 1}",
+                "--hold",
+                "--wrap=true",
+                "--output=/dev/null",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         t_baseline = time.perf_counter() - start
         jobs.append(baseline.stdout.strip().split(";")[0])
 
         start = time.perf_counter()
         proc = subprocess.run(
-            [sys.executable, "-m", "xprun", "--scheduler", "slurm", "-q"], cwd=project,
-            env={**env, "PATH": f"{bindir}:{env['PATH']}"}, capture_output=True, text=True)
+            [sys.executable, "-m", "xprun", "--scheduler", "slurm", "-q"],
+            cwd=project,
+            env={**env, "PATH": f"{bindir}:{env['PATH']}"},
+            capture_output=True,
+            text=True,
+        )
         t_total = time.perf_counter() - start
         if proc.returncode != 0:
             sys.exit(proc.stdout + proc.stderr)
@@ -93,7 +115,9 @@ def main() -> None:
             jobs += json.loads(record.read_text())["job_ids"]
         print(f"runs: {args.runs:,}")
         print(f"sbatch calls made by xprun:        {len(calls)}")
-        print(f"xprun --scheduler slurm, total:    {t_total:.2f} s (a new process, start-up included)")
+        print(
+            f"xprun --scheduler slurm, total:    {t_total:.2f} s (a new process, start-up included)"
+        )
         print(f"  of which sbatch itself:          {t_sbatch:.2f} s")
         print(f"  xprun's own time:                {t_total - t_sbatch:.2f} s   (target ≤ 2 s)")
         print(f"baseline, one bare sbatch array:   {t_baseline:.2f} s")
