@@ -73,11 +73,16 @@ def draw(
         std = stats["std"].fillna(0.0)
         n_runs = group["hash"].nunique()
         label = f"{hue.removeprefix('config.')}={value}" if hue else y
-        line = ax.plot(stats.index, stats["mean"], label=f"{label} (n={n_runs})")[0]
+        # Plain float arrays: steps are a nullable Int64 column, which NumPy sees as objects
+        # under pandas 2.0 and matplotlib then cannot fill between.
+        xs = stats.index.to_numpy(dtype=float, na_value=float("nan"))
+        mean = stats["mean"].to_numpy(dtype=float, na_value=float("nan"))
+        spread = std.to_numpy(dtype=float, na_value=0.0)
+        line = ax.plot(xs, mean, label=f"{label} (n={n_runs})")[0]
         ax.fill_between(
-            stats.index,
-            stats["mean"] - std,
-            stats["mean"] + std,
+            xs,
+            mean - spread,
+            mean + spread,
             color=line.get_color(),
             alpha=0.2,
             linewidth=0,
