@@ -48,6 +48,32 @@ def test_i8_04_a_folder_owned_by_another_experiment_is_refused_in_every_invocati
     assert listing.returncode == 4, listing.output
 
 
+def test_i8_04_an_upgrade_keeps_a_nested_experiment_in_its_old_folder(project):
+    """xprun 0.1 put sub/xp_a.py::xp_train in ``xp_a.xp_train``; upgrading must not rerun it."""
+    project.write(
+        "sub/xp_a.py",
+        "import xprun\n\n@xprun.grid(k=[1, 2])\n@xprun.config({'k': 0})\n"
+        "def xp_train(config):\n"
+        "    with open('calls.txt', 'a') as f:\n        f.write('x')\n"
+        "    return {'k': config.k}\n",
+    )
+    assert project.run().returncode == 0
+    calls = (project.root / "calls.txt").read_text()
+    assert calls == "xx"
+    # What 0.1 left behind: the same runs (same hashes) under the old folder name.
+    (project.log_dir / "sub.xp_a.xp_train").rename(project.log_dir / "xp_a.xp_train")
+    again = project.run("-v")
+    assert again.returncode == 0, again.output
+    assert "2 cached" in again.output, again.output
+    assert (project.root / "calls.txt").read_text() == calls  # nothing ran twice
+    assert not (project.log_dir / "sub.xp_a.xp_train").exists()
+    # A top-level experiment of the same file and function name is not given those runs.
+    project.write("xp_a.py", "def xp_train():\n    return {}\n")
+    clash = project.run("xp_a.py")
+    assert clash.returncode == 4, clash.output
+    assert "sub/xp_a.py::xp_train" in clash.stderr
+
+
 # -- issue 8 item 18: experiment names are folder names -----------------------------------------
 
 BAD_NAMES = ["../../x", "..", ".", ".hidden", "a/b", "a\\b", "x" * 300, "a\x00b", "a\nb", "", " "]

@@ -119,6 +119,42 @@ def default_name(rel: str, function: str) -> str:
     return ".".join([*(part for part in parts if part), function])
 
 
+def _folder_owner(folder: Path) -> str | None:
+    """The ``experiment_id`` recorded by the first run found in a log folder, or None."""
+    try:
+        entries = os.scandir(folder)
+    except OSError:
+        return None
+    with entries:
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            try:
+                record = json.loads(Path(entry.path, "run.json").read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue  # not a run, or one still being created
+            owner = record.get("experiment_id") if isinstance(record, dict) else None
+            if isinstance(owner, str):
+                return owner
+    return None
+
+
+def adopt_legacy_folder(name: str, nodeid: str, log_dir: Path) -> str:
+    """Keep a nested experiment in the folder that xprun 0.1 gave it.
+
+    xprun 0.1 named every folder ``<file stem>.<function>``, whatever the file's folder;
+    now a nested file's folder includes its path (``sub.xp_a.xp_train``).  So that an
+    upgrade does not silently rerun a finished sweep, an experiment whose new folder does
+    not exist yet keeps its old one when the runs there are provably its own (their
+    ``experiment_id`` is this node id, which the run hashes cover).
+    """
+    rel, _, function = nodeid.partition("::")
+    legacy = f"{Path(rel).stem}.{function}"
+    if legacy == name or (log_dir / name).exists():
+        return name
+    return legacy if _folder_owner(log_dir / legacy) == nodeid else name
+
+
 def _not_runnable(func: Callable[..., Any]) -> str | None:
     """Why an experiment function cannot be run, or None."""
     if inspect.isgeneratorfunction(func):
@@ -163,7 +199,9 @@ class ModuleCollector:
             except CollectError as exc:
                 session.collect_errors.append((nodeid, str(exc)))
                 continue
-            name = decl.name or default_name(rel, attr)
+            name = decl.name or adopt_legacy_folder(
+                default_name(rel, attr), nodeid, session.config.log_dir
+            )
             problem = experiment_name_problem(name)
             if problem:  # an explicit name was checked when declared: this one is derived
                 raise UsageError(
@@ -217,25 +255,9 @@ def check_log_folder(experiment: Experiment, log_dir: Path) -> None:
     runs are.
     """
     folder = log_dir / experiment.name
-    try:
-        entries = os.scandir(folder)
-    except OSError:
-        return
-    with entries:
-        for entry in entries:
-            if entry.name.startswith("."):
-                continue
-            try:
-                record = json.loads(Path(entry.path, "run.json").read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                continue  # not a run, or one still being created
-            owner = record.get("experiment_id") if isinstance(record, dict) else None
-            if not isinstance(owner, str):
-                continue
-            if owner != experiment.identity:
-                raise UsageError(
-                    f"{experiment.nodeid} would share the log folder {folder} with experiment "
-                    f"{record.get('nodeid') or owner}; give one of them another name with "
-                    "@xprun.config(experiment='...')"
-                )
-            return
+    owner = _folder_owner(folder)
+    if owner is not None and owner != experiment.identity:
+        raise UsageError(
+            f"{experiment.nodeid} would share the log folder {folder} with experiment "
+            f"{owner}; give one of them another name with @xprun.config(experiment='...')"
+        )
