@@ -45,6 +45,7 @@ import json
 import os
 import re
 import socket
+import stat
 import time
 import uuid
 from dataclasses import dataclass
@@ -182,9 +183,32 @@ def disk_full_message(path: Path, exc: BaseException) -> str:
     )
 
 
-def read_json(path: Path) -> Any:
-    with open(path, "rb") as f:
-        return json.loads(f.read())
+RECORD_MAX_BYTES = 16 * 1024 * 1024
+
+
+def read_regular(path: Path, limit: int) -> bytes:
+    """The bytes of a regular file of at most ``limit`` bytes.
+
+    A FIFO, device or directory under a record's name (a damaged or hostile log directory)
+    raises ``OSError`` instead of blocking or reading forever; so does a larger file.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(f"{path} is not a regular file")
+        if info.st_size > limit:
+            raise OSError(f"{path} is {info.st_size:,} bytes, more than {limit:,}")
+        chunks = []
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def read_json(path: Path, limit: int = RECORD_MAX_BYTES) -> Any:
+    return json.loads(read_regular(path, limit))
 
 
 # -- clocks and heartbeats ---------------------------------------------------------------------
@@ -215,12 +239,20 @@ class FsClock:
         path = self.log_dir / CLOCK_FILE
         try:
             self.log_dir.mkdir(parents=True, exist_ok=True)
-            with open(path, "a"):
-                pass
-            os.utime(path)
-            return path.stat().st_mtime
+            # Non-blocking and no link followed: a FIFO or a planted link under this name
+            # must not hang or redirect the probe (it falls back to the local clock).
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NONBLOCK | os.O_NOFOLLOW, 0o644)
         except OSError:
             return time.time()
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return time.time()
+            os.utime(fd)
+            return os.fstat(fd).st_mtime
+        except OSError:
+            return time.time()
+        finally:
+            os.close(fd)
 
 
 @dataclass(frozen=True)
@@ -275,6 +307,26 @@ class ClaimInfo:
         return f"{who}, attempt {self.attempt}, heartbeat {self.age(clock):.0f}s ago"
 
 
+_CLAIM_MAX_BYTES = 64 * 1024
+
+
+def _read_claim(entry: os.DirEntry[str]) -> bytes:
+    """A claim file's bytes; nothing from a FIFO, a device, a link or a directory.
+
+    Claims are small regular files written by xprun; anything else under that name (a
+    damaged or hostile log directory) has no owner in it, and reading it must not block.
+    """
+    if not entry.is_file(follow_symlinks=False):
+        return b""
+    fd = os.open(entry.path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return b""
+        return os.read(fd, _CLAIM_MAX_BYTES)
+    finally:
+        os.close(fd)
+
+
 def list_claims(run_dir: Path) -> list[ClaimInfo]:
     """The claims in ``run_dir``, lowest attempt first."""
     claims = []
@@ -284,11 +336,12 @@ def list_claims(run_dir: Path) -> list[ClaimInfo]:
         return []
     for entry in entries:
         name = entry.name
-        if not name.startswith(CLAIM_PREFIX) or not name[len(CLAIM_PREFIX) :].isdigit():
+        number = name[len(CLAIM_PREFIX) :]
+        if not name.startswith(CLAIM_PREFIX) or not (number.isascii() and number.isdigit()):
             continue
         try:
-            mtime = entry.stat().st_mtime
-            raw = Path(entry.path).read_bytes()
+            mtime = entry.stat(follow_symlinks=False).st_mtime
+            raw = _read_claim(entry)
         except FileNotFoundError:
             continue  # released meanwhile
         except OSError:
@@ -429,7 +482,10 @@ def acquire(run_dir: Path, clock: FsClock, heartbeat: Heartbeat) -> Acquired:
         if claim is None:
             continue  # another process took this attempt first: look again
         for stale in claims:
-            stale.path.unlink(missing_ok=True)
+            try:
+                stale.path.unlink(missing_ok=True)
+            except OSError:
+                pass  # not a file (a damaged directory): ours is higher, it no longer counts
         recorded = read_record(run_dir)
         if recorded and int(recorded.get("attempt", 0)) >= attempt:
             claim.release()  # a finisher recorded this attempt meanwhile: take the next one
@@ -449,7 +505,12 @@ def read_record(run_dir: Path) -> dict[str, Any] | None:
         record = read_json(run_dir / RUN_JSON)
     except (OSError, ValueError):
         return None
-    return record if isinstance(record, dict) else None
+    if not isinstance(record, dict):
+        return None
+    attempt = record.get("attempt", 0)
+    if type(attempt) is not int or attempt < 0 or not isinstance(record.get("status", ""), str):
+        return None  # damaged: not a record to trust (the run is attempted again)
+    return record
 
 
 @dataclass(frozen=True)

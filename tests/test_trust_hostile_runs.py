@@ -1,0 +1,67 @@
+"""Issue 9 item 4 on the launcher's side: a damaged or hostile run directory never hangs,
+crashes or misleads ``xprun`` itself (the Reader's side is in test_trust_reader.py).
+
+Each case damages a real run directory left by a real sweep, then launches again; a hang
+shows up as the subprocess timeout, a crash as exit 3 / a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import xprun
+
+EXPERIMENT = """
+import xprun
+
+@xprun.grid(k=[1, 2, 3, 4, 5, 6])
+@xprun.config({"k": 0})
+def xp_a(config):
+    return {"k": config.k}
+"""
+
+
+def _sweep(project):
+    project.write("xp_a.py", EXPERIMENT)
+    first = project.run()
+    assert first.returncode == 0, first.output
+    dirs = project.run_dirs()
+    assert len(dirs) == 6
+    return dirs
+
+
+def _record(run_dir):
+    return json.loads((run_dir / "run.json").read_text())
+
+
+def test_i9_04_fifos_and_odd_entries_in_run_dirs_neither_hang_nor_crash_a_launch(project):
+    dirs = _sweep(project)
+    fifo_record, fifo_claim, dir_claim, odd_claim, bad_attempt, healthy = dirs
+    (fifo_record / "run.json").unlink()
+    os.mkfifo(fifo_record / "run.json")  # a launch that reads it would block forever
+    os.mkfifo(fifo_claim / "claim.1")
+    (dir_claim / "claim.2").mkdir()
+    (odd_claim / "claim.\u00b2").write_text("{}")  # isdigit() but not int()
+    damaged = {**_record(bad_attempt), "status": "failed", "attempt": "abc"}
+    (bad_attempt / "run.json").write_text(json.dumps(damaged))
+    os.mkfifo(project.log_dir / ".xprun-clock")
+
+    again = project.run("-v", timeout=60)
+    assert again.returncode == 0, again.output
+    assert "INTERNAL ERROR" not in again.output and "Traceback" not in again.output
+    # A record that cannot be trusted is replaced by a real one; healthy runs stay cached.
+    for run_dir in (fifo_record, bad_attempt):
+        assert _record(run_dir)["status"] == "complete"
+    assert "4 cached" in again.output, again.output  # the four whose records are intact
+    assert _record(healthy)["attempt"] == 1
+
+
+def test_i9_04_the_reader_and_status_survive_a_fifo_clock_file(project):
+    _sweep(project)
+    os.mkfifo(project.log_dir / ".xprun-clock")
+    shown = project.run("show", timeout=60)
+    assert shown.returncode == 0, shown.output
+    assert len(xprun.Reader(project.log_dir).to_pandas()) == 6
+    status = project.run("status", timeout=60)
+    assert status.returncode == 0, status.output
