@@ -65,3 +65,30 @@ def test_i9_04_the_reader_and_status_survive_a_fifo_clock_file(project):
     assert len(xprun.Reader(project.log_dir).to_pandas()) == 6
     status = project.run("status", timeout=60)
     assert status.returncode == 0, status.output
+
+
+def test_i8_09_sys_exit_in_a_session_fixture_teardown_is_its_error_not_the_end(project):
+    project.write(
+        "conftest.py",
+        """
+        import sys
+        import xprun
+
+        @xprun.fixture(scope="session")
+        def resource():
+            yield 1
+            sys.exit(0)
+
+        @xprun.fixture(scope="session")
+        def other():
+            yield 2
+            open("other_closed.txt", "w").close()
+        """,
+    )
+    project.write("xp_a.py", "def xp_a(other, resource):\n    return {'r': resource}\n")
+    result = project.run()
+    assert result.returncode == 0, result.output
+    assert "error in session fixture teardown" in result.stderr
+    assert "SystemExit" in result.stderr
+    assert (project.root / "other_closed.txt").exists()  # the other teardown still ran
+    assert "1 complete" in result.stdout  # the session reported its summary

@@ -21,7 +21,7 @@ from collections.abc import Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
-from .errors import CollectError
+from .errors import CollectError, Terminated
 from .identity import ParamIdentity, param_identity
 
 if TYPE_CHECKING:
@@ -360,7 +360,9 @@ def finish_generators(teardowns: list[Generator[Any, None, None]]) -> list[BaseE
             next(gen)
         except StopIteration:
             continue
-        except Exception as exc:
+        except (KeyboardInterrupt, Terminated):
+            raise  # the caller finishes the others and then ends the run or session
+        except BaseException as exc:  # sys.exit() in a teardown is its error, not the end
             errors.append(exc)
             continue
         errors.append(RuntimeError(f"fixture {gen.__name__!r} yielded more than once"))
