@@ -10,7 +10,7 @@ import pluggy
 
 import xprun
 from xprun import hookspec
-from xprun.main import BUILTIN_PLUGINS, make_pluginmanager
+from xprun.config import BUILTIN_PLUGINS, make_pluginmanager
 
 
 def install_plugin(site: Path, module: str, code: str) -> dict[str, str]:
@@ -80,7 +80,9 @@ def test_entry_point_plugin_adds_an_option_and_a_scheduler(project, tmp_path):
 
                 def run(self, session, runs):
                     for run in reversed(runs):
-                        session.config.hook.xprun_run_protocol(run=run, session=session)
+                        session.config.hook.xprun_run_protocol(
+                            run=run, context=session.run_context()
+                        )
 
             @xprun.hookimpl
             def xprun_addoption(parser, settings):

@@ -5,11 +5,15 @@ Write ``xp_*`` functions, declare their config and sweep with ``@xprun.config`` 
 """
 
 from ._version import __version__
-from .declare import config, grid, resources, zip
+
+# ``xprun.config`` is the decorator, not the module of the same name: the module is imported
+# first, so that binding the decorator below is the last word (``from xprun.config import
+# Config`` still finds the module, through ``sys.modules``).
+from .config import main  # isort: skip
+from .declare import config, grid, resources, zip  # isort: skip
 from .errors import ExitCode, UsageError
 from .fixtures import fixture
 from .hookimpl import hookimpl
-from .main import main
 from .runspec import RunInfo
 
 

@@ -1,29 +1,95 @@
-"""The ``xprun`` console script: dispatch to a command (``run`` is the default)."""
+"""The ``xprun`` console script: dispatch to a command (``run`` is the default).
+
+Commands are registered through the ``xprun_subcommand`` hook, so plugins add their own; the
+built-in ones are declared here and imported only when chosen (``xprun --help`` stays light).
+Leading ``-p NAME`` options load or block plugins before the command is chosen, so
+``xprun -p myplugin mycommand`` works; they are passed on to ``run`` only.
+"""
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
-COMMANDS: dict[str, str] = {
-    # name → "module:function"; each takes argv and returns an exit code
-    "run": "xprun.main:main",
-    "show": "xprun.show:main",
-    "plot": "xprun.plot:main",
-    "status": "xprun.status:main",
-    "worker": "xprun.worker:main",
-}
+from .hookimpl import hookimpl
+
+
+@dataclass(frozen=True)
+class Command:
+    """A command of the ``xprun`` console script: ``xprun NAME ARGS...``."""
+
+    name: str
+    main: Callable[[list[str]], int]  # gets the words after NAME, returns the exit code
+    help: str = ""
+
+
+def _lazy(target: str) -> Callable[[list[str]], int]:
+    """``module:function``, imported when the command runs."""
+
+    def main(argv: list[str]) -> int:
+        import importlib
+
+        module, _, function = target.partition(":")
+        command: Callable[[list[str]], int] = getattr(importlib.import_module(module), function)
+        return command(argv)
+
+    return main
+
+
+@hookimpl(trylast=True)
+def xprun_subcommand() -> Iterable[Command]:
+    return (
+        Command("run", _lazy("xprun.config:main"), "collect and run experiments (the default)"),
+        Command("show", _lazy("xprun.show:main"), "a table of results"),
+        Command("plot", _lazy("xprun.plot:main"), "a metric, mean ± std"),
+        Command("status", _lazy("xprun.status:main"), "where submitted runs are"),
+        Command("worker", _lazy("xprun.worker:main"), "execute runs of a job spec (internal)"),
+    )
+
+
+def commands(argv: list[str]) -> dict[str, Command]:
+    """Every command, by name, from the plugins that ``argv``'s ``-p`` options leave."""
+    from .config import make_pluginmanager
+
+    found: dict[str, Command] = {}
+    for result in make_pluginmanager(argv).hook.xprun_subcommand():
+        for command in result or ():
+            found.setdefault(command.name, command)
+    return found
+
+
+def _leading_plugin_options(argv: list[str]) -> int:
+    """How many words at the start of ``argv`` are ``-p NAME`` / ``-pNAME`` options."""
+    i = 0
+    while i < len(argv):
+        if argv[i] == "-p" and i + 1 < len(argv):
+            i += 2
+        elif argv[i].startswith("-p") and len(argv[i]) > 2:
+            i += 1
+        else:
+            break
+    return i
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: ``xprun [COMMAND] ...``; without a known command, ``run``."""
-    import importlib
+    from .errors import ExitCode, UsageError
 
     argv = list(sys.argv[1:] if argv is None else argv)
-    name = argv[0] if argv and argv[0] in COMMANDS else "run"
-    if argv and argv[0] == name:
-        argv = argv[1:]
-    module, _, function = COMMANDS[name].partition(":")
-    code = getattr(importlib.import_module(module), function)(argv)
+    try:
+        table = commands(argv)
+    except UsageError as exc:
+        sys.stderr.write(f"ERROR: {exc}\n")
+        return int(ExitCode.USAGE_ERROR)
+    skip = _leading_plugin_options(argv)
+    word = argv[skip] if skip < len(argv) else None
+    if word in table and word != "run":
+        code = table[word].main(argv[skip + 1 :])
+    else:
+        if word == "run":
+            argv = argv[:skip] + argv[skip + 1 :]
+        code = table["run"].main(argv)
     sys.stdout.flush()
     return code
 

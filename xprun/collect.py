@@ -37,7 +37,8 @@ from .fixtures import FixtureDef, argnames, not_injectable
 from .hookimpl import hookimpl
 
 if TYPE_CHECKING:
-    from .main import Config, Session
+    from .config import Config
+    from .session import Session
 
 
 @dataclass(eq=False)

@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from omegaconf import DictConfig
 
     from .collect import Experiment
-    from .main import Session
+    from .session import Session
 
 LABEL_VALUE_MAX = 24
 

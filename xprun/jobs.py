@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 from . import store
 
 if TYPE_CHECKING:
-    from .main import Session
     from .runspec import RunSpec
+    from .session import Session
     from .snapshot import Snapshot
 
 SPEC_FORMAT = 1

@@ -10,7 +10,7 @@ from . import metadata, store
 from .errors import safe_str
 
 if TYPE_CHECKING:
-    from .main import Session
+    from .runcontext import MetadataProvider
     from .runspec import RunSpec
 
 try:
@@ -31,9 +31,9 @@ def write_config(run: RunSpec) -> None:
     store.write_text_atomic(run.run_dir / "config.yaml", text)
 
 
-def start_record(run: RunSpec, session: Session, started: float) -> dict[str, Any]:
+def start_record(run: RunSpec, metadata_: MetadataProvider, started: float) -> dict[str, Any]:
     """The ``running`` record of a new attempt (written before the experiment is called)."""
-    git_fields, patch = session.git_state()
+    git_fields, patch = metadata_.git_state()
     if patch:
         store.write_text_atomic(run.run_dir / "git.patch", patch)
         git_fields = {**git_fields, "patch": "git.patch"}
@@ -50,7 +50,7 @@ def start_record(run: RunSpec, session: Session, started: float) -> dict[str, An
         "start": iso(started),
         "end": None,
         "duration": None,
-        "scheduler": session.scheduler_name,
+        "scheduler": metadata_.scheduler,
         "job": metadata.job_fields(),
         "git": git_fields,
         **metadata.process_fields(),

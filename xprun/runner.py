@@ -26,7 +26,7 @@ import shutil
 import sys
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,11 +35,10 @@ from .capture import RunCapture
 from .errors import SignalHold, Terminated, is_disk_full
 from .fixtures import FixtureRequest
 from .hookimpl import hookimpl
-from .logger import Logger
 from .record import error_fields, final_record, jsonable_outcome, start_record, write_config
 
 if TYPE_CHECKING:
-    from .main import Session
+    from .runcontext import RunContext
     from .runspec import RunSpec
 
 
@@ -87,20 +86,20 @@ class _LostClaim(Exception):
 
 
 @hookimpl(trylast=True)
-def xprun_run_protocol(run: RunSpec, session: Session) -> reports.RunReport:
-    skipped = skip_report(session, run)
+def xprun_run_protocol(run: RunSpec, context: RunContext) -> reports.RunReport:
+    skipped = context.hook.xprun_run_skip(run=run, context=context)
     if skipped is not None:
-        return _log(session, skipped)
+        return context.record(skipped)
     hold = SignalHold()
     interrupt: BaseException | None = None
     try:
         try:
-            report, interrupt = _claimed(run, session, hold)
+            report, interrupt = _claimed(run, context, hold)
         except OSError as exc:
             if not is_disk_full(exc):
                 raise
-            report = _disk_full(session, run, exc)
-        _log(session, report)
+            report = _disk_full(run, exc)
+        context.record(report)
     finally:
         hold.release()  # a signal held while recording is delivered here, the record whole
     if interrupt is not None:
@@ -109,51 +108,47 @@ def xprun_run_protocol(run: RunSpec, session: Session) -> reports.RunReport:
 
 
 def _claimed(
-    run: RunSpec, session: Session, hold: SignalHold
+    run: RunSpec, context: RunContext, hold: SignalHold
 ) -> tuple[reports.RunReport, BaseException | None]:
     """Claim the run, then execute, recover or skip it; the claim is released in any case."""
-    acquired = store.acquire(run.run_dir, session.clock, session.heartbeat)
+    acquired = store.acquire(run.run_dir, context.clock, context.heartbeat)
     claim = acquired.claim
     if claim is None:
-        return _elsewhere_report(session, run, acquired.owner), None
-    beat = ticker.every(session.heartbeat.interval, claim.touch)
+        return _elsewhere_report(context, run, acquired.owner), None
+    beat = ticker.every(context.heartbeat.interval, claim.touch)
     try:
         # Read under the claim: another process may have completed it meanwhile.
         record = acquired.record or {}
         status = record.get("status")
-        if status == store.STATUS_COMPLETE and not session.config.option.force:
+        if status == store.STATUS_COMPLETE and not context.force:
             return reports.RunReport(run, reports.CACHED), None
         if status in (store.STATUS_RUNNING, store.STATUS_INTERRUPTED) and _returned(run):
             return _recover(run, record, claim), None
         run.attempt = claim.attempt
-        return _execute(run, session, record, claim, hold)
+        return _execute(run, context, record, claim, hold)
     finally:
         hold.hold()  # from here until the report is logged, the record is being finished
         beat.cancel()
         claim.release()
 
 
-def skip_report(session: Session, run: RunSpec) -> reports.RunReport | None:
+@hookimpl(trylast=True)
+def xprun_run_skip(run: RunSpec, context: RunContext) -> reports.RunReport | None:
     """The report of a run that must not start here: complete (cached, unless ``--force``)
     or running elsewhere (a live claim).  None when it should run."""
-    state = session.run_state(run)
-    if state.complete and not session.config.option.force:
+    state = store.read_state(run.run_dir, context.clock, context.heartbeat)
+    if state.complete and not context.force:
         return reports.RunReport(run, reports.CACHED)
     if state.status == store.STATUS_RUNNING and state.owner is not None:
-        return _elsewhere_report(session, run, state.owner)
+        return _elsewhere_report(context, run, state.owner)
     return None
 
 
 def _elsewhere_report(
-    session: Session, run: RunSpec, owner: store.ClaimInfo | None
+    context: RunContext, run: RunSpec, owner: store.ClaimInfo | None
 ) -> reports.RunReport:
-    where = owner.describe(session.clock) if owner else "another process"
+    where = owner.describe(context.clock) if owner else "another process"
     return reports.RunReport(run, reports.ELSEWHERE, longrepr=f"running elsewhere: {where}")
-
-
-def _log(session: Session, report: reports.RunReport) -> reports.RunReport:
-    session.config.hook.xprun_run_logreport(report=report)
-    return report
 
 
 def _lost_report(run: RunSpec, claim: store.Claim, what: str) -> reports.RunReport:
@@ -172,12 +167,12 @@ def _lost_report(run: RunSpec, claim: store.Claim, what: str) -> reports.RunRepo
     return reports.RunReport(run, reports.LOST, longrepr=note)
 
 
-def _disk_full(session: Session, run: RunSpec, exc: OSError) -> reports.RunReport:
-    """A full disk: this run is reported failed, and no further run starts."""
+def _disk_full(run: RunSpec, exc: OSError) -> reports.RunReport:
+    """A full disk: this run is reported failed, and no further run starts (the report's
+    ``shouldstop`` tells the session)."""
     message = store.disk_full_message(run.run_dir, exc)
-    session.shouldstop = f"stopped launching runs: {message}"
     return reports.RunReport(
-        run, reports.FAILED, longrepr=message, shouldstop=str(session.shouldstop)
+        run, reports.FAILED, longrepr=message, shouldstop=f"stopped launching runs: {message}"
     )
 
 
@@ -241,35 +236,24 @@ def _clear_outcome(run_dir: Path, aside: Path | None) -> None:
             path.unlink(missing_ok=True)
 
 
-def _run_loggers(run: RunSpec) -> Iterator[Logger]:
-    """The ``Logger`` objects among this run's fixture values, whatever their fixture's name."""
-    request = run.request
-    if request is None:
-        return
-    for name in run.experiment.fixtures:
-        value = request.cached_value(name)
-        if isinstance(value, Logger):
-            yield value
-
-
 def _execute(
     run: RunSpec,
-    session: Session,
+    context: RunContext,
     previous: dict[str, Any],
     claim: store.Claim,
     hold: SignalHold,
 ) -> tuple[reports.RunReport, BaseException | None]:
-    hook = session.config.hook
+    hook = context.hook
     started = time.time()
     run_dir = run.run_dir
-    forced = previous.get("status") == store.STATUS_COMPLETE and session.config.option.force
+    forced = previous.get("status") == store.STATUS_COMPLETE and context.force
     aside = _set_aside(run_dir, previous) if forced else None
     write_config(run)
-    record = start_record(run, session, started)
+    record = start_record(run, context.metadata, started)
     if previous:
         _clear_outcome(run_dir, aside)
-    capture = RunCapture(run_dir, echo=session.config.option.capture == "no")
-    run.request = FixtureRequest(run, run.experiment.fixtures, session.session_fixtures)
+    capture = RunCapture(run_dir, echo=context.capture == "no")
+    run.request = FixtureRequest(run, run.experiment.fixtures, context.session_fixtures)
     status = store.STATUS_COMPLETE
     error: BaseException | None = None  # what failed or interrupted the attempt
     teardown_error: BaseException | None = None
@@ -280,10 +264,10 @@ def _execute(
     try:
         try:
             seed_everything(run.seed)
-            hook.xprun_run_setup(run=run, session=session)
-            outcome = jsonable_outcome(hook.xprun_run_call(run=run, session=session))
+            hook.xprun_run_setup(run=run, context=context)
+            outcome = jsonable_outcome(hook.xprun_run_call(run=run, context=context))
             hold.hold()  # a signal now would lose a result that exists: save it first
-            hook.xprun_run_returned(run=run, session=session)
+            hook.xprun_run_returned(run=run, context=context)
             if not claim.holds():
                 raise _LostClaim
             store.write_json_atomic(run_dir / store.OUTCOME_JSON, outcome, durable=True)
@@ -301,13 +285,13 @@ def _execute(
                 # the final record is written (they are delivered then).
                 hold.hold()
                 try:
-                    hook.xprun_run_interrupted(run=run, session=session, reason=exc)
+                    hook.xprun_run_interrupted(run=run, context=context, reason=exc)
                 except Exception as exc2:  # recorded; the run is interrupted either way
                     hook_error = exc2
         except BaseException as exc:  # SystemExit too: a failed run, never an exit
             status, error = store.STATUS_FAILED, exc
         try:
-            hook.xprun_run_teardown(run=run, session=session)
+            hook.xprun_run_teardown(run=run, context=context)
         except _INTERRUPTS as exc:
             interrupt = interrupt or exc
             teardown_error = teardown_error or exc
@@ -331,7 +315,7 @@ def _execute(
         text = longrepr + (f"error in fixture teardown:\n{teardown_text}" if teardown_text else "")
         full = _disk_full_ok(lambda: store.write_text_atomic(run_dir / "error.txt", text)) or full
     ended = time.time()
-    final = final_record(record, status, ended, error, session.packages.imported())
+    final = final_record(record, status, ended, error, context.metadata.packages())
     if teardown_error is not None:
         final["teardown_error"] = error_fields(teardown_error)
     if hook_error is not None:
@@ -356,12 +340,12 @@ def _execute(
     if full is not None:
         message = store.disk_full_message(run_dir, full)
         report.longrepr += message
-        report.shouldstop = session.shouldstop = f"stopped launching runs: {message}"
+        report.shouldstop = f"stopped launching runs: {message}"
     return report, interrupt
 
 
 @hookimpl(trylast=True)
-def xprun_run_setup(run: RunSpec, session: Session) -> None:
+def xprun_run_setup(run: RunSpec, context: RunContext) -> None:
     request = run.request
     assert request is not None
     for name in run.experiment.argnames:
@@ -369,7 +353,7 @@ def xprun_run_setup(run: RunSpec, session: Session) -> None:
 
 
 @hookimpl(trylast=True)
-def xprun_run_call(run: RunSpec, session: Session) -> Any:
+def xprun_run_call(run: RunSpec, context: RunContext) -> Any:
     request = run.request
     assert request is not None
     kwargs = {name: request.getfixturevalue(name) for name in run.experiment.argnames}
@@ -377,7 +361,7 @@ def xprun_run_call(run: RunSpec, session: Session) -> Any:
 
 
 @hookimpl(trylast=True)
-def xprun_run_teardown(run: RunSpec, session: Session) -> None:
+def xprun_run_teardown(run: RunSpec, context: RunContext) -> None:
     """Tear down every run-scoped fixture, newest first; raise the first error.
 
     A teardown that raises ``SystemExit`` (or another ``BaseException``) does not stop the
@@ -396,16 +380,3 @@ def xprun_run_teardown(run: RunSpec, session: Session) -> None:
     interrupts = [e for e in errors if isinstance(e, _INTERRUPTS)]
     if interrupts or errors:
         raise (interrupts or errors)[0]
-
-
-@hookimpl
-def xprun_run_returned(run: RunSpec, session: Session) -> None:
-    """Metrics logged before ``return`` are on disk before the outcome says it returned."""
-    for logger in _run_loggers(run):
-        logger.flush()
-
-
-@hookimpl
-def xprun_run_interrupted(run: RunSpec, session: Session, reason: BaseException) -> None:
-    for logger in _run_loggers(run):
-        logger.interrupted()

@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from . import store
+from .config import ArgumentParser
 from .errors import ExitCode, UsageError
 from .jobs import submissions
-from .main import ArgumentParser
 from .show import default_log_dir
 
 COLUMNS = ("queued", "running", "complete", "failed", "interrupted")
@@ -28,7 +28,7 @@ def main(argv: list[str]) -> int:
     except UsageError as exc:
         sys.stderr.write(f"ERROR: {exc}\n")
         return int(ExitCode.USAGE_ERROR)
-    from .main import make_config
+    from .config import make_config
 
     config = make_config([], Path.cwd())
     clock = store.FsClock(log_dir)

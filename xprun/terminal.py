@@ -18,7 +18,8 @@ from . import reports
 from .hookimpl import hookimpl
 
 if TYPE_CHECKING:
-    from .main import Config, Session
+    from .config import Config
+    from .session import Session
 
 LETTERS = {
     reports.COMPLETE: ".",

@@ -49,8 +49,9 @@ class Worker:
     """A session built from a spec, ready to execute its runs by index."""
 
     def __init__(self, spec_path: Path) -> None:
+        from .config import make_config
         from .jobs import read_spec
-        from .main import Session, make_config
+        from .session import Session
 
         self.spec_path = spec_path
         self.spec = spec = read_spec(spec_path)
@@ -105,7 +106,7 @@ class Worker:
     def execute(self, index: int) -> reports.RunReport:
         self.last_report = None
         run = self.runspec(index)
-        return self.hook.xprun_run_protocol(run=run, session=self.session)
+        return self.hook.xprun_run_protocol(run=run, context=self.session.run_context())
 
     def close(self) -> None:
         self.session.session_fixtures.teardown()

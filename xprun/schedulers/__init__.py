@@ -10,31 +10,31 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from ..main import Session
     from ..runspec import RunSpec
+    from ..session import Session
 
 
 class Scheduler(Protocol):
     name: str
 
     def run(self, session: Session, runs: list[RunSpec]) -> None:
-        """Execute ``runs``; each run ends through the ``xprun_run_protocol`` hook."""
+        """Execute ``runs``; each run ends through the ``xprun_run_protocol`` hook, called
+        with ``context=session.run_context()`` where the run executes."""
 
 
 def pending(session: Session, runs: list[RunSpec]) -> list[RunSpec]:
     """The runs to send out: neither complete (unless --force) nor running elsewhere.
 
     The others are reported here, as cached or running elsewhere, before any submission,
-    by the same check the run protocol makes.
+    by the same check the run protocol makes (``xprun_run_skip``).
     """
-    from ..runner import skip_report
-
-    hook = session.config.hook
+    context = session.run_context()
+    skip = context.hook.xprun_run_skip
     todo = []
     for run in runs:
-        report = skip_report(session, run)
+        report = skip(run=run, context=context)
         if report is None:
             todo.append(run)
         else:
-            hook.xprun_run_logreport(report=report)
+            context.record(report)
     return todo

@@ -29,8 +29,8 @@ from ..jobs import new_job_dir, record_submission, write_spec
 from . import pending
 
 if TYPE_CHECKING:
-    from ..main import Session
     from ..runspec import RunSpec
+    from ..session import Session
 
 
 def merge_resources(defaults: dict[str, Any], declared: dict[str, Any]) -> dict[str, Any]:

@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING
 from ..hookimpl import hookimpl
 
 if TYPE_CHECKING:
-    from ..main import Config, Session
+    from ..config import Config
     from ..runspec import RunSpec
+    from ..session import Session
 
 
 class InlineScheduler:
@@ -16,10 +17,11 @@ class InlineScheduler:
 
     def run(self, session: Session, runs: list[RunSpec]) -> None:
         protocol = session.config.hook.xprun_run_protocol
+        context = session.run_context()
         for run in runs:
             if session.shouldstop:
                 break
-            protocol(run=run, session=session)
+            protocol(run=run, context=context)
 
 
 @hookimpl(trylast=True)

@@ -19,7 +19,7 @@ from ..hookimpl import hookimpl
 from .batch import BatchScheduler, run_command
 
 if TYPE_CHECKING:
-    from ..main import Config
+    from ..config import Config
 
 _JOB_ID = re.compile(r"^OAR_JOB_ID=(\d+)\s*$", re.MULTILINE)
 _ARRAY_ID = re.compile(r"^OAR_ARRAY_ID=(\d+)\s*$", re.MULTILINE)

@@ -29,8 +29,9 @@ from ..jobs import new_job_dir, write_spec
 from . import pending
 
 if TYPE_CHECKING:
-    from ..main import Config, Session
+    from ..config import Config
     from ..runspec import RunSpec
+    from ..session import Session
 
 
 def parse_workers(value: Any) -> int:

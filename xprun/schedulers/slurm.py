@@ -20,7 +20,7 @@ from ..hookimpl import hookimpl
 from .batch import BatchScheduler, run_command
 
 if TYPE_CHECKING:
-    from ..main import Config
+    from ..config import Config
 
 _MAX_ARRAY_SIZE: dict[str, int] = {}
 

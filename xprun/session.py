@@ -1,14 +1,25 @@
-"""Config (options, settings, plugins) and Session (collect → expand → select → run).
+"""The session: one invocation, from collection to the last run's report.
 
-As in pytest, the session is itself a plugin: it counts run outcomes and stops after the
-first failure under ``-x``.  Everything else is done by the built-in plugins listed in
-``BUILTIN_PLUGINS``, which third-party plugins and ``conftest.py`` files sit beside.
+As in pytest, the session does little itself: ``Session.main`` calls ``xprun_sessionstart``,
+then ``xprun_collection`` and ``xprun_runloop`` (both ``firstresult``), then
+``xprun_sessionfinish``.  This module holds the default implementations of those two hooks,
+which a plugin may replace (return non-None first) or wrap (``@xprun.hookimpl(wrapper=True)``):
+
+- **collection** (``Session.perform_collect``): walk the given paths, importing the
+  conftest.py of each folder on the way down so that its collection hooks
+  (``xprun_ignore_collect``, ``xprun_collect_file``) apply to the folders under it, collect
+  each file, expand each experiment into runs, check that every hook implementation is of a
+  known hook, then ``xprun_collection_modifyitems`` and ``xprun_collection_finish``;
+- **the run loop** (``Session.runloop``): choose a scheduler for each experiment and dispatch
+  its runs; each run ends through the run protocol, which gets a narrow ``RunContext``
+  (``Session.run_context``), not the session.
+
+The session is also a plugin: it counts run outcomes and stops after the first failure under
+``-x``.
 """
 
 from __future__ import annotations
 
-import argparse
-import importlib
 import os
 import signal
 import sys
@@ -18,275 +29,48 @@ import traceback
 from collections import Counter
 from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
-from . import hookspec, reports
-from .errors import CollectError, ExitCode, Terminated, UsageError, raising
+from . import reports
+from .errors import ExitCode, Terminated, UsageError, raising
 from .fixtures import FixtureRegistry, SessionFixtures
 from .hookimpl import hookimpl
 from .metadata import PackageVersions, git_state
-from .overrides import OverrideAxis, looks_like_override, parse_overrides
-from .settings import DEFAULTS, ProjectSettings, load_settings
-from .store import FsClock, Heartbeat, RunState, read_state
+from .overrides import OverrideAxis, parse_overrides
+from .runcontext import RunContext
+from .store import FsClock, RunState, read_state
 
 if TYPE_CHECKING:
+    from types import ModuleType
+
     from .collect import Experiment
+    from .config import Config
     from .runspec import RunSpec
 
-BUILTIN_PLUGINS = (
-    "xprun.collect",
-    "xprun.expand",
-    "xprun.keyword",
-    "xprun.runner",
-    "xprun.schedulers.inline",
-    "xprun.schedulers.pool",
-    "xprun.schedulers.slurm",
-    "xprun.schedulers.oar",
-    "xprun.terminal",
-)
 
+class SessionMetadata:
+    """The session's ``MetadataProvider``: Git state read once, package versions, and the
+    scheduler currently dispatched to."""
 
-def make_pluginmanager() -> pluggy.PluginManager:
-    pm = pluggy.PluginManager("xprun")
-    pm.add_hookspecs(hookspec)
-    for name in BUILTIN_PLUGINS:
-        pm.register(importlib.import_module(name), name=name)
-    if not os.environ.get("XPRUN_DISABLE_PLUGIN_AUTOLOAD"):
-        try:
-            pm.load_setuptools_entrypoints("xprun")
-        except pluggy.PluginValidationError as exc:
-            raise UsageError(
-                f"plugin {getattr(exc.plugin, '__name__', exc.plugin)!r} does not fit xprun's "
-                f"hooks: {exc}; fix or uninstall it, or set XPRUN_DISABLE_PLUGIN_AUTOLOAD=1"
-            ) from None
-    return pm
+    def __init__(self, config: Config) -> None:
+        self._config = config
+        self.scheduler = "inline"
+        self._packages = PackageVersions()
+        self._git: tuple[dict[str, Any], str | None] | None = None
 
+    def git_state(self) -> tuple[dict[str, Any], str | None]:
+        if self._git is None:
+            config = self._config
+            self._git = git_state(config.rootdir, [config.log_dir, config.snapshot_dir])
+        return self._git
 
-def _exists(path: Path) -> bool:
-    """Whether ``path`` exists; False for words no file system accepts (too long, NUL...)."""
-    return os.path.exists(path)  # never raises, unlike Path.exists
+    def set_git_state(self, fields: dict[str, Any], patch: str | None) -> None:
+        self._git = (fields, patch)
 
-
-def _candidate_paths(argv: list[str], cwd: Path) -> list[Path]:
-    """Existing paths among the positional words of the command line, to find the rootdir
-    before plugins add their options.
-
-    The words are sorted out by the built-in options, so their values (``-k ..``,
-    ``--log-dir ../elsewhere``) never move the rootdir; a word after an option only a plugin
-    knows is still tried.
-    """
-    parser = ArgumentParser(add_help=False)
-    parser.add_argument("args", nargs="*")
-    xprun_addoption(parser, dict(DEFAULTS))
-    try:
-        option, unknown = parser.parse_known_intermixed_args(argv)
-        words = [*option.args, *unknown]
-    except UsageError:  # reported by the real parse, with every plugin's options known
-        words = argv
-    found = []
-    for word in words:
-        if word.startswith("-") or looks_like_override(word):
-            continue
-        path = cwd / word.split("::", 1)[0]
-        if _exists(path):
-            found.append(path.resolve())
-    return found
-
-
-class Config:
-    """Everything decided before the session starts: settings, options, plugins."""
-
-    def __init__(
-        self,
-        pluginmanager: pluggy.PluginManager,
-        settings: ProjectSettings,
-        option: argparse.Namespace,
-        cwd: Path,
-    ) -> None:
-        self.pluginmanager = pluginmanager
-        self.hook = pluginmanager.hook
-        self.settings = settings
-        self.option = option
-        self.cwd = cwd
-        self.rootdir = settings.rootdir
-        self.args, self.override_args = self._split_positionals(option.args)
-        if not self.args:
-            # As pytest: with no path given, collect from the invocation directory (the
-            # rootdir, settings and log directory are still the project's).
-            self.args = [str(cwd)]
-        if option.log_dir:
-            log_dir, source = cwd / option.log_dir, "--log-dir"
-        else:
-            log_dir, source = settings.rootdir / settings["log_dir"], "[tool.xprun] log_dir"
-        self.log_dir = check_log_dir(log_dir, source, writable=not option.collect_only)
-        self.snapshot_dir = (settings.rootdir / settings["snapshot_dir"]).resolve()
-        self.heartbeat = Heartbeat(
-            float(settings["heartbeat_interval"]), float(settings["heartbeat_timeout"])
-        )
-
-    def _split_positionals(self, words: list[str]) -> tuple[list[str], list[str]]:
-        args, overrides = [], []
-        for word in words:
-            exists = _exists(self.cwd / word.split("::", 1)[0])
-            if looks_like_override(word) and not exists:
-                overrides.append(word)
-            elif exists:
-                args.append(word)
-            else:
-                raise UsageError(
-                    f"file or directory not found: {word.split('::', 1)[0]} "
-                    "(positional arguments are paths, node ids, or key=value overrides)"
-                )
-        return args, overrides
-
-
-class ArgumentParser(argparse.ArgumentParser):
-    """argparse, with its errors turned into usage errors (exit code 4, as pytest)."""
-
-    def error(self, message: str) -> Any:  # type: ignore[override]
-        raise UsageError(f"{message}\n{self.format_usage().strip()}")
-
-
-def build_parser(pm: pluggy.PluginManager, settings: ProjectSettings) -> argparse.ArgumentParser:
-    from ._version import __version__
-
-    parser = ArgumentParser(
-        prog="xprun",
-        description="Discover xp_* experiments, expand their configs and sweeps, run each "
-        "content-hashed config once.",
-        epilog="Other commands: xprun show (a table of results), xprun plot (a metric, "
-        "mean ± std). Exit codes: 0 ok, 1 runs failed, 2 interrupted, "
-        "3 internal error, 4 usage error, 5 no runs collected.",
-    )
-    parser.add_argument("--version", action="version", version=f"xprun {__version__}")
-    parser.add_argument(
-        "args",
-        nargs="*",
-        metavar="PATH|NODEID|OVERRIDE",
-        help="files, folders or node ids (file.py::xp_name[label]) to collect, and config "
-        "overrides in Hydra's grammar (lr=0.1, lr=0.1,0.01, seed=range(0,5), +key=1, ~key)",
-    )
-    pm.hook.xprun_addoption.call_historic(kwargs={"parser": parser, "settings": settings.values})
-    return parser
-
-
-@hookimpl
-def xprun_addoption(parser: argparse.ArgumentParser, settings: dict[str, Any]) -> None:
-    group = parser.add_argument_group("running")
-    group.add_argument(
-        "-k",
-        dest="keyword",
-        metavar="EXPR",
-        default="",
-        help="only runs matching the keyword expression (pytest's -k: "
-        "'sgd and not lr=0.1'); a word matches part of a node id or key=value item, "
-        "a key=value word a whole value",
-    )
-    group.add_argument(
-        "-x", "--exitfirst", action="store_true", help="stop after the first failed run"
-    )
-    group.add_argument(
-        "--force", action="store_true", help="run again runs that are already complete"
-    )
-    group.add_argument(
-        "--collect-only",
-        "--co",
-        action="store_true",
-        dest="collect_only",
-        help="list every run with its hash and state; run nothing",
-    )
-    group.add_argument(
-        "--log-dir",
-        metavar="DIR",
-        default=None,
-        help="where run directories go (default: [tool.xprun] log_dir, "
-        "else 'xprun_logs' under the rootdir)",
-    )
-    group.add_argument(
-        "--scheduler",
-        default=None,
-        help="where runs execute: inline (this process), local (a pool of processes, -n), "
-        "slurm, oar (default: a 'scheduler' fixture, else [tool.xprun] scheduler, else inline)",
-    )
-    group.add_argument(
-        "-n",
-        "--numprocesses",
-        default=None,
-        metavar="N",
-        help="run on N local worker processes ('auto': one per core); implies --scheduler local",
-    )
-    group.add_argument(
-        "--wait",
-        action="store_true",
-        help="with a cluster scheduler, wait for the jobs and report how the runs ended",
-    )
-    snap = group.add_mutually_exclusive_group()
-    snap.add_argument(
-        "--snapshot",
-        action="store_true",
-        default=None,
-        help="run from a Git snapshot of the code (the default for every scheduler but inline)",
-    )
-    snap.add_argument(
-        "--no-snapshot",
-        action="store_false",
-        dest="snapshot",
-        help="run from the work tree as it is when each run starts",
-    )
-    group.add_argument(
-        "-s",
-        action="store_const",
-        const="no",
-        dest="capture",
-        default="sys",
-        help="also show the runs' output on the terminal as it is written",
-    )
-    out = parser.add_argument_group("reporting")
-    out.add_argument("-q", "--quiet", action="count", default=0, help="less output")
-    out.add_argument("-v", "--verbose", action="count", default=0, help="one line per run")
-
-
-def check_log_dir(path: Path, source: str, writable: bool) -> Path:
-    """``path`` resolved, once it is sure to hold run directories; a usage error otherwise.
-
-    Checked before anything is written, so a bad log directory stops xprun with nothing
-    created: a file or a device (``/dev/null``) in its place, a symbolic link that leads
-    nowhere (whose target ``mkdir`` would silently create) or loops, a name too long for the
-    file system, or (unless ``writable`` is false, as for ``--collect-only``) a folder this
-    process may not write into.
-    """
-
-    def fail(problem: str) -> NoReturn:
-        raise UsageError(
-            f"log directory {path} (from {source}): {problem}; fix it, or choose another "
-            "with --log-dir or [tool.xprun] log_dir"
-        )
-
-    existing = path
-    while not os.path.exists(existing):  # the nearest part that exists (symlinks followed)
-        if os.path.lexists(existing):
-            fail(f"{existing} is a symbolic link to nothing (its target is missing, or it loops)")
-        if existing.parent == existing:
-            break
-        existing = existing.parent
-    where = "it" if existing == path else str(existing)
-    if not os.path.isdir(existing):
-        fail(f"{where} exists and is not a directory")
-    try:
-        limit = os.pathconf(existing, "PC_NAME_MAX")
-    except (OSError, ValueError):
-        limit = 255
-    too_long = [p for p in path.relative_to(existing).parts if len(os.fsencode(p)) > limit]
-    if too_long:
-        fail(f"the name {too_long[0][:40]}... is longer than the file system allows ({limit})")
-    if writable and not os.access(existing, os.W_OK | os.X_OK):
-        fail(f"{where} is not writable by this user")
-    try:
-        return path.resolve()
-    except (OSError, RuntimeError) as exc:  # a loop that appeared meanwhile
-        fail(f"cannot be resolved ({exc})")
+    def packages(self) -> dict[str, str]:
+        return self._packages.imported()
 
 
 class Session:
@@ -303,17 +87,41 @@ class Session:
         self.shouldstop: str | bool = False
         self.interrupted = False
         self.usage_error = False
-        self.scheduler_name = "inline"
         self._snapshot: Any = None
         self.override_axes: list[OverrideAxis] = []
         self.clock = FsClock(config.log_dir)
         self.heartbeat = config.heartbeat
-        self.packages = PackageVersions()
-        self._git: tuple[dict[str, Any], str | None] | None = None
+        self.metadata = SessionMetadata(config)
         self.started = time.time()
         self._conftest_dirs: dict[Path, bool] = {}  # folder → its conftest imported fine
+        self._conftests: dict[Path, ModuleType] = {}  # folder → its registered conftest
+        self._hooks: dict[Path, Any] = {}  # folder → the hook relay seen from it
         self._labels: dict[str, set[str]] = {}  # experiment node id → selected run labels
         config.pluginmanager.register(self, name="session")
+
+    @property
+    def scheduler_name(self) -> str:
+        """The scheduler the runs are being dispatched to (recorded in ``run.json``)."""
+        return self.metadata.scheduler
+
+    @scheduler_name.setter
+    def scheduler_name(self, name: str) -> None:
+        self.metadata.scheduler = name
+
+    def run_context(self) -> RunContext:
+        """What the run protocol gets instead of the session (see ``runcontext.py``)."""
+        hook = self.config.hook
+        option = self.config.option
+        return RunContext(
+            hook=hook,
+            clock=self.clock,
+            heartbeat=self.heartbeat,
+            metadata=self.metadata,
+            recorders=(_logreport(hook),),
+            session_fixtures=self.session_fixtures,
+            force=bool(option.force),
+            capture=option.capture,
+        )
 
     # -- the session as a plugin --------------------------------------------------------------
 
@@ -329,17 +137,35 @@ class Session:
 
     # -- collection -----------------------------------------------------------------------------
 
+    def gethookproxy(self, folder: Path) -> Any:
+        """The hook relay as seen from ``folder``: conftest.py files of other folders left
+        out (pytest's rule), so a conftest's collection hooks apply under its folder only."""
+        if folder not in self._hooks:
+            mine = {folder, *folder.parents}
+            others = [m for d, m in self._conftests.items() if d not in mine]
+            pm = self.config.pluginmanager
+            self._hooks[folder] = _HookSubset(pm, others) if others else self.config.hook
+        return self._hooks[folder]
+
     def _ignored(self, path: Path) -> bool:
-        return bool(self.config.hook.xprun_ignore_collect(collection_path=path, config=self.config))
+        hook = self.gethookproxy(path.parent)
+        return bool(hook.xprun_ignore_collect(collection_path=path, config=self.config))
 
     def _walk(self, top: Path) -> list[Path]:
+        """The experiment files under ``top``, each folder's conftest.py imported before its
+        entries are considered (a folder whose conftest failed to import is left out)."""
         patterns = self.config.settings.patterns("experiment_files")
         found = []
         for dirpath, dirnames, filenames in os.walk(top):
             here = Path(dirpath)
+            if not self._load_conftests(here):
+                dirnames[:] = []
+                continue
             dirnames[:] = sorted(d for d in dirnames if not self._ignored(here / d))
             found.extend(
-                here / f for f in sorted(filenames) if any(fnmatchcase(f, p) for p in patterns)
+                here / f
+                for f in sorted(filenames)
+                if any(fnmatchcase(f, p) for p in patterns) and not self._ignored(here / f)
             )
         return found
 
@@ -373,6 +199,9 @@ class Session:
                     except pluggy.PluginValidationError as exc:
                         self._collect_error(conftest, f"{conftest}: a hook does not fit: {exc}")
                         ok = False
+                    else:
+                        self._conftests[directory] = module
+                        self._hooks.clear()
                     rel = relpath(directory, rootdir)
                     self.fixtures.parse_module(module, "/" if rel == "." else f"/{rel}/")
             self._conftest_dirs[directory] = ok
@@ -388,7 +217,18 @@ class Session:
         report = reports.CollectReport(path=path, nodeid=nodeid, failed=True, longrepr=text)
         self.config.hook.xprun_collectreport(report=report)
 
+    def perform_collect(self) -> None:
+        """The default ``xprun_collection``: collect, expand, check the hook implementations,
+        then let plugins filter the runs (``xprun_collection_modifyitems``)."""
+        hook = self.config.hook
+        self.collect()
+        self.expand()
+        self.config.pluginmanager.check_pending()
+        hook.xprun_collection_modifyitems(session=self, runs=self.runs)
+        hook.xprun_collection_finish(session=self)
+
     def collect(self) -> None:
+        """Collect the experiments of the given paths (``self.experiments``)."""
         from . import builtin_fixtures
         from .collect import format_import_error
 
@@ -411,7 +251,9 @@ class Session:
                 continue
             before = len(self.collect_errors)
             try:
-                results = config.hook.xprun_collect_file(file_path=file, session=self)
+                results = self.gethookproxy(file.parent).xprun_collect_file(
+                    file_path=file, session=self
+                )
             except _NOT_COLLECTION_ERRORS:
                 raise
             except BaseException:  # sys.exit() too: never a silent end of the session
@@ -434,6 +276,7 @@ class Session:
             )
 
     def expand(self) -> None:
+        """Expand every collected experiment into its runs (``self.runs``)."""
         from .collect import check_log_folder
 
         self.override_axes = parse_overrides(self.config.override_args)
@@ -453,8 +296,6 @@ class Session:
             if labels:
                 runs = [r for r in runs if r.nodeid.partition("::")[2] in labels]
             self.runs.extend(runs)
-        hook.xprun_collection_modifyitems(session=self, runs=self.runs)
-        hook.xprun_collection_finish(session=self)
 
     # -- running ------------------------------------------------------------------------------
 
@@ -463,14 +304,11 @@ class Session:
 
     def git_state(self) -> tuple[dict[str, Any], str | None]:
         """The code's Git state, read once per session (fields for run.json, the patch)."""
-        if self._git is None:
-            config = self.config
-            self._git = git_state(config.rootdir, [config.log_dir, config.snapshot_dir])
-        return self._git
+        return self.metadata.git_state()
 
     def set_git_state(self, fields: dict[str, Any], patch: str | None) -> None:
         """Record this Git state instead of reading it (workers get it from their spec)."""
-        self._git = (fields, patch)
+        self.metadata.set_git_state(fields, patch)
 
     def snapshot(self, required: bool) -> Any:
         """The Git snapshot runs execute from (taken once), or None when not wanted.
@@ -558,6 +396,16 @@ class Session:
             groups.setdefault(id(scheduler), (scheduler, []))[1].append(run)
         return list(groups.values())
 
+    def runloop(self) -> None:
+        """The default ``xprun_runloop``: each group of runs to its scheduler, until one
+        asks the session to stop (``-x``, a full disk)."""
+        for scheduler, runs in self.schedule():
+            if self.shouldstop:
+                break
+            scheduler = self._from_snapshot(scheduler)
+            self.scheduler_name = scheduler.name
+            scheduler.run(self, runs)
+
     def exitstatus(self) -> ExitCode:
         if self.interrupted:
             return ExitCode.INTERRUPTED
@@ -574,15 +422,8 @@ class Session:
         previous = _install_sigterm()
         try:
             hook.xprun_sessionstart(session=self)
-            self.collect()
-            self.expand()
-            if not self.config.option.collect_only and self.runs:
-                for scheduler, runs in self.schedule():
-                    if self.shouldstop:
-                        break
-                    scheduler = self._from_snapshot(scheduler)
-                    self.scheduler_name = scheduler.name
-                    scheduler.run(self, runs)
+            hook.xprun_collection(session=self)
+            hook.xprun_runloop(session=self)
             exitstatus = self.exitstatus()
         except UsageError as exc:
             sys.stderr.write(f"ERROR: {exc}\n")
@@ -603,9 +444,46 @@ class Session:
         return int(exitstatus)
 
 
+# -- the defaults of the session's hooks ----------------------------------------------------
+
+
+@hookimpl(trylast=True)
+def xprun_collection(session: Session) -> bool:
+    session.perform_collect()
+    return True
+
+
+@hookimpl(trylast=True)
+def xprun_runloop(session: Session) -> bool:
+    if session.config.option.collect_only or not session.runs:
+        return True
+    session.runloop()
+    return True
+
+
+class _HookSubset:
+    """A hook relay without some plugins (pluggy's ``subset_hook_caller``, made per name)."""
+
+    def __init__(self, pm: pluggy.PluginManager, remove: list[Any]) -> None:
+        self._pm = pm
+        self._remove = remove
+
+    def __getattr__(self, name: str) -> Any:
+        caller = self._pm.subset_hook_caller(name, remove_plugins=self._remove)
+        setattr(self, name, caller)
+        return caller
+
+
 # Raised while importing, these end the session as they would anywhere else; anything else
 # (SystemExit included) is the file's collection error.
 _NOT_COLLECTION_ERRORS = (KeyboardInterrupt, Terminated, UsageError)
+
+
+def _logreport(hook: Any) -> Any:
+    def logreport(report: reports.RunReport) -> None:
+        hook.xprun_run_logreport(report=report)
+
+    return logreport
 
 
 def _selected(experiment: Experiment, wanted: set[str]) -> bool:
@@ -623,34 +501,3 @@ def _install_sigterm() -> Any:
 def _restore_sigterm(previous: Any) -> None:
     if previous is not None:
         signal.signal(signal.SIGTERM, previous)
-
-
-def make_config(
-    argv: list[str], cwd: Path, settings: ProjectSettings | None = None, terminal: bool = True
-) -> Config:
-    """Plugins registered, options parsed, plugins configured: a ``Config`` for ``argv``."""
-    if settings is None:
-        settings = load_settings(_candidate_paths(argv, cwd), cwd)
-    pm = make_pluginmanager()
-    pm.register(sys.modules[__name__], name="xprun.main")
-    if not terminal:
-        pm.unregister(name="xprun.terminal")
-    parser = build_parser(pm, settings)
-    option = parser.parse_intermixed_args(argv)
-    config = Config(pm, settings, option, cwd)
-    pm.hook.xprun_configure.call_historic(kwargs={"config": config})
-    return config
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Run ``xprun`` with ``argv`` (default: the command line); return the exit code."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    try:
-        config = make_config(argv, Path.cwd())
-    except (UsageError, CollectError) as exc:  # CollectError: a plugin failed to load
-        sys.stderr.write(f"ERROR: {exc}\n")
-        return int(ExitCode.USAGE_ERROR)
-    try:
-        return Session(config).main()
-    finally:
-        config.hook.xprun_unconfigure(config=config)

@@ -1,0 +1,467 @@
+"""Configuration: the plugin manager, command-line options, and ``Config``.
+
+As in pytest, everything is a plugin: the built-in ones (``BUILTIN_PLUGINS``), those named
+with ``-p NAME``, those installed with an ``xprun`` entry point, and the ``conftest.py`` files
+the session finds.  ``-p no:NAME`` blocks any of them (built-in ones by their short name:
+``-p no:terminal``), but this module and ``xprun.session``, which hold the core's defaults.
+
+The hook contract is pytest's: a function named ``xprun_*`` in a plugin or conftest is a hook
+implementation with or without ``@xprun.hookimpl``, and one that matches no hook of
+``hookspec.py`` is an error naming it (``PluginManager.check_pending``), not silence.
+
+``main(argv)`` is the ``run`` command (``xprun.main``): it builds a ``Config`` and runs a
+``xprun.session.Session``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import importlib
+import inspect
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+import pluggy
+
+from . import hookspec
+from .errors import CollectError, ExitCode, UsageError
+from .hookimpl import hookimpl
+from .overrides import looks_like_override
+from .settings import DEFAULTS, ProjectSettings, load_settings
+from .store import Heartbeat
+
+#: Registered first, in this order, under their module names; ``-p no:SHORT`` blocks one
+#: by the last part of its name (``terminal``, ``pool``...).
+BUILTIN_PLUGINS = (
+    "xprun.config",
+    "xprun.session",
+    "xprun.cli",
+    "xprun.collect",
+    "xprun.expand",
+    "xprun.keyword",
+    "xprun.runner",
+    "xprun.builtin_fixtures",
+    "xprun.schedulers.inline",
+    "xprun.schedulers.pool",
+    "xprun.schedulers.slurm",
+    "xprun.schedulers.oar",
+    "xprun.terminal",
+)
+#: The core's own defaults (options, collection, the run loop, the commands): they cannot
+#: be blocked, only replaced or wrapped through their hooks.
+ESSENTIAL_PLUGINS = ("xprun.config", "xprun.session", "xprun.cli")
+_SHORT_NAMES = {name.rsplit(".", 1)[1]: name for name in BUILTIN_PLUGINS}
+ENTRY_POINT_GROUP = "xprun"
+
+
+class PluginManager(pluggy.PluginManager):
+    """pluggy's manager with pytest's rules: unmarked ``xprun_*`` functions are hook
+    implementations, ``-p NAME`` / ``-p no:NAME`` load or block a plugin, and an
+    implementation of no known hook is an error that names it."""
+
+    def __init__(self) -> None:
+        super().__init__("xprun")
+        self.add_hookspecs(hookspec)
+
+    def parse_hookimpl_opts(self, plugin: object, name: str) -> pluggy.HookimplOpts | None:
+        opts = super().parse_hookimpl_opts(plugin, name)
+        unmarked = opts is None and name.startswith("xprun_")
+        if unmarked and inspect.isroutine(getattr(plugin, name, None)):
+            opts = pluggy.HookimplOpts(
+                wrapper=False,
+                hookwrapper=False,
+                optionalhook=False,
+                tryfirst=False,
+                trylast=False,
+                specname=None,
+            )
+        return opts
+
+    def consider_preparse(self, argv: Sequence[str], exclude_only: bool) -> None:
+        """Act on every ``-p NAME`` / ``-pNAME`` of ``argv``: blocks (``no:``) always,
+        loads only when not ``exclude_only`` (blocks must be set before anything loads)."""
+        for spec in plugin_args(argv):
+            if spec.startswith("no:"):
+                self.block(spec[3:])
+            elif not exclude_only:
+                self.import_plugin(spec)
+
+    def block(self, name: str) -> None:
+        """``-p no:NAME``: never register the plugin ``NAME``; unregister it if it is."""
+        if not name:
+            raise UsageError("-p no: needs a plugin name (-p no:terminal)")
+        full = _SHORT_NAMES.get(name, name)
+        if full in ESSENTIAL_PLUGINS:
+            raise UsageError(
+                f"plugin {name} cannot be blocked: it holds xprun's defaults; "
+                "replace or wrap its hooks in a plugin instead"
+            )
+        self.set_blocked(full)
+        self.set_blocked(name)
+
+    def import_plugin(self, name: str) -> None:
+        """Register the plugin ``name``: a built-in (short or full name), an ``xprun`` entry
+        point, or an importable module; nothing when it is blocked or already registered."""
+        full = _SHORT_NAMES.get(name, name)
+        if self.is_blocked(full) or self.get_plugin(full) is not None:
+            return
+        if full not in BUILTIN_PLUGINS and self._load_entry_point(full):
+            return
+        try:
+            module = importlib.import_module(full)
+        except ImportError as exc:
+            raise UsageError(
+                f"plugin {name!r} (-p {name}) cannot be imported: {exc}; name a module on "
+                "sys.path, an installed plugin's entry point, or a built-in plugin "
+                f"({', '.join(sorted(_SHORT_NAMES))})"
+            ) from None
+        self._register(module, full)
+
+    def _load_entry_point(self, name: str) -> bool:
+        """Load the ``xprun`` entry point called ``name``, if there is one."""
+        loaded = self._guarded(lambda: self.load_setuptools_entrypoints(ENTRY_POINT_GROUP, name))
+        return bool(loaded)
+
+    def load_entry_points(self) -> None:
+        """Every installed plugin (entry-point group ``xprun``) not blocked."""
+        self._guarded(lambda: self.load_setuptools_entrypoints(ENTRY_POINT_GROUP))
+
+    def _register(self, plugin: object, name: str) -> None:
+        self._guarded(lambda: self.register(plugin, name=name))
+
+    @staticmethod
+    def _guarded(load: Any) -> Any:
+        try:
+            return load()
+        except pluggy.PluginValidationError as exc:
+            raise UsageError(
+                f"plugin {_plugin_name(exc.plugin)!r} does not fit xprun's hooks: {exc}; fix "
+                "or uninstall it, or set XPRUN_DISABLE_PLUGIN_AUTOLOAD=1"
+            ) from None
+
+    def check_pending(self) -> None:
+        """Every hook implementation must implement a hook of ``hookspec.py``.
+
+        Called once plugins and conftest.py files are loaded (as pytest does), so a
+        misspelled ``xprun_*`` function is a usage error naming it and its plugin rather
+        than code that silently never runs.  ``@xprun.hookimpl(optionalhook=True)`` marks
+        an implementation of another plugin's hook, which may be absent.
+        """
+        known = [n for n, c in vars(self.hook).items() if not n.startswith("_") and c.has_spec()]
+        for name, caller in vars(self.hook).items():
+            if name.startswith("_") or caller.has_spec():
+                continue
+            for impl in caller.get_hookimpls():
+                if impl.opts.get("optionalhook"):
+                    continue
+                close = difflib.get_close_matches(name, known, n=1)
+                hint = f" (did you mean {close[0]}?)" if close else ""
+                raise UsageError(
+                    f"{impl.plugin_name}: {name} is not an xprun hook{hint}; rename it, or mark "
+                    "it @xprun.hookimpl(optionalhook=True) if it implements another plugin's hook"
+                )
+
+
+def _plugin_name(plugin: Any) -> str:
+    return str(getattr(plugin, "__name__", plugin))
+
+
+def plugin_args(argv: Sequence[str]) -> list[str]:
+    """The values of every ``-p NAME`` and ``-pNAME`` in ``argv``, in order."""
+    found = []
+    words = list(argv)
+    for i, word in enumerate(words):
+        if word == "--":
+            break
+        if word == "-p" and i + 1 < len(words):
+            found.append(words[i + 1])
+        elif word.startswith("-p") and len(word) > 2 and not word.startswith("--"):
+            found.append(word[2:])
+    return found
+
+
+def make_pluginmanager(argv: Sequence[str] = ()) -> PluginManager:
+    """The plugin manager with the built-in plugins, ``-p`` plugins and installed plugins
+    registered (in that order), after the ``-p no:NAME`` blocks of ``argv``."""
+    pm = PluginManager()
+    pm.consider_preparse(argv, exclude_only=True)
+    for name in BUILTIN_PLUGINS:
+        pm.import_plugin(name)
+    pm.consider_preparse(argv, exclude_only=False)
+    if not os.environ.get("XPRUN_DISABLE_PLUGIN_AUTOLOAD"):
+        pm.load_entry_points()
+    return pm
+
+
+def _exists(path: Path) -> bool:
+    """Whether ``path`` exists; False for words no file system accepts (too long, NUL...)."""
+    return os.path.exists(path)  # never raises, unlike Path.exists
+
+
+def _candidate_paths(argv: list[str], cwd: Path) -> list[Path]:
+    """Existing paths among the positional words of the command line, to find the rootdir
+    before plugins add their options.
+
+    The words are sorted out by the built-in options, so their values (``-k ..``,
+    ``--log-dir ../elsewhere``) never move the rootdir; a word after an option only a plugin
+    knows is still tried.
+    """
+    parser = ArgumentParser(add_help=False)
+    parser.add_argument("args", nargs="*")
+    xprun_addoption(parser, dict(DEFAULTS))
+    try:
+        option, unknown = parser.parse_known_intermixed_args(argv)
+        words = [*option.args, *unknown]
+    except UsageError:  # reported by the real parse, with every plugin's options known
+        words = argv
+    found = []
+    for word in words:
+        if word.startswith("-") or looks_like_override(word):
+            continue
+        path = cwd / word.split("::", 1)[0]
+        if _exists(path):
+            found.append(path.resolve())
+    return found
+
+
+class Config:
+    """Everything decided before the session starts: settings, options, plugins."""
+
+    def __init__(
+        self,
+        pluginmanager: pluggy.PluginManager,
+        settings: ProjectSettings,
+        option: argparse.Namespace,
+        cwd: Path,
+    ) -> None:
+        self.pluginmanager = pluginmanager
+        self.hook = pluginmanager.hook
+        self.settings = settings
+        self.option = option
+        self.cwd = cwd
+        self.rootdir = settings.rootdir
+        self.args, self.override_args = self._split_positionals(option.args)
+        if not self.args:
+            # As pytest: with no path given, collect from the invocation directory (the
+            # rootdir, settings and log directory are still the project's).
+            self.args = [str(cwd)]
+        if option.log_dir:
+            log_dir, source = cwd / option.log_dir, "--log-dir"
+        else:
+            log_dir, source = settings.rootdir / settings["log_dir"], "[tool.xprun] log_dir"
+        self.log_dir = check_log_dir(log_dir, source, writable=not option.collect_only)
+        self.snapshot_dir = (settings.rootdir / settings["snapshot_dir"]).resolve()
+        self.heartbeat = Heartbeat(
+            float(settings["heartbeat_interval"]), float(settings["heartbeat_timeout"])
+        )
+
+    def _split_positionals(self, words: list[str]) -> tuple[list[str], list[str]]:
+        args, overrides = [], []
+        for word in words:
+            exists = _exists(self.cwd / word.split("::", 1)[0])
+            if looks_like_override(word) and not exists:
+                overrides.append(word)
+            elif exists:
+                args.append(word)
+            else:
+                raise UsageError(
+                    f"file or directory not found: {word.split('::', 1)[0]} "
+                    "(positional arguments are paths, node ids, or key=value overrides)"
+                )
+        return args, overrides
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, with its errors turned into usage errors (exit code 4, as pytest)."""
+
+    def error(self, message: str) -> Any:  # type: ignore[override]
+        raise UsageError(f"{message}\n{self.format_usage().strip()}")
+
+
+def build_parser(pm: pluggy.PluginManager, settings: ProjectSettings) -> argparse.ArgumentParser:
+    from ._version import __version__
+
+    parser = ArgumentParser(
+        prog="xprun",
+        description="Discover xp_* experiments, expand their configs and sweeps, run each "
+        "content-hashed config once.",
+        epilog="Other commands: xprun show (a table of results), xprun plot (a metric, "
+        "mean ± std). Exit codes: 0 ok, 1 runs failed, 2 interrupted, "
+        "3 internal error, 4 usage error, 5 no runs collected.",
+    )
+    parser.add_argument("--version", action="version", version=f"xprun {__version__}")
+    parser.add_argument(
+        "args",
+        nargs="*",
+        metavar="PATH|NODEID|OVERRIDE",
+        help="files, folders or node ids (file.py::xp_name[label]) to collect, and config "
+        "overrides in Hydra's grammar (lr=0.1, lr=0.1,0.01, seed=range(0,5), +key=1, ~key)",
+    )
+    pm.hook.xprun_addoption.call_historic(kwargs={"parser": parser, "settings": settings.values})
+    return parser
+
+
+@hookimpl
+def xprun_addoption(parser: argparse.ArgumentParser, settings: dict[str, Any]) -> None:
+    group = parser.add_argument_group("running")
+    group.add_argument(
+        "-k",
+        dest="keyword",
+        metavar="EXPR",
+        default="",
+        help="only runs matching the keyword expression (pytest's -k: "
+        "'sgd and not lr=0.1'); a word matches part of a node id or key=value item, "
+        "a key=value word a whole value",
+    )
+    group.add_argument(
+        "-x", "--exitfirst", action="store_true", help="stop after the first failed run"
+    )
+    group.add_argument(
+        "--force", action="store_true", help="run again runs that are already complete"
+    )
+    group.add_argument(
+        "--collect-only",
+        "--co",
+        action="store_true",
+        dest="collect_only",
+        help="list every run with its hash and state; run nothing",
+    )
+    group.add_argument(
+        "--log-dir",
+        metavar="DIR",
+        default=None,
+        help="where run directories go (default: [tool.xprun] log_dir, "
+        "else 'xprun_logs' under the rootdir)",
+    )
+    group.add_argument(
+        "--scheduler",
+        default=None,
+        help="where runs execute: inline (this process), local (a pool of processes, -n), "
+        "slurm, oar (default: a 'scheduler' fixture, else [tool.xprun] scheduler, else inline)",
+    )
+    group.add_argument(
+        "-n",
+        "--numprocesses",
+        default=None,
+        metavar="N",
+        help="run on N local worker processes ('auto': one per core); implies --scheduler local",
+    )
+    group.add_argument(
+        "--wait",
+        action="store_true",
+        help="with a cluster scheduler, wait for the jobs and report how the runs ended",
+    )
+    snap = group.add_mutually_exclusive_group()
+    snap.add_argument(
+        "--snapshot",
+        action="store_true",
+        default=None,
+        help="run from a Git snapshot of the code (the default for every scheduler but inline)",
+    )
+    snap.add_argument(
+        "--no-snapshot",
+        action="store_false",
+        dest="snapshot",
+        help="run from the work tree as it is when each run starts",
+    )
+    group.add_argument(
+        "-s",
+        action="store_const",
+        const="no",
+        dest="capture",
+        default="sys",
+        help="also show the runs' output on the terminal as it is written",
+    )
+    plugins = parser.add_argument_group("plugins")
+    plugins.add_argument(
+        "-p",
+        dest="plugins",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="load the plugin NAME early (a module, an installed plugin's entry point); "
+        "-p no:NAME blocks it, built-in ones included (-p no:terminal)",
+    )
+    out = parser.add_argument_group("reporting")
+    out.add_argument("-q", "--quiet", action="count", default=0, help="less output")
+    out.add_argument("-v", "--verbose", action="count", default=0, help="one line per run")
+
+
+def check_log_dir(path: Path, source: str, writable: bool) -> Path:
+    """``path`` resolved, once it is sure to hold run directories; a usage error otherwise.
+
+    Checked before anything is written, so a bad log directory stops xprun with nothing
+    created: a file or a device (``/dev/null``) in its place, a symbolic link that leads
+    nowhere (whose target ``mkdir`` would silently create) or loops, a name too long for the
+    file system, or (unless ``writable`` is false, as for ``--collect-only``) a folder this
+    process may not write into.
+    """
+
+    def fail(problem: str) -> NoReturn:
+        raise UsageError(
+            f"log directory {path} (from {source}): {problem}; fix it, or choose another "
+            "with --log-dir or [tool.xprun] log_dir"
+        )
+
+    existing = path
+    while not os.path.exists(existing):  # the nearest part that exists (symlinks followed)
+        if os.path.lexists(existing):
+            fail(f"{existing} is a symbolic link to nothing (its target is missing, or it loops)")
+        if existing.parent == existing:
+            break
+        existing = existing.parent
+    where = "it" if existing == path else str(existing)
+    if not os.path.isdir(existing):
+        fail(f"{where} exists and is not a directory")
+    try:
+        limit = os.pathconf(existing, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        limit = 255
+    too_long = [p for p in path.relative_to(existing).parts if len(os.fsencode(p)) > limit]
+    if too_long:
+        fail(f"the name {too_long[0][:40]}... is longer than the file system allows ({limit})")
+    if writable and not os.access(existing, os.W_OK | os.X_OK):
+        fail(f"{where} is not writable by this user")
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError) as exc:  # a loop that appeared meanwhile
+        fail(f"cannot be resolved ({exc})")
+
+
+def make_config(
+    argv: list[str], cwd: Path, settings: ProjectSettings | None = None, terminal: bool = True
+) -> Config:
+    """Plugins registered, options parsed, plugins configured: a ``Config`` for ``argv``.
+
+    ``terminal=False`` leaves out terminal reporting (as ``-p no:terminal``), for workers.
+    """
+    if settings is None:
+        settings = load_settings(_candidate_paths(argv, cwd), cwd)
+    pm = make_pluginmanager(argv)
+    if not terminal:
+        pm.block("terminal")
+    parser = build_parser(pm, settings)
+    option = parser.parse_intermixed_args(argv)
+    config = Config(pm, settings, option, cwd)
+    pm.hook.xprun_configure.call_historic(kwargs={"config": config})
+    return config
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``xprun`` with ``argv`` (default: the command line); return the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        config = make_config(argv, Path.cwd())
+    except (UsageError, CollectError) as exc:  # CollectError: a plugin failed to load
+        sys.stderr.write(f"ERROR: {exc}\n")
+        return int(ExitCode.USAGE_ERROR)
+    from .session import Session
+
+    try:
+        return Session(config).main()
+    finally:
+        config.hook.xprun_unconfigure(config=config)
