@@ -8,6 +8,7 @@ import sys
 import time
 
 import pytest
+from foreground import FOREGROUND
 
 
 def test_outputs_are_captured_to_files_and_shown_for_failures(project):
@@ -78,7 +79,7 @@ def test_failed_and_interrupted_runs_rerun_by_default(project):
     assert result.returncode == 0, result.output
     (record,) = project.records()
     assert record["status"] == "complete" and record["attempt"] == 2
-    assert not (project.run_dirs()[0] / "claim").exists()
+    assert not list(project.run_dirs()[0].glob("claim.*"))
 
 
 def test_import_error_is_reported_and_other_files_still_run(project):
@@ -152,7 +153,7 @@ def test_signal_marks_run_interrupted_runs_teardown_and_exits_nonzero(project, s
             time.sleep(60)
         """,
     )
-    proc = project.popen()
+    proc = project.popen(**FOREGROUND)  # SIGINT is not ignored, even from a background job
     deadline = time.time() + 30
     while not started.exists() and time.time() < deadline:
         time.sleep(0.05)
@@ -164,7 +165,7 @@ def test_signal_marks_run_interrupted_runs_teardown_and_exits_nonzero(project, s
     (record,) = project.records()  # the second run never started
     assert record["status"] == "interrupted"
     assert record["error"]["type"] in ("Terminated", "KeyboardInterrupt")
-    assert not (project.run_dirs()[0] / "claim").exists()
+    assert not list(project.run_dirs()[0].glob("claim.*"))
     assert "1 interrupted" in out
     # Rerunning runs both (the interrupted one again).
     started.unlink()

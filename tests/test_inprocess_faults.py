@@ -371,7 +371,7 @@ def test_i10_01_a_failing_interrupt_hook_is_recorded_and_the_run_still_interrupt
         import xprun
 
         @xprun.hookimpl
-        def xprun_run_interrupted(run, session, reason):
+        def xprun_run_interrupted(reason):
             raise ValueError("cannot save the optimizer")
         """,
     )

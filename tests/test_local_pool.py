@@ -8,6 +8,7 @@ import signal
 import time
 
 from conftest import git_commit_all
+from foreground import FOREGROUND
 
 POOL_XP = """
 import os
@@ -83,7 +84,7 @@ def test_ctrl_c_stops_workers_cleanly(project):
         """,
     )
     git_commit_all(project.root)
-    proc = project.popen("-n", "2", start_new_session=True)
+    proc = project.popen("-n", "2", start_new_session=True, **FOREGROUND)
     deadline = time.time() + 60
     while len(list(project.root.glob("started*"))) < 2 and time.time() < deadline:
         time.sleep(0.05)

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from conftest import git_commit_all
+from foreground import FOREGROUND
 
 
 def wait_for(predicate, proc, what: str, timeout: float = 60) -> None:
@@ -136,7 +137,7 @@ def test_i8_10_ctrl_c_twice_on_a_pool_records_every_run_interrupted(project):
         project, [0, 1], "os.killpg(os.getpgid(0), signal.SIGINT)"
     )
     git_commit_all(project.root)
-    proc = project.popen("-n", "2", start_new_session=True)
+    proc = project.popen("-n", "2", start_new_session=True, **FOREGROUND)
     wait_for(
         lambda: Path(f"{started}0").exists() and Path(f"{started}1").exists(), proc, "two runs"
     )
