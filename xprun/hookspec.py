@@ -107,6 +107,9 @@ def xprun_sessionstart(session: Session) -> None:
     """The session begins: nothing is collected yet.
 
     :param session: the :class:`xprun.session.Session`.
+
+    Called once, before the conftest.py files above the command line's paths are loaded
+    (so only plugins see it).
     """
 
 
@@ -235,6 +238,8 @@ def xprun_deselected(runs: list[RunSpec]) -> None:
     """Runs were removed from the session by a filter.
 
     :param runs: the removed :class:`xprun.runspec.RunSpec` objects.
+
+    Called by the filter that removed them (``-k``), from ``xprun_collection_modifyitems``.
     """
 
 
@@ -254,6 +259,9 @@ def xprun_collection_finish(session: Session) -> None:
     """Collection and expansion are done; ``session.runs`` is final.
 
     :param session: the :class:`xprun.session.Session`.
+
+    Called once, at the end of the built-in ``xprun_collection``; the terminal lists the runs
+    here under ``--collect-only``.
     """
 
 
@@ -320,7 +328,9 @@ def xprun_run_setup(run: RunSpec, context: RunContext) -> None:
     :param run: the :class:`xprun.runspec.RunSpec`; ``run.request`` is its fixture request.
     :param context: the :class:`xprun.runcontext.RunContext`.
 
-    An exception fails the run (it is recorded and the session goes on).
+    Called by the built-in run protocol once the run is claimed and its ``running`` record
+    written, in the process executing it.  An exception fails the run (it is recorded and
+    the session goes on).
     """
 
 
@@ -349,7 +359,8 @@ def xprun_run_returned(run: RunSpec, context: RunContext) -> None:
     the run is complete even if the process dies the next instant (the next launch records it
     as ``recovered`` without running it again).  The built-in implementation (in
     ``builtin_fixtures.py``) flushes the metrics of the run's loggers.  SIGINT and SIGTERM
-    are held meanwhile, so keep it short.  An exception fails the run.
+    are held meanwhile, so keep it short.  Called once per run whose experiment returned;
+    an exception fails the run.
     """
 
 
@@ -363,7 +374,8 @@ def xprun_run_interrupted(run: RunSpec, context: RunContext, reason: BaseExcepti
     :param reason: the ``KeyboardInterrupt`` (SIGINT) or ``xprun.errors.Terminated``
         (SIGTERM, or SIGUSR2 before a preemption or time limit).
 
-    The built-in implementation (in ``builtin_fixtures.py``) calls the logger's
+    Called by the built-in run protocol when an interrupt reaches the run before its outcome
+    is saved.  The built-in implementation (in ``builtin_fixtures.py``) calls the logger's
     ``on_interrupt`` callbacks (checkpoints).  Further signals are held meanwhile.  An
     exception is recorded as ``interrupt_hook_error`` in ``run.json``; the run is
     interrupted either way.
@@ -377,9 +389,10 @@ def xprun_run_teardown(run: RunSpec, context: RunContext) -> None:
     :param run: the :class:`xprun.runspec.RunSpec`.
     :param context: the :class:`xprun.runcontext.RunContext`.
 
-    An error raised here does not undo a returned result: the run stays ``complete`` and the
-    error is recorded as its ``teardown_error`` (as pytest reports an error in teardown of a
-    passed test).  A SIGTERM or Ctrl-C here interrupts the session, and is recorded likewise.
+    Called once per executed run, whatever its call did.  An error raised here does not undo
+    a returned result: the run stays ``complete`` and the error is recorded as its
+    ``teardown_error`` (as pytest reports an error in teardown of a passed test).  A SIGTERM
+    or Ctrl-C here interrupts the session, and is recorded likewise.
     """
 
 

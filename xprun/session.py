@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import pluggy
 
-from . import reports
+from . import builtin_fixtures, reports
 from .errors import ExitCode, Terminated, UsageError, raising
 from .fixtures import FixtureRegistry, SessionFixtures
 from .hookimpl import hookimpl
@@ -79,6 +79,7 @@ class Session:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.fixtures = FixtureRegistry()
+        self.fixtures.parse_module(builtin_fixtures, "")  # visible everywhere, overridable
         self.session_fixtures = SessionFixtures()
         self.experiments: list[Experiment] = []
         self.runs: list[RunSpec] = []
@@ -209,6 +210,14 @@ class Session:
                 return False
         return True
 
+    def _initial_conftests(self) -> None:
+        """The conftest.py files above the paths of the command line, loaded before
+        ``xprun_collection`` (pytest's initial conftests), so that they too may implement
+        the session's hooks (``xprun_collection``, ``xprun_runloop``)."""
+        for arg in self.config.args:
+            path = (self.config.cwd / arg.partition("::")[0]).resolve()
+            self._load_conftests(path if path.is_dir() else path.parent)
+
     def _collect_error(self, path: Path, text: str) -> None:
         from .collect import relpath
 
@@ -229,10 +238,8 @@ class Session:
 
     def collect(self) -> None:
         """Collect the experiments of the given paths (``self.experiments``)."""
-        from . import builtin_fixtures
         from .collect import format_import_error
 
-        self.fixtures.parse_module(builtin_fixtures, "")
         config = self.config
         selectors: dict[Path, set[str]] = {}
         for arg in config.args or [str(config.rootdir)]:
@@ -422,6 +429,7 @@ class Session:
         previous = _install_sigterm()
         try:
             hook.xprun_sessionstart(session=self)
+            self._initial_conftests()
             hook.xprun_collection(session=self)
             hook.xprun_runloop(session=self)
             exitstatus = self.exitstatus()
