@@ -448,3 +448,19 @@ def test_i10_xprun_config_stays_the_decorator_and_main_the_function():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["True", "xprun.declare", "xprun.config"]
     assert not Path(__import__("xprun").__file__).with_name("main.py").exists()
+
+
+def test_i10_04_p_plugins_reach_the_local_pool_workers(project, tmp_path):
+    project.write("xp_n.py", EXPERIMENT.format(name="n"))
+    mods = tmp_path / "mods"
+    mods.mkdir()
+    (mods / "callmod.py").write_text(
+        "import os\n\ndef xprun_run_call(run, context):\n"
+        "    return {'by': 'plugin', 'pid': os.getpid()}\n"
+    )
+    result = project.run("-n", "2", "--no-snapshot", "-p", "callmod", env={"PYTHONPATH": str(mods)})
+    assert result.returncode == 0, result.output
+    outcomes = [json.loads((d / "outcome.json").read_text()) for d in project.run_dirs()]
+    assert len(outcomes) == 3
+    assert all(o["by"] == "plugin" for o in outcomes)
+    assert all(r["scheduler"] == "local" for r in project.records())

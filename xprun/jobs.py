@@ -60,6 +60,7 @@ def write_spec(
         "settings": config.settings.values,
         "force": bool(config.option.force),
         "capture": config.option.capture,
+        "plugins": list(config.option.plugins),  # -p NAME / -p no:NAME, for the workers too
         "git": git_fields,
         "patch": patch,
         "resources": resources or {},

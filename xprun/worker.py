@@ -68,6 +68,8 @@ class Worker:
             argv.append("--force")
         if spec.get("capture") == "no":
             argv.append("-s")
+        for plugin in spec.get("plugins") or ():
+            argv += ["-p", plugin]
         self.config = make_config(argv, rootdir, settings=settings, terminal=False)
         self.session = Session(self.config)
         self.session.scheduler_name = spec["scheduler"]
