@@ -1,0 +1,186 @@
+"""The run directory's storage rules, each checked where mutation testing found it unchecked
+(tools/mutation.py, xprun/store.py): names and format on disk, default heartbeat timings,
+what is fsynced, temporary files, full-disk messages, claim races that never settle.
+
+Unit tests of ``xprun.store`` and in-process sessions (tests/inprocess.py): fast enough to be
+run once per mutant.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import inprocess as _inprocess
+import pytest
+
+from xprun import store
+
+inprocess = _inprocess.inprocess  # the fixture
+
+
+def _aged(path: Path, seconds: float) -> None:
+    then = path.stat().st_mtime - seconds
+    os.utime(path, (then, then))
+
+
+def _claim_file(run_dir: Path, attempt: int, owner: dict | None, age: float) -> Path:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / f"claim.{attempt}"
+    path.write_text(json.dumps(owner) if owner is not None else "")
+    _aged(path, age)
+    return path
+
+
+# -- names and format on disk (docs/run-directory.md) ------------------------------------------
+
+
+def test_i10_03_a_run_directory_holds_run_json_outcome_json_and_format_1(inprocess, project):
+    project.write("xp_one.py", "def xp_one():\n    return {'v': 1}\n")
+    result = inprocess.run()
+    assert result.ret == 0, result.output
+    (run_dir,) = result.run_dirs()
+    record = json.loads((run_dir / "run.json").read_text())
+    assert record["format"] == 1 and record["status"] == "complete"
+    assert json.loads((run_dir / "outcome.json").read_text()) == {"v": 1}
+
+
+def test_i10_03_the_file_system_clock_is_read_from_xprun_clock_in_the_log_dir(tmp_path):
+    store.FsClock(tmp_path).now()
+    assert [p.name for p in tmp_path.iterdir()] == [".xprun-clock"]
+
+
+# -- default heartbeat timings (docs/guide.md: 5 s interval, 60 s timeout) ---------------------
+
+
+@pytest.mark.parametrize(("age", "stale"), [(55.0, False), (65.0, True)])
+def test_i10_03_a_silent_claim_is_stale_after_the_default_60_seconds(tmp_path, age, stale):
+    owner = {"host": "elsewhere", "machine": "another-boot", "pid": 1}
+    _claim_file(tmp_path, 1, owner, age)
+    (claim,) = store.list_claims(tmp_path)
+    assert claim.is_stale(store.FsClock(tmp_path), store.Heartbeat()) is stale
+
+
+@pytest.mark.parametrize(("age", "stale"), [(4.0, False), (5.5, True)])
+def test_i10_03_a_claim_without_owner_is_stale_after_the_default_5_second_interval(
+    tmp_path, age, stale
+):
+    _claim_file(tmp_path, 1, None, age)
+    (claim,) = store.list_claims(tmp_path)
+    assert claim.is_stale(store.FsClock(tmp_path), store.Heartbeat()) is stale
+
+
+# -- what is fsynced ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def fsyncs(monkeypatch) -> list[str]:
+    """What ``os.fsync`` is called on: a file's path, or a directory's."""
+    synced: list[str] = []
+    real = os.fsync
+
+    def spy(fd):
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        return real(fd)
+
+    monkeypatch.setattr(os, "fsync", spy)
+    return synced
+
+
+@pytest.mark.parametrize(
+    "write",
+    [
+        lambda path, **kw: store.write_bytes_atomic(path, b"{}", **kw),
+        lambda path, **kw: store.write_text_atomic(path, "{}", **kw),
+        lambda path, **kw: store.write_json_atomic(path, {}, **kw),
+    ],
+    ids=["bytes", "text", "json"],
+)
+def test_i10_03_only_durable_writes_are_fsynced_with_their_directory(tmp_path, fsyncs, write):
+    write(tmp_path / "plain.json")
+    assert fsyncs == []  # metrics, configs, logs: atomic but not synced (docs/performance.md)
+    write(tmp_path / "decisive.json", durable=True)
+    assert len(fsyncs) == 2 and fsyncs[-1] == str(tmp_path)
+    assert Path(fsyncs[0]).name.startswith(".decisive.json.")  # the file, before its rename
+    assert json.loads((tmp_path / "decisive.json").read_text()) == {}
+
+
+def test_i10_03_a_failed_atomic_write_leaves_the_old_file_and_no_temporary(tmp_path, monkeypatch):
+    target = tmp_path / "run.json"
+    target.write_text("old")
+
+    def replace(src, dst):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(OSError):
+        store.write_text_atomic(target, "new", durable=True)
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["run.json"]
+
+
+# -- temporary files of killed writes ----------------------------------------------------------
+
+
+def test_i10_03_remove_stale_temporaries_counts_what_it_removed_and_keeps_the_rest(tmp_path):
+    (tmp_path / "metrics").mkdir()
+    (tmp_path / ".run.json.123.tmp").write_text("")
+    (tmp_path / "metrics" / ".loss.jsonl.9.tmp").write_text("")
+    kept = ["run.json", ".hidden", "x.tmp", ".run.json.tmp", ".run.json.12a.tmp"]
+    for name in kept:
+        (tmp_path / name).write_text("")
+    assert store.remove_stale_temporaries(tmp_path) == 2
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == sorted(kept)
+    assert list((tmp_path / "metrics").iterdir()) == []
+    assert store.remove_stale_temporaries(tmp_path) == 0
+
+
+# -- a full disk is named ----------------------------------------------------------------------
+
+
+@pytest.mark.skipif(not os.path.ismount("/proc"), reason="needs /proc mounted (Linux)")
+def test_i10_03_the_full_disk_is_named_by_its_mount_point_even_for_a_missing_path():
+    assert store.disk_of(Path("/proc/no-such-dir/deeper")) == Path("/proc")
+    assert store.disk_of(Path("/proc/self")) == Path("/proc")
+
+
+def test_i10_03_the_full_disk_message_names_the_path_its_mount_and_what_to_do(tmp_path):
+    message = store.disk_full_message(tmp_path / "run", OSError(28, "No space left on device"))
+    assert str(tmp_path / "run") in message
+    assert f"mounted at {store.disk_of(tmp_path)}" in message
+    assert "No space left on device" in message and "free some space" in message
+
+
+# -- claim races that never settle -------------------------------------------------------------
+
+
+def test_i10_03_acquire_gives_up_after_repeated_lost_races_and_names_the_last_owner(
+    tmp_path, monkeypatch
+):
+    tries: list[int] = []
+
+    def always_taken(run_dir, attempt):
+        tries.append(attempt)
+        return None
+
+    monkeypatch.setattr(store.Claim, "try_create", staticmethod(always_taken))
+    stale = _claim_file(tmp_path, 3, {"host": "h", "machine": "m", "pid": 1}, age=3600)
+    acquired = store.acquire(tmp_path, store.FsClock(tmp_path), store.Heartbeat())
+    assert acquired.claim is None and acquired.owner is not None
+    assert acquired.owner.path == stale and acquired.owner.attempt == 3
+    assert tries == [4] * 8  # a bounded number of looks, never an endless loop
+
+
+def test_i10_03_the_file_system_clock_is_probed_once_a_minute_at_most(tmp_path, monkeypatch):
+    now = [1000.0]
+    probes: list[float] = []
+    monkeypatch.setattr(store.time, "monotonic", lambda: now[0])
+    clock = store.FsClock(tmp_path)
+    monkeypatch.setattr(clock, "_read_fs_time", lambda: probes.append(now[0]) or 5000.0)
+    assert clock.now() == 5000.0
+    now[0] = 1059.5
+    assert clock.now() == 5059.5  # advanced by the monotonic clock, not probed again
+    now[0] = 1060.5
+    assert clock.now() == 5000.0  # a minute passed: probed again
+    assert probes == [1000.0, 1060.5]

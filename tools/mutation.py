@@ -1,0 +1,372 @@
+"""Mutation score of the modules that guard data: ``python tools/mutation.py [MODULE...]``.
+
+A mutant is the module with one small change (a comparison, a boolean operator, a constant,
+a condition, a returned value); the module's tests should fail on it ("killed").  A mutant
+they pass ("survived") is a behaviour no test checks.  For identity, claims, records, the
+query language and ``-k``, that is a missing test (docs/quality.md).
+
+How it runs: the tests are run with ``pytest`` in a child process forked from this one for
+each mutant, with the mutant served by an import hook in place of the module, so nothing on
+disk changes (other people may be working in the same tree).  Tests that drive xprun in a
+subprocess would import the original module: they are deselected, and each module is tested
+by its fast unit and in-process tests (``TESTS``).  A mutant whose tests run longer than a
+few times the unmutated run is counted killed (an endless loop).
+
+Equivalent mutants (no test could tell them apart: same behaviour) are listed in
+``EQUIVALENT`` with the reason, and left out of the score.  Exit status: 1 when a module
+scores below its floor in ``FLOORS``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import copy
+import importlib.abc
+import importlib.util
+import os
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+#: module → the test files that exercise it without a subprocess, fastest first.
+TESTS: dict[str, list[str]] = {
+    "xprun.identity": [
+        "tests/test_mutation_identity.py",
+        "tests/test_identity.py",
+        "tests/test_trust_identity.py",
+    ],
+    "xprun.store": [
+        "tests/test_mutation_store.py",
+        "tests/test_store.py",
+        "tests/test_inprocess_faults.py",
+        "tests/test_trust_runs.py",
+    ],
+    "xprun.runner": [
+        "tests/test_mutation_runner.py",
+        "tests/test_inprocess_faults.py",
+        "tests/test_trust_runs.py",
+    ],
+    "xprun.reader.query": ["tests/test_query.py"],
+    "xprun.keyword": ["tests/test_keyword.py"],
+}
+
+#: The lowest score each module may have (issue 10): raised, never lowered.
+FLOORS: dict[str, float] = {
+    "xprun.identity": 85.0,
+    "xprun.store": 85.0,
+    "xprun.runner": 85.0,
+}
+
+#: (module, mutant id as printed) → why no test can kill it.
+EQUIVALENT: dict[tuple[str, str], str] = {}
+
+
+# -- mutants -----------------------------------------------------------------------------------
+
+_SWAPS: dict[type, type] = {
+    ast.Eq: ast.NotEq,
+    ast.NotEq: ast.Eq,
+    ast.Lt: ast.LtE,
+    ast.LtE: ast.Lt,
+    ast.Gt: ast.GtE,
+    ast.GtE: ast.Gt,
+    ast.In: ast.NotIn,
+    ast.NotIn: ast.In,
+    ast.Is: ast.IsNot,
+    ast.IsNot: ast.Is,
+    ast.And: ast.Or,
+    ast.Or: ast.And,
+    ast.Add: ast.Sub,
+    ast.Sub: ast.Add,
+    ast.Mult: ast.Div,
+    ast.Div: ast.Mult,
+    ast.FloorDiv: ast.Div,
+    ast.Mod: ast.FloorDiv,
+    ast.Pow: ast.Mult,
+    ast.BitOr: ast.BitAnd,
+    ast.BitAnd: ast.BitOr,
+    ast.LShift: ast.RShift,
+    ast.RShift: ast.LShift,
+}
+
+
+@dataclass(frozen=True)
+class Mutant:
+    ident: str  # "<function>: <original> -> <mutant>", stable across unrelated edits
+    line: int
+    tree: ast.Module
+
+
+def _unparse(node: ast.AST) -> str:
+    if isinstance(node, (ast.If, ast.While)):  # the condition, not the whole block
+        node = node.test
+        text = f"if {ast.unparse(node)}"
+    else:
+        text = ast.unparse(node)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _skipped(tree: ast.Module) -> set[int]:
+    """Nodes never mutated: docstrings, annotations, ``if TYPE_CHECKING`` blocks, f-strings."""
+    skip: set[int] = set()
+
+    def skip_all(node: ast.AST | None) -> None:
+        if node is not None:
+            skip.update(id(n) for n in ast.walk(node))
+
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        first = body[0] if isinstance(body, list) and body else None
+        if isinstance(first, ast.Expr) and isinstance(getattr(first.value, "value", 0), str):
+            skip_all(first)
+        if isinstance(node, ast.arg):
+            skip_all(node.annotation)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            skip_all(node.returns)
+        elif isinstance(node, ast.AnnAssign):
+            skip_all(node.annotation)
+        elif isinstance(node, ast.JoinedStr) or (
+            isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING"
+        ):
+            skip_all(node)
+    return skip
+
+
+def _replacements(node: ast.AST, module_level_strings: set[int]) -> Iterator[ast.AST]:
+    """The mutated copies of ``node`` (each differing from it in one place)."""
+    if isinstance(node, ast.Compare):
+        for i, op in enumerate(node.ops):
+            if type(op) in _SWAPS:
+                new = copy.deepcopy(node)
+                new.ops[i] = _SWAPS[type(op)]()
+                yield new
+    elif isinstance(node, (ast.BoolOp, ast.BinOp, ast.AugAssign)) and type(node.op) in _SWAPS:
+        new = copy.deepcopy(node)
+        new.op = _SWAPS[type(node.op)]()
+        yield new
+    elif isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+        yield copy.deepcopy(node.operand)
+    elif isinstance(node, ast.Constant):
+        value = node.value
+        if isinstance(value, bool):
+            yield ast.Constant(not value)
+        elif isinstance(value, (int, float)):
+            yield ast.Constant(value + 1)
+        elif isinstance(value, str) and id(node) in module_level_strings:
+            yield ast.Constant(f"XX{value}XX")
+    elif isinstance(node, (ast.If, ast.While, ast.IfExp)) and not isinstance(
+        node.test, (ast.Compare, ast.BoolOp, ast.UnaryOp)
+    ):
+        new = copy.deepcopy(node)
+        new.test = ast.UnaryOp(ast.Not(), new.test)
+        yield new
+    elif isinstance(node, ast.Break):
+        yield ast.Continue()
+    elif isinstance(node, ast.Continue):
+        yield ast.Break()
+    elif isinstance(node, ast.Return) and node.value is not None and not _is_none(node.value):
+        yield ast.Return(ast.Constant(None))
+
+
+def _is_none(node: ast.AST) -> bool:
+    return isinstance(node, ast.Constant) and node.value is None
+
+
+def mutants(source: str) -> list[Mutant]:
+    """Every mutant of ``source``, each with a readable id."""
+    tree = ast.parse(source)
+    skip = _skipped(tree)
+    module_level_strings = {
+        id(stmt.value)
+        for stmt in tree.body
+        if isinstance(stmt, ast.Assign) and isinstance(stmt.value, ast.Constant)
+    }
+    owners: dict[int, str] = {}
+
+    def scope(node: ast.AST, name: str) -> None:
+        for child in ast.iter_child_nodes(node):
+            inner = name
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                inner = f"{name}.{child.name}" if name else child.name
+            owners[id(child)] = inner or "<module>"
+            scope(child, inner)
+
+    scope(tree, "")
+    found: list[Mutant] = []
+    seen: dict[str, int] = {}
+    for index, node in enumerate(ast.walk(tree)):
+        if id(node) in skip:
+            continue
+        for replacement in _replacements(node, module_level_strings):
+            where = owners.get(id(node), "<module>")
+            ident = f"{where}: {_unparse(node)} -> {_unparse(replacement)}"
+            seen[ident] = seen.get(ident, 0) + 1
+            if seen[ident] > 1:
+                ident += f" #{seen[ident]}"
+            found.append(
+                Mutant(ident, getattr(node, "lineno", 0), _replace(tree, index, replacement))
+            )
+    return found
+
+
+def _replace(tree: ast.Module, index: int, replacement: ast.AST) -> ast.Module:
+    """A copy of ``tree`` with its ``index``-th node (in ``ast.walk`` order) replaced."""
+    new_tree = copy.deepcopy(tree)
+    target = list(ast.walk(new_tree))[index]
+    for parent in ast.walk(new_tree):
+        for field, value in ast.iter_fields(parent):
+            if value is target:
+                setattr(parent, field, replacement)
+            elif isinstance(value, list) and any(v is target for v in value):
+                value[[v is target for v in value].index(True)] = replacement
+    ast.copy_location(replacement, target)
+    ast.fix_missing_locations(new_tree)
+    return new_tree
+
+
+# -- running the tests against a mutant ----------------------------------------------------------
+
+
+class _Serve(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """An import hook serving compiled code for one module name (the mutant)."""
+
+    def __init__(self, name: str, origin: str, code: object) -> None:
+        self.name, self.origin, self.code = name, origin, code
+
+    def find_spec(self, fullname, path, target=None):  # type: ignore[no-untyped-def]
+        if fullname != self.name:
+            return None
+        return importlib.util.spec_from_file_location(fullname, self.origin, loader=self)
+
+    def create_module(self, spec):  # type: ignore[no-untyped-def]
+        return None
+
+    def exec_module(self, module):  # type: ignore[no-untyped-def]
+        exec(self.code, module.__dict__)
+
+
+class _OnlyInProcess:
+    """A pytest plugin deselecting the tests that run xprun in a subprocess, which would
+    import the original module: those whose code calls ``project.run`` or ``.popen`` or
+    starts a process.  Tests with ``project`` that call ``xprun.main`` in-process are kept."""
+
+    _SUBPROCESS = ("project.run(", ".popen(", "subprocess.", "Popen(")
+
+    def pytest_collection_modifyitems(self, config, items):  # type: ignore[no-untyped-def]
+        import inspect
+
+        kept, dropped = [], []
+        for item in items:
+            try:
+                source = inspect.getsource(item.function)
+            except (AttributeError, OSError, TypeError):
+                source = ""
+            spawns = any(marker in source for marker in self._SUBPROCESS)
+            (dropped if spawns else kept).append(item)
+        items[:] = kept
+        config.hook.pytest_deselected(items=dropped)
+
+
+def _run_tests(module: str, origin: str, tree: ast.Module | None, timeout: float) -> str:
+    """``killed``, ``survived`` or ``timeout``: the tests of ``module`` run on the mutant."""
+    pid = os.fork()
+    if pid == 0:  # the child: serve the mutant, run the tests, exit with pytest's code
+        code = 70
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 1)
+            os.dup2(devnull, 2)
+            for name in [m for m in sys.modules if m == "xprun" or m.startswith("xprun.")]:
+                del sys.modules[name]
+            if tree is not None:
+                sys.meta_path.insert(0, _Serve(module, origin, compile(tree, origin, "exec")))
+            import pytest
+
+            args = ["-x", "-q", "-n", "0", "-p", "no:cacheprovider", *TESTS[module]]
+            code = int(pytest.main(args, plugins=[_OnlyInProcess()]))
+        finally:
+            os._exit(code)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return "survived" if os.waitstatus_to_exitcode(status) == 0 else "killed"
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    return "timeout"
+
+
+def _source_of(module: str) -> str:
+    """The file of ``module``, found without importing it (nor ``xprun``): each child must
+    import it afresh, the mutant in its place."""
+    return str(ROOT / (module.replace(".", "/") + ".py"))
+
+
+def score(module: str, show: bool) -> tuple[int, int, list[str]]:
+    """(killed, scored, survivors) for ``module``; equivalent mutants are not scored."""
+    origin = _source_of(module)
+    found = mutants(Path(origin).read_text())
+    started = time.monotonic()
+    if _run_tests(module, origin, None, timeout=900) != "survived":
+        raise SystemExit(f"{module}: its tests fail without any mutation; fix them first")
+    timeout = 3 * (time.monotonic() - started) + 10
+    killed, scored, survivors = 0, 0, []
+    for mutant in found:
+        if (module, mutant.ident) in EQUIVALENT:
+            continue
+        scored += 1
+        result = _run_tests(module, origin, mutant.tree, timeout)
+        if result == "survived":
+            survivors.append(f"line {mutant.line}: {mutant.ident}")
+            if show:
+                print(f"  survived  line {mutant.line}: {mutant.ident}", flush=True)
+        else:
+            killed += 1
+    return killed, scored, survivors
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("modules", nargs="*", help=f"default: all of {', '.join(TESTS)}")
+    parser.add_argument("--list", action="store_true", help="list the mutants, run nothing")
+    parser.add_argument("-q", "--quiet", action="store_true", help="do not list the survivors")
+    options = parser.parse_args(argv)
+    unknown = [m for m in options.modules if m not in TESTS]
+    if unknown:
+        parser.error(f"no tests are assigned to {', '.join(unknown)}; choose from {list(TESTS)}")
+    os.chdir(ROOT)
+    sys.path.insert(0, str(ROOT / "tests"))
+    # Imported once here, before forking, so each mutant's run starts warm (but not xprun
+    # itself, which each child imports afresh, mutant included).
+    for heavy in ("pytest", "hypothesis", "pandas", "omegaconf", "hydra", "pluggy", "git"):
+        try:
+            __import__(heavy)
+        except ImportError:
+            pass
+    below = []
+    for module in options.modules or list(TESTS):
+        if options.list:
+            for mutant in mutants(Path(_source_of(module)).read_text()):
+                print(f"{module} line {mutant.line}: {mutant.ident}")
+            continue
+        print(f"{module}:", flush=True)
+        killed, scored, _ = score(module, show=not options.quiet)
+        percent = 100.0 * killed / scored if scored else 100.0
+        excluded = sum(1 for m, _ in EQUIVALENT if m == module)
+        print(f"{module}: {killed}/{scored} killed, {percent:.1f}% ({excluded} equivalent)")
+        if percent < FLOORS.get(module, 0.0):
+            below.append(module)
+    if below:
+        print(f"below the floor: {', '.join(below)}")
+    return 1 if below else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
