@@ -184,3 +184,66 @@ def test_i10_03_the_file_system_clock_is_probed_once_a_minute_at_most(tmp_path, 
     now[0] = 1060.5
     assert clock.now() == 5000.0  # a minute passed: probed again
     assert probes == [1000.0, 1060.5]
+
+
+# -- records and claims that cannot be trusted -------------------------------------------------
+
+
+def test_i10_03_a_record_over_16_mib_is_not_read(tmp_path):
+    path = tmp_path / "run.json"
+    record = {"status": "complete", "attempt": 1}
+    text = json.dumps(record)
+    path.write_text(text + " " * (16 * 1024 * 1024 - len(text)))  # exactly 16 MiB: read
+    assert store.read_record(tmp_path) == record
+    with open(path, "a") as f:
+        f.write(" ")  # one byte more: refused, the run is attempted again
+    assert store.read_record(tmp_path) is None
+
+
+@pytest.mark.parametrize(
+    ("fields", "trusted"),
+    [
+        ({"attempt": 0, "status": "new"}, True),
+        ({"attempt": 3}, True),
+        ({"attempt": -1, "status": "complete"}, False),
+        ({"attempt": "1", "status": "complete"}, False),
+        ({"attempt": True, "status": "complete"}, False),
+        ({"attempt": 1, "status": 5}, False),
+    ],
+)
+def test_i10_03_a_record_with_a_damaged_attempt_or_status_is_not_trusted(tmp_path, fields, trusted):
+    (tmp_path / "run.json").write_text(json.dumps(fields))
+    assert (store.read_record(tmp_path) == fields) is trusted
+    assert (store.read_record(tmp_path) is None) is not trusted
+
+
+def test_i10_03_a_claim_over_64_kib_has_no_owner(tmp_path):
+    owner = {"pid": 1, "host": "h", "token": "t"}
+    padded = {"pad": "x" * (64 * 1024 - len(json.dumps({**owner, "pad": ""})) + 1), **owner}
+    (tmp_path / "claim.1").write_text(json.dumps(padded))
+    assert len((tmp_path / "claim.1").read_bytes()) == 64 * 1024 + 1
+    (claim,) = store.list_claims(tmp_path)
+    assert claim.owner == {}
+    padded["pad"] = padded["pad"][:-1]  # 64 KiB exactly: read whole
+    (tmp_path / "claim.1").write_text(json.dumps(padded))
+    (claim,) = store.list_claims(tmp_path)
+    assert claim.owner == padded
+
+
+def test_i10_03_without_hard_links_a_claim_is_created_exclusively_and_whole(tmp_path, monkeypatch):
+    def no_links(src, dst):
+        raise OSError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    claim = store.Claim.try_create(tmp_path, 1)
+    assert claim is not None and claim.holds()
+    assert json.loads((tmp_path / "claim.1").read_text())["token"] == claim.token
+    assert store.Claim.try_create(tmp_path, 1) is None
+    assert [p.name for p in tmp_path.iterdir()] == ["claim.1"]  # no temporary left
+
+
+@pytest.mark.parametrize("status", ["complete", "failed", "running"])
+def test_i10_03_only_a_complete_record_reads_complete(tmp_path, status):
+    (tmp_path / "run.json").write_text(json.dumps({"status": status, "attempt": 1}))
+    state = store.read_state(tmp_path, store.FsClock(tmp_path), store.Heartbeat())
+    assert state.complete is (status == "complete")
