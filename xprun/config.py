@@ -3,7 +3,7 @@
 As in pytest, everything is a plugin: the built-in ones (``BUILTIN_PLUGINS``), those named
 with ``-p NAME``, those installed with an ``xprun`` entry point, and the ``conftest.py`` files
 the session finds.  ``-p no:NAME`` blocks any of them (built-in ones by their short name:
-``-p no:terminal``), but this module and ``xprun.session``, which hold the core's defaults.
+``-p no:terminal``), but for ``ESSENTIAL_PLUGINS``, which hold the core's defaults.
 
 The hook contract is pytest's: a function named ``xprun_*`` in a plugin or conftest is a hook
 implementation with or without ``@xprun.hookimpl``, and one that matches no hook of
