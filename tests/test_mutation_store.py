@@ -310,3 +310,44 @@ def test_i10_03_only_files_named_claim_dot_ascii_digits_are_claims(tmp_path):
         (tmp_path / name).write_text("")
     assert [c.path.name for c in store.list_claims(tmp_path)] == ["claim.2"]
     assert store.list_claims(tmp_path / "missing") == []
+
+
+def test_i10_03_a_claim_is_held_only_while_it_is_the_newest_and_carries_our_token(tmp_path):
+    claim = store.Claim.try_create(tmp_path, 1)
+    assert claim is not None and claim.holds() is True
+    (tmp_path / "claim.2").write_text(json.dumps({"token": claim.token}))  # a newer attempt
+    assert claim.holds() is False and claim.lost
+    (tmp_path / "claim.2").unlink()
+    claim.lost = False
+    assert claim.holds() is True
+    (tmp_path / "claim.1").write_text(json.dumps({"token": "someone else's"}))  # replaced
+    assert claim.holds() is False
+    claim.lost = False
+    (tmp_path / "claim.1").unlink()  # gone
+    assert claim.holds() is False
+    claim.lost = False
+    claim.release()
+    (tmp_path / "claim.1").write_text(json.dumps({"token": claim.token}))
+    assert claim.holds() is True
+    claim.lost = True  # a heartbeat failed
+    assert claim.holds() is False
+
+
+def test_i10_03_an_attempt_recorded_by_a_finisher_while_claiming_is_skipped_not_reported_elsewhere(
+    tmp_path, monkeypatch
+):
+    # In-process: another process records attempt 1 between our claim and our re-read.
+    real = store.Claim.try_create
+
+    def finisher_records_meanwhile(run_dir, attempt):
+        claim = real(run_dir, attempt)
+        if attempt == 1:
+            record = {"status": "complete", "attempt": 1}
+            store.write_json_atomic(run_dir / "run.json", record)
+        return claim
+
+    monkeypatch.setattr(store.Claim, "try_create", staticmethod(finisher_records_meanwhile))
+    acquired = store.acquire(tmp_path, store.FsClock(tmp_path), store.Heartbeat())
+    assert acquired.claim is not None and acquired.claim.attempt == 2
+    assert acquired.record == {"status": "complete", "attempt": 1}
+    assert [p.name for p in tmp_path.glob("claim.*")] == ["claim.2"]
