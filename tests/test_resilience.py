@@ -89,7 +89,14 @@ def test_sigkill_at_random_moments_then_rerun_executes_each_run_once(project, tm
         rng = random.Random(1234)
         for trial in range(4):
             proc = project.popen("-q")
-            time.sleep(rng.uniform(0.3, 1.1))
+            # Kill at a random moment while a run is executing (it holds a claim), whatever
+            # the machine's load makes the start-up cost.
+            deadline = time.monotonic() + 60
+            while not any(log_dir.glob("*/*/claim.*")):
+                assert proc.poll() is None, f"trial {trial}: the sweep ended before the kill"
+                assert time.monotonic() < deadline, "no run started within 60 s"
+                time.sleep(0.005)
+            time.sleep(rng.uniform(0.0, 0.15))
             proc.send_signal(signal.SIGKILL)
             proc.communicate(timeout=30)
             assert proc.returncode == -signal.SIGKILL, f"trial {trial} finished before the kill"
