@@ -8,6 +8,7 @@ run once per mutant.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 from pathlib import Path
@@ -362,3 +363,39 @@ def test_i10_03_the_clock_is_the_file_systems_unless_its_file_is_not_a_regular_o
     other.mkdir()
     os.mkfifo(other / ".xprun-clock")  # not a file to touch: the local clock, at once
     assert store.FsClock(other).now() == pytest.approx(12.0, abs=5.0)
+
+
+def test_i10_03_a_clock_file_that_cannot_be_touched_gives_the_local_clock(tmp_path, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise PermissionError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(store.time, "time", lambda: 12.0)
+    monkeypatch.setattr(os, "utime", refuse)
+    assert store.FsClock(tmp_path).now() == pytest.approx(12.0, abs=5.0)
+
+
+def test_i10_03_a_process_of_another_user_is_alive(monkeypatch):
+    def kill(pid, sig):
+        raise PermissionError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "kill", kill)
+    assert store._pid_alive(1) is True
+
+
+def test_i10_03_a_claim_released_while_listing_is_skipped_and_the_rest_still_listed(
+    tmp_path, monkeypatch
+):
+    for n in (1, 2, 3):
+        (tmp_path / f"claim.{n}").write_text("{}")
+    real_scandir, real_read = os.scandir, store._read_claim
+    monkeypatch.setattr(
+        os, "scandir", lambda path: sorted(real_scandir(path), key=lambda e: e.name)
+    )
+
+    def read(entry):
+        if entry.name == "claim.1":
+            raise FileNotFoundError(entry.path)  # released between the listing and the read
+        return real_read(entry)
+
+    monkeypatch.setattr(store, "_read_claim", read)
+    assert [c.attempt for c in store.list_claims(tmp_path)] == [2, 3]

