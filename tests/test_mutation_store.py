@@ -399,3 +399,12 @@ def test_i10_03_a_claim_released_while_listing_is_skipped_and_the_rest_still_lis
 
     monkeypatch.setattr(store, "_read_claim", read)
     assert [c.attempt for c in store.list_claims(tmp_path)] == [2, 3]
+
+
+def test_i10_03_the_clock_file_is_a_plain_file_readable_by_all(tmp_path):
+    umask = os.umask(0o022)
+    try:
+        store.FsClock(tmp_path).now()
+    finally:
+        os.umask(umask)
+    assert (tmp_path / ".xprun-clock").stat().st_mode & 0o777 == 0o644
