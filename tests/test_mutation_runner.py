@@ -291,3 +291,23 @@ def test_i10_03_a_full_disk_at_error_txt_still_records_the_failure(inprocess, pr
     assert record["status"] == "failed" and record["error"]["message"] == "bad"
     (run_dir,) = result.run_dirs()
     assert not (run_dir / "error.txt").exists()
+
+
+def test_i10_03_the_run_protocol_returns_the_report_it_logged(inprocess, project):
+    _counted(project)
+    seen = project.root / "seen"
+    project.write(
+        "conftest.py",
+        f"""
+        import xprun
+
+        @xprun.hookimpl(wrapper=True)
+        def xprun_run_protocol(run):
+            report = yield
+            open({str(seen)!r}, "a").write(f"{{report.outcome}}\\n")
+            return report
+        """,
+    )
+    assert inprocess.run().ret == 0
+    assert inprocess.run("-k", "i=0").ret == 0
+    assert seen.read_text().split("\n") == ["complete", "complete", "cached", ""]

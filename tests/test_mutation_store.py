@@ -236,7 +236,12 @@ def test_i10_03_without_hard_links_a_claim_is_created_exclusively_and_whole(tmp_
         raise OSError(1, "Operation not permitted")
 
     monkeypatch.setattr(os, "link", no_links)
-    claim = store.Claim.try_create(tmp_path, 1)
+    umask = os.umask(0o022)
+    try:
+        claim = store.Claim.try_create(tmp_path, 1)
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "claim.1").stat().st_mode & 0o777 == 0o644
     assert claim is not None and claim.holds()
     assert json.loads((tmp_path / "claim.1").read_text())["token"] == claim.token
     assert store.Claim.try_create(tmp_path, 1) is None

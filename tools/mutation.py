@@ -95,6 +95,9 @@ EQUIVALENT: dict[tuple[str, str], str] = {
     ("xprun.store", "Claim._create_exclusive: return False -> return None"): (
         "its only caller tests the result for truth (if not claim._create_exclusive(...))"
     ),
+    ("xprun.store", "_read_claim: False -> True"): (
+        "a link then passes is_file but its open fails (O_NOFOLLOW): no owner either way"
+    ),
     ("xprun.store", "Heartbeat: True -> False"): _FROZEN,
     ("xprun.store", "ClaimInfo: True -> False"): _FROZEN,
     ("xprun.store", "Acquired: True -> False"): _FROZEN,
