@@ -311,3 +311,21 @@ def test_i10_03_the_run_protocol_returns_the_report_it_logged(inprocess, project
     assert inprocess.run().ret == 0
     assert inprocess.run("-k", "i=0").ret == 0
     assert seen.read_text().split("\n") == ["complete", "complete", "cached", ""]
+
+
+def test_i10_03_a_full_disk_while_claiming_fails_the_run_and_starts_no_other(
+    inprocess, project, monkeypatch
+):
+    executions = _counted(project)
+    tried: list[int] = []
+
+    def full(run_dir, attempt):
+        tried.append(attempt)
+        raise OSError(errno.ENOSPC, "No space left on device", str(run_dir))
+
+    monkeypatch.setattr(store.Claim, "try_create", staticmethod(full))
+    result = inprocess.run()
+    assert result.ret == 1, result.output
+    assert "1 failed" in result.output and "stopped launching runs" in result.output
+    assert "is full" in result.output and tried == [1]
+    assert not executions.exists()
