@@ -199,7 +199,7 @@ def test_i10_03_error_txt_holds_the_users_frames_only(inprocess, project):
     assert result.ret == 1
     (run_dir,) = result.run_dirs()
     text = (run_dir / "error.txt").read_text()
-    assert "xp_fail.py" in text and "in helper" in text
+    assert "xp_fail.py" in text and "in xp_fail" in text and "in helper" in text
     assert "xprun" + "/runner.py" not in text and "pluggy" not in text
 
 
@@ -328,4 +328,36 @@ def test_i10_03_a_full_disk_while_claiming_fails_the_run_and_starts_no_other(
     assert result.ret == 1, result.output
     assert "1 failed" in result.output and "stopped launching runs" in result.output
     assert "is full" in result.output and tried == [1]
+    assert not executions.exists()
+
+
+def test_i10_03_a_run_claimed_by_another_launcher_after_the_state_check_runs_elsewhere(
+    inprocess, project, monkeypatch
+):
+    # In-process: the other launcher's claim lands between the state check and ours.
+    executions = _counted(project)
+    real = store.acquire
+
+    def another_launcher_first(run_dir, clock, heartbeat):
+        run_dir.mkdir(parents=True, exist_ok=True)
+        owner = {"host": "otherhost", "machine": "another-boot", "pid": 4242, "token": "t"}
+        (run_dir / "claim.1").write_text(json.dumps(owner))
+        return real(run_dir, clock, heartbeat)
+
+    monkeypatch.setattr(store, "acquire", another_launcher_first)
+    seen = project.root / "seen"
+    project.write(
+        "conftest.py",
+        f"""
+        import xprun
+
+        @xprun.hookimpl
+        def xprun_run_logreport(report):
+            open({str(seen)!r}, "a").write(report.longrepr + "\\n")
+        """,
+    )
+    result = inprocess.run("-k", "i=0")
+    assert result.ret == 0, result.output
+    assert "1 running elsewhere" in result.output
+    assert "running elsewhere: pid 4242 on otherhost, attempt 1" in seen.read_text()
     assert not executions.exists()

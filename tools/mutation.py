@@ -98,6 +98,9 @@ EQUIVALENT: dict[tuple[str, str], str] = {
     ("xprun.store", "_read_claim: False -> True"): (
         "a link then passes is_file but its open fails (O_NOFOLLOW): no owner either way"
     ),
+    ("xprun.store", "fsync_dir: 0 -> 1"): "O_DIRECTORY exists on Linux: the default is unused",
+    ("xprun.store", "read_regular: 1 -> 2"): "the size of the chunks read: same bytes",
+    ("xprun.store", "read_regular: 20 -> 21"): "the size of the chunks read: same bytes",
     ("xprun.store", "Heartbeat: True -> False"): _FROZEN,
     ("xprun.store", "ClaimInfo: True -> False"): _FROZEN,
     ("xprun.store", "Acquired: True -> False"): _FROZEN,
