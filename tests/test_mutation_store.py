@@ -364,6 +364,7 @@ def test_i10_03_the_clock_is_the_file_systems_unless_its_file_is_not_a_regular_o
 ):
     monkeypatch.setattr(store.time, "time", lambda: 12.0)  # a host clock far off
     assert store.FsClock(tmp_path).now() > 1e9  # the file's mtime, stamped by the file system
+    assert store.FsClock(tmp_path / "new" / "logs").now() > 1e9  # the log dir made for it
     other = tmp_path / "other"
     other.mkdir()
     os.mkfifo(other / ".xprun-clock")  # not a file to touch: the local clock, at once
