@@ -361,3 +361,16 @@ def test_i10_03_a_run_claimed_by_another_launcher_after_the_state_check_runs_els
     assert "1 running elsewhere" in result.output
     assert "running elsewhere: pid 4242 on otherhost, attempt 1" in seen.read_text()
     assert not executions.exists()
+
+
+def test_i10_03_a_cached_run_is_reported_without_claiming_it(inprocess, project, monkeypatch):
+    _counted(project)
+    assert inprocess.run().ret == 0
+
+    def read_only(run_dir, attempt):
+        raise OSError(errno.EROFS, "Read-only file system", str(run_dir))
+
+    monkeypatch.setattr(store.Claim, "try_create", staticmethod(read_only))
+    result = inprocess.run()  # e.g. the log dir mounted read-only to show results
+    assert result.ret == 0, result.output
+    assert "2 cached" in result.output
