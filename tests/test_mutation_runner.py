@@ -141,6 +141,15 @@ def test_i10_03_a_failed_run_is_run_again_with_its_old_outcome_and_traceback_gon
     assert second.ret == 0, second.output
     assert not (run_dir / "error.txt").exists() and not (run_dir / "previous").exists()
     assert json.loads((run_dir / "run.json").read_text())["attempt"] == 2
+    flag.unlink()
+    assert inprocess.run().ret == 0  # complete: cached
+    forced = inprocess.run("--force")  # fails again; only a complete attempt is set aside
+    assert forced.ret == 1 and (run_dir / "previous" / "2" / "run.json").is_file()
+    flag.write_text("")
+    again = inprocess.run("--force")
+    assert again.ret == 0, again.output
+    assert sorted(p.name for p in (run_dir / "previous").iterdir()) == ["2"]
+    assert not (run_dir / "error.txt").exists()
 
 
 # -- a lost claim names the new owner ----------------------------------------------------------
