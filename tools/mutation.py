@@ -68,6 +68,10 @@ _CLAIM_SEES_IT = (
     "without the early check, claiming finds the same live owner (acquire writes nothing then) "
     "and the same report is made"
 )
+_LAST_ANYWAY = (
+    "trylast=True on a built-in hook: the built-ins are registered first, so every plugin and "
+    "conftest is called before them with or without it"
+)
 _FROZEN = "frozen=True only forbids assignments, and no code assigns to these records"
 
 #: (module, mutant id as printed) → why no test can kill it.
@@ -106,6 +110,11 @@ EQUIVALENT: dict[tuple[str, str], str] = {
     ("xprun.store", "read_regular: 1 -> 2"): "the size of the chunks read: same bytes",
     ("xprun.store", "read_regular: 20 -> 21"): "the size of the chunks read: same bytes",
     ("xprun.store", "Heartbeat: True -> False"): _FROZEN,
+    ("xprun.runner", "xprun_run_protocol: True -> False"): _LAST_ANYWAY,
+    ("xprun.runner", "xprun_run_skip: True -> False"): _LAST_ANYWAY,
+    ("xprun.runner", "xprun_run_setup: True -> False"): _LAST_ANYWAY,
+    ("xprun.runner", "xprun_run_call: True -> False"): _LAST_ANYWAY,
+    ("xprun.runner", "xprun_run_teardown: True -> False #2"): _LAST_ANYWAY,
     (
         "xprun.runner",
         "xprun_run_skip: state.status == store.STATUS_RUNNING and state.owner is n... -> "
