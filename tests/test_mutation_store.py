@@ -414,3 +414,22 @@ def test_i10_03_the_clock_file_is_a_plain_file_readable_by_all(tmp_path):
     finally:
         os.umask(umask)
     assert (tmp_path / ".xprun-clock").stat().st_mode & 0o777 == 0o644
+
+
+def test_i10_03_a_record_names_this_host(inprocess, project):
+    import socket
+
+    project.write("xp_one.py", "def xp_one():\n    return 1\n")
+    result = inprocess.run()
+    assert result.ret == 0, result.output
+    assert result.records()[0]["host"] == socket.gethostname() == store.host()
+
+
+@pytest.mark.skipif(not Path("/proc/sys/kernel/random/boot_id").exists(), reason="Linux only")
+def test_i10_03_the_machine_of_a_claim_is_this_boot_and_pid_namespace(tmp_path):
+    boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    machine = f"{boot}:{os.stat('/proc/self/ns/pid').st_ino}"
+    assert store._machine_id() == machine
+    claim = store.Claim.try_create(tmp_path, 1)
+    assert claim is not None
+    assert json.loads((tmp_path / "claim.1").read_text())["machine"] == machine

@@ -111,6 +111,15 @@ EQUIVALENT: dict[tuple[str, str], str] = {
     ("xprun.store", "read_regular: 20 -> 21"): "the size of the chunks read: same bytes",
     ("xprun.store", "Heartbeat: True -> False"): _FROZEN,
     ("xprun.runner", "xprun_run_protocol: True -> False"): _LAST_ANYWAY,
+    (
+        "xprun.runner",
+        "xprun_run_skip: state.status == store.STATUS_RUNNING -> "
+        "state.status != store.STATUS_RUNNING",
+    ): _CLAIM_SEES_IT,
+    ("xprun.runner", "xprun_run_skip: state.owner is not None -> state.owner is None"): (
+        _CLAIM_SEES_IT
+    ),
+    ("xprun.identity", "ParamIdentity: True -> False"): _FROZEN,
     ("xprun.runner", "xprun_run_skip: True -> False"): _LAST_ANYWAY,
     ("xprun.runner", "xprun_run_setup: True -> False"): _LAST_ANYWAY,
     ("xprun.runner", "xprun_run_call: True -> False"): _LAST_ANYWAY,
@@ -316,10 +325,10 @@ class _Serve(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 
 class _OnlyInProcess:
     """A pytest plugin deselecting the tests that run xprun in a subprocess, which would
-    import the original module: those whose code calls ``project.run`` or ``.popen`` or
-    starts a process.  Tests with ``project`` that call ``xprun.main`` in-process are kept."""
+    import the original module: those whose code calls ``project.run``, ``project.popen``
+    or ``python -m xprun``.  Tests with ``project`` that call ``xprun.main`` in-process are kept."""
 
-    _SUBPROCESS = ("project.run(", ".popen(", "subprocess.", "Popen(")
+    _SUBPROCESS = ("project.run(", "project.popen(", '"-m", "xprun"')
 
     def pytest_collection_modifyitems(self, config, items):  # type: ignore[no-untyped-def]
         import inspect
