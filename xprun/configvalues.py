@@ -151,25 +151,41 @@ def _scalar(value: Any) -> Any:
     raise _Refused(f"{{where}} is {text} (type {type(value).__name__}); {hint}")
 
 
-def _refuse_shared_paths(config: Any, where: str) -> None:
-    """Refuse two entries whose dotted paths are the same text."""
+def shared_path(tree: Any, root: str = "config") -> tuple[str, str, str] | None:
+    """Two entries of nested mappings whose dotted paths are the same text, or None.
+
+    Returns the two spellings and the dotted path (``config['a.b']``, ``config['a']['b']``,
+    ``'a.b'``): a config, and an outcome once flattened into Reader columns, can hold only
+    one of them.
+    """
     seen: dict[str, str] = {}
 
-    def walk(node: Any, path: str, spelled: str) -> None:
+    def walk(node: Any, path: str, spelled: str) -> tuple[str, str, str] | None:
         for key, item in node.items():
             dotted = _join(path, key)
             shown = f"{spelled}[{key!r}]"
             other = seen.setdefault(dotted, shown)
             if other != shown:
-                raise ConfigValueError(
-                    f"{other} and {shown} are both read as {dotted!r} (a key with dots as a "
-                    "nested path, an int key as text); keep one of them"
-                )
+                return other, shown, dotted
             if isinstance(item, dict):
-                walk(item, dotted, shown)
+                found = walk(item, dotted, shown)
+                if found:
+                    return found
+        return None
 
-    if isinstance(config, dict):
-        walk(config, where, "config")
+    return walk(tree, "", root) if isinstance(tree, dict) else None
+
+
+def _refuse_shared_paths(config: Any, where: str) -> None:
+    """Refuse two entries whose dotted paths are the same text."""
+    found = shared_path(config) if isinstance(config, dict) else None
+    if found:
+        other, shown, dotted = found
+        dotted = _join(where, dotted) if where else dotted
+        raise ConfigValueError(
+            f"{other} and {shown} are both read as {dotted!r} (a key with dots as a "
+            "nested path, an int key as text); keep one of them"
+        )
 
 
 def _join(path: str, key: Any) -> str:

@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import stat
 import threading
 import time
 from pathlib import Path
@@ -103,7 +105,7 @@ def _ends_torn(path: Path) -> bool:
 def last_step(path: Path) -> int | None:
     """The step of the last whole, valid line of a metrics file (a torn tail is skipped)."""
     try:
-        with open(path, "rb") as f:
+        with _open_regular(path, os.O_RDONLY) as f:
             f.seek(0, 2)
             size = f.tell()
             f.seek(max(0, size - 65536))
@@ -118,6 +120,27 @@ def last_step(path: Path) -> int | None:
         if isinstance(step, int):
             return step
     return None
+
+
+def _open_regular(path: Path, flags: int) -> Any:
+    """``path`` opened with ``flags``; refuses what is not a regular file.
+
+    A FIFO or device under a metrics file's name (a damaged log directory) would block or
+    swallow the run's metrics: it is an error that names the file instead.
+    """
+    fd = os.open(path, flags | os.O_NONBLOCK | os.O_NOFOLLOW, 0o644)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(f"{path} is not a regular file; remove it so the run can record metrics")
+    os.set_blocking(fd, True)
+    if flags & os.O_WRONLY:
+        return open(fd, "a", encoding="utf-8", closefd=True)
+    return open(fd, "rb", closefd=True)
+
+
+def _open_metrics(path: Path) -> Any:
+    """A metrics file for appending (a regular file only)."""
+    return _open_regular(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
 
 
 class Logger:
@@ -236,7 +259,7 @@ class Logger:
                 if f is None:
                     path = self.run_dir / "metrics" / f"{name}.jsonl"
                     path.parent.mkdir(parents=True, exist_ok=True)
-                    f = self._files[name] = open(path, "a", encoding="utf-8")  # noqa: SIM115
+                    f = self._files[name] = _open_metrics(path)
                     if _ends_torn(path):
                         text = "\n" + text  # end a killed process's torn line on its own
                 f.write(text)

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from . import metadata, store
+from .configvalues import shared_path
 from .errors import safe_str
 
 if TYPE_CHECKING:
@@ -123,6 +124,14 @@ def jsonable_outcome(value: Any) -> dict[str, Any]:
     """The outcome to save: a mapping as is, None as ``{}``, another value as ``{"value": v}``."""
     if value is None:
         return {}
-    if isinstance(value, Mapping):
-        return _jsonable(value, "")
-    return {"value": _jsonable(value, "")}
+    if not isinstance(value, Mapping):
+        return {"value": _jsonable(value, "")}
+    outcome = _jsonable(value, "")
+    found = shared_path(outcome, "outcome")
+    if found:  # the Reader's columns are dotted paths: it could show only one of them
+        first, second, dotted = found
+        raise TypeError(
+            f"the experiment returned {first} and {second}, which are both the result "
+            f"column outcome.{dotted}; keep one of them (or rename one)"
+        )
+    return outcome

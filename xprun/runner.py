@@ -95,6 +95,8 @@ def xprun_run_protocol(run: RunSpec, context: RunContext) -> reports.RunReport:
     try:
         try:
             report, interrupt = _claimed(run, context, hold)
+        except store.UnusableRunDir as exc:
+            report = reports.RunReport(run, reports.FAILED, longrepr=str(exc))
         except OSError as exc:
             if not is_disk_full(exc):
                 raise

@@ -52,6 +52,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .errors import is_disk_full
+
 FORMAT_VERSION = 1
 RUN_JSON = "run.json"
 OUTCOME_JSON = "outcome.json"
@@ -332,7 +334,7 @@ def list_claims(run_dir: Path) -> list[ClaimInfo]:
     claims = []
     try:
         entries = list(os.scandir(run_dir))
-    except (FileNotFoundError, NotADirectoryError):
+    except OSError:  # missing, not a directory, a link loop: no claims to be found
         return []
     for entry in entries:
         name = entry.name
@@ -462,6 +464,20 @@ class Acquired:
     owner: ClaimInfo | None = None
 
 
+class UnusableRunDir(Exception):
+    """A run's directory cannot be made: a broken or looping link, or a file, stands there.
+
+    Only that run fails (with this message); the rest of the sweep goes on.
+    """
+
+    def __init__(self, run_dir: Path, cause: OSError) -> None:
+        super().__init__(
+            f"cannot use the run directory {run_dir}: {cause.strerror or cause} (a broken or "
+            "looping symbolic link, or a file, stands in the log directory); remove or repair "
+            "it and launch again"
+        )
+
+
 def acquire(run_dir: Path, clock: FsClock, heartbeat: Heartbeat) -> Acquired:
     """Claim the next attempt of a run, or find who holds it.
 
@@ -469,7 +485,12 @@ def acquire(run_dir: Path, clock: FsClock, heartbeat: Heartbeat) -> Acquired:
     stale claims below ours are removed once ours exists.  The record is read again under
     the claim, so the caller sees any attempt that finished meanwhile.
     """
-    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        if is_disk_full(exc):
+            raise
+        raise UnusableRunDir(run_dir, exc) from exc
     for _ in range(8):
         claims = list_claims(run_dir)
         top = claims[-1] if claims else None

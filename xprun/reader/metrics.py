@@ -115,6 +115,11 @@ def long_frame(
     for run_hash, count in bad_lines.items():
         damage[run_hash] = _lines_reason(name, count)
     if not all_attempts and len(frame):
+        # The latest attempt wins a step, whatever the order of lines in the file: an owner
+        # that lost its claim may still append its older attempt's lines after the new
+        # owner's (it records no outcome, but a line can be in flight).
+        if "attempt" in frame.columns:
+            frame = frame.sort_values("attempt", kind="stable", na_position="first")
         frame = frame.drop_duplicates(["hash", "step"], keep="last")
     if len(frame):
         frame = frame.sort_values(["hash", "step"], kind="stable").reset_index(drop=True)
