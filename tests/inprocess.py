@@ -72,7 +72,7 @@ class InProcess:
         root = self.project.root.resolve()
         saved_cwd = os.getcwd()
         saved_path = list(sys.path)
-        saved_modules = set(sys.modules)
+        saved_modules = dict(sys.modules)
         saved_handlers = {sig: signal.getsignal(sig) for sig in _SIGNALS}
         saved_mask = signal.pthread_sigmask(signal.SIG_BLOCK, [])
         saved_streams = (sys.stdout, sys.stderr)
@@ -87,14 +87,24 @@ class InProcess:
                 sys.stdout, sys.stderr = saved_streams
                 os.chdir(saved_cwd)
                 sys.path[:] = saved_path
-                for name in set(sys.modules) - saved_modules:
-                    if _imported_from(sys.modules[name], root):
-                        del sys.modules[name]
+                _restore_modules(saved_modules, root)
                 for sig, handler in saved_handlers.items():
                     if handler is not None:
                         signal.signal(sig, handler)
                 signal.pthread_sigmask(signal.SIG_SETMASK, saved_mask)
         return InProcessResult(int(ret), out.getvalue(), err.getvalue(), self.log_dir)
+
+
+def _restore_modules(saved: dict[str, Any], root: Path) -> None:
+    """Forget the modules imported from the project (so the next run imports them afresh),
+    and put back any they replaced: a project's ``conftest`` must not shadow the tests' own.
+    """
+    for name, module in list(sys.modules.items()):
+        if saved.get(name) is not module and _imported_from(module, root):
+            if name in saved:
+                sys.modules[name] = saved[name]
+            else:
+                del sys.modules[name]
 
 
 def _imported_from(module: Any, root: Path) -> bool:

@@ -395,9 +395,11 @@ def test_i10_01_the_in_process_runner_restores_the_process(inprocess, project):
     _counted(project)
     project.write("helper_module_of_the_project.py", "VALUE = 1\n")
     project.write("conftest.py", "import helper_module_of_the_project\n")
+    tests_conftest = sys.modules.get("conftest")
     before = (os.getcwd(), list(sys.path), signal.getsignal(signal.SIGTERM), sys.stdout)
     result = inprocess.run()
     assert result.ret == 0, result.output
     assert "helper_module_of_the_project" not in sys.modules
+    assert sys.modules.get("conftest") is tests_conftest  # not the project's conftest
     after = (os.getcwd(), list(sys.path), signal.getsignal(signal.SIGTERM), sys.stdout)
     assert after == before

@@ -383,3 +383,29 @@ def test_i10_03_a_cached_run_is_reported_without_claiming_it(inprocess, project,
     result = inprocess.run()  # e.g. the log dir mounted read-only to show results
     assert result.ret == 0, result.output
     assert "2 cached" in result.output
+
+
+def test_i10_03_a_recovered_record_is_written_durably(inprocess, project, monkeypatch):
+    _counted(project)
+    real = store.write_json_atomic
+
+    def crash_at_final_record(path, obj, durable=False):
+        if path.name == "run.json" and obj.get("status") == "complete":
+            raise _Crash
+        real(path, obj, durable)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(store, "write_json_atomic", crash_at_final_record)
+        with pytest.raises(_Crash):
+            inprocess.run("-k", "i=0")
+    durable: list[tuple[str, bool]] = []
+
+    def spy(path, obj, durable_=False, **kwargs):
+        durable.append((obj.get("status"), kwargs.get("durable", durable_)))
+        real(path, obj, kwargs.get("durable", durable_))
+
+    monkeypatch.setattr(store, "write_json_atomic", spy)
+    result = inprocess.run("-k", "i=0")
+    assert result.ret == 0, result.output
+    assert result.records()[0]["recovered"] is True
+    assert durable == [("complete", True)]

@@ -120,6 +120,10 @@ EQUIVALENT: dict[tuple[str, str], str] = {
         _CLAIM_SEES_IT
     ),
     ("xprun.identity", "ParamIdentity: True -> False"): _FROZEN,
+    ("xprun.runner", "_recover: 1 -> 2"): (
+        "the default attempt of a record without one: start_record always writes it, and the "
+        "recovered record keeps the record's own fields"
+    ),
     ("xprun.runner", "xprun_run_skip: True -> False"): _LAST_ANYWAY,
     ("xprun.runner", "xprun_run_setup: True -> False"): _LAST_ANYWAY,
     ("xprun.runner", "xprun_run_call: True -> False"): _LAST_ANYWAY,
