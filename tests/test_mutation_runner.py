@@ -409,3 +409,22 @@ def test_i10_03_a_recovered_record_is_written_durably(inprocess, project, monkey
     assert result.ret == 0, result.output
     assert result.records()[0]["recovered"] is True
     assert durable == [("complete", True)]
+
+
+def test_i10_03_a_failed_run_is_not_taken_for_a_full_disk_and_the_sweep_goes_on(inprocess, project):
+    project.write(
+        "xp_half.py",
+        """
+        import xprun
+
+        @xprun.grid(i=[0, 1])
+        def xp_half(config):
+            if config.i == 0:
+                raise OSError(5, "Input/output error")  # an OSError, but not ENOSPC
+            return config.i
+        """,
+    )
+    result = inprocess.run()
+    assert result.ret == 1, result.output
+    assert "1 complete, 1 failed" in result.output
+    assert "full" not in result.output and "stopped launching" not in result.output

@@ -120,6 +120,9 @@ EQUIVALENT: dict[tuple[str, str], str] = {
         _CLAIM_SEES_IT
     ),
     ("xprun.identity", "ParamIdentity: True -> False"): _FROZEN,
+    ("xprun.runner", "_set_aside: 0 -> 1"): (
+        "the default attempt of a record without one: start_record always writes it"
+    ),
     ("xprun.runner", "_recover: 1 -> 2"): (
         "the default attempt of a record without one: start_record always writes it, and the "
         "recovered record keeps the record's own fields"
