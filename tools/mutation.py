@@ -37,7 +37,6 @@ ROOT = Path(__file__).resolve().parent.parent
 #: module → the test files that exercise it without a subprocess, fastest first.
 TESTS: dict[str, list[str]] = {
     "xprun.identity": [
-        "tests/test_mutation_identity.py",
         "tests/test_identity.py",
         "tests/test_trust_identity.py",
     ],
