@@ -102,6 +102,9 @@ EQUIVALENT: dict[tuple[str, str], str] = {
     ("xprun.store", "Claim._create_exclusive: return False -> return None"): (
         "its only caller tests the result for truth (if not claim._create_exclusive(...))"
     ),
+    ("xprun.store", "_pid_alive: return False -> return None"): (
+        "its only caller tests the result for truth (not _pid_alive(pid))"
+    ),
     ("xprun.store", "_read_claim: False -> True"): (
         "a link then passes is_file but its open fails (O_NOFOLLOW): no owner either way"
     ),
@@ -331,10 +334,11 @@ class _Serve(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 
 class _OnlyInProcess:
     """A pytest plugin deselecting the tests that run xprun in a subprocess, which would
-    import the original module: those whose code calls ``project.run``, ``project.popen``
-    or ``python -m xprun``.  Tests with ``project`` that call ``xprun.main`` in-process are kept."""
+    import the original module: those whose code calls ``project.run``, ``project.popen``,
+    ``python -m xprun`` or starts ``multiprocessing`` processes.  Tests with ``project``
+    that call ``xprun.main`` in-process are kept."""
 
-    _SUBPROCESS = ("project.run(", "project.popen(", '"-m", "xprun"')
+    _SUBPROCESS = ("project.run(", "project.popen(", '"-m", "xprun"', "multiprocessing.")
 
     def pytest_collection_modifyitems(self, config, items):  # type: ignore[no-untyped-def]
         import inspect
@@ -399,17 +403,22 @@ def score(module: str, show: bool) -> tuple[int, int, list[str]]:
         raise SystemExit(f"{module}: its tests fail without any mutation; fix them first")
     timeout = 3 * (time.monotonic() - started) + 10
     killed, scored, survivors = 0, 0, []
-    for mutant in found:
-        if (module, mutant.ident) in EQUIVALENT:
-            continue
-        scored += 1
-        result = _run_tests(module, origin, mutant.tree, timeout)
-        if result == "survived":
-            survivors.append(f"line {mutant.line}: {mutant.ident}")
-            if show:
-                print(f"  survived  line {mutant.line}: {mutant.ident}", flush=True)
-        else:
-            killed += 1
+    total = sum(1 for m in found if (module, m.ident) not in EQUIVALENT)
+    try:
+        for mutant in found:
+            if (module, mutant.ident) in EQUIVALENT:
+                continue
+            result = _run_tests(module, origin, mutant.tree, timeout)
+            scored += 1
+            if result == "survived":
+                survivors.append(f"line {mutant.line}: {mutant.ident}")
+                if show:
+                    print(f"  [{scored}/{total}] survived  line {mutant.line}: {mutant.ident}")
+            else:
+                killed += 1
+            sys.stdout.flush()
+    except KeyboardInterrupt:  # a partial score is still a figure: say how partial
+        print(f"  interrupted after {scored} of {total} mutants")
     return killed, scored, survivors
 
 
