@@ -428,3 +428,20 @@ def test_i10_03_a_failed_run_is_not_taken_for_a_full_disk_and_the_sweep_goes_on(
     assert result.ret == 1, result.output
     assert "1 complete, 1 failed" in result.output
     assert "full" not in result.output and "stopped launching" not in result.output
+
+
+def test_i10_03_an_experiment_that_hits_a_full_disk_stops_the_sweep(inprocess, project):
+    project.write(
+        "xp_full.py",
+        """
+        import xprun
+
+        @xprun.grid(i=[0, 1])
+        def xp_full(config):
+            raise OSError(28, "No space left on device")
+        """,
+    )
+    result = inprocess.run()
+    assert result.ret == 1, result.output
+    assert "is full" in result.output and "stopped launching runs" in result.output
+    assert len(result.records()) == 1  # the second run never started

@@ -433,3 +433,13 @@ def test_i10_03_the_machine_of_a_claim_is_this_boot_and_pid_namespace(tmp_path):
     claim = store.Claim.try_create(tmp_path, 1)
     assert claim is not None
     assert json.loads((tmp_path / "claim.1").read_text())["machine"] == machine
+
+
+def test_i10_03_a_full_disk_making_a_run_dir_stays_a_full_disk(tmp_path, monkeypatch):
+    def full(self, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(self))
+
+    monkeypatch.setattr(Path, "mkdir", full)
+    with pytest.raises(OSError) as raised:
+        store.acquire(tmp_path / "run", store.FsClock(tmp_path), store.Heartbeat())
+    assert raised.value.errno == errno.ENOSPC  # not "unusable run dir": the sweep must stop
