@@ -96,13 +96,6 @@ def test_i10_03_a_forced_rerun_that_died_before_its_record_is_set_aside_again_wh
     assert executions.read_text() == "00"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug in xprun/runner.py _set_aside: a forced rerun that died after moving the old "
-    "attempt's files to previous/<N>/ leaves them there, and the next --force removes that "
-    "folder (shutil.rmtree) before setting aside again: the old attempt's logs, metrics and "
-    "checkpoints are lost",
-)
 def test_i10_03_a_forced_rerun_that_died_keeps_the_replaced_attempts_files(
     inprocess, project, monkeypatch
 ):
@@ -115,6 +108,7 @@ def test_i10_03_a_forced_rerun_that_died_keeps_the_replaced_attempts_files(
     assert inprocess.run("-k", "i=0", "--force").ret == 0
     (run_dir,) = inprocess.log_dir.glob("*/*")
     assert (run_dir / "previous" / "1" / "stdout.log").read_text() == "output of run 0\n"
+    assert [p.name for p in (run_dir / "previous").iterdir()] == ["1"]
 
 
 def test_i10_03_a_failed_run_is_run_again_with_its_old_outcome_and_traceback_gone(

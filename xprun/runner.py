@@ -216,15 +216,25 @@ def _set_aside(run_dir: Path, previous: dict[str, Any]) -> Path:
     checkpoints, artifacts).  Its outcome moves last, by ``_clear_outcome``, once the new
     record says ``running``: until then the run still reads complete, with its outcome."""
     aside = run_dir / PREVIOUS_DIR / str(previous.get("attempt", 0))
-    if aside.exists():  # a forced rerun of this attempt died before its own record
-        shutil.rmtree(aside)
-    aside.mkdir(parents=True)
-    store.write_json_atomic(aside / store.RUN_JSON, previous)
+    # A forced rerun of this attempt that died before its own record has already set it
+    # aside (the run still reads complete): finish that set-aside, replacing nothing in it.
+    aside.mkdir(parents=True, exist_ok=True)
+    if not (aside / store.RUN_JSON).exists():
+        store.write_json_atomic(aside / store.RUN_JSON, previous)
     for entry in os.scandir(run_dir):
         name = entry.name
         if name in _KEPT or name == store.OUTCOME_JSON or name.startswith(store.CLAIM_PREFIX):
             continue
-        os.replace(entry.path, aside / name)
+        target = aside / name
+        if target.exists() or target.is_symlink():
+            # Written again by the attempt that died before it ran the experiment (such as
+            # config.yaml): the set-aside copy is the replaced attempt's own.
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path)
+            else:
+                os.unlink(entry.path)
+            continue
+        os.replace(entry.path, target)
     return aside
 
 
