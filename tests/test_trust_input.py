@@ -506,10 +506,13 @@ def test_i9_06_keyword_fuzz_structured_selects_exactly(fuzz_project, pair):
 @FUZZ
 @given(pair=VALID, data=st.data())
 def test_i9_06_keyword_fuzz_near_valid(fuzz_project, pair, data):
-    _only_selection_or_usage_error(fuzz_project, _mutate(pair[0], data))
+    # Anything typed is either a clean usage error (None) or a selection of real configs.
+    selected = _only_selection_or_usage_error(fuzz_project, _mutate(pair[0], data))
+    assert selected is None or all(c in all_configs() for c in selected)
 
 
 @FUZZ
 @given(text=st.one_of(RANDOM, HUGE, NESTED))
 def test_i9_06_keyword_fuzz_random_deep_and_huge(fuzz_project, text):
-    _only_selection_or_usage_error(fuzz_project, text)
+    selected = _only_selection_or_usage_error(fuzz_project, text)
+    assert selected is None or all(c in all_configs() for c in selected)
