@@ -443,3 +443,24 @@ def test_i10_03_a_full_disk_making_a_run_dir_stays_a_full_disk(tmp_path, monkeyp
     with pytest.raises(OSError) as raised:
         store.acquire(tmp_path / "run", store.FsClock(tmp_path), store.Heartbeat())
     assert raised.value.errno == errno.ENOSPC  # not "unusable run dir": the sweep must stop
+
+
+def test_i10_mut_a_clock_fifo_that_opens_for_writing_gives_the_local_clock(tmp_path, monkeypatch):
+    # A FIFO with a reader opens for writing (without one the open itself fails, tested
+    # above): only the regular-file check stands between it and touching a FIFO.
+    monkeypatch.setattr(store.time, "time", lambda: 12.0)
+    os.mkfifo(tmp_path / ".xprun-clock")
+    reader = os.open(tmp_path / ".xprun-clock", os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        assert store.FsClock(tmp_path).now() == pytest.approx(12.0, abs=5.0)
+    finally:
+        os.close(reader)
+
+
+def test_i10_mut_a_record_without_an_attempt_reads_attempt_0_as_acquire_counts_it(tmp_path):
+    (tmp_path / "run.json").write_text(json.dumps({"status": "failed"}))
+    clock, heartbeat = store.FsClock(tmp_path), store.Heartbeat()
+    state = store.read_state(tmp_path, clock, heartbeat)
+    acquired = store.acquire(tmp_path, clock, heartbeat)
+    assert acquired.claim is not None
+    assert (state.status, state.attempt, acquired.claim.attempt) == ("failed", 0, 1)

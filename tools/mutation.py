@@ -391,13 +391,16 @@ def _source_of(module: str) -> str:
     return str(ROOT / (module.replace(".", "/") + ".py"))
 
 
-def score(module: str, show: bool) -> tuple[int, int, list[str]]:
-    """(killed, scored, survivors) for ``module``; equivalent mutants are not scored."""
+def score(module: str, show: bool, only: str | None = None) -> tuple[int, int, list[str]]:
+    """(killed, scored, survivors) for ``module``; equivalent mutants are not scored.
+    ``only``: just the mutants whose id contains it (to check a new test against them)."""
     origin = _source_of(module)
     found = mutants(Path(origin).read_text())
     stale = {i for m, i in EQUIVALENT if m == module} - {mutant.ident for mutant in found}
     for ident in sorted(stale):
         print(f"  listed as equivalent but no longer generated (update EQUIVALENT): {ident}")
+    if only is not None:
+        found = [mutant for mutant in found if only in mutant.ident]
     started = time.monotonic()
     if _run_tests(module, origin, None, timeout=900) != "survived":
         raise SystemExit(f"{module}: its tests fail without any mutation; fix them first")
@@ -427,6 +430,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("modules", nargs="*", help=f"default: all of {', '.join(TESTS)}")
     parser.add_argument("--list", action="store_true", help="list the mutants, run nothing")
     parser.add_argument("-q", "--quiet", action="store_true", help="do not list the survivors")
+    parser.add_argument(
+        "--only",
+        metavar="TEXT",
+        help="run only the mutants whose id (as --list prints it) contains TEXT; no floor",
+    )
     options = parser.parse_args(argv)
     unknown = [m for m in options.modules if m not in TESTS]
     if unknown:
@@ -444,14 +452,15 @@ def main(argv: list[str] | None = None) -> int:
     for module in options.modules or list(TESTS):
         if options.list:
             for mutant in mutants(Path(_source_of(module)).read_text()):
-                print(f"{module} line {mutant.line}: {mutant.ident}")
+                if options.only is None or options.only in mutant.ident:
+                    print(f"{module} line {mutant.line}: {mutant.ident}")
             continue
         print(f"{module}:", flush=True)
-        killed, scored, _ = score(module, show=not options.quiet)
+        killed, scored, _ = score(module, show=not options.quiet, only=options.only)
         percent = 100.0 * killed / scored if scored else 100.0
         excluded = sum(1 for m, _ in EQUIVALENT if m == module)
         print(f"{module}: {killed}/{scored} killed, {percent:.1f}% ({excluded} equivalent)")
-        if percent < FLOORS.get(module, 0.0):
+        if options.only is None and percent < FLOORS.get(module, 0.0):
             below.append(module)
     if below:
         print(f"below the floor: {', '.join(below)}")
