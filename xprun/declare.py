@@ -252,7 +252,7 @@ def resources(
             )
     if isinstance(extra, str):
         raise CollectError("@xprun.resources(extra=...) is a list of options, not a string")
-    chosen = {k: v for k, v in given.items() if v is not None}
+    chosen: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
     if extra:
         chosen["extra"] = [str(e) for e in extra]
 

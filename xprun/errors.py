@@ -61,7 +61,12 @@ HELD_SIGNALS = frozenset(
 )
 
 
-def block_signals() -> set[signal.Signals] | None:
+#: A thread's signal mask as ``signal.pthread_sigmask`` returns it (typeshed: ints or
+#: ``Signals``; at run time the members it can name are ``Signals``).
+SignalMask = set[int | signal.Signals]
+
+
+def block_signals() -> SignalMask:
     """Block ``HELD_SIGNALS`` in the calling thread; return the previous mask to restore.
 
     Threads inherit the mask of the thread that starts them, so a thread started inside
@@ -71,7 +76,7 @@ def block_signals() -> set[signal.Signals] | None:
     return signal.pthread_sigmask(signal.SIG_BLOCK, HELD_SIGNALS)
 
 
-def restore_signals(previous: set[signal.Signals] | None) -> None:
+def restore_signals(previous: SignalMask | None) -> None:
     if previous is not None:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
@@ -89,7 +94,7 @@ class SignalHold:
     """
 
     def __init__(self) -> None:
-        self._mask: set[signal.Signals] | None = None
+        self._mask: SignalMask | None = None
         self._handlers: dict[int, Any] = {}
         self._pending: list[int] = []
         self._held = False

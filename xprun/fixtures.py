@@ -17,8 +17,9 @@ argument name ``request`` gives a fixture its run (``request.run``), its paramet
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Generator, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from types import GeneratorType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 from .errors import CollectError, Terminated
@@ -286,7 +287,7 @@ class FixtureRequest:
         self._closure = closure
         self._session_cache = session_cache
         self._values: dict[str, Any] = {}
-        self._teardowns: list[Generator[Any, None, None]] = []
+        self._teardowns: list[GeneratorType[Any, Any, Any]] = []
         self.param: Any = None
         self.fixturename: str | None = None
 
@@ -336,7 +337,7 @@ def call_fixture(
     fdef: FixtureDef,
     index: int | None,
     request: FixtureRequest,
-    teardowns: list[Generator[Any, None, None]],
+    teardowns: list[GeneratorType[Any, Any, Any]],
 ) -> Any:
     kwargs = {
         arg: (
@@ -352,7 +353,7 @@ def call_fixture(
     return result
 
 
-def finish_generators(teardowns: list[Generator[Any, None, None]]) -> list[BaseException]:
+def finish_generators(teardowns: list[GeneratorType[Any, Any, Any]]) -> list[BaseException]:
     errors: list[BaseException] = []
     while teardowns:
         gen = teardowns.pop()
@@ -374,7 +375,7 @@ class SessionFixtures:
 
     def __init__(self) -> None:
         self._values: dict[tuple[int, int | None], Any] = {}
-        self._teardowns: list[Generator[Any, None, None]] = []
+        self._teardowns: list[GeneratorType[Any, Any, Any]] = []
 
     def get(self, fdef: FixtureDef, index: int | None, request: FixtureRequest) -> Any:
         key = (id(fdef), index)

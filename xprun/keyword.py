@@ -285,7 +285,8 @@ def xprun_collection_modifyitems(session: Any, runs: list[Any]) -> None:
     if not text:
         return
     expression = Expression(text)
-    selected, deselected = [], []
+    selected: list[Any] = []
+    deselected: list[Any] = []
     for run in runs:
         (selected if matches(expression, run) else deselected).append(run)
     if deselected:

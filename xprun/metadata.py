@@ -11,6 +11,7 @@ import getpass
 import os
 import platform
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +69,7 @@ class PackageVersions:
     """
 
     _versions: dict[str, str | None] = {}
-    _distributions: dict[str, list[str]] | None = None
+    _distributions: Mapping[str, list[str]] | None = None
 
     def __init__(self) -> None:
         self._seen_modules = 0

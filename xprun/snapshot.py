@@ -360,7 +360,11 @@ def _extractable(top: Path) -> Any:
             if inside == ".." or inside.startswith("../"):
                 target = os.path.normpath(top / posixpath.dirname(member.name) / target)
         safe = tarfile.tar_filter(member.replace(linkname=target, deep=False), dest)
-        return safe.replace(uid=None, gid=None, uname=None, gname=None, mode=None, deep=False)
+        # None keeps the extracting user's own owner and mode (tarfile's documented way to
+        # leave an attribute unset); typeshed's TarInfo.replace does not list None.
+        return safe.replace(  # type: ignore[arg-type]
+            uid=None, gid=None, uname=None, gname=None, mode=None, deep=False
+        )
 
     return keep
 
