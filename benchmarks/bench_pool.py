@@ -1,0 +1,152 @@
+"""``xprun -n 2`` against a plain 2-process pool, on runs that each sleep 50 ms.
+
+    python benchmarks/bench_pool.py [--runs 200] [--rounds 5] [--dir /dev/shm]
+
+Both sides are whole processes started afresh, timed alternately round after round:
+
+- floor: ``multiprocessing.Pool(2)`` in a script that maps the same function (sleep 50 ms,
+  return ``{"i": i}``) over N inputs and writes each result to ``<i>/outcome.json``, the
+  least a pool of experiment runs must do;
+- xprun: ``xprun -n 2 -q`` in a Git project whose experiment is the same function under
+  ``@xprun.grid(i=range(N))`` (collection, Git snapshot, spec, two workers that import the
+  snapshot, claims and full run records), each round into a fresh log folder.
+
+With 2 workers the sleeps alone take N x 50 ms / 2; what is left is start-up and dispatch.
+Runs are written to /dev/shm (a RAM disk) by default, so that this figure measures the pool,
+not the price of durable records on a disk (stated separately in docs/performance.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+from pathlib import Path
+
+from _paired import figure, paired
+
+SLEEP = 0.05
+TARGET = 1.1
+
+EXPERIMENT = """
+import time
+import xprun
+
+@xprun.grid(i=list(range({n})))
+def xp_sleep(config):
+    time.sleep({sleep})
+    return {{"i": config.i}}
+"""
+
+FLOOR = """
+import json, os, sys, time
+from multiprocessing import Pool
+
+OUT = sys.argv[1]
+
+def work(i):
+    time.sleep({sleep})
+    run_dir = os.path.join(OUT, str(i))
+    os.mkdir(run_dir)
+    with open(os.path.join(run_dir, "outcome.json"), "w") as f:
+        json.dump({{"i": i}}, f)
+    return i
+
+if __name__ == "__main__":
+    os.makedirs(OUT)
+    with Pool(2) as pool:
+        done = sum(1 for _ in pool.imap_unordered(work, range({n})))
+    assert done == {n}, done
+"""
+
+_GIT_ENV = {
+    "GIT_AUTHOR_NAME": "bench",
+    "GIT_AUTHOR_EMAIL": "bench@localhost",
+    "GIT_COMMITTER_NAME": "bench",
+    "GIT_COMMITTER_EMAIL": "bench@localhost",
+}
+
+
+def make_project(root: Path, n: int) -> Path:
+    """A Git project with the experiment, and the floor's script next to it."""
+    project = root / "project"
+    project.mkdir(parents=True)
+    (project / "pyproject.toml").write_text('[tool.xprun]\nlog_dir = "xprun_logs"\n')
+    (project / ".gitignore").write_text("xprun_logs/\n.xprun/\n__pycache__/\n")
+    (project / "xp_pool.py").write_text(textwrap.dedent(EXPERIMENT.format(n=n, sleep=SLEEP)))
+    (root / "floor.py").write_text(textwrap.dedent(FLOOR.format(n=n, sleep=SLEEP)))
+    env = {**os.environ, **_GIT_ENV}
+    for cmd in (
+        ["git", "init", "-q", "-b", "main"],
+        ["git", "add", "-A"],
+        ["git", "commit", "-qm", "b"],
+    ):
+        subprocess.run(cmd, cwd=project, check=True, env=env)
+    return project
+
+
+def measure(n: int, rounds: int, where: str | None) -> tuple[float, float]:
+    """Median seconds of (xprun -n 2, multiprocessing.Pool(2)) over ``rounds`` pairs."""
+    with tempfile.TemporaryDirectory(dir=where, prefix="xprun-pool-") as tmp:
+        root = Path(tmp)
+        project = make_project(root, n)
+        env = {**os.environ, "XPRUN_DISABLE_PLUGIN_AUTOLOAD": "1"}
+        counter = iter(range(10**6))
+
+        def floor() -> None:
+            out = root / f"floor{next(counter)}"
+            subprocess.run([sys.executable, str(root / "floor.py"), str(out)], check=True)
+            shutil.rmtree(out)
+
+        def xprun() -> None:
+            proc = subprocess.run(
+                [sys.executable, "-m", "xprun", "-n", "2", "-q"],
+                cwd=project,
+                env=env,
+                capture_output=True,
+                text=True,
+            )
+            if proc.returncode != 0 or f"{n} complete" not in proc.stdout:
+                raise SystemExit(f"xprun -n 2 failed:\n{proc.stdout}{proc.stderr}")
+            shutil.rmtree(project / "xprun_logs")
+
+        return paired(floor, xprun, rounds)
+
+
+def figures(quick: bool = False) -> list[dict]:
+    n, rounds = (60, 2) if quick else (200, 5)
+    where = "/dev/shm" if os.path.isdir("/dev/shm") else None
+    value, floor = measure(n, rounds, where)
+    return [
+        figure(
+            f"pool: xprun -n 2, {n} runs x 50 ms",
+            value,
+            floor,
+            "s",
+            TARGET,
+            f"floor multiprocessing.Pool(2), same function and result file; median of {rounds}",
+        )
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--dir", default="/dev/shm" if os.path.isdir("/dev/shm") else None)
+    args = parser.parse_args()
+    value, floor = measure(args.runs, args.rounds, args.dir)
+    ideal = args.runs * SLEEP / 2
+    print(f"runs: {args.runs} x {SLEEP * 1000:.0f} ms, 2 workers, median of {args.rounds} rounds")
+    print(f"sleeps alone:                 {ideal:.2f} s")
+    print(f"multiprocessing.Pool(2):      {floor:.2f} s")
+    print(f"xprun -n 2:                   {value:.2f} s")
+    print(f"ratio xprun / Pool(2):        {value / floor:.2f}x   (target <= {TARGET}x)")
+
+
+if __name__ == "__main__":
+    main()
