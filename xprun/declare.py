@@ -25,7 +25,7 @@ ATTR = "__xprun__"
 class Zip:
     """Axes that vary together: the i-th run takes the i-th value of every axis."""
 
-    axes: tuple[tuple[str, tuple[Any, ...]], ...]
+    axes: tuple[tuple[str, Sequence[Any]], ...]  # each axis a tuple, or a range
 
     def __len__(self) -> int:
         return len(self.axes[0][1])
@@ -69,7 +69,7 @@ def _declaration_for_update(func: Callable[..., Any]) -> ExperimentDeclaration:
     return found
 
 
-def _axis_values(key: str, values: Any) -> tuple[Any, ...]:
+def _axis_values(key: str, values: Any) -> Sequence[Any]:
     if not isinstance(key, str) or not key:
         raise CollectError(f"grid axis names must be non-empty strings, got {key!r}")
     if "" in key.split("."):  # OmegaConf would silently create a key named ""
@@ -81,7 +81,9 @@ def _axis_values(key: str, values: Any) -> tuple[Any, ...]:
             f"grid axis {key!r} must be a list of values, got {type(values).__name__} "
             f"{values!r}; write {key}=[{values!r}] for a single value"
         )
-    values = tuple(values)
+    # A range stays a range: its length and items are computed, so a sweep too large to be
+    # meant is refused with its size at expansion instead of filling the memory here.
+    values = values if isinstance(values, range) else tuple(values)
     if not values:
         raise CollectError(f"grid axis {key!r} has no values; give at least one")
     return values

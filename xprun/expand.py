@@ -18,7 +18,11 @@ command line replaces a config's sweep.  Errors here are the user's input: they 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping
+import math
+import os
+import re
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,12 +30,13 @@ from .configvalues import ConfigValueError, plain
 from .declare import Zip
 from .errors import UsageError
 from .hookimpl import hookimpl
-from .identity import KeyExcluder, ParamIdentity, run_digest
+from .identity import ALGORITHM, KeyExcluder, ParamIdentity, run_digest
 from .overrides import (
+    MAX_RUNS_VARIABLE,
     OverrideAxis,
     OverrideError,
+    SweepTooLarge,
     apply_override,
-    override_value,
     refuse_replacing_value,
 )
 from .runspec import RunSpec
@@ -44,6 +49,22 @@ if TYPE_CHECKING:
     from .session import Session
 
 LABEL_VALUE_MAX = 24
+DEFAULT_MAX_RUNS = 1_000_000
+"""Runs one launch may expand to unless ``XPRUN_MAX_RUNS`` says otherwise: a larger sweep is
+refused with its size before anything is built (each run costs about 0.5 KiB of memory)."""
+
+
+def max_runs() -> int:
+    """The most runs one launch may expand to (``XPRUN_MAX_RUNS``, else the default)."""
+    text = os.environ.get(MAX_RUNS_VARIABLE, "").strip().replace("_", "")
+    if not text:
+        return DEFAULT_MAX_RUNS
+    if not text.isdigit() or int(text) < 1:
+        raise UsageError(
+            f"{MAX_RUNS_VARIABLE}={os.environ[MAX_RUNS_VARIABLE]!r} is not a number of runs; "
+            f"give a positive integer (default {DEFAULT_MAX_RUNS:,})"
+        )
+    return int(text)
 
 
 class ConfigSource:
@@ -155,25 +176,46 @@ def _describe(exc: BaseException) -> str:
     return message
 
 
-def _grid_points(experiment: Experiment, replaced: set[str]) -> list[dict[str, Any]]:
-    """Every point of the experiment's grids, without the axes the command line replaces.
-
-    Each value is checked (and NumPy scalars converted) once here, before any config is built.
-    """
+def _grid_factors(experiment: Experiment, replaced: set[str]) -> list[Zip]:
+    """The experiment's grid factors, without the axes the command line replaces."""
     factors: list[Zip] = []
     for g in experiment.declaration.grids:
         for z in g.factors:
-            axes = tuple(
-                (k, tuple(_grid_value(experiment, k, v) for v in values))
-                for k, values in z.axes
-                if k not in replaced
-            )
+            axes = tuple((k, values) for k, values in z.axes if k not in replaced)
             if axes:
                 factors.append(Zip(axes))
-    points: list[dict[str, Any]] = [{}]
-    for factor in factors:
-        points = [{**p, **dict(point)} for p in points for point in factor.points()]
-    return points
+    return factors
+
+
+def _grid_points(experiment: Experiment, factors: list[Zip]) -> Iterator[dict[str, Any]]:
+    """Every point of the grid factors, made one at a time as they are iterated.
+
+    Each value is checked (and NumPy scalars converted) here, once, before any config is
+    built; a ``range`` holds ints only and stays one (listing it would cost memory).
+    """
+    checked = [
+        tuple(
+            (key, values if isinstance(values, range) else _grid_values(experiment, key, values))
+            for key, values in factor.axes
+        )
+        for factor in factors
+    ]
+    indices = itertools.product(*(range(len(factor)) for factor in factors))
+    return (_point(checked, combo) for combo in indices)
+
+
+def _grid_values(experiment: Experiment, key: str, values: Sequence[Any]) -> tuple[Any, ...]:
+    return tuple(_grid_value(experiment, key, value) for value in values)
+
+
+def _point(
+    factors: list[tuple[tuple[str, Sequence[Any]], ...]], combo: tuple[int, ...]
+) -> dict[str, Any]:
+    point: dict[str, Any] = {}
+    for axes, index in zip(factors, combo, strict=True):
+        for key, values in axes:
+            point[key] = values[index]
+    return point
 
 
 def _grid_value(experiment: Experiment, key: str, value: Any) -> Any:
@@ -300,6 +342,65 @@ def _configure_plain(base: dict[str, Any], grid: dict[str, Any]) -> dict[str, An
     return config
 
 
+def _is_scalar(value: Any) -> bool:
+    """A value that OmegaConf stores and gives back as it is (no interpolation, no ``???``)."""
+    kind = type(value)
+    if kind is str:
+        return "${" not in value and value != "???"
+    return value is None or kind is bool or kind is int or kind is float
+
+
+def _plain_parent(config: dict[str, Any], parts: list[str], create: bool) -> dict[str, Any]:
+    """The mapping that holds the dotted key ``parts``, through mappings only (created on
+    the way when ``create``); anything else is for OmegaConf to decide."""
+    node = config
+    for part in parts[:-1]:
+        child = node.get(part)
+        if child is None and create and part not in node:
+            child = node[part] = {}
+        if type(child) is not dict:
+            raise _NotPlain(part)
+        node = child
+    return node
+
+
+def _override_plain(config: dict[str, Any], axis: OverrideAxis, index: int) -> None:
+    """Choice ``index`` of a command-line override applied as ``apply_override`` would, on
+    plain dicts.
+
+    Only the cases whose outcome is certain are taken: a key of plain names through
+    mappings, a scalar value, and no error to report; anything else raises ``_NotPlain`` and
+    OmegaConf decides, with Hydra's messages.
+    """
+    if axis.package is not None or not _PLAIN_KEY.fullmatch(axis.key):
+        raise _NotPlain(axis.key)  # a package, list indices, odd characters: OmegaConf's call
+    parts = axis.key.split(".")
+    prefix = axis.prefix
+    leaf = parts[-1]
+    if prefix == "~":
+        node = _plain_parent(config, parts, create=False)
+        if node.get(leaf) is None or axis.choice(index).value() is not None:
+            raise _NotPlain(axis.key)  # "does not exist", or ~key=value compares values
+        del node[leaf]
+        return
+    value = axis.values[index]
+    if not _is_scalar(value):
+        raise _NotPlain(axis.key)  # a mapping or list merges: OmegaConf's rules
+    node = _plain_parent(config, parts, create=prefix != "")
+    current = node.get(leaf, _ABSENT)
+    if type(current) is dict or type(current) is list:
+        raise _NotPlain(axis.key)  # a scalar over a container
+    if prefix == "" and current is _ABSENT:
+        raise _NotPlain(axis.key)  # struct mode refuses a new key: Hydra says to use +
+    if prefix == "+" and current is not _ABSENT and current is not None:
+        raise _NotPlain(axis.key)  # "Could not append to config"
+    node[leaf] = value
+
+
+_PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+_ABSENT = object()
+
+
 class Expander:
     """Expands one experiment with the session's command-line overrides."""
 
@@ -313,15 +414,21 @@ class Expander:
             [*session.config.settings.patterns("exclude"), *experiment.declaration.exclude]
         )
 
-    def _configure(self, grid: dict[str, Any], cli: tuple[Override, ...]) -> dict[str, Any]:
+    def _configure(
+        self, grid: dict[str, Any], axes: list[OverrideAxis], cli: tuple[int, ...]
+    ) -> dict[str, Any]:
+        """The resolved config of one grid point and one choice of each override axis."""
         config = None
-        if not cli and self._plain_base and all(_is_plain(v) for v in grid.values()):
+        if self._plain_base and all(_is_plain(v) for v in grid.values()):
             try:
                 config = _configure_plain(self.source.base, grid)
+                for axis, index in zip(axes, cli, strict=True):
+                    _override_plain(config, axis, index)
             except _NotPlain:
-                pass
+                config = None
         if config is None:
-            config = self._configure_omegaconf(grid, cli)
+            overrides = tuple(axis.choice(i) for axis, i in zip(axes, cli, strict=True))
+            config = self._configure_omegaconf(grid, overrides)
         # Checked again as a whole: grid keys and overrides can nest it deeper or spell a
         # path twice, and a custom resolver can return anything.
         try:
@@ -366,30 +473,52 @@ class Expander:
     def _is_group_override(self, override: Override) -> bool:
         return override.package is not None or self.source.is_group(override.key_or_group)
 
-    def runs(self, axes: list[OverrideAxis]) -> list[RunSpec]:
+    def size(self, axes: list[OverrideAxis]) -> int:
+        """How many runs ``runs`` makes at most, computed without making them."""
+        replaced = {a.key for a in axes}
+        factors = [len(z) for z in _grid_factors(self.experiment, replaced)]
+        factors += [len(a) for a in axes]
+        factors += [len(f.params) for f in self.experiment.fixtures.values() if f.params]
+        return math.prod(factors)
+
+    def runs(self, axes: list[OverrideAxis], limit: float = math.inf) -> list[RunSpec]:
+        """The experiment's runs, one per distinct digest; more than ``limit`` is refused
+        (``SweepTooLarge``) before any is built."""
         experiment = self.experiment
+        size = self.size(axes)
+        if size > limit:
+            raise SweepTooLarge(f"{experiment.nodeid}: the sweep", size, limit)
         session = self.session
         replaced = {a.key for a in axes}
-        grid_points = _grid_points(experiment, replaced)
+        grid_points = _grid_points(experiment, _grid_factors(experiment, replaced))
         param_points = _param_points(experiment)
         param_keys = _param_identities(experiment)
-        cli_points = list(itertools.product(*(a.choices for a in axes)))
-        log_dir = session.config.log_dir / experiment.name
+        fixtures = experiment.fixtures
+        param_runs = [
+            (
+                params,
+                {name: fixtures[name].ids[i] for name, i in params.items()},  # type: ignore[index]
+                {name: param_keys[name][i] for name, i in params.items()},
+            )
+            for params in param_points
+        ]
+        folder = session.config.log_dir / experiment.name
+        identity = experiment.identity
+        excluder = self.excluder
+        keys = [a.key for a in axes]
+        values = [a.values for a in axes]
         runs: list[RunSpec] = []
         seen: set[str] = set()
         for grid in grid_points:
-            for cli in cli_points:
-                config = self._configure(grid, cli)
+            for cli in itertools.product(*(range(len(a)) for a in axes)):
+                config = self._configure(grid, axes, cli)
                 _check_seed(experiment, config)
-                hashed = self.excluder.apply(config) if self.excluder else config
+                hashed = excluder.apply(config) if excluder else config
                 assignments = dict(grid)
-                for axis, override in zip(axes, cli, strict=True):
-                    assignments[axis.key] = override_value(override)
-                for params in param_points:
-                    fixtures = experiment.fixtures
-                    ids = {name: fixtures[name].ids[i] for name, i in params.items()}  # type: ignore[index]
-                    keys = {name: param_keys[name][i] for name, i in params.items()}
-                    digest = run_digest(experiment.identity, hashed, keys)
+                for key, choices, index in zip(keys, values, cli, strict=True):
+                    assignments[key] = choices[index]
+                for params, ids, identities in param_runs:
+                    digest = run_digest(identity, hashed, identities)
                     if digest in seen:
                         continue
                     seen.add(digest)
@@ -401,11 +530,14 @@ class Expander:
                             param_indices=params,
                             param_ids=ids,
                             digest=digest,
-                            run_dir=log_dir / digest.partition(":")[2],
+                            run_dir=folder / digest[_HEX:],
                         )
                     )
         label_runs(runs)
         return runs
+
+
+_HEX = len(ALGORITHM) + 1  # "xxh3_128:" before a digest's hex
 
 
 def label_runs(runs: list[RunSpec]) -> None:
@@ -422,11 +554,12 @@ def label_runs(runs: list[RunSpec]) -> None:
         parts = [f"{k}={_format_value(run.assignments.get(k))}" for k in varying]
         parts += [run.param_ids[k] for k in params]
         labels.append("-".join(parts))
+    counts = Counter(labels)
     for run, label in zip(runs, labels, strict=True):
-        unique = labels.count(label) == 1 and label
+        unique = counts[label] == 1 and label
         run.label = f"[{label if unique else (label + '-' if label else '') + run.hash[:8]}]"
 
 
 @hookimpl(trylast=True)
 def xprun_generate_runs(experiment: Experiment, session: Session) -> list[RunSpec]:
-    return Expander(experiment, session).runs(session.override_axes)
+    return Expander(experiment, session).runs(session.override_axes, session.max_runs)

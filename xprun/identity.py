@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import enum
 import fnmatch
-import itertools
 import json
 import re
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -32,7 +32,27 @@ import xxhash
 ALGORITHM = "xxh3_128"
 
 
+# What ``json.dumps(text, ensure_ascii=False)`` returns for a string, without building a
+# JSON encoder per call (``JSONEncoder.encode`` calls this very function).
+_quoted = json.encoder.encode_basestring
+
+
 def _encode(value: Any, out: list[str]) -> None:
+    # The exact built-in types first (what configs hold), each spelled as in ``_encode_any``.
+    kind = type(value)
+    if kind is str:
+        out.append("s" + _quoted(value))
+    elif kind is int:
+        out.append(f"i{value}")
+    elif kind is dict:
+        _encode_mapping(value, out)
+    elif kind is float:
+        out.append(f"i{int(value)}" if value.is_integer() else f"d{float.__repr__(value)}")
+    else:
+        _encode_any(value, out)
+
+
+def _encode_any(value: Any, out: list[str]) -> None:
     if value is None:
         out.append("n")
     elif value is True:
@@ -46,24 +66,13 @@ def _encode(value: Any, out: list[str]) -> None:
         # NaN and the infinities are not integers, and spell nan, inf and -inf.
         out.append(f"i{int(value)}" if value.is_integer() else f"d{float.__repr__(value)}")
     elif isinstance(value, str):
-        out.append("s" + json.dumps(value, ensure_ascii=False))
+        out.append("s" + _quoted(value))
     elif isinstance(value, enum.Enum):
         _encode(f"{type(value).__name__}.{value.name}", out)  # as its name's text
     elif isinstance(value, bytes | bytearray):
         out.append("b" + bytes(value).hex())
     elif isinstance(value, Mapping):
-        items = sorted(((canonical(k), v) for k, v in value.items()), key=lambda kv: kv[0])
-        for (key, _), (twin, _) in itertools.pairwise(items):
-            if key == twin:  # Color.RED and "Color.RED": their order would decide the digest
-                raise TypeError(f"cannot hash a mapping with two keys that both encode as {key}")
-        out.append("{")
-        for index, (key, item) in enumerate(items):
-            if index:
-                out.append(",")
-            out.append(key)
-            out.append(":")
-            _encode(item, out)
-        out.append("}")
+        _encode_mapping(value, out)
     elif isinstance(value, list | tuple):
         out.append("[")
         for index, item in enumerate(value):
@@ -78,6 +87,25 @@ def _encode(value: Any, out: list[str]) -> None:
             f"cannot hash a config value of type {type(value).__name__} ({value!r}); "
             "use numbers, strings, booleans, None, lists and mappings"
         )
+
+
+def _encode_mapping(value: Mapping[Any, Any], out: list[str]) -> None:
+    encoded = {_key(k): v for k, v in value.items()}
+    if len(encoded) < len(value):  # Color.RED and "Color.RED": their order would decide it
+        twin = next(k for k, n in Counter(_key(k) for k in value).items() if n > 1)
+        raise TypeError(f"cannot hash a mapping with two keys that both encode as {twin}")
+    out.append("{")
+    for index, key in enumerate(sorted(encoded)):
+        if index:
+            out.append(",")
+        out.append(key)
+        out.append(":")
+        _encode(encoded[key], out)
+    out.append("}")
+
+
+def _key(key: Any) -> str:
+    return "s" + _quoted(key) if type(key) is str else canonical(key)
 
 
 def canonical(value: Any) -> str:

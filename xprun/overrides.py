@@ -7,11 +7,20 @@ as Hydra's own BasicSweeper does) and parsed again, so each run applies plain ov
 They are applied on public OmegaConf API with the semantics and messages of Hydra's own
 override application (which is private to hydra-core, so a release may move it).  Hydra is
 imported only when there are overrides to parse.
+
+A ``range()`` sweep is neither listed nor parsed value by value: its size is computed first
+(so ``lr=range(1e9)`` is refused with its size before anything is built), its values are
+taken from the range itself (``str`` of an int or float parses back to that number, so they
+are the values the parsed choices would hold), and a choice is parsed only when a config
+needs Hydra's own ``Override`` (the OmegaConf path).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import decimal
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .errors import UsageError
@@ -28,28 +37,87 @@ def looks_like_override(arg: str) -> bool:
 
 @dataclass(frozen=True)
 class OverrideAxis:
-    """One command-line override: a single choice, or one per swept value."""
+    """One command-line override: a single choice, or one per swept value.
+
+    ``values[i]`` is what choice ``i`` sets (None for a deletion); ``choice(i)`` is Hydra's
+    parsed ``Override`` for it, parsed on first use for a ``range()`` sweep.
+    """
 
     key: str  # the config key or group
     text: str  # as typed
-    choices: tuple[Override, ...]
+    prefix: str  # "", "+", "++" or "~": how each choice applies (Hydra's override types)
+    package: str | None  # "key@package": a group override
+    values: Sequence[Any]
+    _parsed: dict[int, Override] = field(default_factory=dict, repr=False, compare=False)
+    _line: str = ""  # "key=" prefix of a lazily parsed choice's line ("" when all parsed)
+
+    def __len__(self) -> int:
+        return len(self.values)
 
     @property
     def is_sweep(self) -> bool:
-        return len(self.choices) > 1
+        return len(self.values) > 1
+
+    @property
+    def choices(self) -> tuple[Override, ...]:
+        """Every choice, parsed (for small sweeps and tests; expansion uses ``choice``)."""
+        return tuple(self.choice(i) for i in range(len(self.values)))
+
+    def choice(self, index: int) -> Override:
+        found = self._parsed.get(index)
+        if found is None:
+            (found,) = _parser().parse_overrides(
+                [f"{self._line}{_number_text(self.values[index])}"]
+            )
+            self._parsed[index] = found
+        return found
+
+
+def _number_text(value: int | float) -> str:
+    """How Hydra's sweep writes a range's number (``Transformer.str``): ``str``."""
+    return str(value)
+
+
+_PREFIXES = {"CHANGE": "", "ADD": "+", "FORCE_ADD": "++", "DEL": "~"}  # Hydra's OverrideType
+
+
+class _Parser:
+    """Hydra's override parser, created once (creating it builds an ANTLR grammar)."""
+
+    instance: Any = None
 
 
 def _parser() -> Any:
-    from hydra.core.override_parser.overrides_parser import OverridesParser
+    if _Parser.instance is None:
+        from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    return OverridesParser.create()
+        _Parser.instance = OverridesParser.create()
+    return _Parser.instance
 
 
-def parse_overrides(args: list[str]) -> list[OverrideAxis]:
-    """Parse command-line overrides; a malformed or unsupported one is a ``UsageError``."""
+def _range_size(sweep: Any) -> float | None:
+    """How many values a Hydra ``RangeSweep`` holds (``math.inf`` for an endless one),
+    computed without listing them; None for a step of zero (listing it raises Hydra's error).
+    ``FloatRange`` steps in ``Decimal``, exactly as counted here."""
+    start, stop, step = sweep.start, sweep.stop, sweep.step
+    if not step:
+        return None
+    if isinstance(start, int) and isinstance(stop, int) and isinstance(step, int):
+        return len(range(start, stop, step))
+    if any(math.isnan(v) for v in (start, stop, step)):
+        return None
+    if math.isinf(stop) or math.isinf(start):
+        return math.inf if (stop - start) * step > 0 else 0
+    begin, end, by = (decimal.Decimal(v) for v in (start, stop, step))
+    return max(0, math.ceil((end - begin) / by))
+
+
+def parse_overrides(args: list[str], limit: float = math.inf) -> list[OverrideAxis]:
+    """Parse command-line overrides; a malformed or unsupported one is a ``UsageError``,
+    and so is a sweep of more than ``limit`` values (refused before it is listed)."""
     if not args:
         return []
-    from hydra.core.override_parser.types import ValueType
+    from hydra.core.override_parser.types import RangeSweep, ValueType
     from hydra.errors import HydraException
 
     parser = _parser()
@@ -73,23 +141,72 @@ def parse_overrides(args: list[str]) -> list[OverrideAxis]:
                 f"override {arg!r}: interval() and glob() sweeps are not supported; "
                 "list the values (key=a,b,c) or use range(start,stop,step)"
             )
-        if override.is_sweep_override():
-            prefix = override.get_key_element()
+        prefix = override.get_key_element()
+        sweep = override._value if override.value_type == ValueType.RANGE_SWEEP else None
+        size = _range_size(sweep) if isinstance(sweep, RangeSweep) else None
+        if size is not None and size > limit:
+            raise SweepTooLarge(f"override {arg!r}", size, limit)
+        parsed: dict[int, Override] = {}
+        if size is not None:  # a range: its numbers, parsed one by one only when needed
+            values: Sequence[Any] = sweep.range()
+            if not isinstance(values, range) or sweep.shuffle:
+                values = list(override.sweep_iterator())
+            line = f"{prefix}="
+        elif override.is_sweep_override():
             try:
                 lines = [f"{prefix}={value}" for value in override.sweep_string_iterator()]
             except (ValueError, HydraException) as exc:  # range(0,5,0)
                 raise UsageError(f"override {arg!r}: {exc}") from None
-            if not lines:  # as a grid axis with no values: the whole sweep would be empty
-                raise UsageError(f"override {arg!r} sweeps no values; give at least one")
-            choices = tuple(parser.parse_overrides(lines))
+            if len(lines) > limit:
+                raise SweepTooLarge(f"override {arg!r}", len(lines), limit)
+            parsed = dict(enumerate(parser.parse_overrides(lines)))
+            values = [override_value(o) for o in parsed.values()]
+            line = ""
         else:
-            choices = (override,)
-        axes.append(OverrideAxis(key=override.key_or_group, text=arg, choices=choices))
+            parsed = {0: override}
+            values = [override_value(override)]
+            line = ""
+        if not values:  # as a grid axis with no values: the whole sweep would be empty
+            raise UsageError(f"override {arg!r} sweeps no values; give at least one")
+        axes.append(
+            OverrideAxis(
+                key=override.key_or_group,
+                text=arg,
+                prefix=_PREFIXES[override.type.name],
+                package=override.package,
+                values=values,
+                _parsed=parsed,
+                _line=line,
+            )
+        )
     keys = [a.key for a in axes]
     for key in keys:
         if keys.count(key) > 1:
             raise UsageError(f"key {key!r} is overridden more than once on the command line")
     return axes
+
+
+MAX_RUNS_VARIABLE = "XPRUN_MAX_RUNS"
+
+
+class SweepTooLarge(UsageError):
+    """A sweep too large to be meant: refused with its size before it is built."""
+
+    def __init__(self, what: str, size: float, limit: float) -> None:
+        count = "an endless number of" if math.isinf(size) else f"{int(size):,}"
+        super().__init__(
+            f"{what} makes {count} runs, more than the limit of {int(limit):,} runs per "
+            f"launch; narrow the sweep, or, if you mean it, raise the limit with the "
+            f"environment variable {MAX_RUNS_VARIABLE} (e.g. {MAX_RUNS_VARIABLE}="
+            f"{_round_up(size) if not math.isinf(size) else int(limit) * 10})"
+        )
+        self.size = size
+
+
+def _round_up(size: float) -> int:
+    """``size`` rounded up to one significant digit (a limit to suggest)."""
+    scale = 10 ** (len(str(int(size))) - 1)
+    return math.ceil(size / scale) * scale
 
 
 class OverrideError(Exception):

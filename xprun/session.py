@@ -14,12 +14,13 @@ which a plugin may replace (return non-None first) or wrap (``@xprun.hookimpl(wr
   its runs; each run ends through the run protocol, which gets a narrow ``RunContext``
   (``Session.run_context``), not the session.
 
-The session is also a plugin: it counts run outcomes and stops after the first failure under
+The session is also a plugin: it counts how runs ended and stops after the first failure under
 ``-x``.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import sys
@@ -38,7 +39,7 @@ from .errors import ExitCode, Terminated, UsageError, raising
 from .fixtures import FixtureRegistry, SessionFixtures
 from .hookimpl import hookimpl
 from .metadata import PackageVersions, git_state
-from .overrides import OverrideAxis, parse_overrides
+from .overrides import OverrideAxis, SweepTooLarge, parse_overrides
 from .runcontext import RunContext
 from .store import FsClock, RunState, read_state
 
@@ -90,6 +91,7 @@ class Session:
         self.usage_error = False
         self._snapshot: Any = None
         self.override_axes: list[OverrideAxis] = []
+        self.max_runs: float = math.inf  # XPRUN_MAX_RUNS, read when expanding
         self.clock = FsClock(config.log_dir)
         self.heartbeat = config.heartbeat
         self.metadata = SessionMetadata(config)
@@ -128,7 +130,7 @@ class Session:
 
     @hookimpl(tryfirst=True)
     def xprun_run_logreport(self, report: reports.RunReport) -> None:
-        self.counts[report.outcome] += 1
+        self.counts[report.status.value] += 1  # plain text keys: the counts print as before
         if report.teardown_error:
             self.counts[reports.TEARDOWN_ERROR] += 1
         if report.shouldstop:
@@ -156,7 +158,7 @@ class Session:
         """The experiment files under ``top``, each folder's conftest.py imported before its
         entries are considered (a folder whose conftest failed to import is left out)."""
         patterns = self.config.settings.patterns("experiment_files")
-        found = []
+        found: list[Path] = []
         for dirpath, dirnames, filenames in os.walk(top):
             here = Path(dirpath)
             if not self._load_conftests(here):
@@ -285,8 +287,10 @@ class Session:
     def expand(self) -> None:
         """Expand every collected experiment into its runs (``self.runs``)."""
         from .collect import check_log_folder
+        from .expand import max_runs
 
-        self.override_axes = parse_overrides(self.config.override_args)
+        self.max_runs = max_runs()
+        self.override_axes = parse_overrides(self.config.override_args, self.max_runs)
         hook = self.config.hook
         names: dict[str, str] = {}
         for experiment in self.experiments:
@@ -303,6 +307,8 @@ class Session:
             if labels:
                 runs = [r for r in runs if r.nodeid.partition("::")[2] in labels]
             self.runs.extend(runs)
+            if len(self.runs) > self.max_runs:  # each experiment fits; together they do not
+                raise SweepTooLarge("this launch", len(self.runs), self.max_runs)
 
     # -- running ------------------------------------------------------------------------------
 
@@ -440,7 +446,7 @@ class Session:
         except (KeyboardInterrupt, Terminated):
             self.interrupted = True
             exitstatus = ExitCode.INTERRUPTED
-        except Exception:
+        except Exception:  # xprun's own bug, wherever it is: its traceback, exit code 3
             sys.stderr.write("INTERNAL ERROR:\n" + traceback.format_exc())
             exitstatus = ExitCode.INTERNAL_ERROR
         finally:
