@@ -1,6 +1,7 @@
 """``logger.log_metrics`` calls per second, against a hand-written JSON-lines baseline.
 
     python benchmarks/bench_log_metrics.py [--calls 1000000] [--repeat 3]
+    python benchmarks/run.py --only log_metrics
 
 Each call logs a dict of 3 floats.  The baseline is the least a logger must do: format the
 line with ``json.dumps`` and append it to a list that is written at the end.  xprun's logger
@@ -17,6 +18,8 @@ import os
 import tempfile
 import time
 from pathlib import Path
+
+from _paired import figure, paired
 
 from xprun.logger import Logger
 
@@ -46,21 +49,44 @@ def with_logger(run_dir: Path, calls: int) -> float:
     return elapsed
 
 
+def measure(calls: int, rounds: int) -> tuple[float, float]:
+    """Median seconds of (xprun's logger, the baseline) for ``calls`` calls, alternating."""
+    where = "/dev/shm" if os.path.isdir("/dev/shm") else None
+    with tempfile.TemporaryDirectory(dir=where) as tmp:
+        counter = iter(range(10**6))
+        return paired(
+            lambda: baseline(Path(tmp) / f"base{next(counter)}.jsonl", calls),
+            lambda: with_logger(Path(tmp) / f"run{next(counter)}", calls),
+            rounds,
+        )
+
+
+def figures(quick: bool = False) -> list[dict]:
+    calls, rounds = (100_000, 1) if quick else (1_000_000, 3)
+    value, floor = measure(calls, rounds)
+    return [
+        figure(
+            "log_metrics, a dict of 3 floats per call",
+            1e6 * value / calls,
+            1e6 * floor / calls,
+            "us/call",
+            None,
+            f"xprun {calls / value:,.0f} calls/s; floor: json.dumps per line, written at the "
+            f"end ({calls / floor:,.0f} calls/s); {calls:,} calls, median of {rounds}",
+        )
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-    base_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
-    best_base = best_logger = float("inf")
-    for _ in range(args.repeat):
-        with tempfile.TemporaryDirectory(dir=base_dir) as tmp:
-            best_base = min(best_base, baseline(Path(tmp) / "base.jsonl", args.calls))
-            best_logger = min(best_logger, with_logger(Path(tmp) / "run", args.calls))
-    print(f"calls: {args.calls:,} (best of {args.repeat}), a dict of 3 floats per call")
-    print(f"json.dumps baseline: {args.calls / best_base:,.0f} calls/s")
-    print(f"xprun log_metrics:   {args.calls / best_logger:,.0f} calls/s")
-    print(f"ratio xprun / baseline speed: {best_base / best_logger:.2f}x")
+    value, floor = measure(args.calls, args.repeat)
+    print(f"calls: {args.calls:,} (median of {args.repeat}), a dict of 3 floats per call")
+    print(f"json.dumps baseline: {args.calls / floor:,.0f} calls/s")
+    print(f"xprun log_metrics:   {args.calls / value:,.0f} calls/s")
+    print(f"ratio xprun / baseline speed: {floor / value:.2f}x")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Submitting a 1,000-config sweep to SLURM: one sbatch call, and xprun's own time.
 
     bash .ci/start-slurm.sh && python benchmarks/bench_submit.py [--runs 1000]
+    python benchmarks/run.py --only submit
 
 In a fresh Git project with ``@xprun.grid(i=range(N))``, times the whole command
 ``xprun --scheduler slurm`` (a new process: start-up, collection, expansion, state checks,
@@ -24,6 +25,8 @@ import textwrap
 import time
 from pathlib import Path
 
+from _paired import figure
+
 WRAPPER = """#!/bin/sh
 start=$(date +%s.%N)
 {sbatch} "$@"
@@ -34,13 +37,11 @@ exit $code
 """
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=1000)
-    args = parser.parse_args()
+def measure(runs: int) -> dict[str, float]:
+    """xprun's submission of ``runs`` configs and the bare sbatch array, once each."""
     sbatch = shutil.which("sbatch")
     if not sbatch:
-        sys.exit("no sbatch here: start a cluster with bash .ci/start-slurm.sh")
+        raise RuntimeError("no sbatch here: start a cluster with bash .ci/start-slurm.sh")
     tmp = Path(tempfile.mkdtemp(prefix="xprun-submit-"))
     jobs: list[str] = []
     try:
@@ -56,7 +57,7 @@ def main() -> None:
                 import xprun
 
                 @xprun.config({{"lr": 0.1, "model": {{"width": 64}}}})
-                @xprun.grid(i=list(range({args.runs})))
+                @xprun.grid(i=list(range({runs})))
                 def xp_many(config):
                     return {{"i": config.i}}
                 """
@@ -86,7 +87,7 @@ def main() -> None:
             [
                 sbatch,
                 "--parsable",
-                f"--array=0-{args.runs - 1}",
+                f"--array=0-{runs - 1}",
                 "--hold",
                 "--wrap=true",
                 "--output=/dev/null",
@@ -108,24 +109,60 @@ def main() -> None:
         )
         t_total = time.perf_counter() - start
         if proc.returncode != 0:
-            sys.exit(proc.stdout + proc.stderr)
+            raise RuntimeError(proc.stdout + proc.stderr)
         calls = [tuple(map(float, line.split())) for line in log.read_text().splitlines()]
-        t_sbatch = sum(end - begin for begin, end in calls)
         for record in (project / "xprun_logs" / ".xprun-jobs").glob("*/job.json"):
             jobs += json.loads(record.read_text())["job_ids"]
-        print(f"runs: {args.runs:,}")
-        print(f"sbatch calls made by xprun:        {len(calls)}")
-        print(
-            f"xprun --scheduler slurm, total:    {t_total:.2f} s (a new process, start-up included)"
-        )
-        print(f"  of which sbatch itself:          {t_sbatch:.2f} s")
-        print(f"  xprun's own time:                {t_total - t_sbatch:.2f} s   (target ≤ 2 s)")
-        print(f"baseline, one bare sbatch array:   {t_baseline:.2f} s")
-        print(f"ratio xprun total / bare sbatch:   {t_total / t_baseline:.1f}x")
+        return {
+            "calls": len(calls),
+            "total": t_total,
+            "sbatch": sum(end - begin for begin, end in calls),
+            "baseline": t_baseline,
+        }
     finally:
         if jobs:
             subprocess.run(["scancel", *jobs], check=False)
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def figures(quick: bool = False) -> list[dict]:
+    runs = 100 if quick else 1000
+    name = f"submit {runs:,} configs to SLURM"
+    if not shutil.which("sbatch"):
+        note = "skipped: no sbatch here (bash .ci/start-slurm.sh, then SLURM_CONF set)"
+        return [figure(name, float("nan"), float("nan"), "s", None, note)]
+    m = measure(runs)
+    return [
+        figure(
+            name,
+            m["total"],
+            m["baseline"],
+            "s",
+            None,
+            f"{m['calls']:.0f} sbatch call(s); xprun's own time {m['total'] - m['sbatch']:.2f} s "
+            "(start-up, collection, snapshot, spec; target <= 2 s); "
+            "floor: one bare sbatch --array call",
+        )
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=1000)
+    args = parser.parse_args()
+    try:
+        m = measure(args.runs)
+    except RuntimeError as exc:
+        sys.exit(str(exc))
+    print(f"runs: {args.runs:,}")
+    print(f"sbatch calls made by xprun:        {m['calls']:.0f}")
+    print(
+        f"xprun --scheduler slurm, total:    {m['total']:.2f} s (a new process, start-up included)"
+    )
+    print(f"  of which sbatch itself:          {m['sbatch']:.2f} s")
+    print(f"  xprun's own time:                {m['total'] - m['sbatch']:.2f} s   (target ≤ 2 s)")
+    print(f"baseline, one bare sbatch array:   {m['baseline']:.2f} s")
+    print(f"ratio xprun total / bare sbatch:   {m['total'] / m['baseline']:.1f}x")
 
 
 if __name__ == "__main__":
