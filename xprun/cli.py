@@ -4,6 +4,13 @@ Commands are registered through the ``xprun_subcommand`` hook, so plugins add th
 built-in ones are declared here and imported only when chosen (``xprun --help`` stays light).
 Leading ``-p NAME`` options load or block plugins before the command is chosen, so
 ``xprun -p myplugin mycommand`` works; they are passed on to ``run`` only.
+
+``xprun --version`` and ``xprun --help`` are answered before the plugin manager exists when
+nothing could change the answer (no ``-p``, no installed plugin): pluggy and the modules
+behind it cost more than the rest of the start-up.  This module therefore imports nothing
+but the standard library, and its hook implementation is unmarked (the plugin manager treats
+an unmarked ``xprun_*`` function as one; registered before any plugin, it is called after
+theirs, so a plugin's command of the same name wins).
 """
 
 from __future__ import annotations
@@ -11,8 +18,6 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-
-from .hookimpl import hookimpl
 
 
 @dataclass(frozen=True)
@@ -37,7 +42,6 @@ def _lazy(target: str) -> Callable[[list[str]], int]:
     return main
 
 
-@hookimpl(trylast=True)
 def xprun_subcommand() -> Iterable[Command]:
     return (
         Command("run", _lazy("xprun.config:main"), "collect and run experiments (the default)"),
@@ -72,11 +76,35 @@ def _leading_plugin_options(argv: list[str]) -> int:
     return i
 
 
+def _answer_alone(argv: list[str]) -> bool:
+    """Answer ``xprun --version`` / ``xprun --help`` without plugins, when none could change
+    the answer; False when the plugin manager is needed."""
+    from . import options
+
+    if argv == ["--version"]:
+        parser = options.base_parser()
+    elif argv in (["--help"], ["-h"]) and not options.installed_plugins_possible():
+        from .settings import DEFAULTS
+
+        parser = options.base_parser()
+        options.xprun_addoption(parser, dict(DEFAULTS))  # the only built-in option hook
+    else:
+        return False
+    try:
+        parser.parse_args(argv)  # prints, then exits 0
+    except SystemExit as exc:
+        return exc.code in (0, None)
+    return False
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: ``xprun [COMMAND] ...``; without a known command, ``run``."""
     from .errors import ExitCode, UsageError
 
     argv = list(sys.argv[1:] if argv is None else argv)
+    if _answer_alone(argv):
+        sys.stdout.flush()
+        return int(ExitCode.OK)
     try:
         table = commands(argv)
     except UsageError as exc:

@@ -29,7 +29,7 @@ import pluggy
 
 from . import hookspec
 from .errors import CollectError, ExitCode, UsageError
-from .hookimpl import hookimpl
+from .options import ENTRY_POINT_GROUP, ArgumentParser, base_parser, xprun_addoption
 from .overrides import looks_like_override
 from .settings import DEFAULTS, ProjectSettings, load_settings
 from .store import Heartbeat
@@ -55,7 +55,6 @@ BUILTIN_PLUGINS = (
 #: be blocked, only replaced or wrapped through their hooks.
 ESSENTIAL_PLUGINS = ("xprun.config", "xprun.session", "xprun.cli")
 _SHORT_NAMES = {name.rsplit(".", 1)[1]: name for name in BUILTIN_PLUGINS}
-ENTRY_POINT_GROUP = "xprun"
 
 
 class PluginManager(pluggy.PluginManager):
@@ -202,6 +201,17 @@ def _exists(path: Path) -> bool:
     return os.path.exists(path)  # never raises, unlike Path.exists
 
 
+def classify_word(word: str, cwd: Path) -> str | None:
+    """What a positional word of the command line is: ``"path"`` (an existing file or folder,
+    or a node id in one: ``xp_a.py::xp_a``), ``"override"`` (``lr=0.1``, ``~key``), or None
+    (neither: a usage error).  The one place that decides it, for finding the rootdir and for
+    the run; a word naming an existing path is a path even if it reads like an override (a
+    folder called ``lr=0.1``)."""
+    if _exists(cwd / word.split("::", 1)[0]):
+        return "path"
+    return "override" if looks_like_override(word) else None
+
+
 def _candidate_paths(argv: list[str], cwd: Path) -> list[Path]:
     """Existing paths among the positional words of the command line, to find the rootdir
     before plugins add their options.
@@ -218,14 +228,11 @@ def _candidate_paths(argv: list[str], cwd: Path) -> list[Path]:
         words = [*option.args, *unknown]
     except UsageError:  # reported by the real parse, with every plugin's options known
         words = argv
-    found = []
-    for word in words:
-        if word.startswith("-") or looks_like_override(word):
-            continue
-        path = cwd / word.split("::", 1)[0]
-        if _exists(path):
-            found.append(path.resolve())
-    return found
+    return [
+        (cwd / word.split("::", 1)[0]).resolve()
+        for word in words
+        if not word.startswith("-") and classify_word(word, cwd) == "path"
+    ]
 
 
 class Config:
@@ -262,10 +269,10 @@ class Config:
     def _split_positionals(self, words: list[str]) -> tuple[list[str], list[str]]:
         args, overrides = [], []
         for word in words:
-            exists = _exists(self.cwd / word.split("::", 1)[0])
-            if looks_like_override(word) and not exists:
+            kind = classify_word(word, self.cwd)
+            if kind == "override":
                 overrides.append(word)
-            elif exists:
+            elif kind == "path":
                 args.append(word)
             else:
                 raise UsageError(
@@ -275,120 +282,11 @@ class Config:
         return args, overrides
 
 
-class ArgumentParser(argparse.ArgumentParser):
-    """argparse, with its errors turned into usage errors (exit code 4, as pytest)."""
-
-    def error(self, message: str) -> Any:  # type: ignore[override]
-        raise UsageError(f"{message}\n{self.format_usage().strip()}")
-
-
 def build_parser(pm: pluggy.PluginManager, settings: ProjectSettings) -> argparse.ArgumentParser:
-    from ._version import __version__
-
-    parser = ArgumentParser(
-        prog="xprun",
-        description="Discover xp_* experiments, expand their configs and sweeps, run each "
-        "content-hashed config once.",
-        epilog="Other commands: xprun show (a table of results), xprun plot (a metric, "
-        "mean ± std). Exit codes: 0 ok, 1 runs failed, 2 interrupted, "
-        "3 internal error, 4 usage error, 5 no runs collected.",
-    )
-    parser.add_argument("--version", action="version", version=f"xprun {__version__}")
-    parser.add_argument(
-        "args",
-        nargs="*",
-        metavar="PATH|NODEID|OVERRIDE",
-        help="files, folders or node ids (file.py::xp_name[label]) to collect, and config "
-        "overrides in Hydra's grammar (lr=0.1, lr=0.1,0.01, seed=range(0,5), +key=1, ~key)",
-    )
+    """The ``run`` command's parser with every registered plugin's options."""
+    parser = base_parser()
     pm.hook.xprun_addoption.call_historic(kwargs={"parser": parser, "settings": settings.values})
     return parser
-
-
-@hookimpl
-def xprun_addoption(parser: argparse.ArgumentParser, settings: dict[str, Any]) -> None:
-    group = parser.add_argument_group("running")
-    group.add_argument(
-        "-k",
-        dest="keyword",
-        metavar="EXPR",
-        default="",
-        help="only runs matching the keyword expression (pytest's -k: "
-        "'sgd and not lr=0.1'); a word matches part of a node id or key=value item, "
-        "a key=value word a whole value",
-    )
-    group.add_argument(
-        "-x", "--exitfirst", action="store_true", help="stop after the first failed run"
-    )
-    group.add_argument(
-        "--force", action="store_true", help="run again runs that are already complete"
-    )
-    group.add_argument(
-        "--collect-only",
-        "--co",
-        action="store_true",
-        dest="collect_only",
-        help="list every run with its hash and state; run nothing",
-    )
-    group.add_argument(
-        "--log-dir",
-        metavar="DIR",
-        default=None,
-        help="where run directories go (default: [tool.xprun] log_dir, "
-        "else 'xprun_logs' under the rootdir)",
-    )
-    group.add_argument(
-        "--scheduler",
-        default=None,
-        help="where runs execute: inline (this process), local (a pool of processes, -n), "
-        "slurm, oar (default: a 'scheduler' fixture, else [tool.xprun] scheduler, else inline)",
-    )
-    group.add_argument(
-        "-n",
-        "--numprocesses",
-        default=None,
-        metavar="N",
-        help="run on N local worker processes ('auto': one per core); implies --scheduler local",
-    )
-    group.add_argument(
-        "--wait",
-        action="store_true",
-        help="with a cluster scheduler, wait for the jobs and report how the runs ended",
-    )
-    snap = group.add_mutually_exclusive_group()
-    snap.add_argument(
-        "--snapshot",
-        action="store_true",
-        default=None,
-        help="run from a Git snapshot of the code (the default for every scheduler but inline)",
-    )
-    snap.add_argument(
-        "--no-snapshot",
-        action="store_false",
-        dest="snapshot",
-        help="run from the work tree as it is when each run starts",
-    )
-    group.add_argument(
-        "-s",
-        action="store_const",
-        const="no",
-        dest="capture",
-        default="sys",
-        help="also show the runs' output on the terminal as it is written",
-    )
-    plugins = parser.add_argument_group("plugins")
-    plugins.add_argument(
-        "-p",
-        dest="plugins",
-        action="append",
-        default=[],
-        metavar="NAME",
-        help="load the plugin NAME early (a module, an installed plugin's entry point); "
-        "-p no:NAME blocks it, built-in ones included (-p no:terminal)",
-    )
-    out = parser.add_argument_group("reporting")
-    out.add_argument("-q", "--quiet", action="count", default=0, help="less output")
-    out.add_argument("-v", "--verbose", action="count", default=0, help="one line per run")
 
 
 def check_log_dir(path: Path, source: str, writable: bool) -> Path:

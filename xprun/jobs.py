@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import store
+from .timestamps import timestamp
 
 if TYPE_CHECKING:
     from .runspec import RunSpec
@@ -50,7 +51,7 @@ def write_spec(
         git_fields = {**git_fields, **snapshot.fields()}
     spec = {
         "format": SPEC_FORMAT,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "created": timestamp(),
         "scheduler": scheduler,
         "rootdir": str(snapshot.rootdir if snapshot else config.rootdir),
         "source_rootdir": str(config.rootdir),
@@ -115,7 +116,7 @@ def record_submission(
         {
             "scheduler": scheduler,
             "job_ids": job_ids,
-            "submitted": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "submitted": timestamp(),
             "runs": [str(run.run_dir) for run in runs],
             "tasks": tasks,
             "pid": os.getpid(),

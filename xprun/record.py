@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from . import metadata, store
 from .configvalues import shared_path
 from .errors import safe_str
+from .states import Status
+from .timestamps import parse_timestamp
+from .timestamps import timestamp as iso
 
 if TYPE_CHECKING:
     from .runcontext import MetadataProvider
@@ -20,10 +22,6 @@ try:
     _Dumper: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 except ImportError:  # pragma: no cover - PyYAML comes with omegaconf
     yaml = None  # type: ignore[assignment]
-
-
-def iso(timestamp: float) -> str:
-    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="milliseconds")
 
 
 def write_config(run: RunSpec) -> None:
@@ -46,7 +44,7 @@ def start_record(run: RunSpec, metadata_: MetadataProvider, started: float) -> d
         "experiment_id": run.experiment.identity,
         "nodeid": run.nodeid,
         "params": dict(run.param_ids),
-        "status": store.STATUS_RUNNING,
+        "status": Status.RUNNING,
         "attempt": run.attempt,
         "start": iso(started),
         "end": None,
@@ -68,7 +66,7 @@ def final_record(
     packages: dict[str, str],
 ) -> dict[str, Any]:
     """The record of an ended attempt: status, end time, duration, error, packages."""
-    started = datetime.fromisoformat(record["start"]).timestamp()
+    started = parse_timestamp(record["start"]).timestamp()
     final = {
         **record,
         "status": status,

@@ -1,36 +1,54 @@
-"""Reports: what collection and each run ended with, handed to the reporting hooks."""
+"""Reports: what collection and each run ended with, handed to the reporting hooks.
+
+A run's end state in this session is ``RunReport.status``, a :class:`~xprun.states.Status`;
+"outcome" means only what the experiment returned (``outcome.json``).
+"""
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .states import Status
+
 if TYPE_CHECKING:
     from .runspec import RunSpec
 
-# How a run ended in this session; "cached" and "elsewhere" mean this session did not run it.
-COMPLETE = "complete"
-CACHED = "cached"
-FAILED = "failed"
-INTERRUPTED = "interrupted"
-ELSEWHERE = "running elsewhere"
-SUBMITTED = "submitted"  # sent to a cluster scheduler; it runs later
-# Another launcher took the run over while this one was paused (stale heartbeat): this
-# execution recorded nothing over the new owner's run.
-LOST = "lost claim"
-OUTCOMES = (COMPLETE, CACHED, FAILED, INTERRUPTED, LOST, ELSEWHERE, SUBMITTED)
-# Outcomes that make the session's exit code 1 (as a failed test does in pytest).
-UNSUCCESSFUL = (FAILED, INTERRUPTED, LOST)
-# Counted beside the outcomes: complete runs whose fixture teardown raised (their result is
-# kept, as pytest keeps a passed test whose teardown errors, and reports the error).
+# Aliases of the Status members, for code written against xprun 0.1; use Status.
+COMPLETE = Status.COMPLETE
+CACHED = Status.CACHED
+FAILED = Status.FAILED
+INTERRUPTED = Status.INTERRUPTED
+ELSEWHERE = Status.ELSEWHERE
+SUBMITTED = Status.SUBMITTED
+LOST = Status.LOST
+
+#: The end states a session reports, in the order of the summary line.
+SUMMARY_ORDER = (
+    Status.COMPLETE,
+    Status.CACHED,
+    Status.FAILED,
+    Status.INTERRUPTED,
+    Status.LOST,
+    Status.ELSEWHERE,
+    Status.SUBMITTED,
+)
+# End states that make the session's exit code 1 (as a failed test does in pytest).
+UNSUCCESSFUL = tuple(s for s in Status if s.unsuccessful)
+# Counted beside the end states: complete runs whose fixture teardown raised (their result is
+# kept, as pytest keeps a passed test whose teardown errors, and reports the error).  Not a
+# Status: such a run is complete.
 TEARDOWN_ERROR = "teardown error"
 
 
 @dataclass
 class RunReport:
+    """How one run ended in this session, given to ``xprun_run_logreport``."""
+
     run: RunSpec
-    outcome: str
+    status: Status
     duration: float = 0.0
     longrepr: str = ""  # traceback or explanation
     stdout: str = ""
@@ -38,10 +56,24 @@ class RunReport:
     teardown_error: str = ""  # traceback of a fixture teardown that raised after the call
     shouldstop: str = ""  # why no further run should start (a full disk)
 
+    def __post_init__(self) -> None:
+        self.status = Status(self.status)  # "cached" from a plugin is Status.CACHED
+
     @property
     def failed(self) -> bool:
         """A failure for ``-x``: a failed run, a lost claim, or a teardown error."""
-        return self.outcome in (FAILED, LOST) or bool(self.teardown_error)
+        return self.status in (Status.FAILED, Status.LOST) or bool(self.teardown_error)
+
+    @property
+    def outcome(self) -> Status:
+        """Deprecated name of :attr:`status` (xprun 0.1); "outcome" is what the run returned."""
+        warnings.warn(
+            "RunReport.outcome is now RunReport.status (the outcome is what the experiment "
+            "returned, in outcome.json)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.status
 
 
 @dataclass

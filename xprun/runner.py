@@ -36,6 +36,7 @@ from .errors import SignalHold, Terminated, is_disk_full
 from .fixtures import FixtureRequest
 from .hookimpl import hookimpl
 from .record import error_fields, final_record, jsonable_outcome, start_record, write_config
+from .states import Status
 
 if TYPE_CHECKING:
     from .runcontext import RunContext
@@ -64,12 +65,6 @@ PREVIOUS_DIR = "previous"
 # What a new attempt writes itself (or must keep): never set aside.
 _KEPT = {store.RUN_JSON, "config.yaml", PREVIOUS_DIR}
 
-_REPORTED = {
-    store.STATUS_COMPLETE: reports.COMPLETE,
-    store.STATUS_FAILED: reports.FAILED,
-    store.STATUS_INTERRUPTED: reports.INTERRUPTED,
-}
-
 
 def _cut_traceback(exc: BaseException) -> str:
     """The traceback without xprun's (and pluggy's) own frames above the user's code."""
@@ -96,7 +91,7 @@ def xprun_run_protocol(run: RunSpec, context: RunContext) -> reports.RunReport:
         try:
             report, interrupt = _claimed(run, context, hold)
         except store.UnusableRunDir as exc:
-            report = reports.RunReport(run, reports.FAILED, longrepr=str(exc))
+            report = reports.RunReport(run, Status.FAILED, longrepr=str(exc))
         except OSError as exc:
             if not is_disk_full(exc):
                 raise
@@ -122,9 +117,9 @@ def _claimed(
         # Read under the claim: another process may have completed it meanwhile.
         record = acquired.record or {}
         status = record.get("status")
-        if status == store.STATUS_COMPLETE and not context.force:
-            return reports.RunReport(run, reports.CACHED), None
-        if status in (store.STATUS_RUNNING, store.STATUS_INTERRUPTED) and _returned(run):
+        if status == Status.COMPLETE and not context.force:
+            return reports.RunReport(run, Status.CACHED), None
+        if status in (Status.RUNNING, Status.INTERRUPTED) and _returned(run):
             return _recover(run, record, claim), None
         run.attempt = claim.attempt
         return _execute(run, context, record, claim, hold)
@@ -140,8 +135,8 @@ def xprun_run_skip(run: RunSpec, context: RunContext) -> reports.RunReport | Non
     or running elsewhere (a live claim).  None when it should run."""
     state = store.read_state(run.run_dir, context.clock, context.heartbeat)
     if state.complete and not context.force:
-        return reports.RunReport(run, reports.CACHED)
-    if state.status == store.STATUS_RUNNING and state.owner is not None:
+        return reports.RunReport(run, Status.CACHED)
+    if state.status == Status.RUNNING and state.owner is not None:
         return _elsewhere_report(context, run, state.owner)
     return None
 
@@ -150,7 +145,7 @@ def _elsewhere_report(
     context: RunContext, run: RunSpec, owner: store.ClaimInfo | None
 ) -> reports.RunReport:
     where = owner.describe(context.clock) if owner else "another process"
-    return reports.RunReport(run, reports.ELSEWHERE, longrepr=f"running elsewhere: {where}")
+    return reports.RunReport(run, Status.ELSEWHERE, longrepr=f"running elsewhere: {where}")
 
 
 def _lost_report(run: RunSpec, claim: store.Claim, what: str) -> reports.RunReport:
@@ -166,7 +161,7 @@ def _lost_report(run: RunSpec, claim: store.Claim, what: str) -> reports.RunRepo
         f"process was paused or could not write its heartbeat; {what} was not recorded, so as "
         "not to overwrite the new owner's run"
     )
-    return reports.RunReport(run, reports.LOST, longrepr=note)
+    return reports.RunReport(run, Status.LOST, longrepr=note)
 
 
 def _disk_full(run: RunSpec, exc: OSError) -> reports.RunReport:
@@ -174,7 +169,7 @@ def _disk_full(run: RunSpec, exc: OSError) -> reports.RunReport:
     ``shouldstop`` tells the session)."""
     message = store.disk_full_message(run.run_dir, exc)
     return reports.RunReport(
-        run, reports.FAILED, longrepr=message, shouldstop=f"stopped launching runs: {message}"
+        run, Status.FAILED, longrepr=message, shouldstop=f"stopped launching runs: {message}"
     )
 
 
@@ -202,12 +197,12 @@ def _recover(run: RunSpec, record: dict[str, Any], claim: store.Claim) -> report
     if not claim.holds():
         return _lost_report(run, claim, "the recovered record")
     ended = (run.run_dir / store.OUTCOME_JSON).stat().st_mtime
-    final = final_record(record, store.STATUS_COMPLETE, ended, None, record.get("packages", {}))
+    final = final_record(record, Status.COMPLETE, ended, None, record.get("packages", {}))
     final.pop("error", None)
     final["recovered"] = True
     store.write_json_atomic(run.run_dir / store.RUN_JSON, final, durable=True)
     note = "the experiment had returned; its final record was written after a crash"
-    return reports.RunReport(run, reports.COMPLETE, longrepr=note)
+    return reports.RunReport(run, Status.COMPLETE, longrepr=note)
 
 
 def _set_aside(run_dir: Path, previous: dict[str, Any]) -> Path:
@@ -258,7 +253,7 @@ def _execute(
     hook = context.hook
     started = time.time()
     run_dir = run.run_dir
-    forced = previous.get("status") == store.STATUS_COMPLETE and context.force
+    forced = previous.get("status") == Status.COMPLETE and context.force
     aside = _set_aside(run_dir, previous) if forced else None
     write_config(run)
     record = start_record(run, context.metadata, started)
@@ -266,7 +261,7 @@ def _execute(
         _clear_outcome(run_dir, aside)
     capture = RunCapture(run_dir, echo=context.capture == "no")
     run.request = FixtureRequest(run, run.experiment.fixtures, context.session_fixtures)
-    status = store.STATUS_COMPLETE
+    status = Status.COMPLETE
     error: BaseException | None = None  # what failed or interrupted the attempt
     teardown_error: BaseException | None = None
     hook_error: BaseException | None = None
@@ -286,13 +281,13 @@ def _execute(
             returned = True
             hold.release()  # a signal received meanwhile is raised here, after the save
         except _LostClaim:
-            status = reports.LOST
+            status = Status.LOST
         except _INTERRUPTS as exc:
             interrupt = exc
             if returned:
                 teardown_error = exc
             else:
-                status, error = store.STATUS_INTERRUPTED, exc
+                status, error = Status.INTERRUPTED, exc
                 # A second Ctrl-C or SIGTERM must not cut the recording short: held until
                 # the final record is written (they are delivered then).
                 hold.hold()
@@ -301,21 +296,21 @@ def _execute(
                 except Exception as exc2:  # recorded; the run is interrupted either way
                     hook_error = exc2
         except BaseException as exc:  # SystemExit too: a failed run, never an exit
-            status, error = store.STATUS_FAILED, exc
+            status, error = Status.FAILED, exc
         try:
             hook.xprun_run_teardown(run=run, context=context)
         except _INTERRUPTS as exc:
             interrupt = interrupt or exc
             teardown_error = teardown_error or exc
-            if status == store.STATUS_FAILED:
-                status, error = store.STATUS_INTERRUPTED, error
+            if status == Status.FAILED:
+                status, error = Status.INTERRUPTED, error
         except BaseException as exc:
             teardown_error = teardown_error or exc
     finally:
         hold.hold()
         stdout, stderr = capture.stop()
         run.request = None
-    if status == reports.LOST or not claim.holds():
+    if status == Status.LOST or not claim.holds():
         what = "its final record" if returned else "its outcome"
         return _lost_report(run, claim, what), interrupt
     longrepr = _cut_traceback(error) if error is not None else ""
@@ -336,13 +331,13 @@ def _execute(
     unrecorded = _disk_full_ok(
         lambda: store.write_json_atomic(run_dir / store.RUN_JSON, final, durable=True)
     )
-    outcome = _REPORTED[status]
+    reported = status
     if unrecorded is not None:
-        full, outcome = unrecorded, reports.FAILED
+        full, reported = unrecorded, Status.FAILED
         longrepr += "its final record could not be written (it reads as interrupted)\n"
     report = reports.RunReport(
         run,
-        outcome,
+        reported,
         duration=ended - started,
         longrepr=longrepr,
         stdout=stdout,

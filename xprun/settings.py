@@ -2,8 +2,8 @@
 
 The rules are pytest's, so researchers already know them: the rootdir is the nearest parent
 (of the common ancestor of the given paths) holding ``pyproject.toml``; failing that, the Git
-work tree's root; failing that, the current directory.  Only ``tomllib`` is used here, so the
-``--help`` path stays light.
+work tree's root; failing that, the current directory.  Only the standard library is used
+here, and ``tomllib`` only once a file is read, so ``--help`` stays light.
 
 Every flat key is checked against the type it must have before anything uses it, so a wrong
 value (``log_dir = 5``, ``exclude = [1]``, ``heartbeat_interval = nan``) is a usage error naming
@@ -14,13 +14,17 @@ from __future__ import annotations
 
 import math
 import os
-import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from .errors import UsageError
+
+#: Seconds between two touches of a claim (the heartbeat), and of silence after which a claim
+#: is stale: the defaults of ``[tool.xprun]`` and of ``store.Heartbeat`` (the Reader's too).
+HEARTBEAT_INTERVAL = 5.0
+HEARTBEAT_TIMEOUT = 60.0
 
 DEFAULTS: dict[str, Any] = {
     "log_dir": "xprun_logs",
@@ -45,8 +49,8 @@ DEFAULTS: dict[str, Any] = {
     "untracked": "snapshot",
     "snapshot_include": [],
     "snapshot_submodules": False,
-    "heartbeat_interval": 5.0,
-    "heartbeat_timeout": 60.0,
+    "heartbeat_interval": HEARTBEAT_INTERVAL,
+    "heartbeat_timeout": HEARTBEAT_TIMEOUT,
 }
 
 
@@ -101,7 +105,7 @@ def _is_patterns(value: Any) -> bool:
 MIN_HEARTBEAT_INTERVAL = 0.01  # seconds; anything shorter is a busy loop of file touches
 
 
-def _is_seconds(value: Any) -> bool:
+def _is_seconds(value: Any) -> TypeGuard[float]:
     return (
         isinstance(value, int | float)
         and not isinstance(value, bool)
@@ -174,6 +178,8 @@ def load_settings(args_paths: list[Path], cwd: Path) -> ProjectSettings:
     rootdir, inifile = find_rootdir(args_paths, cwd)
     values = dict(DEFAULTS)
     if inifile is not None:
+        import tomllib
+
         try:
             with inifile.open("rb") as f:
                 data = tomllib.load(f)

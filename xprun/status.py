@@ -11,9 +11,14 @@ from . import store
 from .config import ArgumentParser
 from .errors import ExitCode, UsageError
 from .jobs import submissions
+from .schedulers.batch import waiting
 from .show import default_log_dir
+from .states import Status
 
-COLUMNS = ("queued", "running", "complete", "failed", "interrupted")
+#: One column per status a submitted run can be in; a run not started yet (``Status.NEW``)
+#: is headed "queued", which is what it is here.
+COLUMNS = (Status.NEW, Status.RUNNING, Status.COMPLETE, Status.FAILED, Status.INTERRUPTED)
+_HEADERS = {Status.NEW: "queued"}
 STATUS_PATIENCE = 10.0  # seconds
 
 
@@ -41,7 +46,8 @@ def main(argv: list[str]) -> int:
         return int(ExitCode.OK)
 
     width = max(len(n) for n in by_scheduler) + 2
-    sys.stdout.write(f"{'scheduler':<{width}}" + "".join(f"{c:>12}" for c in COLUMNS) + "\n")
+    headers = [_HEADERS.get(c, c) for c in COLUMNS]
+    sys.stdout.write(f"{'scheduler':<{width}}" + "".join(f"{h:>12}" for h in headers) + "\n")
     for name, subs in by_scheduler.items():
         scheduler = config.hook.xprun_choose_scheduler(name=name, config=config)
         job_ids = [j for s in subs for j in s["job_ids"]]
@@ -54,16 +60,12 @@ def main(argv: list[str]) -> int:
         counts: Counter[str] = Counter()
         for sub in subs:
             for run_dir in sub["runs"]:
-                state = store.read_state(Path(run_dir), clock, heartbeat)
-                if state.status == store.STATUS_NEW:
-                    counts["queued"] += 1  # not started yet (or its job was lost)
-                else:
-                    counts[state.status] += 1
+                counts[store.read_state(Path(run_dir), clock, heartbeat).status] += 1
         sys.stdout.write(f"{name:<{width}}" + "".join(f"{counts[c]:>12}" for c in COLUMNS) + "\n")
         if queue is None:
             now = "unknown (the queue did not answer)"
         else:
-            queued_tasks = sum(1 for s in queue.values() if s == "PENDING")
+            queued_tasks = sum(1 for s in queue.values() if waiting(s))
             now = (
                 f"{queued_tasks} pending task{'s' * (queued_tasks != 1)}, "
                 f"{len(queue) - queued_tasks} running"

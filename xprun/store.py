@@ -52,7 +52,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import settings
 from .errors import is_disk_full
+from .states import Status
+from .timestamps import timestamp
 
 FORMAT_VERSION = 1
 RUN_JSON = "run.json"
@@ -60,14 +63,16 @@ OUTCOME_JSON = "outcome.json"
 CLAIM_PREFIX = "claim."
 CLOCK_FILE = ".xprun-clock"
 
-STATUS_NEW = "new"
-STATUS_RUNNING = "running"
-STATUS_COMPLETE = "complete"
-STATUS_FAILED = "failed"
-STATUS_INTERRUPTED = "interrupted"
+# Aliases of the Status members, for code written against xprun 0.1; use Status.
+STATUS_NEW = Status.NEW
+STATUS_RUNNING = Status.RUNNING
+STATUS_COMPLETE = Status.COMPLETE
+STATUS_FAILED = Status.FAILED
+STATUS_INTERRUPTED = Status.INTERRUPTED
 
-DEFAULT_HEARTBEAT_INTERVAL = 5.0
-DEFAULT_HEARTBEAT_TIMEOUT = 60.0
+# The one set of heartbeat defaults lives in settings ([tool.xprun] heartbeat_*).
+DEFAULT_HEARTBEAT_INTERVAL = settings.HEARTBEAT_INTERVAL
+DEFAULT_HEARTBEAT_TIMEOUT = settings.HEARTBEAT_TIMEOUT
 
 _HOST = socket.gethostname()
 
@@ -384,7 +389,7 @@ class Claim:
             "pid": os.getpid(),
             "attempt": attempt,
             "token": claim.token,
-            "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "since": timestamp(),
         }
         data = json.dumps(owner).encode()
         tmp = _tmp_path(claim.path)
@@ -538,29 +543,29 @@ def read_record(run_dir: Path) -> dict[str, Any] | None:
 class RunState:
     """What a run directory says, with live claims and stale heartbeats taken into account."""
 
-    status: str  # new | running | complete | failed | interrupted
+    status: str  # a Status: new | running | complete | failed | interrupted
     attempt: int
     record: dict[str, Any] | None
     owner: ClaimInfo | None = None  # the live claim, when running
 
     @property
     def complete(self) -> bool:
-        return self.status == STATUS_COMPLETE
+        return self.status == Status.COMPLETE
 
 
 def read_state(run_dir: Path, clock: FsClock, heartbeat: Heartbeat) -> RunState:
     """A run's state.  ``running`` only with a live claim: a stale one reads ``interrupted``."""
     record = read_record(run_dir)
     attempt = int(record.get("attempt", 0)) if record else 0
-    status = str(record.get("status", STATUS_NEW)) if record else STATUS_NEW
-    if status == STATUS_COMPLETE:
+    status = str(record.get("status", Status.NEW)) if record else Status.NEW
+    if status == Status.COMPLETE:
         return RunState(status, attempt, record)
     claims = list_claims(run_dir)
     if claims:
         top = claims[-1]
         if not top.is_stale(clock, heartbeat):
-            return RunState(STATUS_RUNNING, max(attempt, top.attempt), record, owner=top)
-        return RunState(STATUS_INTERRUPTED, max(attempt, top.attempt), record)
-    if status == STATUS_RUNNING:  # recorded as running, but nobody owns it any more
-        status = STATUS_INTERRUPTED
+            return RunState(Status.RUNNING, max(attempt, top.attempt), record, owner=top)
+        return RunState(Status.INTERRUPTED, max(attempt, top.attempt), record)
+    if status == Status.RUNNING:  # recorded as running, but nobody owns it any more
+        status = Status.INTERRUPTED
     return RunState(status, attempt, record)

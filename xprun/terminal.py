@@ -1,9 +1,10 @@
 """Terminal reporting: a pytest-like progress line per experiment, then a summary.
 
-One character per run (``.`` complete, ``E`` complete but a fixture teardown raised, ``c``
-cached, ``F`` failed, ``I`` interrupted, ``L`` lost claim, ``R`` running elsewhere, ``s``
-submitted to a cluster); ``-v`` prints a line per run, ``-q`` only the summary.  The summary
-reads ``N complete, N cached, N failed, N interrupted, N teardown errors in X s``.
+One character per run, by its end state (``RunReport.status``, a ``Status``: ``.`` complete,
+``E`` complete but a fixture teardown raised, ``c`` cached, ``F`` failed, ``I`` interrupted,
+``L`` lost claim, ``R`` running elsewhere, ``s`` submitted to a cluster); ``-v`` prints a line
+per run, ``-q`` only the summary.  The summary uses the same words, the statuses' own:
+``N complete, N cached, N failed, N interrupted, N teardown errors in X s``.
 """
 
 from __future__ import annotations
@@ -16,19 +17,20 @@ from typing import TYPE_CHECKING, TextIO
 
 from . import reports
 from .hookimpl import hookimpl
+from .states import Status
 
 if TYPE_CHECKING:
     from .config import Config
     from .session import Session
 
 LETTERS = {
-    reports.COMPLETE: ".",
-    reports.CACHED: "c",
-    reports.FAILED: "F",
-    reports.INTERRUPTED: "I",
-    reports.LOST: "L",
-    reports.ELSEWHERE: "R",
-    reports.SUBMITTED: "s",
+    Status.COMPLETE: ".",
+    Status.CACHED: "c",
+    Status.FAILED: "F",
+    Status.INTERRUPTED: "I",
+    Status.LOST: "L",
+    Status.ELSEWHERE: "R",
+    Status.SUBMITTED: "s",
 }
 
 
@@ -110,11 +112,9 @@ class TerminalReporter:
         if self.verbosity < 0:
             return
         if self.verbosity > 0:
-            outcome = report.outcome.upper() + (
-                " (TEARDOWN ERROR)" if report.teardown_error else ""
-            )
+            status = report.status.upper() + (" (TEARDOWN ERROR)" if report.teardown_error else "")
             timing = f" {report.duration:.2f}s" if report.duration else ""
-            self.write(f"{report.run.nodeid} {outcome} {report.run.hash[:12]}{timing}\n")
+            self.write(f"{report.run.nodeid} {status} {report.run.hash[:12]}{timing}\n")
             self.flush()
             return
         experiment = report.run.experiment.nodeid
@@ -123,7 +123,7 @@ class TerminalReporter:
             self.write(f"{experiment} ")
             self._line_len = len(experiment) + 1
             self._line_experiment = experiment
-        self.write("E" if report.teardown_error else LETTERS[report.outcome])
+        self.write("E" if report.teardown_error else LETTERS[report.status])
         self._line_len += 1
         self.flush()
 
@@ -158,7 +158,7 @@ class TerminalReporter:
             self.write(report.longrepr.rstrip() + "\n")
 
     def _failures_section(self) -> None:
-        failed = [r for r in self._reports if r.outcome in reports.UNSUCCESSFUL or r.teardown_error]
+        failed = [r for r in self._reports if r.status.unsuccessful or r.teardown_error]
         if not failed or self.verbosity < -1:
             return
         self.rule("FAILURES")
@@ -177,16 +177,16 @@ class TerminalReporter:
             self.write(f"run directory: {report.run.run_dir}\n")
         self.rule("short summary")
         for report in failed:
-            if report.outcome in reports.UNSUCCESSFUL:
+            if report.status.unsuccessful:
                 last = _last_line(report.longrepr)
-                self.write(f"{report.outcome.upper()} {report.run.nodeid} - {last}\n")
+                self.write(f"{report.status.upper()} {report.run.nodeid} - {last}\n")
             if report.teardown_error:
                 last = _last_line(report.teardown_error)
                 self.write(f"ERROR {report.run.nodeid} - in fixture teardown: {last}\n")
 
     def summary_line(self, session: Session) -> str:
         counts = session.counts
-        parts = [f"{counts[o]} {o}" for o in reports.OUTCOMES if counts[o]]
+        parts = [f"{counts[s]} {s}" for s in reports.SUMMARY_ORDER if counts[s]]
         if counts[reports.TEARDOWN_ERROR]:
             parts.append(_plural(counts[reports.TEARDOWN_ERROR], reports.TEARDOWN_ERROR))
         if session.config.option.collect_only:

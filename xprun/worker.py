@@ -34,6 +34,7 @@ from . import reports
 from .errors import Preempted, Terminated, raising
 from .hookimpl import hookimpl
 from .settings import ProjectSettings
+from .states import Status
 
 TASK_VARIABLES = ("SLURM_ARRAY_TASK_ID", "OAR_ARRAY_INDEX", "PBS_ARRAY_INDEX", "LSB_JOBINDEX")
 
@@ -114,17 +115,17 @@ class Worker:
         self.session.session_fixtures.teardown()
 
 
-def _exit_code(outcome: str, teardown_error: str = "") -> int:
-    if outcome == reports.INTERRUPTED:
+def _exit_code(status: str, teardown_error: str = "") -> int:
+    if status == Status.INTERRUPTED:
         return 2
-    return 1 if outcome in reports.UNSUCCESSFUL or teardown_error else 0
+    return 1 if status in reports.UNSUCCESSFUL or teardown_error else 0
 
 
 def _answer(index: int, report: reports.RunReport) -> dict[str, Any]:
     """One result line of the local pool's protocol (the fields of ``RunReport``)."""
     return {
         "index": index,
-        "outcome": report.outcome,
+        "status": report.status,
         "duration": report.duration,
         "longrepr": report.longrepr,
         "stdout": report.stdout,
@@ -163,7 +164,7 @@ def run_one(worker: Worker, index: int) -> int:
         return 2
     except (Terminated, KeyboardInterrupt):
         return 2
-    return _exit_code(report.outcome, report.teardown_error)
+    return _exit_code(report.status, report.teardown_error)
 
 
 def serve(worker: Worker, proto: Any) -> int:
@@ -185,16 +186,16 @@ def serve(worker: Worker, proto: Any) -> int:
             if report is not None:  # recorded, then the signal (held meanwhile) arrived
                 answer = _answer(index, report)
             else:
-                answer = {"index": index, "outcome": reports.INTERRUPTED, "longrepr": repr(exc)}
+                answer = {"index": index, "status": Status.INTERRUPTED, "longrepr": repr(exc)}
             proto.write(json.dumps(answer) + "\n")
             proto.flush()
             return 2
         except Exception as exc:  # an error of xprun's own: report it, keep serving
             error = f"worker error: {exc!r}"
-            result = {"index": index, "outcome": reports.FAILED, "longrepr": error}
+            result = {"index": index, "status": Status.FAILED, "longrepr": error}
         proto.write(json.dumps(result) + "\n")
         proto.flush()
-        status = max(status, _exit_code(result["outcome"], result.get("teardown_error", "")))
+        status = max(status, _exit_code(result["status"], result.get("teardown_error", "")))
         if result.get("shouldstop"):
             break
     return status

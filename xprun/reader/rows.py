@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import store
+from ..states import Status
 from .files import DATA_LIMIT, MAX_DEPTH, Damage, claims, read_json, read_yaml
 
 PRIVATE = ("_key", "_mtime_ns", "_skip")
@@ -79,7 +80,7 @@ def read_run(run_dir: Path, key: str, mtime_ns: int) -> dict[str, Any]:
         _flatten("params", record.get("params") or {}, columns, origins, "run.json params")
         config = _mapping(read_yaml(run_dir, "config.yaml"))
         _flatten("config", config, columns, origins, "config.yaml")
-        if record["status"] == store.STATUS_COMPLETE:
+        if record["status"] == Status.COMPLETE:
             outcome = read_json(run_dir, store.OUTCOME_JSON, DATA_LIMIT)
             outcome = _mapping(outcome, store.OUTCOME_JSON)
             _flatten("outcome", outcome, columns, origins, store.OUTCOME_JSON)

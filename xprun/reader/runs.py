@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import store
+from ..states import Status
 from .files import DATA_LIMIT, Damage, claims, read_json, read_yaml
 from .index import INFO_COLUMNS, Index, Skipped
 from .metrics import AGGREGATES, aggregate, check_name, long_frame, read_lines
@@ -167,7 +168,7 @@ class Reader:
 
     def _live_status(self, frame: Any) -> Any:
         """A recorded ``running`` is true only while its claim's heartbeat is fresh."""
-        running = frame["status"] == store.STATUS_RUNNING
+        running = frame["status"] == Status.RUNNING
         if not running.any():
             return frame
         frame = frame.copy()
@@ -182,8 +183,8 @@ class Reader:
         except Damage:
             found = []  # named when the run was indexed
         if found and not found[-1].is_stale(self._clock, self._heartbeat):
-            return store.STATUS_RUNNING
-        return store.STATUS_INTERRUPTED
+            return Status.RUNNING
+        return Status.INTERRUPTED
 
     def metric_frame(self, name: str, hashes: dict[str, Path]) -> Any:
         """Long-format metrics of the given runs, loaded once per reader and name."""

@@ -26,11 +26,22 @@ from .. import reports
 from ..declare import RESOURCE_KEYS
 from ..errors import UsageError
 from ..jobs import new_job_dir, record_submission, write_spec
+from ..states import Status
 from . import pending
 
 if TYPE_CHECKING:
     from ..runspec import RunSpec
     from ..session import Session
+
+
+#: The queue states (as ``queue_states`` normalises them, SLURM's names) of a job that has not
+#: started yet; any other state of a listed job is running.
+WAITING_STATES = ("PENDING", "CONFIGURING", "REQUEUED")
+
+
+def waiting(queue_state: str) -> bool:
+    """Whether a job in this queue state waits to start (``xprun status``, ``--wait``)."""
+    return queue_state in WAITING_STATES
 
 
 def merge_resources(defaults: dict[str, Any], declared: dict[str, Any]) -> dict[str, Any]:
@@ -196,7 +207,7 @@ class BatchScheduler:
             else:
                 held = next((job for job in jobs if job in live_jobs), None)
             if held is not None:
-                report = reports.RunReport(run, reports.ELSEWHERE, longrepr=f"queued as {held}")
+                report = reports.RunReport(run, Status.ELSEWHERE, longrepr=f"queued as {held}")
                 session.config.hook.xprun_run_logreport(report=report)
             else:
                 todo.append(run)
@@ -224,7 +235,7 @@ class BatchScheduler:
             all_jobs.extend(job_ids)
             for run, task in zip(group, tasks, strict=True):
                 where = task["task_id"] or ", ".join(job_ids)
-                report = reports.RunReport(run, reports.SUBMITTED, longrepr=f"job {where}")
+                report = reports.RunReport(run, Status.SUBMITTED, longrepr=f"job {where}")
                 hook.xprun_run_logreport(report=report)
         sys.stderr.write(
             f"submitted {len(todo)} run{'s' * (len(todo) != 1)} to {self.name} as "
@@ -242,10 +253,8 @@ class BatchScheduler:
                 states = self.ask_queue(job_ids)
             except QueueUnreachable as exc:
                 self._unreachable(session, runs, exc)
-            queued = sum(1 for s in states.values() if s in ("PENDING", "CONFIGURING", "REQUEUED"))
-            running = sum(
-                1 for s in states.values() if s not in ("PENDING", "CONFIGURING", "REQUEUED")
-            )
+            queued = sum(1 for s in states.values() if waiting(s))
+            running = len(states) - queued
             done = sum(1 for r in runs if session.run_state(r).complete)
             line = f"{self.name}: {queued} queued, {running} running, {done}/{len(runs)} complete"
             if line != last:
@@ -261,26 +270,21 @@ class BatchScheduler:
         """Report how ``run`` ended, from its record; with ``ended_only``, only a run that
         is complete or failed (the others may still be queued or running).  Whether
         reported."""
-        from .. import store
-
-        outcome_of = {
-            store.STATUS_COMPLETE: reports.COMPLETE,
-            store.STATUS_FAILED: reports.FAILED,
-        }
         state = session.run_state(run)
-        if ended_only and state.status not in outcome_of:
+        ended = state.status in (Status.COMPLETE, Status.FAILED)
+        if ended_only and not ended:
             return False
-        outcome = outcome_of.get(state.status, reports.INTERRUPTED)
+        status = Status(state.status) if ended else Status.INTERRUPTED
         record = state.record or {}
         error = record.get("error") or {}
         longrepr = f"{error.get('type', '')}: {error.get('message', '')}" if error else ""
-        if state.status == store.STATUS_NEW:
+        if state.status == Status.NEW:
             longrepr = "the job ended without running it; see the job's output in " + str(
                 Path(session.config.log_dir) / ".xprun-jobs"
             )
         session.config.hook.xprun_run_logreport(
             report=reports.RunReport(
-                run, outcome, duration=record.get("duration") or 0.0, longrepr=longrepr
+                run, status, duration=record.get("duration") or 0.0, longrepr=longrepr
             )
         )
         return True

@@ -26,6 +26,7 @@ from .. import reports
 from ..errors import SignalHold, Terminated, UsageError
 from ..hookimpl import hookimpl
 from ..jobs import new_job_dir, write_spec
+from ..states import Status
 from . import pending
 
 if TYPE_CHECKING:
@@ -107,8 +108,8 @@ class _Pool:
         if not stdin.closed:
             stdin.close()  # nothing left: the worker finishes and exits
 
-    def report(self, index: int, outcome: str, **fields: Any) -> None:
-        report = reports.RunReport(self.runs[index], outcome, **fields)
+    def report(self, index: int, status: str, **fields: Any) -> None:
+        report = reports.RunReport(self.runs[index], status, **fields)
         self.session.config.hook.xprun_run_logreport(report=report)
 
     def on_output(self, worker: _Worker) -> None:
@@ -129,7 +130,7 @@ class _Pool:
             line, worker.buffer = worker.buffer.split(b"\n", 1)
             result = json.loads(line)
             fields = {k: result.get(k) or d for k, d in _RESULT_FIELDS}
-            self.report(result["index"], result["outcome"], **fields)
+            self.report(result["index"], result["status"], **fields)
             worker.current = None
             ended = True
         return ended
@@ -142,7 +143,7 @@ class _Pool:
             how = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
             self.report(
                 worker.current,
-                reports.INTERRUPTED,
+                Status.INTERRUPTED,
                 longrepr=f"worker pid {worker.proc.pid} died ({how}) during this run",
             )
             if self.queue and not self.session.shouldstop:
@@ -196,7 +197,7 @@ class _Pool:
             if stdout is not None and worker.current is not None:
                 self.read_results(worker, stdout.read())  # the answer it wrote before exiting
             if worker.current is not None:
-                self.report(worker.current, reports.INTERRUPTED, longrepr=f"interrupted ({how})")
+                self.report(worker.current, Status.INTERRUPTED, longrepr=f"interrupted ({how})")
 
 
 _RESULT_FIELDS = (
