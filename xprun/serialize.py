@@ -131,9 +131,11 @@ def encode(obj: Any, kind: str) -> bytes:
         import numpy
 
         arrays = {str(k): numpy.asarray(v) for k, v in obj.items()}
+        if len(arrays) != len(obj):
+            raise TypeError("kind='npz': two keys are the same name as text (such as 1 and '1')")
         for name, array in arrays.items():
             _check_plain_array(array, f"[{name!r}]")
-        numpy.savez(buffer, **arrays)
+        _savez(buffer, arrays)
     elif kind == "png":
         obj.savefig(buffer, format="png")
     elif kind == "torch":
@@ -307,7 +309,21 @@ def _save_tree(obj: Any, buffer: io.BytesIO) -> None:
 
     structure = walk(obj, "")
     arrays["__tree__"] = numpy.frombuffer(json.dumps(structure).encode("utf-8"), dtype=numpy.uint8)
-    numpy.savez(buffer, **arrays)
+    _savez(buffer, arrays)
+
+
+def _savez(buffer: io.BytesIO, arrays: Mapping[str, Any]) -> None:
+    """What ``numpy.savez(buffer, **arrays)`` writes (``numpy.load`` reads it), whatever the
+    names: ``savez`` would take an array named ``allow_pickle`` for its argument (and leave
+    it out of the file) and refuse one named ``file``."""
+    import zipfile
+
+    import numpy.lib.format
+
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+        for name, array in arrays.items():
+            with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
+                numpy.lib.format.write_array(member, array, allow_pickle=False)
 
 
 def _load_tree(path: Path) -> Any:
