@@ -86,7 +86,7 @@ def import_path(path: Path, rootdir: Path) -> ModuleType:
     sys.modules[name] = module
     try:
         spec.loader.exec_module(module)
-    except BaseException:
+    except BaseException:  # whatever the import raised, even sys.exit(): undone, re-raised
         if previous is None:
             sys.modules.pop(name, None)
         else:

@@ -32,7 +32,7 @@ _PROCESS: dict[str, Any] = {}
 def _user() -> str:
     try:
         return getpass.getuser()
-    except Exception:
+    except (KeyError, OSError, ImportError):  # no name for this uid (KeyError before 3.13)
         return str(os.getuid()) if hasattr(os, "getuid") else "?"
 
 
@@ -137,7 +137,7 @@ def git_state(path: Path, exclude: list[Path] | None = None) -> tuple[dict[str, 
         repo = git.Repo(path, search_parent_directories=True)
     except (git.InvalidGitRepositoryError, git.NoSuchPathError):
         return {"available": False, "reason": "not a Git repository"}, None
-    except Exception as exc:
+    except Exception as exc:  # GitPython's many errors on a repository it cannot read: recorded
         return {"available": False, "reason": f"cannot read the repository: {exc}"}, None
     fields: dict[str, Any] = {"available": True, "root": repo.working_tree_dir}
     patch: str | None = None

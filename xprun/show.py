@@ -167,8 +167,8 @@ def render(frame: Any, fmt: str) -> str:
 
 def _missing(value: Any) -> bool:
     try:
-        return value is None or value != value
-    except Exception:
+        return bool(value is None or value != value)
+    except (TypeError, ValueError):  # an array's or pandas.NA's truth is ambiguous: a value
         return False
 
 

@@ -389,7 +389,7 @@ def extract(top: Path, commit: str, snapshot_dir: Path) -> Path:
             if not final.is_dir():
                 raise
             shutil.rmtree(tmp, ignore_errors=True)  # another launch extracted it first
-    except BaseException:
+    except BaseException:  # Ctrl-C too: no half-extracted copy left behind; re-raised
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return final

@@ -30,7 +30,7 @@ def max_array_size() -> int:
     if "value" not in _MAX_ARRAY_SIZE:
         try:
             text = run_command(["scontrol", "show", "config"], "SLURM")
-        except Exception:
+        except (UsageError, OSError, ValueError):  # no answer, or not text: the default
             text = ""
         value = 1001
         for line in text.splitlines():
