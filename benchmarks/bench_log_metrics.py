@@ -62,7 +62,7 @@ def measure(calls: int, rounds: int) -> tuple[float, float]:
 
 
 def figures(quick: bool = False) -> list[dict]:
-    calls, rounds = (100_000, 1) if quick else (1_000_000, 3)
+    calls, rounds = (50_000, 1) if quick else (1_000_000, 3)
     value, floor = measure(calls, rounds)
     return [
         figure(

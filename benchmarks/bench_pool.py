@@ -118,7 +118,7 @@ def measure(n: int, rounds: int, where: str | None) -> tuple[float, float]:
 
 
 def figures(quick: bool = False) -> list[dict]:
-    n, rounds = (60, 2) if quick else (200, 5)
+    n, rounds = (40, 1) if quick else (200, 5)
     where = "/dev/shm" if os.path.isdir("/dev/shm") else None
     value, floor = measure(n, rounds, where)
     return [

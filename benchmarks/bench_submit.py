@@ -125,11 +125,20 @@ def measure(runs: int) -> dict[str, float]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _cluster_up() -> bool:
+    if not shutil.which("sinfo"):
+        return False
+    try:
+        return subprocess.run(["sinfo", "-h"], capture_output=True, timeout=20).returncode == 0
+    except subprocess.TimeoutExpired:
+        return False
+
+
 def figures(quick: bool = False) -> list[dict]:
     runs = 100 if quick else 1000
     name = f"submit {runs:,} configs to SLURM"
-    if not shutil.which("sbatch"):
-        note = "skipped: no sbatch here (bash .ci/start-slurm.sh, then SLURM_CONF set)"
+    if not _cluster_up():
+        note = "skipped: no SLURM cluster answers here (bash .ci/start-slurm.sh, SLURM_CONF)"
         return [figure(name, float("nan"), float("nan"), "s", None, note)]
     m = measure(runs)
     return [
