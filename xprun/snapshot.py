@@ -360,11 +360,10 @@ def _extractable(top: Path) -> Any:
             if inside == ".." or inside.startswith("../"):
                 target = os.path.normpath(top / posixpath.dirname(member.name) / target)
         safe = tarfile.tar_filter(member.replace(linkname=target, deep=False), dest)
-        # None keeps the extracting user's own owner and mode (tarfile's documented way to
-        # leave an attribute unset); typeshed's TarInfo.replace does not list None.
-        return safe.replace(  # type: ignore[arg-type]
-            uid=None, gid=None, uname=None, gname=None, mode=None, deep=False
-        )
+        # None leaves an attribute unset on extraction (tarfile's documented way: the extracting
+        # user owns the files, with its umask); typeshed's TarInfo.replace does not list None.
+        unset: dict[str, Any] = dict.fromkeys(("uid", "gid", "uname", "gname", "mode"))
+        return safe.replace(deep=False, **unset)
 
     return keep
 
