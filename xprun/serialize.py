@@ -255,7 +255,7 @@ def _check_weights_only(obj: Any, torch: Any) -> None:
     """Refuse what ``torch.load(weights_only=True)`` would not load: only exact plain types,
     tensors and the torch values a ``state_dict`` holds pass (subclasses are pickled by
     reference to their class, which that load refuses)."""
-    leaves = (type(None), bool, int, float, complex, str, bytes, bytearray)
+    leaves: tuple[type, ...] = (type(None), bool, int, float, complex, str, bytes, bytearray)
     leaves += (torch.Tensor, torch.nn.Parameter, torch.Size, torch.dtype, torch.device)
     containers = (dict, collections.OrderedDict, list, tuple, set)
     stack: list[tuple[Any, str]] = [(obj, "")]
