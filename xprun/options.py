@@ -14,7 +14,7 @@ import argparse
 import os
 import re
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 from .errors import UsageError
 
@@ -26,7 +26,7 @@ _ENTRY_POINT_SECTION = re.compile(rf"^\s*\[\s*{ENTRY_POINT_GROUP}\s*\]\s*$", re.
 class ArgumentParser(argparse.ArgumentParser):
     """argparse, with its errors turned into usage errors (exit code 4, as pytest)."""
 
-    def error(self, message: str) -> Any:  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         raise UsageError(f"{message}\n{self.format_usage().strip()}")
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from .config import ArgumentParser
 from .errors import ExitCode, UsageError
+from .options import ArgumentParser
 from .show import add_selection_options, open_runs, warnings_to_stderr
 
 MAX_PIXELS = 50_000_000  # a figure larger than this is a typo, not a plot

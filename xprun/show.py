@@ -11,8 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .config import ArgumentParser
 from .errors import ExitCode, UsageError
+from .options import ArgumentParser
 from .settings import load_settings
 
 FORMATS = ("table", "csv", "json", "markdown")

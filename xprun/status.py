@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from . import store
-from .config import ArgumentParser
 from .errors import ExitCode, UsageError
 from .jobs import submissions
+from .options import ArgumentParser
 from .schedulers.batch import waiting
 from .show import default_log_dir
 from .states import Status
