@@ -20,12 +20,11 @@ import types
 from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
-from .declare import config, grid, resources, zip
-from .errors import ExitCode, UsageError
-from .states import Status
 
 if TYPE_CHECKING:
     from .config import Config, main
+    from .declare import config, grid, resources, zip
+    from .errors import ExitCode, UsageError
     from .fixtures import FixtureRequest, fixture
     from .hookimpl import hookimpl
     from .logger import Logger
@@ -33,10 +32,12 @@ if TYPE_CHECKING:
     from .reports import RunReport
     from .runspec import RunInfo, RunSpec
     from .session import Session
+    from .states import Status
 
 # Public name → the module that defines it, imported on first use.
 _LAZY = {
     "Config": "xprun.config",
+    "ExitCode": "xprun.errors",
     "FixtureRequest": "xprun.fixtures",
     "Logger": "xprun.logger",
     "QueryError": "xprun.reader",
@@ -47,9 +48,15 @@ _LAZY = {
     "RunSpec": "xprun.runspec",
     "Runs": "xprun.reader",
     "Session": "xprun.session",
+    "Status": "xprun.states",
+    "UsageError": "xprun.errors",
+    "config": "xprun.declare",
     "fixture": "xprun.fixtures",
+    "grid": "xprun.declare",
     "hookimpl": "xprun.hookimpl",
     "main": "xprun.config",
+    "resources": "xprun.declare",
+    "zip": "xprun.declare",
 }
 
 
