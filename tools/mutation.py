@@ -24,13 +24,17 @@ import ast
 import copy
 import importlib.abc
 import importlib.util
+import json
 import os
 import signal
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -51,7 +55,7 @@ TESTS: dict[str, list[str]] = {
         "tests/test_inprocess_faults.py",
         "tests/test_trust_runs.py",
     ],
-    "xprun.reader.query": ["tests/test_query.py"],
+    "xprun.reader.query": ["tests/test_query.py", "tests/test_mutation_query.py"],
     "xprun.keyword": ["tests/test_keyword.py"],
 }
 
@@ -182,6 +186,7 @@ class Mutant:
     ident: str  # "<function>: <original> -> <mutant>", stable across unrelated edits
     line: int
     tree: ast.Module
+    lines: range = range(0)  # the lines of what changed (of an if or while: its condition)
 
 
 def _unparse(node: ast.AST) -> str:
@@ -290,9 +295,10 @@ def mutants(source: str) -> list[Mutant]:
             seen[ident] = seen.get(ident, 0) + 1
             if seen[ident] > 1:
                 ident += f" #{seen[ident]}"
-            found.append(
-                Mutant(ident, getattr(node, "lineno", 0), _replace(tree, index, replacement))
-            )
+            changed = node.test if isinstance(node, (ast.If, ast.While)) else node
+            first = getattr(changed, "lineno", 0)
+            span = range(first, (getattr(changed, "end_lineno", None) or first) + 1)
+            found.append(Mutant(ident, first, _replace(tree, index, replacement), span))
     return found
 
 
@@ -336,9 +342,13 @@ class _OnlyInProcess:
     """A pytest plugin deselecting the tests that run xprun in a subprocess, which would
     import the original module: those whose code calls ``project.run``, ``project.popen``,
     ``python -m xprun`` or starts ``multiprocessing`` processes.  Tests with ``project``
-    that call ``xprun.main`` in-process are kept."""
+    that call ``xprun.main`` in-process are kept.  With ``keep``, only the tests it names
+    are run (those that ran the mutated lines)."""
 
     _SUBPROCESS = ("project.run(", "project.popen(", '"-m", "xprun"', "multiprocessing.")
+
+    def __init__(self, keep: frozenset[str] | None = None) -> None:
+        self.keep = keep
 
     def pytest_collection_modifyitems(self, config, items):  # type: ignore[no-untyped-def]
         import inspect
@@ -350,13 +360,45 @@ class _OnlyInProcess:
             except (AttributeError, OSError, TypeError):
                 source = ""
             spawns = any(marker in source for marker in self._SUBPROCESS)
-            (dropped if spawns else kept).append(item)
+            unused = self.keep is not None and item.nodeid not in self.keep
+            (dropped if spawns or unused else kept).append(item)
         items[:] = kept
         config.hook.pytest_deselected(items=dropped)
 
 
-def _run_tests(module: str, origin: str, tree: ast.Module | None, timeout: float) -> str:
-    """``killed``, ``survived`` or ``timeout``: the tests of ``module`` run on the mutant."""
+class _LinesRun:
+    """A pytest plugin recording which lines of one file each test runs (coverage.py, one
+    context per test; lines run outside any test, such as at import, have the context "")."""
+
+    def __init__(self, origin: str) -> None:
+        import coverage
+
+        self.origin = origin
+        self.coverage = coverage.Coverage(data_file=None, config_file=False, include=[origin])
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_protocol(self, item, nextitem):  # type: ignore[no-untyped-def]
+        self.coverage.switch_context(item.nodeid)
+        yield
+        self.coverage.switch_context("")
+
+    def save(self, path: str) -> None:
+        self.coverage.stop()
+        found = self.coverage.get_data().contexts_by_lineno(self.origin)
+        Path(path).write_text(json.dumps(found))
+
+
+def _run_tests(
+    module: str,
+    origin: str,
+    tree: ast.Module | None,
+    timeout: float,
+    keep: frozenset[str] | None = None,
+    record: str | None = None,
+) -> str:
+    """``killed``, ``survived`` or ``timeout``: the tests of ``module`` run on the mutant
+    (only those in ``keep`` when given).  ``record``: a file where the lines each test ran
+    are written (the run without a mutant)."""
     pid = os.fork()
     if pid == 0:  # the child: serve the mutant, run the tests, exit with pytest's code
         code = 70
@@ -368,10 +410,15 @@ def _run_tests(module: str, origin: str, tree: ast.Module | None, timeout: float
                 del sys.modules[name]
             if tree is not None:
                 sys.meta_path.insert(0, _Serve(module, origin, compile(tree, origin, "exec")))
-            import pytest
-
+            plugins: list[object] = [_OnlyInProcess(keep)]
+            if record is not None:
+                lines_run = _LinesRun(origin)
+                plugins.append(lines_run)
+                lines_run.coverage.start()  # before the tests import the module
             args = ["-x", "-q", "-n", "0", "-p", "no:cacheprovider", *TESTS[module]]
-            code = int(pytest.main(args, plugins=[_OnlyInProcess()]))
+            code = int(pytest.main(args, plugins=plugins))
+            if record is not None:
+                lines_run.save(record)
         finally:
             os._exit(code)
     deadline = time.monotonic() + timeout
@@ -391,6 +438,14 @@ def _source_of(module: str) -> str:
     return str(ROOT / (module.replace(".", "/") + ".py"))
 
 
+def _tests_of(mutant: Mutant, ran: dict[int, set[str]]) -> frozenset[str] | None:
+    """The tests that ran the mutated lines: no other test can see the change.  None (all of
+    them) when the lines ran outside any test (at import: a constant, a default, a decorator)
+    or in none (the survivor is then confirmed by every test)."""
+    tests = set().union(*(ran.get(line, set()) for line in mutant.lines))
+    return None if not tests or "" in tests else frozenset(tests)
+
+
 def score(module: str, show: bool, only: str | None = None) -> tuple[int, int, list[str]]:
     """(killed, scored, survivors) for ``module``; equivalent mutants are not scored.
     ``only``: just the mutants whose id contains it (to check a new test against them)."""
@@ -402,8 +457,13 @@ def score(module: str, show: bool, only: str | None = None) -> tuple[int, int, l
     if only is not None:
         found = [mutant for mutant in found if only in mutant.ident]
     started = time.monotonic()
-    if _run_tests(module, origin, None, timeout=900) != "survived":
-        raise SystemExit(f"{module}: its tests fail without any mutation; fix them first")
+    with tempfile.TemporaryDirectory() as scratch:
+        record = os.path.join(scratch, "lines.json")
+        if _run_tests(module, origin, None, timeout=1800, record=record) != "survived":
+            raise SystemExit(f"{module}: its tests fail without any mutation; fix them first")
+        ran = {
+            int(line): set(tests) for line, tests in json.loads(Path(record).read_text()).items()
+        }
     timeout = 3 * (time.monotonic() - started) + 10
     killed, scored, survivors = 0, 0, []
     total = sum(1 for m in found if (module, m.ident) not in EQUIVALENT)
@@ -411,7 +471,7 @@ def score(module: str, show: bool, only: str | None = None) -> tuple[int, int, l
         for mutant in found:
             if (module, mutant.ident) in EQUIVALENT:
                 continue
-            result = _run_tests(module, origin, mutant.tree, timeout)
+            result = _run_tests(module, origin, mutant.tree, timeout, _tests_of(mutant, ran))
             scored += 1
             if result == "survived":
                 survivors.append(f"line {mutant.line}: {mutant.ident}")

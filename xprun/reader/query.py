@@ -185,7 +185,9 @@ class _Parser:
 
     def fail(self, expected: str) -> QueryError:
         token = self.current
-        got = f"{token.kind.value} {token.text!r}" if token.text else token.kind.value
+        got = token.kind.value  # "')'", "'and'", "the end of the query": already the token
+        if token.text and got != repr(token.text):
+            got = f"{got} {token.text!r}"  # "a key 'attempt'", "'and' 'AND'"
         return QueryError(f"expected {expected}, got {got}", self.text, token.pos)
 
     def query(self) -> Node:
