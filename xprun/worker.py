@@ -4,9 +4,10 @@ Modes:
 
 - ``--index I``: run I of the spec;
 - ``--array-offset K``: run ``K + task index`` (``SLURM_ARRAY_TASK_ID``, ``OAR_ARRAY_INDEX``);
-- ``--serve``: read run indices on stdin, one per line, and answer each with a JSON line on
-  the original stdout (the local pool's protocol); everything the runs print goes to stderr
-  or to their own log files.
+- ``--serve``: the local pool's protocol (see :func:`serve`): run indices in on stdin, JSON
+  lines out on the original stdout; everything the runs print goes to stderr or to their own
+  log files.  Without SPEC, the worker first imports what runs need, then reads the spec's
+  path as its first line: the pool starts its workers before the spec exists.
 
 The worker imports the code from the spec's rootdir (a Git snapshot for queued jobs), loads
 the conftest.py files and experiment modules of its runs, and executes each run through the
@@ -24,9 +25,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +52,7 @@ def _task_index() -> int:
 class Worker:
     """A session built from a spec, ready to execute its runs by index."""
 
-    def __init__(self, spec_path: Path) -> None:
+    def __init__(self, spec_path: Path, exitfirst: bool = False) -> None:
         from .config import make_config
         from .jobs import read_spec
         from .session import Session
@@ -69,6 +72,8 @@ class Worker:
             argv.append("--force")
         if spec.get("capture") == "no":
             argv.append("-s")
+        if exitfirst:  # the session then stops serving after a failed run of its own
+            argv.append("--exitfirst")
         for plugin in spec.get("plugins") or ():
             argv += ["-p", plugin]
         self.config = make_config(argv, rootdir, settings=settings, terminal=False)
@@ -167,18 +172,69 @@ def run_one(worker: Worker, index: int) -> int:
     return _exit_code(report.status, report.teardown_error)
 
 
-def serve(worker: Worker, proto: Any) -> int:
-    """The local pool's protocol: indices in on stdin, one JSON result line out each.
+class Inbox:
+    """The pool's messages on stdin (file descriptor ``fd``), read as whole lines.
 
-    Stops after a run that says no further run should start (a full disk), and on a signal
-    (after answering for the run it interrupted, or that ended just before it).
+    Read with ``os.read`` only, never through ``sys.stdin``'s buffer, so that :meth:`drain`
+    can tell without blocking what has arrived.
+    """
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.lines: deque[str] = deque()
+        self.partial = b""
+        self.eof = False
+
+    def _read(self) -> None:
+        chunk = os.read(self.fd, 65536)
+        if not chunk:
+            self.eof = True
+            return
+        *whole, self.partial = (self.partial + chunk).split(b"\n")
+        self.lines.extend(line.decode().strip() for line in whole)
+
+    def drain(self) -> None:
+        """Take in every line already sent, without waiting for more."""
+        while not self.eof and select.select([self.fd], [], [], 0)[0]:
+            self._read()
+
+    def readline(self) -> str | None:
+        """The next line, waiting for it; None at end of input."""
+        while not self.lines and not self.eof:
+            self._read()
+        return self.lines.popleft() if self.lines else None
+
+
+STOP = "stop"
+
+
+def serve(worker: Worker, inbox: Inbox, proto: Any) -> int:
+    """The local pool's protocol: run indices in, one per line; JSON lines out.
+
+    The pool hands out a few indices ahead, so that a worker finishing a run starts the next
+    at once instead of waiting for the launcher to answer.  Before each run, the worker takes
+    in what has arrived: a ``stop`` line (the launcher stopped the sweep: ``-x``, a full
+    disk) drops every run not started yet.  It writes ``{"start": I}`` when it takes run I up,
+    so that the launcher knows which runs a dead worker had started (reported interrupted) and
+    which it had not (handed to another worker), and ``{"index": I, "status": ...}`` (the
+    fields of ``RunReport``) when run I ends.
+
+    Stops after a run that says no further run should start (a full disk, or a failure under
+    ``-x``), and on a signal (after answering for the run it interrupted, or that ended just
+    before it).
     """
     status = 0
-    for line in sys.stdin:
-        line = line.strip()
+    while True:
+        inbox.drain()
+        if STOP in inbox.lines:
+            break
+        line = inbox.readline()
+        if line is None or line == STOP:
+            break
         if not line:
             continue
         index = int(line)
+        _send(proto, {"start": index})
         try:
             result = _answer(index, worker.execute(index))
         except (Terminated, KeyboardInterrupt) as exc:
@@ -187,29 +243,66 @@ def serve(worker: Worker, proto: Any) -> int:
                 answer = _answer(index, report)
             else:
                 answer = {"index": index, "status": Status.INTERRUPTED, "longrepr": repr(exc)}
-            proto.write(json.dumps(answer) + "\n")
-            proto.flush()
+            _send(proto, answer)
             return 2
         except Exception as exc:  # an error of xprun's own: report it, keep serving
             error = f"worker error: {exc!r}"
             result = {"index": index, "status": Status.FAILED, "longrepr": error}
-        proto.write(json.dumps(result) + "\n")
-        proto.flush()
+        _send(proto, result)
         status = max(status, _exit_code(result["status"], result.get("teardown_error", "")))
-        if result.get("shouldstop"):
+        if result.get("shouldstop") or worker.session.shouldstop:
             break
     return status
 
 
+def _send(proto: Any, message: dict[str, Any]) -> None:
+    proto.write(json.dumps(message) + "\n")
+    proto.flush()
+
+
+#: What the worker imports before the spec exists: its own session, collection and run
+#: protocol, and the libraries every run uses (OmegaConf for ``config``, NumPy for seeding).
+_WARM_MODULES = (
+    "xprun.config",
+    "xprun.session",
+    "xprun.collect",
+    "xprun.expand",
+    "xprun.jobs",
+    "xprun.runner",
+    "omegaconf",
+    "numpy",
+)
+
+
+def warm_up() -> None:
+    """Import what every run needs, and look up the installed packages' versions (recorded
+    in each run.json), before the spec exists: the pool starts its workers while the launcher
+    is still taking the Git snapshot, so this costs the sweep nothing."""
+    import importlib
+
+    from .metadata import PackageVersions
+
+    for name in _WARM_MODULES:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            pass
+    PackageVersions().imported()
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="xprun worker", description=__doc__.splitlines()[0])
-    parser.add_argument("spec", type=Path)
+    parser.add_argument("spec", type=Path, nargs="?", help="with --serve: read from stdin")
     mode = parser.add_mutually_exclusive_group(required=True)
     mode.add_argument("--index", type=int)
     mode.add_argument("--array-offset", type=int)
     mode.add_argument("--serve", action="store_true")
+    parser.add_argument("-x", "--exitfirst", action="store_true", help="stop after a failure")
     args = parser.parse_args(argv)
+    if args.spec is None and not args.serve:
+        parser.error("SPEC is required unless --serve reads it from stdin")
     proto = None
+    inbox = Inbox(0)
     if args.serve:  # keep the protocol stream clean: fd 1 becomes stderr for everything else
         proto = os.fdopen(os.dup(1), "w", buffering=1)
         os.dup2(2, 1)
@@ -217,10 +310,17 @@ def main(argv: list[str]) -> int:
     if hasattr(signal, "SIGUSR2"):
         signal.signal(signal.SIGUSR2, raising(Preempted))
     try:
-        worker = Worker(args.spec.resolve())
+        spec = args.spec
+        if spec is None:
+            warm_up()
+            line = inbox.readline()
+            if not line:
+                return 0  # the pool needed no worker after all
+            spec = Path(line)
+        worker = Worker(spec.resolve(), exitfirst=args.exitfirst)
         try:
             if args.serve:
-                return serve(worker, proto)
+                return serve(worker, inbox, proto)
             index = args.index if args.index is not None else args.array_offset + _task_index()
             return run_one(worker, index)
         finally:

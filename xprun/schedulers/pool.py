@@ -1,17 +1,27 @@
 """The ``local`` scheduler: a pool of worker processes on this machine (``-n N``).
 
-Each worker is ``python -m xprun worker SPEC --serve``: it imports the code once (from the Git
-snapshot when there is one), then executes the runs it is handed one at a time.  A worker
-that dies (killed, out of memory) leaves its run interrupted — its claim's process is gone, so
-the next look sees it — and a new worker takes its place; Ctrl-C, or SIGTERM to xprun, stops
-every worker cleanly (their runs end interrupted, checkpoint hooks called, fixtures torn down)
-and xprun exits 2.  A run that says no further run should start (a full disk) stops the pool
-from handing out more.
+Each worker is ``python -m xprun worker --serve``.  The workers are started first, so that
+they import xprun and look up package versions while the launcher takes the Git snapshot and
+writes the spec; each then reads the spec's path, imports the code once (from the snapshot
+when there is one) and executes the runs it is handed, one at a time.  Runs are handed out a
+few at a time (enough to cover about :data:`AHEAD_SECONDS` of runs, at least two): a worker
+that finishes a run starts its next one at once, while the launcher reports the first, so no
+run waits on a round trip through the launcher.  Every result is reported as it arrives.
+
+A worker that dies (killed, out of memory) leaves the run it had started interrupted — its
+claim's process is gone, so the next look sees it — and the runs it had been handed but had
+not started go to the other workers; a new worker takes its place.  Each run executes at
+most once: a worker says which run it starts before it claims it.  Ctrl-C, or SIGTERM to
+xprun, stops every worker cleanly (their runs end interrupted, checkpoint hooks called,
+fixtures torn down) and xprun exits 2.  When the sweep must stop (``-x`` after a failure, a
+run that says no further run should start: a full disk), the workers are told to drop the
+runs they have not started, and a worker that failed under ``-x`` stops by itself.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import selectors
 import signal
@@ -19,7 +29,9 @@ import subprocess
 import sys
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import reports
@@ -33,6 +45,13 @@ if TYPE_CHECKING:
     from ..config import Config
     from ..runspec import RunSpec
     from ..session import Session
+
+#: Seconds of runs each worker holds beyond the one it executes: enough to cover the
+#: launcher's time to read a result and answer, short enough that the last runs still spread
+#: over all workers.
+AHEAD_SECONDS = 0.02
+#: Bound on the runs a worker holds at once (runs of a few microseconds).
+MAX_AHEAD = 32
 
 
 def parse_workers(value: Any) -> int:
@@ -50,9 +69,10 @@ def parse_workers(value: Any) -> int:
 @dataclass(eq=False)
 class _Worker:
     proc: subprocess.Popen[bytes]
-    current: int | None = None
+    sent: deque[int] = field(default_factory=deque)  # handed out, not answered, in order
+    running: int | None = None  # the run it said it started and has not answered yet
+    started_any: bool = False
     buffer: bytes = b""
-    started: float = field(default_factory=time.monotonic)
 
 
 class LocalScheduler:
@@ -65,48 +85,95 @@ class LocalScheduler:
         todo = pending(session, runs)
         if not todo:
             return
-        snapshot = session.snapshot(required=False)
-        job_dir = new_job_dir(session.config.log_dir)
-        spec = write_spec(session, todo, self.name, snapshot, job_dir)
-        _Pool(session, todo, spec, min(self.workers, len(todo))).run()
+
+        def make_spec() -> Path:
+            snapshot = session.snapshot(required=False)
+            job_dir = new_job_dir(session.config.log_dir)
+            return Path(write_spec(session, todo, self.name, snapshot, job_dir))
+
+        _Pool(session, todo, min(self.workers, len(todo))).run(make_spec)
 
 
 class _Pool:
-    def __init__(self, session: Session, runs: list[RunSpec], spec: Any, size: int) -> None:
+    def __init__(self, session: Session, runs: list[RunSpec], size: int) -> None:
         self.session = session
         self.runs = runs
-        self.spec = spec
         self.size = size
+        self.spec: Path | None = None
         self.queue = deque(range(len(runs)))
         self.selector = selectors.DefaultSelector()
         self.workers: list[_Worker] = []
+        self.exited: list[_Worker] = []  # out of the pool, not reaped yet
+        self.stopping = False  # the workers were told to drop the runs they hold
+        self.durations = 0.0
+        self.answered = 0
 
     def spawn(self) -> _Worker:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "xprun", "worker", str(self.spec), "--serve"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-        )
+        command = [sys.executable, "-m", "xprun", "worker", "--serve"]
+        if self.session.config.option.exitfirst:
+            command.append("--exitfirst")
+        proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         worker = _Worker(proc)
         self.selector.register(proc.stdout, selectors.EVENT_READ, worker)  # type: ignore[arg-type]
         self.workers.append(worker)
-        self.assign(worker)
+        if self.spec is not None:
+            self.send(worker, f"{self.spec}\n")
+            self.assign(worker)
         return worker
 
-    def assign(self, worker: _Worker) -> None:
+    def send(self, worker: _Worker, text: str) -> None:
         stdin = worker.proc.stdin
         assert stdin is not None
-        if self.queue and not self.session.shouldstop:
-            worker.current = self.queue.popleft()
+        if stdin.closed:
+            return
+        try:
+            stdin.write(text.encode())
+            stdin.flush()
+        except BrokenPipeError:
+            pass  # it died: its end of file comes next
+
+    def close(self, worker: _Worker) -> None:
+        stdin = worker.proc.stdin
+        if stdin is not None and not stdin.closed:
             try:
-                stdin.write(f"{worker.current}\n".encode())
-                stdin.flush()
-                return
+                stdin.close()  # nothing left: the worker finishes what it holds and exits
             except BrokenPipeError:
-                return  # it died: its end of file comes next
-        worker.current = None
-        if not stdin.closed:
-            stdin.close()  # nothing left: the worker finishes and exits
+                pass
+
+    def ahead(self) -> int:
+        """How many runs a worker holds: its current one and enough to cover the launcher's
+        answer (two until a run has ended), never more than its share of what is left."""
+        want = 2
+        if self.answered:
+            mean = self.durations / self.answered
+            want = max(2, min(MAX_AHEAD, 1 + math.ceil(AHEAD_SECONDS / max(mean, 1e-6))))
+        share = math.ceil(len(self.queue) / max(len(self.workers), 1))
+        return max(1, min(want, share))
+
+    def assign(self, worker: _Worker) -> None:
+        """Top the worker's runs up, in one write; or tell it there is nothing more."""
+        if self.session.shouldstop:
+            self.stop_dispatching()
+            return
+        batch = []
+        for _ in range(self.ahead() - len(worker.sent)):
+            if not self.queue:
+                break
+            batch.append(self.queue.popleft())
+        if batch:
+            worker.sent.extend(batch)
+            self.send(worker, "".join(f"{index}\n" for index in batch))
+        if not self.queue:
+            self.close(worker)
+
+    def stop_dispatching(self) -> None:
+        """``-x`` or a full disk: every worker drops the runs it has not started."""
+        if self.stopping:
+            return
+        self.stopping = True
+        for worker in self.workers:
+            self.send(worker, "stop\n")
+            self.close(worker)
 
     def report(self, index: int, status: str, **fields: Any) -> None:
         report = reports.RunReport(self.runs[index], status, **fields)
@@ -119,40 +186,82 @@ class _Pool:
         if not chunk:
             self.on_exit(worker)
             return
-        if self.read_results(worker, chunk):
+        if self.read_messages(worker, chunk):
             self.assign(worker)
 
-    def read_results(self, worker: _Worker, chunk: bytes) -> bool:
-        """Report the whole result lines in ``chunk``; True when the worker's run ended."""
+    def read_messages(self, worker: _Worker, chunk: bytes) -> bool:
+        """Take in the whole lines of ``chunk``, reporting each result; True when a run
+        ended."""
         worker.buffer += chunk
         ended = False
         while b"\n" in worker.buffer:
             line, worker.buffer = worker.buffer.split(b"\n", 1)
-            result = json.loads(line)
-            fields = {k: result.get(k) or d for k, d in _RESULT_FIELDS}
-            self.report(result["index"], result["status"], **fields)
-            worker.current = None
+            message = json.loads(line)
+            if "start" in message:
+                worker.running = message["start"]
+                worker.started_any = True
+                continue
+            index = message["index"]
+            fields = {k: message.get(k) or d for k, d in _RESULT_FIELDS}
+            if index in worker.sent:
+                worker.sent.remove(index)
+            worker.running = None
+            self.durations += fields["duration"]
+            self.answered += 1
+            self.report(index, message["status"], **fields)
             ended = True
         return ended
 
     def on_exit(self, worker: _Worker) -> None:
+        """A worker's output ended: it exited, or died.  The run it had started is reported
+        interrupted; the runs it held but had not started go back to the queue."""
         self.selector.unregister(worker.proc.stdout)  # type: ignore[arg-type]
-        code = worker.proc.wait()
         self.workers.remove(worker)
-        if worker.current is not None:
+        self.exited.append(worker)
+        if worker.running is not None:
+            code = worker.proc.wait()  # it died during that run: gone already
             how = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
             self.report(
-                worker.current,
+                worker.running,
                 Status.INTERRUPTED,
                 longrepr=f"worker pid {worker.proc.pid} died ({how}) during this run",
             )
-            if self.queue and not self.session.shouldstop:
-                self.spawn()
+            if worker.running in worker.sent:
+                worker.sent.remove(worker.running)
+            worker.running = None
+        unstarted, worker.sent = list(worker.sent), deque()
+        if self.session.shouldstop:
+            return
+        if unstarted and not worker.started_any:  # it could not start: do not loop on it
+            code = worker.proc.wait()
+            for index in unstarted:
+                self.report(
+                    index,
+                    Status.INTERRUPTED,
+                    longrepr=f"worker pid {worker.proc.pid} exited (code {code}) before "
+                    "starting this run",
+                )
+            unstarted = []
+        self.queue.extendleft(reversed(unstarted))
+        if self.queue and (not self.workers or worker.started_any):
+            self.spawn()
 
-    def run(self) -> None:
+    def run(self, make_spec: Callable[[], Path]) -> None:
+        """Start the workers, make the spec (they import meanwhile), then hand out runs and
+        report results until every worker has exited."""
         try:
             for _ in range(self.size):
                 self.spawn()
+            try:
+                self.spec = make_spec()
+            except BaseException:
+                for worker in self.workers:
+                    self.close(worker)  # they exit without a spec
+                self.exited += self.workers
+                raise
+            for worker in list(self.workers):
+                self.send(worker, f"{self.spec}\n")
+                self.assign(worker)
             while self.workers:
                 for key, _ in self.selector.select(timeout=1.0):
                     self.on_output(key.data)
@@ -161,6 +270,8 @@ class _Pool:
             raise
         finally:
             self.selector.close()
+            for worker in self.exited:
+                worker.proc.wait()
 
     def stop(self, reason: BaseException) -> None:
         """Ctrl-C or SIGTERM: every worker ends its run as interrupted (checkpoint hooks,
@@ -194,10 +305,10 @@ class _Pool:
                 worker.proc.kill()
                 worker.proc.wait()
             stdout = worker.proc.stdout
-            if stdout is not None and worker.current is not None:
-                self.read_results(worker, stdout.read())  # the answer it wrote before exiting
-            if worker.current is not None:
-                self.report(worker.current, Status.INTERRUPTED, longrepr=f"interrupted ({how})")
+            if stdout is not None:
+                self.read_messages(worker, stdout.read())  # what it wrote before exiting
+            if worker.running is not None:
+                self.report(worker.running, Status.INTERRUPTED, longrepr=f"interrupted ({how})")
 
 
 _RESULT_FIELDS = (
