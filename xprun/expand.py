@@ -209,7 +209,7 @@ def _grid_values(experiment: Experiment, key: str, values: Sequence[Any]) -> tup
 
 
 def _point(
-    factors: list[tuple[tuple[str, Sequence[Any]], ...]], combo: tuple[int, ...]
+    factors: Sequence[tuple[tuple[str, Sequence[Any]], ...]], combo: tuple[int, ...]
 ) -> dict[str, Any]:
     point: dict[str, Any] = {}
     for axes, index in zip(factors, combo, strict=True):
@@ -409,7 +409,10 @@ class Expander:
         self.session = session
         self.source = ConfigSource(experiment)
         # Without interpolations or overrides, OmegaConf would only copy: skip it (fast path).
-        self._plain_base = self.source.hydra_dir is None and _is_plain(self.source.base)
+        # The base config when it is plain (a dict, then), else None.
+        base = self.source.base
+        plain_base = self.source.hydra_dir is None and _is_plain(base)
+        self._plain_base: dict[str, Any] | None = base if plain_base else None
         self.excluder = KeyExcluder(
             [*session.config.settings.patterns("exclude"), *experiment.declaration.exclude]
         )
@@ -419,9 +422,9 @@ class Expander:
     ) -> dict[str, Any]:
         """The resolved config of one grid point and one choice of each override axis."""
         config = None
-        if self._plain_base and all(_is_plain(v) for v in grid.values()):
+        if self._plain_base is not None and all(_is_plain(v) for v in grid.values()):
             try:
-                config = _configure_plain(self.source.base, grid)
+                config = _configure_plain(self._plain_base, grid)
                 for axis, index in zip(axes, cli, strict=True):
                     _override_plain(config, axis, index)
             except _NotPlain:
