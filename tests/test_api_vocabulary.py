@@ -263,3 +263,40 @@ def test_i10_api_a_folder_named_like_an_override_is_a_path_everywhere(project, t
     assert result.returncode == 0, result.output
     assert len(project.records()) == 1  # in the project's log dir, not one under tmp_path
     assert not (tmp_path / "xprun_logs").exists()
+
+
+def test_i10_api_one_json_conversion_for_outcomes_artifacts_and_specs(project) -> None:
+    """Outcomes and ``json`` artifacts go through one conversion: NumPy values become plain
+    numbers in both, and two keys that JSON would merge (1 and "1") are refused in both
+    (a json artifact used to be written with the key twice, so it read back with one value
+    lost)."""
+    project.write(
+        "xp_json.py",
+        """
+        import numpy as np
+        import xprun
+
+        @xprun.grid(case=["numpy", "artifact_keys", "outcome_keys"])
+        def xp_json(config, logger):
+            if config.case == "numpy":
+                logger.log_artifact("arr", {"a": np.arange(3), "t": (1, np.float64(0.5))}, kind="json")
+                return {"mean": np.float64(0.25), "counts": np.array([1, 2])}
+            if config.case == "artifact_keys":
+                logger.log_artifact("dup", {1: "one", "1": "uno"}, kind="json")
+                return {"saved": True}
+            return {1: "one", "1": "uno"}
+        """,
+    )
+    result = project.run("-v")
+    assert result.returncode == 1, result.output
+    statuses = {r["nodeid"].split("case=")[1].rstrip("]"): r["status"] for r in project.records()}
+    assert statuses == {
+        "numpy": xprun.Status.COMPLETE,
+        "artifact_keys": xprun.Status.FAILED,
+        "outcome_keys": xprun.Status.FAILED,
+    }
+    assert result.output.count("same in JSON") >= 2
+    (numpy_run,) = [r for r in xprun.Reader(project.log_dir) if r.status == "complete"]
+    assert numpy_run.outcome == {"mean": 0.25, "counts": [1, 2]}
+    assert numpy_run.load_artifact("arr") == {"a": [0, 1, 2], "t": [1, 0.5]}
+    assert not list(project.log_dir.glob("*/*/artifacts/dup*"))

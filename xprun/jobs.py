@@ -9,7 +9,6 @@ exactly what the launcher decided.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import store
+from .serialize import jsonable
 from .timestamps import timestamp
 
 if TYPE_CHECKING:
@@ -72,7 +72,7 @@ def write_spec(
                 "config": run.config,
                 "param_indices": run.param_indices,
                 "param_ids": run.param_ids,
-                "assignments": {k: _jsonable(v) for k, v in run.assignments.items()},
+                "assignments": jsonable(run.assignments, refuse=_as_text),
                 "digest": run.digest,
                 "run_dir": str(run.run_dir),
             }
@@ -84,12 +84,9 @@ def write_spec(
     return path
 
 
-def _jsonable(value: Any) -> Any:
-    try:
-        json.dumps(value)
-    except TypeError:
-        return repr(value)
-    return value
+def _as_text(value: Any, where: str) -> str:
+    """An assignment that is not JSON data is recorded as its ``repr`` (it is only shown)."""
+    return repr(value)
 
 
 def read_spec(path: Path) -> dict[str, Any]:

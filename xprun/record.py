@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from . import metadata, store
 from .configvalues import shared_path
 from .errors import safe_str
+from .serialize import jsonable
 from .states import Status
 from .timestamps import parse_timestamp
 from .timestamps import timestamp as iso
@@ -84,38 +85,16 @@ def error_fields(error: BaseException) -> dict[str, str]:
     return {"type": type(error).__qualname__, "message": safe_str(error)[:2000]}
 
 
-def _jsonable(value: Any, where: str) -> Any:
-    if value is None or isinstance(value, bool | int | float | str):
-        return value  # NaN and infinities are kept (Python's json reads them back)
-    if isinstance(value, Mapping):
-        return _jsonable_mapping(value, where)
-    if isinstance(value, list | tuple):
-        return [_jsonable(v, f"{where}[{i}]") for i, v in enumerate(value)]
-    if hasattr(value, "tolist") and callable(value.tolist):  # NumPy arrays and scalars
-        return _jsonable(value.tolist(), where)
-    if hasattr(value, "item") and callable(value.item):  # torch scalars
-        return _jsonable(value.item(), where)
-    raise TypeError(
+def _refuse_outcome(value: Any, where: str) -> TypeError:
+    return TypeError(
         f"the experiment returned a {type(value).__name__} at {where or 'the top level'!r}, "
         "which cannot be saved as JSON; return numbers, strings, lists and mappings "
         "(save other objects with logger.log_artifact)"
     )
 
 
-def _jsonable_mapping(value: Mapping[Any, Any], where: str) -> dict[str, Any]:
-    """JSON keys are text: ``1`` becomes ``"1"``.  Two keys that would become the same text
-    (``1`` and ``"1"``) are refused rather than silently merged into one."""
-    result: dict[str, Any] = {}
-    for key, item in value.items():
-        text = str(key)
-        if text in result:
-            raise TypeError(
-                f"the experiment returned a mapping at {where or 'the top level'!r} with keys "
-                f"that are the same in JSON ({text!r} twice, e.g. 1 and '1'); make its keys "
-                "distinct strings"
-            )
-        result[text] = _jsonable(item, f"{where}.{text}" if where else text)
-    return result
+def _jsonable(value: Any, where: str) -> Any:
+    return jsonable(value, where, _refuse_outcome)  # the one conversion (serialize.py)
 
 
 def jsonable_outcome(value: Any) -> dict[str, Any]:

@@ -31,7 +31,7 @@ import math
 import os
 import pickle
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -115,7 +115,10 @@ def encode(obj: Any, kind: str) -> bytes:
     without unpickling (unless ``kind`` is ``"pickle"``)."""
     suffix_of(kind)
     if kind == "json":
-        return json.dumps(obj, ensure_ascii=False, default=_json_default).encode("utf-8")
+        data = jsonable(
+            obj, refuse=lambda v, at: _refused(v, at, "numbers, strings, lists and dicts")
+        )
+        return json.dumps(data, ensure_ascii=False).encode("utf-8")
     if kind == "text":
         if not isinstance(obj, str):
             raise TypeError(f"kind='text' needs a str, got {type(obj).__name__}")
@@ -194,10 +197,41 @@ def decode(path: Path, kind: str, allow_pickle: bool = False) -> Any:
     raise ValueError(f"unknown kind {kind!r}; known kinds: {', '.join(SUFFIXES)}")
 
 
-def _json_default(obj: Any) -> Any:
-    if hasattr(obj, "tolist"):
-        return obj.tolist()
-    raise _refused(obj, None, "numbers, strings, lists and dicts")
+def jsonable(
+    value: Any, where: str = "", refuse: Callable[[Any, str], Exception] | None = None
+) -> Any:
+    """``value`` as JSON data: the one conversion xprun makes before writing JSON (outcomes,
+    ``json`` artifacts, job specs).
+
+    None, booleans, numbers (NaN and infinities kept: Python's json reads them back) and text
+    stay as they are; lists and tuples become lists; NumPy arrays and scalars go through
+    ``tolist()``, torch scalars through ``item()``; a mapping's keys become text (``1`` becomes
+    ``"1"``), and two keys that would become the same text (``1`` and ``"1"``) are refused
+    rather than silently merged.  Anything else raises ``refuse(value, where)`` (by default a
+    ``TypeError`` naming its type), ``where`` being its dotted path from the top.
+    """
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, Mapping):
+        result: dict[str, Any] = {}
+        for key, item in value.items():
+            text = str(key)
+            if text in result:
+                raise TypeError(
+                    f"the mapping at {where or 'the top level'!r} has keys that are the same in "
+                    f"JSON ({text!r} twice, e.g. 1 and '1'); make its keys distinct strings"
+                )
+            result[text] = jsonable(item, f"{where}.{text}" if where else text, refuse)
+        return result
+    if isinstance(value, list | tuple):
+        return [jsonable(v, f"{where}[{i}]", refuse) for i, v in enumerate(value)]
+    if callable(getattr(value, "tolist", None)):  # NumPy arrays and scalars
+        return jsonable(value.tolist(), where, refuse)
+    if callable(getattr(value, "item", None)):  # torch scalars
+        return jsonable(value.item(), where, refuse)
+    if refuse is not None:
+        raise refuse(value, where)
+    raise TypeError(f"a {type(value).__name__} at {where or 'the top level'!r} is not JSON data")
 
 
 # -- what loads back without unpickling, and the refusal that says what to do -----------------
