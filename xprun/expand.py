@@ -24,7 +24,7 @@ import re
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from .configvalues import ConfigValueError, plain
 from .declare import Zip
@@ -256,6 +256,7 @@ def _param_identities(experiment: Experiment) -> dict[str, tuple[ParamIdentity, 
     for name, fdef in experiment.fixtures.items():
         if fdef.params is None or fdef.identities is None:
             continue
+        identities: list[ParamIdentity] = []
         for index, key in enumerate(fdef.identities):
             if key is None:
                 value = repr(fdef.params[index])
@@ -267,7 +268,8 @@ def _param_identities(experiment: Experiment) -> dict[str, tuple[ParamIdentity, 
                     "or give the fixture ids=[...] with one id per param that changes whenever "
                     "the value does"
                 )
-        found[name] = fdef.identities  # type: ignore[assignment]
+            identities.append(key)
+        found[name] = tuple(identities)
     return found
 
 
@@ -471,7 +473,8 @@ class Expander:
             resolved = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
         except OmegaConfBaseException as exc:
             _raise_config_error(experiment, "config does not resolve", exc)
-        return resolved  # type: ignore[return-value]
+        # The container of a DictConfig is a dict (to_container's type covers every node).
+        return cast(dict[str, Any], resolved)
 
     def _is_group_override(self, override: Override) -> bool:
         return override.package is not None or self.source.is_group(override.key_or_group)
@@ -496,11 +499,11 @@ class Expander:
         grid_points = _grid_points(experiment, _grid_factors(experiment, replaced))
         param_points = _param_points(experiment)
         param_keys = _param_identities(experiment)
-        fixtures = experiment.fixtures
+        param_ids = {n: f.ids for n, f in experiment.fixtures.items() if f.ids is not None}
         param_runs = [
             (
                 params,
-                {name: fixtures[name].ids[i] for name, i in params.items()},  # type: ignore[index]
+                {name: param_ids[name][i] for name, i in params.items()},
                 {name: param_keys[name][i] for name, i in params.items()},
             )
             for params in param_points

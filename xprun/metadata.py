@@ -107,8 +107,9 @@ class PackageVersions:
                     continue
                 if name not in versions:
                     versions[name] = self._version_of(name)
-                if versions[name] is not None:
-                    self._current[name] = versions[name]  # type: ignore[assignment]
+                version = versions[name]
+                if version is not None:
+                    self._current[name] = version
             self._current = dict(sorted(self._current.items()))
         return self._current
 
