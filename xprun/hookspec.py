@@ -81,7 +81,7 @@ def xprun_addoption(parser: argparse.ArgumentParser, settings: dict[str, Any]) -
 def xprun_configure(config: Config) -> None:
     """Configure after the command line is parsed: register more plugins, check options.
 
-    :param config: the :class:`xprun.config.Config`: ``option`` (parsed options),
+    :param config: the :class:`xprun.Config`: ``option`` (parsed options),
         ``settings``, ``rootdir``, ``log_dir``, ``pluginmanager``.
 
     Called once, before the session is created; also for plugins registered later (historic).
@@ -93,7 +93,7 @@ def xprun_configure(config: Config) -> None:
 def xprun_unconfigure(config: Config) -> None:
     """Undo what ``xprun_configure`` did, just before the process exits.
 
-    :param config: the :class:`xprun.config.Config`.
+    :param config: the :class:`xprun.Config`.
 
     Called once after the session finished, also when it failed.
     """
@@ -106,7 +106,7 @@ def xprun_unconfigure(config: Config) -> None:
 def xprun_sessionstart(session: Session) -> None:
     """The session begins: nothing is collected yet.
 
-    :param session: the :class:`xprun.session.Session`.
+    :param session: the :class:`xprun.Session`.
 
     Called once, before the conftest.py files above the command line's paths are loaded
     (so only plugins see it).
@@ -117,7 +117,7 @@ def xprun_sessionstart(session: Session) -> None:
 def xprun_collection(session: Session) -> object | None:
     """Perform the collection phase: fill ``session.experiments`` and ``session.runs``.
 
-    :param session: the :class:`xprun.session.Session`.
+    :param session: the :class:`xprun.Session`.
     :returns: non-None to stop (the value is not used); None lets the next implementation
         (in the end the built-in one) collect.
 
@@ -144,7 +144,7 @@ def xprun_collection(session: Session) -> object | None:
 def xprun_runloop(session: Session) -> object | None:
     """Run the collected runs (``session.runs``).
 
-    :param session: the :class:`xprun.session.Session`.
+    :param session: the :class:`xprun.Session`.
     :returns: non-None to stop (the value is not used); None lets the next implementation run.
 
     The built-in implementation does nothing under ``--collect-only`` or without runs;
@@ -161,7 +161,7 @@ def xprun_runloop(session: Session) -> object | None:
 def xprun_sessionfinish(session: Session, exitstatus: int) -> None:
     """Every run has ended (or the session was interrupted or refused).
 
-    :param session: the :class:`xprun.session.Session`.
+    :param session: the :class:`xprun.Session`.
     :param exitstatus: the exit code ``xprun`` returns (:class:`xprun.ExitCode`), final.
 
     Called once, also after a usage error or an interrupt; session fixtures are torn down
@@ -179,7 +179,7 @@ def xprun_ignore_collect(collection_path: Path, config: Config) -> bool | None:
     :param collection_path: an absolute folder, or a file whose name matches
         ``experiment_files``, found while walking a path of the command line (paths given
         explicitly are never asked about).
-    :param config: the :class:`xprun.config.Config`.
+    :param config: the :class:`xprun.Config`.
     :returns: True to skip it (and, for a folder, everything under it); False to collect it
         whatever later implementations would say; None to let them decide.  The first
         non-None answer wins; the built-in one skips ``norecursedirs``, virtual
@@ -195,7 +195,7 @@ def xprun_collect_file(file_path: Path, session: Session) -> list[Experiment] | 
     """Collect the experiments of one file.
 
     :param file_path: an absolute path, found by discovery or given on the command line.
-    :param session: the :class:`xprun.session.Session`.
+    :param session: the :class:`xprun.Session`.
     :returns: a list of :class:`xprun.collect.Experiment`, or None.  The results of every
         implementation are joined; the built-in one (``trylast``) imports ``.py`` files and
         collects their ``experiment_functions``.
@@ -212,9 +212,9 @@ def xprun_generate_runs(experiment: Experiment, session: Session) -> list[RunSpe
     """Expand one experiment into its runs: base config, grids, fixture params, overrides.
 
     :param experiment: the collected :class:`xprun.collect.Experiment`.
-    :param session: the :class:`xprun.session.Session` (``override_axes``: the parsed
+    :param session: the :class:`xprun.Session` (``override_axes``: the parsed
         command-line overrides).
-    :returns: the experiment's :class:`xprun.runspec.RunSpec` list; the first non-None result
+    :returns: the experiment's :class:`xprun.RunSpec` list; the first non-None result
         is used.  Raising :class:`xprun.UsageError` reports a bad override or config (exit
         code 4) and no run starts.
 
@@ -226,7 +226,7 @@ def xprun_generate_runs(experiment: Experiment, session: Session) -> list[RunSpe
 def xprun_collection_modifyitems(session: Session, runs: list[RunSpec]) -> None:
     """Filter or reorder the expanded runs in place (``-k`` is implemented with this).
 
-    :param session: the :class:`xprun.session.Session`.
+    :param session: the :class:`xprun.Session`.
     :param runs: ``session.runs``; change this list in place (``runs[:] = ...``).
 
     Called once, after expansion; call ``xprun_deselected(runs)`` with the runs removed.
@@ -237,7 +237,7 @@ def xprun_collection_modifyitems(session: Session, runs: list[RunSpec]) -> None:
 def xprun_deselected(runs: list[RunSpec]) -> None:
     """Runs were removed from the session by a filter.
 
-    :param runs: the removed :class:`xprun.runspec.RunSpec` objects.
+    :param runs: the removed :class:`xprun.RunSpec` objects.
 
     Called by the filter that removed them (``-k``), from ``xprun_collection_modifyitems``.
     """
@@ -258,7 +258,7 @@ def xprun_collectreport(report: CollectReport) -> None:
 def xprun_collection_finish(session: Session) -> None:
     """Collection and expansion are done; ``session.runs`` is final.
 
-    :param session: the :class:`xprun.session.Session`.
+    :param session: the :class:`xprun.Session`.
 
     Called once, at the end of the built-in ``xprun_collection``; the terminal lists the runs
     here under ``--collect-only``.
@@ -273,7 +273,7 @@ def xprun_choose_scheduler(name: str, config: Config) -> Scheduler | None:
     """Return a scheduler called ``name`` configured from the project's settings, or None.
 
     :param name: ``--scheduler``, ``local`` for ``-n``, or ``[tool.xprun] scheduler``.
-    :param config: the :class:`xprun.config.Config` (``settings.values`` holds the
+    :param config: the :class:`xprun.Config` (``settings.values`` holds the
         ``[tool.xprun.<name>]`` tables).
     :returns: an object with a ``name`` and ``run(session, runs)``
         (:class:`xprun.schedulers.Scheduler`); the first non-None result wins.  None from
@@ -289,9 +289,9 @@ def xprun_choose_scheduler(name: str, config: Config) -> Scheduler | None:
 def xprun_run_skip(run: RunSpec, context: RunContext) -> RunReport | None:
     """Decide whether a run must not start: the report it ends with instead, or None.
 
-    :param run: the :class:`xprun.runspec.RunSpec`.
+    :param run: the :class:`xprun.RunSpec`.
     :param context: the :class:`xprun.runcontext.RunContext`.
-    :returns: a :class:`xprun.reports.RunReport` (it is logged, and the run is not executed)
+    :returns: a :class:`xprun.RunReport` (it is logged, and the run is not executed)
         or None to run it.  The first non-None answer wins; the built-in one reports a
         complete run as ``cached`` (unless ``--force``) and a run with a live claim as
         ``running elsewhere``.
@@ -305,10 +305,10 @@ def xprun_run_skip(run: RunSpec, context: RunContext) -> RunReport | None:
 def xprun_run_protocol(run: RunSpec, context: RunContext) -> RunReport | None:
     """Execute one run end to end: skip check, claim, setup, call, teardown, record.
 
-    :param run: the :class:`xprun.runspec.RunSpec`.
+    :param run: the :class:`xprun.RunSpec`.
     :param context: the :class:`xprun.runcontext.RunContext`: clock, heartbeat settings,
         metadata provider, recorders and the options the runner needs, not the session.
-    :returns: the run's :class:`xprun.reports.RunReport`; the first non-None result wins.
+    :returns: the run's :class:`xprun.RunReport`; the first non-None result wins.
         The report must also be handed to ``context.record`` (which calls
         ``xprun_run_logreport``).
 
@@ -325,7 +325,7 @@ def xprun_run_protocol(run: RunSpec, context: RunContext) -> RunReport | None:
 def xprun_run_setup(run: RunSpec, context: RunContext) -> None:
     """Before the call: seeds are set; run-scoped fixtures are set up here.
 
-    :param run: the :class:`xprun.runspec.RunSpec`; ``run.request`` is its fixture request.
+    :param run: the :class:`xprun.RunSpec`; ``run.request`` is its fixture request.
     :param context: the :class:`xprun.runcontext.RunContext`.
 
     Called by the built-in run protocol once the run is claimed and its ``running`` record
@@ -338,7 +338,7 @@ def xprun_run_setup(run: RunSpec, context: RunContext) -> None:
 def xprun_run_call(run: RunSpec, context: RunContext) -> Any:
     """Call the experiment function; return its outcome.
 
-    :param run: the :class:`xprun.runspec.RunSpec`.
+    :param run: the :class:`xprun.RunSpec`.
     :param context: the :class:`xprun.runcontext.RunContext`.
     :returns: the outcome (a mapping of plain data, or None); the first non-None result wins,
         so a wrapper (``wrapper=True``) sees what the experiment returned.
@@ -351,7 +351,7 @@ def xprun_run_call(run: RunSpec, context: RunContext) -> Any:
 def xprun_run_returned(run: RunSpec, context: RunContext) -> None:
     """The experiment returned; its outcome is saved right after this hook.
 
-    :param run: the :class:`xprun.runspec.RunSpec`; ``run.request.cached_value(name)`` gives
+    :param run: the :class:`xprun.RunSpec`; ``run.request.cached_value(name)`` gives
         the values of its fixtures.
     :param context: the :class:`xprun.runcontext.RunContext`.
 
@@ -369,7 +369,7 @@ def xprun_run_interrupted(run: RunSpec, context: RunContext, reason: BaseExcepti
     """The run is being interrupted, before its fixtures are torn down: save what must
     survive.
 
-    :param run: the :class:`xprun.runspec.RunSpec`.
+    :param run: the :class:`xprun.RunSpec`.
     :param context: the :class:`xprun.runcontext.RunContext`.
     :param reason: the ``KeyboardInterrupt`` (SIGINT) or ``xprun.errors.Terminated``
         (SIGTERM, or SIGUSR2 before a preemption or time limit).
@@ -386,7 +386,7 @@ def xprun_run_interrupted(run: RunSpec, context: RunContext, reason: BaseExcepti
 def xprun_run_teardown(run: RunSpec, context: RunContext) -> None:
     """After the call, also when it failed: run-scoped fixtures are torn down here.
 
-    :param run: the :class:`xprun.runspec.RunSpec`.
+    :param run: the :class:`xprun.RunSpec`.
     :param context: the :class:`xprun.runcontext.RunContext`.
 
     Called once per executed run, whatever its call did.  An error raised here does not undo
@@ -398,15 +398,17 @@ def xprun_run_teardown(run: RunSpec, context: RunContext) -> None:
 
 @hookspec
 def xprun_run_logreport(report: RunReport) -> None:
-    """A run has ended (complete, cached, failed, interrupted, lost claim, running
-    elsewhere, or submitted to a cluster).
+    """A run has ended: ``report.status`` is an :class:`xprun.Status` (complete, cached,
+    failed, interrupted, lost claim, running elsewhere, or submitted to a cluster).
 
-    :param report: a :class:`xprun.reports.RunReport`: ``run``, ``outcome``, ``duration``,
+    :param report: an :class:`xprun.RunReport`: ``run``, ``status``, ``duration``,
         ``longrepr``, ``stdout``/``stderr``, ``teardown_error`` (the traceback of a teardown
         that raised), ``shouldstop`` (why no further run should start: a full disk).
 
     Called once per run in the launching process (for a worker's run, when the worker
-    reports it).  The session counts outcomes here (``tryfirst``) and sets ``-x``.
+    reports it).  The session counts the statuses here (``tryfirst``) and sets ``-x``.
+    (``report.outcome``, xprun 0.1's name of ``status``, still answers, with a
+    ``DeprecationWarning``: the outcome is what the experiment returned.)
     """
 
 
@@ -417,7 +419,7 @@ def xprun_run_logreport(report: RunReport) -> None:
 def xprun_terminal_summary(session: Session, exitstatus: int) -> None:
     """Add a section to the terminal summary (print to stdout).
 
-    :param session: the :class:`xprun.session.Session`.
+    :param session: the :class:`xprun.Session`.
     :param exitstatus: the exit code the session ends with.
 
     Called by the terminal plugin from ``xprun_sessionfinish`` (so not at all under

@@ -11,13 +11,14 @@ Format version 1 (``docs/run-directory.md`` describes it for users)::
       stdout.log, stderr.log, metrics/<name>.jsonl, artifacts/, checkpoints/
       claim.<N>      exists while attempt N owns the run; its mtime is the heartbeat
 
-**Claims.**  Attempt N of a run is owned by whoever creates ``claim.<N>`` with
-``O_CREAT|O_EXCL`` — atomic on local disks and on NFS (v3 and later), where ``fcntl`` locks
-are not reliable.  The owner touches the file every few seconds (the heartbeat).  A claim is
-stale when its heartbeat is older than the timeout — judged against the file system's own
-clock, so hosts with skewed clocks agree — or, on the very same machine (same boot, same PID
-namespace), when its process no longer exists.  A stale claim N is taken over by creating
-``claim.<N+1>``: only one process can, so two launchers never both take over the same run.
+**Claims.**  Attempt N of a run is owned by whoever creates ``claim.<N>`` exclusively (a hard
+link that fails if the name exists, below) — atomic on local disks and on NFS (v3 and later),
+where ``fcntl`` locks are not reliable.  The owner touches the file every few seconds (the
+heartbeat).  A claim is stale when its heartbeat is older than the timeout — judged against
+the file system's own clock, so hosts with skewed clocks agree — or, on the very same machine
+(same boot, same PID namespace), when its process no longer exists.  A stale claim N is taken
+over by creating ``claim.<N+1>``: only one process can, so two launchers never both take over
+the same run.
 
 A claim is published whole: its owner record (host, machine, pid, and a random ``token``) is
 written to a temporary file first and hard-linked to ``claim.<N>`` (``link`` fails if the name
