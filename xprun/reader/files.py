@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import stat
 from pathlib import Path
 from typing import Any
@@ -30,37 +31,51 @@ class Damage(Exception):
     """A file of a run directory that cannot be read as what it should be."""
 
 
-def read_bytes(run_dir: Path, name: str, limit: int) -> bytes:
+def open_dir(run_dir: Path) -> int:
+    """A descriptor of ``run_dir`` for :func:`read_bytes`'s ``dir_fd`` (the caller closes
+    it): reading several files of one run opens its directory once."""
+    return os.open(run_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+
+
+def read_bytes(run_dir: Path, name: str, limit: int, dir_fd: int | None = None) -> bytes:
     """The bytes of ``run_dir/name`` (``name`` may hold ``/``), a regular file of at most
     ``limit`` bytes reached without following any link below ``run_dir``.
 
     Raises ``FileNotFoundError`` when it does not exist and :class:`Damage` otherwise.  The
     file is opened non-blocking, so a FIFO planted under a record's name cannot hang us.
+    ``dir_fd``, from :func:`open_dir`, is ``run_dir`` already opened.
     """
     *folders, leaf = name.split("/")
     nofollow = os.O_NOFOLLOW | os.O_CLOEXEC
     fd = -1
     try:
-        fd = os.open(run_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        fd = open_dir(run_dir) if dir_fd is None else dir_fd
         for folder in folders:
             inner = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | nofollow, dir_fd=fd)
-            os.close(fd)
+            if fd != dir_fd:
+                os.close(fd)
             fd = inner
         inner = os.open(leaf, os.O_RDONLY | os.O_NONBLOCK | nofollow, dir_fd=fd)
-        os.close(fd)
+        if fd != dir_fd:
+            os.close(fd)
         fd = inner
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             raise Damage(f"{name} is {_kind(info.st_mode)}, not a regular file")
         if info.st_size > limit:
             raise Damage(f"{name} is larger than {limit >> 20} MiB")
-        chunks, size = [], 0
-        while size <= limit:
+        # One read for the size fstat gave (a regular file reads short only at its end);
+        # more only when it grew meanwhile or is large, up to the limit.
+        want = min(info.st_size + 1, limit + 1, 1 << 26)
+        chunks = [os.read(fd, want)]
+        size = len(chunks[0])
+        while size == want and size <= limit:
             chunk = os.read(fd, min(1 << 20, limit + 1 - size))
             if not chunk:
                 break
             chunks.append(chunk)
             size += len(chunk)
+            want = size  # keep reading until the end
         if size > limit:
             raise Damage(f"{name} is larger than {limit >> 20} MiB")
         return b"".join(chunks)
@@ -75,7 +90,7 @@ def read_bytes(run_dir: Path, name: str, limit: int) -> bytes:
             raise Damage(f"{name}: {'/'.join(folders)} is not a directory") from None
         raise Damage(f"{name} cannot be read ({exc.strerror or exc})") from None
     finally:
-        if fd >= 0:
+        if fd >= 0 and fd != dir_fd:
             os.close(fd)
 
 
@@ -91,9 +106,11 @@ def _kind(mode: int) -> str:
     return "not a file"
 
 
-def read_json(run_dir: Path, name: str, limit: int = RECORD_LIMIT) -> Any:
+def read_json(
+    run_dir: Path, name: str, limit: int = RECORD_LIMIT, dir_fd: int | None = None
+) -> Any:
     """A JSON file of a run directory, or :class:`Damage` saying why it is not one."""
-    data = read_bytes(run_dir, name, limit)
+    data = read_bytes(run_dir, name, limit, dir_fd)
     if not data.strip():
         raise Damage(f"{name} is empty")
     try:
@@ -104,9 +121,9 @@ def read_json(run_dir: Path, name: str, limit: int = RECORD_LIMIT) -> Any:
         raise Damage(f"{name} is not valid JSON ({exc})") from None
 
 
-def read_yaml(run_dir: Path, name: str, limit: int = DATA_LIMIT) -> Any:
+def read_yaml(run_dir: Path, name: str, limit: int = DATA_LIMIT, dir_fd: int | None = None) -> Any:
     """A YAML file of a run directory, safely: see :func:`load_yaml`."""
-    data = read_bytes(run_dir, name, limit)
+    data = read_bytes(run_dir, name, limit, dir_fd)
     try:
         return load_yaml(data)
     except Damage as exc:
@@ -118,6 +135,113 @@ def read_yaml(run_dir: Path, name: str, limit: int = DATA_LIMIT) -> Any:
 
 
 def load_yaml(data: bytes) -> Any:
+    """The YAML document ``data``: :func:`plain_yaml` when it can read it, else the careful
+    path (:func:`careful_yaml`).  Both give the same value for every text the first accepts."""
+    fast = plain_yaml(data)
+    return careful_yaml(data) if fast is None else fast
+
+
+# What ``yaml.dump`` writes for a plain config: ``key: scalar`` lines, nested mappings
+# indented, lists of scalars as ``- item`` lines.  Scalars are taken only in forms whose
+# meaning under YAML 1.1 (PyYAML's resolver) is unambiguous; any other text falls back.
+_KEY_LINE = re.compile(r"( *)([A-Za-z_][A-Za-z0-9_]*):(?: (.+))?")
+_ITEM_LINE = re.compile(r"( *)- (.+)")
+_INT = re.compile(r"-?(?:0|[1-9][0-9]*)")
+_FLOAT = re.compile(r"-?[0-9]+\.[0-9]*(?:[eE][-+][0-9]+)?")
+_WORD = re.compile(r"[A-Za-z][A-Za-z0-9_./-]*")
+_QUOTED = re.compile(r"'([^']*)'")
+_WORDS: dict[str, Any] = {
+    **dict.fromkeys(("null", "Null", "NULL", "~"), None),
+    **dict.fromkeys(("true", "True", "TRUE", "yes", "Yes", "YES", "on", "On", "ON"), True),
+    **dict.fromkeys(("false", "False", "FALSE", "no", "No", "NO", "off", "Off", "OFF"), False),
+    ".inf": float("inf"),
+    "-.inf": float("-inf"),
+    ".nan": float("nan"),
+}
+_NO_VALUE = object()
+
+
+def _plain_scalar(text: str) -> Any:
+    """The value of one scalar token, or ``_NO_VALUE`` when it is not one we are sure of."""
+    if text in _WORDS:
+        return _WORDS[text]
+    if _INT.fullmatch(text):
+        return int(text)
+    if _FLOAT.fullmatch(text):
+        return float(text)
+    if _WORD.fullmatch(text):
+        return text
+    quoted = _QUOTED.fullmatch(text)
+    if quoted:
+        return quoted.group(1)
+    if text == "[]":
+        return []
+    if text == "{}":
+        return {}
+    return _NO_VALUE
+
+
+def plain_yaml(data: bytes) -> dict[str, Any] | None:
+    """A config as ``yaml.dump`` writes it, read without the YAML machinery; None for
+    anything else (anchors, aliases, tags, flow collections, comments, quoting beyond plain
+    single quotes, non-ASCII text, duplicate keys...), which the careful path reads.
+
+    It builds at most one value per line, so no text can make it expand or recurse.
+    """
+    try:
+        text = data.decode("ascii")
+    except UnicodeDecodeError:
+        return None
+    if not text.endswith("\n") or "\r" in text:
+        return None
+    root: dict[str, Any] = {}
+    stack: list[tuple[int, dict[str, Any]]] = [(0, root)]
+    open_key: tuple[int, dict[str, Any], str] | None = None  # a key whose value follows
+    items: tuple[int, list[Any]] | None = None  # the list being filled
+    for line in text[:-1].split("\n"):
+        match = _KEY_LINE.fullmatch(line)
+        if match is None:
+            match = _ITEM_LINE.fullmatch(line)
+            if match is None:
+                return None
+            indent, value = len(match.group(1)), _plain_scalar(match.group(2))
+            if value is _NO_VALUE:
+                return None
+            if open_key is not None and indent == open_key[0]:
+                items = (indent, [])
+                open_key[1][open_key[2]] = items[1]
+                open_key = None
+            if items is None or indent != items[0]:
+                return None
+            items[1].append(value)
+            continue
+        items = None
+        indent, key, token = len(match.group(1)), match.group(2), match.group(3)
+        if key in _WORDS:
+            return None  # ``yes:`` is a boolean key
+        if open_key is not None:
+            if indent > open_key[0]:
+                child: dict[str, Any] = {}
+                open_key[1][open_key[2]] = child
+                stack.append((indent, child))
+            open_key = None
+        while stack[-1][0] > indent:
+            stack.pop()
+        level, mapping = stack[-1]
+        if level != indent or key in mapping:
+            return None
+        if token is None:
+            mapping[key] = None
+            open_key = (indent, mapping, key)
+            continue
+        value = _plain_scalar(token)
+        if value is _NO_VALUE:
+            return None
+        mapping[key] = value
+    return root
+
+
+def careful_yaml(data: bytes) -> Any:
     """YAML with the safe loader, refusing what aliases would blow up or tie in a knot.
 
     Aliases are legitimate (PyYAML writes one for an object that appears twice), so they

@@ -1,18 +1,24 @@
 """The index of a log directory: one row per run, cached in ``<log_dir>/.xprun-index/``.
 
 Built on first use and refreshed incrementally: a run directory is read again only when its
-modification time changed (every record write is a rename into it, which changes that time)
-or when it changed too close to the last scan to be trusted (git's "racy" rule: same-tick
-changes would be invisible).  Deleted runs disappear.  The cache is a Parquet file written
-atomically (temporary name, then rename): several readers and running experiments can share a
-log directory, nobody waits for anybody, and a reader on a read-only directory simply keeps
-its index in memory.  Parquet is data, not code: a log directory from someone else cannot run
-anything through it.
+modification or status-change time changed (every record write is a rename into it, which
+changes both; the status-change time cannot be set back, so a directory whose modification
+time was restored is still seen), when it changed too close to the last scan to be trusted
+(git's "racy" rule: same-tick changes would be invisible), or when it was skipped last time
+(a partial file completed in place changes no directory time).  Deleted runs disappear.
+A file rewritten in place (not renamed into the directory) that stays readable changes no
+directory time either: xprun never writes so, and ``Reader(...).refresh(full=True)`` re-reads
+every run.  The cache is a Parquet file written atomically (temporary name, then rename):
+several readers and running experiments can share a log directory, nobody waits for anybody,
+and a reader on a read-only directory simply keeps its index in memory.  Parquet is data, not
+code: a log directory from someone else cannot run anything through it.
 
 Rows are made by :mod:`xprun.reader.rows`; config and outcome values become
 ``config.<dotted key>`` and ``outcome.<dotted key>`` columns.
-A column whose values mix types that Parquet cannot hold together is stored as JSON text and
-decoded on load (its name is listed in the file's metadata).
+A column whose values mix types that Parquet cannot hold together, or hold lists or mappings,
+is stored as JSON text and decoded on load (its name is listed in the file's metadata).  The
+frame in memory is always the one decoded from the table just saved, so the first read and
+every later one give the same frame, missing values and types included.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from .. import store
 from .files import read_bytes
@@ -31,7 +37,7 @@ __all__ = ["INFO_COLUMNS", "Index", "Skipped", "read_run", "scan"]
 
 INDEX_DIR = ".xprun-index"
 INDEX_FILE = "runs.parquet"
-INDEX_VERSION = 2  # 2: values checked and normalised when read (rows.py)
+INDEX_VERSION = 3  # 2: values checked and normalised when read (rows.py); 3: _ctime_ns
 INDEX_LIMIT = 4 << 30
 RACY_NS = 2_000_000_000  # changes this close to a scan are re-read on the next one
 
@@ -44,51 +50,84 @@ class Skipped:
     reason: str
 
 
-def scan(log_dir: Path) -> dict[str, tuple[str, int, str | None]]:
-    """Every run directory under the log directory: key → (path, mtime in ns, damage).
+class Found(NamedTuple):
+    """What a scan found, column by column: run keys, paths, times (ns), and damage by key.
+
+    A damaged entry is in the columns too (times 0), so every key found is in ``keys``."""
+
+    keys: list[str]
+    paths: list[str]
+    mtimes: list[int]
+    ctimes: list[int]
+    damage: dict[str, str]
+
+    def add(self, key: str, path: str, mtime: int, ctime: int, damage: str | None) -> None:
+        self.keys.append(key)
+        self.paths.append(path)
+        self.mtimes.append(mtime)
+        self.ctimes.append(ctime)
+        if damage is not None:
+            self.damage[key] = damage
+
+
+def scan(log_dir: Path) -> Found:
+    """Every run directory under the log directory, with its times and any damage.
 
     Experiment and run folders that are links to directories are followed; a link that
     leads nowhere (dangling, or a loop) is reported as damage under its own key rather than
     ending the scan.  Plain files beside the run folders are not runs and are ignored.
     """
-    found: dict[str, tuple[str, int, str | None]] = {}
+    found = Found([], [], [], [], {})
     try:
         experiments = [e for e in os.scandir(log_dir) if not e.name.startswith(".")]
     except FileNotFoundError:
         return found
+    keys, paths, mtimes, ctimes = found.keys, found.paths, found.mtimes, found.ctimes
     for experiment in experiments:
         if not _is_folder(experiment, experiment.name, found):
             continue
         try:
             runs = list(os.scandir(experiment.path))
         except OSError as exc:
-            found[experiment.name] = (experiment.path, 0, f"cannot be listed ({exc.strerror})")
+            found.add(experiment.name, experiment.path, 0, 0, f"cannot be listed ({exc.strerror})")
             continue
-        for run in runs:
-            key = f"{experiment.name}/{run.name}"
-            if run.name.startswith(".") or not _is_folder(run, key, found):
+        prefix = experiment.name + "/"
+        for run in runs:  # the hot loop of every refresh: one stat per run, little else
+            name = run.name
+            if name[0] == ".":
                 continue
             try:
-                mtime = run.stat().st_mtime_ns
+                is_dir = run.is_dir()
+            except OSError:
+                is_dir = False
+            if not is_dir:
+                _is_folder(run, prefix + name, found)  # notes a broken link or a loop
+                continue
+            try:
+                info = run.stat()
             except FileNotFoundError:
                 continue
             except OSError as exc:
-                found[key] = (run.path, 0, f"cannot be read ({exc.strerror})")
+                found.add(prefix + name, run.path, 0, 0, f"cannot be read ({exc.strerror})")
                 continue
-            found[key] = (run.path, mtime, None)
+            keys.append(prefix + name)
+            paths.append(run.path)
+            mtimes.append(info.st_mtime_ns)
+            ctimes.append(info.st_ctime_ns)
     return found
 
 
-def _is_folder(entry: os.DirEntry[str], key: str, found: dict[str, Any]) -> bool:
+def _is_folder(entry: os.DirEntry[str], key: str, found: Found) -> bool:
     """Whether ``entry`` is a directory (through a link); a broken link is noted as damage."""
     try:
         if entry.is_dir():
             return True
     except OSError as exc:  # a link loop, or a link into something unreadable
-        found[key] = (entry.path, 0, f"is a symbolic link that cannot be followed ({exc.strerror})")
+        reason = f"is a symbolic link that cannot be followed ({exc.strerror})"
+        found.add(key, entry.path, 0, 0, reason)
         return False
     if entry.is_symlink():
-        found[key] = (entry.path, 0, "is a symbolic link to nothing")
+        found.add(key, entry.path, 0, 0, "is a symbolic link to nothing")
     return False
 
 
@@ -96,7 +135,7 @@ class Index:
     """Loads, refreshes and saves the index of one log directory.
 
     The index is a DataFrame with one row per run directory (damaged ones included, with
-    ``_skip`` set), plus the private columns ``_key`` and ``_mtime_ns``.
+    ``_skip`` set), plus the private columns ``_key``, ``_mtime_ns`` and ``_ctime_ns``.
     """
 
     def __init__(self, log_dir: Path) -> None:
@@ -119,7 +158,12 @@ class Index:
         import pandas as pd
 
         empty = pd.DataFrame(
-            {"_key": pd.Series(dtype=object), "_mtime_ns": pd.Series(dtype="int64")}
+            {
+                "_key": pd.Series(dtype=object),
+                "_mtime_ns": pd.Series(dtype="int64"),
+                "_ctime_ns": pd.Series(dtype="int64"),
+                "_skip": pd.Series(dtype=object),
+            }
         )
         try:
             frame, scanned_ns = self._read_cache()
@@ -133,7 +177,6 @@ class Index:
         return frame
 
     def _read_cache(self) -> tuple[Any, int]:
-        import pandas as pd
         import pyarrow as pa
         import pyarrow.parquet as pq
 
@@ -143,47 +186,29 @@ class Index:
         scanned_ns = info.get("scanned_ns") if isinstance(info, dict) else None
         if info.get("version") != INDEX_VERSION or not isinstance(scanned_ns, int):
             return None, 0
-        frame = table.to_pandas()
-        for name in info.get("json_columns", []):
-            # Decoded from Arrow, not from pandas: pandas 3 turns missing text into NaN.
-            values = [None if v is None else json.loads(v) for v in table.column(name).to_pylist()]
-            frame[name] = pd.Series(values, index=frame.index, dtype=object)
-        return frame, scanned_ns
+        json_columns = info.get("json_columns", [])
+        if not (isinstance(json_columns, list) and set(json_columns) <= set(table.column_names)):
+            return None, 0
+        return _decode(table, json_columns), scanned_ns
 
-    def _save(self) -> None:
-        import pyarrow as pa
+    def _save(self, table: Any) -> None:
         import pyarrow.parquet as pq
 
-        arrays, json_columns = {}, []
-        for name in self.frame.columns:
-            column = self.frame[name]
-            try:
-                arrays[name] = pa.array(column, from_pandas=True)
-            except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError, ValueError):
-                json_columns.append(name)
-                arrays[name] = pa.array(
-                    [None if _is_missing(v) else json.dumps(v, allow_nan=True) for v in column],
-                    type=pa.string(),
-                )
-        info = {
-            "version": INDEX_VERSION,
-            "scanned_ns": self.scanned_ns,
-            "json_columns": json_columns,
-        }
-        table = pa.table(arrays).replace_schema_metadata({"xprun": json.dumps(info)})
         folder = self.path.parent
         try:
             folder.mkdir(parents=True, exist_ok=True)
             tmp = folder / f".{INDEX_FILE}.{os.getpid()}.tmp"
-            pq.write_table(table, tmp)
+            pq.write_table(table, tmp, compression="lz4")
             os.replace(tmp, self.path)
         except OSError:
             pass  # a read-only log directory: the index stays in memory
 
     # -- refresh ------------------------------------------------------------------------------
 
-    def refresh(self, clock: store.FsClock) -> bool:
-        """Bring the index up to date; True when any row changed."""
+    def refresh(self, clock: store.FsClock, full: bool = False) -> bool:
+        """Bring the index up to date (``full``: read every run again); True when any row
+        changed.  Rows are kept in run order (experiment, hash), so readers need not sort."""
+        import numpy as np
         import pandas as pd
 
         started_ns = int(clock.now() * 1e9)
@@ -191,39 +216,167 @@ class Index:
             self.frame = self._load(started_ns)
         frame = self.frame
         found = scan(self.log_dir)
-        known = dict(zip(frame["_key"], frame["_mtime_ns"], strict=True))
-        trusted_before = self.scanned_ns - RACY_NS
-        stale = {k for k in known if k not in found}
+        # Which rows are still good, compared column by column (no Python work per run):
+        # same times, old enough not to be racy, and not skipped last time (a partial file
+        # may be whole now).
+        where = pd.Index(frame["_key"]).get_indexer(found.keys)  # -1: a new key
+        known = where >= 0
+        at = where[known]
+        good = np.zeros(len(found.keys), dtype=bool)
+        if not full and len(at):
+            mtimes = np.asarray(found.mtimes, dtype=np.int64)[known]
+            good[known] = (
+                (frame["_mtime_ns"].to_numpy()[at] == mtimes)
+                & (frame["_ctime_ns"].to_numpy()[at] == np.asarray(found.ctimes)[known])
+                & (mtimes < self.scanned_ns - RACY_NS)
+                & frame["_skip"].isna().to_numpy()[at]
+            )
+        kept_rows = np.zeros(len(frame), dtype=bool)
+        kept_rows[where[good]] = True
+        stale = not kept_rows.all()
         new_rows = []
-        for key, (path, mtime_ns, damage) in found.items():
-            old = known.get(key)
-            if old is not None and old == mtime_ns and mtime_ns < trusted_before:
-                continue
+        for n in np.flatnonzero(~good).tolist():
+            key, path = found.keys[n], found.paths[n]
+            mtime_ns, ctime_ns = found.mtimes[n], found.ctimes[n]
+            damage = found.damage.get(key)
             if damage is None:
-                new_rows.append(read_run(Path(path), key, mtime_ns))
+                new_rows.append(read_run(Path(path), key, mtime_ns, ctime_ns))
             else:
-                new_rows.append({"_key": key, "_mtime_ns": mtime_ns, "_skip": damage, "path": path})
-            if old is not None:
-                stale.add(key)
+                row = {"_key": key, "_mtime_ns": mtime_ns, "_ctime_ns": ctime_ns}
+                new_rows.append({**row, "_skip": damage, "path": path})
         changed = bool(stale or new_rows)
         if changed:
-            kept = frame[~frame["_key"].isin(stale)] if stale else frame
-            added = pd.DataFrame.from_records(new_rows) if new_rows else None
-            parts = [p for p in (kept, added) if p is not None and len(p)]
-            self.frame = pd.concat(parts, ignore_index=True, sort=False) if parts else kept
+            if not len(frame):
+                new_rows.sort(key=_run_order)
+                table = _encode_rows(new_rows)
+            else:
+                kept = frame[kept_rows] if stale else frame
+                added = pd.DataFrame.from_records(new_rows) if new_rows else None
+                parts = [p for p in (kept, added) if p is not None and len(p)]
+                merged = pd.concat(parts, ignore_index=True, sort=False) if parts else kept
+                if added is not None and "experiment" in merged.columns:
+                    merged = merged.sort_values(
+                        ["experiment", "hash"], kind="stable", na_position="last"
+                    )
+                table = _encode_frame(merged)
+            self.frame = _decode(table, json.loads(table.schema.metadata[b"xprun"])["json_columns"])
             self.version += 1
         racy = bool(new_rows) and any(r["_mtime_ns"] >= started_ns - RACY_NS for r in new_rows)
         if changed or racy or not self.path.exists():
             self.scanned_ns = started_ns
-            self._save()
+            if not changed:
+                table = _encode_frame(self.frame)
+            self._save(_with_info(table, self.scanned_ns))
         return changed
 
     def skipped(self) -> list[Skipped]:
         frame = self.frame
         if frame is None or "_skip" not in frame.columns:
             return []
-        rows = frame[frame["_skip"].map(lambda v: isinstance(v, str) and v != "")]
+        reasons = frame["_skip"]
+        if not reasons.notna().any():
+            return []
+        rows = frame[reasons.notna() & (reasons != "")]  # "": being created, not damage
         return [Skipped(Path(p), r) for p, r in zip(rows["path"], rows["_skip"], strict=True)]
+
+
+def _run_order(row: dict[str, Any]) -> tuple[str, str]:
+    experiment, run_hash = row.get("experiment"), row.get("hash")
+    return (
+        experiment if isinstance(experiment, str) else "\uffff",  # skipped rows last
+        run_hash if isinstance(run_hash, str) else "",
+    )
+
+
+def in_run_order(frame: Any) -> bool:
+    """Whether ``frame``'s rows are sorted by experiment, then hash (checked in Arrow, not
+    per row in Python)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if len(frame) < 2:
+        return True
+    try:
+        experiment, run_hash = pa.array(frame["experiment"]), pa.array(frame["hash"])
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
+        return False
+    if experiment.null_count or run_hash.null_count:
+        return False
+    n = len(frame) - 1
+    e0, e1, h0, h1 = experiment[:n], experiment[1:], run_hash[:n], run_hash[1:]
+    ordered = pc.or_(pc.less(e0, e1), pc.and_(pc.equal(e0, e1), pc.less_equal(h0, h1)))
+    return bool(pc.all(ordered).as_py())
+
+
+# -- the table: a DataFrame's columns as Arrow arrays, JSON text where Arrow cannot ------------
+
+_ARROW_ERRORS: tuple[type[BaseException], ...] = (TypeError, OverflowError, ValueError)
+
+
+def _arrow(values: Any) -> Any:
+    """``values`` as a flat Arrow array, or None when it takes JSON text (mixed types, lists,
+    mappings, integers beyond 64 bits)."""
+    import pyarrow as pa
+
+    try:
+        array = pa.array(values, from_pandas=True)  # NaN is missing, as pandas has it
+    except (pa.ArrowInvalid, pa.ArrowTypeError, *_ARROW_ERRORS):
+        return None
+    if pa.types.is_nested(array.type):
+        return None
+    return array
+
+
+def _json_array(values: Any) -> Any:
+    import pyarrow as pa
+
+    return pa.array(
+        [None if _is_missing(v) else json.dumps(v, allow_nan=True) for v in values],
+        type=pa.string(),
+    )
+
+
+def _table(columns: dict[str, Any]) -> Any:
+    import pyarrow as pa
+
+    arrays, json_columns = {}, []
+    for name, values in columns.items():
+        array = _arrow(values)
+        if array is None:
+            json_columns.append(name)
+            array = _json_array(values)
+        arrays[name] = array
+    table = pa.table(arrays)
+    return table.replace_schema_metadata({"xprun": json.dumps({"json_columns": json_columns})})
+
+
+def _encode_rows(rows: list[dict[str, Any]]) -> Any:
+    """The table of freshly read rows, built column by column (no DataFrame in between)."""
+    names = dict.fromkeys(name for row in rows for name in row)
+    return _table({name: [row.get(name) for row in rows] for name in names})
+
+
+def _encode_frame(frame: Any) -> Any:
+    return _table({name: frame[name] for name in frame.columns})
+
+
+def _with_info(table: Any, scanned_ns: int) -> Any:
+    """``table`` with the metadata the cache is checked against when loaded."""
+    info = json.loads(table.schema.metadata[b"xprun"])
+    info.update(version=INDEX_VERSION, scanned_ns=scanned_ns)
+    return table.replace_schema_metadata({"xprun": json.dumps(info)})
+
+
+def _decode(table: Any, json_columns: list[str]) -> Any:
+    """The DataFrame of a table, JSON columns decoded from Arrow, not from pandas (pandas 3
+    turns missing text into NaN): missing values are None in every object column."""
+    import pandas as pd
+
+    frame = table.to_pandas()
+    for name in json_columns:
+        values = [None if v is None else json.loads(v) for v in table.column(name).to_pylist()]
+        frame[name] = pd.Series(values, index=frame.index, dtype=object)
+    return frame
 
 
 def _is_missing(value: Any) -> bool:

@@ -19,9 +19,9 @@ from typing import Any
 
 from .. import store
 from ..states import Status
-from .files import DATA_LIMIT, MAX_DEPTH, Damage, claims, read_json, read_yaml
+from .files import DATA_LIMIT, MAX_DEPTH, Damage, claims, open_dir, read_json, read_yaml
 
-PRIVATE = ("_key", "_mtime_ns", "_skip")
+PRIVATE = ("_key", "_mtime_ns", "_ctime_ns", "_skip")
 
 
 def _is_str(value: Any) -> bool:
@@ -62,13 +62,31 @@ REQUIRED = ("experiment", "hash", "status", "attempt")
 PREFIXES = ("params.", "config.", "outcome.")
 
 
-def read_run(run_dir: Path, key: str, mtime_ns: int) -> dict[str, Any]:
+def read_run(run_dir: Path, key: str, mtime_ns: int, ctime_ns: int = 0) -> dict[str, Any]:
     """One index row for a run directory (a row with ``_skip`` set when it is damaged)."""
-    row: dict[str, Any] = {"_key": key, "_mtime_ns": mtime_ns, "_skip": None, "path": str(run_dir)}
+    row: dict[str, Any] = {
+        "_key": key,
+        "_mtime_ns": mtime_ns,
+        "_ctime_ns": ctime_ns,
+        "_skip": None,
+        "path": str(run_dir),
+    }
+    try:
+        dir_fd: int | None = open_dir(run_dir)
+    except OSError:  # gone or unreadable: each file read below says which
+        dir_fd = None
+    try:
+        return _read_files(run_dir, row, dir_fd)
+    finally:
+        if dir_fd is not None:
+            os.close(dir_fd)
+
+
+def _read_files(run_dir: Path, row: dict[str, Any], dir_fd: int | None) -> dict[str, Any]:
     try:
         found = claims(run_dir)
         try:
-            record = read_json(run_dir, store.RUN_JSON)
+            record = read_json(run_dir, store.RUN_JSON, dir_fd=dir_fd)
         except FileNotFoundError:
             if found:
                 row["_skip"] = ""  # being created right now: not damage, not a run yet
@@ -78,10 +96,10 @@ def read_run(run_dir: Path, key: str, mtime_ns: int) -> dict[str, Any]:
         columns: dict[str, Any] = {}
         origins: dict[str, tuple[str, ...]] = {}
         _flatten("params", record.get("params") or {}, columns, origins, "run.json params")
-        config = _mapping(read_yaml(run_dir, "config.yaml"))
+        config = _mapping(read_yaml(run_dir, "config.yaml", dir_fd=dir_fd))
         _flatten("config", config, columns, origins, "config.yaml")
         if record["status"] == Status.COMPLETE:
-            outcome = read_json(run_dir, store.OUTCOME_JSON, DATA_LIMIT)
+            outcome = read_json(run_dir, store.OUTCOME_JSON, DATA_LIMIT, dir_fd)
             outcome = _mapping(outcome, store.OUTCOME_JSON)
             _flatten("outcome", outcome, columns, origins, store.OUTCOME_JSON)
     except FileNotFoundError as exc:
@@ -197,8 +215,9 @@ def check_row_types(frame: Any) -> str | None:
     for name in (*PRIVATE, "path"):
         if name not in frame.columns:
             return f"column {name} is missing"
-    if not pd.api.types.is_integer_dtype(frame["_mtime_ns"]):
-        return "column _mtime_ns is not integer"
+    for name in ("_mtime_ns", "_ctime_ns"):
+        if not pd.api.types.is_integer_dtype(frame[name]):
+            return f"column {name} is not integer"
     for name in frame.columns:
         if not isinstance(name, str):
             return f"column {name!r} is not named by a string"
@@ -227,7 +246,10 @@ def _column_ok(values: Any, check: Callable[[Any], bool], optional: bool) -> boo
     import pandas as pd
     from pandas.api.types import is_bool_dtype, is_float_dtype, is_integer_dtype
 
-    if not optional and values.isna().any():
+    missing = values.isna()
+    if missing.all():
+        return optional or not len(values)
+    if not optional and missing.any():
         return False
     dtype = values.dtype
     if check is _is_str and isinstance(dtype, pd.StringDtype):

@@ -22,15 +22,18 @@ import re
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from .. import store
 from ..states import Status
 from .files import DATA_LIMIT, Damage, claims, read_json, read_yaml
-from .index import INFO_COLUMNS, Index, Skipped
+from .index import INFO_COLUMNS, Index, Skipped, in_run_order
 from .metrics import AGGREGATES, aggregate, check_name, long_frame, read_lines
 from .query import Query, QueryError
 from .rows import PREFIXES
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 _METRIC_KEY = re.compile(r"^metrics\.(?:(?P<file>[A-Za-z0-9_.\-]+):)?(?P<metric>.+)\.(?P<agg>\w+)$")
 
@@ -81,160 +84,24 @@ def _suggest(key: str, known: Sequence[str]) -> str:
     return f"; did you mean {', '.join(close)}?" if close else ""
 
 
-class Reader:
-    """Every run under ``log_dir`` (all experiments)."""
-
-    def __init__(
-        self,
-        log_dir: str | Path,
-        *,
-        heartbeat_timeout: float | None = None,
-        warn: bool = True,
-    ) -> None:
-        self.log_dir = Path(log_dir).resolve()
-        if not self.log_dir.is_dir():
-            raise FileNotFoundError(
-                f"log directory {self.log_dir} does not exist (run xprun first, or pass the "
-                "log_dir your [tool.xprun] settings name)"
-            )
-        self._index = Index(self.log_dir)
-        self._clock = store.FsClock(self.log_dir)
-        self._heartbeat = _heartbeat(self.log_dir, heartbeat_timeout)
-        self._warn = warn
-        self._frame: Any = None
-        self._frame_version = -1
-        self._warned: set[Path] = set()
-        self._metrics: dict[str, tuple[set[str], Any]] = {}
-        self._metric_damage: dict[Path, str] = {}  # metrics file → why lines were skipped
-        self._refreshed = False
-
-    # -- the index ----------------------------------------------------------------------------
-
-    def refresh(self) -> Reader:
-        """Re-scan the log directory (new, changed and deleted runs); returns self."""
-        self._index.refresh(self._clock)
-        self._refreshed = True
-        self._metrics.clear()
-        self._metric_damage.clear()
-        self._warn_about(self._index.skipped())
-        return self
-
-    def _warn_about(self, skipped: list[Skipped]) -> None:
-        for item in skipped:
-            if item.path not in self._warned:
-                self._warned.add(item.path)
-                self._note(f"xprun.Reader skipped {item.path}: {item.reason}")
-
-    def _note(self, message: str) -> None:
-        if self._warn:
-            warnings.warn(message, ReaderWarning, stacklevel=5)
-
-    @property
-    def skipped(self) -> list[Skipped]:
-        """What could not be read, with the reason: damaged run directories (left out
-        whole), then metrics files some of whose lines were left out (read so far)."""
-        self._ensure()
-        metrics = [Skipped(path, reason) for path, reason in self._metric_damage.items()]
-        return [*self._index.skipped(), *metrics]
-
-    def _ensure(self) -> None:
-        if not self._refreshed:
-            self.refresh()
-
-    def frame(self) -> Any:
-        """All readable runs, one row each (private columns included); cached."""
-        import pandas as pd
-
-        self._ensure()
-        if self._frame is None or self._frame_version != self._index.version:
-            frame = self._index.frame
-            if "_skip" in frame.columns:
-                frame = frame[frame["_skip"].isna()]
-            frame = frame.dropna(axis=1, how="all") if len(frame) else frame
-            for column in INFO_COLUMNS:
-                if column not in frame.columns:
-                    frame = frame.assign(**{column: pd.Series(dtype=object)})
-            extra = sorted(
-                c for c in frame.columns if c not in INFO_COLUMNS and not c.startswith("_")
-            )
-            order = [*INFO_COLUMNS, *[c for c in extra if c.startswith("params.")]]
-            order += [c for c in extra if c.startswith("config.")]
-            order += [c for c in extra if c.startswith("outcome.")]
-            order += [c for c in extra if c not in order]
-            frame = frame[["_key", *order]].sort_values(["experiment", "hash"], kind="stable")
-            self._frame = frame.reset_index(drop=True)
-            self._frame_version = self._index.version
-        return self._live_status(self._frame)
-
-    def _live_status(self, frame: Any) -> Any:
-        """A recorded ``running`` is true only while its claim's heartbeat is fresh."""
-        running = frame["status"] == Status.RUNNING
-        if not running.any():
-            return frame
-        frame = frame.copy()
-        for i in frame.index[running]:
-            frame.at[i, "status"] = self._live(Path(frame.at[i, "path"]))
-        return frame
-
-    def _live(self, run_dir: Path) -> str:
-        """``running`` while the top claim's heartbeat is fresh, as ``xprun`` judges it."""
-        try:
-            found = claims(run_dir)
-        except Damage:
-            found = []  # named when the run was indexed
-        if found and not found[-1].is_stale(self._clock, self._heartbeat):
-            return Status.RUNNING
-        return Status.INTERRUPTED
-
-    def metric_frame(self, name: str, hashes: dict[str, Path]) -> Any:
-        """Long-format metrics of the given runs, loaded once per reader and name."""
-        import pandas as pd
-
-        check_name(name)
-        loaded, frame = self._metrics.get(name, (set(), None))
-        missing = {h: p for h, p in hashes.items() if h not in loaded}
-        if missing:
-            new = self.long_frame(missing, name)
-            frame = new if frame is None else pd.concat([frame, new], ignore_index=True)
-            loaded = loaded | set(missing)
-            self._metrics[name] = (loaded, frame)
-        if frame is None:
-            return self.long_frame({}, name)
-        return frame[frame["hash"].isin(hashes)]
-
-    def long_frame(self, hashes: dict[str, Path], name: str, all_attempts: bool = False) -> Any:
-        """Metrics of the given runs read now; files with skipped lines are named."""
-        frame, damage = long_frame(hashes.items(), name, all_attempts)
-        found = [
-            Skipped(hashes[h] / "metrics" / f"{name}.jsonl", reason) for h, reason in damage.items()
-        ]
-        for item in found:
-            self._metric_damage[item.path] = item.reason
-        self._warn_about(found)
-        return frame
-
-    # -- the collection API, on all runs ------------------------------------------------------
-
-    def runs(self) -> Runs:
-        return Runs(self)
-
-    def __getattr__(self, name: str) -> Any:
-        if name in ("filter", "experiment", "to_pandas", "metrics", "groupby", "columns"):
-            return getattr(Runs(self), name)
+def _no_attribute(obj: object, name: str) -> NoReturn:
+    """Raise the AttributeError of ``obj.name``, naming the closest public attribute."""
+    if name.startswith("__"):  # protocols probed by copy, pickle, NumPy...: no hint needed
         raise AttributeError(name)
-
-    def __len__(self) -> int:
-        return len(Runs(self))
-
-    def __iter__(self) -> Iterator[RunRecord]:
-        return iter(Runs(self))
-
-    def __repr__(self) -> str:
-        return f"Reader({str(self.log_dir)!r})"
+    public = [n for n in dir(type(obj)) if not n.startswith("_")]
+    close = difflib.get_close_matches(name, public, n=1, cutoff=0.6)
+    hint = f"did you mean {close[0]!r}?" if close else f"it has {', '.join(public)}"
+    raise AttributeError(
+        f"{type(obj).__name__!r} object has no attribute {name!r}; {hint}", name=name, obj=obj
+    )
 
 
 class Runs:
-    """A lazy selection of runs: filters are applied when a result is asked for."""
+    """A lazy selection of runs: filters are applied when a result is asked for.
+
+    ``filter``, ``experiment`` and ``groupby`` return new lazy objects and read nothing;
+    ``len``, iteration, ``to_pandas``, ``metrics``, ``columns`` and ``agg`` do the work.
+    """
 
     def __init__(
         self, reader: Reader, queries: tuple[Query, ...] = (), experiments: tuple[str, ...] = ()
@@ -244,17 +111,74 @@ class Runs:
         self._experiments = experiments
 
     def filter(self, query: str) -> Runs:
-        """Runs matching ``query`` (see :mod:`xprun.reader.query`); syntax is checked now."""
+        """Runs matching ``query`` (see :mod:`xprun.reader.query`); syntax is checked now,
+        keys when the selection is evaluated."""
         return Runs(self._reader, (*self._queries, Query.parse(query)), self._experiments)
 
     def experiment(self, *names: str) -> Runs:
-        """Runs of the named experiments."""
+        """Runs of the named experiments (a name no run has is a ``KeyError`` when
+        evaluated, with close names suggested)."""
         return Runs(self._reader, self._queries, (*self._experiments, *names))
 
     def groupby(self, *keys: str, dropna: bool = False) -> GroupBy:
+        """Groups of runs by ``keys`` (any key, metric aggregates included), for
+        ``.agg(name=(column, function), ...)`` as pandas' named aggregation."""
         if not keys:
             raise ValueError("groupby needs at least one key, e.g. groupby('config.optimizer')")
         return GroupBy(self, keys, dropna)
+
+    @property
+    def columns(self) -> list[str]:
+        """The keys available for queries, columns and grouping (metric aggregates aside)."""
+        return self._known(self._reader.frame())
+
+    def to_pandas(self, columns: Sequence[str] | None = None) -> pd.DataFrame:
+        """One row per run: info, ``params.*``, ``config.*``, ``outcome.*`` (or ``columns``,
+        which may name metric aggregates such as ``metrics.loss.last``)."""
+        frame: pd.DataFrame = self._frame(columns or ())
+        if columns is not None:
+            return frame[list(columns)].reset_index(drop=True)
+        frame = frame[self._known(frame)].reset_index(drop=True)
+        return frame.dropna(axis=1, how="all") if len(frame) else frame
+
+    def metrics(
+        self, name: str = "metrics", columns: Sequence[str] = (), all_attempts: bool = False
+    ) -> pd.DataFrame:
+        """Long-format metrics of ``metrics/<name>.jsonl``: experiment, hash, attempt, step,
+        time, one column per metric, plus the requested ``columns`` (e.g. ``["config.lr"]``).
+        A step logged by several attempts keeps the latest one's line unless
+        ``all_attempts``."""
+        check_name(name)
+        frame = self._frame(columns)
+        hashes = dict(zip(frame["hash"], (Path(p) for p in frame["path"]), strict=True))
+        if all_attempts:
+            long = self._reader.long_frame(hashes, name, all_attempts=True)
+        else:
+            long = self._reader.metric_frame(name, hashes)
+        extra = frame[
+            ["hash", "experiment", *[c for c in columns if c not in ("hash", "experiment")]]
+        ]
+        merged: pd.DataFrame = long.merge(extra, on="hash", how="left")
+        first = ["experiment", "hash", "attempt", "step"]
+        order = [c for c in first if c in merged.columns]
+        order += [c for c in merged.columns if c not in order and c not in columns]
+        order += [c for c in columns if c not in order]
+        return merged[order].reset_index(drop=True)
+
+    def __len__(self) -> int:
+        return len(self._frame())
+
+    def __iter__(self) -> Iterator[RunRecord]:
+        frame = self._frame()
+        for row in frame.to_dict("records"):
+            yield RunRecord(row)
+
+    if not TYPE_CHECKING:  # type checkers keep reporting unknown attributes themselves
+
+        def __getattr__(self, name: str) -> NoReturn:
+            """Reached only for a name that does not exist: the error names the closest
+            real one (``reader.filtr`` → ``filter``)."""
+            _no_attribute(self, name)
 
     # -- evaluation ---------------------------------------------------------------------------
 
@@ -314,48 +238,155 @@ class Runs:
             frame = frame[_evaluate(query, query.tree, frame)]
         return self._with_columns(frame, keys)
 
-    def __len__(self) -> int:
-        return len(self._frame())
 
-    def __iter__(self) -> Iterator[RunRecord]:
-        frame = self._frame()
-        for row in frame.to_dict("records"):
-            yield RunRecord(row)
+class Reader(Runs):
+    """Every run under ``log_dir`` (all experiments): a :class:`Runs` selection of all of
+    them, plus what reading the directory involves (``refresh``, ``skipped``).
+    """
+
+    def __init__(
+        self,
+        log_dir: str | Path,
+        *,
+        heartbeat_timeout: float | None = None,
+        warn: bool = True,
+    ) -> None:
+        self.log_dir = Path(log_dir).resolve()
+        if not self.log_dir.is_dir():
+            raise FileNotFoundError(
+                f"log directory {self.log_dir} does not exist (run xprun first, or pass the "
+                "log_dir your [tool.xprun] settings name)"
+            )
+        self._index = Index(self.log_dir)
+        self._clock = store.FsClock(self.log_dir)
+        self._heartbeat = _heartbeat(self.log_dir, heartbeat_timeout)
+        self._warn = warn
+        self._cached: Any = None  # frame() without live statuses
+        self._cached_version = -1
+        self._warned: set[Path] = set()
+        self._metrics: dict[str, tuple[set[str], Any]] = {}
+        self._metric_damage: dict[Path, str] = {}  # metrics file → why lines were skipped
+        self._refreshed = False
+        super().__init__(self)
+
+    # -- the index ----------------------------------------------------------------------------
+
+    def refresh(self, full: bool = False) -> Reader:
+        """Re-scan the log directory (new, changed and deleted runs); returns self.
+
+        Runs are read again when their directory changed; ``full=True`` reads every run
+        again, for files edited in place by hand (which change no directory time)."""
+        self._index.refresh(self._clock, full)
+        self._refreshed = True
+        self._metrics.clear()
+        self._metric_damage.clear()
+        self._warn_about(self._index.skipped())
+        return self
+
+    def _warn_about(self, skipped: list[Skipped]) -> None:
+        for item in skipped:
+            if item.path not in self._warned:
+                self._warned.add(item.path)
+                self._note(f"xprun.Reader skipped {item.path}: {item.reason}")
+
+    def _note(self, message: str) -> None:
+        if self._warn:
+            warnings.warn(message, ReaderWarning, stacklevel=5)
 
     @property
-    def columns(self) -> list[str]:
-        """The keys available for queries, columns and grouping (metric aggregates aside)."""
-        return self._known(self._reader.frame())
+    def skipped(self) -> list[Skipped]:
+        """What could not be read, with the reason: damaged run directories (left out
+        whole), then metrics files some of whose lines were left out (read so far)."""
+        self._ensure()
+        metrics = [Skipped(path, reason) for path, reason in self._metric_damage.items()]
+        return [*self._index.skipped(), *metrics]
 
-    def to_pandas(self, columns: Sequence[str] | None = None) -> Any:
-        """One row per run: info, ``params.*``, ``config.*``, ``outcome.*`` (or ``columns``)."""
-        frame = self._frame(columns or ())
-        if columns is not None:
-            return frame[list(columns)].reset_index(drop=True)
-        frame = frame[self._known(frame)].reset_index(drop=True)
-        return frame.dropna(axis=1, how="all") if len(frame) else frame
+    def _ensure(self) -> None:
+        if not self._refreshed:
+            self.refresh()
 
-    def metrics(
-        self, name: str = "metrics", columns: Sequence[str] = (), all_attempts: bool = False
-    ) -> Any:
-        """Long-format metrics: experiment, hash, attempt, step, time, one column per metric,
-        plus the requested ``columns`` (e.g. ``["config.lr"]``)."""
+    def frame(self) -> Any:
+        """All readable runs, one row each (private columns included); cached."""
+        import pandas as pd
+
+        self._ensure()
+        if self._cached is None or self._cached_version != self._index.version:
+            frame = self._index.frame
+            if "_skip" in frame.columns and frame["_skip"].notna().any():
+                frame = frame[frame["_skip"].isna()]
+            frame = frame.dropna(axis=1, how="all") if len(frame) else frame
+            for column in INFO_COLUMNS:
+                if column not in frame.columns:
+                    frame = frame.assign(**{column: pd.Series(dtype=object)})
+            extra = sorted(
+                c for c in frame.columns if c not in INFO_COLUMNS and not c.startswith("_")
+            )
+            order = [*INFO_COLUMNS, *[c for c in extra if c.startswith("params.")]]
+            order += [c for c in extra if c.startswith("config.")]
+            order += [c for c in extra if c.startswith("outcome.")]
+            order += [c for c in extra if c not in order]
+            frame = frame[["_key", *order]]
+            if not in_run_order(frame):  # the index keeps its rows in order: rarely sorted here
+                frame = frame.sort_values(["experiment", "hash"], kind="stable")
+            self._cached = frame.reset_index(drop=True)
+            self._cached_version = self._index.version
+        return self._live_status(self._cached)
+
+    def _live_status(self, frame: Any) -> Any:
+        """A recorded ``running`` is true only while its claim's heartbeat is fresh."""
+        running = frame["status"] == Status.RUNNING
+        if not running.any():
+            return frame
+        frame = frame.copy()
+        for i in frame.index[running]:
+            frame.at[i, "status"] = self._live(Path(frame.at[i, "path"]))
+        return frame
+
+    def _live(self, run_dir: Path) -> str:
+        """``running`` while the top claim's heartbeat is fresh, as ``xprun`` judges it."""
+        try:
+            found = claims(run_dir)
+        except Damage:
+            found = []  # named when the run was indexed
+        if found and not found[-1].is_stale(self._clock, self._heartbeat):
+            return Status.RUNNING
+        return Status.INTERRUPTED
+
+    def metric_frame(self, name: str, hashes: dict[str, Path]) -> Any:
+        """Long-format metrics of the given runs, loaded once per reader and name."""
+        import pandas as pd
+
         check_name(name)
-        frame = self._frame(columns)
-        hashes = dict(zip(frame["hash"], (Path(p) for p in frame["path"]), strict=True))
-        if all_attempts:
-            long = self._reader.long_frame(hashes, name, all_attempts=True)
-        else:
-            long = self._reader.metric_frame(name, hashes)
-        extra = frame[
-            ["hash", "experiment", *[c for c in columns if c not in ("hash", "experiment")]]
+        loaded, frame = self._metrics.get(name, (set(), None))
+        missing = {h: p for h, p in hashes.items() if h not in loaded}
+        if missing:
+            new = self.long_frame(missing, name)
+            frame = new if frame is None else pd.concat([frame, new], ignore_index=True)
+            loaded = loaded | set(missing)
+            self._metrics[name] = (loaded, frame)
+        if frame is None:
+            return self.long_frame({}, name)
+        return frame[frame["hash"].isin(hashes)]
+
+    def long_frame(self, hashes: dict[str, Path], name: str, all_attempts: bool = False) -> Any:
+        """Metrics of the given runs read now; files with skipped lines are named."""
+        frame, damage = long_frame(hashes.items(), name, all_attempts)
+        found = [
+            Skipped(hashes[h] / "metrics" / f"{name}.jsonl", reason) for h, reason in damage.items()
         ]
-        merged = long.merge(extra, on="hash", how="left")
-        first = ["experiment", "hash", "attempt", "step"]
-        order = [c for c in first if c in merged.columns]
-        order += [c for c in merged.columns if c not in order and c not in columns]
-        order += [c for c in columns if c not in order]
-        return merged[order].reset_index(drop=True)
+        for item in found:
+            self._metric_damage[item.path] = item.reason
+        self._warn_about(found)
+        return frame
+
+    # -- the collection API, on all runs: inherited from Runs ----------------------------------
+
+    def runs(self) -> Runs:
+        """Every run, as a :class:`Runs` selection (the Reader itself is one too)."""
+        return Runs(self)
+
+    def __repr__(self) -> str:
+        return f"Reader({str(self.log_dir)!r})"
 
 
 class GroupBy:
@@ -501,13 +532,26 @@ def _equal(column: Any, value: Any) -> Any:
         if is_bool_dtype(column):
             return column == value
         return column.map(lambda v: isinstance(v, bool | numpy.bool_) and bool(v) == value)
+    text = _is_text(column)
     if isinstance(value, int | float):
         if is_numeric_dtype(column) and not is_bool_dtype(column):
             if isinstance(value, int) and not -(2**63) <= value < 2**63:
                 value = _as_float(value)  # beyond int64: NumPy cannot hold it exactly either
             return (column == value).fillna(False)
+        if text:
+            return column.notna() & False
         return column.map(lambda v: _is_number(v) and v == value)
+    if text:
+        return (column == value).fillna(False)
     return column.map(lambda v: isinstance(v, str) and v == value)
+
+
+def _is_text(column: Any) -> bool:
+    """Whether every value of ``column`` is text or missing, by its type alone (vectorised
+    paths for the common case; object columns are looked at value by value)."""
+    import pandas as pd
+
+    return isinstance(column.dtype, pd.StringDtype)
 
 
 def _compare(column: Any, op: str, value: Any, query: Query, key: str, pos: int) -> Any:
@@ -526,6 +570,8 @@ def _compare(column: Any, op: str, value: Any, query: Query, key: str, pos: int)
     if isinstance(value, int | float):
         if is_numeric_dtype(column) and not is_bool_dtype(column):
             numeric = column
+        elif _is_text(column):
+            numeric = pd.Series(float("nan"), index=column.index)
         else:
             numeric = pd.to_numeric(
                 column.map(lambda v: _as_float(v) if _is_number(v) else None), errors="coerce"
@@ -535,6 +581,8 @@ def _compare(column: Any, op: str, value: Any, query: Query, key: str, pos: int)
                 f"cannot order {key!r} (it holds text) against a number", query.text, pos
             )
         return _OPS[op](numeric, _as_float(value)).fillna(False).astype(bool)
+    if _is_text(column):
+        return _OPS[op](column, value).fillna(False).astype(bool)
     texts = column.map(lambda v: v if isinstance(v, str) else None)
     if column.notna().any() and texts.notna().sum() == 0:
         raise QueryError(f"cannot order {key!r} (it holds numbers) against text", query.text, pos)
