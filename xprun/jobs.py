@@ -72,7 +72,7 @@ def write_spec(
                 "config": run.config,
                 "param_indices": run.param_indices,
                 "param_ids": run.param_ids,
-                "assignments": jsonable(run.assignments, refuse=_as_text),
+                "assignments": {k: _as_json(v) for k, v in run.assignments.items()},
                 "digest": run.digest,
                 "run_dir": str(run.run_dir),
             }
@@ -84,9 +84,13 @@ def write_spec(
     return path
 
 
-def _as_text(value: Any, where: str) -> str:
-    """An assignment that is not JSON data is recorded as its ``repr`` (it is only shown)."""
-    return repr(value)
+def _as_json(value: Any) -> Any:
+    """An assignment as JSON data; one that is not is recorded as its ``repr`` (it is only
+    shown).  Not ``jsonable``'s ``refuse``: that returns the error to raise, not a value."""
+    try:
+        return jsonable(value)
+    except TypeError:
+        return repr(value)
 
 
 def read_spec(path: Path) -> dict[str, Any]:
