@@ -175,7 +175,7 @@ class _Pool:
             self.send(worker, "stop\n")
             self.close(worker)
 
-    def report(self, index: int, status: str, **fields: Any) -> None:
+    def report(self, index: int, status: Status, **fields: Any) -> None:
         report = reports.RunReport(self.runs[index], status, **fields)
         self.session.config.hook.xprun_run_logreport(report=report)
 
@@ -206,9 +206,9 @@ class _Pool:
             if index in worker.sent:
                 worker.sent.remove(index)
             worker.running = None
-            self.durations += fields["duration"]
+            self.durations += float(fields["duration"])
             self.answered += 1
-            self.report(index, message["status"], **fields)
+            self.report(index, Status(message["status"]), **fields)
             ended = True
         return ended
 
