@@ -147,10 +147,13 @@ def parse_overrides(args: list[str], limit: float = math.inf) -> list[OverrideAx
         if size is not None and size > limit:
             raise SweepTooLarge(f"override {arg!r}", size, limit)
         parsed: dict[int, Override] = {}
-        if size is not None:  # a range: its numbers, parsed one by one only when needed
-            values: Sequence[Any] = sweep.range()
-            if not isinstance(values, range) or sweep.shuffle:
-                values = list(override.sweep_iterator())
+        if isinstance(sweep, RangeSweep) and size is not None:  # a range: its numbers, parsed
+            numbers = sweep.range()  # one by one only when needed
+            values: Sequence[Any] = (
+                numbers
+                if isinstance(numbers, range) and not sweep.shuffle
+                else list(override.sweep_iterator())
+            )
             line = f"{prefix}="
         elif override.is_sweep_override():
             try:
@@ -193,12 +196,17 @@ class SweepTooLarge(UsageError):
     """A sweep too large to be meant: refused with its size before it is built."""
 
     def __init__(self, what: str, size: float, limit: float) -> None:
-        count = "an endless number of" if math.isinf(size) else f"{int(size):,}"
+        endless = math.isinf(size)
+        count = "an endless number of" if endless else f"{int(size):,}"
+        fix = (
+            "give the range an end"
+            if endless
+            else f"narrow the sweep, or, if you mean it, raise the limit with the environment "
+            f"variable {MAX_RUNS_VARIABLE} (e.g. {MAX_RUNS_VARIABLE}={_round_up(size)})"
+        )
         super().__init__(
             f"{what} makes {count} runs, more than the limit of {int(limit):,} runs per "
-            f"launch; narrow the sweep, or, if you mean it, raise the limit with the "
-            f"environment variable {MAX_RUNS_VARIABLE} (e.g. {MAX_RUNS_VARIABLE}="
-            f"{_round_up(size) if not math.isinf(size) else int(limit) * 10})"
+            f"launch; {fix}"
         )
         self.size = size
 
