@@ -410,6 +410,7 @@ def _run_tests(
     if pid == 0:  # the child: serve the mutant, run the tests, exit with pytest's code
         code = 70
         try:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)  # as a test process has it
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, 1)
             os.dup2(devnull, 2)
@@ -512,6 +513,10 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [m for m in options.modules if m not in TESTS]
     if unknown:
         parser.error(f"no tests are assigned to {', '.join(unknown)}; choose from {list(TESTS)}")
+    # Stopped by `kill` (or Ctrl-C in a background job, where SIGINT is ignored): the partial
+    # score is printed, and the running child is killed, not left running on its own.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     os.chdir(ROOT)
     sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # this tree's xprun, even run from a copy
     # Imported once here, before forking, so each mutant's run starts warm (but not xprun
