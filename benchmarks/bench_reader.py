@@ -14,15 +14,16 @@ xprun child:
 - cold: ``len(Reader(log_dir))`` with no index yet, against the hand-written loop a researcher
   would write without xprun: read every ``run.json``, ``config.yaml`` and ``outcome.json`` with
   ``json`` and PyYAML's C loader, flatten, one ``pandas.DataFrame``;
-- warm: a new ``Reader`` + ``filter`` + ``groupby(...).agg`` over an index that is up to date,
-  against the same done by hand on a Parquet file of the same table (the least any cache can
-  do: read one file, mask, group);
-- refresh: a new ``Reader`` after 10 new runs appeared, against the hand-written minimum (list
+- warm: a new ``Reader`` + ``filter`` + ``groupby(...).agg`` over an index that is up to date
+  (the note gives the least a hand-written cache does: read one Parquet file, mask, group);
+- refresh: a new ``Reader`` after 10 new runs appeared (the note gives the least by hand: list
   every run folder and read the 10 new runs).
 
-Targets: the issue's absolute targets (100k: cold ≤ 5 s, warm ≤ 0.3 s, refresh ≤ 0.3 s; 1M:
-cold ≤ 60 s, warm ≤ 3 s) are printed beside each figure; the ``target`` ratio of cold is the
-issue's 5 s over its measured hand-written loop (9.21 s), i.e. 0.54.
+The floor of every figure is that hand-written loop, measured in the same rounds, so the
+issue's absolute targets become ratios that hold on any machine: at 100k runs it measured the
+loop at 9.21 s and asks cold ≤ 5 s (ratio 0.54), warm ≤ 0.3 s and refresh ≤ 0.3 s (0.033);
+the absolute targets (100k: 5 / 0.3 / 0.3 s; 1M: cold ≤ 60 s, warm ≤ 3 s) are checked in
+each figure's note.
 """
 
 from __future__ import annotations
@@ -42,7 +43,9 @@ ROOT = Path(os.environ.get("XPRUN_BENCH_READER_DIR", "/tmp/xprun-bench-reader"))
 EXPERIMENTS = 10  # runs are spread over this many experiment folders
 OPTIMIZERS = ("sgd", "adam", "rmsprop", "adamw")
 STEPS = 5
-COLD_TARGET = 5 / 9.21  # the issue: cold ≤ 5 s where the hand-written loop took 9.21 s
+# The issue's targets at 100k runs, as ratios to the hand-written loop it measured (9.21 s):
+# cold ≤ 5 s, warm load + filter + groupby ≤ 0.3 s, refresh after 10 new runs ≤ 0.3 s.
+TARGETS = {"cold": 5 / 9.21, "warm": 0.3 / 9.21, "refresh": 0.3 / 9.21}
 ABSOLUTE = {  # the issue's absolute targets, seconds, by size
     100_000: {"cold": 5.0, "warm": 0.3, "refresh": 0.3},
     1_000_000: {"cold": 60.0, "warm": 3.0},
@@ -284,13 +287,16 @@ def _remove_index(log_dir: Path) -> None:
 
 
 def measure(size: int, rounds: int) -> list[dict]:
-    """The three figures at one size, xprun and floor alternating, medians of ``rounds``."""
+    """The three figures at one size, medians of ``rounds``; xprun alternates with the floor
+    (the hand-written loop) and with the least a hand-written cache could do."""
     log_dir = log_dir_of(size)
     reset_extra(log_dir)
     write_hand_parquet(log_dir)
+    floors: list[float] = []
     samples: dict[str, list[tuple[dict, dict]]] = {"cold": [], "warm": [], "refresh": []}
     for _ in range(rounds):
         floor = child("floor_cold", log_dir)
+        floors.append(floor["seconds"])
         _remove_index(log_dir)
         ours = child("xprun_cold", log_dir)
         assert ours["result"] == floor["result"] == size, (ours, floor)
@@ -298,28 +304,31 @@ def measure(size: int, rounds: int) -> list[dict]:
     time.sleep(2.1)  # runs written within 2 s before a scan are re-read by the next one
     child("xprun_cold", log_dir)
     for _ in range(rounds):
-        floor = child("floor_warm", log_dir)
+        least = child("floor_warm", log_dir)
         ours = child("xprun_warm", log_dir)
-        assert ours["result"] == floor["result"], (ours, floor)
-        samples["warm"].append((ours, floor))
+        assert ours["result"] == least["result"], (ours, least)
+        samples["warm"].append((ours, least))
     for r in range(rounds):
         add_runs(log_dir, 10, size + 10 * r)
-        floor = child("floor_refresh", log_dir)
+        least = child("floor_refresh", log_dir)
         ours = child("xprun_refresh", log_dir)
-        assert ours["result"] == size + 10 * (r + 1), (ours, floor)
-        samples["refresh"].append((ours, floor))
+        assert ours["result"] == size + 10 * (r + 1), (ours, least)
+        samples["refresh"].append((ours, least))
     reset_extra(log_dir)
     child("xprun_cold", log_dir)  # the index forgets the extra runs
+    floor = statistics.median(floors)
     figures = []
     for what, pairs in samples.items():
         value = statistics.median(o["seconds"] for o, _ in pairs)
-        floor = statistics.median(f["seconds"] for _, f in pairs)
+        least = statistics.median(f["seconds"] for _, f in pairs)
         rss = max(o["rss_mib"] for o, _ in pairs)
-        absolute = ABSOLUTE.get(size, {}).get(what)
         note = f"peak RSS {rss:.0f} MiB; median of {rounds}"
+        if what != "cold":
+            note += f"; least a hand-written cache does: {least:.3f} s"
+        absolute = ABSOLUTE.get(size, {}).get(what)
         if absolute is not None:
             verdict = "meets" if value <= absolute else "misses"
-            note += f"; issue target ≤ {absolute:g} s: {verdict}"
+            note += f"; issue: ≤ {absolute:g} s here, {verdict} it"
         figures.append(
             {
                 "name": f"reader {what} {size:,} runs",
@@ -327,7 +336,7 @@ def measure(size: int, rounds: int) -> list[dict]:
                 "floor": floor,
                 "unit": "s",
                 "ratio": value / floor if floor else float("inf"),
-                "target": COLD_TARGET if what == "cold" else None,
+                "target": TARGETS[what] if size >= 100_000 else None,
                 "note": note,
             }
         )

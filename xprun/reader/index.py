@@ -234,24 +234,23 @@ class Index:
         kept_rows = np.zeros(len(frame), dtype=bool)
         kept_rows[where[good]] = True
         stale = not kept_rows.all()
-        new_rows = []
+        new_rows = Columns()
         for n in np.flatnonzero(~good).tolist():
             key, path = found.keys[n], found.paths[n]
             mtime_ns, ctime_ns = found.mtimes[n], found.ctimes[n]
             damage = found.damage.get(key)
             if damage is None:
-                new_rows.append(read_run(Path(path), key, mtime_ns, ctime_ns))
+                new_rows.add(read_run(Path(path), key, mtime_ns, ctime_ns))
             else:
                 row = {"_key": key, "_mtime_ns": mtime_ns, "_ctime_ns": ctime_ns}
-                new_rows.append({**row, "_skip": damage, "path": path})
-        changed = bool(stale or new_rows)
+                new_rows.add({**row, "_skip": damage, "path": path})
+        changed = bool(stale or new_rows.count)
         if changed:
             if not len(frame):
-                new_rows.sort(key=_run_order)
-                table = _encode_rows(new_rows)
+                table = _table(new_rows.in_run_order())
             else:
                 kept = frame[kept_rows] if stale else frame
-                added = pd.DataFrame.from_records(new_rows) if new_rows else None
+                added = pd.DataFrame(new_rows.columns) if new_rows.count else None
                 parts = [p for p in (kept, added) if p is not None and len(p)]
                 merged = pd.concat(parts, ignore_index=True, sort=False) if parts else kept
                 if added is not None and "experiment" in merged.columns:
@@ -261,7 +260,8 @@ class Index:
                 table = _encode_frame(merged)
             self.frame = _decode(table, json.loads(table.schema.metadata[b"xprun"])["json_columns"])
             self.version += 1
-        racy = bool(new_rows) and any(r["_mtime_ns"] >= started_ns - RACY_NS for r in new_rows)
+        newest = max(new_rows.columns.get("_mtime_ns", [0]))
+        racy = new_rows.count > 0 and newest >= started_ns - RACY_NS
         if changed or racy or not self.path.exists():
             self.scanned_ns = started_ns
             if not changed:
@@ -280,12 +280,41 @@ class Index:
         return [Skipped(Path(p), r) for p, r in zip(rows["path"], rows["_skip"], strict=True)]
 
 
-def _run_order(row: dict[str, Any]) -> tuple[str, str]:
-    experiment, run_hash = row.get("experiment"), row.get("hash")
-    return (
-        experiment if isinstance(experiment, str) else "\uffff",  # skipped rows last
-        run_hash if isinstance(run_hash, str) else "",
-    )
+class Columns:
+    """Rows as they are read, stored column by column (a dict of lists): no row object is
+    kept, so memory holds each value once, and the table is built from lists directly."""
+
+    def __init__(self) -> None:
+        self.columns: dict[str, list[Any]] = {}
+        self.count = 0
+
+    def add(self, row: dict[str, Any]) -> None:
+        columns, count = self.columns, self.count
+        for name, value in row.items():
+            column = columns.get(name)
+            if column is None:
+                column = columns[name] = [None] * count
+            column.append(value)
+        self.count = count = count + 1
+        if len(row) != len(columns):  # a column this row lacks: missing
+            for column in columns.values():
+                if len(column) < count:
+                    column.append(None)
+
+    def in_run_order(self) -> dict[str, list[Any]]:
+        """The columns with rows sorted by experiment, then hash (skipped rows last)."""
+        experiments = self.columns.get("experiment", [None] * self.count)
+        hashes = self.columns.get("hash", [None] * self.count)
+        order = sorted(
+            range(self.count),
+            key=lambda i: (
+                experiments[i] if isinstance(experiments[i], str) else "\uffff",
+                hashes[i] if isinstance(hashes[i], str) else "",
+            ),
+        )
+        if order == list(range(self.count)):
+            return self.columns
+        return {name: [column[i] for i in order] for name, column in self.columns.items()}
 
 
 def in_run_order(frame: Any) -> bool:
@@ -348,12 +377,6 @@ def _table(columns: dict[str, Any]) -> Any:
         arrays[name] = array
     table = pa.table(arrays)
     return table.replace_schema_metadata({"xprun": json.dumps({"json_columns": json_columns})})
-
-
-def _encode_rows(rows: list[dict[str, Any]]) -> Any:
-    """The table of freshly read rows, built column by column (no DataFrame in between)."""
-    names = dict.fromkeys(name for row in rows for name in row)
-    return _table({name: [row.get(name) for row in rows] for name in names})
 
 
 def _encode_frame(frame: Any) -> Any:
