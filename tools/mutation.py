@@ -493,6 +493,8 @@ def score(module: str, show: bool, only: str | None = None) -> tuple[int, int, l
                     print(f"  [{scored}/{total}] survived  line {mutant.line}: {mutant.ident}")
             else:
                 killed += 1
+            if show and scored % 20 == 0:  # a long run shows it is moving
+                print(f"  [{scored}/{total}] {killed} killed so far")
             sys.stdout.flush()
     except KeyboardInterrupt:  # a partial score is still a figure: say how partial
         print(f"  interrupted after {scored} of {total} mutants")
