@@ -30,7 +30,7 @@ from .files import DATA_LIMIT, Damage, claims, read_json, read_yaml
 from .index import INFO_COLUMNS, Index, Skipped, in_run_order
 from .metrics import AGGREGATES, aggregate, check_name, long_frame, read_lines
 from .query import Query, QueryError
-from .rows import PREFIXES
+from .rows import PREFIXES, _mapping
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -447,18 +447,19 @@ class RunRecord:
 
     @property
     def record(self) -> dict[str, Any]:
-        return read_json(self.path, store.RUN_JSON)
+        return _mapping(read_json(self.path, store.RUN_JSON), store.RUN_JSON)
 
     @property
     def config(self) -> dict[str, Any]:
-        return read_yaml(self.path, "config.yaml")
+        return _mapping(read_yaml(self.path, "config.yaml"))  # an empty document is {}
 
     @property
     def outcome(self) -> dict[str, Any] | None:
         try:
-            return read_json(self.path, store.OUTCOME_JSON, DATA_LIMIT)
+            outcome = read_json(self.path, store.OUTCOME_JSON, DATA_LIMIT)
         except FileNotFoundError:
             return None
+        return _mapping(outcome, store.OUTCOME_JSON)
 
     def metric_lines(self, name: str = "metrics") -> list[dict[str, Any]]:
         """The file's JSON objects as written (torn lines left out, nothing else checked)."""
