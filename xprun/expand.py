@@ -26,7 +26,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from .configvalues import ConfigValueError, plain
+from .configvalues import MAX_DEPTH, ConfigValueError, plain
 from .declare import Zip
 from .errors import UsageError
 from .hookimpl import hookimpl
@@ -344,6 +344,27 @@ def _configure_plain(base: dict[str, Any], grid: dict[str, Any]) -> dict[str, An
     return config
 
 
+def _unambiguous_depth(tree: Any, depth: int = 0) -> int | None:
+    """How deep the mappings and lists of a plain tree nest, or None when a key has a dot
+    or is not text (``plain`` then checks that no path is spelled twice)."""
+    deepest = depth
+    if isinstance(tree, dict):
+        for key, value in tree.items():
+            if type(key) is not str or "." in key:
+                return None
+            found = _unambiguous_depth(value, depth + 1)
+            if found is None:
+                return None
+            deepest = max(deepest, found)
+    elif isinstance(tree, list):
+        for value in tree:
+            found = _unambiguous_depth(value, depth + 1)
+            if found is None:
+                return None
+            deepest = max(deepest, found)
+    return deepest
+
+
 def _is_scalar(value: Any) -> bool:
     """A value that OmegaConf stores and gives back as it is (no interpolation, no ``???``)."""
     kind = type(value)
@@ -418,6 +439,10 @@ class Expander:
         self.excluder = KeyExcluder(
             [*session.config.settings.patterns("exclude"), *experiment.declaration.exclude]
         )
+        self._base_depth = _unambiguous_depth(base) if self._plain_base is not None else None
+        keys = [k for g in experiment.declaration.grids for z in g.factors for k, _ in z.axes]
+        keys += [a.key for a in session.override_axes]
+        self._key_depth = max((k.count(".") + 1 for k in keys), default=0)
 
     def _configure(
         self, grid: dict[str, Any], axes: list[OverrideAxis], cli: tuple[int, ...]
@@ -431,6 +456,8 @@ class Expander:
                     _override_plain(config, axis, index)
             except _NotPlain:
                 config = None
+        if config is not None and self._checked_by_parts(grid, axes, cli):
+            return config
         if config is None:
             overrides = tuple(axis.choice(i) for axis, i in zip(axes, cli, strict=True))
             config = self._configure_omegaconf(grid, overrides)
@@ -440,6 +467,24 @@ class Expander:
             return plain(config)
         except ConfigValueError as exc:
             raise UsageError(f"{self.experiment.nodeid}: {exc}") from None
+
+    def _checked_by_parts(
+        self, grid: dict[str, Any], axes: list[OverrideAxis], cli: tuple[int, ...]
+    ) -> bool:
+        """Whether a config built on the fast path is plain data already, as ``plain`` would
+        find it: its base was checked, with no dotted or int key to be spelled twice, and
+        only scalars were set, by keys too short to nest it too deep; grid values were
+        checked, and so is text from the command line here."""
+        if self._base_depth is None or self._base_depth + self._key_depth >= MAX_DEPTH:
+            return False
+        for value in grid.values():
+            if type(value) is dict or type(value) is list:
+                return False
+        for axis, index in zip(axes, cli, strict=True):
+            value = axis.values[index]
+            if type(value) is str and not value.isascii():
+                return False  # text from the command line, not checked yet
+        return True
 
     def _configure_omegaconf(
         self, grid: dict[str, Any], cli: tuple[Override, ...]

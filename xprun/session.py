@@ -41,7 +41,7 @@ from .hookimpl import hookimpl
 from .metadata import PackageVersions, git_state
 from .overrides import OverrideAxis, SweepTooLarge, parse_overrides
 from .runcontext import RunContext
-from .store import FsClock, RunState, read_state
+from .store import STATUS_NEW, FsClock, RunState, certainly_complete, read_state
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -100,6 +100,7 @@ class Session:
         self._conftests: dict[Path, ModuleType] = {}  # folder → its registered conftest
         self._hooks: dict[Path, Any] = {}  # folder → the hook relay seen from it
         self._labels: dict[str, set[str]] = {}  # experiment node id → selected run labels
+        self._listings: dict[str, set[str]] | None = None  # folder → its entries, for a while
         config.pluginmanager.register(self, name="session")
 
     @property
@@ -236,7 +237,13 @@ class Session:
         self.expand()
         self.config.pluginmanager.check_pending()
         hook.xprun_collection_modifyitems(session=self, runs=self.runs)
-        hook.xprun_collection_finish(session=self)
+        # The --collect-only listing asks each run's state: one listing of each experiment
+        # folder answers "new" for all the runs without a directory (most of a new sweep).
+        self._listings = {}
+        try:
+            hook.xprun_collection_finish(session=self)
+        finally:
+            self._listings = None
 
     def collect(self) -> None:
         """Collect the experiments of the given paths (``self.experiments``)."""
@@ -313,6 +320,14 @@ class Session:
     # -- running ------------------------------------------------------------------------------
 
     def run_state(self, run: RunSpec) -> RunState:
+        listings = self._listings
+        if listings is not None:
+            folder, name = os.path.split(run.run_dir)
+            names = listings.get(folder)
+            if names is None:
+                names = listings[folder] = _entries(folder)
+            if name not in names:
+                return _NEW  # what read_state says of a run without a directory
         return read_state(run.run_dir, self.clock, self.heartbeat)
 
     def git_state(self) -> tuple[dict[str, Any], str | None]:
@@ -411,13 +426,50 @@ class Session:
 
     def runloop(self) -> None:
         """The default ``xprun_runloop``: each group of runs to its scheduler, until one
-        asks the session to stop (``-x``, a full disk)."""
+        asks the session to stop (``-x``, a full disk).  Runs certainly complete are
+        reported cached first, in one pass (``skip_complete``)."""
         for scheduler, runs in self.schedule():
             if self.shouldstop:
                 break
+            runs = self.skip_complete(runs)
+            if not runs:
+                continue
             scheduler = self._from_snapshot(scheduler)
             self.scheduler_name = scheduler.name
             scheduler.run(self, runs)
+
+    def skip_complete(self, runs: list[RunSpec]) -> list[RunSpec]:
+        """Report the runs whose record says complete as cached; return the others.
+
+        The skip check of a large launch, batched: one listing of each experiment folder and
+        one small read per existing run directory (``store.certainly_complete``), instead of
+        a hook call and a state read per run.  It decides only "complete, so cached", which
+        is what the built-in ``xprun_run_skip`` decides for such a run; every other run goes
+        to its scheduler and through the run protocol (skip check, claim) as before.  Taken
+        only when nothing could decide otherwise: no ``--force``, and no plugin or conftest
+        implementing ``xprun_run_skip`` or ``xprun_run_protocol``.
+        """
+        if self.config.option.force or not runs or not self._builtin(*_SKIP_HOOKS):
+            return runs
+        context = self.run_context()
+        todo = []
+        for run, complete in zip(runs, certainly_complete([r.run_dir for r in runs]), strict=True):
+            if complete:
+                context.record(reports.RunReport(run, reports.CACHED))
+            else:
+                todo.append(run)
+        return todo
+
+    def _builtin(self, *names: str) -> bool:
+        """Whether only xprun's own plugins implement these hooks."""
+        from .config import BUILTIN_PLUGINS
+
+        hook = self.config.pluginmanager.hook
+        return all(
+            impl.plugin_name in BUILTIN_PLUGINS
+            for name in names
+            for impl in getattr(hook, name).get_hookimpls()
+        )
 
     def exitstatus(self) -> ExitCode:
         if self.interrupted:
@@ -487,6 +539,18 @@ class _HookSubset:
         setattr(self, name, caller)
         return caller
 
+
+_NEW = RunState(STATUS_NEW, 0, None)
+
+
+def _entries(folder: str) -> set[str]:
+    try:
+        return {entry.name for entry in os.scandir(folder)}
+    except OSError:  # no folder yet (or not one): no run directory in it
+        return set()
+
+
+_SKIP_HOOKS = ("xprun_run_skip", "xprun_run_protocol")  # what skip_complete stands in for
 
 # Raised while importing, these end the session as they would anywhere else; anything else
 # (SystemExit included) is the file's collection error.
