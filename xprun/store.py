@@ -194,7 +194,7 @@ def disk_full_message(path: Path, exc: BaseException) -> str:
 RECORD_MAX_BYTES = 16 * 1024 * 1024
 
 
-def read_regular(path: Path, limit: int) -> bytes:
+def read_regular(path: str | Path, limit: int) -> bytes:
     """The bytes of a regular file of at most ``limit`` bytes.
 
     A FIFO, device or directory under a record's name (a damaged or hostile log directory)
@@ -570,3 +570,38 @@ def read_state(run_dir: Path, clock: FsClock, heartbeat: Heartbeat) -> RunState:
     if status == Status.RUNNING:  # recorded as running, but nobody owns it any more
         status = Status.INTERRUPTED
     return RunState(status, attempt, record)
+
+
+def certainly_complete(run_dirs: list[Path]) -> list[bool]:
+    """For each run directory, whether its record says ``complete`` (what ``read_state``
+    would say), learnt with one listing of each experiment folder and one small read per run
+    directory that exists: the skip check of a large launch.
+
+    Only "complete" is decided here: a complete record is final (a ``--force`` rerun keeps it
+    until its own final record), so skipping it cannot be wrong after a crash or beside
+    other launchers; anything else goes through the claim.  Trusted as ``read_record``
+    trusts a record.
+    """
+    present: dict[str, set[str]] = {}
+    found = []
+    for run_dir in run_dirs:
+        folder, name = os.path.split(run_dir)
+        names = present.get(folder)
+        if names is None:
+            try:
+                names = present[folder] = {entry.name for entry in os.scandir(folder)}
+            except OSError:
+                names = present[folder] = set()
+        found.append(name in names and _record_complete(os.path.join(folder, name, RUN_JSON)))
+    return found
+
+
+def _record_complete(path: str) -> bool:
+    try:
+        record = json.loads(read_regular(path, RECORD_MAX_BYTES))
+    except (OSError, ValueError):
+        return False
+    if not isinstance(record, dict):
+        return False
+    attempt = record.get("attempt", 0)
+    return record.get("status") == Status.COMPLETE and type(attempt) is int and attempt >= 0
