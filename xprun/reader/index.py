@@ -181,7 +181,7 @@ class Index:
         import pyarrow.parquet as pq
 
         data = read_bytes(self.path.parent, INDEX_FILE, INDEX_LIMIT)
-        table = pq.read_table(pa.BufferReader(data))
+        table = pq.ParquetFile(pa.BufferReader(data)).read()  # no pyarrow.dataset import
         info = json.loads((table.schema.metadata or {}).get(b"xprun", b"{}"))
         scanned_ns = info.get("scanned_ns") if isinstance(info, dict) else None
         if info.get("version") != INDEX_VERSION or not isinstance(scanned_ns, int):

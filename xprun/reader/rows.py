@@ -229,7 +229,8 @@ def check_row_types(frame: Any) -> str | None:
         return "column _key must hold distinct strings"
     if not _column_ok(frame["_skip"], _is_str, True):
         return "column _skip must hold strings"
-    readable = frame[frame["_skip"].isna()]
+    skipped = frame["_skip"].notna()
+    readable = frame[~skipped] if skipped.any() else frame
     for name, (check, what) in INFO_TYPES.items():
         if name not in readable.columns:
             if name in REQUIRED and len(readable):
