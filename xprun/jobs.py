@@ -72,7 +72,7 @@ def write_spec(
                 "config": run.config,
                 "param_indices": run.param_indices,
                 "param_ids": run.param_ids,
-                "assignments": {k: _as_json(v) for k, v in run.assignments.items()},
+                "assignments": jsonable(run.assignments, default=_as_text),
                 "digest": run.digest,
                 "run_dir": str(run.run_dir),
             }
@@ -84,13 +84,10 @@ def write_spec(
     return path
 
 
-def _as_json(value: Any) -> Any:
-    """An assignment as JSON data; one that is not is recorded as its ``repr`` (it is only
-    shown).  Not ``jsonable``'s ``refuse``: that returns the error to raise, not a value."""
-    try:
-        return jsonable(value)
-    except TypeError:
-        return repr(value)
+def _as_text(value: Any, where: str) -> str:
+    """What ``jsonable`` cannot convert in an assignment is recorded as its ``repr`` (it is
+    only shown)."""
+    return repr(value)
 
 
 def read_spec(path: Path) -> dict[str, Any]:

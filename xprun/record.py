@@ -85,8 +85,8 @@ def error_fields(error: BaseException) -> dict[str, str]:
     return {"type": type(error).__qualname__, "message": safe_str(error)[:2000]}
 
 
-def _refuse_outcome(value: Any, where: str) -> TypeError:
-    return TypeError(
+def _refuse_outcome(value: Any, where: str) -> Any:
+    raise TypeError(
         f"the experiment returned a {type(value).__name__} at {where or 'the top level'!r}, "
         "which cannot be saved as JSON; return numbers, strings, lists and mappings "
         "(save other objects with logger.log_artifact)"

@@ -115,10 +115,7 @@ def encode(obj: Any, kind: str) -> bytes:
     without unpickling (unless ``kind`` is ``"pickle"``)."""
     suffix_of(kind)
     if kind == "json":
-        data = jsonable(
-            obj, refuse=lambda v, at: _refused(v, at, "numbers, strings, lists and dicts")
-        )
-        return json.dumps(data, ensure_ascii=False).encode("utf-8")
+        return json.dumps(jsonable(obj, default=_refuse_json), ensure_ascii=False).encode("utf-8")
     if kind == "text":
         if not isinstance(obj, str):
             raise TypeError(f"kind='text' needs a str, got {type(obj).__name__}")
@@ -197,9 +194,11 @@ def decode(path: Path, kind: str, allow_pickle: bool = False) -> Any:
     raise ValueError(f"unknown kind {kind!r}; known kinds: {', '.join(SUFFIXES)}")
 
 
-def jsonable(
-    value: Any, where: str = "", refuse: Callable[[Any, str], Exception] | None = None
-) -> Any:
+def _refuse_json(value: Any, where: str) -> Any:
+    raise _refused(value, where, "numbers, strings, lists and dicts")
+
+
+def jsonable(value: Any, where: str = "", default: Callable[[Any, str], Any] | None = None) -> Any:
     """``value`` as JSON data: the one conversion xprun makes before writing JSON (outcomes,
     ``json`` artifacts, job specs).
 
@@ -207,8 +206,9 @@ def jsonable(
     stay as they are; lists and tuples become lists; NumPy arrays and scalars go through
     ``tolist()``, torch scalars through ``item()``; a mapping's keys become text (``1`` becomes
     ``"1"``), and two keys that would become the same text (``1`` and ``"1"``) are refused
-    rather than silently merged.  Anything else raises ``refuse(value, where)`` (by default a
-    ``TypeError`` naming its type), ``where`` being its dotted path from the top.
+    rather than silently merged.  Anything else is ``default(value, where)``, which returns
+    its replacement or raises (as ``json.dumps``'s ``default``; without one, a ``TypeError``
+    naming its type), ``where`` being its dotted path from the top.
     """
     if value is None or isinstance(value, bool | int | float | str):
         return value
@@ -221,16 +221,16 @@ def jsonable(
                     f"the mapping at {where or 'the top level'!r} has keys that are the same in "
                     f"JSON ({text!r} twice, e.g. 1 and '1'); make its keys distinct strings"
                 )
-            result[text] = jsonable(item, f"{where}.{text}" if where else text, refuse)
+            result[text] = jsonable(item, f"{where}.{text}" if where else text, default)
         return result
     if isinstance(value, list | tuple):
-        return [jsonable(v, f"{where}[{i}]", refuse) for i, v in enumerate(value)]
+        return [jsonable(v, f"{where}[{i}]", default) for i, v in enumerate(value)]
     if callable(getattr(value, "tolist", None)):  # NumPy arrays and scalars
-        return jsonable(value.tolist(), where, refuse)
+        return jsonable(value.tolist(), where, default)
     if callable(getattr(value, "item", None)):  # torch scalars
-        return jsonable(value.item(), where, refuse)
-    if refuse is not None:
-        raise refuse(value, where)
+        return jsonable(value.item(), where, default)
+    if default is not None:
+        return default(value, where)
     raise TypeError(f"a {type(value).__name__} at {where or 'the top level'!r} is not JSON data")
 
 

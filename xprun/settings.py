@@ -15,7 +15,6 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeGuard
 
@@ -54,13 +53,38 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-@dataclass(frozen=True)
 class ProjectSettings:
-    """Where the project is and what its ``[tool.xprun]`` table says (merged over DEFAULTS)."""
+    """Where the project is and what its ``[tool.xprun]`` table says (merged over DEFAULTS).
 
-    rootdir: Path
-    inifile: Path | None
-    values: dict[str, Any] = field(default_factory=dict)
+    A plain class rather than a dataclass: ``dataclasses`` (and the ``inspect`` it imports)
+    would be the largest part of what ``xprun --help`` imports.
+    """
+
+    __slots__ = ("inifile", "rootdir", "values")
+
+    def __init__(
+        self, rootdir: Path, inifile: Path | None, values: dict[str, Any] | None = None
+    ) -> None:
+        self.rootdir = rootdir
+        self.inifile = inifile
+        self.values: dict[str, Any] = {} if values is None else values
+
+    def __repr__(self) -> str:
+        return (
+            f"ProjectSettings(rootdir={self.rootdir!r}, inifile={self.inifile!r}, "
+            f"values={self.values!r})"
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ProjectSettings):
+            return NotImplemented
+        return (self.rootdir, self.inifile, self.values) == (
+            other.rootdir,
+            other.inifile,
+            other.values,
+        )
+
+    __hash__ = None  # type: ignore[assignment]  # values is a dict (the dataclass hash raised)
 
     def __getitem__(self, key: str) -> Any:
         return self.values[key]

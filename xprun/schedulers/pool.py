@@ -176,7 +176,7 @@ class _Pool:
             self.close(worker)
 
     def report(self, index: int, status: Status, **fields: Any) -> None:
-        report = reports.RunReport(self.runs[index], status, **fields)
+        report = reports.RunReport(self.runs[index], Status(status), **fields)
         self.session.config.hook.xprun_run_logreport(report=report)
 
     def on_output(self, worker: _Worker) -> None:
