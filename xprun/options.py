@@ -105,7 +105,7 @@ def xprun_addoption(parser: argparse.ArgumentParser, settings: dict[str, Any]) -
         "--co",
         action="store_true",
         dest="collect_only",
-        help="list every run with its hash and state; run nothing",
+        help="list every run with its status and hash; run nothing",
     )
     group.add_argument(
         "--log-dir",

@@ -102,8 +102,8 @@ class TerminalReporter:
 
     def _list_runs(self, session: Session) -> None:
         for run in session.runs:
-            state = session.run_state(run).status
-            self.write(f"{state:<12} {run.hash}  {run.nodeid}\n")
+            status = session.run_state(run).status
+            self.write(f"{status:<12} {run.hash}  {run.nodeid}\n")
 
     @hookimpl
     def xprun_run_logreport(self, report: reports.RunReport) -> None:
