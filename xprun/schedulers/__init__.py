@@ -1,8 +1,10 @@
 """Schedulers: where a session's runs execute.
 
 A scheduler is any object with a ``name`` and a ``run(session, runs)`` method; plugins return
-one from ``xprun_choose_scheduler`` when ``--scheduler`` names it.  ``inline`` (this process,
-one run after another) is built in.
+one from ``xprun_choose_scheduler`` when ``--scheduler`` names it (or a ``scheduler`` fixture
+returns one).  Built in, each a plugin of its own module: ``inline`` (this process, one run
+after another), ``local`` (a pool of worker processes, ``pool.py``), ``slurm`` and ``oar``
+(job arrays, ``batch.py``).
 """
 
 from __future__ import annotations
