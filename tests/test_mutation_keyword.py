@@ -177,6 +177,6 @@ def test_i10_mut_a_long_wrong_expression_is_shown_cut_at_200_characters(sweep, m
     assert result.ret == 4
     shown = f"passed to '-k': {expression[:200]}... ({len(expression)} characters): at column "
     assert shown + f"{len(expression)}: unexpected character" in result.stderr
-    short = "seed=1 &"
-    result = _inprocess.InProcess(sweep, monkeypatch).run("--collect-only", "-k", short)
-    assert f"passed to '-k': {short}: at column 8:" in result.stderr
+    whole = "seed=1 or " + "x" * 189 + "&"  # 200 characters: shown whole
+    result = _inprocess.InProcess(sweep, monkeypatch).run("--collect-only", "-k", whole)
+    assert f"passed to '-k': {whole}: at column 200: unexpected character" in result.stderr

@@ -150,6 +150,14 @@ EQUIVALENT: dict[tuple[str, str], str] = {
     ("xprun.store", "Acquired: True -> False"): _FROZEN,
     ("xprun.store", "RunState: True -> False"): _FROZEN,
     ("xprun.reader.query", "Token: True -> False"): _FROZEN,
+    ("xprun.keyword", "Token: True -> False"): _FROZEN,
+    ("xprun.keyword", "_Item: True -> False"): (
+        f"{_FROZEN}; nor hashes an _Item (lru_cache hashes the identifier, not the result)"
+    ),
+    ("xprun.keyword", "_Parser.expect: return token -> return None"): (
+        "no caller uses the token expect returns (it is called for its check)"
+    ),
+    ("xprun.keyword", "_item: 1024 -> 1025"): "the size of a cache: same results",
     ("xprun.reader.query", "Query: True -> False"): (
         f"{_FROZEN}; nor hashes a Query (the only other thing frozen=True changes)"
     ),
