@@ -318,16 +318,14 @@ def _merge_plain(target: dict[str, Any], key: str, value: Any) -> None:
     *parents, leaf = key.split(".")
     node = target
     for part in parents:
-        child = node.setdefault(part, {})
-        if not isinstance(child, dict):
-            raise _NotPlain(key)  # list indices and such: let OmegaConf decide
-        node = child
+        node = _child_to_write(node, part, create=True, key=key)
     existing = node.get(leaf)
     if isinstance(existing, dict) != isinstance(value, dict) and (
         isinstance(existing, dict | list) and isinstance(value, dict | list | tuple)
     ):
         raise _NotPlain(key)  # OmegaConf refuses to turn a mapping into a list and back
     if isinstance(existing, dict) and isinstance(value, dict):
+        existing = node[leaf] = dict(existing)  # copied on write (see _configure_plain)
         for sub_key, sub_value in value.items():
             if "." in sub_key:
                 raise _NotPlain(key)  # a literal dotted key inside a mapping: OmegaConf's call
@@ -336,8 +334,28 @@ def _merge_plain(target: dict[str, Any], key: str, value: Any) -> None:
         node[leaf] = _copy_plain(value)
 
 
+def _child_to_write(node: dict[str, Any], part: str, create: bool, key: str) -> dict[str, Any]:
+    """``node[part]``, a mapping of this config's own to write into: a mapping of the base
+    is copied first (created when absent and ``create``); anything else is OmegaConf's call
+    (list indices, a value in the way)."""
+    child = node.get(part, _ABSENT)
+    if child is _ABSENT and create:
+        child = node[part] = {}
+    elif type(child) is dict:
+        child = node[part] = dict(child)
+    else:
+        raise _NotPlain(key)
+    return child
+
+
 def _configure_plain(base: dict[str, Any], grid: dict[str, Any]) -> dict[str, Any]:
-    config = _copy_plain(base)
+    """The base with the grid's values, on plain dicts.
+
+    Copied on write: a mapping of the base that no key reaches is shared between the runs'
+    configs (a run's config is read, never changed in place, once expanded), so a million
+    runs do not hold a million copies of it.
+    """
+    config = dict(base)
     config.setdefault("seed", 0)
     for key, value in grid.items():
         _merge_plain(config, key, value)
@@ -378,12 +396,7 @@ def _plain_parent(config: dict[str, Any], parts: list[str], create: bool) -> dic
     the way when ``create``); anything else is for OmegaConf to decide."""
     node = config
     for part in parts[:-1]:
-        child = node.get(part)
-        if child is None and create and part not in node:
-            child = node[part] = {}
-        if type(child) is not dict:
-            raise _NotPlain(part)
-        node = child
+        node = _child_to_write(node, part, create, ".".join(parts))
     return node
 
 
@@ -565,7 +578,7 @@ class Expander:
                 config = self._configure(grid, axes, cli)
                 _check_seed(experiment, config)
                 hashed = excluder.apply(config) if excluder else config
-                assignments = dict(grid)
+                assignments = dict(grid) if cli else grid  # each point is a new dict
                 for key, choices, index in zip(keys, values, cli, strict=True):
                     assignments[key] = choices[index]
                 for params, ids, identities in param_runs:

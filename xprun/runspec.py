@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     from .fixtures import FixtureRequest
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)  # slots: a launch may hold a million of them
 class RunSpec:
     """A run as expanded: what it computes (config, params) and who it is (digest, dir)."""
 
