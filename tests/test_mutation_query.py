@@ -82,13 +82,49 @@ def test_i10_mut_nesting_counts_depth_not_how_many_parentheses_a_query_has(reade
 @pytest.mark.parametrize(
     ("text", "got"),
     [
-        ("config.lr >", "got the end of the query"),  # nothing there: no text to quote
-        ("status == complete attempt == 1", "got a key 'attempt'"),
-        ("config.lr == )", "got ')'"),  # once: "got ')' ')'" before
-        ("status == complete and AND", "got 'and' 'AND'"),
+        ("config.lr >", ", got the end of the query"),  # nothing there: no text to quote
+        ("status == complete attempt == 1", ", got a key 'attempt'"),
+        ("config.lr == )", ", got ')'"),  # once: "got ')' ')'" before
+        ("status == complete and AND", ", got 'and' 'AND'"),
+        ("status foo", "expected an operator (== != < <= > >=) or 'in', got a key 'foo'"),
+        ("status not foo", "expected 'in', got a key 'foo'"),
     ],
 )
 def test_i10_mut_an_error_names_what_it_got_quoting_its_text_if_any(reader, text, got):
     with pytest.raises(QueryError) as raised:
         reader.filter(text)
-    assert raised.value.message.endswith(", " + got)
+    assert raised.value.message.endswith(got)
+
+
+@pytest.mark.parametrize("text", ["status == 'open\\", "status == 'a\\'"])
+def test_i10_mut_a_string_ending_in_a_backslash_is_unterminated(reader, text):
+    with pytest.raises(QueryError, match="unterminated string") as raised:
+        reader.filter(text)
+    assert raised.value.position == text.index("'")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "not bogus == 1",
+        "status == complete and bogus == 1",
+        "bogus in [1] or status == complete",
+        "not (status == running or (config.opt == sgd and bogus not in [1, 2]))",
+    ],
+)
+def test_i10_mut_an_unknown_key_anywhere_in_a_query_is_named(reader, text):
+    with pytest.raises(QueryError, match="unknown key 'bogus'") as raised:
+        len(reader.filter(text))
+    assert raised.value.position == text.index("bogus")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("config.opt == null", []),
+        ("config.opt != NULL and config.lr == 0.1", [(0.1, "adam"), (0.1, "sgd")]),
+        ("config.opt in [none, sgd] and config.lr < 0.05", [(0.01, "sgd")]),
+    ],
+)
+def test_i10_mut_null_is_none(reader, text, expected):
+    assert _configs(reader.filter(text)) == expected

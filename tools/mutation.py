@@ -158,6 +158,9 @@ EQUIVALENT: dict[tuple[str, str], str] = {
         "no caller uses the token expect returns (it is called for its check)"
     ),
     ("xprun.keyword", "_item: 1024 -> 1025"): "the size of a cache: same results",
+    ("xprun.keyword", "_equals: return False -> return None"): (
+        "its only caller tests the result for truth (... and _equals(item, value))"
+    ),
     ("xprun.reader.query", "Query: True -> False"): (
         f"{_FROZEN}; nor hashes a Query (the only other thing frozen=True changes)"
     ),
