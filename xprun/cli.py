@@ -81,32 +81,31 @@ def _leading_plugin_options(argv: list[str]) -> int:
 def _answer_alone(argv: list[str]) -> bool:
     """Answer ``xprun --version`` / ``xprun --help`` without plugins, when none could change
     the answer; False when the plugin manager is needed."""
+    if argv == ["--version"]:
+        from ._version import __version__
+
+        sys.stdout.write(f"xprun {__version__}\n")  # the run parser's version action says so
+        return True
     from . import options
 
-    if argv == ["--version"]:
-        parser = options.base_parser()
-    elif argv in (["--help"], ["-h"]) and not options.installed_plugins_possible():
-        from .settings import DEFAULTS
-
-        parser = options.base_parser()
-        options.xprun_addoption(parser, dict(DEFAULTS))  # the only built-in option hook
-    else:
+    if argv not in (["--help"], ["-h"]) or options.installed_plugins_possible():
         return False
-    try:
-        parser.parse_args(argv)  # prints, then exits 0
-    except SystemExit as exc:
-        return exc.code in (0, None)
-    return False
+    from .settings import DEFAULTS
+
+    parser = options.base_parser()
+    options.xprun_addoption(parser, dict(DEFAULTS))  # the only built-in option hook
+    parser.print_help()
+    return True
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: ``xprun [COMMAND] ...``; without a known command, ``run``."""
-    from .errors import ExitCode, UsageError
-
     argv = list(sys.argv[1:] if argv is None else argv)
     if _answer_alone(argv):
         sys.stdout.flush()
-        return int(ExitCode.OK)
+        return 0  # ExitCode.OK (errors.py is not needed to say so)
+    from .errors import ExitCode, UsageError
+
     try:
         table = commands(argv)
     except UsageError as exc:

@@ -16,8 +16,6 @@ import re
 import sys
 from typing import Any, NoReturn
 
-from .errors import UsageError
-
 #: The group of entry points through which installed plugins register (as pytest's ``pytest11``).
 ENTRY_POINT_GROUP = "xprun"
 _ENTRY_POINT_SECTION = re.compile(rf"^\s*\[\s*{ENTRY_POINT_GROUP}\s*\]\s*$", re.MULTILINE)
@@ -27,6 +25,8 @@ class ArgumentParser(argparse.ArgumentParser):
     """argparse, with its errors turned into usage errors (exit code 4, as pytest)."""
 
     def error(self, message: str) -> NoReturn:
+        from .errors import UsageError  # imported when needed: --help stays light
+
         raise UsageError(f"{message}\n{self.format_usage().strip()}")
 
 
