@@ -9,8 +9,10 @@ How it runs: the tests are run with ``pytest`` in a child process forked from th
 each mutant, with the mutant served by an import hook in place of the module, so nothing on
 disk changes (other people may be working in the same tree).  Tests that drive xprun in a
 subprocess would import the original module: they are deselected, and each module is tested
-by its fast unit and in-process tests (``TESTS``).  A mutant whose tests run longer than a
-few times the unmutated run is counted killed (an endless loop).
+by its fast unit and in-process tests (``TESTS``).  The unmutated run records which lines
+each test runs (coverage.py); a mutant is then given only the tests that ran its lines (all
+of them for lines run at import), property tests last.  A mutant whose tests run longer than
+a few times the unmutated run is counted killed (an endless loop).
 
 Equivalent mutants (no test could tell them apart: same behaviour) are listed in
 ``EQUIVALENT`` with the reason, and left out of the score.  Exit status: 1 when a module
@@ -406,6 +408,11 @@ class _LinesRun:
         Path(path).write_text(json.dumps(found))
 
 
+#: Plugins a mutant's run does without (parallel workers, benchmarks, the cache): each
+#: costs start-up time in every child.
+_NOT_NEEDED = ("-p", "no:xdist", "-p", "no:benchmark", "-p", "no:cacheprovider")
+
+
 def _run_tests(
     module: str,
     origin: str,
@@ -434,7 +441,10 @@ def _run_tests(
                 lines_run = _LinesRun(origin)
                 plugins.append(lines_run)
                 lines_run.coverage.start()  # before the tests import the module
-            args = ["-x", "-q", "-n", "0", "-p", "no:cacheprovider", *TESTS[module]]
+            files = TESTS[module]
+            if keep is not None:  # only the files holding those tests are collected
+                files = [f for f in files if any(t.startswith(f + "::") for t in keep)]
+            args = ["-x", "-q", "-o", "addopts=", *_NOT_NEEDED, *files]
             code = int(pytest.main(args, plugins=plugins))
             if record is not None:
                 lines_run.save(record)
@@ -446,7 +456,10 @@ def _run_tests(
             done, status = os.waitpid(pid, os.WNOHANG)
             if done:
                 pid = 0
-                return "survived" if os.waitstatus_to_exitcode(status) == 0 else "killed"
+                code = os.waitstatus_to_exitcode(status)
+                if code in (4, 5):  # pytest's usage error, no tests: the tool's fault
+                    raise SystemExit(f"{module}: pytest exited {code} (no tests run): fix TESTS")
+                return "survived" if code == 0 else "killed"
             time.sleep(0.05)
     finally:
         if pid:  # out of time, or interrupted: the child must not run on alone
