@@ -241,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
         if error is not None:
             print(error, file=sys.stderr)
         print(f"== {name}: {len(figures)} figure(s) in {seconds:.1f} s", flush=True)
+        print(text_table(table_rows([(name, figures, error)])), flush=True)  # as they come
         results.append((name, figures, error))
     info["load average"] = (
         f"{info['load average']} (start); "
