@@ -168,6 +168,15 @@ def test_i10_mut_nesting_counts_depth_not_how_many_parentheses(select):
     assert select(" or ".join(["(not (seed=1))"] * 150)) == _only("seed=10")
 
 
+@pytest.mark.parametrize("before", ["(seed=1) or ", "not (not seed=1) or ", "((seed=1)) or "])
+def test_i10_mut_groups_before_a_nest_do_not_raise_its_limit(sweep, monkeypatch, before):
+    levels = DOCUMENTED_DEPTH + 1
+    expression = before + "(" * levels + "seed=10" + ")" * levels
+    result = _inprocess.InProcess(sweep, monkeypatch).run("--collect-only", "-k", expression)
+    assert result.ret == 4
+    assert "nested more than 100 levels deep" in result.stderr
+
+
 # -- errors ------------------------------------------------------------------------------------
 
 

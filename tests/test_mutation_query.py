@@ -68,6 +68,16 @@ def test_i10_mut_a_query_nested_far_too_deep_is_a_query_error_not_a_recursion_er
         reader.filter("(" * 5000 + "status == complete" + ")" * 5000)
 
 
+@pytest.mark.parametrize(
+    "before",
+    ["(status == complete) or ", "not (not status == complete) or ", "((attempt == 1)) or "],
+)
+def test_i10_mut_groups_before_a_nest_do_not_raise_its_limit(reader, before):
+    levels = DOCUMENTED_DEPTH + 1
+    with pytest.raises(QueryError, match="more than 100 deep"):
+        reader.filter(before + "(" * levels + "status == complete" + ")" * levels)
+
+
 def test_i10_mut_nesting_counts_depth_not_how_many_parentheses_a_query_has(reader):
     # 300 parenthesized terms side by side, and 'not' 300 times: never more than 2 deep.
     terms = " or ".join(["(config.opt == adam)"] * 150 + ["(not config.opt == adam)"] * 150)
