@@ -1,106 +1,274 @@
-"""Per-run framework overhead of xprun (inline scheduler) against a plain Python loop.
+"""Marginal cost of one run (the CPU path, and the price of durability) against a plain loop.
 
-    python benchmarks/bench_overhead.py [--runs 1000] [--repeat 3]
+    python benchmarks/bench_overhead.py [--small 50] [--big 550] [--rounds 5]
+                                        [--tmpfs /dev/shm] [--disk DIR]
 
-Both sides execute the same trivial function N times in this one process:
+The realistic case of issue 11: an 11-key config (seed, lr, optimizer, batch_size, epochs,
+weight_decay, momentum, dataset, model.depth, model.width, n_steps), an experiment that takes
+``config`` and ``logger``, logs one metric and returns a small dict, swept from the command
+line (``xprun -q seed=range(0,N)``).  Each side is timed as a whole process, at N = small and
+N = big runs, and the marginal cost per run is ``(T(big) - T(small)) / (big - small)``: start-up,
+imports and collection cancel out, what is left is what each additional run costs.
 
-- baseline: a plain loop that calls the function and writes one JSON file per run into its
-  own directory (the least any experiment runner must do);
-- xprun: ``xprun.main([...])`` on an experiment with ``@xprun.grid(i=range(N))`` — discovery,
-  expansion, hashing, claiming, config.yaml, run.json (twice), outcome.json, fixtures.
+The floor is a plain Python loop, also a whole process, that writes the same files per run
+(``config.yaml`` with the same YAML dumper, ``run.json`` twice, ``metrics/metrics.jsonl``,
+``outcome.json``), plainly (no temporary file, no claim, no hash).  On disk the floor also does
+the durable writes xprun promises: ``outcome.json`` and the final ``run.json`` are fsynced,
+and their directory after each, so the ratio there is the price of xprun's protocol, not of
+durability itself.
 
-Prints the milliseconds per run of each, the overhead per run and the ratio.  The best of
-``--repeat`` trials is kept on each side, to damp noise from the machine.
+Rounds alternate floor and xprun (floor first in even rounds), and each figure is the median of
+the rounds' marginal costs: on a shared machine absolute times drift, the ratio much less.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
-import json
 import os
+import shutil
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-EXPERIMENT = """
+from _paired import figure
+
+TMPFS_TARGET = 3.0  # issue 11, item 3: the CPU path per run
+DISK_TARGET = 1.5  # issue 11, item 4: the durable path per run on disk
+
+EXPERIMENT = """\
 import xprun
 
-@xprun.grid(i=list(range({n})))
-def xp_trivial(config):
-    return {{"i": config.i, "square": config.i * config.i}}
+@xprun.config({
+    "seed": 0, "lr": 0.1, "optimizer": "sgd", "batch_size": 32, "epochs": 1,
+    "weight_decay": 0.0001, "momentum": 0.9, "dataset": "mnist",
+    "model": {"depth": 4, "width": 128}, "n_steps": 1,
+})
+def xp_train(config, logger):
+    logger.log_metrics({"loss": 1.0 / (1 + config.seed)})
+    return {"loss": 0.5, "seed": config.seed}
+"""
+
+# The plain loop: the same files, the same contents in kind, nothing else.
+FLOOR = """\
+import json, os, platform, socket, sys, time
+import yaml
+
+DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+n, root, durable = int(sys.argv[1]), sys.argv[2], sys.argv[3] == "durable"
+BASE = {
+    "seed": 0, "lr": 0.1, "optimizer": "sgd", "batch_size": 32, "epochs": 1,
+    "weight_decay": 0.0001, "momentum": 0.9, "dataset": "mnist",
+    "model": {"depth": 4, "width": 128}, "n_steps": 1,
+}
+HOST = {"host": socket.gethostname(), "pid": os.getpid(), "python": platform.python_version(),
+        "platform": platform.platform(), "argv": sys.argv, "cwd": os.getcwd()}
+
+
+def write(path, text, sync=False):
+    with open(path, "w") as f:
+        f.write(text)
+        if sync:
+            f.flush()
+            os.fsync(f.fileno())
+    if sync:
+        fd = os.open(os.path.dirname(path), os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def experiment(config, log):
+    log({"loss": 1.0 / (1 + config["seed"])})
+    return {"loss": 0.5, "seed": config["seed"]}
+
+
+os.makedirs(root)
+for seed in range(n):
+    config = {**BASE, "model": dict(BASE["model"]), "seed": seed}
+    run_dir = os.path.join(root, f"run{seed}")
+    os.mkdir(run_dir)
+    write(os.path.join(run_dir, "config.yaml"), yaml.dump(config, Dumper=DUMPER, sort_keys=False))
+    start = time.time()
+    record = {"status": "running", "attempt": 1, "start": start, **HOST}
+    write(os.path.join(run_dir, "run.json"), json.dumps(record))
+    os.mkdir(os.path.join(run_dir, "metrics"))
+    lines = []
+    outcome = experiment(config, lambda values: lines.append(
+        json.dumps({"step": len(lines), "time": time.time(), "attempt": 1, **values})))
+    write(os.path.join(run_dir, "metrics", "metrics.jsonl"), "\\n".join(lines) + "\\n")
+    write(os.path.join(run_dir, "outcome.json"), json.dumps(outcome), durable)
+    end = time.time()
+    record.update(status="complete", end=end, duration=end - start)
+    write(os.path.join(run_dir, "run.json"), json.dumps(record), durable)
 """
 
 
-def trivial(i: int) -> dict:
-    return {"i": i, "square": i * i}
-
-
-def baseline(root: Path, n: int) -> float:
-    start = time.perf_counter()
-    for i in range(n):
-        outcome = trivial(i)
-        run_dir = root / f"run{i}"
-        run_dir.mkdir(parents=True)
-        with open(run_dir / "outcome.json", "w") as f:
-            json.dump(outcome, f)
-    return time.perf_counter() - start
-
-
-def with_xprun(root: Path, n: int) -> float:
-    import xprun
-
-    project = root / "project"
-    project.mkdir(parents=True)
-    (project / "pyproject.toml").write_text("[tool.xprun]\n")
-    (project / "xp_bench.py").write_text(EXPERIMENT.format(n=n))
-    cwd = os.getcwd()
-    os.chdir(project)
+def _fs_type(path: str) -> str:
+    """The file system type holding ``path`` (from /proc/mounts), for the figure's note."""
     try:
+        mounts = [line.split() for line in Path("/proc/mounts").read_text().splitlines()]
+    except OSError:
+        return "?"
+    real = os.path.realpath(path)
+    best = ("", "?")
+    for fields in mounts:
+        point = fields[1]
+        if (real == point or real.startswith(point.rstrip("/") + "/")) and len(point) > len(
+            best[0]
+        ):
+            best = (point, fields[2])
+    return best[1]
+
+
+def _run(args: list[str], cwd: Path) -> tuple[float, float]:
+    """Wall-clock and CPU seconds (user + system, its threads included) of one process."""
+    with tempfile.TemporaryFile() as out:
         start = time.perf_counter()
-        with contextlib.redirect_stdout(io.StringIO()):
-            code = xprun.main(["-q"])
+        proc = subprocess.Popen(args, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(proc.pid, 0)
         elapsed = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode != 0:
+            out.seek(0)
+            text = out.read().decode(errors="replace")
+            raise RuntimeError(f"{' '.join(args)} failed ({proc.returncode}):\n{text}")
+    return elapsed, usage.ru_utime + usage.ru_stime
+
+
+class _Case:
+    """One place to write runs: a project with the experiment, and the floor script."""
+
+    def __init__(self, where: str | None, durable: bool) -> None:
+        self.tmp = Path(tempfile.mkdtemp(prefix="xprun-bench-overhead-", dir=where))
+        self.project = self.tmp / "project"
+        self.project.mkdir()
+        (self.project / "pyproject.toml").write_text("[tool.xprun]\n")
+        (self.project / "xp_bench.py").write_text(EXPERIMENT)
+        (self.tmp / "floor.py").write_text(FLOOR)
+        self.durable = durable
+        self._count = 0
+
+    def _fresh(self, what: str) -> Path:
+        self._count += 1
+        return self.tmp / f"{what}{self._count}"
+
+    def floor(self, n: int) -> tuple[float, float]:
+        out = self._fresh("floor")
+        mode = "durable" if self.durable else "plain"
+        try:
+            return _run(
+                [sys.executable, str(self.tmp / "floor.py"), str(n), str(out), mode], self.tmp
+            )
+        finally:
+            shutil.rmtree(out, ignore_errors=True)
+
+    def xprun(self, n: int) -> tuple[float, float]:
+        logs = self._fresh("logs")
+        args = [sys.executable, "-m", "xprun", "-q", "--log-dir", str(logs), f"seed=range(0,{n})"]
+        try:
+            return _run(args, self.project)
+        finally:
+            shutil.rmtree(logs, ignore_errors=True)
+
+    def close(self) -> None:
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def measure(
+    where: str | None, durable: bool, small: int, big: int, rounds: int, clock: str = "wall"
+) -> tuple[float, float]:
+    """Median marginal milliseconds per run of xprun and of the floor, paired rounds.
+
+    ``clock``: ``wall`` (elapsed time, what a user waits) or ``cpu`` (user + system time of
+    the process: steadier on a loaded machine, but blind to waiting for the disk).
+    """
+    case = _Case(where, durable)
+    which = 0 if clock == "wall" else 1
+    try:
+        case.xprun(5)  # warm the caches (bytecode, page cache) once, on both sides
+        case.floor(5)
+        values: list[float] = []
+        floors: list[float] = []
+
+        def marginal(side: str) -> float:
+            timer = case.floor if side == "floor" else case.xprun
+            return 1000 * (timer(big)[which] - timer(small)[which]) / (big - small)
+
+        for i in range(rounds):
+            order = ("floor", "xprun") if i % 2 == 0 else ("xprun", "floor")
+            for side in order:
+                (floors if side == "floor" else values).append(marginal(side))
+        return statistics.median(values), statistics.median(floors)
     finally:
-        os.chdir(cwd)
-    assert code == 0, code
-    assert len(list((project / "xprun_logs" / "xp_bench.xp_trivial").iterdir())) == n
-    return elapsed
+        case.close()
+
+
+def _disk_dir() -> str:
+    """A directory on a disk (not a RAM disk): $XPRUN_BENCH_DISK, else /var/tmp, else $TMPDIR."""
+    return os.environ.get("XPRUN_BENCH_DISK") or (
+        "/var/tmp" if os.path.isdir("/var/tmp") else tempfile.gettempdir()
+    )
+
+
+def figures(quick: bool = False) -> list[dict]:
+    small, big, rounds = (10, 60, 1) if quick else (50, 550, 5)
+    tmpfs = "/dev/shm" if os.path.isdir("/dev/shm") else None
+    disk = _disk_dir()
+    results = []
+    for name, where, durable, target in (
+        ("per run, CPU path (tmpfs)", tmpfs, False, TMPFS_TARGET),
+        ("per run, durable (disk)", disk, True, DISK_TARGET),
+    ):
+        value, floor = measure(where, durable, small, big, rounds)
+        fs = _fs_type(where or tempfile.gettempdir())
+        what = "plain loop, same files" + (", same fsyncs" if durable else "")
+        results.append(
+            figure(
+                name,
+                value,
+                floor,
+                "ms/run",
+                target,
+                f"{fs}; floor: {what}; (T({big})-T({small}))/{big - small}, median of {rounds}",
+            )
+        )
+    return results
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=1000)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--small", type=int, default=50)
+    parser.add_argument("--big", type=int, default=550)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--tmpfs", default="/dev/shm" if os.path.isdir("/dev/shm") else None)
+    parser.add_argument("--disk", default=_disk_dir())
+    parser.add_argument("--only", choices=("tmpfs", "disk"), default=None)
     parser.add_argument(
-        "--dir",
-        default="/dev/shm" if os.path.isdir("/dev/shm") else None,
-        help="where the runs are written (default: /dev/shm, a RAM disk, so that the noise "
-        "of a shared disk does not drown the framework's own cost; pass a disk path to "
-        "include the disk)",
+        "--clock",
+        choices=("wall", "cpu"),
+        default="wall",
+        help="wall: elapsed time (the figures); cpu: the process's user + system time, steadier "
+        "on a loaded machine but blind to fsync waits",
     )
     args = parser.parse_args()
-    n = args.runs
-    # Warm both paths once (imports of omegaconf/yaml/numpy happen in the first session).
-    with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
-        with_xprun(Path(tmp) / "warm", 10)
-    best_base, best_xprun = float("inf"), float("inf")
-    for trial in range(args.repeat):
-        with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
-            best_base = min(best_base, baseline(Path(tmp) / "base", n))
-            best_xprun = min(best_xprun, with_xprun(Path(tmp) / f"xp{trial}", n))
-    base_ms = 1000 * best_base / n
-    xp_ms = 1000 * best_xprun / n
     print(
-        f"runs: {n} (best of {args.repeat}) in {args.dir or tempfile.gettempdir()}, "
-        f"Python {sys.version.split()[0]}"
+        f"marginal ms per run, (T({args.big}) - T({args.small})) / {args.big - args.small}, "
+        f"median of {args.rounds} paired rounds, {args.clock} clock, Python {sys.version.split()[0]}"
     )
-    print(f"plain loop + one JSON file per run: {base_ms:.3f} ms/run")
-    print(f"xprun inline (whole session):       {xp_ms:.3f} ms/run")
-    print(f"xprun overhead per run:             {xp_ms - base_ms:.3f} ms")
-    print(f"ratio xprun / plain loop:           {best_xprun / best_base:.1f}x")
+    cases = [("tmpfs", args.tmpfs, False, TMPFS_TARGET), ("disk", args.disk, True, DISK_TARGET)]
+    for label, where, durable, target in cases:
+        if args.only not in (None, label):
+            continue
+        value, floor = measure(where, durable, args.small, args.big, args.rounds, args.clock)
+        fs = _fs_type(where or tempfile.gettempdir())
+        print(
+            f"{label:5} {where} ({fs}): plain loop {floor:.3f}, xprun {value:.3f} ms/run, "
+            f"ratio {value / floor:.2f}x (target <= {target}x)"
+        )
 
 
 if __name__ == "__main__":

@@ -16,8 +16,9 @@ from typing import IO, TextIO
 class _RunStream(io.TextIOBase):
     """A text stream writing to a file in the run directory, and optionally to a terminal."""
 
-    def __init__(self, path: Path, echo: TextIO | None) -> None:
-        self._path = path
+    def __init__(self, run_dir: Path, name: str, echo: TextIO | None) -> None:
+        self._run_dir = run_dir
+        self._name = name  # the file is made (and its path joined) on the first write
         self._echo = echo
         self._file: IO[str] | None = None
         self._tail: list[str] = []
@@ -28,7 +29,8 @@ class _RunStream(io.TextIOBase):
 
     def write(self, text: str) -> int:
         if self._file is None:
-            self._file = open(self._path, "a", encoding="utf-8", errors="replace")  # noqa: SIM115
+            path = self._run_dir / self._name
+            self._file = open(path, "a", encoding="utf-8", errors="replace")  # noqa: SIM115
         self._file.write(text)
         if self._echo is not None:
             self._echo.write(text)
@@ -61,8 +63,8 @@ class RunCapture:
 
     def __init__(self, run_dir: Path, echo: bool) -> None:
         self._saved = (sys.stdout, sys.stderr)
-        self.out = _RunStream(run_dir / "stdout.log", sys.stdout if echo else None)
-        self.err = _RunStream(run_dir / "stderr.log", sys.stderr if echo else None)
+        self.out = _RunStream(run_dir, "stdout.log", sys.stdout if echo else None)
+        self.err = _RunStream(run_dir, "stderr.log", sys.stderr if echo else None)
 
     def start(self) -> None:
         sys.stdout, sys.stderr = self.out, self.err

@@ -11,6 +11,10 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
+# The C functions behind ``signal``'s (the module it wraps), without its enum conversion of
+# every number and handler both ways: most of what holding signals cost a run.
+_raw_signal: Any = getattr(signal, "_signal", signal)
+
 
 class ExitCode(enum.IntEnum):
     """What ``xprun`` returns to the shell; the same numbers as pytest."""
@@ -73,12 +77,12 @@ def block_signals() -> SignalMask:
     ``block_signals()``/``restore_signals()`` never receives them: the kernel delivers them to
     the main thread instead (or keeps them pending while it blocks them too).
     """
-    return signal.pthread_sigmask(signal.SIG_BLOCK, HELD_SIGNALS)
+    return _raw_signal.pthread_sigmask(signal.SIG_BLOCK, HELD_SIGNALS)
 
 
 def restore_signals(previous: SignalMask | None) -> None:
     if previous is not None:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        _raw_signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 class SignalHold:
@@ -106,10 +110,10 @@ class SignalHold:
         self._handlers = {
             sig: handler
             for sig in HELD_SIGNALS
-            if (handler := signal.getsignal(sig)) is not None  # None: not Python's to swap
+            if (handler := _raw_signal.getsignal(sig)) is not None  # None: not Python's to swap
         }
         for sig in self._handlers:
-            signal.signal(sig, self._note)
+            _raw_signal.signal(sig, self._note)
         self._mask = block_signals()
         self._held = True
 
@@ -124,7 +128,7 @@ class SignalHold:
         self._held = False
         restore_signals(self._mask)  # signals still pending in the kernel reach _note now
         for sig, handler in self._handlers.items():
-            signal.signal(sig, handler)
+            _raw_signal.signal(sig, handler)
         pending, self._pending = self._pending, []
         for sig in pending:
             handler = self._handlers[sig]

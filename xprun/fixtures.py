@@ -282,8 +282,12 @@ class FixtureRequest:
         run: RunSpec | None,
         closure: dict[str, FixtureDef],
         session_cache: SessionFixtures,
+        new_run_dir: bool = False,
     ) -> None:
         self.run = run
+        #: The run's directory was made for this attempt, its first: nothing of an earlier
+        #: attempt is in it (the logger need not look for metrics or checkpoints to resume).
+        self.new_run_dir = new_run_dir
         self._closure = closure
         self._session_cache = session_cache
         self._values: dict[str, Any] = {}

@@ -31,8 +31,9 @@ import os
 import stat
 import threading
 import time
+import weakref
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from . import serialize, store, ticker
 
@@ -92,14 +93,10 @@ def _check_name(name: str, what: str) -> str:
     return name
 
 
-def _ends_torn(path: Path) -> bool:
-    """Whether a file's last line lacks its newline (a writer died mid-line)."""
-    with open(path, "rb") as f:
-        f.seek(0, 2)
-        if f.tell() == 0:
-            return False
-        f.seek(-1, 2)
-        return f.read(1) != b"\n"
+def _ends_torn(fd: int) -> bool:
+    """Whether an open file's last line lacks its newline (a writer died mid-line)."""
+    size = os.fstat(fd).st_size
+    return size > 0 and os.pread(fd, 1, size - 1) != b"\n"
 
 
 def last_step(path: Path) -> int | None:
@@ -128,41 +125,54 @@ def _open_regular(path: Path, flags: int) -> Any:
     A FIFO or device under a metrics file's name (a damaged log directory) would block or
     swallow the run's metrics: it is an error that names the file instead.
     """
+    fd = _open_regular_fd(path, flags)
+    os.set_blocking(fd, True)
+    return open(fd, "rb", closefd=True)
+
+
+def _open_regular_fd(path: Path, flags: int) -> int:
     fd = os.open(path, flags | os.O_NONBLOCK | os.O_NOFOLLOW, 0o644)
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
         raise OSError(f"{path} is not a regular file; remove it so the run can record metrics")
-    os.set_blocking(fd, True)
-    if flags & os.O_WRONLY:
-        return open(fd, "a", encoding="utf-8", closefd=True)
-    return open(fd, "rb", closefd=True)
+    return fd
 
 
-def _open_metrics(path: Path) -> Any:
-    """A metrics file for appending (a regular file only)."""
-    return _open_regular(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+def _open_metrics(path: Path) -> int:
+    """A metrics file's descriptor for appending (a regular file only); readable, to see a
+    torn end.  (``O_NONBLOCK`` stays: it means nothing for a regular file.)"""
+    return _open_regular_fd(path, os.O_RDWR | os.O_APPEND | os.O_CREAT)
 
 
 class Logger:
     """Metrics, artifacts and checkpoints of one run attempt."""
 
-    def __init__(self, run_dir: Path, attempt: int = 1, keep_checkpoints: int = 1) -> None:
-        self.run_dir = Path(run_dir)
+    def __init__(
+        self,
+        run_dir: Path,
+        attempt: int = 1,
+        keep_checkpoints: int = 1,
+        new_run_dir: bool = False,
+    ) -> None:
+        """``new_run_dir``: the caller knows that nothing of an earlier attempt is in
+        ``run_dir`` (xprun made it for this attempt), so there are no steps to resume."""
+        self.run_dir = run_dir if isinstance(run_dir, Path) else Path(run_dir)
         self.attempt = attempt
         self.keep_checkpoints = _check_keep(keep_checkpoints, "Logger: keep_checkpoints")
         self._prefix = f',"attempt":{attempt},'
         self._keys: dict[str, str] = {}
         self._steps: dict[str, int] = {}
         self._buffers: dict[str, list[str]] = {}
-        self._files: dict[str, IO[str]] = {}
+        self._files: dict[str, int] = {}  # name -> descriptor of metrics/<name>.jsonl
         self._lock = threading.Lock()
         self._next_flush = time.time() + FLUSH_SECONDS
-        self._job = ticker.every(FLUSH_SECONDS / 2, self._background_flush)
+        _flushed_in_background(self)
         self._closed = False
         self._on_interrupt: list[Any] = []
         # The steps this attempt continues after (see the module docstring); None: after the
         # last step on disk.
-        self._resumed: dict[str, int] | None = _UNREAD
+        self._resumed: dict[str, int] | None = None if new_run_dir else _UNREAD
+        self._new_run_dir = new_run_dir
 
     # -- metrics ------------------------------------------------------------------------------
 
@@ -224,6 +234,8 @@ class Logger:
         """The step that this attempt's automatic steps of ``name`` continue after."""
         resumed = self._resumed_steps()
         if resumed is None:
+            if self._new_run_dir:
+                return None
             return last_step(self.run_dir / "metrics" / f"{name}.jsonl")
         return resumed.get(name)
 
@@ -255,23 +267,22 @@ class Logger:
                 if not count:
                     continue
                 text = "".join(buffer[:count])
-                f = self._files.get(name)
-                if f is None:
+                fd = self._files.get(name)
+                if fd is None:
                     path = self.run_dir / "metrics" / f"{name}.jsonl"
                     path.parent.mkdir(parents=True, exist_ok=True)
-                    f = self._files[name] = _open_metrics(path)
-                    if _ends_torn(path):
+                    fd = self._files[name] = _open_metrics(path)
+                    if _ends_torn(fd):
                         text = "\n" + text  # end a killed process's torn line on its own
-                f.write(text)
-                f.flush()
+                store.write_all(fd, text.encode("utf-8"))
                 del buffer[:count]
 
     def close(self) -> None:
-        self._job.cancel()
+        _LIVE.discard(self)
         self.flush()
         with self._lock:
-            for f in self._files.values():
-                f.close()
+            for fd in self._files.values():
+                os.close(fd)
             self._files.clear()
             self._closed = True
 
@@ -363,6 +374,33 @@ class Logger:
         for callback in self._on_interrupt:
             self.save_checkpoint(callback())
         self.flush()
+
+
+#: The loggers not closed yet, flushed by one background job (``_flush_live``): a logger per
+#: run must not add and cancel a job of its own, which wakes the ticker's thread every run.
+_LIVE: weakref.WeakSet[Logger] = weakref.WeakSet()
+_flusher: list[ticker.Job] = []
+
+
+def _flush_live() -> None:
+    for logger in list(_LIVE):
+        try:
+            logger._background_flush()
+        except Exception as exc:  # that logger only: the others keep their flushes
+            # Its lines stay buffered: the run's own flushes (at the latest when it returns)
+            # write them or fail the run; meanwhile the failure is said, not dropped.
+            _LIVE.discard(logger)
+            ticker.report(
+                f"background flush of the metrics of {logger.run_dir} failed: {exc!r}; "
+                "they are written when the run flushes next",
+                logger.run_dir,
+            )
+
+
+def _flushed_in_background(logger: Logger) -> None:
+    _LIVE.add(logger)
+    if not _flusher:
+        _flusher.append(ticker.every(FLUSH_SECONDS / 2, _flush_live))
 
 
 def _steps_path(folder: Path, number: int) -> Path:

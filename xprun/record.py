@@ -27,16 +27,95 @@ except ImportError:  # pragma: no cover - PyYAML comes with omegaconf
 
 def write_config(run: RunSpec) -> None:
     """``config.yaml``: the resolved config, loadable by OmegaConf and Hydra."""
-    text = yaml.dump(run.config, Dumper=_Dumper, sort_keys=False, allow_unicode=True)
-    store.write_text_atomic(run.run_dir / "config.yaml", text)
+    store.write_text_atomic(run.run_dir / "config.yaml", config_yaml(run.config))
+
+
+def _dump(data: Any) -> str:
+    return str(yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True))
+
+
+# -- config.yaml, fast ----------------------------------------------------------------------
+#
+# The YAML of a mapping is the YAML of its top-level entries one after the other (each starts
+# at column 0, so line folding and quoting do not depend on the others), and the runs of a
+# sweep share most entries.  So each entry's YAML is cached, and an integer (a seed) is
+# appended to its key's cached prefix, as PyYAML writes it (``str``).  The one difference a
+# split could make, anchors of an object met twice, is avoided by dumping such a config whole.
+
+_MAX_ENTRIES = 4096
+_entries: dict[Any, str] = {}  # frozen (key, value) -> YAML of {key: value}
+_int_prefixes: dict[str, str | None] = {}  # key -> "key: " (None: not a one-line entry)
+
+
+class _NotPlain(Exception):
+    """A value that is not plain data, or a container met twice: dump the config whole."""
+
+
+def _frozen(value: Any, containers: set[int]) -> Any:
+    """A hashable stand-in that tells apart what YAML writes differently (1, 1.0, True,
+    0.0, -0.0), and notes each container met (to find one met twice)."""
+    kind = type(value)
+    if kind is float:
+        return (float, repr(value))
+    if kind in (str, int, bool, type(None)):
+        return (kind, value)
+    if kind is dict or kind is list:
+        if id(value) in containers:
+            raise _NotPlain
+        containers.add(id(value))
+        if kind is list:
+            return (list, tuple(_frozen(v, containers) for v in value))
+        items = value.items()
+        return (dict, tuple((_frozen(k, containers), _frozen(v, containers)) for k, v in items))
+    raise _NotPlain
+
+
+def _int_prefix(key: str) -> str | None:
+    try:
+        return _int_prefixes[key]
+    except KeyError:
+        pass
+    text = _dump({key: 7})
+    prefix = text[:-2] if text.count("\n") == 1 and text.endswith(" 7\n") else None
+    if len(_int_prefixes) >= _MAX_ENTRIES:
+        _int_prefixes.clear()
+    _int_prefixes[key] = prefix
+    return prefix
+
+
+def config_yaml(config: Any) -> str:
+    """``yaml.dump(config)`` (safe, keys in order, Unicode as is), built from cached entries."""
+    if type(config) is not dict or not config:
+        return _dump(config)
+    parts = []
+    containers: set[int] = set()
+    try:
+        for key, value in config.items():
+            if type(key) is not str:
+                raise _NotPlain
+            if type(value) is int:
+                prefix = _int_prefix(key)
+                if prefix is not None:
+                    parts.append(f"{prefix}{value}\n")
+                    continue
+            frozen = (key, _frozen(value, containers))
+            text = _entries.get(frozen)
+            if text is None:
+                text = _dump({key: value})
+                if len(_entries) >= _MAX_ENTRIES:
+                    _entries.clear()
+                _entries[frozen] = text
+            parts.append(text)
+    except _NotPlain:
+        return _dump(config)
+    return "".join(parts)
 
 
 def start_record(run: RunSpec, metadata_: MetadataProvider, started: float) -> dict[str, Any]:
     """The ``running`` record of a new attempt (written before the experiment is called)."""
-    git_fields, patch = metadata_.git_state()
+    session, patch = _session_fields(metadata_)
     if patch:
         store.write_text_atomic(run.run_dir / "git.patch", patch)
-        git_fields = {**git_fields, "patch": "git.patch"}
     record = {
         "format": store.FORMAT_VERSION,
         "digest": run.digest,
@@ -50,13 +129,30 @@ def start_record(run: RunSpec, metadata_: MetadataProvider, started: float) -> d
         "start": iso(started),
         "end": None,
         "duration": None,
-        "scheduler": metadata_.scheduler,
-        "job": metadata.job_fields(),
-        "git": git_fields,
-        **metadata.process_fields(),
+        **session,
     }
     store.write_json_atomic(run.run_dir / store.RUN_JSON, record)
     return record
+
+
+_session: list[Any] = []  # [provider, scheduler, git state, fields]: the last session's
+
+
+def _session_fields(metadata_: MetadataProvider) -> tuple[dict[str, Any], str | None]:
+    """What ``run.json`` records that is the same for every run of a session (scheduler, job,
+    Git, machine and process), computed once per session; and the uncommitted patch."""
+    scheduler, git = metadata_.scheduler, metadata_.git_state()
+    if _session and _session[0] is metadata_ and _session[1] == scheduler and _session[2] is git:
+        return _session[3], git[1]
+    git_fields, patch = git
+    fields = {
+        "scheduler": scheduler,
+        "job": metadata.job_fields(),
+        "git": {**git_fields, "patch": "git.patch"} if patch else git_fields,
+        **metadata.process_fields(),
+    }
+    _session[:] = [metadata_, scheduler, git, fields]
+    return fields, patch
 
 
 def final_record(

@@ -122,7 +122,7 @@ def _claimed(
         if status in (Status.RUNNING, Status.INTERRUPTED) and _returned(run):
             return _recover(run, record, claim), None
         run.attempt = claim.attempt
-        return _execute(run, context, record, claim, hold)
+        return _execute(run, context, record, claim, hold, new=acquired.new)
     finally:
         hold.hold()  # from here until the report is logged, the record is being finished
         beat.cancel()
@@ -249,6 +249,7 @@ def _execute(
     previous: dict[str, Any],
     claim: store.Claim,
     hold: SignalHold,
+    new: bool = False,
 ) -> tuple[reports.RunReport, BaseException | None]:
     hook = context.hook
     started = time.time()
@@ -260,7 +261,9 @@ def _execute(
     if previous:
         _clear_outcome(run_dir, aside)
     capture = RunCapture(run_dir, echo=context.capture == "no")
-    run.request = FixtureRequest(run, run.experiment.fixtures, context.session_fixtures)
+    run.request = FixtureRequest(
+        run, run.experiment.fixtures, context.session_fixtures, new_run_dir=new
+    )
     status = Status.COMPLETE
     error: BaseException | None = None  # what failed or interrupted the attempt
     teardown_error: BaseException | None = None

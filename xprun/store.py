@@ -105,7 +105,13 @@ def _tmp_path(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.tmp")
 
 
-def fsync_dir(path: Path) -> None:
+def _tmp_name(path: str) -> str:
+    """``_tmp_path`` on a string: a run writes several files, pathlib costs more than they do."""
+    folder, name = os.path.split(path)
+    return os.path.join(folder, f".{name}.{os.getpid()}.tmp")
+
+
+def fsync_dir(path: Path | str) -> None:
     """Make the entries of directory ``path`` (a rename into it) durable."""
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
@@ -125,30 +131,43 @@ def write_bytes_atomic(path: Path, data: bytes, durable: bool = False) -> None:
     ``durable``: also survive a power loss (the data is synced before the rename, the
     directory after it).  A write that fails (a full disk) leaves no temporary file behind.
     """
-    tmp = _tmp_path(path)
+    target = os.fspath(path)
+    tmp = _tmp_name(target)
     try:
-        with open(tmp, "wb") as f:
-            f.write(data)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+        try:
+            write_all(fd, data)
             if durable:
-                f.flush()
-                os.fsync(f.fileno())
-        os.replace(tmp, path)
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, target)
     except BaseException:
         try:
-            tmp.unlink(missing_ok=True)
+            os.unlink(tmp)
         except OSError:
             pass
         raise
     if durable:
-        fsync_dir(path.parent)
+        fsync_dir(os.path.dirname(target))
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """Write all of ``data`` to the descriptor ``fd`` (``os.write`` may write less)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def write_text_atomic(path: Path, text: str, durable: bool = False) -> None:
     write_bytes_atomic(path, text.encode("utf-8"), durable)
 
 
+_JSON = json.JSONEncoder(ensure_ascii=False)  # json.dumps(obj, ensure_ascii=False), made once
+
+
 def write_json_atomic(path: Path, obj: Any, durable: bool = False) -> None:
-    write_bytes_atomic(path, json.dumps(obj, ensure_ascii=False).encode("utf-8"), durable)
+    write_bytes_atomic(path, _JSON.encode(obj).encode("utf-8"), durable)
 
 
 def remove_stale_temporaries(run_dir: Path) -> int:
@@ -326,13 +345,26 @@ def _read_claim(entry: os.DirEntry[str]) -> bytes:
     """
     if not entry.is_file(follow_symlinks=False):
         return b""
-    fd = os.open(entry.path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
+    return _read_claim_file(entry.path)
+
+
+def _read_claim_file(path: str | Path) -> bytes:
+    """``_read_claim`` by path: no link followed, nothing read but from a regular file."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             return b""
         return os.read(fd, _CLAIM_MAX_BYTES)
     finally:
         os.close(fd)
+
+
+def _claim_number(name: str) -> int:
+    """N for a ``claim.<N>`` name, else -1."""
+    if not name.startswith(CLAIM_PREFIX):
+        return -1
+    number = name[len(CLAIM_PREFIX) :]
+    return int(number) if number.isascii() and number.isdigit() else -1
 
 
 def list_claims(run_dir: Path) -> list[ClaimInfo]:
@@ -395,8 +427,11 @@ class Claim:
         data = json.dumps(owner).encode()
         tmp = _tmp_path(claim.path)
         try:
-            with open(tmp, "wb") as f:
-                f.write(data)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+            try:
+                write_all(fd, data)
+            finally:
+                os.close(fd)
             try:
                 os.link(tmp, claim.path)  # published whole, or not at all
             except FileExistsError:
@@ -444,12 +479,23 @@ class Claim:
         """
         if self.lost:
             return False
-        claims = list_claims(self.run_dir)
-        top = claims[-1] if claims else None
-        if top is None or top.attempt != self.attempt or top.owner.get("token") != self.token:
+        # The names tell which claim is the newest; only ours is read (for its token).
+        try:
+            names = os.listdir(self.run_dir)
+        except OSError:
+            names = []
+        top = max(map(_claim_number, names), default=None)
+        if top != self.attempt or self._token_on_disk() != self.token:
             self.lost = True
             return False
         return True
+
+    def _token_on_disk(self) -> Any:
+        try:
+            owner = json.loads(_read_claim_file(self.path) or b"null")
+        except (OSError, ValueError):
+            return None
+        return owner.get("token") if isinstance(owner, dict) else None
 
     def release(self) -> None:
         """Remove the claim, unless it is no longer ours (then it is not ours to remove)."""
@@ -468,6 +514,9 @@ class Acquired:
     claim: Claim | None
     record: dict[str, Any] | None = None
     owner: ClaimInfo | None = None
+    #: The run directory was made by this claim's owner, who is its first: nothing of an
+    #: earlier attempt (metrics, checkpoints) can be in it, so there is nothing to look for.
+    new: bool = False
 
 
 class UnusableRunDir(Exception):
@@ -484,27 +533,52 @@ class UnusableRunDir(Exception):
         )
 
 
+def _make_run_dir(run_dir: Path) -> bool:
+    """Make ``run_dir`` (and its experiment folder); True if this call made it."""
+    error: OSError
+    try:
+        try:
+            run_dir.mkdir()
+        except FileNotFoundError:  # the experiment's folder is new too
+            run_dir.parent.mkdir(parents=True, exist_ok=True)
+            run_dir.mkdir()
+    except FileExistsError as exc:
+        if os.path.isdir(run_dir):
+            return False
+        error = exc  # a file, or a broken or looping link, stands there
+    except OSError as exc:
+        error = exc
+    else:
+        return True
+    if is_disk_full(error):
+        raise error
+    raise UnusableRunDir(run_dir, error) from error
+
+
 def acquire(run_dir: Path, clock: FsClock, heartbeat: Heartbeat) -> Acquired:
     """Claim the next attempt of a run, or find who holds it.
 
     The next attempt is one more than both the highest claim and the recorded attempt;
     stale claims below ours are removed once ours exists.  The record is read again under
     the claim, so the caller sees any attempt that finished meanwhile.
+
+    A directory this call made has no claim and no record to look at first: it tries
+    ``claim.1`` at once (the link fails if a racer made it first, and the record is read under
+    the claim as always).
     """
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        if is_disk_full(exc):
-            raise
-        raise UnusableRunDir(run_dir, exc) from exc
-    for _ in range(8):
-        claims = list_claims(run_dir)
-        top = claims[-1] if claims else None
-        if top is not None and not top.is_stale(clock, heartbeat):
-            return Acquired(None, owner=top)
-        recorded = read_record(run_dir)
-        floor = int(recorded.get("attempt", 0)) if recorded else 0
-        attempt = max(floor, top.attempt if top else 0) + 1
+    made = _make_run_dir(run_dir)
+    for tries in range(8):
+        if made and tries == 0:
+            claims: list[ClaimInfo] = []
+            attempt = 1
+        else:
+            claims = list_claims(run_dir)
+            top = claims[-1] if claims else None
+            if top is not None and not top.is_stale(clock, heartbeat):
+                return Acquired(None, owner=top)
+            recorded = read_record(run_dir)
+            floor = int(recorded.get("attempt", 0)) if recorded else 0
+            attempt = max(floor, top.attempt if top else 0) + 1
         claim = Claim.try_create(run_dir, attempt)
         if claim is None:
             continue  # another process took this attempt first: look again
@@ -517,8 +591,10 @@ def acquire(run_dir: Path, clock: FsClock, heartbeat: Heartbeat) -> Acquired:
         if recorded and int(recorded.get("attempt", 0)) >= attempt:
             claim.release()  # a finisher recorded this attempt meanwhile: take the next one
             continue
-        remove_stale_temporaries(run_dir)
-        return Acquired(claim, record=recorded)
+        new = made and attempt == 1 and recorded is None
+        if not new:  # a directory just made holds no temporaries of killed writes
+            remove_stale_temporaries(run_dir)
+        return Acquired(claim, record=recorded, new=new)
     claims = list_claims(run_dir)
     return Acquired(None, owner=claims[-1] if claims else None)
 
@@ -585,7 +661,8 @@ def certainly_complete(run_dirs: list[Path]) -> list[bool]:
     present: dict[str, set[str]] = {}
     found = []
     for run_dir in run_dirs:
-        folder, name = os.path.split(run_dir)
+        # .parent and .name, not os.path.split: each run's Path would keep its text.
+        folder, name = str(run_dir.parent), run_dir.name
         names = present.get(folder)
         if names is None:
             try:
