@@ -21,8 +21,7 @@ import itertools
 import math
 import os
 import re
-from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -605,23 +604,37 @@ _HEX = len(ALGORITHM) + 1  # "xxh3_128:" before a digest's hex
 
 
 def label_runs(runs: list[RunSpec]) -> None:
-    """Give each run a readable, unique label from the keys that vary between runs."""
+    """Give each run a readable, unique label from the keys that vary between runs.
+
+    Linear in time and in memory beyond the labels themselves: a label shared by several
+    runs is found with one set (then those runs get their hash's prefix too).
+    """
     if len(runs) < 2:
         return
-    keys: list[str] = []
-    for run in runs:
-        keys.extend(k for k in run.assignments if k not in keys)
-    varying = [k for k in keys if len({repr(r.assignments.get(k)) for r in runs}) > 1]
-    params = [k for k in runs[0].param_ids if len({r.param_ids[k] for r in runs}) > 1]
-    labels = []
+    keys = dict.fromkeys(k for run in runs for k in run.assignments)  # in order of appearance
+    varying = [k for k in keys if _varies(runs, lambda r, k=k: repr(r.assignments.get(k)))]
+    params = [k for k in runs[0].param_ids if _varies(runs, lambda r, k=k: r.param_ids[k])]
+    seen: set[str] = set()
+    repeated: set[str] = set()
     for run in runs:
         parts = [f"{k}={_format_value(run.assignments.get(k))}" for k in varying]
         parts += [run.param_ids[k] for k in params]
-        labels.append("-".join(parts))
-    counts = Counter(labels)
-    for run, label in zip(runs, labels, strict=True):
-        unique = counts[label] == 1 and label
+        label = run.label = "-".join(parts)
+        if label in seen:
+            repeated.add(label)
+        else:
+            seen.add(label)
+    seen.clear()
+    for run in runs:
+        label = run.label
+        unique = label not in repeated and label
         run.label = f"[{label if unique else (label + '-' if label else '') + run.hash[:8]}]"
+
+
+def _varies(runs: list[RunSpec], value: Callable[[RunSpec], Any]) -> bool:
+    """Whether ``value`` differs between some runs (stops at the first difference)."""
+    first = value(runs[0])
+    return any(value(run) != first for run in runs)
 
 
 @hookimpl(trylast=True)

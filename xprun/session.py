@@ -322,7 +322,8 @@ class Session:
     def run_state(self, run: RunSpec) -> RunState:
         listings = self._listings
         if listings is not None:
-            folder, name = os.path.split(run.run_dir)
+            # .parent and .name, not os.path.split: the run's Path would keep its text.
+            folder, name = str(run.run_dir.parent), run.run_dir.name
             names = listings.get(folder)
             if names is None:
                 names = listings[folder] = _entries(folder)
