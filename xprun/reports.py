@@ -57,7 +57,13 @@ class RunReport:
     shouldstop: str = ""  # why no further run should start (a full disk)
 
     def __post_init__(self) -> None:
-        self.status = Status(self.status)  # "cached" from a plugin is Status.CACHED
+        try:
+            self.status = Status(self.status)  # "cached" from a plugin is Status.CACHED
+        except ValueError:
+            raise ValueError(
+                f"a RunReport's status must be an xprun.Status ({', '.join(Status)}), got "
+                f"{self.status!r}"
+            ) from None
 
     @property
     def failed(self) -> bool:
