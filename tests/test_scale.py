@@ -303,8 +303,9 @@ def test_i11_02_concurrent_launchers_on_a_partly_complete_sweep_run_each_config_
     counts = _executed(executions)
     assert set(counts) == set(range(40)) and set(counts.values()) == {1}, counts
     assert _statuses(project) == dict.fromkeys(range(40), "complete")
-    for out, _ in results:
-        assert "15 cached" in out or re.search(r"\b(1[5-9]|[2-3]\d) cached", out), out
+    for out, _ in results:  # each launcher found at least the first launch's runs complete
+        cached = re.search(r"(\d+) cached", out)
+        assert cached and 15 <= int(cached.group(1)) <= 40, out
 
 
 # -- collection scales linearly ------------------------------------------------------------------
