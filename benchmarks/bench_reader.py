@@ -29,6 +29,7 @@ each figure's note.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import shutil
@@ -290,6 +291,12 @@ def measure(size: int, rounds: int) -> list[dict]:
     """The three figures at one size, medians of ``rounds``; xprun alternates with the floor
     (the hand-written loop) and with the least a hand-written cache could do."""
     log_dir = log_dir_of(size)
+    with open(log_dir.parent / "lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # two benchmark runs on one log directory would clash
+        return _measure(log_dir, size, rounds)
+
+
+def _measure(log_dir: Path, size: int, rounds: int) -> list[dict]:
     reset_extra(log_dir)
     write_hand_parquet(log_dir)
     floors: list[float] = []

@@ -31,13 +31,13 @@ class Damage(Exception):
     """A file of a run directory that cannot be read as what it should be."""
 
 
-def open_dir(run_dir: Path) -> int:
+def open_dir(run_dir: Path | str) -> int:
     """A descriptor of ``run_dir`` for :func:`read_bytes`'s ``dir_fd`` (the caller closes
     it): reading several files of one run opens its directory once."""
     return os.open(run_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
 
 
-def read_bytes(run_dir: Path, name: str, limit: int, dir_fd: int | None = None) -> bytes:
+def read_bytes(run_dir: Path | str, name: str, limit: int, dir_fd: int | None = None) -> bytes:
     """The bytes of ``run_dir/name`` (``name`` may hold ``/``), a regular file of at most
     ``limit`` bytes reached without following any link below ``run_dir``.
 
@@ -107,7 +107,7 @@ def _kind(mode: int) -> str:
 
 
 def read_json(
-    run_dir: Path, name: str, limit: int = RECORD_LIMIT, dir_fd: int | None = None
+    run_dir: Path | str, name: str, limit: int = RECORD_LIMIT, dir_fd: int | None = None
 ) -> Any:
     """A JSON file of a run directory, or :class:`Damage` saying why it is not one."""
     data = read_bytes(run_dir, name, limit, dir_fd)
@@ -302,14 +302,19 @@ def _children(node: Any, yaml: Any) -> list[Any]:
     return []
 
 
-def claims(run_dir: Path) -> list[store.ClaimInfo]:
+def claims(run_dir: Path | str, dir_fd: int | None = None) -> list[store.ClaimInfo]:
     """The run's claims as :func:`xprun.store.list_claims` finds them, read safely.
 
     A ``claim.<N>`` that is not a regular file (a directory, a FIFO, a link) raises
-    :class:`Damage`; one released while we look is left out.
+    :class:`Damage`; one released while we look is left out.  ``dir_fd`` (from
+    :func:`open_dir`) lists the folder through it; most runs have no claim left, and their
+    listing is all this costs.
     """
     found = []
     try:
+        names = os.listdir(run_dir if dir_fd is None else dir_fd)
+        if not any(name.startswith(store.CLAIM_PREFIX) for name in names):
+            return []
         entries = list(os.scandir(run_dir))
     except (FileNotFoundError, NotADirectoryError):
         return []

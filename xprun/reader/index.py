@@ -23,6 +23,7 @@ every later one give the same frame, missing values and types included.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 from dataclasses import dataclass
@@ -235,15 +236,13 @@ class Index:
         kept_rows[where[good]] = True
         stale = not kept_rows.all()
         new_rows = Columns()
-        for n in np.flatnonzero(~good).tolist():
-            key, path = found.keys[n], found.paths[n]
-            mtime_ns, ctime_ns = found.mtimes[n], found.ctimes[n]
-            damage = found.damage.get(key)
-            if damage is None:
-                new_rows.add(read_run(Path(path), key, mtime_ns, ctime_ns))
-            else:
-                row = {"_key": key, "_mtime_ns": mtime_ns, "_ctime_ns": ctime_ns}
-                new_rows.add({**row, "_skip": damage, "path": path})
+        collecting = gc.isenabled()
+        gc.disable()  # many small objects, no cycles: the collector's passes would grow with them
+        try:
+            self._read_rows(found, np.flatnonzero(~good).tolist(), new_rows)
+        finally:
+            if collecting:
+                gc.enable()
         changed = bool(stale or new_rows.count)
         if changed:
             if not len(frame):
@@ -268,6 +267,19 @@ class Index:
                 table = _encode_frame(self.frame)
             self._save(_with_info(table, self.scanned_ns))
         return changed
+
+    @staticmethod
+    def _read_rows(found: Found, positions: list[int], rows: Columns) -> None:
+        """Read the runs at ``positions`` of a scan into ``rows``."""
+        for n in positions:
+            key, path = found.keys[n], found.paths[n]
+            mtime_ns, ctime_ns = found.mtimes[n], found.ctimes[n]
+            damage = found.damage.get(key)
+            if damage is None:
+                rows.add(read_run(path, key, mtime_ns, ctime_ns))
+            else:
+                done = {"_key": key, "_mtime_ns": mtime_ns, "_ctime_ns": ctime_ns}
+                rows.add({**done, "_skip": damage, "path": path})
 
     def skipped(self) -> list[Skipped]:
         frame = self.frame

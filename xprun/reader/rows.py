@@ -62,7 +62,7 @@ REQUIRED = ("experiment", "hash", "status", "attempt")
 PREFIXES = ("params.", "config.", "outcome.")
 
 
-def read_run(run_dir: Path, key: str, mtime_ns: int, ctime_ns: int = 0) -> dict[str, Any]:
+def read_run(run_dir: Path | str, key: str, mtime_ns: int, ctime_ns: int = 0) -> dict[str, Any]:
     """One index row for a run directory (a row with ``_skip`` set when it is damaged)."""
     row: dict[str, Any] = {
         "_key": key,
@@ -82,9 +82,9 @@ def read_run(run_dir: Path, key: str, mtime_ns: int, ctime_ns: int = 0) -> dict[
             os.close(dir_fd)
 
 
-def _read_files(run_dir: Path, row: dict[str, Any], dir_fd: int | None) -> dict[str, Any]:
+def _read_files(run_dir: Path | str, row: dict[str, Any], dir_fd: int | None) -> dict[str, Any]:
     try:
-        found = claims(run_dir)
+        found = claims(run_dir, dir_fd)
         try:
             record = read_json(run_dir, store.RUN_JSON, dir_fd=dir_fd)
         except FileNotFoundError:
@@ -92,16 +92,15 @@ def _read_files(run_dir: Path, row: dict[str, Any], dir_fd: int | None) -> dict[
                 row["_skip"] = ""  # being created right now: not damage, not a run yet
                 return row
             raise Damage("run.json is missing") from None
-        row.update(_info(record, run_dir.name))
+        row.update(_info(record, os.path.basename(run_dir)))
         columns: dict[str, Any] = {}
-        origins: dict[str, tuple[str, ...]] = {}
-        _flatten("params", record.get("params") or {}, columns, origins, "run.json params")
+        _columns("params", record.get("params") or {}, columns, "run.json params")
         config = _mapping(read_yaml(run_dir, "config.yaml", dir_fd=dir_fd))
-        _flatten("config", config, columns, origins, "config.yaml")
+        _columns("config", config, columns, "config.yaml")
         if record["status"] == Status.COMPLETE:
             outcome = read_json(run_dir, store.OUTCOME_JSON, DATA_LIMIT, dir_fd)
             outcome = _mapping(outcome, store.OUTCOME_JSON)
-            _flatten("outcome", outcome, columns, origins, store.OUTCOME_JSON)
+            _columns("outcome", outcome, columns, store.OUTCOME_JSON)
     except FileNotFoundError as exc:
         row["_skip"] = f"{Path(exc.filename or '?').name} is missing"
         return _only_private(row)
@@ -150,6 +149,42 @@ def _info(record: Any, dirname: str) -> dict[str, Any]:
     if params is not None and not isinstance(params, dict):
         raise Damage(f"run.json: params must be an object, got {type(params).__name__}")
     return info
+
+
+def _columns(prefix: str, value: dict[Any, Any], out: dict[str, Any], where: str) -> None:
+    """The ``prefix.*`` columns of one mapping: :func:`_plain_columns` when it can, else the
+    careful :func:`_flatten` (which names what is wrong)."""
+    plain: dict[str, Any] = {}
+    if _plain_columns(prefix, value, plain, 0):
+        out.update(plain)
+    else:
+        _flatten(prefix, value, out, {}, where)
+
+
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def _plain_columns(prefix: str, value: dict[Any, Any], out: dict[str, Any], depth: int) -> bool:
+    """Columns of a mapping whose keys are non-empty text without dots (so no two keys can
+    make one column) and whose values are scalars or such mappings; False for anything else
+    (lists, other types, deep nesting), which the careful path reads."""
+    if depth >= MAX_DEPTH:
+        return False
+    for key, item in value.items():
+        if type(key) is not str or not key or "." in key:
+            return False
+        name = f"{prefix}.{key}"
+        kind = type(item)
+        if kind is dict:
+            if not item:
+                out[name] = {}
+            elif not _plain_columns(name, item, out, depth + 1):
+                return False
+        elif kind in _SCALARS:
+            out[name] = item
+        else:
+            return False
+    return True
 
 
 def _flatten(
