@@ -163,6 +163,47 @@ def test_i10_types_npz_keys_that_collide_as_text_are_refused(project):
     assert not list(run_dir.glob("artifacts/both*"))
 
 
+@pytest.mark.skipif(not hasattr(os, "utime"), reason="needs os.utime")
+def test_i10_types_failed_heartbeat_is_reported_and_explains_the_lost_claim(
+    project, inprocess, monkeypatch, capfd
+):
+    """A heartbeat that cannot be written (an I/O error, once) makes the claim count as lost,
+    as designed (docs/architecture.md, fencing); the error itself is reported on stderr and in
+    the run's stderr.log when it happens, and the lost-claim report says the heartbeat failed
+    instead of naming this very process as the one that took the run over."""
+    project.write(
+        "pyproject.toml",
+        '[tool.xprun]\nlog_dir = "xprun_logs"\nheartbeat_interval = 0.05\nheartbeat_timeout = 60\n',
+    )
+    marker = project.root / "heartbeat-failed"
+    _waiting_experiment(project, marker, "return {'ok': 1}")
+    real = os.utime
+
+    def utime(path, *args, **kwargs):
+        name = os.fspath(path).rsplit("/", 1)[-1]
+        if (
+            name.startswith("claim.")
+            and threading.current_thread() is not threading.main_thread()
+            and not marker.exists()
+        ):
+            marker.touch()
+            raise OSError(errno.EIO, "Input/output error (injected)", os.fspath(path))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "utime", utime)
+    result = inprocess.run()
+    stderr = capfd.readouterr().err
+
+    assert marker.exists(), "no heartbeat ran"
+    assert "xprun: warning: heartbeat" in stderr and "injected" in stderr
+    (run_dir,) = result.run_dirs()
+    assert "injected" in (run_dir / "stderr.log").read_text()
+    assert "lost claim" in result.output
+    assert "lost claim: the heartbeat of attempt 1 of this run could not be" in result.output
+    assert "Input/output error (injected)" in result.output
+    assert f"pid {os.getpid()} " not in result.output  # not "taken over by" itself
+
+
 def test_i10_types_run_record_config_of_an_empty_document_is_an_empty_mapping(project):
     """A ``config.yaml`` that is an empty YAML document (as some dumpers write ``{}``) is an
     empty config for the index, so ``RunRecord.config`` is ``{}`` too (it returned None, not

@@ -150,6 +150,14 @@ def _elsewhere_report(
 
 def _lost_report(run: RunSpec, claim: store.Claim, what: str) -> reports.RunReport:
     claims = store.list_claims(run.run_dir)
+    failed = claim.heartbeat_error
+    if failed is not None and (not claims or claims[-1].owner.get("token") == claim.token):
+        note = (  # not taken over (yet): the heartbeat is what failed, not another launcher
+            f"lost claim: the heartbeat of attempt {claim.attempt} of this run could not be "
+            f"written ({failed}), so another launcher could take the run over at any moment; "
+            f"{what} was not recorded"
+        )
+        return reports.RunReport(run, Status.LOST, longrepr=note)
     owner = "another launcher"
     if claims:
         info = claims[-1].owner

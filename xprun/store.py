@@ -53,7 +53,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import settings
+from . import settings, ticker
 from .errors import is_disk_full
 from .states import Status
 from .timestamps import timestamp
@@ -411,6 +411,8 @@ class Claim:
         self.path = run_dir / f"{CLAIM_PREFIX}{attempt}"
         self.token = uuid.uuid4().hex
         self.lost = False
+        #: Why the heartbeat stopped, if it did: the error of the touch that failed.
+        self.heartbeat_error: OSError | None = None
 
     @classmethod
     def try_create(cls, run_dir: Path, attempt: int) -> Claim | None:
@@ -470,8 +472,14 @@ class Claim:
             return
         try:
             os.utime(self.path)
-        except OSError:
+        except OSError as exc:
             self.lost = True
+            self.heartbeat_error = exc
+            ticker.report(  # from the ticker's thread: said now, and again in the run's report
+                f"heartbeat of {self.run_dir} failed ({exc}): its claim counts as lost, so "
+                "this attempt records neither its outcome nor its final status",
+                self.run_dir,
+            )
 
     def holds(self) -> bool:
         """Whether this process still owns the run: its claim file is the newest one and
