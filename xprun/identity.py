@@ -90,18 +90,16 @@ def _encode_any(value: Any, out: list[str]) -> None:
 
 
 def _encode_mapping(value: Mapping[Any, Any], out: list[str]) -> None:
-    encoded = {_key(k): v for k, v in value.items()}
+    encoded = {("s" + _quoted(k) if type(k) is str else canonical(k)): v for k, v in value.items()}
     if len(encoded) < len(value):  # Color.RED and "Color.RED": their order would decide it
         twin = next(k for k, n in Counter(_key(k) for k in value).items() if n > 1)
         raise TypeError(f"cannot hash a mapping with two keys that both encode as {twin}")
-    out.append("{")
-    for index, key in enumerate(sorted(encoded)):
-        if index:
-            out.append(",")
-        out.append(key)
-        out.append(":")
+    separator = "{"
+    for key in sorted(encoded):
+        out.append(separator + key + ":")
+        separator = ","
         _encode(encoded[key], out)
-    out.append("}")
+    out.append("}" if separator == "," else "{}")
 
 
 def _key(key: Any) -> str:
