@@ -612,8 +612,8 @@ def label_runs(runs: list[RunSpec]) -> None:
     if len(runs) < 2:
         return
     keys = dict.fromkeys(k for run in runs for k in run.assignments)  # in order of appearance
-    varying = [k for k in keys if _varies(runs, lambda r, k=k: repr(r.assignments.get(k)))]
-    params = [k for k in runs[0].param_ids if _varies(runs, lambda r, k=k: r.param_ids[k])]
+    varying = [k for k in keys if _varies(runs, _assignment_text(k))]
+    params = [k for k in runs[0].param_ids if _varies(runs, _param_id(k))]
     seen: set[str] = set()
     repeated: set[str] = set()
     for run in runs:
@@ -629,6 +629,15 @@ def label_runs(runs: list[RunSpec]) -> None:
         label = run.label
         unique = label not in repeated and label
         run.label = f"[{label if unique else (label + '-' if label else '') + run.hash[:8]}]"
+
+
+def _assignment_text(key: str) -> Callable[[RunSpec], str]:
+    """A run's value of ``key`` as its repr (values of any type compare as text)."""
+    return lambda run: repr(run.assignments.get(key))
+
+
+def _param_id(name: str) -> Callable[[RunSpec], str]:
+    return lambda run: run.param_ids[name]
 
 
 def _varies(runs: list[RunSpec], value: Callable[[RunSpec], Any]) -> bool:
