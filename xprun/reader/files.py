@@ -121,7 +121,9 @@ def read_json(
         raise Damage(f"{name} is not valid JSON ({exc})") from None
 
 
-def read_yaml(run_dir: Path, name: str, limit: int = DATA_LIMIT, dir_fd: int | None = None) -> Any:
+def read_yaml(
+    run_dir: Path | str, name: str, limit: int = DATA_LIMIT, dir_fd: int | None = None
+) -> Any:
     """A YAML file of a run directory, safely: see :func:`load_yaml`."""
     data = read_bytes(run_dir, name, limit, dir_fd)
     try:
