@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+import yaml
+
 from . import metadata, store
 from .configvalues import shared_path
 from .errors import safe_str
@@ -17,12 +19,8 @@ if TYPE_CHECKING:
     from .runcontext import MetadataProvider
     from .runspec import RunSpec
 
-try:
-    import yaml
-
-    _Dumper: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
-except ImportError:  # pragma: no cover - PyYAML comes with omegaconf
-    yaml = None  # type: ignore[assignment]
+#: libyaml's dumper when PyYAML was built with it (a dependency: no fallback to do without).
+_Dumper: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
 def write_config(run: RunSpec) -> None:

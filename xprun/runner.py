@@ -315,7 +315,7 @@ def _execute(
             teardown_error = teardown_error or exc
             if status == Status.FAILED:
                 status, error = Status.INTERRUPTED, error
-        except BaseException as exc:
+        except BaseException as exc:  # SystemExit too: recorded beside the status, never an exit
             teardown_error = teardown_error or exc
     finally:
         hold.hold()

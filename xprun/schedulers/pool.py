@@ -113,8 +113,9 @@ class _Pool:
         if self.session.config.option.exitfirst:
             command.append("--exitfirst")
         proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        assert proc.stdout is not None  # stdout=PIPE
         worker = _Worker(proc)
-        self.selector.register(proc.stdout, selectors.EVENT_READ, worker)  # type: ignore[arg-type]
+        self.selector.register(proc.stdout, selectors.EVENT_READ, worker)
         self.workers.append(worker)
         if self.spec is not None:
             self.send(worker, f"{self.spec}\n")
@@ -215,7 +216,9 @@ class _Pool:
     def on_exit(self, worker: _Worker) -> None:
         """A worker's output ended: it exited, or died.  The run it had started is reported
         interrupted; the runs it held but had not started go back to the queue."""
-        self.selector.unregister(worker.proc.stdout)  # type: ignore[arg-type]
+        stdout = worker.proc.stdout
+        assert stdout is not None  # stdout=PIPE
+        self.selector.unregister(stdout)
         self.workers.remove(worker)
         self.exited.append(worker)
         if worker.running is not None:
@@ -254,7 +257,7 @@ class _Pool:
                 self.spawn()
             try:
                 self.spec = make_spec()
-            except BaseException:
+            except BaseException:  # Ctrl-C too: the workers exit without a spec; re-raised
                 for worker in self.workers:
                     self.close(worker)  # they exit without a spec
                 self.exited += self.workers
