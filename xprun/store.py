@@ -142,7 +142,7 @@ def write_bytes_atomic(path: Path, data: bytes, durable: bool = False) -> None:
         finally:
             os.close(fd)
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException:  # Ctrl-C too: no temporary file left behind; re-raised
         try:
             os.unlink(tmp)
         except OSError:
@@ -455,7 +455,7 @@ class Claim:
             return False
         try:
             os.write(fd, data)
-        except BaseException:
+        except BaseException:  # Ctrl-C too: no empty claim left behind; re-raised
             os.close(fd)
             self.path.unlink(missing_ok=True)  # an empty claim must not be left behind
             raise
