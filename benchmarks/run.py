@@ -218,6 +218,22 @@ def write_markdown(path: Path, command: str, info: dict[str, object], table: str
     path.write_text(text)
 
 
+def write_outputs(
+    args: argparse.Namespace,
+    command: str,
+    info: dict[str, object],
+    results: list[tuple[str, list[dict], str | None]],
+) -> None:
+    if args.markdown:
+        write_markdown(args.markdown, command, info, markdown_table(table_rows(results)))
+    if args.json:
+        figures = [dict(f, benchmark=name) for name, fs, _ in results for f in fs]
+        errors = {name: error for name, _, error in results if error is not None}
+        args.json.write_text(
+            json.dumps({"machine": info, "figures": figures, "errors": errors}, indent=1)
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="short runs (noisier figures)")
@@ -233,8 +249,12 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"no benchmark named {', '.join(unknown)}; there are: {', '.join(names)}")
     info = machine()
+    started_load = info["load average"]
     print("\n".join(machine_lines(info)), flush=True)
-    results = []
+    command = "python benchmarks/run.py" + " ".join(
+        [""] + (["--quick"] if args.quick else []) + [f"--only {n}" for n in args.only or []]
+    )
+    results: list[tuple[str, list[dict], str | None]] = []
     for name in chosen:
         print(f"\n== {name} ...", flush=True)
         figures, error, seconds = run_benchmark(name, args.quick)
@@ -243,24 +263,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"== {name}: {len(figures)} figure(s) in {seconds:.1f} s", flush=True)
         print(text_table(table_rows([(name, figures, error)])), flush=True)  # as they come
         results.append((name, figures, error))
-    info["load average"] = (
-        f"{info['load average']} (start); "
-        + " ".join(f"{x:.2f}" for x in os.getloadavg())
-        + " (end)"
-    )
-    rows = table_rows(results)
-    print("\n" + text_table(rows))
-    command = "python benchmarks/run.py" + " ".join(
-        [""] + (["--quick"] if args.quick else []) + [f"--only {n}" for n in args.only or []]
-    )
-    if args.markdown:
-        write_markdown(args.markdown, command, info, markdown_table(rows))
-    if args.json:
-        figures = [dict(f, benchmark=name) for name, fs, _ in results for f in fs]
-        errors = {name: error for name, _, error in results if error is not None}
-        args.json.write_text(
-            json.dumps({"machine": info, "figures": figures, "errors": errors}, indent=1)
+        info["load average"] = (
+            f"{started_load} (start); "
+            + " ".join(f"{x:.2f}" for x in os.getloadavg())
+            + f" (after {name})"
         )
+        # Written after each benchmark: a run of many minutes that is stopped keeps the rest.
+        write_outputs(args, command, info, results)
+    print("\n" + text_table(table_rows(results)))
     return 1 if any(error is not None for _, _, error in results) else 0
 
 
