@@ -30,8 +30,9 @@ import signal
 import subprocess
 import sys
 from collections import deque
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Required, TypedDict
 
 from . import reports
 from .errors import Preempted, Terminated, raising
@@ -126,7 +127,21 @@ def _exit_code(status: str, teardown_error: str = "") -> int:
     return 1 if status in reports.UNSUCCESSFUL or teardown_error else 0
 
 
-def _answer(index: int, report: reports.RunReport) -> dict[str, Any]:
+class RunResult(TypedDict, total=False):
+    """One result line of the local pool's protocol: a run's index and the fields of its
+    ``RunReport`` (a worker's own error sends the first three only)."""
+
+    index: Required[int]
+    status: Required[Status]
+    longrepr: str
+    duration: float
+    stdout: str
+    stderr: str
+    teardown_error: str
+    shouldstop: str
+
+
+def _answer(index: int, report: reports.RunReport) -> RunResult:
     """One result line of the local pool's protocol (the fields of ``RunReport``)."""
     return {
         "index": index,
@@ -255,7 +270,7 @@ def serve(worker: Worker, inbox: Inbox, proto: Any) -> int:
     return status
 
 
-def _send(proto: Any, message: dict[str, Any]) -> None:
+def _send(proto: Any, message: Mapping[str, Any]) -> None:
     proto.write(json.dumps(message) + "\n")
     proto.flush()
 
