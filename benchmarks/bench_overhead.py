@@ -1,7 +1,8 @@
 """Marginal cost of one run (the CPU path, and the price of durability) against a plain loop.
 
     python benchmarks/bench_overhead.py [--small 50] [--big 550] [--rounds 5]
-                                        [--tmpfs /dev/shm] [--disk DIR]
+                                        [--tmpfs /dev/shm] [--disk DIR] [--only tmpfs|disk]
+                                        [--clock wall|cpu]
 
 The realistic case of issue 11: an 11-key config (seed, lr, optimizer, batch_size, epochs,
 weight_decay, momentum, dataset, model.depth, model.width, n_steps), an experiment that takes
@@ -19,6 +20,9 @@ durability itself.
 
 Rounds alternate floor and xprun (floor first in even rounds), and each figure is the median of
 the rounds' marginal costs: on a shared machine absolute times drift, the ratio much less.
+``--clock cpu`` measures each process's user + system time instead of the wall clock: steadier
+on a loaded machine, blind to waiting for a disk (so meant for tmpfs).  The disk directory is
+``$XPRUN_BENCH_DISK``, else ``/var/tmp``.
 """
 
 from __future__ import annotations
@@ -179,7 +183,13 @@ class _Case:
 
 
 def measure(
-    where: str | None, durable: bool, small: int, big: int, rounds: int, clock: str = "wall"
+    where: str | None,
+    durable: bool,
+    small: int,
+    big: int,
+    rounds: int,
+    clock: str = "wall",
+    warm: bool = True,
 ) -> tuple[float, float]:
     """Median marginal milliseconds per run of xprun and of the floor, paired rounds.
 
@@ -189,8 +199,9 @@ def measure(
     case = _Case(where, durable)
     which = 0 if clock == "wall" else 1
     try:
-        case.xprun(5)  # warm the caches (bytecode, page cache) once, on both sides
-        case.floor(5)
+        if warm:  # the caches (page cache, the file system's metadata) once, on both sides
+            case.xprun(5)
+            case.floor(5)
         values: list[float] = []
         floors: list[float] = []
 
@@ -215,15 +226,24 @@ def _disk_dir() -> str:
 
 
 def figures(quick: bool = False) -> list[dict]:
-    small, big, rounds = (10, 60, 1) if quick else (50, 550, 5)
+    """The tmpfs row (the CPU path) and the disk row (durable records).
+
+    ``quick`` (a smoke test): fewer runs and one round, and the tmpfs row by CPU time, which
+    a loaded machine disturbs less than the wall clock at so few runs.
+    """
     tmpfs = "/dev/shm" if os.path.isdir("/dev/shm") else None
     disk = _disk_dir()
     results = []
-    for name, where, durable, target in (
-        ("per run, CPU path (tmpfs)", tmpfs, False, TMPFS_TARGET),
-        ("per run, durable (disk)", disk, True, DISK_TARGET),
+    for name, where, durable, target, sizes, clock in (
+        ("per run, CPU path (tmpfs)", tmpfs, False, TMPFS_TARGET, (50, 550), "wall"),
+        ("per run, durable (disk)", disk, True, DISK_TARGET, (20, 220), "wall"),
     ):
-        value, floor = measure(where, durable, small, big, rounds)
+        small, big = sizes
+        rounds = 5
+        if quick:
+            small, big, rounds = small // 5, big // 5, 1
+            clock = "cpu" if not durable else clock
+        value, floor = measure(where, durable, small, big, rounds, clock, warm=not quick)
         fs = _fs_type(where or tempfile.gettempdir())
         what = "plain loop, same files" + (", same fsyncs" if durable else "")
         results.append(
@@ -233,7 +253,8 @@ def figures(quick: bool = False) -> list[dict]:
                 floor,
                 "ms/run",
                 target,
-                f"{fs}; floor: {what}; (T({big})-T({small}))/{big - small}, median of {rounds}",
+                f"{fs}; floor: {what}; (T({big})-T({small}))/{big - small}, {clock} clock, "
+                f"median of {rounds}",
             )
         )
     return results

@@ -399,8 +399,8 @@ def _flush_live() -> None:
 
 def _flushed_in_background(logger: Logger) -> None:
     _LIVE.add(logger)
-    if not _flusher:
-        _flusher.append(ticker.every(FLUSH_SECONDS / 2, _flush_live))
+    if not _flusher or _flusher[0].cancelled:  # first logger, or the job was stopped
+        _flusher[:] = [ticker.every(FLUSH_SECONDS / 2, _flush_live)]
 
 
 def _steps_path(folder: Path, number: int) -> Path:

@@ -101,12 +101,9 @@ _MACHINE = _machine_id()
 _TMP_NAME = re.compile(r"\..+\.\d+\.tmp")
 
 
-def _tmp_path(path: Path) -> Path:
-    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
-
-
 def _tmp_name(path: str) -> str:
-    """``_tmp_path`` on a string: a run writes several files, pathlib costs more than they do."""
+    """Where ``path`` is written before its rename: ``.<name>.<pid>.tmp`` beside it (a string:
+    a run writes several files, and pathlib would cost more than writing them)."""
     folder, name = os.path.split(path)
     return os.path.join(folder, f".{name}.{os.getpid()}.tmp")
 
@@ -234,7 +231,7 @@ def read_regular(path: str | Path, limit: int) -> bytes:
         os.close(fd)
 
 
-def read_json(path: Path, limit: int = RECORD_MAX_BYTES) -> Any:
+def read_json(path: str | Path, limit: int = RECORD_MAX_BYTES) -> Any:
     return json.loads(read_regular(path, limit))
 
 
@@ -427,7 +424,7 @@ class Claim:
             "since": timestamp(),
         }
         data = json.dumps(owner).encode()
-        tmp = _tmp_path(claim.path)
+        tmp = _tmp_name(os.fspath(claim.path))
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
             try:
@@ -443,9 +440,9 @@ class Claim:
                     return None
         finally:
             try:
-                tmp.unlink(missing_ok=True)
+                os.unlink(tmp)
             except OSError:
-                pass
+                pass  # gone (linked and unlinked), or never made
         return claim
 
     def _create_exclusive(self, data: bytes) -> bool:
@@ -613,7 +610,7 @@ def acquire(run_dir: Path, clock: FsClock, heartbeat: Heartbeat) -> Acquired:
 def read_record(run_dir: Path) -> dict[str, Any] | None:
     """``run.json``, or None when it is missing or damaged."""
     try:
-        record = read_json(run_dir / RUN_JSON)
+        record = read_json(os.path.join(run_dir, RUN_JSON))
     except (OSError, ValueError):
         return None
     if not isinstance(record, dict):
