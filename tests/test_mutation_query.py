@@ -106,6 +106,36 @@ def test_i10_mut_an_error_names_what_it_got_quoting_its_text_if_any(reader, text
     assert raised.value.message.endswith(got)
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("config.lr == )", "expected a value (a number, a quoted string, true, false or none)"),
+        ("config.lr == and", "expected a value, got 'and'"),  # a word that is no value
+        ("config.opt in [sgd, not]", "expected a value, got 'not'"),
+    ],
+)
+def test_i10_mut_a_missing_value_says_what_a_value_is(reader, text, expected):
+    with pytest.raises(QueryError) as raised:
+        reader.filter(text)
+    assert raised.value.message.startswith(expected)
+
+
+@pytest.mark.parametrize(
+    ("text", "opt"),
+    [
+        (r"config.opt == 'sg\d'", "sgd"),  # an unknown escape is the character itself
+        (r"config.opt == 'n\ada\m'", None),  # after an 'n': still 'a', not a newline
+        (r"config.opt == 'ad\am'", "adam"),
+        (r'config.opt == "\a\d\am"', "adam"),
+        (r"config.opt in ['s\g\d']", "sgd"),
+        (r"status == 'complet\e' and config.opt == 'sgd'", "sgd"),  # after a 't': 'e'
+    ],
+)
+def test_i10_mut_escapes_in_strings(reader, text, opt):
+    expected = [] if opt is None else [(0.01, opt), (0.1, opt)]
+    assert _configs(reader.filter(text)) == expected
+
+
 @pytest.mark.parametrize("text", ["status == 'open\\", "status == 'a\\'"])
 def test_i10_mut_a_string_ending_in_a_backslash_is_unterminated(reader, text):
     with pytest.raises(QueryError, match="unterminated string") as raised:

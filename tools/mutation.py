@@ -152,6 +152,14 @@ EQUIVALENT: dict[tuple[str, str], str] = {
     ("xprun.store", "Acquired: True -> False"): _FROZEN,
     ("xprun.store", "RunState: True -> False"): _FROZEN,
     ("xprun.reader.query", "Token: True -> False"): _FROZEN,
+    ("xprun.reader.query", "Query.referenced_keys.walk: 1 -> 2 #3"): (
+        "the position of a key (node[-1] read as node[-2]): no caller reads it (the Reader "
+        "takes the keys; an unknown key's error finds it in the text)"
+    ),
+    ("xprun.reader.query", "_read_string: 1 -> 2 #3"): (
+        "a backslash second to last leaves no room for a closing quote after the character it "
+        "escapes: 'unterminated string' at the same column either way"
+    ),
     ("xprun.keyword", "Token: True -> False"): _FROZEN,
     ("xprun.keyword", "_Item: True -> False"): (
         f"{_FROZEN}; nor hashes an _Item (lru_cache hashes the identifier, not the result)"
