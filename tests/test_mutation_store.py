@@ -464,3 +464,30 @@ def test_i10_mut_a_record_without_an_attempt_reads_attempt_0_as_acquire_counts_i
     acquired = store.acquire(tmp_path, clock, heartbeat)
     assert acquired.claim is not None
     assert (state.status, state.attempt, acquired.claim.attempt) == ("failed", 0, 1)
+
+
+def test_i10_mut_a_claim_replaced_by_a_link_to_a_copy_is_not_held(tmp_path):
+    claim = store.Claim.try_create(tmp_path, 1)
+    assert claim is not None and claim.holds()
+    copy = tmp_path / "elsewhere"
+    copy.write_bytes(claim.path.read_bytes())  # the same token, reached through a link
+    claim.path.unlink()
+    claim.path.symlink_to(copy)
+    assert claim.holds() is False
+
+
+def test_i10_mut_a_claim_replaced_by_a_fifo_is_not_held_and_does_not_block(tmp_path):
+    import threading
+
+    claim = store.Claim.try_create(tmp_path, 1)
+    assert claim is not None and claim.holds()
+    claim.path.unlink()
+    os.mkfifo(claim.path)  # opened for reading without O_NONBLOCK, it waits for a writer
+    answer: list[bool] = []
+    checker = threading.Thread(target=lambda: answer.append(claim.holds()), daemon=True)
+    checker.start()
+    checker.join(timeout=60)  # a hang guard, not a timing: the answer needs no waiting at all
+    if checker.is_alive():  # release the blocked open before failing
+        os.close(os.open(claim.path, os.O_WRONLY | os.O_NONBLOCK))
+        checker.join()
+    assert answer == [False]

@@ -82,17 +82,11 @@ _FROZEN = "frozen=True only forbids assignments, and no code assigns to these re
 #: (module, mutant id as printed) → why no test can kill it.
 EQUIVALENT: dict[tuple[str, str], str] = {
     ("xprun.store", "_read_claim: return b'' -> return None"): _NO_OWNER,
-    ("xprun.store", "_read_claim: return b'' -> return None #2"): _NO_OWNER,
+    ("xprun.store", "_read_claim_file: return b'' -> return None"): (
+        f"{_NO_OWNER}; Claim._token_on_disk too (_read_claim_file(...) or b'null')"
+    ),
     ("xprun.store", "_machine_id: return '' -> return None"): (
         "an unknown machine either way: is_stale only compares a machine id that is truthy"
-    ),
-    (
-        "xprun.store",
-        "_read_claim: os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW -> "
-        "(os.O_RDONLY | os.O_NONBLOCK) & os.O_NOFOLLOW",
-    ): (
-        "links are skipped before the open (entry.is_file(follow_symlinks=False)); O_NOFOLLOW "
-        "only closes the race of a link swapped in between, which no test can time"
     ),
     ("xprun.store", "read_record: 0 -> 1"): (
         "the default attempt of a record without one only feeds the check, which 0 and 1 pass"
@@ -102,9 +96,6 @@ EQUIVALENT: dict[tuple[str, str], str] = {
         "fsync_dir: os.O_RDONLY | getattr(os, 'O_DIRECTORY', 0) -> "
         "os.O_RDONLY & getattr(os, 'O_DIRECTORY', 0)",
     ): "fsync_dir is only given directories, which Linux opens read-only either way",
-    ("xprun.store", "_read_claim: os.O_RDONLY | os.O_NONBLOCK -> os.O_RDONLY & os.O_NONBLOCK"): (
-        "FIFOs are skipped before the open (entry.is_file); O_NONBLOCK only closes a race"
-    ),
     ("xprun.store", "Claim._create_exclusive: return False -> return None"): (
         "its only caller tests the result for truth (if not claim._create_exclusive(...))"
     ),
@@ -121,8 +112,7 @@ EQUIVALENT: dict[tuple[str, str], str] = {
     ("xprun.runner", "xprun_run_protocol: True -> False"): _LAST_ANYWAY,
     (
         "xprun.runner",
-        "xprun_run_skip: state.status == store.STATUS_RUNNING -> "
-        "state.status != store.STATUS_RUNNING",
+        "xprun_run_skip: state.status == Status.RUNNING -> state.status != Status.RUNNING",
     ): _CLAIM_SEES_IT,
     ("xprun.runner", "xprun_run_skip: state.owner is not None -> state.owner is None"): (
         _CLAIM_SEES_IT
@@ -141,8 +131,8 @@ EQUIVALENT: dict[tuple[str, str], str] = {
     ("xprun.runner", "xprun_run_teardown: True -> False #2"): _LAST_ANYWAY,
     (
         "xprun.runner",
-        "xprun_run_skip: state.status == store.STATUS_RUNNING and state.owner is n... -> "
-        "state.status == store.STATUS_RUNNING or state.owner is no...",
+        "xprun_run_skip: state.status == Status.RUNNING and state.owner is not None -> "
+        "state.status == Status.RUNNING or state.owner is not None",
     ): "read_state sets an owner only with status running: the two tests agree",
     (
         "xprun.runner",
