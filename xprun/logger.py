@@ -278,7 +278,7 @@ class Logger:
                 del buffer[:count]
 
     def close(self) -> None:
-        _LIVE.discard(self)
+        _forget(self)
         self.flush()
         with self._lock:
             for fd in self._files.values():
@@ -379,17 +379,20 @@ class Logger:
 #: The loggers not closed yet, flushed by one background job (``_flush_live``): a logger per
 #: run must not add and cancel a job of its own, which wakes the ticker's thread every run.
 _LIVE: weakref.WeakSet[Logger] = weakref.WeakSet()
+_LIVE_LOCK = threading.Lock()  # the set is changed by runs and copied by the ticker's thread
 _flusher: list[ticker.Job] = []
 
 
 def _flush_live() -> None:
-    for logger in list(_LIVE):
+    with _LIVE_LOCK:
+        loggers = list(_LIVE)
+    for logger in loggers:
         try:
             logger._background_flush()
         except Exception as exc:  # that logger only: the others keep their flushes
             # Its lines stay buffered: the run's own flushes (at the latest when it returns)
             # write them or fail the run; meanwhile the failure is said, not dropped.
-            _LIVE.discard(logger)
+            _forget(logger)
             ticker.report(
                 f"background flush of the metrics of {logger.run_dir} failed: {exc!r}; "
                 "they are written when the run flushes next",
@@ -398,9 +401,15 @@ def _flush_live() -> None:
 
 
 def _flushed_in_background(logger: Logger) -> None:
-    _LIVE.add(logger)
-    if not _flusher or _flusher[0].cancelled:  # first logger, or the job was stopped
-        _flusher[:] = [ticker.every(FLUSH_SECONDS / 2, _flush_live)]
+    with _LIVE_LOCK:
+        _LIVE.add(logger)
+        if not _flusher or _flusher[0].cancelled:  # first logger, or the job was stopped
+            _flusher[:] = [ticker.every(FLUSH_SECONDS / 2, _flush_live)]
+
+
+def _forget(logger: Logger) -> None:
+    with _LIVE_LOCK:
+        _LIVE.discard(logger)
 
 
 def _steps_path(folder: Path, number: int) -> Path:
