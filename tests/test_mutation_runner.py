@@ -439,3 +439,57 @@ def test_i10_03_an_experiment_that_hits_a_full_disk_stops_the_sweep(inprocess, p
     assert result.ret == 1, result.output
     assert "is full" in result.output and "stopped launching runs" in result.output
     assert len(result.records()) == 1  # the second run never started
+
+
+# -- the skip check when a plugin takes part, and what a lost claim says --------------------------
+
+
+def test_i10_mut_a_complete_run_is_cached_by_the_run_protocol_when_a_conftest_skips_too(
+    inprocess, project
+):
+    # With a conftest implementing xprun_run_skip, the session's batched "complete, so cached"
+    # shortcut is not taken: the built-in skip check of the run protocol decides.
+    executions = _counted(project)
+    project.write("conftest.py", "def xprun_run_skip(run, context):\n    return None\n")
+    assert inprocess.run().ret == 0
+    cached = inprocess.run()
+    assert cached.ret == 0 and "2 cached" in cached.output, cached.output
+    assert executions.read_text() == "01"
+
+
+def test_i10_mut_a_claim_removed_during_the_run_is_reported_taken_over_not_a_heartbeat(
+    inprocess, project
+):
+    project.write(
+        "pyproject.toml",
+        '[tool.xprun]\nlog_dir = "xprun_logs"\nheartbeat_interval = 60\nheartbeat_timeout = 600\n',
+    )  # no heartbeat during the run: the claim is lost by its removal alone
+    project.write(
+        "xp_gone.py",
+        "def xp_gone(run_dir):\n"
+        "    for claim in run_dir.glob('claim.*'):\n"
+        "        claim.unlink()\n"
+        "    return 1\n",
+    )
+    result = inprocess.run()
+    assert result.ret == 1, result.output
+    assert "lost claim: attempt 1 of this run was taken over by another launcher" in result.output
+    assert "heartbeat of attempt" not in result.output
+
+
+def test_i10_mut_a_failed_heartbeat_is_what_the_lost_claim_report_names(
+    inprocess, project, monkeypatch
+):
+    # In-process: a heartbeat failing during the run cannot be timed against it from outside.
+    _counted(project)
+
+    def heartbeat_failed(self):
+        self.heartbeat_error = OSError(errno.EIO, "Input/output error", str(self.path))
+        self.lost = True
+        return False
+
+    monkeypatch.setattr(store.Claim, "holds", heartbeat_failed)
+    result = inprocess.run("-k", "i=0")
+    assert result.ret == 1, result.output
+    assert "the heartbeat of attempt 1 of this run could not be written" in result.output
+    assert "Input/output error" in result.output and "taken over" not in result.output

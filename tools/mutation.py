@@ -126,6 +126,9 @@ EQUIVALENT: dict[tuple[str, str], str] = {
         "recovered record keeps the record's own fields"
     ),
     ("xprun.runner", "xprun_run_skip: True -> False"): _LAST_ANYWAY,
+    ("xprun.runner", "_execute: False -> True"): (
+        "the default of new=: its only caller passes it (new=acquired.new)"
+    ),
     ("xprun.runner", "xprun_run_setup: True -> False"): _LAST_ANYWAY,
     ("xprun.runner", "xprun_run_call: True -> False"): _LAST_ANYWAY,
     ("xprun.runner", "xprun_run_teardown: True -> False #2"): _LAST_ANYWAY,
