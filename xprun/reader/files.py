@@ -183,6 +183,40 @@ def _plain_scalar(text: str) -> Any:
     return _NO_VALUE
 
 
+# What one line of a config means, by its text: sweeps repeat most lines from run to run
+# (``batch_size: 128``), so each distinct line is matched once per process.  Only immutable
+# values are kept (``[]`` and ``{}`` are made afresh); the memo is emptied when it grows.
+_LINES: dict[str, tuple[bool, int, str, Any] | None] = {}
+_LINES_LIMIT = 1 << 16
+_EMPTY_LIST, _EMPTY_DICT = object(), object()  # stand for ``[]`` and ``{}`` in the memo
+
+
+def _memo_value(token: str, value: Any) -> Any:
+    return _EMPTY_LIST if token == "[]" else _EMPTY_DICT if token == "{}" else value
+
+
+def _line(line: str) -> tuple[bool, int, str, Any] | None:
+    """``(is_key, indent, key, value)`` of one line (value ``None`` with ``key`` set for an
+    open key; ``key`` empty for a list item), or None when the line is not plain."""
+    match = _KEY_LINE.fullmatch(line)
+    if match is not None:
+        key, token = match.group(2), match.group(3)
+        if key in _WORDS:
+            return None  # ``yes:`` is a boolean key
+        value = _NO_VALUE if token is None else _plain_scalar(token)
+        if token is not None and value is _NO_VALUE:
+            return None
+        return True, len(match.group(1)), key, value if token is None else _memo_value(token, value)
+    match = _ITEM_LINE.fullmatch(line)
+    if match is None:
+        return None
+    token = match.group(2)
+    value = _plain_scalar(token)
+    if value is _NO_VALUE:
+        return None
+    return False, len(match.group(1)), "", _memo_value(token, value)
+
+
 def plain_yaml(data: bytes) -> dict[str, Any] | None:
     """A config as ``yaml.dump`` writes it, read without the YAML machinery; None for
     anything else (anchors, aliases, tags, flow collections, comments, quoting beyond plain
@@ -196,19 +230,26 @@ def plain_yaml(data: bytes) -> dict[str, Any] | None:
         return None
     if not text.endswith("\n") or "\r" in text:
         return None
+    memo = _LINES
+    if len(memo) > _LINES_LIMIT:
+        memo.clear()
     root: dict[str, Any] = {}
     stack: list[tuple[int, dict[str, Any]]] = [(0, root)]
     open_key: tuple[int, dict[str, Any], str] | None = None  # a key whose value follows
     items: tuple[int, list[Any]] | None = None  # the list being filled
     for line in text[:-1].split("\n"):
-        match = _KEY_LINE.fullmatch(line)
-        if match is None:
-            match = _ITEM_LINE.fullmatch(line)
-            if match is None:
-                return None
-            indent, value = len(match.group(1)), _plain_scalar(match.group(2))
-            if value is _NO_VALUE:
-                return None
+        try:
+            parsed = memo[line]
+        except KeyError:
+            parsed = memo[line] = _line(line)
+        if parsed is None:
+            return None
+        is_key, indent, key, value = parsed
+        if value is _EMPTY_LIST:
+            value = []
+        elif value is _EMPTY_DICT:
+            value = {}
+        if not is_key:
             if open_key is not None and indent == open_key[0]:
                 items = (indent, [])
                 open_key[1][open_key[2]] = items[1]
@@ -218,9 +259,6 @@ def plain_yaml(data: bytes) -> dict[str, Any] | None:
             items[1].append(value)
             continue
         items = None
-        indent, key, token = len(match.group(1)), match.group(2), match.group(3)
-        if key in _WORDS:
-            return None  # ``yes:`` is a boolean key
         if open_key is not None:
             if indent > open_key[0]:
                 child: dict[str, Any] = {}
@@ -232,13 +270,10 @@ def plain_yaml(data: bytes) -> dict[str, Any] | None:
         level, mapping = stack[-1]
         if level != indent or key in mapping:
             return None
-        if token is None:
+        if value is _NO_VALUE:
             mapping[key] = None
             open_key = (indent, mapping, key)
             continue
-        value = _plain_scalar(token)
-        if value is _NO_VALUE:
-            return None
         mapping[key] = value
     return root
 

@@ -299,9 +299,16 @@ class Columns:
     def __init__(self) -> None:
         self.columns: dict[str, list[Any]] = {}
         self.count = 0
+        self._names: tuple[str, ...] = ()  # the columns, in order, when the last row had all
+        self._lists: tuple[list[Any], ...] = ()
 
     def add(self, row: dict[str, Any]) -> None:
         columns, count = self.columns, self.count
+        if len(row) == len(self._names) and tuple(row) == self._names:  # a sweep's usual row
+            for column, value in zip(self._lists, row.values()):  # noqa: B905 (same length)
+                column.append(value)
+            self.count = count + 1
+            return
         for name, value in row.items():
             column = columns.get(name)
             if column is None:
@@ -312,6 +319,9 @@ class Columns:
             for column in columns.values():
                 if len(column) < count:
                     column.append(None)
+            self._names = self._lists = ()
+        else:
+            self._names, self._lists = tuple(row), tuple(columns[name] for name in row)
 
     def in_run_order(self) -> dict[str, list[Any]]:
         """The columns with rows sorted by experiment, then hash (skipped rows last)."""

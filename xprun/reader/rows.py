@@ -59,6 +59,15 @@ INFO_TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
 }
 INFO_COLUMNS = tuple(INFO_TYPES)
 REQUIRED = ("experiment", "hash", "status", "attempt")
+_RECORD_INFO = tuple(name for name in INFO_COLUMNS if name not in ("error", "path"))
+# The exact types a JSON record gives that pass INFO_TYPES (None where it is optional): a
+# record whose values all have one is checked in one pass, others value by value.
+_KINDS = {_is_str: (str,), _is_int: (int,), _is_number: (int, float), _is_bool: (bool,)}
+_EXACT = tuple(
+    (name, frozenset((*_KINDS[check], *(() if name in REQUIRED else (type(None),)))))
+    for name, (check, _) in INFO_TYPES.items()
+    if name != "path"
+)
 PREFIXES = ("params.", "config.", "outcome.")
 
 
@@ -132,15 +141,16 @@ def _info(record: Any, dirname: str) -> dict[str, Any]:
     error = record.get("error")
     if error is not None and not isinstance(error, dict):
         raise Damage(f"run.json: error must be an object, got {type(error).__name__}")
-    info = {name: record.get(name) for name in INFO_COLUMNS if name not in ("error", "path")}
+    info = {name: record.get(name) for name in _RECORD_INFO}
     info["error"] = error.get("type") if error else None
     info["recovered"] = record.get("recovered", False)
-    for name, value in info.items():
-        check, what = INFO_TYPES[name]
-        if value is None and name not in REQUIRED:
-            continue
-        if not check(value):
-            raise Damage(f"run.json: {name} must be {what}, got {value!r:.60}")
+    if not all(type(info[name]) in kinds for name, kinds in _EXACT):  # JSON's own types
+        for name, value in info.items():
+            check, what = INFO_TYPES[name]
+            if value is None and name not in REQUIRED:
+                continue
+            if not check(value):
+                raise Damage(f"run.json: {name} must be {what}, got {value!r:.60}")
     if record["hash"] != dirname:
         raise Damage(f"run.json: hash {record['hash']!r:.60} is not the directory's name")
     if isinstance(info["duration"], float) and not math.isfinite(info["duration"]):
