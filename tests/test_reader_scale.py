@@ -15,6 +15,7 @@ import random
 import shutil
 import time
 import warnings
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -277,6 +278,52 @@ def test_i11_06_plain_yaml_reads_what_xprun_writes():
     assert plain_yaml(text) is not None  # the common case takes the fast path
     assert _same(plain_yaml(text), careful_yaml(text))
     assert plain_yaml(b"a: &x 1\nb: *x\n") is None  # aliases: the careful path
+
+
+def test_i11_06_plain_yaml_memo_gives_fresh_empty_values():
+    """Lines are read once per process and remembered: an empty list or mapping is still a
+    new object in every config (a run's value changed in place cannot reach another's), and
+    a quoted ``'[]'`` stays text."""
+    from xprun.reader.files import plain_yaml
+
+    text = b"a: []\nb: {}\nc: '[]'\nd:\n- 1\n"
+    first, second = plain_yaml(text), plain_yaml(text)
+    assert first == second == {"a": [], "b": {}, "c": "[]", "d": [1]}
+    assert first is not None and second is not None
+    first["a"].append(1)
+    first["b"]["x"] = 1
+    first["d"].append(2)
+    assert second == {"a": [], "b": {}, "c": "[]", "d": [1]}
+    assert plain_yaml(text) == second
+
+
+def test_i11_06_bench_generator_writes_the_encoders_text(tmp_path):
+    """benchmarks/bench_reader.py's fast generator (templates, os calls) writes byte for
+    byte what encoding each run with PyYAML and json writes, and the Reader reads every run
+    it makes.  (A benchmark tool's test: it did not exist on the baseline.)"""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent.parent / "benchmarks"))
+    try:
+        import bench_reader
+    finally:
+        sys.path.pop(0)
+    writer = bench_reader.Writer()
+    for i in [*range(120), 1234, 99_999, 999_999]:
+        experiment = f"xp_bench{i % 3}.train"
+        reference = bench_reader.run_files(i, experiment)
+        fast = writer.files(i, experiment)
+        fast = {k: v.decode() if isinstance(v, bytes) else v for k, v in fast.items()}
+        assert fast == reference, i
+    logs = tmp_path / "logs"
+    (logs / "xp_bench0.train").mkdir(parents=True)
+    for i in range(60):
+        writer.write(logs / "xp_bench0.train", i, "xp_bench0.train")
+    reader = xprun.Reader(logs, warn=False)
+    assert len(reader) == 60 and not reader.skipped
+    frame = reader.to_pandas()
+    assert sorted(frame["config.seed"]) == list(range(60))
+    assert (frame["status"] == "failed").sum() == 2  # runs 0 and 50
 
 
 # -- issue 10: real methods -----------------------------------------------------------------
