@@ -365,3 +365,104 @@ def test_i11_03_collecting_20x_the_configs_costs_at_most_3x_per_config(project):
     for kind in ("grid", "cli"):
         ratio = times[f"{kind} 40k"] / times[f"{kind} 2k"]
         assert ratio <= 60, (kind, times)
+
+
+# -- the fast encoder writes the careful encoder's text ----------------------------------------
+
+
+def _random_value(rnd, depth: int = 0):
+    """Config-like data with the edge values of the canonical encoding: keys that sort
+    differently once quoted (a space, ``!``, a quote, a backslash, control characters,
+    non-ASCII), ints vs bools vs integral floats, -0.0, NaN, the infinities, huge ints."""
+    import enum
+
+    color = enum.Enum("Color", "RED")
+    keys = ["a", "b", "a b", "a!", 'a"', "a\\", "é", "\x00", "", "ab", "a.b", "~", "😀", "seed"]
+    scalars = [None, True, False, 0, 1, -1, 2**70, -0.0, 0.0, 1.0, 1.5, INF, -INF, NAN, 1e300]
+    scalars += [5e-324, color.RED, b"xy", "\u2028", "x\ny"]
+    roll = rnd.random()
+    if depth > 3 or roll < 0.5:
+        if rnd.random() < 0.3:
+            return "".join(chr(rnd.randint(0, 0x2FFF)) for _ in range(rnd.randint(0, 4)))
+        return rnd.choice([*scalars, rnd.random(), float(rnd.randint(-50, 50)), *keys])
+    if roll < 0.85:
+        mapping = {}
+        for _ in range(rnd.randint(0, 6)):
+            key = rnd.choice(keys) if rnd.random() < 0.9 else rnd.choice([1, 2.5, True, None])
+            mapping[key] = _random_value(rnd, depth + 1)
+        return mapping
+    return [_random_value(rnd, depth + 1) for _ in range(rnd.randint(0, 4))]
+
+
+def _careful(value):
+    """The same data with every dict behind a read-only proxy: not exactly a dict, so the
+    encoder takes its careful path for each mapping (any Mapping is encoded by it)."""
+    from types import MappingProxyType
+
+    if isinstance(value, dict):
+        return MappingProxyType({k: _careful(v) for k, v in value.items()})
+    if isinstance(value, list):
+        return [_careful(v) for v in value]
+    return value
+
+
+def _encoded(value) -> str:
+    from xprun.identity import canonical
+
+    try:
+        return canonical(value)
+    except (TypeError, ValueError) as exc:
+        return f"refused: {type(exc).__name__}"
+
+
+def test_i11_01_the_fast_mapping_encoder_writes_the_careful_encoders_text():
+    """Dicts of text keys are encoded with their order looked up by key set and scalars
+    written in place; the text must be the careful path's, byte for byte (the hashes of
+    every recorded run depend on it).  Passes on the old code too (one path there)."""
+    import random
+
+    from xprun.identity import run_digest
+
+    rnd = random.Random(11)
+    for _ in range(20_000):
+        value = {"config": _random_value(rnd), "params": {}}
+        assert _encoded(value) == _encoded(_careful(value)), value
+    # More key sets than the encoder remembers: the ones after still encode alike.
+    for i in range(6_000):
+        config = {f"k{i}": i, "z": 0.5, "a": {"b": [1, {"c": None}]}}
+        assert _encoded(config) == _encoded(_careful(config))
+        if i % 1000 == 0:
+            assert run_digest("x", config, {}) == run_digest("x", _careful(config), {})
+
+
+def test_i11_01_a_text_subclass_key_equal_to_a_remembered_key_set_encodes_carefully():
+    class Key(str):
+        pass
+
+    from xprun.identity import canonical
+
+    plain_first = canonical({"a": 1, "b": 2})
+    subclass = {Key("a"): 1, "b": 2}  # equal to the remembered key set ("a", "b")
+    assert canonical(subclass) == canonical(_careful(subclass)) == plain_first
+
+
+# -- a launch that finds runs complete prints what it did before --------------------------------
+
+
+def test_i11_02_cached_runs_print_every_letter_and_runs_that_run_still_print_theirs(project):
+    """Cached runs' letters are written in one batch, not flushed one by one; the line the
+    user sees is the same: one letter per run, ``c`` for cached, ``.`` for a run that ran,
+    then the percentage.  Passes on the old code too (the output is what it printed)."""
+    executions = _counted(project, 30, 0)
+    first = project.run("i=range(0,20)")
+    assert first.returncode == 0, first.output
+    second = project.run()
+    assert second.returncode == 0, second.output
+    (line,) = [s for s in second.stdout.splitlines() if s.startswith("xp_counted.py::")]
+    letters = line.split()[1]
+    assert sorted(letters) == sorted("c" * 20 + "." * 10), line
+    assert line.endswith("[100%]")
+    assert "10 complete, 20 cached" in second.stdout, second.stdout
+    third = project.run("-v")
+    assert third.returncode == 0 and third.stdout.count(" CACHED ") == 30, third.stdout
+    assert _executed(executions) == collections.Counter(range(30))

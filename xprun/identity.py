@@ -45,11 +45,64 @@ def _encode(value: Any, out: list[str]) -> None:
     elif kind is int:
         out.append(f"i{value}")
     elif kind is dict:
-        _encode_mapping(value, out)
+        _encode_dict(value, out)
     elif kind is float:
         out.append(f"i{int(value)}" if value.is_integer() else f"d{float.__repr__(value)}")
     else:
         _encode_any(value, out)
+
+
+def _encode_dict(value: dict[Any, Any], out: list[str]) -> None:
+    """A dict of text keys, as ``_encode_mapping`` writes it, with fewer calls: its entries'
+    order and their ``{key:`` / ``,key:`` prefixes are looked up by its keys (a sweep's
+    configs share a few key sets), and scalar values are written in place."""
+    keys = tuple(value)
+    order = _ORDERS.get(keys)
+    if order is None:
+        order = _order(keys)
+        if order is None:  # a key that is not exactly text: the careful path
+            _encode_mapping(value, out)
+            return
+    elif not _TEXT.issuperset(map(type, keys)):
+        _encode_mapping(value, out)  # equal keys of another type (a str subclass): careful
+        return
+    if not order:
+        out.append("{}")
+        return
+    append = out.append
+    for key, prefix in order:
+        item = value[key]
+        kind = type(item)
+        if kind is str:
+            append(prefix + "s" + _quoted(item))
+        elif kind is int:
+            append(f"{prefix}i{item}")
+        elif kind is float and not item.is_integer():
+            append(f"{prefix}d{float.__repr__(item)}")
+        else:
+            append(prefix)
+            _encode(item, out)
+    append("}")
+
+
+def _order(keys: tuple[Any, ...]) -> list[tuple[str, str]] | None:
+    """The entries of a mapping with these text keys in canonical order, each with the text
+    written before its value; None when a key is not exactly ``str``.  Remembered (up to a
+    bound) for the next mapping with the same keys."""
+    if any(type(k) is not str for k in keys):
+        return None
+    encoded = sorted(("s" + _quoted(k), k) for k in keys)
+    order = [(key, f",{text}:") for text, key in encoded]
+    if order:
+        order[0] = (order[0][0], "{" + order[0][1][1:])
+    if len(_ORDERS) < _ORDERS_MAX:
+        _ORDERS[keys] = order
+    return order
+
+
+_ORDERS: dict[tuple[Any, ...], list[tuple[str, str]]] = {}
+_ORDERS_MAX = 4096  # key sets remembered; more (unusual) only costs speed
+_TEXT = frozenset({str})
 
 
 def _encode_any(value: Any, out: list[str]) -> None:
