@@ -29,7 +29,7 @@ from .configvalues import MAX_DEPTH, ConfigValueError, plain
 from .declare import Zip
 from .errors import UsageError
 from .hookimpl import hookimpl
-from .identity import ALGORITHM, KeyExcluder, ParamIdentity, run_digest
+from .identity import KeyExcluder, ParamIdentity, run_digest
 from .overrides import (
     MAX_RUNS_VARIABLE,
     OverrideAxis,
@@ -565,7 +565,7 @@ class Expander:
             )
             for params in param_points
         ]
-        folder = session.config.log_dir / experiment.name
+        folder = str(session.config.log_dir / experiment.name)  # one text for all its runs
         identity = experiment.identity
         excluder = self.excluder
         keys = [a.key for a in axes]
@@ -593,14 +593,11 @@ class Expander:
                             param_indices=params,
                             param_ids=ids,
                             digest=digest,
-                            run_dir=folder / digest[_HEX:],
+                            folder=folder,
                         )
                     )
         label_runs(runs)
         return runs
-
-
-_HEX = len(ALGORITHM) + 1  # "xxh3_128:" before a digest's hex
 
 
 def label_runs(runs: list[RunSpec]) -> None:

@@ -21,7 +21,7 @@ class RunSpec:
     param_indices: dict[str, int]
     param_ids: dict[str, str]
     digest: str  # "xxh3_128:<hex>"
-    run_dir: Path
+    folder: str  # the experiment's log folder: the run directory is folder/<hex>
     label: str = ""  # "[lr=0.1-optimizer=sgd]" when the experiment has several runs
     attempt: int = 0
     request: FixtureRequest | None = field(default=None, repr=False)
@@ -29,6 +29,12 @@ class RunSpec:
     @property
     def hash(self) -> str:
         return self.digest.partition(":")[2]
+
+    @property
+    def run_dir(self) -> Path:
+        """``folder/<hex>``, made when asked: a launch that finds its runs complete, or only
+        lists them, never needs a ``Path`` per run (hundreds of bytes each at a million)."""
+        return Path(self.folder, self.digest.partition(":")[2])
 
     @property
     def nodeid(self) -> str:

@@ -322,8 +322,7 @@ class Session:
     def run_state(self, run: RunSpec) -> RunState:
         listings = self._listings
         if listings is not None:
-            # .parent and .name, not os.path.split: the run's Path would keep its text.
-            folder, name = str(run.run_dir.parent), run.run_dir.name
+            folder, name = run.folder, run.hash
             names = listings.get(folder)
             if names is None:
                 names = listings[folder] = _entries(folder)
@@ -454,7 +453,8 @@ class Session:
             return runs
         context = self.run_context()
         todo = []
-        for run, complete in zip(runs, certainly_complete([r.run_dir for r in runs]), strict=True):
+        complete_dirs = certainly_complete([(r.folder, r.hash) for r in runs])
+        for run, complete in zip(runs, complete_dirs, strict=True):
             if complete:
                 context.record(reports.RunReport(run, reports.CACHED))
             else:

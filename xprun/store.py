@@ -653,8 +653,9 @@ def read_state(run_dir: Path, clock: FsClock, heartbeat: Heartbeat) -> RunState:
     return RunState(status, attempt, record)
 
 
-def certainly_complete(run_dirs: list[Path]) -> list[bool]:
-    """For each run directory, whether its record says ``complete`` (what ``read_state``
+def certainly_complete(run_dirs: list[tuple[str, str]]) -> list[bool]:
+    """For each run directory (its folder and name, as text: no ``Path`` per run), whether
+    its record says ``complete`` (what ``read_state``
     would say), learnt with one listing of each experiment folder and one small read per run
     directory that exists: the skip check of a large launch.
 
@@ -665,9 +666,7 @@ def certainly_complete(run_dirs: list[Path]) -> list[bool]:
     """
     present: dict[str, set[str]] = {}
     found = []
-    for run_dir in run_dirs:
-        # .parent and .name, not os.path.split: each run's Path would keep its text.
-        folder, name = str(run_dir.parent), run_dir.name
+    for folder, name in run_dirs:
         names = present.get(folder)
         if names is None:
             try:

@@ -108,7 +108,7 @@ class Worker:
             param_indices=entry["param_indices"],
             param_ids=entry["param_ids"],
             digest=entry["digest"],
-            run_dir=Path(entry["run_dir"]),
+            folder=os.path.dirname(entry["run_dir"]),
             label=entry["label"],
         )
 
