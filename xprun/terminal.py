@@ -44,7 +44,7 @@ class TerminalReporter:
         self._line_experiment: str | None = None
         self._line_len = 0
         self._done = 0
-        self._reports: list[reports.RunReport] = []
+        self._failed: list[reports.RunReport] = []
         self._collect_errors: list[reports.CollectReport] = []
 
     def write(self, text: str) -> None:
@@ -107,7 +107,8 @@ class TerminalReporter:
 
     @hookimpl
     def xprun_run_logreport(self, report: reports.RunReport) -> None:
-        self._reports.append(report)
+        if report.status.unsuccessful or report.teardown_error:
+            self._failed.append(report)  # for the failures section (not every run: 1M cached)
         self._done += 1
         if self.verbosity < 0:
             return
@@ -125,7 +126,10 @@ class TerminalReporter:
             self._line_experiment = experiment
         self.write("E" if report.teardown_error else LETTERS[report.status])
         self._line_len += 1
-        self.flush()
+        if report.status is not Status.CACHED:
+            # Cached runs are reported by the thousand in one pass: their letters go out
+            # with the buffer (the next run that ran, the line's end), not one write each.
+            self.flush()
 
     def _end_line(self) -> None:
         if self._line_experiment is None or self.session is None:
@@ -158,7 +162,7 @@ class TerminalReporter:
             self.write(report.longrepr.rstrip() + "\n")
 
     def _failures_section(self) -> None:
-        failed = [r for r in self._reports if r.status.unsuccessful or r.teardown_error]
+        failed = self._failed
         if not failed or self.verbosity < -1:
             return
         self.rule("FAILURES")
