@@ -114,6 +114,8 @@ def read_json(
     if not data.strip():
         raise Damage(f"{name} is empty")
     try:
+        if data[:1] == b"{":  # what xprun writes: UTF-8, no byte order mark to detect
+            return json.loads(data.decode("utf-8", "surrogatepass"))
         return json.loads(data)
     except RecursionError:
         raise Damage(f"{name} is nested too deeply") from None

@@ -60,14 +60,9 @@ INFO_TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
 INFO_COLUMNS = tuple(INFO_TYPES)
 REQUIRED = ("experiment", "hash", "status", "attempt")
 _RECORD_INFO = tuple(name for name in INFO_COLUMNS if name not in ("error", "path"))
-# The exact types a JSON record gives that pass INFO_TYPES (None where it is optional): a
-# record whose values all have one is checked in one pass, others value by value.
-_KINDS = {_is_str: (str,), _is_int: (int,), _is_number: (int, float), _is_bool: (bool,)}
-_EXACT = tuple(
-    (name, frozenset((*_KINDS[check], *(() if name in REQUIRED else (type(None),)))))
-    for name, (check, _) in INFO_TYPES.items()
-    if name != "path"
-)
+# The types of the info fields, in order, of records that passed the checks of INFO_TYPES
+# (which look at a value's type only): a sweep's records share a few, checked once each.
+_GOOD_KINDS: set[tuple[type, ...]] = set()
 PREFIXES = ("params.", "config.", "outcome.")
 
 
@@ -102,21 +97,20 @@ def _read_files(run_dir: Path | str, row: dict[str, Any], dir_fd: int | None) ->
                 return row
             raise Damage("run.json is missing") from None
         row.update(_info(record, os.path.basename(run_dir)))
-        columns: dict[str, Any] = {}
-        _columns("params", record.get("params") or {}, columns, "run.json params")
+        # The columns go straight into the row: a damaged run keeps only its private fields.
+        _columns("params", record.get("params") or {}, row, "run.json params")
         config = _mapping(read_yaml(run_dir, "config.yaml", dir_fd=dir_fd))
-        _columns("config", config, columns, "config.yaml")
+        _columns("config", config, row, "config.yaml")
         if record["status"] == Status.COMPLETE:
             outcome = read_json(run_dir, store.OUTCOME_JSON, DATA_LIMIT, dir_fd)
             outcome = _mapping(outcome, store.OUTCOME_JSON)
-            _columns("outcome", outcome, columns, store.OUTCOME_JSON)
+            _columns("outcome", outcome, row, store.OUTCOME_JSON)
     except FileNotFoundError as exc:
         row["_skip"] = f"{Path(exc.filename or '?').name} is missing"
         return _only_private(row)
     except Damage as exc:
         row["_skip"] = str(exc)
         return _only_private(row)
-    row.update(columns)
     return row
 
 
@@ -144,13 +138,16 @@ def _info(record: Any, dirname: str) -> dict[str, Any]:
     info = {name: record.get(name) for name in _RECORD_INFO}
     info["error"] = error.get("type") if error else None
     info["recovered"] = record.get("recovered", False)
-    if not all(type(info[name]) in kinds for name, kinds in _EXACT):  # JSON's own types
+    kinds = tuple(map(type, info.values()))
+    if kinds not in _GOOD_KINDS:  # each check depends on the value's type alone
         for name, value in info.items():
             check, what = INFO_TYPES[name]
             if value is None and name not in REQUIRED:
                 continue
             if not check(value):
                 raise Damage(f"run.json: {name} must be {what}, got {value!r:.60}")
+        if len(_GOOD_KINDS) < 1024:
+            _GOOD_KINDS.add(kinds)
     if record["hash"] != dirname:
         raise Damage(f"run.json: hash {record['hash']!r:.60} is not the directory's name")
     if isinstance(info["duration"], float) and not math.isfinite(info["duration"]):
@@ -164,10 +161,10 @@ def _info(record: Any, dirname: str) -> dict[str, Any]:
 def _columns(prefix: str, value: dict[Any, Any], out: dict[str, Any], where: str) -> None:
     """The ``prefix.*`` columns of one mapping: :func:`_plain_columns` when it can, else the
     careful :func:`_flatten` (which names what is wrong)."""
-    plain: dict[str, Any] = {}
-    if _plain_columns(prefix, value, plain, 0):
-        out.update(plain)
-    else:
+    first = len(out)
+    if not _plain_columns(prefix, value, out, 0):
+        for name in list(out)[first:]:  # what the plain path wrote before it gave up
+            del out[name]
         _flatten(prefix, value, out, {}, where)
 
 
