@@ -491,3 +491,62 @@ def test_i10_mut_a_claim_replaced_by_a_fifo_is_not_held_and_does_not_block(tmp_p
         os.close(os.open(claim.path, os.O_WRONLY | os.O_NONBLOCK))
         checker.join()
     assert answer == [False]
+
+
+# -- the first attempt in a new directory, and the batched skip check (issue 11) ---------------
+
+
+def test_i11_mut_a_directory_acquire_made_is_new_and_one_it_found_is_not(tmp_path):
+    # ``new`` lets the runner skip looking for an earlier attempt's metrics and checkpoints:
+    # it must be True only for the directory this very call made.
+    clock, heartbeat = store.FsClock(tmp_path), store.Heartbeat()
+    fresh = store.acquire(tmp_path / "xp" / "a1", clock, heartbeat)
+    assert fresh.claim is not None and fresh.new is True
+    fresh.claim.release()
+    again = store.acquire(tmp_path / "xp" / "a1", clock, heartbeat)
+    assert again.claim is not None and again.new is False
+    # Someone else holds the run: nothing was made, nothing is new.
+    held = store.acquire(tmp_path / "xp" / "a1", clock, heartbeat)
+    assert held.claim is None and held.owner is not None and held.new is False
+
+
+def test_i11_mut_certainly_complete_says_true_only_for_a_complete_record(tmp_path):
+    folder = tmp_path / "xp"
+    cases = {
+        "done": {"format": 1, "status": "complete", "attempt": 1},
+        "failed": {"format": 1, "status": "failed", "attempt": 1},
+        "list": [{"status": "complete"}],
+        "bad-attempt": {"status": "complete", "attempt": "1"},
+        "negative": {"status": "complete", "attempt": -1},
+    }
+    for name, record in cases.items():
+        (folder / name).mkdir(parents=True)
+        (folder / name / "run.json").write_text(json.dumps(record))
+    (folder / "garbage").mkdir()
+    (folder / "garbage" / "run.json").write_text("{not json")
+    names = [*cases, "garbage", "missing"]
+    pairs = [(str(folder), n) for n in names] + [(str(tmp_path / "nowhere"), "done")]
+    # Exactly bools, in order: one answer per run directory asked about.
+    assert store.certainly_complete(pairs) == [
+        True,
+        False,
+        False,
+        False,
+        False,
+        False,
+        False,
+        False,
+    ]
+
+
+def test_i11_mut_run_json_keeps_non_ascii_text_readable(inprocess, project):
+    # A record is for people too: 'café' is written as it is, not as \u00e9.
+    project.write(
+        "xp_text.py",
+        "import xprun\n\n@xprun.grid(name=['café', 'tea'])\ndef xp_text(config):\n    return {}\n",
+    )
+    result = inprocess.run()
+    assert result.ret == 0, result.output
+    raws = [(d / "run.json").read_bytes().decode("utf-8") for d in result.run_dirs()]
+    assert len(raws) == 2 and any("name=café" in raw for raw in raws)  # its node id
+    assert not any("\\u00e9" in raw for raw in raws)
