@@ -310,10 +310,10 @@ class Columns:
             self.count = count + 1
             return
         for name, value in row.items():
-            column = columns.get(name)
-            if column is None:
-                column = columns[name] = [None] * count
-            column.append(value)
+            found = columns.get(name)
+            if found is None:
+                found = columns[name] = [None] * count
+            found.append(value)
         self.count = count = count + 1
         if len(row) != len(columns):  # a column this row lacks: missing
             for column in columns.values():
