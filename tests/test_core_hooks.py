@@ -57,7 +57,7 @@ def xprun_runloop(session):
 
 
 def xprun_run_logreport(report):
-    print("REPORT", report.run.nodeid, report.outcome)
+    print("REPORT", report.run.nodeid, report.status)
 
 
 def xprun_sessionfinish(session, exitstatus):
@@ -223,7 +223,7 @@ def test_i10_04_p_no_terminal_blocks_output_and_reporting_goes_on_through_hooks(
         seen = []
 
         def xprun_run_logreport(report):
-            seen.append(report.outcome)
+            seen.append(report.status)
 
         def xprun_sessionfinish(session, exitstatus):
             with open({str(log)!r}, "w") as f:

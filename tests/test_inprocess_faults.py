@@ -18,7 +18,8 @@ from pathlib import Path
 import inprocess as _inprocess
 import pytest
 
-from xprun import store
+from xprun import settings, store
+from xprun.states import Status
 
 inprocess = _inprocess.inprocess  # the fixture
 
@@ -47,7 +48,7 @@ def _crash_on_final_record(monkeypatch) -> None:
     real = store.write_json_atomic
 
     def write(path, obj, durable=False):
-        if path.name == store.RUN_JSON and obj.get("status") == store.STATUS_COMPLETE:
+        if path.name == store.RUN_JSON and obj.get("status") == Status.COMPLETE:
             raise _Crash
         real(path, obj, durable)
 
@@ -254,7 +255,7 @@ def test_i10_01_a_corrupt_claim_is_not_a_live_owner_once_older_than_a_heartbeat(
     inprocess, project, content
 ):
     executions = _counted(project)
-    run_dir = _claim(inprocess, project, content, age=store.DEFAULT_HEARTBEAT_INTERVAL * 3)
+    run_dir = _claim(inprocess, project, content, age=settings.HEARTBEAT_INTERVAL * 3)
     result = inprocess.run()
     assert result.ret == 0, result.output
     (record,) = result.records()
@@ -276,7 +277,7 @@ def test_i10_01_a_fresh_corrupt_claim_reads_as_running_elsewhere(inprocess, proj
 def test_i10_01_an_unreadable_claim_is_not_a_live_owner(inprocess, project, monkeypatch):
     # In-process: root reads any file, so the unreadable claim is injected.
     executions = _counted(project)
-    run_dir = _claim(inprocess, project, b'{"pid": 1}', age=store.DEFAULT_HEARTBEAT_INTERVAL * 3)
+    run_dir = _claim(inprocess, project, b'{"pid": 1}', age=settings.HEARTBEAT_INTERVAL * 3)
     real = os.open
 
     def refuse_claims(path, flags, *args, **kwargs):

@@ -19,6 +19,7 @@ import inprocess as _inprocess
 import pytest
 
 from xprun import runner, store
+from xprun.states import Status
 
 inprocess = _inprocess.inprocess  # the fixture
 
@@ -274,7 +275,7 @@ def test_i10_03_a_full_disk_at_the_final_record_fails_the_run_and_stops_the_swee
 ):
     # In-process: a disk that fills at exactly the final record cannot be arranged for real.
     executions = _counted(project)
-    _disk_full_on(monkeypatch, "run.json", store.STATUS_COMPLETE)
+    _disk_full_on(monkeypatch, "run.json", Status.COMPLETE)
     result = inprocess.run()
     assert result.ret == 1, result.output
     assert "its final record could not be written (it reads as interrupted)" in result.output
@@ -307,7 +308,7 @@ def test_i10_03_the_run_protocol_returns_the_report_it_logged(inprocess, project
         @xprun.hookimpl(wrapper=True)
         def xprun_run_protocol(run):
             report = yield
-            open({str(seen)!r}, "a").write(f"{{report.outcome}}\\n")
+            open({str(seen)!r}, "a").write(f"{{report.status}}\\n")
             return report
         """,
     )

@@ -52,7 +52,7 @@ def test_conftest_hooks_see_and_change_the_session(project):
 
         @xprun.hookimpl
         def xprun_run_logreport(report):
-            seen.append([report.run.config["i"], report.outcome])
+            seen.append([report.run.config["i"], report.status])
 
         @xprun.hookimpl
         def xprun_sessionfinish(session, exitstatus):

@@ -41,7 +41,8 @@ from .hookimpl import hookimpl
 from .metadata import PackageVersions, git_state
 from .overrides import OverrideAxis, SweepTooLarge, parse_overrides
 from .runcontext import RunContext
-from .store import STATUS_NEW, FsClock, RunState, certainly_complete, read_state
+from .states import Status
+from .store import FsClock, RunState, certainly_complete, read_state
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -541,7 +542,7 @@ class _HookSubset:
         return caller
 
 
-_NEW = RunState(STATUS_NEW, 0, None)
+_NEW = RunState(Status.NEW, 0, None)
 
 
 def _entries(folder: str) -> set[str]:

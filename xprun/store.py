@@ -64,16 +64,7 @@ OUTCOME_JSON = "outcome.json"
 CLAIM_PREFIX = "claim."
 CLOCK_FILE = ".xprun-clock"
 
-# Aliases of the Status members, for code written against xprun 0.1; use Status.
-STATUS_NEW = Status.NEW
-STATUS_RUNNING = Status.RUNNING
-STATUS_COMPLETE = Status.COMPLETE
-STATUS_FAILED = Status.FAILED
-STATUS_INTERRUPTED = Status.INTERRUPTED
-
 # The one set of heartbeat defaults lives in settings ([tool.xprun] heartbeat_*).
-DEFAULT_HEARTBEAT_INTERVAL = settings.HEARTBEAT_INTERVAL
-DEFAULT_HEARTBEAT_TIMEOUT = settings.HEARTBEAT_TIMEOUT
 
 _HOST = socket.gethostname()
 
@@ -283,8 +274,8 @@ class FsClock:
 class Heartbeat:
     """How often owners touch their claim, and when a silent claim counts as stale."""
 
-    interval: float = DEFAULT_HEARTBEAT_INTERVAL
-    timeout: float = DEFAULT_HEARTBEAT_TIMEOUT
+    interval: float = settings.HEARTBEAT_INTERVAL
+    timeout: float = settings.HEARTBEAT_TIMEOUT
 
 
 def _pid_alive(pid: int) -> bool:

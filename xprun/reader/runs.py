@@ -24,7 +24,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from .. import store
+from .. import settings, store
 from ..states import Status
 from .files import DATA_LIMIT, Damage, claims, read_json, read_yaml
 from .index import INFO_COLUMNS, Index, Skipped, in_run_order
@@ -53,13 +53,12 @@ def _heartbeat(log_dir: Path, timeout: float | None) -> store.Heartbeat:
     if timeout is not None:
         if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
             raise ValueError(f"heartbeat_timeout must be a positive number, got {timeout!r}")
-        interval = min(store.DEFAULT_HEARTBEAT_INTERVAL, timeout / 2)
+        interval = min(settings.HEARTBEAT_INTERVAL, timeout / 2)
         return store.Heartbeat(interval=interval, timeout=float(timeout))
-    from ..settings import load_settings
-
-    settings = load_settings([log_dir], log_dir)  # checked there: a bad value is a UsageError
+    # Checked there: a bad value is a UsageError.
+    project = settings.load_settings([log_dir], log_dir)
     return store.Heartbeat(
-        float(settings["heartbeat_interval"]), float(settings["heartbeat_timeout"])
+        float(project["heartbeat_interval"]), float(project["heartbeat_timeout"])
     )
 
 
