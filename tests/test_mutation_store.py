@@ -518,6 +518,9 @@ def test_i11_mut_certainly_complete_says_true_only_for_a_complete_record(tmp_pat
         "list": [{"status": "complete"}],
         "bad-attempt": {"status": "complete", "attempt": "1"},
         "negative": {"status": "complete", "attempt": -1},
+        # As read_state reads them: no attempt is attempt 0, and attempt 0 is complete too.
+        "zero": {"status": "complete", "attempt": 0},
+        "no-attempt": {"status": "complete"},
     }
     for name, record in cases.items():
         (folder / name).mkdir(parents=True)
@@ -527,16 +530,13 @@ def test_i11_mut_certainly_complete_says_true_only_for_a_complete_record(tmp_pat
     names = [*cases, "garbage", "missing"]
     pairs = [(str(folder), n) for n in names] + [(str(tmp_path / "nowhere"), "done")]
     # Exactly bools, in order: one answer per run directory asked about.
-    assert store.certainly_complete(pairs) == [
-        True,
-        False,
-        False,
-        False,
-        False,
-        False,
-        False,
-        False,
-    ]
+    expected = [True, False, False, False, False, True, True, False, False, False]
+    assert store.certainly_complete(pairs) == expected
+    for (folder_text, name), complete in zip(pairs, expected, strict=True):
+        state = store.read_state(
+            Path(folder_text, name), store.FsClock(tmp_path), store.Heartbeat()
+        )
+        assert (state.status == "complete") == complete, name
 
 
 def test_i11_mut_run_json_keeps_non_ascii_text_readable(inprocess, project):
