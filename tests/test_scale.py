@@ -257,6 +257,8 @@ def _executed(executions) -> collections.Counter:
 def _statuses(project) -> dict[int, str]:
     found = {}
     for run_dir in project.log_dir.glob("xp_counted.xp_counted/*"):
+        if not ((run_dir / "run.json").exists() and (run_dir / "config.yaml").exists()):
+            continue  # killed between making its directory and its first record: not started
         config = yaml.safe_load((run_dir / "config.yaml").read_text())
         record = json.loads((run_dir / "run.json").read_text())
         found[config["i"]] = record["status"]
