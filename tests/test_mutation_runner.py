@@ -494,3 +494,26 @@ def test_i10_mut_a_failed_heartbeat_is_what_the_lost_claim_report_names(
     assert result.ret == 1, result.output
     assert "the heartbeat of attempt 1 of this run could not be written" in result.output
     assert "Input/output error" in result.output and "taken over" not in result.output
+
+
+def test_i11_mut_the_built_in_skip_check_answers_cached_for_a_complete_run(inprocess, project):
+    # The hook's contract (hookspec.py): xprun_run_skip returns the report of a run that must
+    # not start, so a plugin wrapping it sees "cached" for a complete run, and no claim is
+    # taken to find that out.
+    _counted(project)
+    seen = project.root / "seen"
+    project.write(
+        "conftest.py",
+        "import xprun\n\n"
+        "@xprun.hookimpl(wrapper=True)\n"
+        "def xprun_run_skip(run, context):\n"
+        "    report = yield\n"
+        f"    with open({str(seen)!r}, 'a') as out:\n"
+        "        out.write(f'{None if report is None else report.status}\\n')\n"
+        "    return report\n",
+    )
+    assert inprocess.run().ret == 0
+    assert seen.read_text().split() == ["None", "None"]  # new runs: nothing to skip
+    cached = inprocess.run()
+    assert cached.ret == 0 and "2 cached" in cached.output, cached.output
+    assert seen.read_text().split() == ["None", "None", "cached", "cached"]
