@@ -11,6 +11,9 @@ from __future__ import annotations
 import errno
 import json
 import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import inprocess as _inprocess
@@ -550,3 +553,30 @@ def test_i11_mut_run_json_keeps_non_ascii_text_readable(inprocess, project):
     raws = [(d / "run.json").read_bytes().decode("utf-8") for d in result.run_dirs()]
     assert len(raws) == 2 and any("name=café" in raw for raw in raws)  # its node id
     assert not any("\\u00e9" in raw for raw in raws)
+
+
+def test_i11_mut_stray_files_named_like_claims_do_not_break_holding_one(tmp_path):
+    # A claim's holder lists the run directory before each decisive write: names that are
+    # not claim.<ASCII digits> are not claims there either, and never crash the check.
+    claim = store.Claim.try_create(tmp_path, 1)
+    assert claim is not None
+    for name in ["claim.x", "claim.\u0662", "claim.", "claim.1a"]:
+        (tmp_path / name).write_text("")
+    assert claim.holds() is True
+    (tmp_path / "claim.2").write_text("")
+    assert claim.holds() is False
+
+
+def test_i11_mut_checking_whether_a_claims_process_lives_does_not_signal_it(tmp_path):
+    # Signal 0 asks the kernel whether the process exists; any other number would be sent.
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        owner = {"host": "here", "machine": store._MACHINE, "pid": child.pid}
+        claim = store.ClaimInfo(1, tmp_path / "claim.1", 1000.0, owner)
+        assert claim.is_stale(_Clock(1001.0), store.Heartbeat()) is False
+    finally:
+        child.terminate()
+        child.wait(timeout=60)
+    # Pending signals are delivered lowest number first: had the check sent SIGHUP (1), the
+    # child would have died of it, not of our SIGTERM.
+    assert child.returncode == -signal.SIGTERM

@@ -363,9 +363,8 @@ def list_claims(run_dir: Path) -> list[ClaimInfo]:
     except OSError:  # missing, not a directory, a link loop: no claims to be found
         return []
     for entry in entries:
-        name = entry.name
-        number = name[len(CLAIM_PREFIX) :]
-        if not name.startswith(CLAIM_PREFIX) or not (number.isascii() and number.isdigit()):
+        number = _claim_number(entry.name)
+        if number < 0:
             continue
         try:
             mtime = entry.stat(follow_symlinks=False).st_mtime
@@ -380,7 +379,7 @@ def list_claims(run_dir: Path) -> list[ClaimInfo]:
             owner = {}
         claims.append(
             ClaimInfo(
-                int(name[len(CLAIM_PREFIX) :]),
+                number,
                 Path(entry.path),
                 mtime,
                 owner if isinstance(owner, dict) else {},
