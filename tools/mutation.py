@@ -147,11 +147,6 @@ EQUIVALENT: dict[tuple[str, str], str] = {
     ("xprun.store", "ClaimInfo: True -> False"): _FROZEN,
     ("xprun.store", "Acquired: True -> False"): _FROZEN,
     ("xprun.store", "RunState: True -> False"): _FROZEN,
-    (
-        "xprun.store",
-        "_record_complete: return record.get('status') == Status.COMPLETE and type(a... -> "
-        "return None",
-    ): "its only caller tests the result for truth (skip_complete: if complete)",
     ("xprun.reader.query", "Token: True -> False"): _FROZEN,
     ("xprun.reader.query", "Query.referenced_keys.walk: 1 -> 2 #3"): (
         "the position of a key (node[-1] read as node[-2]): no caller reads it (the Reader "
