@@ -580,3 +580,20 @@ def test_i11_mut_checking_whether_a_claims_process_lives_does_not_signal_it(tmp_
     # Pending signals are delivered lowest number first: had the check sent SIGHUP (1), the
     # child would have died of it, not of our SIGTERM.
     assert child.returncode == -signal.SIGTERM
+
+
+def test_i11_mut_an_experiment_folder_made_by_a_racer_meanwhile_is_used(tmp_path, monkeypatch):
+    # Two launchers making the first runs of a new experiment: the other one makes the
+    # experiment's folder between our failed mkdir of the run dir and our mkdir of the folder.
+    run_dir = tmp_path / "xp" / "a1"
+    real_mkdir = Path.mkdir
+
+    def mkdir(self, *args, **kwargs):
+        if self == run_dir and not run_dir.parent.exists():
+            real_mkdir(run_dir.parent)  # the racer's
+            raise FileNotFoundError(errno.ENOENT, "No such file or directory", str(self))
+        return real_mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", mkdir)
+    acquired = store.acquire(run_dir, store.FsClock(tmp_path), store.Heartbeat())
+    assert acquired.claim is not None and acquired.new is True

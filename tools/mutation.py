@@ -91,6 +91,9 @@ EQUIVALENT: dict[tuple[str, str], str] = {
     ("xprun.store", "_claim_number: 1 -> 2"): (
         "-2 for a name that is no claim: its callers only compare it with 0 and with attempts >= 1"
     ),
+    ("xprun.store", "_claim_number: 1 -> 2 #2"): (
+        "-2 for a name that is no claim: its callers only compare it with 0 and with attempts >= 1"
+    ),
     ("xprun.store", "_record_complete: 0 -> 1"): (
         "the default attempt of a record without one only feeds the check, which 0 and 1 pass"
     ),
