@@ -17,7 +17,9 @@ import pytest
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 # Fast enough with --quick for the suite (the others take minutes: run them by hand).
-FAST = ["log_metrics", "pool", "submit", "overhead", "startup"]
+# Not "overhead": its figure is a marginal cost, (T(big) - T(small)) / (big - small), and the
+# quick sizes on a loaded CI machine make it noise, even negative (seen in CI).
+FAST = ["log_metrics", "pool", "submit", "startup"]
 
 
 def run_entry_point(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
