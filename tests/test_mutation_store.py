@@ -597,3 +597,26 @@ def test_i11_mut_an_experiment_folder_made_by_a_racer_meanwhile_is_used(tmp_path
     monkeypatch.setattr(Path, "mkdir", mkdir)
     acquired = store.acquire(run_dir, store.FsClock(tmp_path), store.Heartbeat())
     assert acquired.claim is not None and acquired.new is True
+
+
+def test_i11_mut_a_racer_taking_the_first_claim_of_a_new_directory_is_named_owner(
+    tmp_path, monkeypatch
+):
+    # We made the run dir, but another launcher linked claim.1 first: the next look lists the
+    # claims and names the racer, instead of trying claim.1 blindly again.
+    real = store.Claim.try_create
+    calls: list[int] = []
+
+    def racer_first(run_dir, attempt):
+        calls.append(attempt)
+        if len(calls) == 1:
+            racer = {"host": "elsewhere", "machine": "another-boot", "pid": 1, "token": "t"}
+            (run_dir / "claim.1").write_text(json.dumps(racer))
+            return None
+        return real(run_dir, attempt)
+
+    monkeypatch.setattr(store.Claim, "try_create", staticmethod(racer_first))
+    acquired = store.acquire(tmp_path / "xp" / "a1", store.FsClock(tmp_path), store.Heartbeat())
+    assert acquired.claim is None and acquired.owner is not None
+    assert acquired.owner.attempt == 1 and acquired.owner.owner["host"] == "elsewhere"
+    assert calls == [1]
