@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from .runspec import RunSpec
     from .schedulers import Scheduler
     from .session import Session
+    from .states import Status
 
 hookspec = pluggy.HookspecMarker("xprun")
 
@@ -344,6 +345,27 @@ def xprun_run_call(run: RunSpec, context: RunContext) -> Any:
         so a wrapper (``wrapper=True``) sees what the experiment returned.
 
     An exception, ``SystemExit`` included, fails the run.
+    """
+
+
+@hookspec(firstresult=True)
+def xprun_run_status(
+    run: RunSpec, context: RunContext, status: Status, error: BaseException | None
+) -> Status | None:
+    """Decide the status recorded for an attempt that has ended (as pytest's
+    ``pytest_runtest_makereport``, through which its ``xfail`` works).
+
+    :param run: the :class:`xprun.RunSpec`.
+    :param context: the :class:`xprun.runcontext.RunContext`.
+    :param status: what the built-in protocol concluded: ``COMPLETE`` (the outcome is saved),
+        ``FAILED`` or ``INTERRUPTED``.
+    :param error: the exception that failed or interrupted the attempt, or None.
+    :returns: the :class:`xprun.Status` to record and report instead (``XFAIL`` for an
+        expected failure, ``TIMEOUT`` for a time limit), or None to keep ``status``.  The
+        first non-None answer wins.
+
+    Called by the built-in run protocol in the process executing the run, after teardown
+    and before the final record is written.  Not called for a run whose claim was lost.
     """
 
 

@@ -324,6 +324,9 @@ def _execute(
     if status == Status.LOST or not claim.holds():
         what = "its final record" if returned else "its outcome"
         return _lost_report(run, claim, what), interrupt
+    decided = hook.xprun_run_status(run=run, context=context, status=status, error=error)
+    if decided is not None:
+        status = Status(decided)
     longrepr = _cut_traceback(error) if error is not None else ""
     teardown_text = _cut_traceback(teardown_error) if teardown_error is not None else ""
     # A full disk while recording: keep going (the smaller record may still fit), then

@@ -27,6 +27,10 @@ class Status(enum.StrEnum):
       ``error.txt`` say what).
     - ``INTERRUPTED`` (``"interrupted"``): SIGINT, SIGTERM or SIGUSR2 ended the attempt, or
       its process died (a ``running`` record whose claim is stale).
+    - ``TIMEOUT`` (``"timeout"``): the attempt ran past its time limit (``--timeout``,
+      ``@xprun.config(timeout=...)``) and was stopped; its checkpoints are kept.
+    - ``XFAIL`` (``"xfail"``): the run failed as its ``xfail`` mark expected; not a failure,
+      and not rerun by ``--lf``.
 
     Only in a session's reports (``RunReport.status``), for runs this session did not
     execute to an end; passed to ``xprun_run_logreport`` and counted in the summary, never
@@ -37,6 +41,8 @@ class Status(enum.StrEnum):
     - ``SUBMITTED`` (``"submitted"``): sent to a cluster scheduler; it runs later.
     - ``LOST`` (``"lost claim"``): another launcher took the run over while this one was
       paused past the heartbeat timeout; this execution recorded nothing over it.
+    - ``SKIPPED`` (``"skipped"``): a ``skip`` or ``skipif`` mark (or a plugin) said not to run
+      it; nothing is written.
     """
 
     NEW = "new"
@@ -44,16 +50,26 @@ class Status(enum.StrEnum):
     COMPLETE = "complete"
     FAILED = "failed"
     INTERRUPTED = "interrupted"
+    TIMEOUT = "timeout"
+    XFAIL = "xfail"
     CACHED = "cached"
     ELSEWHERE = "running elsewhere"
     SUBMITTED = "submitted"
     LOST = "lost claim"
+    SKIPPED = "skipped"
 
     @property
     def unsuccessful(self) -> bool:
         """Whether a session that reports it exits with 1 (as a failed test in pytest)."""
-        return self in (Status.FAILED, Status.INTERRUPTED, Status.LOST)
+        return self in (Status.FAILED, Status.INTERRUPTED, Status.TIMEOUT, Status.LOST)
 
 
 #: What ``run.json`` may say (the others are never written there).
-RECORDED = (Status.RUNNING, Status.COMPLETE, Status.FAILED, Status.INTERRUPTED)
+RECORDED = (
+    Status.RUNNING,
+    Status.COMPLETE,
+    Status.FAILED,
+    Status.INTERRUPTED,
+    Status.TIMEOUT,
+    Status.XFAIL,
+)
