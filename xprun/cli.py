@@ -93,7 +93,7 @@ def _answer_alone(argv: list[str]) -> bool:
     from .settings import DEFAULTS
 
     parser = options.base_parser()
-    options.xprun_addoption(parser, dict(DEFAULTS))  # the only built-in option hook
+    options.add_builtin_options(parser, dict(DEFAULTS))
     parser.print_help()
     return True
 

@@ -29,7 +29,13 @@ import pluggy
 
 from . import hookspec
 from .errors import CollectError, ExitCode, UsageError
-from .options import ENTRY_POINT_GROUP, ArgumentParser, base_parser, xprun_addoption
+from .options import (
+    ENTRY_POINT_GROUP,
+    OPTION_PLUGINS,
+    ArgumentParser,
+    base_parser,
+    xprun_addoption,
+)
 from .overrides import looks_like_override
 from .settings import DEFAULTS, ProjectSettings, load_settings
 from .store import Heartbeat
@@ -50,6 +56,7 @@ BUILTIN_PLUGINS = (
     "xprun.schedulers.slurm",
     "xprun.schedulers.oar",
     "xprun.terminal",
+    *OPTION_PLUGINS,
 )
 #: The core's own defaults (options, collection, the run loop, the commands): they cannot
 #: be blocked, only replaced or wrapped through their hooks.

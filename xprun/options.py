@@ -16,6 +16,12 @@ import re
 import sys
 from typing import Any, NoReturn
 
+#: Built-in plugins that add options of their own (each module's ``xprun_addoption``),
+#: registered after ``config.BUILTIN_PLUGINS``.  Their modules import only the standard
+#: library at top level, so that ``xprun --help`` can list their options without the
+#: plugin manager (:func:`add_builtin_options`).
+OPTION_PLUGINS: tuple[str, ...] = ()
+
 #: The group of entry points through which installed plugins register (as pytest's ``pytest11``).
 ENTRY_POINT_GROUP = "xprun"
 _ENTRY_POINT_SECTION = re.compile(rf"^\s*\[\s*{ENTRY_POINT_GROUP}\s*\]\s*$", re.MULTILINE)
@@ -166,3 +172,13 @@ def xprun_addoption(parser: argparse.ArgumentParser, settings: dict[str, Any]) -
     out = parser.add_argument_group("reporting")
     out.add_argument("-q", "--quiet", action="count", default=0, help="less output")
     out.add_argument("-v", "--verbose", action="count", default=0, help="one line per run")
+
+
+def add_builtin_options(parser: argparse.ArgumentParser, settings: dict[str, Any]) -> None:
+    """Every built-in option, as the plugin manager would add them: this module's, then each
+    of ``OPTION_PLUGINS`` (for the ``--help`` path that runs without the plugin manager)."""
+    import importlib
+
+    xprun_addoption(parser, settings)
+    for name in OPTION_PLUGINS:
+        importlib.import_module(name).xprun_addoption(parser=parser, settings=settings)
