@@ -37,7 +37,7 @@ from .options import (
     xprun_addoption,
 )
 from .overrides import looks_like_override
-from .settings import DEFAULTS, ProjectSettings, load_settings
+from .settings import DEFAULTS, ProjectSettings, addopts, load_settings
 from .store import Heartbeat
 
 #: Registered first, in this order, under their module names; ``-p no:SHORT`` blocks one
@@ -177,17 +177,21 @@ def _plugin_name(plugin: Any) -> str:
 
 
 def plugin_args(argv: Sequence[str]) -> list[str]:
-    """The values of every ``-p NAME`` and ``-pNAME`` in ``argv``, in order."""
-    found = []
-    words = list(argv)
-    for i, word in enumerate(words):
-        if word == "--":
-            break
-        if word == "-p" and i + 1 < len(words):
-            found.append(words[i + 1])
-        elif word.startswith("-p") and len(word) > 2 and not word.startswith("--"):
-            found.append(word[2:])
-    return found
+    """The values of every ``-p NAME`` / ``-pNAME`` in ``argv``, in order, as the real parse
+    will see them: read by argparse with the built-in options, so a word that is the value
+    of another option (``-k -pfoo`` is refused there too), an override (``x=-pfoo``), a path
+    after ``--`` or a combined flag (``-sp NAME``) are taken as the parse takes them, not by
+    their spelling.  Options only a plugin knows are left aside (``parse_known``)."""
+    from .options import add_builtin_options
+
+    parser = ArgumentParser(add_help=False)
+    parser.add_argument("args", nargs="*")
+    add_builtin_options(parser, dict(DEFAULTS))
+    try:
+        option, _ = parser.parse_known_intermixed_args(list(argv))
+    except UsageError:  # the real parse, with every plugin's options, reports it
+        return []
+    return list(option.plugins)
 
 
 def make_pluginmanager(argv: Sequence[str] = ()) -> PluginManager:
@@ -290,8 +294,10 @@ class Config:
 
 
 def build_parser(pm: pluggy.PluginManager, settings: ProjectSettings) -> argparse.ArgumentParser:
-    """The ``run`` command's parser with every registered plugin's options."""
-    parser = base_parser()
+    """The ``run`` command's parser with every registered plugin's options (and commands)."""
+    from .cli import command_table
+
+    parser = base_parser(command_table(pm.hook).values())
     pm.hook.xprun_addoption.call_historic(kwargs={"parser": parser, "settings": settings.values})
     return parser
 
@@ -343,9 +349,12 @@ def make_config(
     """Plugins registered, options parsed, plugins configured: a ``Config`` for ``argv``.
 
     ``terminal=False`` leaves out terminal reporting (as ``-p no:terminal``), for workers.
+    Without ``settings`` (a user's command line, not a worker's), ``[tool.xprun] addopts``
+    and ``XPRUN_ADDOPTS`` come first, as pytest's.
     """
     if settings is None:
         settings = load_settings(_candidate_paths(argv, cwd), cwd)
+        argv = [*addopts(settings), *argv]
     pm = make_pluginmanager(argv)
     if not terminal:
         pm.block("terminal")

@@ -274,7 +274,9 @@ def apply_override(override: Override, cfg: DictConfig) -> None:
         if override.is_delete():
             current = OmegaConf.select(cfg, key, throw_on_missing=False)
             if current is None:
-                raise OverrideError(f"Could not delete from config. '{key}' does not exist.")
+                raise OverrideError(
+                    f"Could not delete from config. '{key}' does not exist.{did_you_mean(cfg, key)}"
+                )
             if value is not None and value != current:
                 raise OverrideError(
                     f"Could not delete from config. The value of '{key}' is {current} and not "
@@ -303,11 +305,34 @@ def apply_override(override: Override, cfg: DictConfig) -> None:
                 OmegaConf.update(cfg, key, value, merge=True)
             except (ConfigAttributeError, ConfigKeyError) as exc:
                 raise OverrideError(
-                    f"Could not override '{key}'.\nTo append to your config use +{line} "
-                    f"({_first_line(exc)})"
+                    f"Could not override '{key}'.{did_you_mean(cfg, key)}\nTo append to your "
+                    f"config use +{line} ({_first_line(exc)})"
                 ) from None
     except OmegaConfBaseException as exc:
         raise OverrideError(f"Error merging override {line} ({_first_line(exc)})") from None
+
+
+def did_you_mean(cfg: DictConfig, key: str) -> str:
+    """`` Did you mean 'lr'?`` for a key the config lacks, from its dotted keys (difflib, as
+    pytest's fixture-name hint); "" when none is close.  Typos in an override's key are the
+    commonest first-day error, and Hydra's "not in struct" does not say what was meant."""
+    import difflib
+
+    from omegaconf import OmegaConf
+
+    close = difflib.get_close_matches(key, dotted_keys(OmegaConf.to_container(cfg)), n=1)
+    return f" Did you mean '{close[0]}'?" if close else ""
+
+
+def dotted_keys(tree: Any, prefix: str = "") -> list[str]:
+    """Every key of a plain config tree, dotted (``model.width``), mappings walked."""
+    keys: list[str] = []
+    if isinstance(tree, dict):
+        for name, value in tree.items():
+            dotted = f"{prefix}{name}"
+            keys.append(dotted)
+            keys += dotted_keys(value, dotted + ".")
+    return keys
 
 
 def _first_line(exc: BaseException) -> str:

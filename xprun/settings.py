@@ -50,6 +50,7 @@ DEFAULTS: dict[str, Any] = {
     "snapshot_submodules": False,
     "heartbeat_interval": HEARTBEAT_INTERVAL,
     "heartbeat_timeout": HEARTBEAT_TIMEOUT,
+    "addopts": [],
 }
 
 
@@ -92,6 +93,34 @@ class ProjectSettings:
     def patterns(self, key: str) -> list[str]:
         value = self.values[key]
         return [value] if isinstance(value, str) else list(value)
+
+
+ADDOPTS_VARIABLE = "XPRUN_ADDOPTS"
+
+
+def addopts(settings: ProjectSettings) -> list[str]:
+    """The words to put before the command line, as pytest's ``addopts``: ``[tool.xprun]
+    addopts``, then the environment variable ``XPRUN_ADDOPTS`` (so the command line, last,
+    wins where an option is given twice).  A string is split with ``shlex``, as a shell
+    would; one that does not split (an open quote) is a usage error naming its source."""
+    import shlex
+
+    words: list[str] = []
+    sources = [
+        (settings.values.get("addopts", []), f"{settings.inifile}: [tool.xprun] addopts"),
+        (os.environ.get(ADDOPTS_VARIABLE, ""), f"the environment variable {ADDOPTS_VARIABLE}"),
+    ]
+    for value, source in sources:
+        if isinstance(value, list):
+            words += value
+            continue
+        try:
+            words += shlex.split(value)
+        except ValueError as exc:
+            raise UsageError(
+                f"{source} = {value!r} cannot be split into words ({exc}); close the quote"
+            ) from None
+    return words
 
 
 def _common_ancestor(paths: list[Path]) -> Path:
@@ -162,6 +191,10 @@ _CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "heartbeat_timeout": (
         _is_seconds,
         f"a finite number of seconds, at least {MIN_HEARTBEAT_INTERVAL}",
+    ),
+    "addopts": (
+        _is_patterns,
+        "a string (split as a shell would) or an array of strings (command-line words)",
     ),
 }
 
