@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Iterable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 
 class Command(NamedTuple):
@@ -48,21 +48,38 @@ def xprun_subcommand() -> Iterable[Command]:
     return (
         Command("run", _lazy("xprun.config:main"), "collect and run experiments (the default)"),
         Command("show", _lazy("xprun.show:main"), "a table of results"),
-        Command("plot", _lazy("xprun.plot:main"), "a metric, mean ± std"),
-        Command("status", _lazy("xprun.status:main"), "where submitted runs are"),
+        Command("plot", _lazy("xprun.plot:main"), "a metric, mean ± std, to a PNG file"),
+        Command("status", _lazy("xprun.status:main"), "where runs submitted to SLURM or OAR are"),
+        Command(
+            "completion", _lazy("xprun.completion:main"), "the shell completion script (bash, zsh)"
+        ),
         Command("worker", _lazy("xprun.worker:main"), "execute runs of a job spec (internal)"),
     )
+
+
+def command_table(hook: Any) -> dict[str, Command]:
+    """Every command of the plugins behind ``hook`` (a plugin manager's hook relay), by name;
+    the first of two with one name wins (plugins are called before the built-ins)."""
+    found: dict[str, Command] = {}
+    for result in hook.xprun_subcommand():
+        for command in result or ():
+            found.setdefault(command.name, command)
+    return found
 
 
 def commands(argv: list[str]) -> dict[str, Command]:
     """Every command, by name, from the plugins that ``argv``'s ``-p`` options leave."""
     from .config import make_pluginmanager
 
-    found: dict[str, Command] = {}
-    for result in make_pluginmanager(argv).hook.xprun_subcommand():
-        for command in result or ():
-            found.setdefault(command.name, command)
-    return found
+    return command_table(make_pluginmanager(argv).hook)
+
+
+def describe(table: Iterable[Command]) -> str:
+    """The commands as ``xprun --help`` lists them: one per line with its help."""
+    listed = [c for c in table if c.name != "run"]
+    width = max((len(c.name) for c in listed), default=0)
+    lines = [f"  xprun {c.name:<{width}}  {c.help}".rstrip() for c in listed]
+    return "commands (xprun COMMAND --help for each):\n" + "\n".join(lines)
 
 
 def _leading_plugin_options(argv: list[str]) -> int:
@@ -114,13 +131,37 @@ def main(argv: list[str] | None = None) -> int:
     skip = _leading_plugin_options(argv)
     word = argv[skip] if skip < len(argv) else None
     if word in table and word != "run":
-        code = table[word].main(argv[skip + 1 :])
+        name, words = word, argv[skip + 1 :]
     else:
-        if word == "run":
-            argv = argv[:skip] + argv[skip + 1 :]
-        code = table["run"].main(argv)
-    sys.stdout.flush()
+        name, words = "run", (argv[:skip] + argv[skip + 1 :] if word == "run" else argv)
+    code = _guarded(table[name], words)
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:  # `xprun show | head`: what was read is all that was wanted
+        pass
     return code
+
+
+def _guarded(command: Command, argv: list[str]) -> int:
+    """Run a command with pytest's exit codes for what escapes it, the same for every
+    command, plugins' included: a usage error is 4 (``ERROR: ...``), an interrupt 2, and
+    anything else is xprun's (or the plugin's) bug: ``INTERNAL ERROR`` with its traceback, 3.
+    """
+    import traceback
+
+    from .errors import ExitCode, Terminated, UsageError
+
+    try:
+        return command.main(argv)
+    except UsageError as exc:
+        sys.stderr.write(f"ERROR: {exc}\n")
+        return int(ExitCode.USAGE_ERROR)
+    except (KeyboardInterrupt, Terminated):
+        sys.stderr.write(f"xprun {command.name}: interrupted\n")
+        return int(ExitCode.INTERRUPTED)
+    except Exception:
+        sys.stderr.write(f"INTERNAL ERROR in xprun {command.name}:\n{traceback.format_exc()}")
+        return int(ExitCode.INTERNAL_ERROR)
 
 
 def console_main() -> None:

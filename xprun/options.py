@@ -14,7 +14,11 @@ import argparse
 import os
 import re
 import sys
-from typing import Any, NoReturn
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, NoReturn
+
+if TYPE_CHECKING:
+    from .cli import Command
 
 #: Built-in plugins that add options of their own (each module's ``xprun_addoption``),
 #: registered after ``config.BUILTIN_PLUGINS``.  Their modules import only the standard
@@ -36,17 +40,23 @@ class ArgumentParser(argparse.ArgumentParser):
         raise UsageError(f"{message}\n{self.format_usage().strip()}")
 
 
-def base_parser() -> ArgumentParser:
-    """The ``run`` command's parser before any plugin has added its options."""
+def base_parser(commands: Iterable[Command] | None = None) -> ArgumentParser:
+    """The ``run`` command's parser before any plugin has added its options.
+
+    Its help lists ``commands`` (every plugin's ``xprun_subcommand``, given by the plugin
+    manager), by default the built-in ones, which ``cli`` declares without pluggy.
+    """
+    from . import cli
     from ._version import __version__
 
+    table = cli.xprun_subcommand() if commands is None else commands
     parser = ArgumentParser(
         prog="xprun",
-        description="Discover xp_* experiments, expand their configs and sweeps, run each "
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Discover xp_* experiments, expand their configs and sweeps, run each\n"
         "content-hashed config once.",
-        epilog="Other commands: xprun show (a table of results), xprun plot (a metric, "
-        "mean ± std), xprun status (where submitted runs are). Exit codes: 0 ok, 1 runs "
-        "failed, 2 interrupted, 3 internal error, 4 usage error, 5 no runs collected.",
+        epilog=f"{cli.describe(table)}\n\nexit codes: 0 ok, 1 runs failed, 2 interrupted, "
+        "3 internal error,\n4 usage error, 5 no runs collected.",
     )
     parser.add_argument("--version", action="version", version=f"xprun {__version__}")
     parser.add_argument(

@@ -16,6 +16,10 @@ from .options import ArgumentParser
 from .settings import load_settings
 
 FORMATS = ("table", "csv", "json", "markdown")
+#: Significant digits of floats in the formats people read (``--precision``): enough to
+#: compare results, few enough to read a column of them.
+DEFAULT_PRECISION = 4
+MAX_PRECISION = 17  # a float64's digits, all of them
 
 
 def default_log_dir(given: str | None) -> Path:
@@ -147,11 +151,16 @@ def _is_scalar_number(value: Any) -> bool:
     return isinstance(value, numpy.number | numpy.bool_)
 
 
-def render(frame: Any, fmt: str) -> str:
+def render(frame: Any, fmt: str, precision: int = DEFAULT_PRECISION) -> str:
+    """The text of ``frame`` in ``fmt``; floats rounded to ``precision`` significant digits
+    for people to read (table, markdown), at full precision for programs (csv, json)."""
     if fmt == "csv":
         return frame.to_csv(index=False)
     if fmt == "json":
-        return json.dumps(json.loads(frame.to_json(orient="records")), indent=1) + "\n"
+        # Not DataFrame.to_json: it keeps at most 15 digits (10 by default), not a float's 17.
+        rows = frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
+        return json.dumps(rows, indent=1, default=_json_scalar, allow_nan=False) + "\n"
+    frame = _rounded(frame, precision)
     if fmt == "markdown":
         header = "| " + " | ".join(str(c) for c in frame.columns) + " |"
         rule = "| " + " | ".join("---" for _ in frame.columns) + " |"
@@ -163,6 +172,44 @@ def render(frame: Any, fmt: str) -> str:
     if frame.empty:
         return "no runs\n"
     return frame.to_string(index=False) + "\n"
+
+
+def _json_scalar(value: Any) -> Any:
+    """A cell ``json`` cannot write as it is: a NumPy scalar as its Python value, a
+    timestamp in ISO 8601, anything else as its text."""
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if hasattr(value, "item"):
+        return value.item()
+    return str(value)
+
+
+def _rounded(frame: Any, precision: int) -> Any:
+    """``frame`` with every float (in float and mixed columns) as text of ``precision``
+    significant digits (``0.3333`` for 1/3, ``1.235e+06``); integers, booleans, text and
+    missing values as they are."""
+    import numpy
+
+    def cell(value: Any) -> Any:
+        if isinstance(value, float | numpy.floating) and value == value:
+            return f"{value:.{precision}g}"
+        return value
+
+    columns = {
+        name: frame[name].map(cell)
+        for name in frame.columns
+        if frame[name].dtype.kind in "fO"  # floats, and objects that may hold some
+    }
+    return frame.assign(**columns) if columns else frame
+
+
+def _check_precision(value: int) -> int:
+    if not 1 <= value <= MAX_PRECISION:
+        raise UsageError(
+            f"--precision must be a number of significant digits from 1 to {MAX_PRECISION}, "
+            f"got {value}"
+        )
+    return value
 
 
 def _missing(value: Any) -> bool:
@@ -196,9 +243,24 @@ def main(argv: list[str]) -> int:
         help="columns to show (or to aggregate with --group-by); metric "
         "aggregates such as metrics.loss.last work too",
     )
-    parser.add_argument("--format", "-f", choices=FORMATS, default="table")
+    parser.add_argument(
+        "--format",
+        "-f",
+        choices=FORMATS,
+        default="table",
+        help="table (default, aligned text), csv, json (full precision), or markdown",
+    )
+    parser.add_argument(
+        "--precision",
+        type=int,
+        default=DEFAULT_PRECISION,
+        metavar="N",
+        help=f"significant digits of floats in the table and markdown formats (default "
+        f"{DEFAULT_PRECISION}); csv and json keep full precision",
+    )
     try:
         args = parser.parse_args(argv)
+        precision = _check_precision(args.precision)
         with warnings_to_stderr():
             runs = open_runs(args)
             frame = table(runs, _split_keys(args.group_by), _split_keys(args.columns))
@@ -206,5 +268,5 @@ def main(argv: list[str]) -> int:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         sys.stderr.write(f"ERROR: {message}\n")
         return int(ExitCode.USAGE_ERROR)
-    sys.stdout.write(render(frame, args.format))
+    sys.stdout.write(render(frame, args.format, precision))
     return int(ExitCode.OK)

@@ -21,10 +21,26 @@ COLUMNS = (Status.NEW, Status.RUNNING, Status.COMPLETE, Status.FAILED, Status.IN
 _HEADERS = {Status.NEW: "queued"}
 STATUS_PATIENCE = 10.0  # seconds
 
+#: What the command covers, said in its help and when it finds nothing to report (a user of
+#: ``-n 4`` or inline runs looks here first).
+SCOPE = (
+    "status covers runs submitted to a cluster scheduler (slurm, oar); for local runs use "
+    "xprun show / xprun --collect-only"
+)
+DESCRIPTION = (
+    "Where the submitted runs of a log directory are: their statuses, and the scheduler's "
+    f"queue asked once. {SCOPE[0].upper()}{SCOPE[1:]}."
+)
+
 
 def main(argv: list[str]) -> int:
-    parser = ArgumentParser(prog="xprun status", description=__doc__.splitlines()[0])
-    parser.add_argument("log_dir", nargs="?", metavar="LOG_DIR")
+    parser = ArgumentParser(prog="xprun status", description=DESCRIPTION)
+    parser.add_argument(
+        "log_dir",
+        nargs="?",
+        metavar="LOG_DIR",
+        help="the log directory (default: the project's, from [tool.xprun])",
+    )
     try:
         args = parser.parse_args(argv)
         log_dir = default_log_dir(args.log_dir)
@@ -42,7 +58,7 @@ def main(argv: list[str]) -> int:
     for submission in submissions(log_dir):
         by_scheduler.setdefault(submission["scheduler"], []).append(submission)
     if not by_scheduler:
-        sys.stdout.write(f"no submissions recorded in {log_dir}\n")
+        sys.stdout.write(f"no submissions to a cluster scheduler recorded in {log_dir}\n{SCOPE}\n")
         return int(ExitCode.OK)
 
     width = max(len(n) for n in by_scheduler) + 2
