@@ -16,6 +16,8 @@ from .timestamps import parse_timestamp
 from .timestamps import timestamp as iso
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from .runcontext import MetadataProvider
     from .runspec import RunSpec
 
@@ -109,8 +111,15 @@ def config_yaml(config: Any) -> str:
     return "".join(parts)
 
 
-def start_record(run: RunSpec, metadata_: MetadataProvider, started: float) -> dict[str, Any]:
-    """The ``running`` record of a new attempt (written before the experiment is called)."""
+def start_record(
+    run: RunSpec,
+    metadata_: MetadataProvider,
+    started: float,
+    retried: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The ``running`` record of a new attempt (written before the experiment is called);
+    ``retried``: the failed attempts this one retries (``--retries``), each ``{attempt,
+    type, message}``."""
     session, patch = _session_fields(metadata_)
     if patch:
         store.write_text_atomic(run.run_dir / "git.patch", patch)
@@ -129,6 +138,8 @@ def start_record(run: RunSpec, metadata_: MetadataProvider, started: float) -> d
         "duration": None,
         **session,
     }
+    if retried:
+        record["retried"] = list(retried)
     store.write_json_atomic(run.run_dir / store.RUN_JSON, record)
     return record
 
@@ -180,10 +191,13 @@ def error_fields(error: BaseException) -> dict[str, str]:
 
 
 def _refuse_outcome(value: Any, where: str) -> Any:
+    kind = type(value)
+    name = kind.__name__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__name__}"
+    at = f"key {where!r}" if where else "the top level"
     raise TypeError(
-        f"the experiment returned a {type(value).__name__} at {where or 'the top level'!r}, "
-        "which cannot be saved as JSON; return numbers, strings, lists and mappings "
-        "(save other objects with logger.log_artifact)"
+        f"the experiment's result at {at} is a {name}, which cannot be saved as JSON; return "
+        "numbers, strings, lists, mappings or dataclasses of them there (convert it, or save "
+        "it with logger.log_artifact and return its name)"
     )
 
 
@@ -206,3 +220,44 @@ def jsonable_outcome(value: Any) -> dict[str, Any]:
             f"column outcome.{dotted}; keep one of them (or rename one)"
         )
     return outcome
+
+
+#: Where an outcome that cannot be stored as JSON is kept instead (the run is failed).
+OUTCOME_FALLBACK = "outcome.repr.json"
+
+
+def _safe_repr(value: Any, where: str = "") -> str:
+    """``repr(value)``, even when the object's own ``__repr__`` raises."""
+    try:
+        return repr(value)
+    except Exception as broken:
+        return f"<{type(value).__qualname__} object; its repr raised {type(broken).__name__}>"
+
+
+class OutcomeError(TypeError):
+    """The experiment's result cannot be stored as JSON (it was kept in a fallback form).
+    Not worth a retry: the same code returns the same kind of result."""
+
+
+def save_outcome(run_dir: Path, value: Any) -> dict[str, Any]:
+    """The outcome of ``value`` as JSON data (:func:`jsonable_outcome`), not yet written.
+
+    What cannot be stored is an :class:`OutcomeError` that names the key at fault and how to fix it,
+    raised after the outcome was written to ``outcome.repr.json`` in a fallback form (each
+    value that cannot be stored replaced by the text of its ``repr()``, or the whole outcome's
+    ``repr()`` under ``"repr"`` when its keys clash), so that the work is not lost.
+    """
+    try:
+        return jsonable_outcome(value)
+    except TypeError as exc:
+        shaped = value if isinstance(value, Mapping) else {"value": value}
+        try:
+            fallback = jsonable(shaped, "", _safe_repr)
+        except TypeError:  # keys that are the same in JSON
+            fallback = {"repr": _safe_repr(value)}
+        store.write_json_atomic(run_dir / OUTCOME_FALLBACK, fallback, durable=True)
+        raise OutcomeError(
+            f"{exc}.  The outcome is kept in {OUTCOME_FALLBACK} (each value that cannot be "
+            "stored as its repr()); the run is failed so that its result is not mistaken "
+            "for a complete one"
+        ) from None

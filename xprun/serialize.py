@@ -204,7 +204,9 @@ def jsonable(value: Any, where: str = "", default: Callable[[Any, str], Any] | N
 
     None, booleans, numbers (NaN and infinities kept: Python's json reads them back) and text
     stay as they are; lists and tuples become lists; NumPy arrays and scalars go through
-    ``tolist()``, torch scalars through ``item()``; a mapping's keys become text (``1`` becomes
+    ``tolist()``, torch tensors through ``tolist()`` (a 0-d one is its number), other
+    scalars with an ``item()`` through it, a dataclass instance as the mapping of its fields
+    (``dataclasses.asdict``); a mapping's keys become text (``1`` becomes
     ``"1"``), and two keys that would become the same text (``1`` and ``"1"``) are refused
     rather than silently merged.  Anything else is ``default(value, where)``, which returns
     its replacement or raises (as ``json.dumps``'s ``default``; without one, a ``TypeError``
@@ -225,9 +227,17 @@ def jsonable(value: Any, where: str = "", default: Callable[[Any, str], Any] | N
         return result
     if isinstance(value, list | tuple):
         return [jsonable(v, f"{where}[{i}]", default) for i, v in enumerate(value)]
-    if callable(getattr(value, "tolist", None)):  # NumPy arrays and scalars
+    if hasattr(type(value), "__dataclass_fields__"):  # a dataclass instance
+        import dataclasses  # only here: not a cost of every import of xprun
+
+        # Its fields as ``dataclasses.asdict`` has them, converted one by one rather than
+        # through asdict, which deep-copies every value first (and fails on one that cannot
+        # be copied before the conversion could name it).
+        fields = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+        return jsonable(fields, where, default)
+    if callable(getattr(value, "tolist", None)):  # NumPy arrays and scalars, torch tensors
         return jsonable(value.tolist(), where, default)
-    if callable(getattr(value, "item", None)):  # torch scalars
+    if callable(getattr(value, "item", None)):  # scalars of other array libraries
         return jsonable(value.item(), where, default)
     if default is not None:
         return default(value, where)
