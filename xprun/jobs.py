@@ -61,6 +61,7 @@ def write_spec(
         "settings": config.settings.values,
         "force": bool(config.option.force),
         "capture": config.option.capture,
+        "full_trace": bool(config.option.full_trace),  # tracebacks are cut in the workers
         "plugins": list(config.option.plugins),  # -p NAME / -p no:NAME, for the workers too
         "git": git_fields,
         "patch": patch,

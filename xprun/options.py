@@ -179,9 +179,38 @@ def xprun_addoption(parser: argparse.ArgumentParser, settings: dict[str, Any]) -
         help="load the plugin NAME early (a module, an installed plugin's entry point); "
         "-p no:NAME blocks it, built-in ones included (-p no:terminal)",
     )
+    from .tracebacks import full_trace_from_env  # standard library only, as this module
+
     out = parser.add_argument_group("reporting")
-    out.add_argument("-q", "--quiet", action="count", default=0, help="less output")
-    out.add_argument("-v", "--verbose", action="count", default=0, help="one line per run")
+    out.add_argument(
+        "-q",
+        "--quiet",
+        action="count",
+        default=0,
+        help="less output: -q no header and no experiment names, -qq only the summary",
+    )
+    out.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="more output: -v one line per run (node id, status, hash), -vv whole "
+        "captured output of failed runs",
+    )
+    out.add_argument(
+        "--color",
+        choices=("yes", "no", "auto"),
+        default="auto",
+        help="color the output (auto: on a terminal, unless NO_COLOR is set or FORCE_COLOR "
+        "forces it)",
+    )
+    out.add_argument(
+        "--full-trace",
+        action="store_true",
+        default=full_trace_from_env(),
+        help="show every frame of a failed run's traceback, xprun's and pluggy's too "
+        "(also XPRUN_FULL_TRACE=1)",
+    )
 
 
 def add_builtin_options(parser: argparse.ArgumentParser, settings: dict[str, Any]) -> None:

@@ -25,12 +25,16 @@ ELSEWHERE = Status.ELSEWHERE
 SUBMITTED = Status.SUBMITTED
 LOST = Status.LOST
 
-#: The end states a session reports, in the order of the summary line.
+#: The end states a session reports, in the order of the summary line (every ``Status``
+#: but ``NEW`` and ``RUNNING``, which are never a run's end in a session).
 SUMMARY_ORDER = (
     Status.COMPLETE,
     Status.CACHED,
     Status.FAILED,
+    Status.TIMEOUT,
     Status.INTERRUPTED,
+    Status.XFAIL,
+    Status.SKIPPED,
     Status.LOST,
     Status.ELSEWHERE,
     Status.SUBMITTED,
@@ -67,8 +71,9 @@ class RunReport:
 
     @property
     def failed(self) -> bool:
-        """A failure for ``-x``: a failed run, a lost claim, or a teardown error."""
-        return self.status in (Status.FAILED, Status.LOST) or bool(self.teardown_error)
+        """A failure for ``-x``: a failed or timed-out run, a lost claim, or a teardown error."""
+        failures = (Status.FAILED, Status.TIMEOUT, Status.LOST)
+        return self.status in failures or bool(self.teardown_error)
 
     @property
     def outcome(self) -> Status:

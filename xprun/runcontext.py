@@ -55,7 +55,8 @@ class RunContext:
     - ``recorders``: called in order with each report the protocol makes;
     - ``session_fixtures``: the cache of session-scoped fixture values;
     - ``force``: ``--force``, run again runs that are complete;
-    - ``capture``: ``"sys"`` (output to files) or ``"no"`` (``-s``, also echoed).
+    - ``capture``: ``"sys"`` (output to files) or ``"no"`` (``-s``, also echoed);
+    - ``full_trace``: ``--full-trace``, keep xprun's and pluggy's frames in tracebacks.
     """
 
     hook: pluggy.HookRelay
@@ -66,6 +67,7 @@ class RunContext:
     session_fixtures: SessionFixtures
     force: bool = False
     capture: str = "sys"
+    full_trace: bool = False
 
     def record(self, report: RunReport) -> RunReport:
         """Hand ``report`` to every recorder; return it."""

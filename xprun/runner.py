@@ -25,12 +25,11 @@ import random
 import shutil
 import sys
 import time
-import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import reports, store, ticker
+from . import reports, store, ticker, tracebacks
 from .capture import RunCapture
 from .errors import SignalHold, Terminated, is_disk_full
 from .fixtures import FixtureRequest
@@ -58,7 +57,6 @@ def seed_everything(seed: int) -> None:
 
 
 _INTERRUPTS = (KeyboardInterrupt, Terminated)
-_OWN_FRAMES = ("xprun.", "pluggy.")
 
 #: Where a forced rerun sets aside the files of the attempt it replaces.
 PREVIOUS_DIR = "previous"
@@ -66,14 +64,10 @@ PREVIOUS_DIR = "previous"
 _KEPT = {store.RUN_JSON, "config.yaml", PREVIOUS_DIR}
 
 
-def _cut_traceback(exc: BaseException) -> str:
-    """The traceback without xprun's (and pluggy's) own frames above the user's code."""
-    tb = exc.__traceback__
-    while tb is not None and tb.tb_frame.f_globals.get("__name__", "").startswith(_OWN_FRAMES):
-        if tb.tb_next is None:
-            break
-        tb = tb.tb_next
-    return "".join(traceback.format_exception(type(exc), exc, tb))
+def _cut_traceback(exc: BaseException, full: bool = False) -> str:
+    """The traceback without xprun's and pluggy's frames (``tracebacks.py``; all with
+    ``full``, ``--full-trace``): what the terminal shows and ``error.txt`` keeps."""
+    return tracebacks.format_exception(exc, full)
 
 
 class _LostClaim(Exception):
@@ -327,8 +321,9 @@ def _execute(
     decided = hook.xprun_run_status(run=run, context=context, status=status, error=error)
     if decided is not None:
         status = Status(decided)
-    longrepr = _cut_traceback(error) if error is not None else ""
-    teardown_text = _cut_traceback(teardown_error) if teardown_error is not None else ""
+    whole = context.full_trace
+    longrepr = _cut_traceback(error, whole) if error is not None else ""
+    teardown_text = _cut_traceback(teardown_error, whole) if teardown_error is not None else ""
     # A full disk while recording: keep going (the smaller record may still fit), then
     # report it; the run's own error stays the recorded one.
     full = next((e for e in (error, teardown_error) if e is not None and is_disk_full(e)), None)

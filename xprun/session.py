@@ -126,6 +126,7 @@ class Session:
             session_fixtures=self.session_fixtures,
             force=bool(option.force),
             capture=option.capture,
+            full_trace=option.full_trace,
         )
 
     # -- the session as a plugin --------------------------------------------------------------

@@ -1,10 +1,17 @@
 """Terminal reporting: a pytest-like progress line per experiment, then a summary.
 
-One character per run, by its end state (``RunReport.status``, a ``Status``: ``.`` complete,
-``E`` complete but a fixture teardown raised, ``c`` cached, ``F`` failed, ``I`` interrupted,
-``L`` lost claim, ``R`` running elsewhere, ``s`` submitted to a cluster); ``-v`` prints a line
-per run, ``-q`` only the summary.  The summary uses the same words, the statuses' own:
-``N complete, N cached, N failed, N interrupted, N teardown errors in X s``.
+One character per run, by its end state (``RunReport.status``, a ``Status``): ``.``
+complete, ``E`` complete but a fixture teardown raised, ``c`` cached, ``F`` failed, ``T``
+timeout, ``I`` interrupted, ``x`` xfail, ``s`` skipped, ``L`` lost claim, ``R`` running
+elsewhere, ``S`` submitted to a cluster.  After the k-th of n runs the percentage is
+``100 * k // n``, as pytest's (never 100% before the last run).
+
+Levels, as pytest's: ``-v`` a line per run (node id, status word, hash, duration,
+percentage), ``-vv`` also the whole captured output of failed runs; ``-q`` no header and the
+letters without experiment names, ``-qq`` only the summary.  The summary uses the statuses'
+own words: ``N complete, N cached, N failed, ... in X s``; an interrupted run is one
+``!!! Interrupted`` line, not a failure with a traceback.  ``--color`` and the ``NO_COLOR``
+and ``FORCE_COLOR`` variables decide colors.
 """
 
 from __future__ import annotations
@@ -18,20 +25,58 @@ from typing import TYPE_CHECKING, TextIO
 from . import reports
 from .hookimpl import hookimpl
 from .states import Status
+from .tracebacks import crash_line, location
 
 if TYPE_CHECKING:
     from .config import Config
+    from .runspec import RunSpec
     from .session import Session
 
 LETTERS = {
     Status.COMPLETE: ".",
     Status.CACHED: "c",
     Status.FAILED: "F",
+    Status.TIMEOUT: "T",
     Status.INTERRUPTED: "I",
+    Status.XFAIL: "x",
+    Status.SKIPPED: "s",
     Status.LOST: "L",
     Status.ELSEWHERE: "R",
-    Status.SUBMITTED: "s",
+    Status.SUBMITTED: "S",
 }
+TEARDOWN_LETTER = "E"
+
+# pytest's colors: green went well, red is a failure, yellow is neither.
+_GREEN, _RED, _YELLOW = "32", "31", "33"
+_COLORS = {
+    Status.COMPLETE: _GREEN,
+    Status.CACHED: _GREEN,
+    Status.FAILED: _RED,
+    Status.TIMEOUT: _RED,
+    Status.LOST: _RED,
+    Status.INTERRUPTED: _YELLOW,
+    Status.XFAIL: _YELLOW,
+    Status.SKIPPED: _YELLOW,
+    Status.ELSEWHERE: _YELLOW,
+    Status.SUBMITTED: _YELLOW,
+}
+_PERCENT_WIDTH = len(" [100%]")
+
+
+def use_color(choice: str, out: TextIO) -> bool:
+    """``--color``: ``yes``, ``no``, or ``auto``: not when ``NO_COLOR`` is set (not empty),
+    else when ``FORCE_COLOR`` is, else on a terminal (not ``TERM=dumb``).  pytest's order."""
+    if choice != "auto":
+        return choice == "yes"
+    if os.environ.get("NO_COLOR"):
+        return False
+    if os.environ.get("FORCE_COLOR"):
+        return True
+    try:
+        tty = out.isatty()
+    except (AttributeError, ValueError):  # no such method, or a closed file
+        return False
+    return tty and os.environ.get("TERM") != "dumb"
 
 
 class TerminalReporter:
@@ -39,12 +84,17 @@ class TerminalReporter:
         self.config = config
         self.out = out
         self.verbosity = config.option.verbose - config.option.quiet
+        self.color = use_color(config.option.color, out)
+        self.full_trace = bool(config.option.full_trace)
         self.width = min(shutil.get_terminal_size((80, 24)).columns, 120)
         self.session: Session | None = None
         self._line_experiment: str | None = None
         self._line_len = 0
         self._done = 0
+        self._deselected = 0
+        self._deselected_experiments: set[str] = set()
         self._failed: list[reports.RunReport] = []
+        self._interrupted: list[reports.RunReport] = []
         self._collect_errors: list[reports.CollectReport] = []
 
     def write(self, text: str) -> None:
@@ -59,11 +109,16 @@ class TerminalReporter:
         except BrokenPipeError:
             self.out = open(os.devnull, "w")  # noqa: SIM115
 
-    def rule(self, title: str = "", char: str = "=") -> None:
+    def markup(self, text: str, color: str = "", bold: bool = False) -> str:
+        """``text`` in ``color`` (an SGR code) when colors are on."""
+        codes = ";".join(c for c in ("1" if bold else "", color) if c)
+        return f"\x1b[{codes}m{text}\x1b[0m" if self.color and codes and text else text
+
+    def rule(self, title: str = "", char: str = "=", color: str = "", bold: bool = False) -> None:
         title = f" {title} " if title else ""
         side = max(3, (self.width - len(title)) // 2)
-        line = char * side + title + char * side
-        self.write(line[: self.width] + "\n")
+        line = (char * side + title + char * side)[: self.width]
+        self.write(self.markup(line, color, bold) + "\n")
 
     # -- hooks --------------------------------------------------------------------------------
 
@@ -74,7 +129,7 @@ class TerminalReporter:
         self.session = session
         if self.verbosity >= 0:
             config = self.config
-            self.rule("xprun session starts")
+            self.rule("xprun session starts", bold=True)
             self.write(f"xprun {__version__} -- Python {sys.version.split()[0]}\n")
             self.write(f"rootdir: {config.rootdir}\nlog dir: {config.log_dir}\n")
             self.flush()
@@ -85,18 +140,24 @@ class TerminalReporter:
             self._collect_errors.append(report)
 
     @hookimpl
+    def xprun_deselected(self, runs: list[RunSpec]) -> None:
+        self._deselected += len(runs)
+        self._deselected_experiments.update(run.experiment.nodeid for run in runs)
+
+    @hookimpl
     def xprun_collection_finish(self, session: Session) -> None:
         if self.config.option.collect_only:
             self._list_runs(session)
         if self.verbosity < 0:
             return
-        n_runs, n_xp = len(session.runs), len({r.experiment.nodeid for r in session.runs})
-        errors = len(self._collect_errors)
-        text = (
-            f"collected {n_runs} run{'s' * (n_runs != 1)} from {n_xp} experiment{'s' * (n_xp != 1)}"
-        )
-        if errors:
-            text += f" / {_plural(errors, 'error')}"
+        selected = len(session.runs)
+        experiments = {r.experiment.nodeid for r in session.runs} | self._deselected_experiments
+        text = f"collected {_plural(selected + self._deselected, 'run')} from "
+        text += _plural(len(experiments), "experiment")
+        if self._collect_errors:
+            text += f" / {_plural(len(self._collect_errors), 'error')}"
+        if self._deselected:
+            text += f" / {self._deselected} deselected / {selected} selected"
         self.write(text + "\n")
         self.flush()
 
@@ -107,67 +168,120 @@ class TerminalReporter:
 
     @hookimpl
     def xprun_run_logreport(self, report: reports.RunReport) -> None:
-        if report.status.unsuccessful or report.teardown_error:
+        status = report.status
+        if status is Status.INTERRUPTED:
+            self._interrupted.append(report)  # a line of its own, not a failure
+        elif status.unsuccessful or report.teardown_error:
             self._failed.append(report)  # for the failures section (not every run: 1M cached)
-        self._done += 1
-        if self.verbosity < 0:
-            return
         if self.verbosity > 0:
-            status = report.status.upper() + (" (TEARDOWN ERROR)" if report.teardown_error else "")
-            timing = f" {report.duration:.2f}s" if report.duration else ""
-            self.write(f"{report.run.nodeid} {status} {report.run.hash[:12]}{timing}\n")
-            self.flush()
-            return
-        experiment = report.run.experiment.nodeid
+            self._done += 1
+            self._run_line(report)
+        elif self.verbosity == 0:
+            self._letter(report, report.run.experiment.nodeid)
+        elif self.verbosity == -1:
+            self._letter(report, "")
+        else:
+            self._done += 1
+
+    def _run_line(self, report: reports.RunReport) -> None:
+        """``-v``: ``node id STATUS hash duration [ pct%]``."""
+        word = report.status.upper() + (" (TEARDOWN ERROR)" if report.teardown_error else "")
+        color = _RED if report.teardown_error else _COLORS.get(report.status, "")
+        timing = f" {report.duration:.2f}s" if report.duration else ""
+        tail = f" {report.run.hash[:12]}{timing}"
+        percent = self._percent()
+        used = len(report.run.nodeid) + 1 + len(word) + len(tail) + len(percent)
+        self.write(
+            f"{report.run.nodeid} {self.markup(word, color)}{tail}"
+            f"{' ' * max(1, self.width - used)}{self.markup(percent, color)}\n"
+        )
+        self.flush()
+
+    def _letter(self, report: reports.RunReport, experiment: str) -> None:
+        """One letter on the current line: a new line for a new experiment (``experiment``
+        is ``""`` under ``-q``: one line for all), the percentage at its end and wherever
+        the line reaches the terminal's edge, as pytest."""
         if experiment != self._line_experiment:
-            self._end_line()
-            self.write(f"{experiment} ")
-            self._line_len = len(experiment) + 1
+            self._end_line()  # its percentage counts the runs before this one
+            if experiment:
+                self.write(f"{experiment} ")
+                self._line_len = len(experiment) + 1
             self._line_experiment = experiment
-        self.write("E" if report.teardown_error else LETTERS[report.status])
+        self._done += 1
+        if report.teardown_error:
+            letter, color = TEARDOWN_LETTER, _RED
+        else:
+            letter, color = LETTERS.get(report.status, "?"), _COLORS.get(report.status, "")
+        self.write(self.markup(letter, color))
         self._line_len += 1
+        if self._line_len + _PERCENT_WIDTH + 1 >= self.width:
+            self.write(f"{self._percent()}\n")
+            self._line_len = 0  # the experiment's letters go on, on the next line
         if report.status is not Status.CACHED:
             # Cached runs are reported by the thousand in one pass: their letters go out
             # with the buffer (the next run that ran, the line's end), not one write each.
             self.flush()
 
+    def _percent(self) -> str:
+        total = len(self.session.runs) if self.session is not None else 0
+        return f"[{100 * self._done // total if total else 100:3d}%]"
+
     def _end_line(self) -> None:
-        if self._line_experiment is None or self.session is None:
+        if self._line_experiment is None:
             return
-        total = max(len(self.session.runs), 1)
-        percent = f"[{100 * self._done // total:3d}%]"
-        pad = max(1, self.width - self._line_len - len(percent))
-        self.write(" " * pad + percent + "\n")
+        if self._line_len:
+            pad = max(1, self.width - self._line_len - len(self._percent()))
+            self.write(" " * pad + self._percent() + "\n")
         self._line_experiment = None
+        self._line_len = 0
 
     @hookimpl
     def xprun_sessionfinish(self, session: Session, exitstatus: int) -> None:
         self._end_line()
         self._errors_section()
         self._failures_section()
+        self._interrupted_lines()
         session.config.hook.xprun_terminal_summary(session=session, exitstatus=exitstatus)
         if session.interrupted:
-            self.write("!!! interrupted !!!\n")
+            self.write(self.markup("!!! interrupted !!!", _YELLOW) + "\n")
         if isinstance(session.shouldstop, str) and session.shouldstop:
             self.write(f"!!! {session.shouldstop} !!!\n")
-        self.rule(self.summary_line(session))
+        color = self._main_color(session)
+        if self.verbosity < 0:
+            self.write(self.markup(self.summary_line(session), color) + "\n")
+        else:
+            self.rule(self.summary_line(session), color=color, bold=True)
         self.flush()
+
+    def _main_color(self, session: Session) -> str:
+        """Red when anything failed, green when runs went well, else yellow (pytest's)."""
+        counts = session.counts
+        failed = any(counts[s] for s in reports.UNSUCCESSFUL if s is not Status.INTERRUPTED)
+        if failed or counts[reports.TEARDOWN_ERROR] or self._collect_errors:
+            return _RED
+        if session.usage_error or session.interrupted or counts[Status.INTERRUPTED]:
+            return _YELLOW
+        ended = [s for s in reports.SUMMARY_ORDER if counts[s]]
+        return _GREEN if ended and set(ended) <= {Status.COMPLETE, Status.CACHED} else _YELLOW
 
     def _errors_section(self) -> None:
         if not self._collect_errors:
             return
         self.rule("ERRORS")
         for report in self._collect_errors:
-            self.rule(f"ERROR collecting {report.nodeid}", "_")
+            self.rule(f"ERROR collecting {report.nodeid}", "_", _RED, bold=True)
             self.write(report.longrepr.rstrip() + "\n")
 
     def _failures_section(self) -> None:
         failed = self._failed
         if not failed or self.verbosity < -1:
+            if failed:
+                self._short_summary()
             return
         self.rule("FAILURES")
+        tail = None if self.verbosity > 1 else -2000  # -vv: the whole captured output
         for report in failed:
-            self.rule(report.run.nodeid, "_")
+            self.rule(report.run.nodeid, "_", _RED, bold=True)
             if report.longrepr.strip():
                 self.write(report.longrepr.rstrip() + "\n")
             if report.teardown_error:
@@ -177,34 +291,55 @@ class TerminalReporter:
                 )
             for name, text in (("stdout", report.stdout), ("stderr", report.stderr)):
                 if text.strip():
-                    self.write(f"--- captured {name} (tail) ---\n{text.rstrip()[-2000:]}\n")
+                    title = "" if tail is None else " (tail)"
+                    self.write(f"--- captured {name}{title} ---\n{text.rstrip()[tail:]}\n")
             self.write(f"run directory: {report.run.run_dir}\n")
+        self._short_summary()
+
+    def _short_summary(self) -> None:
+        """pytest's "short test summary info": one line per failure, with what failed."""
         self.rule("short summary")
-        for report in failed:
+        for report in self._failed:
+            nodeid = report.run.nodeid
             if report.status.unsuccessful:
-                last = _last_line(report.longrepr)
-                self.write(f"{report.status.upper()} {report.run.nodeid} - {last}\n")
+                word = self.markup(report.status.upper(), _RED)
+                self.write(f"{word} {nodeid} - {crash_line(report.longrepr)}\n")
             if report.teardown_error:
-                last = _last_line(report.teardown_error)
-                self.write(f"ERROR {report.run.nodeid} - in fixture teardown: {last}\n")
+                crash = crash_line(report.teardown_error)
+                word = self.markup("ERROR", _RED)
+                self.write(f"{word} {nodeid} - in fixture teardown: {crash}\n")
+
+    def _interrupted_lines(self) -> None:
+        """An interrupted run is a short line (where it was), not a failure; ``--full-trace``
+        adds its traceback."""
+        for report in self._interrupted:
+            where = location(report.longrepr)
+            text = f"!!! Interrupted: {report.run.nodeid} - {crash_line(report.longrepr)}"
+            text += f" (at {where})" if where else ""
+            self.write(self.markup(text, _YELLOW) + "\n")
+            if self.full_trace and report.longrepr.strip():
+                self.write(report.longrepr.rstrip() + "\n")
 
     def summary_line(self, session: Session) -> str:
         counts = session.counts
         parts = [f"{counts[s]} {s}" for s in reports.SUMMARY_ORDER if counts[s]]
         if counts[reports.TEARDOWN_ERROR]:
             parts.append(_plural(counts[reports.TEARDOWN_ERROR], reports.TEARDOWN_ERROR))
+        if self._deselected:
+            parts.append(f"{self._deselected} deselected")
         if session.config.option.collect_only:
-            parts = [f"{len(session.runs)} runs collected"]
+            selected, deselected = len(session.runs), self._deselected
+            parts = [f"{selected} runs collected"]
+            if deselected:
+                parts = [
+                    f"{selected}/{selected + deselected} runs collected ({deselected} deselected)"
+                ]
         errors = len(self._collect_errors)
         if errors:
             parts.append(_plural(errors, "error"))
         if session.usage_error:
             parts = ["usage error, nothing ran"]
         return f"{', '.join(parts) or 'no runs ran'} in {time.time() - session.started:.2f}s"
-
-
-def _last_line(text: str) -> str:
-    return text.strip().splitlines()[-1] if text.strip() else ""
 
 
 def _plural(count: int, noun: str) -> str:

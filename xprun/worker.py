@@ -73,6 +73,8 @@ class Worker:
             argv.append("--force")
         if spec.get("capture") == "no":
             argv.append("-s")
+        if spec.get("full_trace"):
+            argv.append("--full-trace")
         if exitfirst:  # the session then stops serving after a failed run of its own
             argv.append("--exitfirst")
         for plugin in spec.get("plugins") or ():
