@@ -1,4 +1,8 @@
-"""``xprun plot``: a metric against steps, mean ± std across runs (seeds), one line per hue."""
+"""``xprun plot``: a metric against steps, mean ± std across runs (seeds), one line per hue.
+
+The band is clipped to the values seen at each step, and lines of few points are marked, so
+a metric logged once per run is a visible point (with its spread as an error bar).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from .show import add_selection_options, open_runs, warnings_to_stderr
 
 MAX_PIXELS = 50_000_000  # a figure larger than this is a typo, not a plot
 NOT_METRICS = ("experiment", "hash", "attempt", "step", "time")
+MARKED_POINTS = 50  # lines of at most this many points show a marker at each
 
 
 def _size(text: str) -> tuple[float, float]:
@@ -34,6 +39,22 @@ def _check_pixels(size: tuple[float, float], dpi: int) -> None:
         )
 
 
+def _band(stats: Any) -> tuple[Any, Any]:
+    """The band around the mean at each x: mean ± std, clipped to the values seen there.
+
+    Clipped, because mean ± std of a skewed sample leaves its range: the band of a loss
+    (never negative) that one seed blows up would go below zero.  Within the range, the band
+    says what the data did, and a log axis can draw it.
+    """
+    std = stats["std"].fillna(0.0)
+    low = (stats["mean"] - std).clip(lower=stats["min"])
+    high = (stats["mean"] + std).clip(upper=stats["max"])
+    return (
+        low.to_numpy(dtype=float, na_value=float("nan")),
+        high.to_numpy(dtype=float, na_value=float("nan")),
+    )
+
+
 def draw(
     runs: Any,
     y: str,
@@ -43,6 +64,7 @@ def draw(
     size: tuple[float, float],
     dpi: int,
     output: str,
+    logy: bool = False,
 ) -> int:
     """Draw the figure; returns the number of lines drawn."""
     import matplotlib
@@ -65,31 +87,38 @@ def draw(
     frame = frame.assign(**{y: frame[y].astype(float)})
     if hue:
         frame = frame.assign(**{hue: groupable(frame[hue])})
+    if logy:
+        lowest = frame[y].min()
+        if lowest <= 0:
+            raise UsageError(
+                f"--logy needs positive values, but {y} goes down to {lowest:g}; "
+                "plot it without --logy"
+            )
     fig, ax = plt.subplots(figsize=size, dpi=dpi)
+    if logy:
+        ax.set_yscale("log")
     groups = frame.groupby(hue, dropna=False) if hue else [(None, frame)]
     lines = 0
     for value, group in groups:
-        stats = group.groupby(x)[y].agg(["mean", "std", "count"]).sort_index()
-        std = stats["std"].fillna(0.0)
+        stats = group.groupby(x)[y].agg(["mean", "std", "min", "max"]).sort_index()
         n_runs = group["hash"].nunique()
         label = f"{hue.removeprefix('config.')}={value}" if hue else y
         # Plain float arrays: steps are a nullable Int64 column, which NumPy sees as objects
         # under pandas 2.0 and matplotlib then cannot fill between.
         xs = stats.index.to_numpy(dtype=float, na_value=float("nan"))
         mean = stats["mean"].to_numpy(dtype=float, na_value=float("nan"))
-        spread = std.to_numpy(dtype=float, na_value=0.0)
-        line = ax.plot(xs, mean, label=f"{label} (n={n_runs})")[0]
-        ax.fill_between(
-            xs,
-            mean - spread,
-            mean + spread,
-            color=line.get_color(),
-            alpha=0.2,
-            linewidth=0,
-        )
+        low, high = _band(stats)
+        # Markers when the points can be told apart: a metric logged once per run (a test
+        # accuracy) is one point, which a line alone does not draw.
+        marker = "o" if len(xs) <= MARKED_POINTS else None
+        line = ax.plot(xs, mean, marker=marker, markersize=5, label=f"{label} (n={n_runs})")[0]
+        color = line.get_color()
+        if len(xs) == 1:  # a band one point wide is invisible: an error bar instead
+            ax.errorbar(xs, mean, yerr=[mean - low, high - mean], fmt="none", ecolor=color)
+        ax.fill_between(xs, low, high, color=color, alpha=0.2, linewidth=0)
         lines += 1
     ax.set_xlabel(x)
-    ax.set_ylabel(f"{y} (mean ± std across runs)")
+    ax.set_ylabel(f"{y} (mean ± std across runs, within their range)")
     if lines:
         ax.legend()
     ax.grid(alpha=0.3)
@@ -113,13 +142,18 @@ def main(argv: list[str]) -> int:
     parser.add_argument("-o", "--output", required=True, metavar="FILE.png")
     parser.add_argument("--size", default="8x5", help="figure size in inches, WIDTHxHEIGHT")
     parser.add_argument("--dpi", type=int, default=100)
+    parser.add_argument(
+        "--logy", action="store_true", help="a logarithmic y axis (the metric must be positive)"
+    )
     try:
         args = parser.parse_args(argv)
         size = _size(args.size)
         _check_pixels(size, args.dpi)
         with warnings_to_stderr():
             runs = open_runs(args)
-            lines = draw(runs, args.y, args.x, args.hue, args.name, size, args.dpi, args.output)
+            lines = draw(
+                runs, args.y, args.x, args.hue, args.name, size, args.dpi, args.output, args.logy
+            )
     except ImportError:
         sys.stderr.write("ERROR: xprun plot needs matplotlib: pip install 'xprun[plot]'\n")
         return int(ExitCode.USAGE_ERROR)
