@@ -31,13 +31,14 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from .declare import ExperimentDeclaration, declaration, experiment_name_problem
+from .declare import ATTR, ExperimentDeclaration, declaration, experiment_name_problem
 from .errors import CollectError, UsageError
 from .fixtures import FixtureDef, argnames, not_injectable
 from .hookimpl import hookimpl
 
 if TYPE_CHECKING:
     from .config import Config
+    from .runspec import RunSpec
     from .session import Session
 
 
@@ -182,10 +183,12 @@ class ModuleCollector:
         patterns = session.config.settings.patterns("experiment_functions")
         experiments = []
         for attr, obj in list(vars(module).items()):
-            if not (inspect.isfunction(obj) and any(fnmatchcase(attr, p) for p in patterns)):
-                continue
-            if obj.__module__ != module.__name__:
+            if not inspect.isfunction(obj) or obj.__module__ != module.__name__:
                 continue  # imported from elsewhere: collected where it is defined
+            if not any(fnmatchcase(attr, p) for p in patterns):
+                if ATTR in obj.__dict__:
+                    _warn_not_collected(session, obj, rel, patterns)
+                continue
             nodeid = f"{rel}::{attr}"
             decl = declaration(obj)
             names = argnames(obj)
@@ -221,6 +224,27 @@ class ModuleCollector:
                 )
             )
         return experiments
+
+
+def _warn_not_collected(
+    session: Session, func: Callable[..., Any], rel: str, patterns: list[str]
+) -> None:
+    """A function decorated as an experiment whose name the ``experiment_functions``
+    patterns leave out is not collected: say so (once per launch), or the user waits for
+    runs that never come.  Through the terminal reporter's stream, so workers (which collect
+    the same files again) and ``-p no:terminal`` stay quiet."""
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is None:
+        return
+    code = func.__code__
+    shown = " or ".join(repr(p) for p in patterns)
+    example = patterns[0].replace("*", func.__name__, 1) if patterns else func.__name__
+    sys.stderr.write(
+        f"xprun: warning: {rel}:{code.co_firstlineno}: {func.__name__} is decorated as an "
+        f"experiment but not collected: its name does not match {shown} "
+        f"([tool.xprun] experiment_functions); rename it ({example}) or add a "
+        "pattern that matches it\n"
+    )
 
 
 def is_virtualenv(path: Path) -> bool:
@@ -262,3 +286,128 @@ def check_log_folder(experiment: Experiment, log_dir: Path) -> None:
             f"{experiment.nodeid} would share the log folder {folder} with experiment "
             f"{owner}; give one of them another name with @xprun.config(experiment='...')"
         )
+
+
+# -- selecting runs by node id or hash --------------------------------------------------------
+
+#: The shortest hash prefix that selects a run (git's shortest abbreviation).
+HASH_PREFIX_MIN = 4
+
+
+@dataclass(eq=False)
+class Target:
+    """One positional selector of the command line: a file or folder, an experiment, one run
+    (``file.py::xp_name[label]``), or a run's hash (a prefix of it)."""
+
+    text: str  # as given, for "not found"
+    function: str = ""  # "" = every experiment of the file(s)
+    label: str = ""  # "lr=0.1-optimizer=sgd", without brackets
+    hash: str = ""  # a hash prefix
+    found: bool = False  # matched an experiment (no label, no hash) or a run
+    matches: list[str] | None = None  # for a hash: the node ids of the runs it matched
+
+    @classmethod
+    def of_arg(cls, arg: str) -> Target:
+        """``path[::function[label]]``: what a path or node id selects."""
+        selector = arg.partition("::")[2]
+        function, bracket, label = selector.partition("[")
+        if bracket and label.endswith("]"):
+            label = label[:-1]
+        return cls(arg, function, label, found=not selector)
+
+    @property
+    def some_runs(self) -> bool:
+        """Whether only some runs of an experiment are meant (a label or a hash)."""
+        return bool(self.label or self.hash)
+
+    def wants(self, experiment: Experiment) -> bool:
+        return not self.function or self.function == experiment.func.__name__
+
+
+def find_run_dirs(log_dir: Path, prefix: str) -> list[tuple[str, str]]:
+    """The run directories of the log directory whose hash starts with ``prefix``, each as
+    (its ``experiment_id``, its ``nodeid``) from ``run.json``; one listing per experiment
+    folder, one record read per match."""
+    found: list[tuple[str, str]] = []
+    try:
+        folders = [e.path for e in os.scandir(log_dir) if e.is_dir() and e.name[:1] != "."]
+    except OSError:
+        return found
+    for folder in folders:
+        try:
+            names = [e.name for e in os.scandir(folder) if e.name.startswith(prefix)]
+        except OSError:
+            continue
+        for name in names:
+            try:
+                record = json.loads(Path(folder, name, "run.json").read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            if isinstance(record, dict) and isinstance(record.get("experiment_id"), str):
+                found.append((record["experiment_id"], str(record.get("nodeid") or name)))
+    return found
+
+
+def select_runs(runs: list[RunSpec], targets: list[Target]) -> list[RunSpec]:
+    """The runs of one experiment that ``targets`` (labels, hashes) select, each target
+    marked found when it selects one.
+
+    A label selects the run labelled so in this launch; failing that, every run whose
+    config holds each ``key=value`` of the label (so an id copied from ``run.json`` selects
+    its run in a launch where other keys vary: ``seed=0`` fixed by the config is not in the
+    label then).  A hash prefix selects the runs whose hash starts with it.
+    """
+    chosen: set[int] = set()
+    for target in targets:
+        if target.hash:
+            hits = [i for i, run in enumerate(runs) if run.hash.startswith(target.hash)]
+            target.matches = (target.matches or []) + [runs[i].nodeid for i in hits]
+        else:
+            exact = f"[{target.label}]"
+            hits = [i for i, run in enumerate(runs) if run.label == exact]
+            if not hits:
+                hits = [i for i, run in enumerate(runs) if _covered(target.label, _parts(run))]
+        target.found = target.found or bool(hits)
+        chosen.update(hits)
+    return [run for i, run in enumerate(runs) if i in chosen]
+
+
+def _parts(run: RunSpec) -> set[str]:
+    """What a label of ``run`` may be made of: ``key=value`` for every config entry (dotted
+    paths, whole subtrees too), its fixture param ids and its hash prefix."""
+    from .expand import _format_value  # the label's own spelling of a value
+
+    parts = {run.hash[:8], *run.param_ids.values()}
+    stack: list[tuple[str, Any]] = [("", run.config)]
+    while stack:
+        prefix, value = stack.pop()
+        if prefix:
+            parts.add(f"{prefix}={_format_value(value)}")
+        if isinstance(value, dict):
+            stack.extend((f"{prefix}.{k}" if prefix else str(k), v) for k, v in value.items())
+    return parts
+
+
+def _covered(label: str, parts: set[str]) -> bool:
+    """Whether ``label`` is some of ``parts`` joined by ``-`` (values may hold ``-`` too, so
+    every split is tried: a label is short)."""
+    starts, seen = [0], {0}
+    while starts:
+        start = starts.pop()
+        for end in [i for i, c in enumerate(label) if c == "-" and i > start] + [len(label)]:
+            if label[start:end] in parts:
+                if end == len(label):
+                    return True
+                if end + 1 not in seen:
+                    seen.add(end + 1)
+                    starts.append(end + 1)
+    return False
+
+
+def missing_parts(label: str, runs: list[RunSpec]) -> list[str]:
+    """The ``key=value`` words of ``label`` that no run holds (for a "not found" hint)."""
+    words = [w for w in label.split("-") if "=" in w]
+    held: set[str] = set()
+    for run in runs:
+        held |= _parts(run)
+    return [w for w in words if w not in held]

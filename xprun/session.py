@@ -47,7 +47,7 @@ from .store import FsClock, RunState, certainly_complete, read_state
 if TYPE_CHECKING:
     from types import ModuleType
 
-    from .collect import Experiment
+    from .collect import Experiment, Target
     from .config import Config
     from .runspec import RunSpec
 
@@ -100,7 +100,8 @@ class Session:
         self._conftest_dirs: dict[Path, bool] = {}  # folder → its conftest imported fine
         self._conftests: dict[Path, ModuleType] = {}  # folder → its registered conftest
         self._hooks: dict[Path, Any] = {}  # folder → the hook relay seen from it
-        self._labels: dict[str, set[str]] = {}  # experiment node id → selected run labels
+        self._targets: list[Target] = []  # what the positional words select
+        self._some_runs: dict[str, list[Target]] = {}  # experiment node id → labels, hashes
         self._listings: dict[str, set[str]] | None = None  # folder → its entries, for a while
         config.pluginmanager.register(self, name="session")
 
@@ -220,7 +221,7 @@ class Session:
         ``xprun_collection`` (pytest's initial conftests), so that they too may implement
         the session's hooks (``xprun_collection``, ``xprun_runloop``)."""
         for arg in self.config.args:
-            path = (self.config.cwd / arg.partition("::")[0]).resolve()
+            path = self.resolve(arg.partition("::")[0])
             self._load_conftests(path if path.is_dir() else path.parent)
 
     def _collect_error(self, path: Path, text: str) -> None:
@@ -237,6 +238,7 @@ class Session:
         hook = self.config.hook
         self.collect()
         self.expand()
+        self._check_targets()
         self.config.pluginmanager.check_pending()
         hook.xprun_collection_modifyitems(session=self, runs=self.runs)
         # The --collect-only listing asks each run's state: one listing of each experiment
@@ -248,50 +250,124 @@ class Session:
             self._listings = None
 
     def collect(self) -> None:
-        """Collect the experiments of the given paths (``self.experiments``)."""
+        """Collect the experiments of the given paths, node ids and run hashes
+        (``self.experiments``); which runs of each are wanted is kept for ``expand``."""
+        from .collect import Target
+
+        config = self.config
+        targets: dict[Path, list[Target]] = {}
+        for arg in config.args:
+            path = self.resolve(arg.partition("::")[0])
+            target = Target.of_arg(arg)
+            self._targets.append(target)
+            for file in self._walk(path) if path.is_dir() else [path]:
+                targets.setdefault(file, []).append(target)
+        for prefix in getattr(config, "run_hashes", ()):
+            target = Target(prefix, hash=prefix)
+            self._targets.append(target)
+            for file in self._hash_files(prefix):
+                targets.setdefault(file, []).append(target)
+        for file, wanted in targets.items():
+            self._collect_file(file, wanted)
+
+    def _hash_files(self, prefix: str) -> list[Path]:
+        """Where the run of a hash prefix is: the file of the experiment whose run directory
+        it names in the log directory (from any folder), else every experiment file below
+        the current directory (a run without a directory yet, as ``--collect-only`` lists
+        it)."""
+        from .collect import find_run_dirs
+
+        found = find_run_dirs(self.config.log_dir, prefix)
+        if len(found) > 1:
+            raise UsageError(_ambiguous(prefix, sorted(nodeid for _, nodeid in found)))
+        if found:
+            return [(self.config.rootdir / found[0][0].partition("::")[0]).resolve()]
+        return self._walk(self.config.cwd)
+
+    def _check_targets(self) -> None:
+        """Every node id and hash of the command line must select something (pytest's
+        ``ERROR: not found``), and a hash prefix one run only; checked before anything
+        runs."""
+        from .collect import missing_parts
+
+        missing = []
+        for target in self._targets:
+            if target.hash and len(set(target.matches or ())) > 1:
+                raise UsageError(_ambiguous(target.hash, sorted(set(target.matches or ()))))
+            if target.found:
+                continue
+            text = f"not found: {target.text}"
+            if target.label:
+                experiment = target.text.partition("[")[0]
+                runs = [r for r in self.runs_of(experiment)]
+                absent = missing_parts(target.label, runs) if runs else []
+                if absent:
+                    text += (
+                        f"\n(no run of {experiment} has {', '.join(absent)} in this launch; if "
+                        "the run was made with a command-line override, give it again: "
+                        f"{' '.join(absent)})"
+                    )
+            missing.append(text)
+        if missing:
+            raise UsageError("\nERROR: ".join(missing))
+
+    def _collect_file(self, file: Path, wanted: list[Target]) -> None:
         from .collect import format_import_error
 
         config = self.config
-        selectors: dict[Path, set[str]] = {}
-        for arg in config.args or [str(config.rootdir)]:
-            path_text, _, selector = arg.partition("::")
-            path = (config.cwd / path_text).resolve()
-            files = self._walk(path) if path.is_dir() else [path]
-            for file in files:
-                if selector:
-                    selectors.setdefault(file, set()).add(selector)
-                elif file not in selectors:
-                    selectors[file] = set()
-                else:
-                    selectors[file].add("*")
-        for file, wanted in selectors.items():
-            if not self._load_conftests(file.parent):
-                continue
-            before = len(self.collect_errors)
-            try:
-                results = self.gethookproxy(file.parent).xprun_collect_file(
-                    file_path=file, session=self
-                )
-            except _NOT_COLLECTION_ERRORS:
-                raise
-            except BaseException:  # sys.exit() too: never a silent end of the session
-                self._collect_error(file, format_import_error(file))
-                continue
-            for where, text in self.collect_errors[before:]:
-                report = reports.CollectReport(path=file, nodeid=where, failed=True, longrepr=text)
-                config.hook.xprun_collectreport(report=report)
-            experiments = [e for result in results for e in (result or [])]
-            if wanted and "*" not in wanted:
-                experiments = [e for e in experiments if _selected(e, wanted)]
-            for experiment in experiments:
-                prefix = experiment.func.__name__ + "["
-                self._labels[experiment.nodeid] = {s for s in wanted if s.startswith(prefix)}
-            self.experiments.extend(experiments)
-            config.hook.xprun_collectreport(
-                report=reports.CollectReport(
-                    path=file, nodeid=str(file), failed=False, count=len(experiments)
-                )
+        if not self._load_conftests(file.parent):
+            return
+        before = len(self.collect_errors)
+        try:
+            results = self.gethookproxy(file.parent).xprun_collect_file(
+                file_path=file, session=self
             )
+        except _NOT_COLLECTION_ERRORS:
+            raise
+        except BaseException:  # sys.exit() too: never a silent end of the session
+            self._collect_error(file, format_import_error(file))
+            results = []
+        for where, text in self.collect_errors[before:]:
+            report = reports.CollectReport(path=file, nodeid=where, failed=True, longrepr=text)
+            config.hook.xprun_collectreport(report=report)
+        if len(self.collect_errors) > before:
+            for target in wanted:  # reported as the file's error, not as "not found"
+                target.found = True
+        experiments = []
+        for experiment in (e for result in results or () for e in (result or [])):
+            mine = [t for t in wanted if t.wants(experiment)]
+            if not mine:
+                continue
+            experiments.append(experiment)
+            for target in mine:
+                target.found = target.found or not target.some_runs
+            if all(t.some_runs for t in mine):
+                self._some_runs.setdefault(experiment.nodeid, []).extend(mine)
+        self.experiments.extend(experiments)
+        config.hook.xprun_collectreport(
+            report=reports.CollectReport(
+                path=file, nodeid=str(file), failed=False, count=len(experiments)
+            )
+        )
+
+    def resolve(self, path: str) -> Path:
+        """A path of the command line: relative to the current folder, else (as node ids are
+        recorded in ``run.json`` and printed) to the rootdir."""
+        here = (self.config.cwd / path).resolve()
+        if os.path.exists(here):
+            return here
+        there = (self.config.rootdir / path).resolve()
+        return there if os.path.exists(there) else here
+
+    def runs_of(self, nodeid: str) -> list[RunSpec]:
+        """The runs of the experiment ``nodeid`` (a path as given), before any selection."""
+        path, _, function = nodeid.partition("::")
+        file = self.resolve(path)
+        for experiment in self.experiments:
+            if experiment.func.__name__ == function and experiment.path == file:
+                hook = self.config.hook
+                return hook.xprun_generate_runs(experiment=experiment, session=self) or []
+        return []
 
     def expand(self) -> None:
         """Expand every collected experiment into its runs (``self.runs``)."""
@@ -312,9 +388,11 @@ class Session:
             check_log_folder(experiment, self.config.log_dir)
         for experiment in self.experiments:
             runs = hook.xprun_generate_runs(experiment=experiment, session=self) or []
-            labels = self._labels.get(experiment.nodeid)
-            if labels:
-                runs = [r for r in runs if r.nodeid.partition("::")[2] in labels]
+            wanted = self._some_runs.get(experiment.nodeid)
+            if wanted:
+                from .collect import select_runs
+
+                runs = select_runs(runs, wanted)
             self.runs.extend(runs)
             if len(self.runs) > self.max_runs:  # each experiment fits; together they do not
                 raise SweepTooLarge("this launch", len(self.runs), self.max_runs)
@@ -567,9 +645,12 @@ def _logreport(hook: Any) -> Any:
     return logreport
 
 
-def _selected(experiment: Experiment, wanted: set[str]) -> bool:
-    name = experiment.func.__name__
-    return any(s == name or s.startswith(name + "[") for s in wanted)
+def _ambiguous(prefix: str, nodeids: list[str]) -> str:
+    shown = "\n  ".join(nodeids[:20]) + ("\n  ..." if len(nodeids) > 20 else "")
+    return (
+        f"hash prefix {prefix} is ambiguous: it matches {len(nodeids)} runs; give more of the "
+        f"hash:\n  {shown}"
+    )
 
 
 def _install_sigterm() -> Any:
