@@ -22,6 +22,7 @@ import inspect
 import os
 import sys
 from collections.abc import Sequence
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -366,10 +367,22 @@ def make_config(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run ``xprun`` with ``argv`` (default: the command line); return the exit code."""
-    argv = list(sys.argv[1:] if argv is None else argv)
+    """Run ``xprun`` in this process with ``argv``; return the exit code (``pytest.main``).
+
+    Without ``argv``, the command line (``sys.argv[1:]``); and when called so from a script
+    run as ``__main__`` that is an experiment file, that file is collected (unless the
+    command line names paths): ``python xp_train.py lr=0.1``, whose file ends with ``if
+    __name__ == "__main__": raise SystemExit(xprun.main())``, is ``xprun xp_train.py lr=0.1``,
+    the same runs, hashes and run directories, so an IDE's "run/debug this file" works.
+    xprun imports the file once more as the experiment module it collects (as ``xprun
+    xp_train.py`` does): the ``__main__`` copy's functions are never run, and its top level
+    runs twice (the ``__main__`` guard keeps the second import from launching again).
+    """
+    cwd = Path.cwd()
     try:
-        config = make_config(argv, Path.cwd())
+        if argv is None:
+            argv = _script_argv(sys.argv[1:], cwd, sys._getframe(1).f_globals)
+        config = make_config(list(argv), cwd)
     except (UsageError, CollectError) as exc:  # CollectError: a plugin failed to load
         sys.stderr.write(f"ERROR: {exc}\n")
         return int(ExitCode.USAGE_ERROR)
@@ -379,3 +392,26 @@ def main(argv: list[str] | None = None) -> int:
         return Session(config).main()
     finally:
         config.hook.xprun_unconfigure(config=config)
+
+
+def _script_argv(words: list[str], cwd: Path, caller: dict[str, Any]) -> list[str]:
+    """``words``, after the path of the script run as ``__main__`` when that script is an
+    experiment file and ``words`` name no path (see :func:`main`); ``caller`` is the
+    globals of ``main``'s caller."""
+    script = sys.modules.get("__main__")
+    file = getattr(script, "__file__", None)
+    if not file or getattr(script, "__spec__", None) is not None:
+        return words  # python -m ..., python -c, an interactive session: the command line
+    path = Path(file).resolve()
+    imported = caller.get("__name__") != "__main__" and caller.get("__file__")
+    if imported and Path(str(caller["__file__"])).resolve() == path:
+        raise UsageError(
+            f"{path.name} calls xprun.main() at import: xprun imports the file again to "
+            "collect its experiments, and would launch them again from there; call it "
+            'under `if __name__ == "__main__":` only'
+        )
+    settings = load_settings([path], cwd)
+    patterns = settings.patterns("experiment_files")
+    if not any(fnmatchcase(path.name, p) for p in patterns) or _candidate_paths(words, cwd):
+        return words
+    return [str(path), *words]

@@ -16,6 +16,7 @@ argument name ``request`` gives a fixture its run (``request.run``), its paramet
 
 from __future__ import annotations
 
+import difflib
 import inspect
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -34,6 +35,9 @@ MARKER = "_xprun_fixture"
 SCOPES = ("run", "session")
 Scope = Literal["run", "session"]
 _SIMPLE_ID_TYPES = (str, int, float, bool, type(None))
+#: The one built-in fixture that is not a ``FixtureDef``: the requester's own
+#: ``FixtureRequest`` (its run, its param, ``getfixturevalue``).
+REQUEST = "request"
 
 
 @dataclass(frozen=True)
@@ -210,7 +214,13 @@ class FixtureRegistry:
         return None
 
     def available(self, nodepath: str) -> list[str]:
-        return sorted(n for n in self._defs if self.lookup(n, nodepath) is not None)
+        """Every fixture name the module at ``nodepath`` may request, ``request`` included,
+        sorted."""
+        return sorted({REQUEST, *(n for n in self._defs if self.lookup(n, nodepath) is not None)})
+
+    def definitions(self) -> list[FixtureDef]:
+        """Every fixture definition, overridden ones included, by name then location."""
+        return [fdef for name in sorted(self._defs) for fdef in self._defs[name]]
 
     def closure(self, requested: Iterable[str], nodepath: str, where: str) -> dict[str, FixtureDef]:
         """Every fixture that ``requested`` needs, transitively; unknown names are errors."""
@@ -218,13 +228,16 @@ class FixtureRegistry:
         stack = [(name, where) for name in requested]
         while stack:
             name, requester = stack.pop()
-            if name == "request" or name in found:
+            if name == REQUEST or name in found:
                 continue
             fdef = self.lookup(name, nodepath)
             if fdef is None:
+                available = self.available(nodepath)
+                close = difflib.get_close_matches(name, available, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
                 raise CollectError(
-                    f"fixture {name!r} not found (requested by {requester}).\n"
-                    f"available fixtures: {', '.join(self.available(nodepath))}\n"
+                    f"fixture {name!r} not found (requested by {requester}){hint}\n"
+                    f"available fixtures: {', '.join(available)}\n"
                     "define it with @xprun.fixture in a conftest.py or the experiment module"
                 )
             problem = not_injectable(fdef.func)
@@ -238,7 +251,7 @@ class FixtureRegistry:
         for fdef in found.values():
             if fdef.scope == "session":
                 for arg in fdef.argnames:
-                    if arg != "request" and found[arg].scope == "run":
+                    if arg != REQUEST and found[arg].scope == "run":
                         raise CollectError(
                             f"session-scoped fixture {fdef.name!r} ({fdef.location}) requests "
                             f"run-scoped fixture {arg!r}; make {arg!r} session-scoped or "
@@ -252,7 +265,7 @@ def _refuse_cycles(found: dict[str, FixtureDef]) -> None:
     done: set[str] = set()
 
     def visit(name: str, path: list[str]) -> None:
-        if name in done or name == "request":
+        if name in done or name == REQUEST:
             return
         if name in path:
             cycle = [*path[path.index(name) :], name]
@@ -300,7 +313,7 @@ class FixtureRequest:
         return self.getfixturevalue("config")
 
     def getfixturevalue(self, name: str) -> Any:
-        if name == "request":
+        if name == REQUEST:
             return self
         if name in self._values:
             return self._values[name]
@@ -344,9 +357,7 @@ def call_fixture(
     teardowns: list[GeneratorType[Any, Any, Any]],
 ) -> Any:
     kwargs = {
-        arg: (
-            _SubRequest(request, fdef, index) if arg == "request" else request.getfixturevalue(arg)
-        )
+        arg: (_SubRequest(request, fdef, index) if arg == REQUEST else request.getfixturevalue(arg))
         for arg in fdef.argnames
     }
     result = fdef.func(**kwargs)

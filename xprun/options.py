@@ -24,7 +24,9 @@ if TYPE_CHECKING:
 #: registered after ``config.BUILTIN_PLUGINS``.  Their modules import only the standard
 #: library at top level, so that ``xprun --help`` can list their options without the
 #: plugin manager (:func:`add_builtin_options`).
-OPTION_PLUGINS: tuple[str, ...] = ()
+OPTION_PLUGINS: tuple[str, ...] = (
+    "xprun.debugging",
+)
 
 #: The group of entry points through which installed plugins register (as pytest's ``pytest11``).
 ENTRY_POINT_GROUP = "xprun"
