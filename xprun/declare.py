@@ -53,6 +53,8 @@ class ExperimentDeclaration:
     grids: list[Grid] = field(default_factory=list)
     configured: bool = False
     resources: dict[str, Any] = field(default_factory=dict)
+    timeout: float | None = None  # seconds per run (0: none); None: the command line's
+    retries: int | None = None  # failed attempts retried at once; None: the command line's
 
 
 def declaration(func: Callable[..., Any]) -> ExperimentDeclaration:
@@ -146,6 +148,8 @@ def config(
     name: str | None = None,
     exclude: Iterable[str] = (),
     experiment: str | None = None,
+    timeout: float | None = None,
+    retries: int | None = None,
 ) -> Callable[[F], F]:
     """Declare the experiment's base config.
 
@@ -159,7 +163,10 @@ def config(
     ``["num_workers", "trainer.*"]``) for settings that do not change results.
     ``experiment`` names the experiment (its log folder and hash identity) instead of the
     default, its node id with dots (``sub.xp_a.xp_train``); it must be a plain folder name.
+    ``timeout`` (seconds, ``0``: none) and ``retries`` (a number of retries) override
+    ``--timeout`` and ``--retries`` for this experiment's runs.
     """
+    _check_limits(timeout, retries)
     if source is not None and (path is not None or name is not None):
         raise CollectError("@xprun.config takes a mapping/YAML path or path=+name=, not both")
     if (path is None) != (name is None):
@@ -191,10 +198,31 @@ def config(
         decl.hydra_name = name
         decl.exclude = tuple(exclude)
         decl.name = experiment
+        decl.timeout = None if timeout is None else float(timeout)
+        decl.retries = retries
         decl.configured = True
         return func
 
     return decorate
+
+
+def _check_limits(timeout: object, retries: object) -> None:
+    """``@xprun.config(timeout=..., retries=...)``: a number of seconds, a number of retries."""
+    if timeout is not None and (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, int | float)
+        or not 0 <= timeout < float("inf")
+    ):
+        raise CollectError(
+            f"@xprun.config(timeout=...) must be a number of seconds, 0 or more (0: no "
+            f"limit), got {timeout!r}"
+        )
+    if retries is not None and (
+        isinstance(retries, bool) or not isinstance(retries, int) or retries < 0
+    ):
+        raise CollectError(
+            f"@xprun.config(retries=...) must be a whole number, 0 or more, got {retries!r}"
+        )
 
 
 NAME_MAX_BYTES = 200  # file systems allow 255 per name; room for what is written beside it

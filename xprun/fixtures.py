@@ -385,21 +385,64 @@ def finish_generators(teardowns: list[GeneratorType[Any, Any, Any]]) -> list[Bas
     return errors
 
 
+class SessionFixtureError(Exception):
+    """A session-scoped fixture this run needs raised when it was first set up, earlier in
+    the session: it is not set up again (as pytest caches the error of a higher-scoped
+    fixture), and this run is failed with a message that points to the first report."""
+
+
 class SessionFixtures:
-    """Values of session-scoped fixtures, kept until the session ends."""
+    """Values of session-scoped fixtures, kept until the session ends; and their errors.
+
+    A session fixture that raises is set up once, not once per run: its error is reported
+    with its traceback by the run that set it up, and every later run that needs it fails at
+    once with a :class:`SessionFixtureError` naming the fixture and that run.  An interrupt
+    (or a time limit) during its setup is not an error of the fixture: it is tried again.
+    """
 
     def __init__(self) -> None:
         self._values: dict[tuple[int, int | None], Any] = {}
+        self._errors: dict[tuple[int, int | None], str] = {}
+        self._raised: list[BaseException] = []  # what the failed setups raised
         self._teardowns: list[GeneratorType[Any, Any, Any]] = []
 
     def get(self, fdef: FixtureDef, index: int | None, request: FixtureRequest) -> Any:
         key = (id(fdef), index)
         if key not in self._values:
+            failed = self._errors.get(key)
+            if failed is not None:
+                raise SessionFixtureError(failed)
             # A session fixture only sees session fixtures (checked at collection).
             session_request = FixtureRequest(request.run, request._closure, self)
-            self._values[key] = call_fixture(fdef, index, session_request, self._teardowns)
+            try:
+                self._values[key] = call_fixture(fdef, index, session_request, self._teardowns)
+            except (Exception, SystemExit) as exc:
+                self._raised.append(exc)
+                first = request.run.nodeid if request.run is not None else "an earlier run"
+                self._errors[key] = (
+                    f"session-scoped fixture {fdef.name!r} ({fdef.location}) raised "
+                    f"{type(exc).__name__}: {_first_line(exc)} when it was set up for "
+                    f"{first}; it is not set up again in this session (its traceback is "
+                    "in that run's report and error.txt)"
+                )
+                raise
         return self._values[key]
+
+    def raised(self, error: BaseException) -> bool:
+        """Whether ``error`` is a session fixture's setup error (first raised, or met again
+        as a :class:`SessionFixtureError`): another attempt would meet it again."""
+        return isinstance(error, SessionFixtureError) or any(e is error for e in self._raised)
 
     def teardown(self) -> list[BaseException]:
         self._values.clear()
+        self._errors.clear()
+        self._raised.clear()
         return finish_generators(self._teardowns)
+
+
+def _first_line(exc: BaseException) -> str:
+    try:
+        text = str(exc)
+    except Exception:
+        text = ""
+    return text.strip().splitlines()[0] if text.strip() else ""

@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 #: plugin manager (:func:`add_builtin_options`).
 OPTION_PLUGINS: tuple[str, ...] = (
     "xprun.debugging",
+    "xprun.timeout",
+    "xprun.retries",
 )
 
 #: The group of entry points through which installed plugins register (as pytest's ``pytest11``).

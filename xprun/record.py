@@ -206,10 +206,12 @@ def _jsonable(value: Any, where: str) -> Any:
 
 
 def jsonable_outcome(value: Any) -> dict[str, Any]:
-    """The outcome to save: a mapping as is, None as ``{}``, another value as ``{"value": v}``."""
+    """The outcome to save: a mapping (or a dataclass, its fields) as is, None as ``{}``,
+    another value as ``{"value": v}``."""
     if value is None:
         return {}
-    if not isinstance(value, Mapping):
+    # A dataclass is a mapping of its fields: its fields are the result's columns.
+    if not isinstance(value, Mapping) and not hasattr(type(value), "__dataclass_fields__"):
         return {"value": _jsonable(value, "")}
     outcome = _jsonable(value, "")
     found = shared_path(outcome, "outcome")
@@ -250,7 +252,8 @@ def save_outcome(run_dir: Path, value: Any) -> dict[str, Any]:
     try:
         return jsonable_outcome(value)
     except TypeError as exc:
-        shaped = value if isinstance(value, Mapping) else {"value": value}
+        mapping = isinstance(value, Mapping) or hasattr(type(value), "__dataclass_fields__")
+        shaped = value if mapping else {"value": value}
         try:
             fallback = jsonable(shaped, "", _safe_repr)
         except TypeError:  # keys that are the same in JSON

@@ -15,7 +15,14 @@ happened.  Three rules decide everything else:
   writes nothing over the new owner's run and reports ``lost claim``.
 - **Nothing escapes a run but an interrupt.**  Any exception, ``SystemExit`` included, from the
   experiment or a fixture fails the run, which is recorded, and the sweep goes on; SIGINT,
-  SIGTERM and SIGUSR2 interrupt it, and are held while its record is written.
+  SIGTERM and SIGUSR2 interrupt it, and are held while its record is written.  A time limit
+  (``RunTimeout``, raised by the ``timeout`` plugin) ends the run as an interrupt does (the
+  loggers' ``on_interrupt`` checkpoints are saved) and records it ``timeout``; the session goes
+  on.
+
+:func:`run_protocol` can retry a failed attempt (the ``retries`` plugin asks it to, as
+pytest-rerunfailures loops over pytest's ``runtestprotocol``): each retry is a new attempt in
+the same run directory, and only the last attempt is reported.
 """
 
 from __future__ import annotations
@@ -27,15 +34,24 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from . import reports, store, ticker, tracebacks
 from .capture import RunCapture
 from .errors import SignalHold, Terminated, is_disk_full
-from .fixtures import FixtureRequest
+from .fixtures import FixtureRequest, SessionFixtureError
 from .hookimpl import hookimpl
-from .record import error_fields, final_record, jsonable_outcome, start_record, write_config
+from .record import (
+    OUTCOME_FALLBACK,
+    OutcomeError,
+    error_fields,
+    final_record,
+    save_outcome,
+    start_record,
+    write_config,
+)
 from .states import Status
+from .timeout import RunTimeout
 
 if TYPE_CHECKING:
     from .runcontext import RunContext
@@ -74,49 +90,95 @@ class _LostClaim(Exception):
     """This process no longer owns the run: another launcher took it over."""
 
 
+class _Attempt(NamedTuple):
+    """How one attempt ended: its report, the interrupt to raise once it is recorded, and
+    the exception that failed it (what a retry decides on)."""
+
+    report: reports.RunReport
+    interrupt: BaseException | None = None
+    error: BaseException | None = None
+
+
+#: Whether a failed attempt's exception is worth another attempt (``--retry-on``).
+RetryFilter = Callable[[BaseException], bool]
+
+
 @hookimpl(trylast=True)
 def xprun_run_protocol(run: RunSpec, context: RunContext) -> reports.RunReport:
+    return run_protocol(run, context)
+
+
+def run_protocol(
+    run: RunSpec, context: RunContext, retries: int = 0, retry_on: RetryFilter | None = None
+) -> reports.RunReport:
+    """The run protocol: skip check, then attempts until one does not fail or ``retries``
+    failed attempts have been retried; the last attempt is recorded (reported).
+
+    A failed attempt is retried only when ``retry_on`` (if given) accepts its exception;
+    never an interrupt, a time limit, a lost claim, a full disk, a result that cannot be
+    stored, or a session fixture's error (it is not set up again: the same error).  Each
+    retry is a new attempt (``claim.<N>``, ``attempt`` in ``run.json``) in the same run
+    directory, whose files are kept, as when a failed run is launched again; its record lists
+    the failed attempts under ``retried``.
+    """
     skipped = context.hook.xprun_run_skip(run=run, context=context)
     if skipped is not None:
         return context.record(skipped)
-    hold = SignalHold()
-    interrupt: BaseException | None = None
-    try:
+    retried: list[dict[str, Any]] = []
+    while True:
+        hold = SignalHold()
+        again = False
         try:
-            report, interrupt = _claimed(run, context, hold)
-        except store.UnusableRunDir as exc:
-            report = reports.RunReport(run, Status.FAILED, longrepr=str(exc))
-        except OSError as exc:
-            if not is_disk_full(exc):
-                raise
-            report = _disk_full(run, exc)
-        context.record(report)
-    finally:
-        hold.release()  # a signal held while recording is delivered here, the record whole
-    if interrupt is not None:
-        raise interrupt
-    return report
+            try:
+                attempt = _claimed(run, context, hold, retried)
+            except store.UnusableRunDir as exc:
+                attempt = _Attempt(reports.RunReport(run, Status.FAILED, longrepr=str(exc)))
+            except OSError as exc:
+                if not is_disk_full(exc):
+                    raise
+                attempt = _Attempt(_disk_full(run, exc))
+            report, interrupt, error = attempt
+            again = (
+                len(retried) < retries
+                and interrupt is None
+                and report.status == Status.FAILED
+                and not report.shouldstop
+                and error is not None
+                and not isinstance(error, OutcomeError)
+                and not context.session_fixtures.raised(error)
+                and (retry_on is None or retry_on(error))
+            )
+            if not again:
+                context.record(report)
+        finally:
+            hold.release()  # a signal held while recording is delivered here, the record whole
+        if interrupt is not None:
+            raise interrupt
+        if not again:
+            return report
+        assert error is not None
+        retried.append({"attempt": run.attempt, **error_fields(error)})
 
 
 def _claimed(
-    run: RunSpec, context: RunContext, hold: SignalHold
-) -> tuple[reports.RunReport, BaseException | None]:
+    run: RunSpec, context: RunContext, hold: SignalHold, retried: list[dict[str, Any]]
+) -> _Attempt:
     """Claim the run, then execute, recover or skip it; the claim is released in any case."""
     acquired = store.acquire(run.run_dir, context.clock, context.heartbeat)
     claim = acquired.claim
     if claim is None:
-        return _elsewhere_report(context, run, acquired.owner), None
+        return _Attempt(_elsewhere_report(context, run, acquired.owner))
     beat = ticker.every(context.heartbeat.interval, claim.touch)
     try:
         # Read under the claim: another process may have completed it meanwhile.
         record = acquired.record or {}
         status = record.get("status")
         if status == Status.COMPLETE and not context.force:
-            return reports.RunReport(run, Status.CACHED), None
+            return _Attempt(reports.RunReport(run, Status.CACHED))
         if status in (Status.RUNNING, Status.INTERRUPTED) and _returned(run):
-            return _recover(run, record, claim), None
+            return _Attempt(_recover(run, record, claim))
         run.attempt = claim.attempt
-        return _execute(run, context, record, claim, hold, new=acquired.new)
+        return _execute(run, context, record, claim, hold, new=acquired.new, retried=retried)
     finally:
         hold.hold()  # from here until the report is logged, the record is being finished
         beat.cancel()
@@ -237,7 +299,7 @@ def _set_aside(run_dir: Path, previous: dict[str, Any]) -> Path:
 
 def _clear_outcome(run_dir: Path, aside: Path | None) -> None:
     """The outcome and traceback of an earlier attempt would lie about this one."""
-    for name in (store.OUTCOME_JSON, "error.txt"):
+    for name in (store.OUTCOME_JSON, OUTCOME_FALLBACK, "error.txt"):
         path = run_dir / name
         if aside is not None and path.exists():
             os.replace(path, aside / name)
@@ -252,14 +314,15 @@ def _execute(
     claim: store.Claim,
     hold: SignalHold,
     new: bool = False,
-) -> tuple[reports.RunReport, BaseException | None]:
+    retried: list[dict[str, Any]] | None = None,
+) -> _Attempt:
     hook = context.hook
     started = time.time()
     run_dir = run.run_dir
     forced = previous.get("status") == Status.COMPLETE and context.force
     aside = _set_aside(run_dir, previous) if forced else None
     write_config(run)
-    record = start_record(run, context.metadata, started)
+    record = start_record(run, context.metadata, started, retried=retried)
     if previous:
         _clear_outcome(run_dir, aside)
     capture = RunCapture(run_dir, echo=context.capture == "no")
@@ -277,7 +340,7 @@ def _execute(
         try:
             seed_everything(run.seed)
             hook.xprun_run_setup(run=run, context=context)
-            outcome = jsonable_outcome(hook.xprun_run_call(run=run, context=context))
+            outcome = save_outcome(run_dir, hook.xprun_run_call(run=run, context=context))
             hold.hold()  # a signal now would lose a result that exists: save it first
             hook.xprun_run_returned(run=run, context=context)
             if not claim.holds():
@@ -287,12 +350,14 @@ def _execute(
             hold.release()  # a signal received meanwhile is raised here, after the save
         except _LostClaim:
             status = Status.LOST
-        except _INTERRUPTS as exc:
-            interrupt = exc
+        except (*_INTERRUPTS, RunTimeout) as exc:
+            timeout = isinstance(exc, RunTimeout)  # ends this run only, not the session
+            if not timeout:
+                interrupt = exc
             if returned:
                 teardown_error = exc
             else:
-                status, error = Status.INTERRUPTED, exc
+                status, error = (Status.TIMEOUT if timeout else Status.INTERRUPTED), exc
                 # A second Ctrl-C or SIGTERM must not cut the recording short: held until
                 # the final record is written (they are delivered then).
                 hold.hold()
@@ -317,12 +382,12 @@ def _execute(
         run.request = None
     if status == Status.LOST or not claim.holds():
         what = "its final record" if returned else "its outcome"
-        return _lost_report(run, claim, what), interrupt
+        return _Attempt(_lost_report(run, claim, what), interrupt)
     decided = hook.xprun_run_status(run=run, context=context, status=status, error=error)
     if decided is not None:
         status = Status(decided)
     whole = context.full_trace
-    longrepr = _cut_traceback(error, whole) if error is not None else ""
+    longrepr = _error_text(error, whole) if error is not None else ""
     teardown_text = _cut_traceback(teardown_error, whole) if teardown_error is not None else ""
     # A full disk while recording: keep going (the smaller record may still fit), then
     # report it; the run's own error stays the recorded one.
@@ -357,7 +422,18 @@ def _execute(
         message = store.disk_full_message(run_dir, full)
         report.longrepr += message
         report.shouldstop = f"stopped launching runs: {message}"
-    return report, interrupt
+    return _Attempt(report, interrupt, error)
+
+
+def _error_text(error: BaseException, full: bool = False) -> str:
+    """What a run's report and ``error.txt`` say about the exception that ended it: its
+    traceback; only the message for a session fixture that failed earlier (its traceback is
+    in the report of the run that set it up), for a time limit (the frame the timer happened
+    to stop tells nothing) and for a result that cannot be stored (only xprun's frames),
+    unless ``full``."""
+    if not full and isinstance(error, SessionFixtureError | RunTimeout | OutcomeError):
+        return f"{type(error).__name__}: {error}\n"
+    return _cut_traceback(error, full)
 
 
 @hookimpl(trylast=True)
