@@ -10,7 +10,8 @@ Runnable blocks (the convention docs/index.md states for writers):
   commands after it see it (a later block of the same title replaces it, as an edited file).
 - A command must exit 0, unless it ends with a comment ``# exit code N``.  The lines a block
   shows after a command must appear in its output, in that order (other lines may come
-  between them); ``...`` in a shown line matches any text.
+  between them); ``...`` in a shown line matches any text, and spaces at either end of a
+  line are not compared.
 - ```` ``` { .console .no-run } ```` is shown, never run (it needs a cluster, say);
   ```` ``` { .console .pending } ```` depends on a feature not built yet: it is run, and the
   test reports it as expected to fail until it passes, and then fails so that someone
@@ -136,12 +137,13 @@ def commands(block: Block) -> list[Command]:
 
 def shown_lines_missing(shown: list[str], output: str) -> str | None:
     """The first shown line not found (in order) in the output, or None when all are."""
-    actual = [line.rstrip() for line in output.splitlines()]
+    actual = [line.strip() for line in output.splitlines()]
     at = 0
     for line in shown:
         if not line.strip() or line.strip() == "...":
             continue
-        pattern = re.compile(".*".join(re.escape(part) for part in line.split("...")) + r"\Z")
+        parts = line.strip().split("...")
+        pattern = re.compile(".*".join(re.escape(part) for part in parts) + r"\Z")
         while at < len(actual) and not pattern.match(actual[at]):
             at += 1
         if at == len(actual):
