@@ -6,6 +6,7 @@ completion.  Everything runs ``python -m xprun`` (or bash) for real."""
 from __future__ import annotations
 
 import json
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -214,3 +215,167 @@ def test_i12_12_logy_draws_a_log_axis_and_refuses_non_positive_values(project: P
     _ran(project, "xp_c.py")
     refused = project.run("plot", "--y", "loss", "-e", "xp_c.xp_neg", "--logy", "-o", str(out))
     assert refused.returncode == 4 and "--logy" in refused.stderr, refused.output
+
+
+# -- --junitxml and --report-log --------------------------------------------------------------
+
+STATUSES = """
+import xprun
+
+@xprun.fixture
+def resource(config):
+    yield 1
+    if config.x == 4:
+        raise RuntimeError("teardown broke")
+
+@xprun.config({"x": 0})
+@xprun.grid(x=[0, 1, 2, 3, 4])
+def xp_mixed(config, resource):
+    print("output of", config.x)
+    if config.x == 1:
+        raise ValueError("bad x=1")
+    if config.x == 2:
+        raise KeyError("known bug")
+    return {"x": config.x}
+"""
+XFAIL_CONFTEST = """
+import xprun
+
+def xprun_run_status(run, context, status, error):
+    # the seam through which the xfail mark works: x=2 is an expected failure
+    if run.config["x"] == 2 and status == xprun.Status.FAILED:
+        return xprun.Status.XFAIL
+"""
+
+
+def _events(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_i12_output_junitxml_and_report_log_from_a_pool(project: Project) -> None:
+    """Every status of a session in both files, from ``-n 2`` (the reports come from the
+    workers), counted as the session counts them."""
+    project.write("xp_m.py", STATUSES)
+    project.write("conftest.py", XFAIL_CONFTEST)
+    _ran(project, "-k", "x=3")  # cached in the next session
+    result = project.run(
+        "-n", "2", "--no-snapshot", "--junitxml", "out/junit.xml", "--report-log", "out/log.jsonl"
+    )
+    assert result.returncode == 1, result.output
+    events = _events(project.root / "out" / "log.jsonl")
+    kinds = [e["$report_type"] for e in events]
+    assert kinds[:2] == ["SessionStart", "CollectionFinish"] and kinds[-1] == "SessionFinish"
+    assert kinds.count("RunReport") == 5 and events[1]["runs"] == 5
+    finish = events[-1]
+    assert finish["exitstatus"] == result.returncode
+    runs = {e["nodeid"]: e for e in events if e["$report_type"] == "RunReport"}
+    by_x = {int(n.split("x=")[1].rstrip("]")): e for n, e in runs.items()}
+    assert {x: e["status"] for x, e in by_x.items()} == {
+        0: "complete",
+        1: "failed",
+        2: "xfail",
+        3: "cached",
+        4: "complete",
+    }
+    assert "ValueError: bad x=1" in by_x[1]["longrepr"]
+    assert "teardown broke" in by_x[4]["teardown_error"]
+    assert set(by_x[0]["phases"]) == {"setup", "call", "teardown"}  # measured in the worker
+    for event in runs.values():
+        assert (Path(event["run_dir"]) / "run.json").is_file()
+        assert Path(event["run_dir"]).name == event["hash"]
+    counts = finish["counts"]
+    summary = result.stdout.strip().splitlines()[-1]
+    for status in ("complete", "cached", "failed"):
+        assert f"{counts[status]} {status}" in summary
+
+    suite = ET.parse(project.root / "out" / "junit.xml").getroot().find("testsuite")
+    assert suite is not None
+    cases = suite.findall("testcase")
+    assert (
+        int(suite.get("tests"))
+        == len(cases)
+        == sum(n for s, n in counts.items() if s != "teardown error")
+    )
+    assert int(suite.get("failures")) == counts["failed"] == 1
+    assert int(suite.get("skipped")) == counts["cached"] + counts["xfail"] == 2
+    assert int(suite.get("errors")) == counts["teardown error"] == 1
+    by_name = {c.get("name"): c for c in cases}
+    failed = by_name["xp_mixed[x=1]"]
+    assert failed.get("classname") == "xp_m.xp_mixed" and float(failed.get("time")) > 0
+    failure = failed.find("failure")
+    assert failure is not None and failure.get("message") == "ValueError: bad x=1"
+    assert "Traceback" in failure.text and "output of 1" in failed.find("system-out").text
+    xfailed = by_name["xp_mixed[x=2]"].find("skipped")
+    assert xfailed is not None and xfailed.get("type") == "xprun.xfail"
+    assert "known bug" in xfailed.get("message")
+    assert by_name["xp_mixed[x=3]"].find("skipped").get("type") == "xprun.cached"
+    assert "teardown broke" in by_name["xp_mixed[x=4]"].find("error").get("message")
+    assert list(by_name["xp_mixed[x=0]"]) == [by_name["xp_mixed[x=0]"].find("properties")]
+
+
+def test_i12_output_a_bad_output_path_is_a_usage_error(project: Project) -> None:
+    project.write("xp_m.py", STATUSES)
+    (project.root / "taken").mkdir()
+    for flag in ("--junitxml", "--report-log"):
+        result = project.run(flag, "taken", "-k", "x=0")
+        assert result.returncode == 4 and f"{flag} taken" in result.stderr, result.output
+    assert not project.log_dir.exists()  # nothing ran
+
+
+# -- --durations ------------------------------------------------------------------------------
+
+SLOW_SETUP = """
+import time
+import xprun
+
+@xprun.fixture
+def slow(config):
+    if config.x == 0:
+        time.sleep(1.0)  # a setup of at least a second
+    yield
+
+@xprun.grid(x=[0, 1, 2, 3])
+def xp_d(config, slow):
+    return {"x": config.x}
+"""
+
+
+def _durations_section(stdout: str) -> list[str]:
+    lines = stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if " slowest " in line)
+    return lines[
+        start + 1 : start
+        + 1
+        + next(
+            (j for j, line in enumerate(lines[start + 1 :]) if line.startswith(("=", "("))),
+            len(lines),
+        )
+    ]
+
+
+def test_i12_durations_lists_the_slowest_runs_with_setup_times(project: Project) -> None:
+    project.write("xp_d.py", SLOW_SETUP)
+    result = project.run("-n", "2", "--no-snapshot", "--durations", "2")
+    assert result.returncode == 0, result.output
+    assert "slowest 2 runs" in result.stdout
+    header, *rows = _durations_section(result.stdout)
+    assert header.split() == ["duration", "setup", "call", "teardown", "run"]
+    assert len(rows) == 2
+    totals = [float(r.split()[0].rstrip("s")) for r in rows]
+    assert totals == sorted(totals, reverse=True)
+    slow = next(r for r in rows if r.endswith("xp_d[x=0]"))  # its setup slept a second
+    assert float(slow.split()[1].rstrip("s")) >= 1.0
+    assert float(slow.split()[0].rstrip("s")) >= 1.0
+    # --durations 0: every run above --durations-min; the others counted.
+    again = project.run("--force", "--durations", "0", "--durations-min", "0.5")
+    assert again.returncode == 0, again.output
+    header, *rows = _durations_section(again.stdout)
+    assert any(r.endswith("xp_d[x=0]") for r in rows)
+    assert all(float(r.split()[0].rstrip("s")) >= 0.5 for r in rows)
+    hidden = 4 - len(rows)
+    if hidden:
+        assert f"({hidden} run{'s' * (hidden != 1)} under 0.5s hidden" in again.stdout
+    # Cached runs ran nowhere: nothing to list.
+    cached = project.run("--durations", "0", "--durations-min", "0")
+    assert _durations_section(cached.stdout) == []
+    assert project.run("--durations", "-1").returncode == 4

@@ -28,6 +28,9 @@ OPTION_PLUGINS: tuple[str, ...] = (
     "xprun.debugging",
     "xprun.timeout",
     "xprun.retries",
+    "xprun.junitxml",
+    "xprun.reportlog",
+    "xprun.durations",
 )
 
 #: The group of entry points through which installed plugins register (as pytest's ``pytest11``).

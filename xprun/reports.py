@@ -7,7 +7,7 @@ A run's end state in this session is ``RunReport.status``, a :class:`~xprun.stat
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -59,6 +59,9 @@ class RunReport:
     stderr: str = ""
     teardown_error: str = ""  # traceback of a fixture teardown that raised after the call
     shouldstop: str = ""  # why no further run should start (a full disk)
+    # Seconds of each phase of an executed run ("setup", "call", "teardown"), measured where
+    # it executed (the durations plugin); empty for runs not executed here (cached...).
+    phases: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         try:

@@ -141,6 +141,7 @@ class RunResult(TypedDict, total=False):
     stderr: str
     teardown_error: str
     shouldstop: str
+    phases: dict[str, float]
 
 
 def _answer(index: int, report: reports.RunReport) -> RunResult:
@@ -154,6 +155,7 @@ def _answer(index: int, report: reports.RunReport) -> RunResult:
         "stderr": report.stderr,
         "teardown_error": report.teardown_error,
         "shouldstop": report.shouldstop,
+        "phases": report.phases,
     }
 
 

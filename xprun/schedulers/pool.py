@@ -314,13 +314,14 @@ class _Pool:
                 self.report(worker.running, Status.INTERRUPTED, longrepr=f"interrupted ({how})")
 
 
-_RESULT_FIELDS = (
+_RESULT_FIELDS: tuple[tuple[str, Any], ...] = (
     ("duration", 0.0),
     ("longrepr", ""),
     ("stdout", ""),
     ("stderr", ""),
     ("teardown_error", ""),
     ("shouldstop", ""),
+    ("phases", {}),
 )
 
 

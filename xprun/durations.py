@@ -1,0 +1,146 @@
+"""``--durations N``: the N slowest runs of the session, with their setup, call and teardown
+times, in a section of the terminal summary (as pytest's ``--durations``).
+
+- ``--durations 0`` lists every run; runs shorter than ``--durations-min`` (default 0.005 s,
+  pytest's) are left out and counted.
+- Only runs executed in this session are listed (not cached ones, nor runs submitted to a
+  cluster, whose times are in their records: ``xprun show``).
+
+The phase times are measured where a run executes (this process, or a pool worker, whose
+report carries them back): this plugin wraps the run's ``xprun_run_setup``,
+``xprun_run_call`` and ``xprun_run_teardown`` and puts the times in ``RunReport.phases``,
+whatever ``--durations`` says, so that every report has them (``--report-log`` writes them
+too).  Standard library only at import (``xprun --help``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Generator
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import argparse
+
+    from .config import Config
+    from .reports import RunReport
+    from .runspec import RunSpec
+    from .session import Session
+
+DEFAULT_MIN = 0.005  # seconds, as pytest's --durations-min
+_PHASES = ("setup", "call", "teardown")
+
+
+def xprun_addoption(parser: argparse.ArgumentParser, settings: dict[str, Any]) -> None:
+    group = parser.add_argument_group("reporting")
+    group.add_argument(
+        "--durations",
+        type=int,
+        metavar="N",
+        default=None,
+        help="list the N slowest runs with their setup, call and teardown times (0: all)",
+    )
+    group.add_argument(
+        "--durations-min",
+        type=float,
+        metavar="SECONDS",
+        default=DEFAULT_MIN,
+        help=f"leave runs shorter than this out of --durations (default {DEFAULT_MIN})",
+    )
+
+
+class PhaseClock:
+    """Times each executed run's phases and puts them in its report (every process)."""
+
+    def __init__(self) -> None:
+        self.pending: dict[int, dict[str, float]] = {}  # id(run) → phase → seconds
+
+    def _timed(self, run: RunSpec, phase: str) -> Generator[None, Any, Any]:
+        start = time.perf_counter()
+        try:
+            return (yield)
+        finally:
+            self.pending.setdefault(id(run), {})[phase] = time.perf_counter() - start
+
+    def xprun_run_setup(self, run: RunSpec) -> Generator[None, Any, Any]:
+        return (yield from self._timed(run, "setup"))
+
+    def xprun_run_call(self, run: RunSpec) -> Generator[None, Any, Any]:
+        return (yield from self._timed(run, "call"))
+
+    def xprun_run_teardown(self, run: RunSpec) -> Generator[None, Any, Any]:
+        return (yield from self._timed(run, "teardown"))
+
+    def xprun_run_logreport(self, report: RunReport) -> None:
+        phases = self.pending.pop(id(report.run), None)
+        if phases and not report.phases:
+            report.phases = {p: phases[p] for p in _PHASES if p in phases}
+
+
+class Durations:
+    """The plugin registered by ``--durations``: the summary section."""
+
+    def __init__(self, count: int, minimum: float) -> None:
+        self.count = count
+        self.minimum = minimum
+        self.executed: list[RunReport] = []
+
+    def xprun_run_logreport(self, report: RunReport) -> None:
+        if report.phases or report.duration:
+            self.executed.append(report)
+
+    def xprun_terminal_summary(self, session: Session, exitstatus: int) -> None:
+        import sys
+
+        ranked = sorted(self.executed, key=lambda r: -r.duration)
+        above = [r for r in ranked if r.duration >= self.minimum]
+        shown = above[: self.count] if self.count else above
+        out = sys.stdout
+        title = f" slowest {self.count} runs " if self.count else " slowest runs "
+        out.write(title.center(80, "=") + "\n")
+        if shown:
+            out.write(f"{'duration':>9} {'setup':>8} {'call':>8} {'teardown':>9}  run\n")
+        for report in shown:
+            setup, call, teardown = (_seconds(report.phases.get(p)) for p in _PHASES)
+            out.write(
+                f"{report.duration:>8.2f}s {setup:>8} {call:>8} {teardown:>9}  "
+                f"{report.run.nodeid}\n"
+            )
+        under = len(ranked) - len(above)
+        if under:
+            out.write(
+                f"({under} run{'s' * (under != 1)} under {self.minimum:g}s hidden; "
+                "--durations-min 0 shows them)\n"
+            )
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}s"
+
+
+def _mark_hookimpls() -> None:
+    """Give ``PhaseClock``'s methods their hook options, once pluggy is loaded (this module
+    imports only the standard library, for ``xprun --help``)."""
+    from .hookimpl import hookimpl
+
+    for name in ("xprun_run_setup", "xprun_run_call", "xprun_run_teardown"):
+        hookimpl(wrapper=True)(getattr(PhaseClock, name))
+    # Before the session counts the report (and before a worker sends it to the launcher).
+    hookimpl(tryfirst=True)(PhaseClock.xprun_run_logreport)
+
+
+def xprun_configure(config: Config) -> None:
+    from .errors import UsageError
+
+    _mark_hookimpls()
+    config.pluginmanager.register(PhaseClock(), "durations-clock")
+    count = getattr(config.option, "durations", None)
+    if count is None:
+        return
+    minimum = config.option.durations_min
+    if count < 0 or not minimum >= 0:
+        raise UsageError(
+            f"--durations must be 0 (all) or a positive number of runs, and --durations-min "
+            f"a number of seconds >= 0; got {count} and {minimum}"
+        )
+    config.pluginmanager.register(Durations(count, minimum), "durations-summary")
