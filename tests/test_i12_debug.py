@@ -284,3 +284,129 @@ def test_i12_main_called_at_import_is_refused(project: Project) -> None:
     )
     assert proc.returncode != 0
     assert 'under `if __name__ == "__main__":`' in proc.stdout + proc.stderr
+
+
+# -- --setup-show, --setup-plan, --fixtures ---------------------------------------------------
+
+
+FIXTURES = """\
+import xprun
+
+@xprun.fixture(scope="session")
+def data():
+    \"\"\"The dataset, loaded once per session.
+
+    A second paragraph, shown with -v only.
+    \"\"\"
+    yield [1, 2, 3]
+
+@xprun.fixture
+def model(data, config):
+    yield len(data) * config.lr
+
+@xprun.fixture
+def undocumented():
+    return 1
+
+@xprun.fixture
+def _private():
+    \"\"\"Shown with -v only.\"\"\"
+"""
+
+USES = """\
+import xprun
+
+@xprun.config({"lr": 1})
+@xprun.grid(lr=[1, 2])
+def xp_uses(model, undocumented):
+    print("the run's own output")
+    return {"model": model}
+"""
+
+
+def _block(out: str, nodeid: str) -> list[str]:
+    """The --setup-show/--setup-plan lines of one run: from its first SETUP R line (or its
+    session fixtures') to its last TEARDOWN R line."""
+    lines = out.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith(f"    {nodeid} "))
+    start = at
+    while start > 0 and "SETUP" in lines[start - 1]:
+        start -= 1
+    end = at + 1
+    while end < len(lines) and lines[end].startswith("    TEARDOWN R "):
+        end += 1
+    return [line.rstrip() for line in lines[start:end]]
+
+
+def test_i12_setup_show_per_run(project: Project) -> None:
+    project.write("conftest.py", FIXTURES)
+    project.write("xp_uses.py", USES)
+    result = project.run("--setup-show")
+    assert result.returncode == 0, result.output
+    out = result.stdout
+    assert _block(out, "xp_uses.py::xp_uses[lr=1]") == [
+        "SETUP    S data",
+        "    SETUP    R config",
+        "    SETUP    R model (fixtures used: config, data)",
+        "    SETUP    R undocumented",
+        "    xp_uses.py::xp_uses[lr=1] (fixtures used: config, data, model, undocumented)",
+        "    TEARDOWN R undocumented",
+        "    TEARDOWN R model",
+        "    TEARDOWN R config",
+    ]
+    # The session fixture is set up once, for the first run, and torn down at the end.
+    assert _block(out, "xp_uses.py::xp_uses[lr=2]")[0] == "    SETUP    R config"
+    assert out.count("SETUP    S data") == 1
+    assert out.index("TEARDOWN S data") > out.index("xp_uses.py::xp_uses[lr=2] (")
+    # Shown on the terminal, not in the runs' captured output.
+    for run_dir in project.run_dirs():
+        assert (run_dir / "stdout.log").read_text() == "the run's own output\n"
+    assert project.run("--setup-show", "-n", "2").returncode == 4
+
+
+def test_i12_setup_plan_runs_nothing(project: Project) -> None:
+    project.write("conftest.py", FIXTURES)
+    project.write("xp_uses.py", USES)
+    project.run("-k", "lr=2")  # one run complete
+    result = project.run("--setup-plan")
+    assert result.returncode == 0, result.output
+    out = result.stdout
+    assert _block(out, "xp_uses.py::xp_uses[lr=1]") == [
+        "SETUP    S data",
+        "    SETUP    R config",
+        "    SETUP    R model (fixtures used: config, data)",
+        "    SETUP    R undocumented",
+        "    xp_uses.py::xp_uses[lr=1] (fixtures used: config, data, model, undocumented)",
+        "    TEARDOWN R undocumented",
+        "    TEARDOWN R model",
+        "    TEARDOWN R config",
+    ]
+    assert "    xp_uses.py::xp_uses[lr=2] (complete: cached, nothing is set up)" in out
+    assert "TEARDOWN S data" in out
+    assert len(project.run_dirs()) == 1  # nothing ran
+    assert "the run's own output" not in out
+
+
+def test_i12_fixtures_lists_every_fixture(project: Project) -> None:
+    project.write("conftest.py", FIXTURES)
+    project.write("sub/conftest.py", 'import xprun\n\n@xprun.fixture\ndef model():\n    "Sub."\n')
+    project.write("xp_uses.py", USES)
+    result = project.run("--fixtures")
+    assert result.returncode == 0, result.output
+    out = result.stdout
+    builtins = out.split("built-in fixtures", 1)[1].split("fixtures defined from conftest.py")[0]
+    for name in ("config", "logger", "request", "run", "run_dir", "seed"):
+        assert f"\n{name} -- xprun/" in builtins, name
+    assert "\nrequest -- xprun/fixtures.py:" in builtins
+    local = out.split("fixtures defined from conftest.py", 1)[1]
+    assert "data [session scope] -- conftest.py:3\n    The dataset, loaded once per session.\n" in (
+        local
+    )
+    assert "model -- conftest.py:" in local
+    assert "undocumented -- conftest.py:" in local and "no docstring available" in local
+    assert "second paragraph" not in out and "_private" not in out
+    assert "fixtures defined from sub/conftest.py" in out
+    assert not project.log_dir.exists() or not project.run_dirs()  # nothing ran
+    verbose = project.run("--fixtures", "-v").stdout
+    assert "A second paragraph, shown with -v only." in verbose
+    assert "_private -- conftest.py:" in verbose

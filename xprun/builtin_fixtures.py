@@ -35,6 +35,11 @@ def _run(request: FixtureRequest) -> Any:
 
 @fixture(name="config")
 def config_fixture(request: FixtureRequest) -> Any:
+    """The run's resolved config, a read-only OmegaConf ``DictConfig`` (``config.lr``).
+
+    The same values as the run's ``config.yaml``: base config, grid point and overrides,
+    interpolations resolved; what the run's hash covers (but for excluded keys).
+    """
     return readonly_config(_run(request).config)
 
 
@@ -159,21 +164,38 @@ def readonly_config(config: dict[str, Any]) -> Any:
 
 @fixture(name="seed")
 def seed_fixture(request: FixtureRequest) -> int:
+    """The run's seed, its config's ``seed`` (0 unless set): an integer in the run's hash.
+
+    Python's ``random`` and NumPy's global generator (torch's too, when imported) are seeded
+    with it before the run's fixtures are set up.
+    """
     return int(_run(request).seed)
 
 
 @fixture(name="run_dir")
 def run_dir_fixture(request: FixtureRequest) -> Path:
+    """The run's directory (a ``pathlib.Path``), where its records and files go."""
     return Path(_run(request).run_dir)
 
 
 @fixture(name="run")
 def run_fixture(request: FixtureRequest) -> RunInfo:
+    """The run's identity, an ``xprun.RunInfo``.
+
+    ``hash``, ``digest``, ``experiment``, ``nodeid``, ``attempt``, ``run_dir`` and ``params``
+    (the ids of its fixture params).
+    """
     return RunInfo.of(_run(request))
 
 
 @fixture(name="logger")
 def logger_fixture(request: FixtureRequest) -> Iterator[Logger]:
+    """The run's ``xprun.Logger``: metrics, artifacts and checkpoints in its directory.
+
+    ``log_metrics(values, step=None, name="metrics")``, ``log_artifact(name, obj)``,
+    ``save_checkpoint(state, keep=None)``, ``load_checkpoint()`` (the last one of any
+    attempt, None on a fresh run), ``on_interrupt(fn)``; flushed when the run returns.
+    """
     run = _run(request)
     logger = Logger(run.run_dir, attempt=run.attempt, new_run_dir=request.new_run_dir)
     try:

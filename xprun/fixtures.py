@@ -288,7 +288,11 @@ class FixtureLookupError(LookupError):
 
 
 class FixtureRequest:
-    """What a fixture (or ``request``) sees: the run, its fixtures, and its own param."""
+    """What a fixture (or ``request``) sees: the run, its fixtures, and its own param.
+
+    ``request.run`` (the run's ``RunSpec``), ``request.param`` (the fixture's param, with
+    ``params=``), ``request.config`` and ``request.getfixturevalue(name)``.
+    """
 
     def __init__(
         self,
@@ -331,6 +335,11 @@ class FixtureRequest:
     def cached_value(self, name: str) -> Any:
         """The value of a fixture already set up for this run, else None."""
         return self._values.get(name)
+
+    def setup_order(self) -> list[str]:
+        """The fixtures this run has got so far, in the order their setup finished (a
+        fixture after those it requests), as ``--setup-show`` lists them."""
+        return list(self._values)
 
     def teardown(self) -> list[BaseException]:
         """Finish every ``yield`` fixture, newest first; return the errors raised."""

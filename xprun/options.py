@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 #: plugin manager (:func:`add_builtin_options`).
 OPTION_PLUGINS: tuple[str, ...] = (
     "xprun.debugging",
+    "xprun.setuponly",
     "xprun.timeout",
     "xprun.retries",
     "xprun.junitxml",
