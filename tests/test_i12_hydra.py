@@ -106,3 +106,83 @@ def test_i12_plugin_option_read_as_the_parser_reads_it(project: Project) -> None
     result = project.run("-k", "-pfoo")
     assert result.returncode == 4
     assert "plugin" not in result.stderr and "-k" in result.stderr
+
+
+# -- first-day item 16: the Reader keeps integers and null -----------------------------------
+
+FOREST = """
+    import xprun
+
+    @xprun.config({"n_estimators": 50, "max_depth": None})
+    @xprun.grid(n_estimators=[50, 100], max_depth=[None, 3])
+    def xp_forest(config):
+        return {"score": config.n_estimators, "best": None}
+"""
+LINEAR = """
+
+    @xprun.config({"alpha": 1})
+    def xp_linear(config):
+        return {"score": 0.5}
+"""
+
+
+def _typed(project: Project) -> dict[str, tuple[str, list[object]]]:
+    import pandas as pd
+
+    import xprun
+
+    frame = xprun.Reader(project.log_dir).runs().to_pandas()
+    frame = frame.sort_values(
+        ["experiment", "config.n_estimators", "config.max_depth"], key=lambda c: c.astype(str)
+    )
+    return {
+        name: (str(frame[name].dtype), ["NA" if v is pd.NA else v for v in frame[name]])
+        for name in ("config.n_estimators", "config.max_depth", "config.alpha", "outcome.best")
+        if name in frame.columns
+    }
+
+
+def test_i12_16_reader_keeps_integers_and_null_apart_from_missing(project: Project) -> None:
+    project.write("xp_forest.py", FOREST)
+    assert project.run().returncode == 0
+    first = _typed(project)
+    assert first["config.n_estimators"][0] == "int64"
+    assert sorted(first["config.n_estimators"][1]) == [50, 50, 100, 100]
+    # null is a value (None), kept as such; 3 stays an integer
+    assert first["config.max_depth"][1].count(None) == 2
+    assert [v for v in first["config.max_depth"][1] if v is not None] == [3, 3]
+    assert all(type(v) is int for v in first["config.max_depth"][1] if v is not None)
+    assert first["outcome.best"][1] == [None] * 4  # a column of nulls is not dropped
+    assert _typed(project) == first  # read again: from the cached Parquet index
+
+    # A second experiment without those keys: missing (pd.NA) is not null (None), and an
+    # integer column with gaps is Int64, not float.
+    project.write("xp_forest.py", FOREST + LINEAR)
+    assert project.run().returncode == 0
+    for _ in range(2):  # the refreshed index, then the one read back from Parquet
+        typed = _typed(project)
+        assert typed["config.n_estimators"][0] == "Int64"
+        assert typed["config.n_estimators"][1] == [100, 100, 50, 50, "NA"]
+        assert typed["config.max_depth"][1].count("NA") == 1
+        assert typed["config.max_depth"][1].count(None) == 2
+        assert typed["config.alpha"] == ("Int64", ["NA", "NA", "NA", "NA", 1])
+
+
+def test_i12_16_integer_group_keys_stay_integers(project: Project) -> None:
+    import pandas as pd
+
+    import xprun
+
+    project.write("xp_forest.py", FOREST + LINEAR)
+    assert project.run().returncode == 0
+    runs = xprun.Reader(project.log_dir).runs()
+    table = runs.groupby("config.n_estimators").agg(n=("hash", "count"))
+    assert [k for k in table.index if not pd.isna(k)] == [50, 100]
+    assert all(type(k) is not float for k in table.index)
+    table = runs.groupby("config.max_depth").agg(n=("hash", "count"))
+    assert 3 in list(table.index) and 3.0 not in [k for k in table.index if type(k) is float]
+    assert runs.filter("config.max_depth == 3").to_pandas().shape[0] == 2
+    assert runs.filter("config.n_estimators > 60").to_pandas().shape[0] == 2
+    shown = project.run("show", "--group-by", "config.n_estimators")
+    assert shown.returncode == 0, shown.output
+    assert " 50 " in shown.stdout and "50.0" not in shown.stdout

@@ -19,6 +19,12 @@ A column whose values mix types that Parquet cannot hold together, or hold lists
 is stored as JSON text and decoded on load (its name is listed in the file's metadata).  The
 frame in memory is always the one decoded from the table just saved, so the first read and
 every later one give the same frame, missing values and types included.
+
+In ``params.*``, ``config.*`` and ``outcome.*`` columns a key set to ``null`` is a value,
+not a gap: a column holding one is JSON text (``"null"`` for the value, Parquet's null for a
+run without the key), decoded to an object column holding ``None`` and ``pd.NA``.  Integers
+stay integers: ``int64`` without gaps, pandas' nullable ``Int64`` with them (Arrow's
+``to_pandas`` would make them floats).
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ from typing import Any, NamedTuple
 
 from .. import store
 from .files import read_bytes
-from .rows import INFO_COLUMNS, check_row_types, read_run, run_path
+from .rows import INFO_COLUMNS, PREFIXES, check_row_types, read_run, run_path
 
 __all__ = ["INFO_COLUMNS", "Index", "Skipped", "read_run", "scan"]
 
@@ -249,15 +255,17 @@ class Index:
                 table = _table(new_rows.in_run_order())
             else:
                 kept = frame[kept_rows] if stale else frame
-                added = pd.DataFrame(new_rows.columns) if new_rows.count else None
-                parts = [p for p in (kept, added) if p is not None and len(p)]
+                # Typed as the kept rows are (a DataFrame of lists would make [None, 3] a
+                # float column): through the same table and decoding.
+                added = _table_frame(_table(new_rows.columns)) if new_rows.count else None
+                parts = _nullable([p for p in (kept, added) if p is not None and len(p)])
                 merged = pd.concat(parts, ignore_index=True, sort=False) if parts else kept
                 if added is not None and "experiment" in merged.columns:
                     merged = merged.sort_values(
                         ["experiment", "hash"], kind="stable", na_position="last"
                     )
                 table = _encode_frame(merged)
-            self.frame = _decode(table, json.loads(table.schema.metadata[b"xprun"])["json_columns"])
+            self.frame = _table_frame(table)
             self.version += 1
         newest = max(new_rows.columns.get("_mtime_ns", [0]))
         racy = new_rows.count > 0 and newest >= started_ns - RACY_NS
@@ -297,8 +305,11 @@ class Columns:
     kept, so memory holds each value once, and the table is built from lists directly."""
 
     def __init__(self) -> None:
+        import pandas as pd
+
         self.columns: dict[str, list[Any]] = {}
         self.count = 0
+        self._absent = pd.NA  # a run without the key (None is a key set to null)
         self._names: tuple[str, ...] = ()  # the columns, in order, when the last row had all
         self._lists: tuple[list[Any], ...] = ()
 
@@ -312,13 +323,13 @@ class Columns:
         for name, value in row.items():
             found = columns.get(name)
             if found is None:
-                found = columns[name] = [None] * count
+                found = columns[name] = [self._absent] * count
             found.append(value)
         self.count = count = count + 1
         if len(row) != len(columns):  # a column this row lacks: missing
             for column in columns.values():
                 if len(column) < count:
-                    column.append(None)
+                    column.append(self._absent)
             self._names = self._lists = ()
         else:
             self._names, self._lists = tuple(row), tuple(columns[name] for name in row)
@@ -378,11 +389,14 @@ def _arrow(values: Any) -> Any:
     return array
 
 
-def _json_array(values: Any) -> Any:
+def _json_array(values: Any, null_is_value: bool) -> Any:
+    """JSON text of each value; missing ones are Parquet's null (and so is ``None`` unless
+    ``null_is_value``: a data column's ``null``, written as the text ``null``)."""
     import pyarrow as pa
 
+    missing = _is_absent if null_is_value else _is_missing
     return pa.array(
-        [None if _is_missing(v) else json.dumps(v, allow_nan=True) for v in values],
+        [None if missing(v) else json.dumps(v, allow_nan=True) for v in values],
         type=pa.string(),
     )
 
@@ -393,12 +407,23 @@ def _table(columns: dict[str, Any]) -> Any:
     arrays, json_columns = {}, []
     for name, values in columns.items():
         array = _arrow(values)
-        if array is None:
+        data = name.startswith(PREFIXES)
+        # A gap in a data column may be a key set to null, which Parquet's null would lose.
+        if array is None or (data and array.null_count and _holds_none(values)):
             json_columns.append(name)
-            array = _json_array(values)
+            array = _json_array(values, null_is_value=data)
         arrays[name] = array
     table = pa.table(arrays)
     return table.replace_schema_metadata({"xprun": json.dumps({"json_columns": json_columns})})
+
+
+def _holds_none(values: Any) -> bool:
+    """Whether ``values`` (a list, or a frame's column) holds ``None`` itself (not ``pd.NA``
+    or NaN): only object columns can."""
+    dtype = getattr(values, "dtype", None)
+    if dtype is not None and dtype.kind != "O":
+        return False
+    return any(v is None for v in values)
 
 
 def _encode_frame(frame: Any) -> Any:
@@ -414,15 +439,64 @@ def _with_info(table: Any, scanned_ns: int) -> Any:
 
 def _decode(table: Any, json_columns: list[str]) -> Any:
     """The DataFrame of a table, JSON columns decoded from Arrow, not from pandas (pandas 3
-    turns missing text into NaN): missing values are None in every object column."""
+    turns missing text into NaN).  In info and private columns a missing value is ``None``
+    (object columns); in data columns it is ``pd.NA`` (NaN in float columns, as pandas has
+    it) and ``None`` is a key set to null.  Integer columns with gaps are ``Int64``."""
+    import numpy as np
     import pandas as pd
+    import pyarrow as pa
 
     frame = table.to_pandas()
-    for name in json_columns:
-        values = [None if v is None else json.loads(v) for v in table.column(name).to_pylist()]
-        frame[name] = pd.Series(values, index=frame.index, dtype=object)
+    decoded = set(json_columns)
+    for name in table.column_names:
+        column = table.column(name)
+        data = name.startswith(PREFIXES)
+        if name in decoded:
+            absent = pd.NA if data else None
+            values = [absent if v is None else json.loads(v) for v in column.to_pylist()]
+            frame[name] = pd.Series(values, index=frame.index, dtype=object)
+        elif not data or not column.null_count:
+            continue
+        elif pa.types.is_integer(column.type) and pa.types.is_signed_integer(column.type):
+            numbers = column.cast(pa.int64()).fill_null(0).to_numpy()
+            mask = column.is_null().to_numpy(zero_copy_only=False)
+            frame[name] = pd.Series(
+                pd.arrays.IntegerArray(np.asarray(numbers, dtype=np.int64), mask),
+                index=frame.index,
+            )
+        elif frame[name].dtype == object:  # booleans, text (pandas 2) or no value at all
+            frame[name] = frame[name].astype(object).where(frame[name].notna(), pd.NA)
     return frame
 
 
+def _nullable(parts: list[Any]) -> list[Any]:
+    """``parts`` to concatenate, with each integer column that some part lacks made
+    ``Int64`` first: pandas would fill the gap with NaN and make its integers floats."""
+    if len(parts) < 2:
+        return parts
+    everywhere = set.intersection(*(set(p.columns) for p in parts))
+    result = []
+    for part in parts:
+        gaps = {
+            name: "Int64"
+            for name in part.columns
+            if name not in everywhere and part[name].dtype.kind == "i"
+        }
+        result.append(part.astype(gaps) if gaps else part)
+    return result
+
+
+def _table_frame(table: Any) -> Any:
+    """The DataFrame of a table made by :func:`_table` (its JSON columns named within)."""
+    return _decode(table, json.loads(table.schema.metadata[b"xprun"])["json_columns"])
+
+
 def _is_missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and value != value)
+    return value is None or _is_absent(value)
+
+
+def _is_absent(value: Any) -> bool:
+    """A run without the key: ``pd.NA`` (or NaN, as pandas fills gaps of float columns)."""
+    if isinstance(value, float):
+        return value != value
+    return type(value).__name__ == "NAType"

@@ -138,7 +138,7 @@ class Runs:
         if columns is not None:
             return frame[list(columns)].reset_index(drop=True)
         frame = frame[self._known(frame)].reset_index(drop=True)
-        return frame.dropna(axis=1, how="all") if len(frame) else frame
+        return _without_empty_columns(frame) if len(frame) else frame
 
     def metrics(
         self, name: str = "metrics", columns: Sequence[str] = (), all_attempts: bool = False
@@ -313,7 +313,7 @@ class Reader(Runs):
             frame = self._index.frame
             if "_skip" in frame.columns and frame["_skip"].notna().any():
                 frame = frame[frame["_skip"].isna()]
-            frame = frame.dropna(axis=1, how="all") if len(frame) else frame
+            frame = _without_empty_columns(frame) if len(frame) else frame
             for column in INFO_COLUMNS:
                 if column not in frame.columns:
                     frame = frame.assign(**{column: pd.Series(dtype=object)})
@@ -420,9 +420,28 @@ def groupable(column: Any) -> Any:
             return json.dumps(value, sort_keys=True, allow_nan=True)
         return value
 
-    if column.dtype != object or not column.map(lambda v: isinstance(v, list | dict)).any():
+    if column.dtype != object:
         return column
-    return column.map(text)
+    if column.map(lambda v: isinstance(v, list | dict)).any():
+        return column.map(text)
+    present = column.dropna()
+    if len(present) and present.map(lambda v: type(v) is int).all():
+        # Integers beside null or missing: grouped as Int64 (an object column of ints and
+        # None would give a float group index, 50.0); pandas groups null and missing as one.
+        return column.astype("Int64")
+    return column
+
+
+def _without_empty_columns(frame: Any) -> Any:
+    """``frame`` without the columns no run has a value in; a key set to null (``None``)
+    in some run is a value, so its column stays."""
+    empty = frame.columns[frame.isna().all().to_numpy()]
+    drop = [
+        name
+        for name in empty
+        if not (frame[name].dtype == object and any(v is None for v in frame[name]))
+    ]
+    return frame.drop(columns=drop) if drop else frame
 
 
 class RunRecord:
