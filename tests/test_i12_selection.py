@@ -4,10 +4,13 @@ are not collected (item 9), and selection from history (``--lf``, ``--ff``, ``--
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 
 from conftest import Project
+from hypothesis import given
+from hypothesis import strategies as st
 
 SWEEP = """
 import xprun
@@ -189,3 +192,256 @@ def test_i12_09_decorated_function_not_named_xp_warns_once(project):
     result = project.run("--collect-only")
     assert "xp_t.py::train[lr=0.1]" in result.stdout
     assert result.stderr.count("warning") == 1  # evaluate still is not
+
+
+# -- selection from history -------------------------------------------------------------------
+
+STEPS = """
+import json, os, pathlib, signal
+import xprun
+
+FAIL = pathlib.Path(__file__).with_name("fail.json")
+
+@xprun.config({"i": 0})
+@xprun.grid(i=list(range(6)))
+def xp_s(config):
+    if os.environ.get("KILL_AT") == str(config.i):
+        os.kill(os.getpid(), signal.SIGKILL)  # the launcher dies: the run is interrupted
+    if config.i in json.loads(FAIL.read_text()):
+        raise ValueError(f"i={config.i} fails")
+    return config.i
+"""
+
+#: A plugin deciding statuses through the xprun_run_status seam (as an xfail or a time
+#: limit would): i=4 timed out, i=5 failed as expected.
+STATUS_PLUGIN = """
+from xprun import Status
+
+def xprun_run_status(run, context, status, error):
+    if status == Status.FAILED and run.config["i"] == 4:
+        return Status.TIMEOUT
+    if status == Status.FAILED and run.config["i"] == 5:
+        return Status.XFAIL
+    return None
+"""
+
+
+def steps_project(project: Project, fail: list[int]) -> None:
+    project.write("xp_s.py", STEPS)
+    fails(project, fail)
+
+
+def fails(project: Project, fail: list[int]) -> None:
+    project.write("fail.json", json.dumps(fail))
+
+
+def ran(result) -> list[tuple[str, str]]:
+    """(label, status) of each run in the order ``-v`` reported them."""
+    return re.findall(r"^xp_s\.py::xp_s\[(i=\d)\] ([A-Z ]+?) [0-9a-f]{12}", result.stdout, re.M)
+
+
+def executed(result) -> list[str]:
+    """The labels of the runs that executed, in order (cached runs are reported first, in
+    one pass, whatever their place)."""
+    return [label for label, status in ran(result) if status != "CACHED"]
+
+
+def statuses(project: Project) -> dict[str, str]:
+    return {f"i={r['nodeid'][-2]}": r["status"] for r in project.records()}
+
+
+def test_i12_lf_reruns_only_failed_interrupted_and_timed_out_runs_never_xfail(project):
+    steps_project(project, fail=[1, 4, 5])
+    project.write("conftest.py", STATUS_PLUGIN)
+    killed = project.run("-k", "i=2", env={"KILL_AT": "2"})
+    assert killed.returncode == -9
+    assert project.run("-k", "not i=2").returncode == 1
+    assert statuses(project) == {
+        "i=0": "complete",
+        "i=1": "failed",
+        "i=2": "running",  # the record of a process that died: it reads as interrupted
+        "i=3": "complete",
+        "i=4": "timeout",
+        "i=5": "xfail",
+    }
+    listing = project.run("--lf", "--collect-only")
+    assert [n for _, _, n in listed(listing)] == [f"xp_s.py::xp_s[i={i}]" for i in (1, 2, 4)]
+    assert "run-last-failure: rerun previous 3 failures" in listing.stdout
+    fails(project, [4])
+    result = project.run("--lf", "-v")
+    assert ran(result) == [("i=1", "COMPLETE"), ("i=2", "COMPLETE"), ("i=4", "TIMEOUT")]
+    assert "3 deselected" in result.stdout
+    # -k, node ids and overrides apply on top
+    assert ran(project.run("--lf", "-v", "-k", "not i=1")) == [("i=4", "TIMEOUT")]
+    assert ran(project.run("--lf", "-v", "xp_s.py::xp_s[i=4]")) == [("i=4", "TIMEOUT")]
+    assert ran(project.run("--lf", "-v", "i=4,5")) == [("i=4", "TIMEOUT")]
+
+
+def test_i12_lf_without_failures_runs_all_or_none(project):
+    steps_project(project, fail=[])
+    assert project.run().returncode == 0
+    result = project.run("--lf", "-v")  # --lfnf all: every run, each cached
+    assert result.returncode == 0
+    assert "run-last-failure: no previously failed runs, not deselecting runs" in result.stdout
+    assert [s for _, s in ran(result)] == ["CACHED"] * 6
+    project.write("xp_s.py", STEPS.replace("range(6)", "range(7)"))
+    result = project.run("--lf", "--lfnf", "none", "-v")
+    assert result.returncode == 5, result.output
+    assert "no previously failed runs, deselecting all runs" in result.stdout
+    assert ran(result) == []
+    assert len(project.run_dirs()) == 6  # the new config did not run either
+    assert project.run("--lf", "--lfnf", "some").returncode == 4
+
+
+def test_i12_ff_runs_failed_first_then_the_rest(project):
+    steps_project(project, fail=[4])
+    assert project.run("-k", "i=4 or i=5").returncode == 1
+    fails(project, [])
+    result = project.run("--ff", "-v")
+    assert result.returncode == 0
+    assert "run-last-failure: rerun previous 1 failure first" in result.stdout
+    assert executed(result) == [f"i={i}" for i in (4, 0, 1, 2, 3)]  # grid order otherwise
+    assert ("i=5", "CACHED") in ran(result)
+
+
+def test_i12_nf_runs_configs_without_a_directory_first(project):
+    steps_project(project, fail=[1])
+    assert project.run("-k", "i=1 or i=3").returncode == 1
+    result = project.run("--nf", "-v")
+    assert executed(result) == [f"i={i}" for i in (0, 2, 4, 5, 1)]
+    assert ("i=3", "CACHED") in ran(result)
+
+
+def test_i12_sw_stops_at_the_first_failure_and_resumes_from_it(project):
+    steps_project(project, fail=[1, 3])
+    result = project.run("--sw", "-v")
+    assert result.returncode == 1
+    assert ran(result) == [("i=0", "COMPLETE"), ("i=1", "FAILED")]
+    assert "stopping after 1 failed run (--sw)" in result.stdout
+    assert sorted(statuses(project)) == ["i=0", "i=1"]  # nothing else started
+    fails(project, [3])  # i=1 fixed
+    result = project.run("--sw", "-v")
+    assert "stepwise: skipping 1 already complete run" in result.stdout
+    assert ran(result) == [("i=1", "COMPLETE"), ("i=2", "COMPLETE"), ("i=3", "FAILED")]
+    fails(project, [])
+    result = project.run("--sw", "-v")
+    assert result.returncode == 0
+    assert ran(result) == [("i=3", "COMPLETE"), ("i=4", "COMPLETE"), ("i=5", "COMPLETE")]
+
+
+def test_i12_sw_skip_skips_the_first_failing_run_and_stops_at_the_next(project):
+    steps_project(project, fail=[1, 3, 4])
+    # no failure on record: the first failure of this launch is skipped
+    result = project.run("--sw-skip", "-v")
+    assert ran(result) == [
+        ("i=0", "COMPLETE"),
+        ("i=1", "FAILED"),
+        ("i=2", "COMPLETE"),
+        ("i=3", "FAILED"),
+    ]
+    assert "stopping after 1 failed run" not in result.stdout
+    assert sorted(statuses(project)) == ["i=0", "i=1", "i=2", "i=3"]
+    # i=1 failed last time: it is skipped, and the launch stops at the next failure
+    fails(project, [1, 4])
+    result = project.run("--sw-skip", "-v")
+    assert "stepwise: skipping the failing run xp_s.py::xp_s[i=1]" in result.stdout
+    assert [r for r in ran(result) if r[1] != "CACHED"] == [("i=3", "COMPLETE"), ("i=4", "FAILED")]
+    assert statuses(project)["i=1"] == "failed"
+    assert "i=5" not in statuses(project)
+
+
+def test_i12_maxfail_stops_launching_after_n_failures_inline(project):
+    steps_project(project, fail=[1, 2, 4, 5])
+    result = project.run("--maxfail=2", "-v")
+    assert result.returncode == 1
+    assert ran(result) == [("i=0", "COMPLETE"), ("i=1", "FAILED"), ("i=2", "FAILED")]
+    assert "stopping after 2 failed runs (--maxfail=2)" in result.stdout
+    assert sorted(statuses(project)) == ["i=0", "i=1", "i=2"]
+    result = project.run("--maxfail=3", "-v")  # i=1 and i=2 fail again: i=4 is the third
+    assert ran(result)[-1] == ("i=4", "FAILED")
+    assert "i=5" not in statuses(project)
+    result = project.run("-x", "-v")  # -x is --maxfail=1
+    assert executed(result) == ["i=1"]
+    assert project.run("--maxfail=-1").returncode == 4
+
+
+def test_i12_maxfail_in_the_pool_starts_no_new_run_after_the_limit(project):
+    """Every run fails; two workers: once two failures are in, no run starts. A worker that
+    failed stops by itself (it holds runs ahead), so at most one run per worker, and one
+    for the worker started after the first failure, can begin: 3 of 6."""
+    project.write("xp_s.py", STEPS.replace("range(6)", "range(8)"))
+    fails(project, list(range(8)))
+    result = project.run("-n", "2", "--maxfail=2", "--no-snapshot")
+    assert result.returncode == 1, result.output
+    assert "stopping after" in result.stdout and "(--maxfail=2)" in result.stdout
+    recorded = statuses(project)
+    assert 2 <= len(recorded) <= 3, recorded
+    assert set(recorded.values()) == {"failed"}  # each one that started is recorded
+
+
+# -- --order ----------------------------------------------------------------------------------
+
+GRID = """
+import xprun
+
+@xprun.config({"lr": 0.1, "seed": 0})
+@xprun.grid(lr=[0.1, 0.01, 0.001], seed=[0, 1, 2, 3])
+def xp_g(config):
+    return config.lr
+"""
+
+
+def order_of(result) -> list[str]:
+    return [n.partition("[")[2][:-1] for _, _, n in listed(result)]
+
+
+def test_i12_order_interleave_covers_every_value_early(project):
+    project.write("xp_g.py", GRID)
+    grid = order_of(project.run("--collect-only"))
+    assert grid[:4] == ["lr=0.1-seed=0", "lr=0.1-seed=1", "lr=0.1-seed=2", "lr=0.1-seed=3"]
+    mixed = order_of(project.run("--collect-only", "--order", "interleave"))
+    assert sorted(mixed) == sorted(grid)
+    assert len({label.split("-")[0] for label in mixed[:3]}) == 3
+    assert len({label.split("-")[1] for label in mixed[:4]}) == 4
+    # the order the runs execute in, inline and in the pool
+    for extra in ([], ["-n", "1", "--no-snapshot", "--force"]):
+        result = project.run("-v", "--order", "interleave", *extra)
+        executed = re.findall(r"^xp_g\.py::xp_g\[(\S+)\] COMPLETE", result.stdout, re.M)
+        assert executed == mixed, (extra, result.output)
+
+
+def test_i12_order_random_is_reproducible_with_seed_order(project):
+    project.write("xp_g.py", GRID)
+    grid = order_of(project.run("--collect-only"))
+    first = order_of(project.run("--collect-only", "--order", "random", "--seed-order", "7"))
+    again = order_of(project.run("--collect-only", "--seed-order", "7"))
+    assert first == again and sorted(first) == sorted(grid) and first != grid
+    drawn = project.run("--collect-only", "--order", "random")
+    seed = re.search(r"--order random --seed-order (\d+)", drawn.stdout).group(1)
+    assert order_of(project.run("--collect-only", "--seed-order", seed)) == order_of(drawn)
+    bad = project.run("--order", "interleave", "--seed-order", "3")
+    assert bad.returncode == 4 and "--seed-order" in bad.stderr
+
+
+@given(
+    sizes=st.lists(st.integers(1, 6), min_size=1, max_size=4),
+    shuffle=st.randoms(use_true_random=False),
+)
+def test_i12_order_interleave_property_every_value_of_every_key_early(sizes, shuffle):
+    """For any full grid, declared in any order: with n values of a key, the first n runs
+    hold each of them; and the order is a permutation."""
+    from xprun.ordering import interleave
+
+    rows = list(itertools.product(*(range(n) for n in sizes)))
+    shuffle.shuffle(rows)  # values are numbered by first appearance, whatever they are
+    order = interleave(rows)
+    assert sorted(order) == list(range(len(rows)))
+    for column, n in enumerate(sizes):
+        assert len({rows[i][column] for i in order[:n]}) == n
+
+
+@given(rows=st.lists(st.tuples(st.integers(0, 3), st.sampled_from("abc")), max_size=30))
+def test_i12_order_interleave_property_any_rows_give_a_permutation(rows):
+    from xprun.ordering import interleave
+
+    assert sorted(interleave(rows)) == list(range(len(rows)))

@@ -20,6 +20,7 @@ import difflib
 import importlib
 import inspect
 import os
+import re
 import sys
 from collections.abc import Sequence
 from fnmatch import fnmatchcase
@@ -263,8 +264,9 @@ class Config:
         self.option = option
         self.cwd = cwd
         self.rootdir = settings.rootdir
+        self.run_hashes: list[str] = []  # runs named by their hash (or a prefix of it)
         self.args, self.override_args = self._split_positionals(option.args)
-        if not self.args:
+        if not self.args and not self.run_hashes:
             # As pytest: with no path given, collect from the invocation directory (the
             # rootdir, settings and log directory are still the project's).
             self.args = [str(cwd)]
@@ -282,10 +284,14 @@ class Config:
         args, overrides = [], []
         for word in words:
             kind = classify_word(word, self.cwd)
+            if kind is None and "::" in word and _exists(self.rootdir / word.split("::", 1)[0]):
+                kind = "path"  # a node id as run.json records it: relative to the rootdir
             if kind == "override":
                 overrides.append(word)
             elif kind == "path":
                 args.append(word)
+            elif re.fullmatch(r"[0-9a-f]{4,32}", word):  # a run's hash, as xprun show prints it
+                self.run_hashes.append(word)
             else:
                 raise UsageError(
                     f"file or directory not found: {word.split('::', 1)[0]} "

@@ -32,6 +32,8 @@ OPTION_PLUGINS: tuple[str, ...] = (
     "xprun.junitxml",
     "xprun.reportlog",
     "xprun.durations",
+    "xprun.history",
+    "xprun.ordering",
 )
 
 #: The group of entry points through which installed plugins register (as pytest's ``pytest11``).

@@ -88,6 +88,7 @@ class Session:
         self.collect_errors: list[tuple[str, str]] = []  # (where, text)
         self.counts: Counter[str] = Counter()
         self.shouldstop: str | bool = False
+        self.failures = 0  # runs of this session that failed (for -x and --maxfail)
         self.interrupted = False
         self.usage_error = False
         self._snapshot: Any = None
@@ -139,8 +140,21 @@ class Session:
             self.counts[reports.TEARDOWN_ERROR] += 1
         if report.shouldstop:
             self.shouldstop = report.shouldstop
-        elif report.failed and self.config.option.exitfirst:
-            self.shouldstop = "stopping after the first failure (-x)"
+        elif report.failed or report.status is Status.TIMEOUT:
+            self.failures += 1
+            limit, why = self.maxfail()
+            if limit and self.failures >= limit and not self.shouldstop:
+                self.shouldstop = f"stopping after {_plural(self.failures, 'failed run')} ({why})"
+
+    def maxfail(self) -> tuple[int, str]:
+        """After how many failed runs no new run starts (0: never), and which option said so:
+        ``--maxfail=N`` (``xprun.history``), ``-x`` (``--maxfail=1``), or a plugin that set
+        ``option.maxfail`` and ``option.maxfail_reason`` (``--sw``)."""
+        option = self.config.option
+        limit = getattr(option, "maxfail", 0) or 0
+        if limit:
+            return limit, getattr(option, "maxfail_reason", "") or f"--maxfail={limit}"
+        return (1, "-x") if option.exitfirst else (0, "")
 
     # -- collection -----------------------------------------------------------------------------
 
@@ -410,6 +424,15 @@ class Session:
                 return _NEW  # what read_state says of a run without a directory
         return read_state(run.run_dir, self.clock, self.heartbeat)
 
+    def run_states(self, runs: list[RunSpec]) -> list[RunState]:
+        """The state of each run as its directory says (``run_state``), with one listing of
+        each experiment folder: a run without a directory reads as new without a look."""
+        previous, self._listings = self._listings, self._listings or {}
+        try:
+            return [self.run_state(run) for run in runs]
+        finally:
+            self._listings = previous
+
     def git_state(self) -> tuple[dict[str, Any], str | None]:
         """The code's Git state, read once per session (fields for run.json, the patch)."""
         return self.metadata.git_state()
@@ -643,6 +666,10 @@ def _logreport(hook: Any) -> Any:
         hook.xprun_run_logreport(report=report)
 
     return logreport
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'s' * (count != 1)}"
 
 
 def _ambiguous(prefix: str, nodeids: list[str]) -> str:
