@@ -73,17 +73,20 @@ def xp_model(config):
 
 def test_i12_06_a_result_that_cannot_be_stored_is_kept_in_a_fallback_form(project):
     project.write("xp_model.py", UNSTORABLE_RESULT)
-    result = project.run("--retries", "2")
+    result = project.run()
     assert result.returncode == 1, result.output
     assert "'model'" in result.stdout and "logger.log_artifact" in result.stdout
     assert "outcome.repr.json" in result.stdout
     (record,) = project.records()
     assert record["status"] == "failed" and record["error"]["type"] == "OutcomeError"
-    assert record["attempt"] == 1  # not retried: the same code returns the same result
     (run_dir,) = project.run_dirs()
     assert not (run_dir / "outcome.json").exists()
     kept = json.loads((run_dir / "outcome.repr.json").read_text())
     assert kept == {"acc": 0.93, "model": "Model(width=64)"}
+    again = project.run("--retries", "2")
+    assert again.returncode == 1, again.output
+    (record,) = project.records()
+    assert record["attempt"] == 2  # not retried: the same code returns the same result
 
 
 # -- item 7: logging goes to the run's stderr.log -------------------------------------------
@@ -152,13 +155,12 @@ def xp_db(database):
 def test_i12_08_a_failing_session_fixture_is_set_up_once_and_reported_once(project):
     project.write("conftest.py", SESSION_FIXTURE)
     project.write("xp_db.py", USES_DATABASE)
-    result = project.run("--retries", "2")
+    result = project.run()
     assert result.returncode == 1, result.output
     assert (project.root / "setups.txt").read_text() == "setup\n"  # not once per run
     assert result.stdout.count("Traceback (most recent call last)") == 1
     records = project.records()
     assert len(records) == 3 and all(r["status"] == "failed" for r in records)
-    assert all(r["attempt"] == 1 for r in records)  # its error is not worth a retry
     first = [r for r in records if r["error"]["type"] == "ConnectionError"]
     assert len(first) == 1
     dependent = [r for r in records if r["error"]["type"] == "SessionFixtureError"]
@@ -167,6 +169,10 @@ def test_i12_08_a_failing_session_fixture_is_set_up_once_and_reported_once(proje
         message = record["error"]["message"]
         assert "'database'" in message and first[0]["nodeid"] in message
         assert "ConnectionError: database unreachable" in message
+    again = project.run("--retries", "2")
+    assert again.returncode == 1, again.output
+    assert (project.root / "setups.txt").read_text() == "setup\n" * 2  # once per session
+    assert all(r["attempt"] == 2 for r in project.records())  # its error is not retried
 
 
 # -- --retries, --retry-on, @xprun.config(retries=...) ----------------------------------------
