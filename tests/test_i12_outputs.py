@@ -6,6 +6,10 @@ completion.  Everything runs ``python -m xprun`` (or bash) for real."""
 from __future__ import annotations
 
 import json
+import shlex
+import shutil
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -379,3 +383,82 @@ def test_i12_durations_lists_the_slowest_runs_with_setup_times(project: Project)
     cached = project.run("--durations", "0", "--durations-min", "0")
     assert _durations_section(cached.stdout) == []
     assert project.run("--durations", "-1").returncode == 4
+
+
+# -- shell completion -------------------------------------------------------------------------
+
+NESTED = """
+import xprun
+
+@xprun.config({"lr": 0.1, "model": {"width": 64, "depth": 2}})
+@xprun.grid(lr=[0.1, 0.01])
+def xp_train(config):
+    return {}
+"""
+
+
+def _complete(project: Project, words: list[str], line: str | None = None) -> list[str]:
+    """``_xprun`` run by bash for real, with the script ``xprun completion bash`` prints, and
+    the completion variables bash would set for ``words`` (the last is the current one)."""
+    bin_dir = project.root.parent / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    wrapper = bin_dir / "xprun"
+    wrapper.write_text(f'#!/bin/sh\nexec {sys.executable} -m xprun "$@"\n')
+    wrapper.chmod(0o755)
+    quoted = " ".join(shlex.quote(w) for w in words)
+    setup = f"COMP_WORDS=({quoted}); COMP_CWORD={len(words) - 1}; "
+    if line is not None:
+        setup += f"COMP_LINE={shlex.quote(line)}; COMP_POINT={len(line)}; "
+    script = f'source <(xprun completion bash); {setup}_xprun; printf "%s\\n" "${{COMPREPLY[@]}}"'
+    proc = subprocess.run(
+        ["bash", "-c", script],
+        cwd=project.root,
+        env={**project.env(), **project.with_path(bin_dir)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return [w for w in proc.stdout.splitlines() if w]
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+def test_i12_completion_bash_completes_commands_files_nodeids_and_overrides(
+    project: Project,
+) -> None:
+    project.write("xp_a.py", NESTED)
+    project.write("sub/xp_b.py", NESTED.replace("xp_train", "xp_other"))
+    project.write("notes.txt", "not an experiment")
+    first = _complete(project, ["xprun", ""])
+    assert {"show", "plot", "status", "completion", "xp_a.py", "sub/"} <= set(first)
+    assert "notes.txt" not in first and "worker" not in first
+    assert _complete(project, ["xprun", "sub/"]) == ["sub/xp_b.py"]
+    assert set(_complete(project, ["xprun", "xp_a.py::"])) == {
+        "xp_a.py::xp_train",
+        "xp_a.py::xp_train[lr=0.01]",
+        "xp_a.py::xp_train[lr=0.1]",
+    }
+    assert _complete(project, ["xprun", "mo"]) == ["model.depth=", "model.width="]
+    assert _complete(project, ["xprun", "lr="]) == ["lr=0.01", "lr=0.1"]
+    assert "--collect-only" in _complete(project, ["xprun", "--co"])
+    assert _complete(project, ["xprun", "--scheduler", ""]) == ["inline", "local", "oar", "slurm"]
+    assert _complete(project, ["xprun", "show", "-f", "m"]) == ["markdown"]
+    assert "--precision" in _complete(project, ["xprun", "show", "--"])
+    # As bash splits a line at = and : (COMP_WORDBREAKS): the candidates replace only the
+    # last piece, so that the line reads lr=0.1 and xp_a.py::xp_train once completed.
+    assert _complete(project, ["xprun", "lr", "="], line="xprun lr=") == ["=0.01", "=0.1"]
+    split = _complete(
+        project, ["xprun", "xp_a.py", "::", "xp_train["], line="xprun xp_a.py::xp_train["
+    )
+    assert split == ["xp_train[lr=0.01]", "xp_train[lr=0.1]"]
+
+
+def test_i12_completion_scripts_load(project: Project) -> None:
+    bash = project.run("completion", "bash")
+    assert bash.returncode == 0 and "complete -o default -F _xprun xprun" in bash.stdout
+    zsh = project.run("completion", "zsh")
+    assert zsh.returncode == 0 and "compdef _xprun xprun" in zsh.stdout
+    if shutil.which("zsh"):
+        check = subprocess.run(["zsh", "-n"], input=zsh.stdout, text=True, capture_output=True)
+        assert check.returncode == 0, check.stderr
+    assert project.run("completion", "fish").returncode == 4

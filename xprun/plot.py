@@ -128,7 +128,8 @@ def draw(
     return lines
 
 
-def main(argv: list[str]) -> int:
+def make_parser() -> ArgumentParser:
+    """``xprun plot``'s parser (also read by shell completion)."""
     parser = ArgumentParser(
         prog="xprun plot", description="Plot a metric (mean ± std across runs) to a PNG file."
     )
@@ -145,6 +146,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument(
         "--logy", action="store_true", help="a logarithmic y axis (the metric must be positive)"
     )
+    return parser
+
+
+def main(argv: list[str]) -> int:
+    parser = make_parser()
     try:
         args = parser.parse_args(argv)
         size = _size(args.size)

@@ -219,7 +219,8 @@ def _missing(value: Any) -> bool:
         return False
 
 
-def main(argv: list[str]) -> int:
+def make_parser() -> ArgumentParser:
+    """``xprun show``'s parser (also read by shell completion)."""
     parser = ArgumentParser(
         prog="xprun show", description="Show runs of a log directory as a table."
     )
@@ -258,6 +259,11 @@ def main(argv: list[str]) -> int:
         help=f"significant digits of floats in the table and markdown formats (default "
         f"{DEFAULT_PRECISION}); csv and json keep full precision",
     )
+    return parser
+
+
+def main(argv: list[str]) -> int:
+    parser = make_parser()
     try:
         args = parser.parse_args(argv)
         precision = _check_precision(args.precision)

@@ -33,7 +33,8 @@ DESCRIPTION = (
 )
 
 
-def main(argv: list[str]) -> int:
+def make_parser() -> ArgumentParser:
+    """``xprun status``'s parser (also read by shell completion)."""
     parser = ArgumentParser(prog="xprun status", description=DESCRIPTION)
     parser.add_argument(
         "log_dir",
@@ -41,6 +42,11 @@ def main(argv: list[str]) -> int:
         metavar="LOG_DIR",
         help="the log directory (default: the project's, from [tool.xprun])",
     )
+    return parser
+
+
+def main(argv: list[str]) -> int:
+    parser = make_parser()
     try:
         args = parser.parse_args(argv)
         log_dir = default_log_dir(args.log_dir)
