@@ -4,12 +4,13 @@ Write ``xp_*`` functions, declare their config and sweep with ``@xprun.config`` 
 ``@xprun.grid``, request fixtures by argument name, and run ``xprun``.
 
 The public API is the names of ``__all__``: the decorators (``config``, ``grid``, ``zip``,
-``resources``, ``fixture``, ``hookimpl``), ``main``, and the types a user annotates with or
-receives (``Logger``, ``RunInfo``, ``FixtureRequest``, ``Reader``, ``Runs``, ``RunRecord``,
-``Config``, ``Session``, ``RunSpec``, ``RunReport``, ``ExitCode``, ``Status``, ``UsageError``,
-``QueryError``).  Importing ``xprun`` imports no third-party package: each name is imported
-when it is first used (the Reader pulls in pandas, the plugin manager pluggy), so an
-experiment module, ``xprun --version`` and ``xprun --help`` stay light.
+``resources``, ``fixture``, ``hookimpl``), the marks (``mark``, ``param``), ``main``, and the
+types a user annotates with or receives (``Logger``, ``RunInfo``, ``FixtureRequest``,
+``Reader``, ``Runs``, ``RunRecord``, ``Config``, ``Session``, ``RunSpec``, ``RunReport``,
+``ExitCode``, ``Status``, ``UsageError``, ``QueryError``).  Importing ``xprun`` imports no
+third-party package: each name is imported when it is first used (the Reader pulls in pandas,
+the plugin manager pluggy), so an experiment module, ``xprun --version`` and ``xprun --help``
+stay light.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from .fixtures import FixtureRequest, fixture
     from .hookimpl import hookimpl
     from .logger import Logger
+    from .marks import mark, param
     from .reader import QueryError, Reader, RunRecord, Runs
     from .reports import RunReport
     from .runspec import RunInfo, RunSpec
@@ -55,6 +57,8 @@ _LAZY = {
     "grid": "xprun.declare",
     "hookimpl": "xprun.hookimpl",
     "main": "xprun.config",
+    "mark": "xprun.marks",
+    "param": "xprun.marks",
     "resources": "xprun.declare",
     "zip": "xprun.declare",
 }
@@ -111,6 +115,8 @@ __all__ = [
     "grid",
     "hookimpl",
     "main",
+    "mark",
+    "param",
     "resources",
     "zip",
 ]

@@ -58,6 +58,7 @@ BUILTIN_PLUGINS = (
     "xprun.schedulers.slurm",
     "xprun.schedulers.oar",
     "xprun.terminal",
+    "xprun.skipping",
     *OPTION_PLUGINS,
 )
 #: The core's own defaults (options, collection, the run loop, the commands): they cannot

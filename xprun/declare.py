@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .errors import CollectError, UsageError
+from .marks import Mark, ParamSet
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -26,6 +27,8 @@ class Zip:
     """Axes that vary together: the i-th run takes the i-th value of every axis."""
 
     axes: tuple[tuple[str, Sequence[Any]], ...]  # each axis a tuple, or a range
+    # (axis key, value index, its marks) of each value given as xprun.param(..., marks=...)
+    marks: tuple[tuple[str, int, tuple[Mark, ...]], ...] = ()
 
     def __len__(self) -> int:
         return len(self.axes[0][1])
@@ -55,6 +58,7 @@ class ExperimentDeclaration:
     resources: dict[str, Any] = field(default_factory=dict)
     timeout: float | None = None  # seconds per run (0: none); None: the command line's
     retries: int | None = None  # failed attempts retried at once; None: the command line's
+    marks: list[Mark] = field(default_factory=list)  # @xprun.mark.NAME, top to bottom
 
 
 def declaration(func: Callable[..., Any]) -> ExperimentDeclaration:
@@ -69,6 +73,28 @@ def _declaration_for_update(func: Callable[..., Any]) -> ExperimentDeclaration:
         found = ExperimentDeclaration()
         setattr(func, ATTR, found)
     return found
+
+
+def add_mark(func: F, mark: Mark) -> F:
+    """Record ``@xprun.mark.NAME`` on ``func`` (decorators apply bottom-up: inserted at the
+    front, so the marks read top to bottom)."""
+    _declaration_for_update(func).marks.insert(0, mark)
+    return func
+
+
+def _axis(key: str, values: Any) -> Zip:
+    """One checked axis, as a Zip of that axis alone; a value given as ``xprun.param`` is
+    made plain (its value alone is hashed) and its marks kept beside it."""
+    checked = _axis_values(key, values)
+    if isinstance(checked, range) or not any(isinstance(v, ParamSet) for v in checked):
+        return Zip(((key, checked),))
+    marks = tuple(
+        (key, index, value.marks)
+        for index, value in enumerate(checked)
+        if isinstance(value, ParamSet) and value.marks
+    )
+    plain = tuple(value.value if isinstance(value, ParamSet) else value for value in checked)
+    return Zip(((key, plain),), marks)
 
 
 def _axis_values(key: str, values: Any) -> Sequence[Any]:
@@ -101,12 +127,12 @@ def zip(*mappings: Mapping[str, Sequence[Any]], **axes: Sequence[Any]) -> Zip:
         merged.update(mapping)
     if not merged:
         raise CollectError("xprun.zip() needs at least one axis")
-    normalized = tuple((key, _axis_values(key, values)) for key, values in merged.items())
-    lengths = {key: len(values) for key, values in normalized}
+    parts = [_axis(key, values) for key, values in merged.items()]
+    lengths = {z.axes[0][0]: len(z) for z in parts}
     if len(set(lengths.values())) > 1:
         detail = ", ".join(f"{k}: {n}" for k, n in lengths.items())
         raise CollectError(f"xprun.zip() axes must have equal lengths ({detail})")
-    return Zip(normalized)
+    return Zip(tuple(z.axes[0] for z in parts), tuple(m for z in parts for m in z.marks))
 
 
 def grid(*factors: Zip | Mapping[str, Sequence[Any]], **axes: Sequence[Any]) -> Callable[[F], F]:
@@ -121,13 +147,13 @@ def grid(*factors: Zip | Mapping[str, Sequence[Any]], **axes: Sequence[Any]) -> 
         if isinstance(factor, Zip):
             normalized.append(factor)
         elif isinstance(factor, Mapping):
-            normalized.extend(Zip(((k, _axis_values(k, v)),)) for k, v in factor.items())
+            normalized.extend(_axis(k, v) for k, v in factor.items())
         else:
             raise CollectError(
                 f"@xprun.grid positional arguments must be xprun.zip(...) or a mapping, "
                 f"got {type(factor).__name__}"
             )
-    normalized.extend(Zip(((k, _axis_values(k, v)),)) for k, v in axes.items())
+    normalized.extend(_axis(k, v) for k, v in axes.items())
     keys = [key for z in normalized for key, _ in z.axes]
     duplicated = sorted({k for k in keys if keys.count(k) > 1})
     if duplicated:

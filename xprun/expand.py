@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from omegaconf import DictConfig
 
     from .collect import Experiment
+    from .marks import Mark
     from .session import Session
 
 LABEL_VALUE_MAX = 24
@@ -182,7 +183,7 @@ def _grid_factors(experiment: Experiment, replaced: set[str]) -> list[Zip]:
         for z in g.factors:
             axes = tuple((k, values) for k, values in z.axes if k not in replaced)
             if axes:
-                factors.append(Zip(axes))
+                factors.append(Zip(axes, tuple(m for m in z.marks if m[0] not in replaced)))
     return factors
 
 
@@ -201,6 +202,26 @@ def _grid_points(experiment: Experiment, factors: list[Zip]) -> Iterator[dict[st
     ]
     indices = itertools.product(*(range(len(factor)) for factor in factors))
     return (_point(checked, combo) for combo in indices)
+
+
+def _grid_marks(experiment: Experiment, factors: list[Zip]) -> Iterator[tuple[Mark, ...]]:
+    """The marks of every point of the grid factors, in the order of ``_grid_points``: the
+    experiment's own, then those of the ``xprun.param`` values the point takes.  One tuple
+    is shared by the points without marked values (the common case costs nothing)."""
+    own = tuple(experiment.declaration.marks)
+    if not any(factor.marks for factor in factors):
+        return itertools.repeat(own, math.prod(len(factor) for factor in factors))
+    marked: list[dict[int, tuple[Mark, ...]]] = []
+    for factor in factors:
+        by_index: dict[int, tuple[Mark, ...]] = {}
+        for _, index, marks in factor.marks:
+            by_index[index] = by_index.get(index, ()) + marks
+        marked.append(by_index)
+    indices = itertools.product(*(range(len(factor)) for factor in factors))
+    return (
+        own + tuple(m for table, i in zip(marked, combo, strict=True) for m in table.get(i, ()))
+        for combo in indices
+    )
 
 
 def _grid_values(experiment: Experiment, key: str, values: Sequence[Any]) -> tuple[Any, ...]:
@@ -553,7 +574,9 @@ class Expander:
             raise SweepTooLarge(f"{experiment.nodeid}: the sweep", size, limit)
         session = self.session
         replaced = {a.key for a in axes}
-        grid_points = _grid_points(experiment, _grid_factors(experiment, replaced))
+        factors = _grid_factors(experiment, replaced)
+        grid_points = _grid_points(experiment, factors)
+        grid_marks = _grid_marks(experiment, factors)
         param_points = _param_points(experiment)
         param_keys = _param_identities(experiment)
         param_ids = {n: f.ids for n, f in experiment.fixtures.items() if f.ids is not None}
@@ -572,7 +595,7 @@ class Expander:
         values = [a.values for a in axes]
         runs: list[RunSpec] = []
         seen: set[str] = set()
-        for grid in grid_points:
+        for grid, marks in zip(grid_points, grid_marks, strict=True):
             for cli in itertools.product(*(range(len(a)) for a in axes)):
                 config = self._configure(grid, axes, cli)
                 _check_seed(experiment, config)
@@ -590,6 +613,7 @@ class Expander:
                             experiment=experiment,
                             config=config,
                             assignments=assignments,
+                            marks=marks,
                             param_indices=params,
                             param_ids=ids,
                             digest=digest,

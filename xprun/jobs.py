@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import store
+from .markers import mark_numbers
 from .serialize import jsonable
 from .timestamps import timestamp
 
@@ -74,6 +75,7 @@ def write_spec(
                 "param_indices": run.param_indices,
                 "param_ids": run.param_ids,
                 "assignments": jsonable(run.assignments, default=_as_text),
+                "marks": mark_numbers(run),
                 "digest": run.digest,
                 "run_dir": str(run.run_dir),
             }

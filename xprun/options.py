@@ -29,6 +29,7 @@ OPTION_PLUGINS: tuple[str, ...] = (
     "xprun.setuponly",
     "xprun.timeout",
     "xprun.retries",
+    "xprun.markers",
     "xprun.junitxml",
     "xprun.reportlog",
     "xprun.durations",

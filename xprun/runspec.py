@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .collect import Experiment
     from .fixtures import FixtureRequest
+    from .marks import Mark
 
 
 @dataclass(eq=False, slots=True)  # slots: a launch may hold a million of them
@@ -25,6 +26,10 @@ class RunSpec:
     label: str = ""  # "[lr=0.1-optimizer=sgd]" when the experiment has several runs
     attempt: int = 0
     request: FixtureRequest | None = field(default=None, repr=False)
+    # The experiment's marks, then those of the grid values it takes (xprun.param): how a
+    # launch treats the run (-m, skip, xfail), never part of its identity.  One tuple is
+    # shared by the runs that have the same marks.
+    marks: tuple[Mark, ...] = field(default=(), repr=False)
 
     @property
     def hash(self) -> str:

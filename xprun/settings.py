@@ -51,6 +51,7 @@ DEFAULTS: dict[str, Any] = {
     "heartbeat_interval": HEARTBEAT_INTERVAL,
     "heartbeat_timeout": HEARTBEAT_TIMEOUT,
     "addopts": [],
+    "markers": [],
 }
 
 
@@ -155,6 +156,15 @@ def _is_patterns(value: Any) -> bool:
     return isinstance(items, list) and all(isinstance(item, str) for item in items)
 
 
+def _is_marker_line(value: Any) -> bool:
+    """``"slow: what it means"`` (pytest's ``markers`` lines): a mark name (letters, digits,
+    underscores, not starting with one), then optionally ``(args)`` and ``: description``."""
+    if not isinstance(value, str):
+        return False
+    name = value.split(":", 1)[0].split("(", 1)[0].strip()
+    return name.isidentifier() and not name.startswith("_")
+
+
 MIN_HEARTBEAT_INTERVAL = 0.01  # seconds; anything shorter is a busy loop of file touches
 
 
@@ -195,6 +205,10 @@ _CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "addopts": (
         _is_patterns,
         "a string (split as a shell would) or an array of strings (command-line words)",
+    ),
+    "markers": (
+        lambda v: isinstance(v, list) and all(_is_marker_line(i) for i in v),
+        'an array of "name: description" strings, one per mark (markers = ["slow: slow runs"])',
     ),
 }
 

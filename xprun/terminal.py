@@ -162,9 +162,12 @@ class TerminalReporter:
         self.flush()
 
     def _list_runs(self, session: Session) -> None:
+        from .markers import shown
+
         for run in session.runs:
             status = session.run_state(run).status
-            self.write(f"{status:<12} {run.hash}  {run.nodeid}\n")
+            marks = f"  {shown(run.marks)}" if run.marks else ""
+            self.write(f"{status:<12} {run.hash}  {run.nodeid}{marks}\n")
 
     @hookimpl
     def xprun_run_logreport(self, report: reports.RunReport) -> None:

@@ -94,6 +94,7 @@ class Worker:
         self.last_report = report  # what the run ended as, even if a signal follows
 
     def runspec(self, index: int) -> Any:
+        from .markers import marks_numbered
         from .runspec import RunSpec
 
         entry = self.spec["runs"][index]
@@ -107,6 +108,7 @@ class Worker:
             experiment=experiment,
             config=entry["config"],
             assignments=entry.get("assignments", {}),
+            marks=marks_numbered(experiment, entry.get("marks", [])),
             param_indices=entry["param_indices"],
             param_ids=entry["param_ids"],
             digest=entry["digest"],
