@@ -186,3 +186,171 @@ def test_i12_16_integer_group_keys_stay_integers(project: Project) -> None:
     shown = project.run("show", "--group-by", "config.n_estimators")
     assert shown.returncode == 0, shown.output
     assert " 50 " in shown.stdout and "50.0" not in shown.stdout
+
+
+# -- Hydra configs users already have ----------------------------------------------------------
+
+HYDRA_CONFIG = """
+    defaults:
+      - model: small
+      - _self_
+    lr: 0.1
+    seed: 0
+    day: ${now:%Y-%m-%d}
+    user: ${oc.env:XPRUN_TEST_USER,nobody}
+    out: ${hydra:runtime.output_dir}
+    ckpt: ${out}/ckpt.pt
+    tag: run_${model.name}
+    hydra:
+      sweeper:
+        params:
+          lr: 0.1,0.01
+          seed: range(2)
+"""
+HYDRA_XP = """
+    import os
+    import xprun
+
+    @xprun.config(path="conf", name="config")
+    def xp_train(config, run_dir):
+        assert config.out == str(run_dir), (config.out, str(run_dir))
+        assert config.ckpt == os.path.join(str(run_dir), "ckpt.pt")
+        return {"user": config.user, "day": config.day, "tag": config.tag}
+"""
+
+
+def _hydra_project(project: Project) -> None:
+    project.write("conf/config.yaml", HYDRA_CONFIG)
+    project.write("conf/model/small.yaml", "name: small\nwidth: 2\n")
+    project.write("conf/model/big.yaml", "name: big\nwidth: 8\n")
+    project.write("xp_train.py", HYDRA_XP)
+
+
+def test_i12_hydra_sweeper_params_are_sweep_axes(project: Project) -> None:
+    _hydra_project(project)
+    result = project.run("--collect-only")
+    assert result.returncode == 0, result.output
+    for label in ("lr=0.1-seed=0", "lr=0.1-seed=1", "lr=0.01-seed=0", "lr=0.01-seed=1"):
+        assert f"xp_train.py::xp_train[{label}]" in result.stdout
+    assert "collected 4 runs" in result.stdout
+    # The command line's override of a swept key wins, as in Hydra; the other axis stays.
+    result = project.run("--collect-only", "lr=0.5")
+    assert "xp_train[seed=0]" in result.stdout and "xp_train[seed=1]" in result.stdout
+    assert "collected 2 runs" in result.stdout, result.output
+    # Malformed params are named with where they come from.
+    project.write("conf/config.yaml", "x: 1\nhydra:\n  sweeper:\n    params:\n      x: range(\n")
+    result = project.run("--collect-only")
+    assert result.returncode == 4
+    assert "hydra.sweeper.params" in result.stderr and "config.yaml" in result.stderr
+
+
+def test_i12_hydra_sweeper_params_in_a_yaml_file_config(project: Project) -> None:
+    project.write("train.yaml", "lr: 0.1\nhydra:\n  sweeper:\n    params:\n      lr: 1,2,3\n")
+    project.write(
+        "xp_y.py",
+        "import xprun\n@xprun.config('train.yaml')\ndef xp_y(config):\n"
+        "    assert 'hydra' not in config\n    return {'lr': config.lr}\n",
+    )
+    result = project.run()
+    assert result.returncode == 0, result.output
+    assert sorted(r["nodeid"] for r in project.records()) == [
+        f"xp_y.py::xp_y[lr={v}]" for v in (1, 2, 3)
+    ]
+
+
+def test_i12_hydra_output_dir_and_volatile_interpolations(project: Project) -> None:
+    _hydra_project(project)
+    result = project.run("-k", "lr=0.1 and seed=0", env={"XPRUN_TEST_USER": "ada"})
+    assert result.returncode == 0, result.output  # the run checks ${hydra:...} itself
+    (record,) = project.records()
+    run_dir = project.log_dir / "xp_train.xp_train" / record["hash"]
+    resolved = record["resolved_at_run"]
+    assert resolved["user"] == "ada"
+    assert resolved["out"] == str(run_dir)
+    assert resolved["ckpt"] == str(run_dir / "ckpt.pt")  # through another key
+    assert len(resolved["day"]) == 10 and resolved["day"].count("-") == 2
+    assert "tag" not in resolved and "lr" not in resolved  # not volatile
+    config = (run_dir / "config.yaml").read_text()
+    assert "user: ada" in config and f"out: {run_dir}" in config
+    # Another user (or another day) is the same run: cached, not run again.
+    result = project.run("-k", "lr=0.1 and seed=0", env={"XPRUN_TEST_USER": "bob"})
+    assert result.returncode == 0 and "1 cached" in result.stdout, result.output
+    assert len(project.records()) == 1
+    # A real change of a hashed key is a new run.
+    result = project.run("-k", "seed=0", "lr=0.2", "model=big", env={"XPRUN_TEST_USER": "bob"})
+    assert result.returncode == 0, result.output
+    assert len(project.records()) == 2
+
+
+def test_i12_hydra_volatile_keys_recorded_by_pool_workers(project: Project) -> None:
+    project.write("train.yaml", "lr: 0.1\nwhere: ${oc.env:XPRUN_TEST_USER}\n")
+    project.write(
+        "xp_y.py",
+        "import xprun\n@xprun.config('train.yaml')\n@xprun.grid(lr=[1, 2])\n"
+        "def xp_y(config):\n    return {'where': config.where}\n",
+    )
+    result = project.run("-n", "2", env={"XPRUN_TEST_USER": "ada"})
+    assert result.returncode == 0, result.output
+    records = project.records()
+    assert [r["resolved_at_run"] for r in records] == [{"where": "ada"}] * 2
+    # Without the variable (and no default) the config does not resolve: a usage error.
+    result = project.run("--collect-only", "lr=3")
+    assert result.returncode == 4
+    assert "XPRUN_TEST_USER" in result.stderr
+
+
+def test_i12_hydra_unknown_hydra_key_is_refused(project: Project) -> None:
+    project.write("train.yaml", "lr: 0.1\nname: ${hydra:job.override_dirname}\n")
+    project.write(
+        "xp_y.py", "import xprun\n@xprun.config('train.yaml')\ndef xp_y(config):\n  pass\n"
+    )
+    result = project.run()
+    assert result.returncode == 4
+    assert "job.override_dirname" in result.stderr
+    assert "${hydra:runtime.output_dir}" in result.stderr
+    assert not project.run_dirs()
+
+
+# -- --cfg job and --info ------------------------------------------------------------------------
+
+
+def test_i12_cfg_job_prints_each_selected_config(project: Project) -> None:
+    _hydra_project(project)
+    result = project.run("--cfg", "job", "-k", "lr=0.01", "model=big")
+    assert result.returncode == 0, result.output
+    assert result.stdout.count("# xp_train.py::xp_train[") == 2
+    assert "# xp_train.py::xp_train[lr=0.01-seed=1]" in result.stdout
+    assert "day: ${now:%Y-%m-%d}" in result.stdout  # as written
+    assert "tag: run_${model.name}" in result.stdout
+    assert "width: 8" in result.stdout
+    assert not project.run_dirs()  # runs nothing
+
+    result = project.run("--cfg", "job", "--resolve", "-k", "lr=0.01 and seed=1")
+    assert result.returncode == 0, result.output
+    assert "tag: run_small" in result.stdout and "${" not in result.stdout
+    assert "out: " + str(project.log_dir / "xp_train.xp_train") in result.stdout
+    assert not project.run_dirs()
+
+    result = project.run("--resolve")
+    assert result.returncode == 4 and "--cfg job" in result.stderr
+
+
+def test_i12_info_shows_sources_and_what_overrides_change(project: Project) -> None:
+    _hydra_project(project)
+    result = project.run("--info", "lr=0.5", "model=big", "+extra=1")
+    assert result.returncode == 0, result.output
+    out = result.stdout
+    assert "Hydra config directory" in out and "conf" in out
+    assert "model/small (package model" in out and "config (primary config)" in out
+    assert "group choices: model=small" in out
+    assert "hydra.sweeper.params: lr=0.1,0.01 (replaced by the command line)" in out
+    assert "hydra.sweeper.params: seed=range(2)" in out
+    assert "lr=0.5: lr: 0.1 -> 0.5" in out
+    assert "model=big: group model: small -> big" in out
+    assert "+extra=1: extra: (absent) -> 1" in out
+    assert not project.run_dirs()
+
+    project.write("xp_plain.py", SWEEP.replace("xp_train", "xp_plain"))
+    result = project.run("xp_plain.py", "--info", "lr=0.1,0.2")
+    assert "the mapping given to @xprun.config" in result.stdout
+    assert "lr=0.1,0.2: lr: 0.1 -> [0.1, 0.2] (a sweep)" in result.stdout

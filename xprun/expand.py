@@ -8,10 +8,13 @@ override axes and the params of its fixtures, the config is built in this order:
 2. ``seed: 0`` when the config has no ``seed``;
 3. the grid's values (grids are code: they may add keys);
 4. the command-line overrides, in struct mode, as Hydra applies them (``+`` to add a key);
-5. interpolations resolved.
+5. interpolations resolved (``${now:...}``, ``${oc.env:...}`` and ``${hydra:...}`` once the
+   run's directory is known, their text hashed: see ``hydracompat``).
 
 A command-line override of a key that a grid sweeps replaces that grid axis, as Hydra's
-command line replaces a config's sweep.  Errors here are the user's input: they raise
+command line replaces a config's sweep; ``hydra.sweeper.params`` in the primary config are
+override axes placed before the command line's, which replace them key by key.
+Errors here are the user's input: they raise
 ``UsageError`` naming the experiment and the key, before any run directory exists.
 """
 
@@ -29,6 +32,7 @@ from .configvalues import MAX_DEPTH, ConfigValueError, plain
 from .declare import Zip
 from .errors import UsageError
 from .hookimpl import hookimpl
+from .hydracompat import Deferred, mentions_volatile, sweeper_lines, sweeper_params
 from .identity import KeyExcluder, ParamIdentity, run_digest
 from .overrides import (
     MAX_RUNS_VARIABLE,
@@ -36,6 +40,7 @@ from .overrides import (
     OverrideError,
     SweepTooLarge,
     apply_override,
+    parse_overrides,
     refuse_replacing_value,
 )
 from .runspec import RunSpec
@@ -77,6 +82,9 @@ class ConfigSource:
         decl = experiment.declaration
         self.hydra_dir: Path | None = None
         self._composed: dict[tuple[str, ...], Any] = {}
+        self._volatile: dict[int, bool] = {}  # by id of a base container: holds ${now:...}
+        self.sweeper: dict[str, Any] = {}  # hydra.sweeper.params of the primary config
+        self.where = "@xprun.config"  # where the config comes from, for messages and --info
         if decl.hydra_path is not None:
             self.hydra_dir = (experiment.path.parent / decl.hydra_path).resolve()
             if not self.hydra_dir.is_dir():
@@ -85,6 +93,8 @@ class ConfigSource:
                     f"(@xprun.config(path={decl.hydra_path!r}) is relative to the experiment file)"
                 )
             self.base = None
+            self.where = str(self.hydra_dir / f"{decl.hydra_name}.yaml")
+            self.sweeper = self._primary_sweeper(Path(self.where))
             return
         source = decl.source
         if source is None:
@@ -109,8 +119,31 @@ class ConfigSource:
                 ) from None
             if not isinstance(base, dict):
                 raise UsageError(f"{experiment.nodeid}: {yaml_path} must hold a mapping")
+            self.where = str(yaml_path)
+            # Hydra's own settings, not the job's config (as Hydra composes it).
+            self.sweeper = sweeper_params(base.pop("hydra", None), self._what())
             base = self._plain(base, str(yaml_path))
         self.base = base
+
+    def _what(self) -> str:
+        return f"{self.experiment.nodeid}: {self.where}"
+
+    def _primary_sweeper(self, primary: Path) -> dict[str, Any]:
+        """``hydra.sweeper.params`` of a Hydra config directory's primary config file."""
+        from omegaconf import OmegaConf
+
+        try:
+            tree = OmegaConf.to_container(OmegaConf.load(primary), resolve=False)
+        except Exception:  # missing (a structured config) or broken: compose reports it
+            return {}
+        return sweeper_params(tree.get("hydra") if isinstance(tree, dict) else None, self._what())
+
+    def volatile(self, container: Any) -> bool:
+        """Whether a base container holds ``${now:...}``-like text (looked at once each)."""
+        found = self._volatile.get(id(container))
+        if found is None:
+            found = self._volatile[id(container)] = mentions_volatile(container)
+        return found
 
     def _plain(self, value: Any, what: str) -> Any:
         """``value`` as plain config data, or a usage error naming ``what`` holds it."""
@@ -126,16 +159,19 @@ class ConfigSource:
     def build(self, group_overrides: tuple[str, ...]) -> DictConfig:
         from omegaconf import OmegaConf
 
-        if self.hydra_dir is None:
-            container = self.base
-        else:
-            container = self._composed.get(group_overrides)
-            if container is None:
-                container = self._compose(group_overrides)
-                self._composed[group_overrides] = container
-        cfg = OmegaConf.create(container)
+        cfg = OmegaConf.create(self.container(group_overrides))
         OmegaConf.set_struct(cfg, True)
         return cfg
+
+    def container(self, group_overrides: tuple[str, ...]) -> Any:
+        """The base config as plain containers (composed once per group choice)."""
+        if self.hydra_dir is None:
+            return self.base
+        container = self._composed.get(group_overrides)
+        if container is None:
+            container = self._compose(group_overrides)
+            self._composed[group_overrides] = container
+        return container
 
     def _compose(self, overrides: tuple[str, ...]) -> Any:
         from hydra import compose, initialize_config_dir
@@ -475,13 +511,34 @@ class Expander:
         self._base_depth = _unambiguous_depth(base) if self._plain_base is not None else None
         keys = [k for g in experiment.declaration.grids for z in g.factors for k, _ in z.axes]
         keys += [a.key for a in session.override_axes]
+        keys += list(self.source.sweeper)
         self._key_depth = max((k.count(".") + 1 for k in keys), default=0)
+        # --cfg: each run's config with its interpolations as written, by digest
+        self.raw: dict[str, dict[str, Any]] | None = None
+        self._last_raw: dict[str, Any] | None = None
+
+    def with_sweeper(self, axes: list[OverrideAxis], limit: float) -> list[OverrideAxis]:
+        """The primary config's ``hydra.sweeper.params`` axes (those the command line does
+        not override: it wins, as in Hydra), then the command line's."""
+        given = {a.key for a in axes}
+        params = {k: v for k, v in self.source.sweeper.items() if k not in given}
+        if not params:
+            return axes
+        try:
+            return [*parse_overrides(sweeper_lines(params), limit), *axes]
+        except SweepTooLarge:
+            raise
+        except UsageError as exc:
+            raise UsageError(
+                f"{self.experiment.nodeid}: hydra.sweeper.params in {self.source.where}: {exc}"
+            ) from None
 
     def _configure(
         self, grid: dict[str, Any], axes: list[OverrideAxis], cli: tuple[int, ...]
-    ) -> dict[str, Any]:
+    ) -> dict[str, Any] | Deferred:
         """The resolved config of one grid point and one choice of each override axis."""
-        config = None
+        config: dict[str, Any] | Deferred | None = None
+        self._last_raw = None
         if self._plain_base is not None and all(_is_plain(v) for v in grid.values()):
             try:
                 config = _configure_plain(self._plain_base, grid)
@@ -494,6 +551,8 @@ class Expander:
         if config is None:
             overrides = tuple(axis.choice(i) for axis, i in zip(axes, cli, strict=True))
             config = self._configure_omegaconf(grid, overrides)
+            if isinstance(config, Deferred):
+                return config  # checked as a whole once resolved for its run
         # Checked again as a whole: grid keys and overrides can nest it deeper or spell a
         # path twice, and a custom resolver can return anything.
         try:
@@ -521,13 +580,16 @@ class Expander:
 
     def _configure_omegaconf(
         self, grid: dict[str, Any], cli: tuple[Override, ...]
-    ) -> dict[str, Any]:
+    ) -> dict[str, Any] | Deferred:
         from omegaconf import OmegaConf, open_dict
         from omegaconf.errors import OmegaConfBaseException
 
         groups = tuple(o.input_line or "" for o in cli if self._is_group_override(o))
         groups += tuple(f"{k}={v}" for k, v in grid.items() if self.source.is_group(k))
         cfg = self.source.build(groups)
+        volatile = self.source.volatile(self.source.container(groups)) or any(
+            mentions_volatile(v) for v in (*grid.values(), *(o.value() for o in cli))
+        )
         experiment = self.experiment
         if "seed" not in cfg:
             with open_dict(cfg):
@@ -548,6 +610,13 @@ class Expander:
             except OverrideError as exc:
                 _raise_config_error(experiment, f"override {override.input_line!r}", exc)
         try:
+            if volatile or self.raw is not None:
+                raw = cast(dict[str, Any], OmegaConf.to_container(cfg, resolve=False))
+                if self.raw is not None:
+                    self._last_raw = raw
+                deferred = Deferred.make(raw) if volatile else None
+                if deferred is not None:
+                    return deferred
             resolved = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
         except OmegaConfBaseException as exc:
             _raise_config_error(experiment, "config does not resolve", exc)
@@ -569,6 +638,7 @@ class Expander:
         """The experiment's runs, one per distinct digest; more than ``limit`` is refused
         (``SweepTooLarge``) before any is built."""
         experiment = self.experiment
+        axes = self.with_sweeper(axes, limit)
         size = self.size(axes)
         if size > limit:
             raise SweepTooLarge(f"{experiment.nodeid}: the sweep", size, limit)
@@ -597,7 +667,11 @@ class Expander:
         seen: set[str] = set()
         for grid, marks in zip(grid_points, grid_marks, strict=True):
             for cli in itertools.product(*(range(len(a)) for a in axes)):
-                config = self._configure(grid, axes, cli)
+                made = self._configure(grid, axes, cli)
+                deferred = made if isinstance(made, Deferred) else None
+                # a deferred config's volatile keys hash as their text: the identity
+                config = made.hashed if isinstance(made, Deferred) else made
+                raw = self._last_raw if self._last_raw is not None else config
                 _check_seed(experiment, config)
                 hashed = excluder.apply(config) if excluder else config
                 assignments = dict(grid) if cli else grid  # each point is a new dict
@@ -608,20 +682,51 @@ class Expander:
                     if digest in seen:
                         continue
                     seen.add(digest)
+                    resolved, volatile = config, None
+                    if deferred is not None:
+                        resolved, volatile = self._resolve(deferred, folder, digest)
+                    if self.raw is not None:
+                        self.raw[digest] = raw
                     runs.append(
                         RunSpec(
                             experiment=experiment,
-                            config=config,
+                            config=resolved,
                             assignments=assignments,
                             marks=marks,
                             param_indices=params,
                             param_ids=ids,
                             digest=digest,
                             folder=folder,
+                            volatile=volatile,
                         )
                     )
         label_runs(runs)
         return runs
+
+    def _resolve(
+        self, deferred: Deferred, folder: str, digest: str
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """A deferred config resolved for the run ``digest`` (its directory known), checked
+        as every config is; and its volatile keys' values, for ``run.json``."""
+        from omegaconf.errors import OmegaConfBaseException
+
+        experiment = self.experiment
+        values = {
+            "runtime.output_dir": os.path.join(folder, digest.partition(":")[2]),
+            "runtime.cwd": str(self.session.config.cwd),
+            "job.name": experiment.name,
+        }
+        try:
+            config, volatile = deferred.resolve(values, experiment.nodeid)
+        except OmegaConfBaseException as exc:
+            _raise_config_error(experiment, "config does not resolve", exc)
+        try:
+            config = plain(config)
+            volatile = plain(volatile)
+        except ConfigValueError as exc:
+            raise UsageError(f"{experiment.nodeid}: {exc}") from None
+        _check_seed(experiment, config)
+        return config, volatile
 
 
 def label_runs(runs: list[RunSpec]) -> None:
@@ -670,3 +775,12 @@ def _varies(runs: list[RunSpec], value: Callable[[RunSpec], Any]) -> bool:
 @hookimpl(trylast=True)
 def xprun_generate_runs(experiment: Experiment, session: Session) -> list[RunSpec]:
     return Expander(experiment, session).runs(session.override_axes, session.max_runs)
+
+
+def unresolved_configs(experiment: Experiment, session: Session) -> dict[str, dict[str, Any]]:
+    """Each run's config, by digest, with its interpolations as written (``--cfg job``):
+    the experiment expanded once more, keeping what it resolves."""
+    expander = Expander(experiment, session)
+    expander.raw = {}
+    expander.runs(session.override_axes, session.max_runs)
+    return expander.raw

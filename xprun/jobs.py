@@ -76,6 +76,7 @@ def write_spec(
                 "param_ids": run.param_ids,
                 "assignments": jsonable(run.assignments, default=_as_text),
                 "marks": mark_numbers(run),
+                "volatile": run.volatile,
                 "digest": run.digest,
                 "run_dir": str(run.run_dir),
             }

@@ -35,6 +35,7 @@ OPTION_PLUGINS: tuple[str, ...] = (
     "xprun.durations",
     "xprun.history",
     "xprun.ordering",
+    "xprun.cfgshow",
 )
 
 #: The group of entry points through which installed plugins register (as pytest's ``pytest11``).

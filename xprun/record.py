@@ -131,6 +131,7 @@ def start_record(
         "experiment_id": run.experiment.identity,
         "nodeid": run.nodeid,
         "params": dict(run.param_ids),
+        **({"resolved_at_run": run.volatile} if run.volatile else {}),
         "status": Status.RUNNING,
         "attempt": run.attempt,
         "start": iso(started),

@@ -30,6 +30,9 @@ class RunSpec:
     # launch treats the run (-m, skip, xfail), never part of its identity.  One tuple is
     # shared by the runs that have the same marks.
     marks: tuple[Mark, ...] = field(default=(), repr=False)
+    # Keys hashed as their ${now:...}/${oc.env:...}/${hydra:...} text, with the values they
+    # resolved to for this run (run.json's resolved_at_run); None when there are none.
+    volatile: dict[str, Any] | None = field(default=None, repr=False)
 
     @property
     def hash(self) -> str:

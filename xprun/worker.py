@@ -109,6 +109,7 @@ class Worker:
             config=entry["config"],
             assignments=entry.get("assignments", {}),
             marks=marks_numbered(experiment, entry.get("marks", [])),
+            volatile=entry.get("volatile"),
             param_indices=entry["param_indices"],
             param_ids=entry["param_ids"],
             digest=entry["digest"],
