@@ -221,6 +221,8 @@ if __name__ == "__main__":
 
 def test_i12_main_runs_the_script_as_xprun_would(project: Project) -> None:
     script = project.write("xp_script.py", SCRIPT)
+    # Another experiment file beside it: `python xp_script.py` runs xp_script.py only.
+    project.write("xp_other.py", SCRIPT.replace("xp_script", "xp_other"))
     proc = subprocess.run(
         [sys.executable, str(script), "lr=0.1"],
         cwd=project.root,
@@ -238,6 +240,7 @@ def test_i12_main_runs_the_script_as_xprun_would(project: Project) -> None:
     assert result.returncode == 0, result.output
     assert "1 cached" in result.output
     assert project.run_dirs() == [run_dir]
+    assert not project.run_dirs("xp_other.xp_other")
     record = json.loads((run_dir / "run.json").read_text())
     assert record["experiment_id"] == "xp_script.py::xp_script"
     assert (project.root / "calls.txt").read_text() == "0.1\n"
@@ -283,7 +286,8 @@ def test_i12_main_called_at_import_is_refused(project: Project) -> None:
         timeout=120,
     )
     assert proc.returncode != 0
-    assert 'under `if __name__ == "__main__":`' in proc.stdout + proc.stderr
+    assert "xp_loop.py calls xprun.main() at import" in proc.stdout + proc.stderr
+    assert len(project.run_dirs()) <= 1  # never launched again from the second import
 
 
 # -- --setup-show, --setup-plan, --fixtures ---------------------------------------------------
