@@ -136,6 +136,31 @@ def test_i12_pdb_and_trace_refuse_other_processes(project: Project) -> None:
     assert not project.log_dir.exists()
 
 
+def test_i12_pdb_refuses_a_scheduler_fixture_sending_runs_elsewhere(project: Project) -> None:
+    project.write("xp_train.py", TRAIN)
+    project.write(
+        "conftest.py",
+        """
+        import xprun
+
+        class Elsewhere:
+            name = "elsewhere"
+
+            def run(self, session, runs):
+                raise RuntimeError("the runs were sent elsewhere")
+
+        @xprun.fixture(scope="session")
+        def scheduler():
+            return Elsewhere()
+        """,
+    )
+    result = project.run("--pdb")
+    assert result.returncode == 4, result.output
+    assert "'scheduler' fixture sends xp_train.py::xp_train to elsewhere" in result.stderr
+    assert "--scheduler inline" in result.stderr
+    assert "the runs were sent elsewhere" not in result.output
+
+
 def test_i12_pdb_pdbcls(project: Project) -> None:
     project.write("xp_train.py", TRAIN)
     project.write(
