@@ -42,6 +42,10 @@ from .overrides import looks_like_override
 from .settings import DEFAULTS, ProjectSettings, addopts, load_settings
 from .store import Heartbeat
 
+# The core options are added first, whatever plugins are registered after this one (as
+# pytest's): their groups come first in --help, and plugins may add to them (option_group).
+pluggy.HookimplMarker("xprun")(tryfirst=True)(xprun_addoption)
+
 #: Registered first, in this order, under their module names; ``-p no:SHORT`` blocks one
 #: by the last part of its name (``terminal``, ``pool``...).
 BUILTIN_PLUGINS = (

@@ -32,7 +32,9 @@ _PHASES = ("setup", "call", "teardown")
 
 
 def xprun_addoption(parser: argparse.ArgumentParser, settings: dict[str, Any]) -> None:
-    group = parser.add_argument_group("reporting")
+    from .options import option_group
+
+    group = option_group(parser, "reporting")
     group.add_argument(
         "--durations",
         type=int,

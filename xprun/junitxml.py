@@ -60,7 +60,9 @@ TAIL = 20_000  # characters of captured output kept per run
 
 
 def xprun_addoption(parser: argparse.ArgumentParser, settings: dict[str, Any]) -> None:
-    group = parser.add_argument_group("machine-readable output")
+    from .options import option_group
+
+    group = option_group(parser, "machine-readable output")
     group.add_argument(
         "--junitxml",
         "--junit-xml",

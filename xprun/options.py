@@ -227,9 +227,20 @@ def xprun_addoption(parser: argparse.ArgumentParser, settings: dict[str, Any]) -
 
 def add_builtin_options(parser: argparse.ArgumentParser, settings: dict[str, Any]) -> None:
     """Every built-in option, as the plugin manager would add them: this module's, then each
-    of ``OPTION_PLUGINS`` (for the ``--help`` path that runs without the plugin manager)."""
+    of ``OPTION_PLUGINS``, last first (for the ``--help`` path that runs without the plugin
+    manager)."""
     import importlib
 
     xprun_addoption(parser, settings)
-    for name in OPTION_PLUGINS:
+    # In pluggy's order: the core's first (``tryfirst``), then the last registered first.
+    for name in reversed(OPTION_PLUGINS):
         importlib.import_module(name).xprun_addoption(parser=parser, settings=settings)
+
+
+def option_group(parser: argparse.ArgumentParser, title: str) -> Any:
+    """The parser's option group called ``title``, made if there is none yet (as pytest's
+    ``parser.getgroup``): plugins that share a heading (``reporting``) add to one group."""
+    for group in parser._action_groups:
+        if group.title == title:
+            return group
+    return parser.add_argument_group(title)

@@ -35,7 +35,9 @@ if TYPE_CHECKING:
 
 
 def xprun_addoption(parser: argparse.ArgumentParser, settings: dict[str, Any]) -> None:
-    group = parser.add_argument_group("machine-readable output")
+    from .options import option_group
+
+    group = option_group(parser, "machine-readable output")
     group.add_argument(
         "--report-log",
         metavar="PATH",
