@@ -26,7 +26,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import sys
-import traceback
 from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
 from types import TracebackType
@@ -209,7 +208,7 @@ class Debugging:
     def _end_prompt(self) -> None:
         """End the debugger's last prompt's line when no one typed Enter after it (stdin
         is a pipe), so the progress letters start a line of their own."""
-        if not self._stdin.isatty():
+        if self._stdin is None or not self._stdin.isatty():
             self._say("\n")
 
     # -- --trace --------------------------------------------------------------------------
@@ -259,15 +258,16 @@ class Debugging:
         decided = yield
         if not self.post_mortem or error is None or (decided or status) != Status.FAILED:
             return decided
-        tb = user_traceback(error.__traceback__)
+        from .tracebacks import format_exception
+
         self._say(
             f"\n>>> --pdb: {run.nodeid} failed\n"
-            + "".join(traceback.format_exception(type(error), error, tb))
+            + format_exception(error)  # as the failures section will show it
             + ">>> entering the debugger (post-mortem); 'c' or 'q' ends it and the session\n"
         )
         debugger = self.debugger()
         debugger.reset()
-        debugger.interaction(None, tb)
+        debugger.interaction(None, user_traceback(error.__traceback__))
         self._end_prompt()
         if self._session is not None:
             self._session.shouldstop = (
