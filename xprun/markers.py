@@ -188,7 +188,7 @@ def _check_known(session: Session) -> None:
             )
             if config.option.strict_markers:
                 raise UsageError(
-                    f"unknown mark xprun.mark.{name} on {where} (--strict-markers): {how}"
+                    f"unknown mark xprun.mark.{name} on {where}, with --strict-markers: {how}"
                 )
             sys.stderr.write(f"xprun: warning: unknown mark xprun.mark.{name} on {where}: {how}\n")
             warned.add(name)
