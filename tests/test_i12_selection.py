@@ -6,9 +6,13 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import re
+import shutil
+import subprocess
 
-from conftest import Project
+import pytest
+from conftest import Project, git_commit_all
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -421,6 +425,36 @@ def test_i12_order_random_is_reproducible_with_seed_order(project):
     assert order_of(project.run("--collect-only", "--seed-order", seed)) == order_of(drawn)
     bad = project.run("--order", "interleave", "--seed-order", "3")
     assert bad.returncode == 4 and "--seed-order" in bad.stderr
+
+
+def _slurm_up() -> bool:
+    if shutil.which("sbatch") is None:
+        return False
+    ping = subprocess.run(["scontrol", "ping"], capture_output=True, text=True, timeout=30)
+    return "UP" in ping.stdout
+
+
+def test_i12_order_applies_to_a_slurm_array(project):
+    """The array's task i runs the i-th run of the order (the job is held, then cancelled:
+    only the order it was given matters here)."""
+    if not _slurm_up():
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI=true but no SLURM cluster answers")
+        pytest.skip("no SLURM cluster here (run .ci/start-slurm.sh)")
+    project.write(
+        "pyproject.toml",
+        '[tool.xprun]\nlog_dir = "xprun_logs"\n[tool.xprun.slurm]\nsbatch_args = ["--hold"]\n',
+    )
+    project.write("xp_g.py", GRID)
+    git_commit_all(project.root)
+    mixed = order_of(project.run("--collect-only", "--order", "interleave"))
+    submit = project.run("--scheduler", "slurm", "--order", "interleave")
+    assert submit.returncode == 0, submit.output
+    (job_dir,) = project.log_dir.glob(".xprun-jobs/*")
+    job = json.loads((job_dir / "job.json").read_text())
+    subprocess.run(["scancel", *job["job_ids"]], check=True)
+    spec = json.loads((job_dir / "spec.json").read_text())
+    assert [run["label"] for run in spec["runs"]] == [f"[{label}]" for label in mixed]
 
 
 @given(
