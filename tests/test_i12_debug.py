@@ -80,6 +80,7 @@ def test_i12_10_fixture_far_from_any_name_gets_no_guess(project: Project) -> Non
     assert result.returncode == 1
     assert "fixture 'zzzqqq' not found" in result.output
     assert "did you mean" not in result.output
+    assert "request" in result.output.split("available fixtures: ", 1)[1].splitlines()[0]
 
 
 # -- --pdb ------------------------------------------------------------------------------------
