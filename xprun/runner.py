@@ -322,7 +322,7 @@ def _execute(
     forced = previous.get("status") == Status.COMPLETE and context.force
     aside = _set_aside(run_dir, previous) if forced else None
     write_config(run)
-    record = start_record(run, context.metadata, started, retried=retried)
+    record = start_record(run, context.metadata, started, retried)
     if previous:
         _clear_outcome(run_dir, aside)
     capture = RunCapture(run_dir, echo=context.capture == "no")
