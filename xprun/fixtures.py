@@ -429,10 +429,9 @@ class SessionFixtures:
                 self._raised.append(exc)
                 first = request.run.nodeid if request.run is not None else "an earlier run"
                 self._errors[key] = (
-                    f"session-scoped fixture {fdef.name!r} ({fdef.location}) raised "
-                    f"{type(exc).__name__}: {_first_line(exc)} when it was set up for "
-                    f"{first}; it is not set up again in this session (its traceback is "
-                    "in that run's report and error.txt)"
+                    f"session-scoped fixture {fdef.name!r} ({fdef.location}) failed in "
+                    f"{first} with {type(exc).__name__}: {_first_line(exc)}; not set up "
+                    "again this session (the traceback is in that run's report)"
                 )
                 raise
         return self._values[key]
