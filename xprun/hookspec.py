@@ -358,7 +358,7 @@ def xprun_run_status(
     :param run: the :class:`xprun.RunSpec`.
     :param context: the :class:`xprun.runcontext.RunContext`.
     :param status: what the built-in protocol concluded: ``COMPLETE`` (the outcome is saved),
-        ``FAILED`` or ``INTERRUPTED``.
+        ``FAILED``, ``INTERRUPTED`` or ``TIMEOUT`` (a ``RunTimeout`` stopped it).
     :param error: the exception that failed or interrupted the attempt, or None.
     :returns: the :class:`xprun.Status` to record and report instead (``XFAIL`` for an
         expected failure, ``TIMEOUT`` for a time limit), or None to keep ``status``.  The
@@ -394,7 +394,9 @@ def xprun_run_interrupted(run: RunSpec, context: RunContext, reason: BaseExcepti
     :param run: the :class:`xprun.RunSpec`.
     :param context: the :class:`xprun.runcontext.RunContext`.
     :param reason: the ``KeyboardInterrupt`` (SIGINT) or ``xprun.errors.Terminated``
-        (SIGTERM, or SIGUSR2 before a preemption or time limit).
+        (SIGTERM, or SIGUSR2 before a preemption or time limit), or the
+        ``xprun.timeout.RunTimeout`` of ``--timeout`` (the run is then recorded ``timeout``
+        and the session goes on).
 
     Called by the built-in run protocol when an interrupt reaches the run before its outcome
     is saved.  The built-in implementation (in ``builtin_fixtures.py``) calls the logger's
