@@ -65,9 +65,32 @@ def test_i12_marks_skip_and_skipif_are_reported_skipped_and_write_nothing(projec
     assert "1 complete, 2 skipped" in result.stdout
     # Nothing is written for a skipped run: not even its experiment's folder.
     assert _folders(project) == {"xp_marked.xp_skipif_false"}
-    again = project.run()
+    again = project.run("-v")
     assert "1 cached, 2 skipped" in again.stdout, again.stdout
+    assert "SKIPPED xp_marked.py::xp_skip - broken on purpose" in again.stdout
     assert _folders(project) == {"xp_marked.xp_skipif_false"}
+
+
+def test_i12_marks_skip_on_a_complete_run_reports_it_cached(project) -> None:
+    """The skip check stops runs that would start; a complete run's result is there."""
+    project.write("xp_done.py", "def xp_done():\n    return {'x': 1}\n")
+    assert project.run().returncode == 0
+    project.write(
+        "xp_done.py",
+        """
+        import xprun
+
+        @xprun.mark.skip(reason="later")
+        def xp_done():
+            return {'x': 1}
+
+        @xprun.mark.skip(reason="later")
+        def xp_new():
+            return {'x': 1}
+        """,
+    )
+    result = project.run()
+    assert result.returncode == 0 and "1 cached, 1 skipped" in result.stdout, result.output
 
 
 def test_i12_marks_skip_in_the_pool_writes_nothing(project) -> None:

@@ -179,24 +179,32 @@ def xprun_run_status(
     return None
 
 
-class XfailReporter:
-    """Collects expected failures and unexpected passes for the terminal summary."""
+class MarksReporter:
+    """Lists expected failures and unexpected passes after the progress (and, with ``-v``,
+    the reasons runs were skipped), as pytest's short summary does with ``-rxXs``."""
 
     def __init__(self, config: Config) -> None:
         self.config = config
         self.lines: list[str] = []
+        option = config.option
+        self.verbose = option.verbose - option.quiet > 0
 
     @hookimpl(tryfirst=True)
     def xprun_run_logreport(self, report: reports.RunReport) -> None:
-        xfail = expected_failure(report.run.marks) if report.run.marks else None
+        run = report.run
+        if report.status == Status.SKIPPED:
+            if self.verbose:
+                self.lines.append(f"SKIPPED {run.nodeid} - {report.longrepr}")
+            return
+        xfail = expected_failure(run.marks) if run.marks else None
         if xfail is None:
             return
         reason = f" - {xfail.reason}" if xfail.reason else ""
         if report.status == Status.XFAIL:
             crash = report.longrepr.strip().splitlines()[-1:] or [""]
-            self.lines.append(f"XFAIL {report.run.nodeid}{reason} ({crash[0]})")
+            self.lines.append(f"XFAIL {run.nodeid}{reason} ({crash[0]})")
         elif report.status == Status.COMPLETE:
-            self.lines.append(f"XPASS {report.run.nodeid}{reason}")
+            self.lines.append(f"XPASS {run.nodeid}{reason}")
         elif report.status == Status.FAILED and xfail.strict and not report.longrepr:
             report.longrepr = f"[XPASS(strict)] {xfail.reason or 'the run was expected to fail'}"
 
@@ -209,4 +217,4 @@ class XfailReporter:
 
 
 def xprun_configure(config: Config) -> None:
-    config.pluginmanager.register(XfailReporter(config), "xprun.skipping.reporter")
+    config.pluginmanager.register(MarksReporter(config), "xprun.skipping.reporter")
