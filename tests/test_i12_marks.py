@@ -338,6 +338,21 @@ def test_i12_marks_bad_arguments_are_usage_errors(project) -> None:
     )
     result = project.run()
     assert result.returncode == 4 and "raises= must be an exception type" in result.stderr
+    project.write(
+        "xp_bad.py",
+        """
+        import xprun
+
+        @xprun.fixture(params=[1, xprun.param(2, marks=xprun.mark.xfail)], ids=["a", "b"])
+        def data(request):
+            return request.param
+
+        def xp_fixture_param(data):
+            return {"data": data}
+        """,
+    )
+    result = project.run()
+    assert result.returncode == 4 and "fixture 'data' has an xprun.param" in result.stderr
     assert not project.log_dir.exists()
 
 

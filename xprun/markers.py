@@ -194,7 +194,24 @@ def _check_known(session: Session) -> None:
             warned.add(name)
 
 
+def _check_fixture_params(session: Session) -> None:
+    """``xprun.param`` marks grid values only: in a fixture's params (as ``pytest.param``
+    would be) it would reach the run as the fixture's value, marks and all."""
+    from .errors import UsageError
+    from .marks import ParamSet
+
+    for experiment in session.experiments:
+        for name, fixture in experiment.fixtures.items():
+            if any(isinstance(p, ParamSet) for p in fixture.params or ()):
+                raise UsageError(
+                    f"{experiment.nodeid}: fixture {name!r} has an xprun.param(...) among its "
+                    "params: marks go on grid values (@xprun.grid(key=[..., xprun.param(value, "
+                    "marks=...)])) or on the experiment, not on fixture params"
+                )
+
+
 def xprun_collection_modifyitems(session: Session, runs: list[RunSpec]) -> None:
+    _check_fixture_params(session)
     _check_known(session)
     text = session.config.option.markexpr
     if not text:
