@@ -366,7 +366,7 @@ def select_runs(runs: list[RunSpec], targets: list[Target]) -> list[RunSpec]:
             exact = f"[{target.label}]"
             hits = [i for i, run in enumerate(runs) if run.label == exact]
             if not hits:
-                hits = [i for i, run in enumerate(runs) if _covered(target.label, _parts(run))]
+                hits = [i for i, run in enumerate(runs) if _labels(target.label, run)]
         target.found = target.found or bool(hits)
         chosen.update(hits)
     return [run for i, run in enumerate(runs) if i in chosen]
@@ -388,14 +388,24 @@ def _parts(run: RunSpec) -> set[str]:
     return parts
 
 
-def _covered(label: str, parts: set[str]) -> bool:
-    """Whether ``label`` is some of ``parts`` joined by ``-`` (values may hold ``-`` too, so
-    every split is tried: a label is short)."""
+def _labels(label: str, run: RunSpec) -> bool:
+    """Whether ``label`` describes ``run``: each of its ``-``-joined pieces is a piece of the
+    run's own label (``_parts``) or names one of its config items as ``-k`` would
+    (``lr=1e-3`` for 0.001)."""
+    from .keyword import item_matcher
+
+    parts, matches = _parts(run), item_matcher(run)
+    return _covered(label, lambda piece: piece in parts or matches(piece))
+
+
+def _covered(label: str, accepts: Callable[[str], bool]) -> bool:
+    """Whether ``label`` is pieces ``accepts`` takes joined by ``-`` (values may hold ``-``
+    too, so every split is tried: a label is short)."""
     starts, seen = [0], {0}
     while starts:
         start = starts.pop()
         for end in [i for i, c in enumerate(label) if c == "-" and i > start] + [len(label)]:
-            if label[start:end] in parts:
+            if accepts(label[start:end]):
                 if end == len(label):
                     return True
                 if end + 1 not in seen:
@@ -406,8 +416,16 @@ def _covered(label: str, parts: set[str]) -> bool:
 
 def missing_parts(label: str, runs: list[RunSpec]) -> list[str]:
     """The ``key=value`` words of ``label`` that no run holds (for a "not found" hint)."""
-    words = [w for w in label.split("-") if "=" in w]
     held: set[str] = set()
     for run in runs:
         held |= _parts(run)
-    return [w for w in words if w not in held]
+    words: list[str] = []
+    for piece in label.split("-"):  # a piece without "=" continues a value ("lr=1e-3")
+        if words and "=" not in piece and piece not in held:
+            words[-1] += "-" + piece
+        else:
+            words.append(piece)
+    from .keyword import item_matcher
+
+    matchers = [item_matcher(run) for run in runs]
+    return [w for w in words if "=" in w and w not in held and not any(m(w) for m in matchers)]

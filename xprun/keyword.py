@@ -279,6 +279,14 @@ def matches(expression: Expression, run: Any) -> bool:
     return expression.evaluate(_RunKeywords(run).match)
 
 
+def item_matcher(run: Any) -> Callable[[str], bool]:
+    """Whether a ``key=value`` word names one of ``run``'s config items or fixture params,
+    by ``-k``'s rule (whole value, numbers by value, a dotted path or its tail); False for
+    a plain word.  Node-id labels are read with it (``collect.select_runs``)."""
+    keywords = _RunKeywords(run)
+    return lambda word: _item(word) is not None and keywords.match(word)
+
+
 @hookimpl
 def xprun_collection_modifyitems(session: Any, runs: list[Any]) -> None:
     text = session.config.option.keyword
