@@ -222,6 +222,9 @@ def test_i12_marks_xfail_on_a_grid_point_in_the_pool(project) -> None:
     assert result.returncode == 0, result.output
     assert "1 complete, 1 xfail" in result.stdout, result.output
     assert sorted(r["status"] for r in project.records()) == ["complete", "xfail"]
+    again = project.run("-n", "2")
+    assert again.returncode == 0 and "2 cached" in again.stdout, again.output
+    assert sorted(r["attempt"] for r in project.records()) == [1, 1]
     # The Reader reads an xfail record as any other.
     runs = xprun.Reader(project.log_dir).filter("status == xfail")
     assert len(runs) == 1 and list(runs.to_pandas()["config.lr"]) == [1.0]
