@@ -111,8 +111,10 @@ class TerminalReporter:
 
     def markup(self, text: str, color: str = "", bold: bool = False) -> str:
         """``text`` in ``color`` (an SGR code) when colors are on."""
-        codes = ";".join(c for c in ("1" if bold else "", color) if c)
-        return f"\x1b[{codes}m{text}\x1b[0m" if self.color and codes and text else text
+        if not self.color or not text or not (color or bold):
+            return text
+        codes = f"1;{color}" if bold and color else color or "1"
+        return f"\x1b[{codes}m{text}\x1b[0m"
 
     def rule(self, title: str = "", char: str = "=", color: str = "", bold: bool = False) -> None:
         title = f" {title} " if title else ""
