@@ -56,6 +56,9 @@ def test_i12_01_nodeid_copied_from_run_json_selects_its_run(project):
     result = project.run(record["nodeid"], "--collect-only")
     assert result.returncode == 0, result.output
     assert [(s, h) for s, h, _ in listed(result)] == [("complete", record["hash"])]
+    # a value spelled another way, as -k reads it: 1e-2 is 0.01
+    result = project.run("xp_t.py::xp_train[lr=1e-2-optimizer=adam-seed=0]", "--collect-only")
+    assert [h for _, h, _ in listed(result)] == [record["hash"]], result.output
     # and it runs that run only (--force: it is complete)
     result = project.run(record["nodeid"], "--force", "-v")
     assert result.returncode == 0, result.output
