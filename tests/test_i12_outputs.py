@@ -6,6 +6,7 @@ completion.  Everything runs ``python -m xprun`` (or bash) for real."""
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import shutil
 import subprocess
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Project
+from tests.conftest import Project, git_commit_all
 
 SWEEP = """
 import xprun
@@ -324,6 +325,32 @@ def test_i12_output_a_bad_output_path_is_a_usage_error(project: Project) -> None
         result = project.run(flag, "taken", "-k", "x=0")
         assert result.returncode == 4 and f"{flag} taken" in result.stderr, result.output
     assert not project.log_dir.exists()  # nothing ran
+
+
+def _slurm_up() -> bool:
+    if not shutil.which("sbatch"):
+        return False
+    ping = subprocess.run(["scontrol", "ping"], capture_output=True, text=True, timeout=30)
+    return "UP" in ping.stdout
+
+
+def test_i12_output_junitxml_and_report_log_with_slurm_wait(project: Project) -> None:
+    """``--wait`` reports each run twice (submitted, then how it ended): the JUnit file has
+    one testcase per run, the last word; the report log has both events."""
+    if not _slurm_up():
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI=true but no SLURM cluster answers: .ci/run must start it")
+        pytest.skip("no SLURM cluster here (run .ci/start-slurm.sh)")
+    project.write("xp_m.py", STATUSES)
+    git_commit_all(project.root)
+    args = ("--scheduler", "slurm", "--wait", "-k", "x=0 or x=1")
+    result = project.run(*args, "--junitxml", "j.xml", "--report-log", "r.jsonl", timeout=300)
+    assert result.returncode == 1, result.output
+    suite = ET.parse(project.root / "j.xml").getroot().find("testsuite")
+    assert suite is not None
+    assert [suite.get(k) for k in ("tests", "failures", "skipped")] == ["2", "1", "0"]
+    statuses = [e["status"] for e in _events(project.root / "r.jsonl") if "status" in e]
+    assert sorted(statuses) == ["complete", "failed", "submitted", "submitted"]
 
 
 # -- --durations ------------------------------------------------------------------------------

@@ -17,7 +17,9 @@ counts' names):
   by this session.  A cached run is complete, but the report says what this session did; its
   ``message`` says it is complete.
 
-The file is written once, at the end of the session (also an interrupted one), atomically:
+A run reported twice (``--wait``: ``submitted``, then how it ended) is one testcase, the
+last report's.  The file is written once, at the end of the session (also an interrupted
+one), atomically:
 a reader never sees half of it.  Captured output of unsuccessful runs goes to
 ``<system-out>``/``<system-err>``.  Standard library only at import (``xprun --help``).
 """
@@ -79,8 +81,9 @@ class JunitXml:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.cases: list[Element] = []
-        self.counts = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
+        # One testcase per run: with --wait, a run is reported submitted, then as it ended,
+        # and the later report replaces the earlier (in the place of the first).
+        self.cases: dict[str, Element] = {}
         self.started = time.time()
 
     def xprun_sessionstart(self, session: Session) -> None:
@@ -101,7 +104,6 @@ class JunitXml:
         props = SubElement(case, "properties")
         SubElement(props, "property", name="hash", value=run.hash)
         SubElement(props, "property", name="status", value=str(report.status))
-        self.counts["tests"] += 1
         status = str(report.status)
         if status in _OUTCOMES:
             tag, kind = _OUTCOMES[status]
@@ -110,19 +112,17 @@ class JunitXml:
             element = SubElement(case, tag, type=kind, message=_clean(message))
             if text and tag != "skipped":
                 element.text = _clean(text)
-            self.counts["failures" if tag == "failure" else tag] += 1
         if report.teardown_error:
             text = report.teardown_error.strip()
             element = SubElement(
                 case, "error", type="xprun.teardown", message=_clean(_last_line(text))
             )
             element.text = _clean(text)
-            self.counts["errors"] += 1 if status not in _OUTCOMES else 0
         if status in _OUTCOMES or report.teardown_error:
             for tag, captured in (("system-out", report.stdout), ("system-err", report.stderr)):
                 if captured.strip():
                     SubElement(case, tag).text = _clean(captured[-TAIL:])
-        self.cases.append(case)
+        self.cases[f"{run.experiment.name}/{run.hash}"] = case
 
     def xprun_collectreport(self, report: Any) -> None:
         """A file that failed to import is an error testcase (as pytest's collection errors)."""
@@ -134,23 +134,27 @@ class JunitXml:
         text = report.longrepr.strip()
         error = SubElement(case, "error", type="xprun.collection", message=_clean(_last_line(text)))
         error.text = _clean(text)
-        self.counts["tests"] += 1
-        self.counts["errors"] += 1
-        self.cases.append(case)
+        self.cases[f"collection/{report.nodeid}"] = case
 
     def xprun_sessionfinish(self, session: Session, exitstatus: int) -> None:
         from xml.etree.ElementTree import Element, ElementTree, SubElement, indent
 
         root = Element("testsuites")
+        cases = list(self.cases.values())
+        failed = [c.find("failure") is not None for c in cases]
+        errors = [c.find("error") is not None and not f for c, f in zip(cases, failed, strict=True)]
         attributes = {
             "name": "xprun",
-            **{k: str(v) for k, v in self.counts.items()},
+            "tests": str(len(cases)),
+            "failures": str(sum(failed)),
+            "errors": str(sum(errors)),  # a testcase with a failure counts as a failure only
+            "skipped": str(sum(1 for c in cases if c.find("skipped") is not None)),
             "time": f"{time.time() - self.started:.3f}",
             "timestamp": datetime.fromtimestamp(self.started, UTC).isoformat(),
             "hostname": platform.node(),
         }
         suite = SubElement(root, "testsuite", attributes)
-        suite.extend(self.cases)
+        suite.extend(cases)
         indent(root)
         temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         try:
