@@ -14,8 +14,8 @@ which a plugin may replace (return non-None first) or wrap (``@xprun.hookimpl(wr
   its runs; each run ends through the run protocol, which gets a narrow ``RunContext``
   (``Session.run_context``), not the session.
 
-The session is also a plugin: it counts how runs ended and stops after the first failure under
-``-x``.
+The session is also a plugin: it counts how runs ended and starts no new run once
+``--maxfail`` runs failed (``-x``: one; see ``Session.maxfail``).
 """
 
 from __future__ import annotations
