@@ -2,16 +2,16 @@
 
 The command-line reference (docs/reference/cli.md) is generated here at build time, from the
 argument parsers themselves: each command's help is what ``xprun COMMAND --help`` prints, so
-the page cannot drift from the code.
-
-Pages also link to the source of the hooks (``../xprun/hookspec.py``), which is right on
-GitHub; on the site such a link leads to the generated reference of that module instead
-(``SOURCE_PAGES``), so a page reads well in both places and the strict build finds no
-broken link.  The commands are asked in a fresh interpreter (the
+the page cannot drift from the code.  The commands are asked in a fresh interpreter (the
 installed ``xprun``, with ``python -m xprun``) rather than imported into MkDocs: ``mkdocs
 serve`` then shows an option the moment it is added, and no module state leaks between the
 two.  Installed third-party plugins are left out (``XPRUN_DISABLE_PLUGIN_AUTOLOAD``): the
 page documents xprun, not the machine that built it.
+
+Pages also link to the source of the hooks (``../xprun/hookspec.py``), which is right on
+GitHub; on the site such a link leads to the generated reference of that module instead
+(``SOURCE_PAGES``), so a page reads well in both places and the strict build finds no
+broken link.
 """
 
 from __future__ import annotations
