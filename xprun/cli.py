@@ -15,6 +15,7 @@ theirs, so a plugin's command of the same name wins).
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
@@ -138,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         sys.stdout.flush()
     except BrokenPipeError:  # `xprun show | head`: what was read is all that was wanted
-        pass
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return code
 
 
@@ -156,6 +157,9 @@ def _guarded(command: Command, argv: list[str]) -> int:
     except UsageError as exc:
         sys.stderr.write(f"ERROR: {exc}\n")
         return int(ExitCode.USAGE_ERROR)
+    except BrokenPipeError:  # `xprun show | head`: the reader took what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # and no more
+        return int(ExitCode.OK)
     except (KeyboardInterrupt, Terminated):
         sys.stderr.write(f"xprun {command.name}: interrupted\n")
         return int(ExitCode.INTERRUPTED)
