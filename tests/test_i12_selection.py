@@ -384,6 +384,11 @@ def test_i12_maxfail_in_the_pool_starts_no_new_run_after_the_limit(project):
     recorded = statuses(project)
     assert 2 <= len(recorded) <= 3, recorded
     assert set(recorded.values()) == {"failed"}  # each one that started is recorded
+    # under the limit, a worker that stopped after its failure is replaced: every run runs
+    fails(project, [1])
+    result = project.run("-n", "2", "--maxfail=3", "--no-snapshot")
+    assert result.returncode == 1, result.output
+    assert sorted(statuses(project).values()) == ["complete"] * 7 + ["failed"]
 
 
 # -- --order ----------------------------------------------------------------------------------
