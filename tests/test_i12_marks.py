@@ -308,6 +308,9 @@ def test_i12_marks_unknown_marks_warn_once_registered_ones_do_not(project) -> No
     project.write("pyproject.toml", REGISTERED)
     quiet = project.run("--strict-markers")
     assert quiet.returncode == 0 and "unknown mark" not in quiet.stderr, quiet.output
+    typo = project.run("--strict-markers", "-m", "slow and not gpus")
+    assert typo.returncode == 4 and "unregistered mark(s) gpus" in typo.stderr, typo.output
+    assert "1 cached, 3 deselected" in project.run("--strict-markers", "-m", "gpu").stdout
     listed = project.run("--markers")
     assert listed.returncode == 0
     assert "@xprun.mark.slow: slow runs" in listed.stdout

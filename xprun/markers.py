@@ -95,6 +95,8 @@ def xprun_configure(config: Config) -> None:
         sys.stderr.write(_HYDRA_NOTE.format(flag="--multirun"))
     if option.markexpr:
         _expression(option.markexpr)  # a malformed one stops here, before any collection
+        if option.strict_markers:
+            _check_names(option.markexpr, registered(config.settings.values))
     if option.markers:
         for name, line in registered(config.settings.values).items():
             sys.stdout.write(f"@xprun.mark.{line if line.startswith(name) else name}\n")
@@ -103,6 +105,21 @@ def xprun_configure(config: Config) -> None:
         )
         sys.stdout.flush()
         raise SystemExit(0)  # as --help: the answer is the whole command
+
+
+def _check_names(text: str, known: dict[str, str]) -> None:
+    """``--strict-markers``: every word of a (well-formed) ``-m`` expression names a
+    registered mark, so a typo is an error rather than a launch that selects nothing."""
+    from .errors import UsageError
+
+    words = set(text.replace("(", " ").replace(")", " ").split()) - {"and", "or", "not"}
+    unknown = sorted(words - set(known))
+    if unknown:
+        raise UsageError(
+            f"-m {text!r} names unregistered mark(s) {', '.join(unknown)}, with "
+            "--strict-markers; register them in [tool.xprun] markers (xprun --markers lists "
+            "the registered marks)"
+        )
 
 
 def _expression(text: str) -> Any:
