@@ -436,7 +436,11 @@ def _complete(project: Project, words: list[str], line: str | None = None) -> li
     setup = f"COMP_WORDS=({quoted}); COMP_CWORD={len(words) - 1}; "
     if line is not None:
         setup += f"COMP_LINE={shlex.quote(line)}; COMP_POINT={len(line)}; "
-    script = f'source <(xprun completion bash); {setup}_xprun; printf "%s\\n" "${{COMPREPLY[@]}}"'
+    # nullglob, as many users set it: node ids hold [...], which must not be taken as globs
+    script = (
+        f"shopt -s nullglob; source <(xprun completion bash); {setup}_xprun; "
+        'printf "%s\\n" "${COMPREPLY[@]}"'
+    )
     proc = subprocess.run(
         ["bash", "-c", script],
         cwd=project.root,

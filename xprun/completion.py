@@ -46,8 +46,10 @@ _xprun() {
     else
         line="${COMP_WORDS[*]:0:COMP_CWORD+1}" point=-1
     fi
-    COMPREPLY=($(command xprun completion --complete --line="$line" --point="$point" \
-        --current="${COMP_WORDS[COMP_CWORD]}" -- "${COMP_WORDS[@]:0:COMP_CWORD}" 2>/dev/null))
+    # mapfile, not COMPREPLY=($(...)): node ids hold [...], which a glob would expand
+    mapfile -t COMPREPLY < <(command xprun completion --complete --line="$line" \
+        --point="$point" --current="${COMP_WORDS[COMP_CWORD]}" -- \
+        "${COMP_WORDS[@]:0:COMP_CWORD}" 2>/dev/null)
     if [[ ${#COMPREPLY[@]} -eq 1 && ${COMPREPLY[0]} == *[=/:] ]]; then
         compopt -o nospace 2>/dev/null
     fi
@@ -64,9 +66,9 @@ _xprun() {
     for candidate in $found; do
         [[ -z $candidate ]] && continue
         if [[ $candidate == *[=/:] ]]; then
-            compadd -Q -S '' -- "$candidate"
+            compadd -S '' -- "$candidate"
         else
-            compadd -Q -- "$candidate"
+            compadd -- "$candidate"
         fi
     done
 }
