@@ -1,4 +1,4 @@
-"""Quickstart: a 2 × 3 sweep of a linear regression trained by gradient descent.
+"""Quickstart: a 2 x 3 sweep of a linear regression trained by gradient descent.
 
 cd conftest_examples/quickstart && xprun          # 6 runs
 xprun                                             # again: 6 cached, nothing runs
