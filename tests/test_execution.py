@@ -92,6 +92,8 @@ def test_import_error_is_reported_and_other_files_still_run(project):
     assert "ERROR collecting xp_raises.py" in result.stdout
     assert "missing dependency torchvision" in result.stdout
     assert "1 complete, 2 errors" in result.stdout
+    assert result.stdout.count("ERROR collecting") == 2  # each error reported once
+    assert "pluggy" not in result.stdout  # no frame of xprun's machinery above the user's file
     assert [r["nodeid"] for r in project.records()] == ["xp_fine.py::xp_fine"]
 
 

@@ -31,6 +31,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
+import pluggy
+
 from .declare import ATTR, ExperimentDeclaration, declaration, experiment_name_problem
 from .errors import CollectError, UsageError
 from .fixtures import FixtureDef, argnames, not_injectable
@@ -100,9 +102,9 @@ def format_import_error(path: Path) -> str:
     """The traceback being handled, from the user's file on, without xprun's own frames."""
     etype, value, tb = sys.exc_info()
     frames = traceback.extract_tb(tb)
-    here = os.path.dirname(__file__)
+    own = (os.path.dirname(__file__), os.path.dirname(pluggy.__file__), "<frozen")
     start = next((i for i, f in enumerate(frames) if f.filename == str(path)), 0)
-    shown = [f for f in frames[start:] if not (f.filename.startswith((here, "<frozen")))]
+    shown = [f for f in frames[start:] if not f.filename.startswith(own)]
     lines = traceback.format_list(shown) if shown else []
     lines += traceback.format_exception_only(etype, value)
     if etype is not None and not issubclass(etype, Exception):

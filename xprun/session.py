@@ -331,7 +331,7 @@ class Session:
         config = self.config
         if not self._load_conftests(file.parent):
             return
-        before = len(self.collect_errors)
+        before = reported = len(self.collect_errors)
         try:
             results = self.gethookproxy(file.parent).xprun_collect_file(
                 file_path=file, session=self
@@ -339,9 +339,10 @@ class Session:
         except _NOT_COLLECTION_ERRORS:
             raise
         except BaseException:  # sys.exit() too: never a silent end of the session
-            self._collect_error(file, format_import_error(file))
+            self._collect_error(file, format_import_error(file))  # reports it
+            reported = len(self.collect_errors)
             results = []
-        for where, text in self.collect_errors[before:]:
+        for where, text in self.collect_errors[reported:]:  # added by the hook, unreported
             report = reports.CollectReport(path=file, nodeid=where, failed=True, longrepr=text)
             config.hook.xprun_collectreport(report=report)
         if len(self.collect_errors) > before:
