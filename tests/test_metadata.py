@@ -150,3 +150,26 @@ def test_log_folder_inside_the_repository_does_not_make_the_tree_dirty(project):
     assert project.run("--force").returncode == 0  # the log folder exists now
     (record,) = project.records()
     assert record["git"]["dirty"] is False and record["git"]["untracked"] == []
+
+
+def test_i12_14_packages_are_recorded_by_distribution_name(project, tmp_path):
+    """run.json's ``packages`` names what ``pip install`` takes (GitPython, PyYAML), not the
+    import names (git, yaml); the import→distribution map is cached on disk, and a cached
+    map gives the same record."""
+    project.write(
+        "xp_pkgs.py",
+        "import git\nimport yaml\n\ndef xp_pkgs(seed):\n    return {'seed': seed}\n",
+    )
+    cache = tmp_path / "cache"
+    env = {"XDG_CACHE_HOME": str(cache)}
+    assert project.run("seed=0", env=env).returncode == 0
+    cached = list((cache / "xprun").glob("distributions-*.json"))  # written by the first run
+    assert project.run("seed=1", env=env).returncode == 0  # this one reads the cache
+    first, second = sorted(project.records(), key=lambda r: r["nodeid"])
+    for record in (first, second):
+        packages = record["packages"]
+        assert "GitPython" in packages and "PyYAML" in packages, packages
+        assert "git" not in packages and "yaml" not in packages, packages
+        assert packages["xprun"] == "0.1.0"
+    assert first["packages"] == second["packages"]
+    assert cached

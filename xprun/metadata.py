@@ -63,38 +63,36 @@ def job_fields() -> dict[str, Any] | None:
 
 
 class PackageVersions:
-    """Versions of the top-level packages imported so far (stdlib left out).
+    """Installed distributions of the top-level packages imported so far, with their
+    versions, by distribution name (``GitPython``, ``PyYAML``: what ``pip install`` takes,
+    not the import names ``git``, ``yaml``); the standard library and the user's own
+    modules left out.
 
     Versions are cached for the whole process: an installed package does not change.
     """
 
-    _versions: dict[str, str | None] = {}
-    _distributions: Mapping[str, list[str]] | None = None
+    _versions: dict[str, tuple[str, str] | None] = {}  # module → (distribution, version)
 
     def __init__(self) -> None:
         self._seen_modules = 0
         self._current: dict[str, str] = {}
 
-    def _version_of(self, module: str) -> str | None:
-        """``__version__``; else, for installed packages only, the version of the
-        distribution that provides the module (one scan of installed metadata, cached)."""
+    def _version_of(self, module: str) -> tuple[str, str] | None:
+        """The distribution that installed ``module`` and its version; for a module on the
+        path that no distribution installed, its own name and ``__version__``."""
         import importlib.metadata as metadata
 
         loaded = sys.modules.get(module)
-        version = getattr(loaded, "__version__", None)
-        if isinstance(version, str):
-            return version
-        where = str(getattr(loaded, "__file__", "") or "")
-        if "site-packages" not in where and "dist-packages" not in where:
-            return None  # the user's own modules, and namespace packages
-        if PackageVersions._distributions is None:
-            PackageVersions._distributions = metadata.packages_distributions()
-        for dist in PackageVersions._distributions.get(module, []):
+        for dist in import_distributions().get(module, []):  # editable installs too
             try:
-                return metadata.version(dist)
+                return dist, metadata.version(dist)
             except metadata.PackageNotFoundError:
                 continue
-        return None
+        where = str(getattr(loaded, "__file__", "") or "")
+        version = getattr(loaded, "__version__", None)
+        if ("site-packages" in where or "dist-packages" in where) and isinstance(version, str):
+            return module, version
+        return None  # the user's own modules, and namespace packages
 
     def imported(self) -> dict[str, str]:
         modules = sys.modules
@@ -107,11 +105,59 @@ class PackageVersions:
                     continue
                 if name not in versions:
                     versions[name] = self._version_of(name)
-                version = versions[name]
-                if version is not None:
-                    self._current[name] = version
-            self._current = dict(sorted(self._current.items()))
+                found = versions[name]
+                if found is not None:
+                    self._current[found[0]] = found[1]
+            self._current = dict(sorted(self._current.items(), key=lambda kv: kv[0].lower()))
         return self._current
+
+
+_DISTRIBUTIONS: Mapping[str, list[str]] | None = None
+
+
+def import_distributions() -> Mapping[str, list[str]]:
+    """``importlib.metadata.packages_distributions()`` (import name → distributions), kept in
+    a cache file keyed by the ``sys.path`` folders and their modification times.
+
+    Building it reads the metadata of every installed distribution (a third of a second
+    with 160 of them), which every process that records a run would pay; installing,
+    upgrading or removing a distribution changes its folder's entries and so its mtime,
+    which makes a new key.  The cache lives in ``$XDG_CACHE_HOME/xprun`` (``~/.cache``); a
+    cache that cannot be read or written is only slower.
+    """
+    global _DISTRIBUTIONS
+    if _DISTRIBUTIONS is not None:
+        return _DISTRIBUTIONS
+    import importlib.metadata as metadata
+    import json
+
+    import xxhash
+
+    key = []
+    for entry in sys.path:
+        try:
+            key.append(f"{entry}\0{os.stat(entry or '.').st_mtime_ns}")
+        except OSError:
+            continue
+    digest = xxhash.xxh3_64_hexdigest("\n".join(key).encode())
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    path = Path(base, "xprun", f"distributions-{digest}.json")
+    try:
+        found = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(found, dict):
+            _DISTRIBUTIONS = found
+            return found
+    except (OSError, ValueError):
+        pass
+    _DISTRIBUTIONS = metadata.packages_distributions()
+    try:
+        from .store import write_text_atomic
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(path, json.dumps(_DISTRIBUTIONS))
+    except OSError:
+        pass  # a read-only home: computed again by the next process
+    return _DISTRIBUTIONS
 
 
 def _untracked(repo: Any, exclude: list[Path]) -> list[str]:
