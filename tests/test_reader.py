@@ -299,3 +299,27 @@ def test_show_and_plot_on_the_quickstart(tmp_path):
     assert (pixels[..., :3] < 0.9).mean() > 0.01  # enough non-white pixels
     missing = project.run("plot", "--y", "nope", "-o", str(root / "x.png"))
     assert missing.returncode == 4 and "loss" in missing.stderr
+
+
+def test_i12_reader_metrics_logged_by_two_calls_at_one_step_are_both_kept(project):
+    """``log_metrics({'loss': ...}, step=s)`` then ``log_metrics({'acc': ...}, step=s)`` is
+    the common way to log training and evaluation: both values belong to step s.  The
+    one-line-per-step rule (the latest attempt wins a step) dropped the first call's metrics."""
+    project.write(
+        "xp_two_calls.py",
+        """
+        def xp_two_calls(logger):
+            for step in range(3):
+                logger.log_metrics({"loss": 10.0 - step}, step=step)
+                logger.log_metrics({"acc": 0.5 + step / 10, "loss_twice": 1.0}, step=step)
+                logger.log_metrics({"loss_twice": 2.0}, step=step)
+            return {"done": True}
+        """,
+    )
+    assert project.run("-q").returncode == 0
+    for _ in range(2):  # read twice: the second read comes from the cached index
+        metrics = xprun.Reader(project.log_dir).metrics()
+        assert metrics["step"].tolist() == [0, 1, 2]
+        assert metrics["loss"].tolist() == [10.0, 9.0, 8.0]
+        assert metrics["acc"].tolist() == [0.5, 0.6, 0.7]
+        assert metrics["loss_twice"].tolist() == [2.0, 2.0, 2.0]  # the last value of a step

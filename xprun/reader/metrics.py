@@ -118,9 +118,15 @@ def long_frame(
         # The latest attempt wins a step, whatever the order of lines in the file: an owner
         # that lost its claim may still append its older attempt's lines after the new
         # owner's (it records no outcome, but a line can be in flight).
+        # Within that attempt, the lines of one step are one row: metrics logged by two
+        # calls at the same step (``loss``, then ``acc``) are both kept, and a metric
+        # logged twice at a step keeps its last value.
         if "attempt" in frame.columns:
             frame = frame.sort_values("attempt", kind="stable", na_position="first")
-        frame = frame.drop_duplicates(["hash", "step"], keep="last")
+            latest = frame.groupby(["hash", "step"], sort=False)["attempt"].transform("max")
+            same = (frame["attempt"] == latest) | (frame["attempt"].isna() & latest.isna())
+            frame = frame[same]
+        frame = frame.groupby(["hash", "step"], sort=False, as_index=False).last()
     if len(frame):
         frame = frame.sort_values(["hash", "step"], kind="stable").reset_index(drop=True)
     return frame, damage
