@@ -103,6 +103,7 @@ class Session:
         self._hooks: dict[Path, Any] = {}  # folder → the hook relay seen from it
         self._targets: list[Target] = []  # what the positional words select
         self._some_runs: dict[str, list[Target]] = {}  # experiment node id → labels, hashes
+        self._whole: set[str] = set()  # experiments also wanted whole (a file, a folder)
         self._listings: dict[str, set[str]] | None = None  # folder → its entries, for a while
         config.pluginmanager.register(self, name="session")
 
@@ -356,8 +357,10 @@ class Session:
             experiments.append(experiment)
             for target in mine:
                 target.found = target.found or not target.some_runs
-            if all(t.some_runs for t in mine):
-                self._some_runs.setdefault(experiment.nodeid, []).extend(mine)
+            # Labels and hashes of a wholly wanted experiment still must name one of its runs.
+            self._some_runs.setdefault(experiment.nodeid, []).extend(t for t in mine if t.some_runs)
+            if not all(t.some_runs for t in mine):
+                self._whole.add(experiment.nodeid)
         self.experiments.extend(experiments)
         config.hook.xprun_collectreport(
             report=reports.CollectReport(
@@ -407,7 +410,8 @@ class Session:
             if wanted:
                 from .collect import select_runs
 
-                runs = select_runs(runs, wanted)
+                chosen = select_runs(runs, wanted)
+                runs = runs if experiment.nodeid in self._whole else chosen
             self.runs.extend(runs)
             if len(self.runs) > self.max_runs:  # each experiment fits; together they do not
                 raise SweepTooLarge("this launch", len(self.runs), self.max_runs)
