@@ -4,6 +4,9 @@ of it, ...), each defect found pinned through the real command line."""
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 from conftest import Project
 
@@ -14,6 +17,11 @@ import xprun
 @xprun.grid(lr=[0.1, 1.0], opt=["sgd", "adam"])
 def xp_train(config):
     return {"loss": config.lr}
+"""
+
+MAIN = """
+if __name__ == "__main__":
+    raise SystemExit(xprun.main())
 """
 
 
@@ -32,3 +40,35 @@ def test_i12_user_file_and_node_id_of_it(project: Project) -> None:
     assert by_hash.returncode == 0, by_hash.output
     wrong = project.run("xp_train.py", "xp_train.py::xp_train[lr=0.5-opt=sgd]", "--co")
     assert wrong.returncode == 4 and "not found: xp_train.py::xp_train[lr=0.5" in wrong.stderr
+
+
+def script(project: Project, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """``python xp_train.py ARGS`` (the file calls ``xprun.main()``), from ``cwd``."""
+    return subprocess.run(
+        [sys.executable, str(project.root / "xp_train.py"), *args],
+        cwd=cwd,
+        env=project.env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_i12_user_script_with_a_hash_or_a_node_id(project: Project) -> None:
+    """An IDE's "run this file" with a run's hash (copied from ``xprun show``) or its node id
+    (as run.json records it, relative to the rootdir, from a subfolder) runs that run only,
+    as ``xprun HASH`` does: the words name what to run, so the script's whole file is not
+    added to them."""
+    project.write("xp_train.py", SWEEP + MAIN)
+    (project.root / "sub").mkdir()
+    listing = project.run("--collect-only")
+    hashes = dict(re.findall(r"\b([0-9a-f]{32})  (\S+)", listing.stdout))
+    first, nodeid = next(iter(hashes.items()))
+    by_hash = script(project, first[:8], "--collect-only", cwd=project.root)
+    assert by_hash.returncode == 0, by_hash.stdout + by_hash.stderr
+    assert re.findall(r"\b[0-9a-f]{32}\b", by_hash.stdout) == [first], by_hash.stdout
+    by_id = script(project, nodeid, "--collect-only", cwd=project.root / "sub")
+    assert by_id.returncode == 0, by_id.stdout + by_id.stderr
+    assert re.findall(r"\b[0-9a-f]{32}\b", by_id.stdout) == [first], by_id.stdout
+    whole = script(project, "--collect-only", cwd=project.root / "sub")
+    assert len(re.findall(r"\b[0-9a-f]{32}\b", whole.stdout)) == 4, whole.stdout

@@ -219,6 +219,10 @@ def _exists(path: Path) -> bool:
     return os.path.exists(path)  # never raises, unlike Path.exists
 
 
+#: A positional word that is a run's hash (or a prefix of it), as ``xprun show`` prints it.
+_RUN_HASH = re.compile(r"[0-9a-f]{4,32}")
+
+
 def classify_word(word: str, cwd: Path) -> str | None:
     """What a positional word of the command line is: ``"path"`` (an existing file or folder,
     or a node id in one: ``xp_a.py::xp_a``), ``"override"`` (``lr=0.1``, ``~key``), or None
@@ -238,6 +242,15 @@ def _candidate_paths(argv: list[str], cwd: Path) -> list[Path]:
     ``--log-dir ../elsewhere``) never move the rootdir; a word after an option only a plugin
     knows is still tried.
     """
+    return [
+        (cwd / word.split("::", 1)[0]).resolve()
+        for word in _positional_words(argv)
+        if classify_word(word, cwd) == "path"
+    ]
+
+
+def _positional_words(argv: list[str]) -> list[str]:
+    """The positional words of the command line, as the built-in options sort them out."""
     parser = ArgumentParser(add_help=False)
     parser.add_argument("args", nargs="*")
     xprun_addoption(parser, dict(DEFAULTS))
@@ -246,11 +259,7 @@ def _candidate_paths(argv: list[str], cwd: Path) -> list[Path]:
         words = [*option.args, *unknown]
     except UsageError:  # reported by the real parse, with every plugin's options known
         words = argv
-    return [
-        (cwd / word.split("::", 1)[0]).resolve()
-        for word in words
-        if not word.startswith("-") and classify_word(word, cwd) == "path"
-    ]
+    return [word for word in words if not word.startswith("-")]
 
 
 class Config:
@@ -295,7 +304,7 @@ class Config:
                 overrides.append(word)
             elif kind == "path":
                 args.append(word)
-            elif re.fullmatch(r"[0-9a-f]{4,32}", word):  # a run's hash, as xprun show prints it
+            elif _RUN_HASH.fullmatch(word):  # a run's hash, as xprun show prints it
                 self.run_hashes.append(word)
             else:
                 raise UsageError(
@@ -423,6 +432,12 @@ def _script_argv(words: list[str], cwd: Path, caller: dict[str, Any]) -> list[st
         )
     settings = load_settings([path], cwd)
     patterns = settings.patterns("experiment_files")
-    if not any(fnmatchcase(path.name, p) for p in patterns) or _candidate_paths(words, cwd):
+    if not any(fnmatchcase(path.name, p) for p in patterns) or any(
+        # a path, a node id (as run.json records it: relative to the rootdir), a run's hash
+        classify_word(word, cwd) == "path"
+        or classify_word(word, settings.rootdir) == "path"
+        or _RUN_HASH.fullmatch(word)
+        for word in _positional_words(words)
+    ):
         return words
     return [str(path), *words]
