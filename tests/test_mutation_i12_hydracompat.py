@@ -182,14 +182,23 @@ def test_i12_mut_hydra_sources_leave_out_hydra_own_settings(tmp_path) -> None:
     (tmp_path / "db" / "pg.yaml").write_text("port: 5432\n")
     (tmp_path / "model").mkdir()
     (tmp_path / "model" / "big.yaml").write_text("defaults:\n  - /db: pg\nw: 1\n")
-    (tmp_path / "train.yaml").write_text("defaults:\n  - model: big\n  - _self_\nlr: 1\n")
+    # a launcher of the user's, which asks for a config of its own: Hydra's settings too
+    (tmp_path / "hydra" / "launcher").mkdir(parents=True)
+    (tmp_path / "hydra" / "launcher" / "mine.yaml").write_text(
+        "defaults:\n  - basic\n  - /extra@_global_.extra: x\n"
+    )
+    (tmp_path / "extra").mkdir()
+    (tmp_path / "extra" / "x.yaml").write_text("e: 1\n")
+    (tmp_path / "train.yaml").write_text(
+        "defaults:\n  - model: big\n  - override hydra/launcher: mine\n  - _self_\nlr: 1\n"
+    )
     lines, choices = hydra_sources(str(tmp_path), "train")
     assert lines == [
         "db/pg (package model.db, from model/big)",
         "model/big (package model, from train)",
         "train (primary config)",
     ]
-    assert choices == {"model": "big", "db@model.db": "pg"}
+    assert choices == {"model": "big", "db@model.db": "pg", "extra": "x"}
 
 
 def test_i12_mut_a_node_that_takes_a_stable_subtree_is_hashed_as_its_value() -> None:
@@ -198,3 +207,10 @@ def test_i12_mut_a_node_that_takes_a_stable_subtree_is_hashed_as_its_value() -> 
     assert deferred is not None
     assert deferred.hashed == {"a": {"x": 1}, "b": {"x": 1}, "c": [1], "v": "${now:%Y}"}
     assert deferred.keys == [("v",)]
+
+
+def test_i12_mut_a_missing_value_is_omegaconfs_error() -> None:
+    from omegaconf.errors import MissingMandatoryValue
+
+    with pytest.raises(MissingMandatoryValue):
+        Deferred.make({"data": "???", "day": "${now:%Y}"})

@@ -180,6 +180,27 @@ EQUIVALENT: dict[tuple[str, str], str] = {
     ("xprun.keyword", "_equals: return False -> return None"): (
         "its only caller tests the result for truth (... and _equals(item, value))"
     ),
+    ("xprun.hydracompat", "<module>: '\\x00xprun-volatile:' -> 'XX\\x00xprun-volatile:XX'"): (
+        "the marker put in place of a volatile text: any text no config holds does"
+    ),
+    ("xprun.hydracompat", "Deferred.resolve: True -> False #2"): (
+        "throw_on_missing: Deferred.make resolved the same config with it, so a missing value "
+        "(???) raised there first"
+    ),
+    ("xprun.hydracompat", "_restore: True -> False"): (
+        "zip(strict=True) of two lists whose lengths were just checked equal"
+    ),
+    ("xprun.hydracompat", "hydra_sources: False -> True"): (
+        "resolve= of hydra.runtime.choices, which holds group names, never an interpolation"
+    ),
+    (
+        "xprun.hydracompat",
+        "hydra_sources: entry.parent and entry.parent != '<root>' -> "
+        "entry.parent or entry.parent != '<root>'",
+    ): (
+        "the only entries without a parent or with parent <root> are the primary config "
+        "(shown before) and hydra/config (left out before)"
+    ),
     ("xprun.reader.query", "Query: True -> False"): (
         f"{_FROZEN}; nor hashes a Query (the only other thing frozen=True changes)"
     ),
