@@ -72,3 +72,12 @@ def test_i12_user_script_with_a_hash_or_a_node_id(project: Project) -> None:
     assert re.findall(r"\b[0-9a-f]{32}\b", by_id.stdout) == [first], by_id.stdout
     whole = script(project, "--collect-only", cwd=project.root / "sub")
     assert len(re.findall(r"\b[0-9a-f]{32}\b", whole.stdout)) == 4, whole.stdout
+
+
+def test_i12_user_one_run_collected(project: Project) -> None:
+    """``--collect-only`` of one run says "1 run collected", as pytest's "1 test collected"."""
+    project.write("xp_train.py", SWEEP)
+    one = project.run("xp_train.py::xp_train[lr=0.1-opt=sgd]", "--collect-only")
+    assert "1 run collected in" in one.stdout, one.output
+    picked = project.run("-k", "lr=0.1 and sgd", "--collect-only")
+    assert "1/4 runs collected (3 deselected)" in picked.stdout, picked.output

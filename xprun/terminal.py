@@ -334,11 +334,10 @@ class TerminalReporter:
             parts.append(f"{self._deselected} deselected")
         if session.config.option.collect_only:
             selected, deselected = len(session.runs), self._deselected
-            parts = [f"{selected} runs collected"]
+            parts = [f"{_plural(selected, 'run')} collected"]
             if deselected:
-                parts = [
-                    f"{selected}/{selected + deselected} runs collected ({deselected} deselected)"
-                ]
+                total = _plural(selected + deselected, "run")
+                parts = [f"{selected}/{total} collected ({deselected} deselected)"]
         errors = len(self._collect_errors)
         if errors:
             parts.append(_plural(errors, "error"))
