@@ -81,3 +81,28 @@ def test_i12_user_one_run_collected(project: Project) -> None:
     assert "1 run collected in" in one.stdout, one.output
     picked = project.run("-k", "lr=0.1 and sgd", "--collect-only")
     assert "1/4 runs collected (3 deselected)" in picked.stdout, picked.output
+
+
+def test_i12_user_markdown_missing_integer_is_blank(project: Project) -> None:
+    """In ``xprun show -f markdown`` a run without an integer key has an empty cell, as a run
+    without a float key has, not pandas' ``<NA>`` (integers are nullable Int64 since issue
+    12 item 16)."""
+    project.write(
+        "xp_two.py",
+        """
+        import xprun
+
+        @xprun.config({"epochs": 3})
+        def xp_int(config):
+            return 1
+
+        @xprun.config({"lr": 0.5})
+        def xp_float(config):
+            return 2
+        """,
+    )
+    assert project.run().returncode == 0
+    table = project.run("show", "-f", "markdown", str(project.log_dir))
+    assert table.returncode == 0, table.output
+    assert "| 3 |" in table.stdout and "| 0.5 |" in table.stdout, table.stdout
+    assert "<NA>" not in table.stdout and "nan" not in table.stdout.lower(), table.stdout

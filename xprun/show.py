@@ -213,8 +213,10 @@ def _check_precision(value: int) -> int:
 
 
 def _missing(value: Any) -> bool:
+    from pandas import NA  # an integer column's missing value (Int64): its truth raises
+
     try:
-        return bool(value is None or value != value)
+        return bool(value is None or value is NA or value != value)
     except (TypeError, ValueError):  # an array's or pandas.NA's truth is ambiguous: a value
         return False
 
