@@ -106,3 +106,15 @@ def test_i12_user_markdown_missing_integer_is_blank(project: Project) -> None:
     assert table.returncode == 0, table.output
     assert "| 3 |" in table.stdout and "| 0.5 |" in table.stdout, table.stdout
     assert "<NA>" not in table.stdout and "nan" not in table.stdout.lower(), table.stdout
+
+
+def test_i12_user_completion_reads_the_file_given_first(project: Project) -> None:
+    """``xprun xp_b.py lr=<Tab>`` offers the values of xp_b.py's runs, not of every file
+    below: the first word after ``xprun`` is a path given, as the later ones are."""
+    project.write("xp_train.py", SWEEP)
+    project.write("xp_b.py", SWEEP.replace("xp_train", "xp_b").replace("1.0]", "0.5]"))
+    line = "xprun xp_b.py lr="
+    args = ("completion", "--complete", f"--line={line}", "--point=-1", "--current=lr=", "--")
+    done = project.run(*args, "xprun", "xp_b.py")
+    assert done.returncode == 0, done.output
+    assert done.stdout.split() == ["lr=0.1", "lr=0.5"], done.output

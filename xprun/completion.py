@@ -193,8 +193,8 @@ def _candidates(before: list[str], typed: str, cwd: Path) -> Iterator[str]:
 def _given_paths(before: list[str], parser: argparse.ArgumentParser | None, cwd: Path) -> list[str]:
     """The paths (and node ids' files) already on the command line, not options' values."""
     paths = []
-    for i, word in enumerate(before[1:], start=1):
-        previous = _action(parser, before[i - 1]) if parser is not None else None
+    for i, word in enumerate(before):  # the words after the command's name
+        previous = _action(parser, before[i - 1]) if parser is not None and i else None
         if word.startswith("-") or (previous is not None and previous.nargs != 0):
             continue
         path = word.split("::")[0]
