@@ -201,3 +201,34 @@ def test_i12_mut_launches_stop_after_the_failures_allowed(
         assert f"stepwise: skipping {noun}\n" in listing.stdout
     else:
         assert "stepwise" not in listing.stdout
+
+
+ARGV = """
+import json, pathlib, sys
+import xprun
+
+@xprun.config({"i": 0})
+@xprun.grid(i=[0, 1])
+def xp_a(config):
+    pathlib.Path(__file__).with_name(f"argv-{config.i}.json").write_text(json.dumps(sys.argv))
+"""
+
+
+@pytest.mark.parametrize(
+    ("args", "stops"),
+    [(("--maxfail=2",), True), (("--sw",), True), (("-x",), True), ((), False)],
+)
+def test_i12_mut_a_pool_worker_stops_after_its_own_failure_under_maxfail(
+    tmp_path, monkeypatch, args: tuple[str, ...], stops: bool
+) -> None:
+    """Under a failure limit, the pool starts its workers with ``--exitfirst`` (each stops
+    after a failure of its own instead of starting a run it holds): seen in the command line
+    the worker process was given."""
+    project = Project(tmp_path)
+    project.write("xp_a.py", ARGV)
+    result = _inprocess.InProcess(project, monkeypatch).run("-n", "1", "--no-snapshot", *args)
+    assert result.ret == 0, result.output
+    for i in (0, 1):
+        argv = json.loads((tmp_path / f"argv-{i}.json").read_text())
+        assert argv[1:3] == ["worker", "--serve"]
+        assert ("--exitfirst" in argv) == stops

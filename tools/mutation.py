@@ -84,6 +84,7 @@ _LAST_ANYWAY = (
     "trylast=True on a built-in hook: the built-ins are registered first, so every plugin and "
     "conftest is called before them with or without it"
 )
+_SAME_LENGTH = "zip(strict=True) of lists made the same length: strict never has to raise"
 _FROZEN = "frozen=True only forbids assignments, and no code assigns to these records"
 
 #: (module, mutant id as printed) → why no test can kill it.
@@ -187,9 +188,7 @@ EQUIVALENT: dict[tuple[str, str], str] = {
         "throw_on_missing: Deferred.make resolved the same config with it, so a missing value "
         "(???) raised there first"
     ),
-    ("xprun.hydracompat", "_restore: True -> False"): (
-        "zip(strict=True) of two lists whose lengths were just checked equal"
-    ),
+    ("xprun.hydracompat", "_restore: True -> False"): _SAME_LENGTH,
     ("xprun.hydracompat", "hydra_sources: False -> True"): (
         "resolve= of hydra.runtime.choices, which holds group names, never an interpolation"
     ),
@@ -201,6 +200,18 @@ EQUIVALENT: dict[tuple[str, str], str] = {
         "the only entries without a parent or with parent <root> are the primary config "
         "(shown before) and hydra/config (left out before)"
     ),
+    ("xprun.history", "_stepwise: i >= first -> i > first"): (
+        "the run at first failed last time, so states[first] != 'complete' keeps it either way"
+    ),
+    ("xprun.history", "_count: 1 -> 2"): (
+        "-1 or -2 for text that is no number: value < 0 refuses both"
+    ),
+    ("xprun.history", "_say: 0 -> 1 #2"): (
+        "the verbosity of a reporter without one: 0 and 1 both print (>= 0)"
+    ),
+    ("xprun.history", "_keep: True -> False"): _SAME_LENGTH,
+    ("xprun.history", "_keep: True -> False #2"): _SAME_LENGTH,
+    ("xprun.history", "_keep: True -> False #3"): _SAME_LENGTH,
     ("xprun.reader.query", "Query: True -> False"): (
         f"{_FROZEN}; nor hashes a Query (the only other thing frozen=True changes)"
     ),
