@@ -122,22 +122,37 @@ def test_i12_mut_without_m_every_run_is_listed_with_its_marks(xprun) -> None:
 def test_i12_mut_a_malformed_expression_is_a_usage_error_naming_m(xprun) -> None:
     result = xprun("--collect-only", "-m", "slow and (", expect=4)
     assert "wrong expression passed to '-m': slow and (: at column" in result.stderr
+    for text in ("x" * 198 + " (", "x" * 199 + " ("):  # 200 characters shown whole, 201 cut
+        result = xprun("--collect-only", "-m", text, expect=4)
+        shown = text if len(text) == 200 else f"{text[:200]}... (201 characters)"
+        assert f"wrong expression passed to '-m': {shown}: at column" in result.stderr
     long = " or ".join(["slow"] * 60) + " or ("
     result = xprun("--collect-only", "-m", long, expect=4)
     assert f"{long[:200]}... ({len(long)} characters): at column" in result.stderr
 
 
 def test_i12_mut_hydra_multirun_flag_is_ignored_with_a_note(xprun) -> None:
-    note = "xprun: note: {} is Hydra's multirun flag, ignored here"
+    note = (
+        "xprun: note: {} is Hydra's multirun flag, ignored here: every xprun invocation is a "
+        "multirun (lr=0.1,0.01 sweeps as it is)"
+    )
     for args in (("-m",), ("-m", "--collect-only"), ("--multirun",), ("-m", "lr=1.0")):
         result = xprun("--collect-only", "xp_m.py::xp_grid", *args)
         flag = "--multirun" if args == ("--multirun",) else "-m"
-        assert note.format(flag) in result.stderr, args
+        assert note.format(flag) in result.stderr.splitlines(), args
         assert result.stderr.count("multirun flag") == 1
         expected = ["xp_grid"] if "lr=1.0" in args else ["xp_grid[lr=0.1]", "xp_grid[lr=1.0]"]
         assert listed(result) == expected, args
     result = xprun("--collect-only", "xp_m.py::xp_grid")
     assert "multirun flag" not in result.stderr
+    # the override after -m comes first, as typed: the sweep's order shows it
+    result = xprun("--collect-only", "xp_m.py::xp_grid", "-m", "lr=0.1,1.0", "+b=1,2")
+    assert listed(result) == [
+        "xp_grid[lr=0.1-b=1]",
+        "xp_grid[lr=0.1-b=2]",
+        "xp_grid[lr=1.0-b=1]",
+        "xp_grid[lr=1.0-b=2]",
+    ]
 
 
 def _markers(settings: dict, capsys: pytest.CaptureFixture[str]) -> list[str]:
