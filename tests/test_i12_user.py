@@ -3,12 +3,15 @@ of it, ...), each defect found pinned through the real command line."""
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-from conftest import Project
+import pytest
+from conftest import Project, git_commit_all
 
 SWEEP = """
 import xprun
@@ -118,3 +121,42 @@ def test_i12_user_completion_reads_the_file_given_first(project: Project) -> Non
     done = project.run(*args, "xprun", "xp_b.py")
     assert done.returncode == 0, done.output
     assert done.stdout.split() == ["lr=0.1", "lr=0.5"], done.output
+
+
+def _slurm_up() -> bool:
+    if not shutil.which("sbatch"):
+        return False
+    ping = subprocess.run(["scontrol", "ping"], capture_output=True, text=True, timeout=30)
+    return "UP" in ping.stdout
+
+
+def test_i12_user_slurm_wait_progress_and_traceback(project: Project) -> None:
+    """``--scheduler slurm --wait`` reports each run submitted, then how it ended: the
+    percentage counts each run once (it said [200%]), and a failed run shows its traceback
+    (from its ``error.txt``, as an inline run shows it), not only its last line."""
+    if not _slurm_up():
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI=true but no SLURM cluster answers: .ci/run must start it")
+        pytest.skip("no SLURM cluster here (source /tmp/xprun-slurm/slurm.env)")
+    project.write(
+        "xp_fail.py",
+        """
+        import xprun
+
+        def diverge(lr):
+            raise ValueError(f"lr={lr} diverges")
+
+        @xprun.grid(lr=[0.1, 10.0])
+        def xp_fail(config):
+            if config.lr > 1:
+                diverge(config.lr)
+            return config.lr
+        """,
+    )
+    git_commit_all(project.root)
+    result = project.run("--scheduler", "slurm", "--wait", "-v", timeout=300)
+    assert result.returncode == 1, result.output
+    percents = [int(p) for p in re.findall(r"\[\s*(\d+)%\]", result.stdout)]
+    assert percents and max(percents) == 100, result.stdout
+    assert "in diverge" in result.stdout, result.stdout  # the traceback's frames
+    assert "FAILED xp_fail.py::xp_fail[lr=10.0] - ValueError: lr=10.0 diverges" in result.stdout

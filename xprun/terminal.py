@@ -90,7 +90,8 @@ class TerminalReporter:
         self.session: Session | None = None
         self._line_experiment: str | None = None
         self._line_len = 0
-        self._done = 0
+        self._done = 0  # runs reported, each once (a run reported submitted, then ended)
+        self._submitted: set[str] = set()  # hashes of runs reported submitted, not yet ended
         self._deselected = 0
         self._deselected_experiments: set[str] = set()
         self._failed: list[reports.RunReport] = []
@@ -174,6 +175,11 @@ class TerminalReporter:
     @hookimpl
     def xprun_run_logreport(self, report: reports.RunReport) -> None:
         status = report.status
+        if status is Status.SUBMITTED:
+            self._submitted.add(report.run.hash)
+        elif report.run.hash in self._submitted:  # --wait: how it ended, already counted
+            self._submitted.discard(report.run.hash)
+            self._done -= 1
         if status is Status.INTERRUPTED:
             self._interrupted.append(report)  # a line of its own, not a failure
         elif status.unsuccessful or report.teardown_error:

@@ -14,6 +14,7 @@ as they are (no run is reported or recorded as ended because the queue was unrea
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shlex
 import subprocess
@@ -278,6 +279,9 @@ class BatchScheduler:
         record = state.record or {}
         error = record.get("error") or {}
         longrepr = f"{error.get('type', '')}: {error.get('message', '')}" if error else ""
+        if error:  # the traceback, as an inline run shows it (the last attempt's, as error)
+            with contextlib.suppress(OSError, UnicodeDecodeError):
+                longrepr = (Path(run.run_dir) / "error.txt").read_text(encoding="utf-8")
         if state.status == Status.NEW:
             longrepr = "the job ended without running it; see the job's output in " + str(
                 Path(session.config.log_dir) / ".xprun-jobs"
