@@ -273,3 +273,16 @@ def test_i12_mut_right_mark_arguments_are_accepted(tmp_path, monkeypatch, mark: 
     project.write("xp_w.py", f"import xprun\n\n@xprun.mark.{mark}\ndef xp_w():\n    return {{}}\n")
     result = _inprocess.InProcess(project, monkeypatch).run("--collect-only")
     assert result.ret == 0, result.output
+
+
+def test_i12_mut_a_complete_run_marked_skip_later_is_reported_cached(tmp_path, monkeypatch) -> None:
+    """The skip check stops only runs that would start: a complete run is cached first."""
+    project = Project(tmp_path)
+    project.write("xp_c.py", "import xprun\n\ndef xp_c():\n    return {}\n")
+    xprun = _inprocess.InProcess(project, monkeypatch).run
+    assert xprun().ret == 0
+    project.write("xp_c.py", "import xprun\n\n@xprun.mark.skip\ndef xp_c():\n    return {}\n")
+    assert re.findall(r"^xp_c\.py::xp_c ([A-Z]+) ", xprun("-v").stdout, re.MULTILINE) == ["CACHED"]
+    assert re.findall(r"^xp_c\.py::xp_c ([A-Z]+) ", xprun("-v", "--force").stdout, re.M) == [
+        "SKIPPED"
+    ]

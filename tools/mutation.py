@@ -66,6 +66,9 @@ TESTS: dict[str, list[str]] = {
     "xprun.markers": ["tests/test_mutation_i12_markers.py"],
     "xprun.skipping": ["tests/test_mutation_i12_skipping.py"],
     "xprun.reader.metrics": ["tests/test_mutation_i12_metrics.py"],
+    # Node-id and hash selection only (run with --only on its functions: large modules).
+    "xprun.collect": ["tests/test_mutation_i12_selection.py"],
+    "xprun.session": ["tests/test_mutation_i12_selection.py"],
 }
 
 #: The lowest score each module may have (issue 10): raised, never lowered.
@@ -538,9 +541,10 @@ def _tests_of(mutant: Mutant, ran: dict[int, set[str]]) -> frozenset[str] | None
     return None if not tests or "" in tests else frozenset(tests)
 
 
-def score(module: str, show: bool, only: str | None = None) -> tuple[int, int, list[str]]:
+def score(module: str, show: bool, only: list[str] | None = None) -> tuple[int, int, list[str]]:
     """(killed, scored, survivors) for ``module``; equivalent mutants are not scored.
-    ``only``: just the mutants whose id contains it (to check a new test against them)."""
+    ``only``: just the mutants whose id contains one of these texts (to check a new test
+    against them, or to measure some functions of a large module)."""
     origin = _source_of(module)
     source = Path(origin).read_text()  # read once: the mutants' lines are this text's
     found = mutants(source)
@@ -548,7 +552,7 @@ def score(module: str, show: bool, only: str | None = None) -> tuple[int, int, l
     for ident in sorted(stale):
         print(f"  listed as equivalent but no longer generated (update EQUIVALENT): {ident}")
     if only is not None:
-        found = [mutant for mutant in found if only in mutant.ident]
+        found = [mutant for mutant in found if any(text in mutant.ident for text in only)]
     started = time.monotonic()
     with tempfile.TemporaryDirectory() as scratch:
         record = os.path.join(scratch, "lines.json")
@@ -589,7 +593,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only",
         metavar="TEXT",
-        help="run only the mutants whose id (as --list prints it) contains TEXT; no floor",
+        action="append",
+        help="run only the mutants whose id (as --list prints it) contains TEXT (repeat it: "
+        "any of them); no floor",
     )
     options = parser.parse_args(argv)
     unknown = [m for m in options.modules if m not in TESTS]
@@ -612,7 +618,7 @@ def main(argv: list[str] | None = None) -> int:
     for module in options.modules or list(TESTS):
         if options.list:
             for mutant in mutants(Path(_source_of(module)).read_text()):
-                if options.only is None or options.only in mutant.ident:
+                if options.only is None or any(t in mutant.ident for t in options.only):
                     print(f"{module} line {mutant.line}: {mutant.ident}")
             continue
         print(f"{module}:", flush=True)
