@@ -160,3 +160,27 @@ def test_i12_user_slurm_wait_progress_and_traceback(project: Project) -> None:
     assert percents and max(percents) == 100, result.stdout
     assert "in diverge" in result.stdout, result.stdout  # the traceback's frames
     assert "FAILED xp_fail.py::xp_fail[lr=10.0] - ValueError: lr=10.0 diverges" in result.stdout
+
+
+def test_i12_user_override_replaces_a_grid_only_axis(project: Project) -> None:
+    """``xprun xp_s.py i=3`` on ``@xprun.grid(i=[...])`` without a config holding ``i``
+    replaces the grid's axis, as the guide says of any override of a swept key (it said
+    "Could not override 'i' ... use +i=3"); the run is the grid's own ``i=3`` run."""
+    project.write(
+        "xp_s.py",
+        """
+        import xprun
+
+        @xprun.grid(i=[1, 2, 3], j=[0, 1])
+        def xp_s(config):
+            return config.i
+        """,
+    )
+    grid = project.run("--collect-only")
+    hashes = dict(re.findall(r"\b([0-9a-f]{32})  (\S+)", grid.stdout))
+    wanted = {h for h, nodeid in hashes.items() if "i=3" in nodeid}
+    replaced = project.run("i=3", "--collect-only")
+    assert replaced.returncode == 0, replaced.output
+    assert set(re.findall(r"\b[0-9a-f]{32}\b", replaced.stdout)) == wanted, replaced.output
+    swept = project.run("i=3,4", "--collect-only")
+    assert swept.returncode == 0 and "xp_s.py::xp_s[j=0-i=4]" in swept.stdout, swept.output

@@ -645,6 +645,7 @@ class Expander:
         session = self.session
         replaced = {a.key for a in axes}
         factors = _grid_factors(experiment, replaced)
+        holders = self._placeholders(axes)
         grid_points = _grid_points(experiment, factors)
         grid_marks = _grid_marks(experiment, factors)
         param_points = _param_points(experiment)
@@ -667,7 +668,7 @@ class Expander:
         seen: set[str] = set()
         for grid, marks in zip(grid_points, grid_marks, strict=True):
             for cli in itertools.product(*(range(len(a)) for a in axes)):
-                made = self._configure(grid, axes, cli)
+                made = self._configure({**holders, **grid} if holders else grid, axes, cli)
                 deferred = made if isinstance(made, Deferred) else None
                 # a deferred config's volatile keys hash as their text: the identity
                 config = made.hashed if isinstance(made, Deferred) else made
@@ -702,6 +703,25 @@ class Expander:
                     )
         label_runs(runs)
         return runs
+
+    def _placeholders(self, axes: list[OverrideAxis]) -> dict[str, Any]:
+        """The grid keys a plain override (``i=3``) replaces, each with the grid's first
+        value: the grid brings its key into the config (the base may not have it), so the
+        override that replaces the axis sets a key that exists, as the guide says."""
+        plain_keys = {
+            a.key
+            for a in axes
+            if not a.prefix and a.package is None and not self.source.is_group(a.key)
+        }
+        if not plain_keys:
+            return {}
+        return {
+            key: _grid_value(self.experiment, key, values[0])
+            for g in self.experiment.declaration.grids
+            for z in g.factors
+            for key, values in z.axes
+            if key in plain_keys and len(values)
+        }
 
     def _resolve(
         self, deferred: Deferred, folder: str, digest: str
