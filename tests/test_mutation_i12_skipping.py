@@ -218,8 +218,13 @@ def test_i12_mut_the_summary_lists_skips_only_with_v(launched, monkeypatch) -> N
         "FAILED xp_k.py::xp_xpass_strict - [XPASS(strict)] s",
         "FAILED xp_k.py::xp_xpass_strict_noreason - [XPASS(strict)] the run was expected to fail",
     ]
-    quiet = _inprocess.InProcess(project, monkeypatch).run("-q", "-k", "xp_skip or xp_xpass")
+    quiet = _inprocess.InProcess(project, monkeypatch).run("-q", "--force", "-k", "xp_xpass")
     assert not any(line.startswith(("SKIPPED", "XPASS")) for line in quiet.stdout.splitlines())
+    # -v and -q cancel out: the skip reasons are -v's only
+    both = _inprocess.InProcess(project, monkeypatch).run("-v", "-q", "-k", "xp_skip")
+    assert not any(line.startswith("SKIPPED") for line in both.stdout.splitlines())
+    loud = _inprocess.InProcess(project, monkeypatch).run("--force", "-k", "xp_xpass")
+    assert "XPASS xp_k.py::xp_xpass" in loud.stdout.splitlines()
 
 
 @pytest.mark.parametrize(
@@ -286,3 +291,25 @@ def test_i12_mut_a_complete_run_marked_skip_later_is_reported_cached(tmp_path, m
     assert re.findall(r"^xp_c\.py::xp_c ([A-Z]+) ", xprun("-v", "--force").stdout, re.M) == [
         "SKIPPED"
     ]
+
+
+def test_i12_mut_a_strict_xpass_says_why_to_every_plugin(tmp_path, monkeypatch) -> None:
+    """The reason is set on the report before other plugins read it (tryfirst): a
+    conftest's hook, registered after the built-in reporter, sees it too, and so does the
+    JUnit XML file, written as each report comes."""
+    project = Project(tmp_path)
+    project.write("xp_k.py", MARKED)
+    project.write(
+        "conftest.py",
+        "def xprun_run_logreport(report):\n"
+        "    if report.status == 'failed':\n"
+        "        print('SEEN', report.run.nodeid, repr(report.longrepr))\n",
+    )
+    result = _inprocess.InProcess(project, monkeypatch).run(
+        "-k", "xp_xpass_strict", "--junitxml", "out.xml"
+    )
+    assert result.ret == 1, result.output
+    assert "SEEN xp_k.py::xp_xpass_strict '[XPASS(strict)] s'" in result.stdout
+    xml = (tmp_path / "out.xml").read_text()
+    assert 'message="[XPASS(strict)] s"' in xml
+    assert 'message="[XPASS(strict)] the run was expected to fail"' in xml

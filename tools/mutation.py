@@ -222,6 +222,10 @@ EQUIVALENT: dict[tuple[str, str], str] = {
     ),
     ("xprun.markers", "registered: 1 -> 2"): _FIRST_PART,
     ("xprun.markers", "registered: 1 -> 2 #2"): _FIRST_PART,
+    ("xprun.skipping", "Xfail: True -> False"): _FROZEN,
+    ("xprun.skipping", "_problem: False -> True"): (
+        "the default of strict= when it is not given: True and False both pass the check"
+    ),
     ("xprun.reader.query", "Query: True -> False"): (
         f"{_FROZEN}; nor hashes a Query (the only other thing frozen=True changes)"
     ),
