@@ -184,3 +184,19 @@ def test_i12_user_override_replaces_a_grid_only_axis(project: Project) -> None:
     assert set(re.findall(r"\b[0-9a-f]{32}\b", replaced.stdout)) == wanted, replaced.output
     swept = project.run("i=3,4", "--collect-only")
     assert swept.returncode == 0 and "xp_s.py::xp_s[j=0-i=4]" in swept.stdout, swept.output
+
+
+def test_i12_user_snapshot_folder_does_not_make_the_repo_dirty(project: Project) -> None:
+    """A clean repository is recorded clean after ``-n 2`` ran from a snapshot: the
+    ``.xprun/`` folder xprun made for it is not an untracked file of the user's."""
+    project.write(
+        "xp_c.py", "import xprun\n\n@xprun.grid(i=[1, 2])\ndef xp_c(config):\n    return 1\n"
+    )
+    git_commit_all(project.root)
+    (project.root / ".gitignore").write_text("xprun_logs/\n__pycache__/\n")  # not .xprun/
+    git_commit_all(project.root)
+    result = project.run("-n", "2")
+    assert result.returncode == 0, result.output
+    assert (project.root / ".xprun").is_dir()
+    for record in project.records():
+        assert record["git"]["untracked"] == [] and record["git"]["dirty"] is False, record["git"]

@@ -170,7 +170,11 @@ def _untracked(repo: Any, exclude: list[Path]) -> list[str]:
             specs.append(f":(exclude){path.resolve().relative_to(root.resolve()).as_posix()}")
         except ValueError:
             continue  # outside the work tree
-    out = repo.git.ls_files("--others", "--exclude-standard", "--directory", "--", *specs)
+    # --no-empty-directory: an untracked folder holding only a left-out one (.xprun/ of
+    # .xprun/snapshots) is not listed whole by --directory
+    out = repo.git.ls_files(
+        "--others", "--exclude-standard", "--directory", "--no-empty-directory", "--", *specs
+    )
     return [line for line in out.splitlines() if line]
 
 
