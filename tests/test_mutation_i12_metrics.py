@@ -216,8 +216,10 @@ def test_i12_mut_a_file_that_cannot_be_read_is_named(tmp_path: Path) -> None:
 
 
 def test_i12_mut_json_that_is_not_an_object_is_counted(tmp_path: Path) -> None:
-    write(tmp_path, [{"step": 0}, 3, "x", {"step": 1}], raw="[[[\n")
+    write(tmp_path, [{"step": 0}, 3, "x", {"step": 1}], raw="[[[\n")  # a torn line too
     assert read_lines(tmp_path, "train") == ([{"step": 0}, {"step": 1}], None, 2)
+    write(tmp_path, [{"step": 0}, [1], {"step": 1}])  # every line JSON: the fast path's
+    assert read_lines(tmp_path, "train") == ([{"step": 0}, {"step": 1}], None, 1)
 
 
 @pytest.mark.parametrize("name", ["train", "a.b", "_x", "-x", "x-1.jsonl", "A9"])

@@ -226,6 +226,13 @@ EQUIVALENT: dict[tuple[str, str], str] = {
     ("xprun.skipping", "_problem: False -> True"): (
         "the default of strict= when it is not given: True and False both pass the check"
     ),
+    ("xprun.reader.metrics", "_integral: return False -> return None"): (
+        "only a boolean, never missing, gets it; pandas reads None as False in ok.astype(bool) "
+        "and in ok | isna() (False there)"
+    ),
+    ("xprun.reader.metrics", "_number: return math.nan -> return None"): (
+        "its results go through pd.to_numeric, which reads None as NaN"
+    ),
     ("xprun.reader.query", "Query: True -> False"): (
         f"{_FROZEN}; nor hashes a Query (the only other thing frozen=True changes)"
     ),
