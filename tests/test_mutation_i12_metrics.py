@@ -55,6 +55,7 @@ def test_i12_mut_two_calls_at_one_step_are_one_row(tmp_path: Path) -> None:
         ("h1", 1, 1, 4.0, 0.25, None),
     ]
     assert list(frame.index) == [0, 1]
+    assert list(frame.columns) == ["hash", "step", "attempt", "time", "loss", "acc"]
 
 
 def test_i12_mut_the_latest_attempt_wins_a_step_whatever_the_order(tmp_path: Path) -> None:
