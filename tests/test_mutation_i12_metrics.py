@@ -256,3 +256,9 @@ def test_i12_mut_aggregates(tmp_path: Path) -> None:
     empty = aggregate(frame.iloc[0:0], [("loss", "max")])
     assert len(empty) == 0 and list(empty.columns) == [("loss", "max")]
     assert list(aggregate(frame, [("hash", "max")]).columns) == [("hash", "max")]
+
+
+def test_i12_mut_a_torn_line_amid_others_is_skipped_alone(tmp_path: Path) -> None:
+    """A process killed mid-write, then resumed: the lines after the torn one are read."""
+    write(tmp_path, [{"step": 0, "x": 1}], raw='{"step": 1, "x"\n{"step": 2, "x": 3}\n')
+    assert read_lines(tmp_path, "train") == ([{"step": 0, "x": 1}, {"step": 2, "x": 3}], None, 0)
