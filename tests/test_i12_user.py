@@ -200,3 +200,8 @@ def test_i12_user_snapshot_folder_does_not_make_the_repo_dirty(project: Project)
     assert (project.root / ".xprun").is_dir()
     for record in project.records():
         assert record["git"]["untracked"] == [] and record["git"]["dirty"] is False, record["git"]
+    # and git status stays clean, as pytest's cache folder keeps it (a .gitignore in it)
+    status = subprocess.run(
+        ["git", "status", "--porcelain"], cwd=project.root, capture_output=True, text=True
+    )
+    assert status.returncode == 0 and status.stdout == "", status.stdout

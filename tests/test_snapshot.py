@@ -104,5 +104,5 @@ def test_concurrent_extraction_yields_one_complete_snapshot(repo):
     for t in threads:
         t.join()
     assert not errors and len(set(results)) == 1
-    assert sorted(p.name for p in target.iterdir()) == [commit]
+    assert sorted(p.name for p in target.iterdir()) == [".gitignore", commit]  # no tmp left
     assert (target / commit / "model.py").read_text() == "WIDTH = 1\n"

@@ -25,6 +25,7 @@ at the same place as in the work tree.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import posixpath
@@ -374,6 +375,10 @@ def extract(top: Path, commit: str, snapshot_dir: Path) -> Path:
     if final.is_dir():
         return final
     snapshot_dir.mkdir(parents=True, exist_ok=True)
+    ignore = snapshot_dir / ".gitignore"  # as pytest's cache: git status stays clean
+    if not ignore.exists():
+        with contextlib.suppress(OSError):
+            ignore.write_text("# created by xprun: code snapshots, never committed\n*\n")
     tmp = snapshot_dir / f".{commit}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
     tmp.mkdir()
     try:
