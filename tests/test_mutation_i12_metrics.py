@@ -262,3 +262,13 @@ def test_i12_mut_a_torn_line_amid_others_is_skipped_alone(tmp_path: Path) -> Non
     """A process killed mid-write, then resumed: the lines after the torn one are read."""
     write(tmp_path, [{"step": 0, "x": 1}], raw='{"step": 1, "x"\n{"step": 2, "x": 3}\n')
     assert read_lines(tmp_path, "train") == ([{"step": 0, "x": 1}, {"step": 2, "x": 3}], None, 0)
+
+
+def test_i12_mut_each_column_is_checked_after_a_numeric_one(tmp_path: Path) -> None:
+    run = write(
+        tmp_path / "a",
+        [{"step": 0, "a": 1.0, "b": 1.0}, {"step": 1, "a": 2.0, "b": "x"}],
+    )
+    frame, damage = long_frame([("h", run)], "train")
+    assert rows(frame, "step", "a", "b") == [(0, 1.0, 1.0)]
+    assert "1 line skipped" in damage["h"]
