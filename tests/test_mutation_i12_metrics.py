@@ -88,11 +88,17 @@ def test_i12_mut_lines_without_an_attempt_lose_to_those_with_one(tmp_path: Path)
             {"step": 0, "attempt": 1, "loss": 2.0},
             {"step": 1, "loss": 3.0},
             {"step": 1, "acc": 4.0},
+            {"step": 2, "acc": 9.0},  # an older writer without attempts: loses the step
+            {"step": 2, "attempt": 1, "loss": 5.0},
         ],
     )
     frame, damage = long_frame([("h1", run)], "train")
     assert damage == {}
-    assert rows(frame, "step", "attempt", "loss", "acc") == [(0, 1, 2.0, None), (1, None, 3.0, 4.0)]
+    assert rows(frame, "step", "attempt", "loss", "acc") == [
+        (0, 1, 2.0, None),
+        (1, None, 3.0, 4.0),
+        (2, 1, 5.0, None),
+    ]
 
 
 def test_i12_mut_runs_are_kept_apart_and_sorted_by_hash_then_step(tmp_path: Path) -> None:
@@ -272,3 +278,10 @@ def test_i12_mut_each_column_is_checked_after_a_numeric_one(tmp_path: Path) -> N
     frame, damage = long_frame([("h", run)], "train")
     assert rows(frame, "step", "a", "b") == [(0, 1.0, 1.0)]
     assert "1 line skipped" in damage["h"]
+
+
+def test_i12_mut_a_column_of_booleans_keeps_them(tmp_path: Path) -> None:
+    run = write(tmp_path / "a", [{"step": 0, "ok": True}, {"step": 1, "ok": False}])
+    frame, damage = long_frame([("h", run)], "train")
+    assert damage == {} and frame["ok"].dtype == bool
+    assert frame["ok"].tolist() == [True, False]

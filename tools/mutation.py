@@ -240,6 +240,19 @@ EQUIVALENT: dict[tuple[str, str], str] = {
     ("xprun.reader.metrics", "_number: value > 0 -> value >= 0"): (
         "only integers outside int64 reach the comparison, never 0"
     ),
+    ("xprun.reader.metrics", "_number: 0 -> 1"): (
+        "only integers outside int64 reach the comparison, never 0 or 1"
+    ),
+    ("xprun.reader.metrics", "long_frame: False -> True #2"): (
+        "sort= of the merge's groupby: the frame is sorted by hash and step right after"
+    ),
+    ("xprun.reader.metrics", "long_frame: False -> True #4"): (
+        "sort= of a groupby's transform, whose result is aligned to the frame's rows either way"
+    ),
+    ("xprun.reader.metrics", "aggregate: False -> True"): (
+        "the order of the table's rows: its only caller merges it by its hash index "
+        "(reader/runs.py)"
+    ),
     ("xprun.reader.query", "Query: True -> False"): (
         f"{_FROZEN}; nor hashes a Query (the only other thing frozen=True changes)"
     ),
