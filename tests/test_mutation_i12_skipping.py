@@ -313,3 +313,19 @@ def test_i12_mut_a_strict_xpass_says_why_to_every_plugin(tmp_path, monkeypatch) 
     xml = (tmp_path / "out.xml").read_text()
     assert 'message="[XPASS(strict)] s"' in xml
     assert 'message="[XPASS(strict)] the run was expected to fail"' in xml
+
+
+def test_i12_mut_a_plugins_skip_check_answers_before_the_marks(tmp_path, monkeypatch) -> None:
+    """The marks' skip check runs after the others (a wrapper): a report another check
+    gave (cached, running elsewhere, or a plugin's) stands, even for a run marked skip."""
+    project = Project(tmp_path)
+    project.write("xp_c.py", "import xprun\n\n@xprun.mark.skip\ndef xp_c():\n    return {}\n")
+    project.write(
+        "conftest.py",
+        "from xprun import RunReport, Status\n\n"
+        "def xprun_run_skip(run, context):\n"
+        "    return RunReport(run, Status.CACHED, longrepr='answered by a plugin')\n",
+    )
+    result = _inprocess.InProcess(project, monkeypatch).run("-v")
+    assert result.ret == 0, result.output
+    assert re.findall(r"^xp_c\.py::xp_c ([A-Z]+) ", result.stdout, re.M) == ["CACHED"]

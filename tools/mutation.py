@@ -531,6 +531,11 @@ def _run_tests(
                 lines_run = _LinesRun(origin)
                 plugins.append(lines_run)
                 lines_run.coverage.start()  # before the tests import the module
+                # Imported here, outside any test: a module the tests import lazily (inside
+                # xprun.main) would otherwise have its import-time lines (constants,
+                # decorators) credited to the first test that imported it, and a mutant of
+                # them given that test alone.
+                importlib.import_module(module)
             files = TESTS[module]
             if keep is not None:  # only the files holding those tests are collected
                 files = [f for f in files if any(t.startswith(f + "::") for t in keep)]
