@@ -77,6 +77,7 @@ def test_i12_mut_the_latest_attempt_wins_a_step_whatever_the_order(tmp_path: Pat
     ]
     every, _ = long_frame([("h1", run)], "train", all_attempts=True)
     assert len(every) == 5
+    assert list(every.columns) == ["hash", "step", "attempt", "loss", "acc"]
     assert rows(every, "step", "attempt") == [(0, 2), (0, 1), (1, 2), (1, 3), (2, 1)]
 
 
