@@ -241,9 +241,8 @@ def test_i12_04_an_interrupt_is_reported_as_interrupted_not_as_a_failure(project
         rf"\(at {re.escape(str(project.root / 'xp_signal.py'))}:[78] in xp_signal\)$"
     )
     for sig, crash in (("INT", "KeyboardInterrupt"), ("TERM", "Terminated: received signal")):
-        result = project.run("-k", f"sig={sig}")
-        assert result.returncode == 2, result.output
-        out = result.stdout
+        returncode, out = _foreground(project, "-k", f"sig={sig}")
+        assert returncode == 2, out
         line = f"!!! Interrupted: xp_signal.py::xp_signal[sig={sig}] - "
         (found,) = [s for s in out.splitlines() if s.startswith(line)]
         assert crash in found and where.search(found), found
@@ -251,10 +250,20 @@ def test_i12_04_an_interrupt_is_reported_as_interrupted_not_as_a_failure(project
         assert re.search(r"=+ 1 interrupted, 1 deselected in", out), out
         (run_dir,) = [d for d in project.run_dirs() if f"sig: {sig}" in _config(d)]
         assert "Traceback" in (run_dir / "error.txt").read_text()
-    full = project.run("-k", "sig=INT", "--full-trace")
-    assert full.returncode == 2
-    assert "!!! Interrupted: xp_signal.py::xp_signal[sig=INT] - KeyboardInterrupt" in full.stdout
-    assert "Traceback (most recent call last)" in full.stdout and "FAILURES" not in full.stdout
+    returncode, out = _foreground(project, "-k", "sig=INT", "--full-trace")
+    assert returncode == 2
+    assert "!!! Interrupted: xp_signal.py::xp_signal[sig=INT] - KeyboardInterrupt" in out
+    assert "Traceback (most recent call last)" in out and "FAILURES" not in out
+
+
+def _foreground(project: Project, *args: str) -> tuple[int, str]:
+    """xprun with SIGINT's default action, as from a terminal: a suite started in the
+    background (CI, ``nohup``) passes SIGINT ignored to its children (tests/foreground.py)."""
+    from foreground import FOREGROUND
+
+    proc = project.popen(*args, **FOREGROUND)
+    out, _ = proc.communicate(timeout=120)
+    return proc.returncode, out
 
 
 # -- item 5: summary lines carry the exception type and its first meaningful line ------------
