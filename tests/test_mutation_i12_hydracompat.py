@@ -214,3 +214,11 @@ def test_i12_mut_a_missing_value_is_omegaconfs_error() -> None:
 
     with pytest.raises(MissingMandatoryValue):
         Deferred.make({"data": "???", "day": "${now:%Y}"})
+
+
+@pytest.mark.parametrize("folder", ["/tmp/a\\b", "/tmp/a\\${x}", "/tmp/${y}", "/tmp/a\\\\b\\"])
+def test_i12_hydra_runtime_value_is_taken_literally(folder):
+    """A launch folder's text comes back as it is: a backslash was doubled, because every
+    one was escaped though OmegaConf reads one as an escape only before ``${``."""
+    deferred = Deferred.make({"c": "${hydra:runtime.cwd}"})
+    assert deferred.resolve({"runtime.cwd": folder}, "w")[0]["c"] == folder

@@ -171,7 +171,10 @@ def _hydra_value(match: re.Match[str], values: dict[str, str], where: str) -> st
             f"{where}: ${{hydra:{key}}} is not known to xprun; it resolves "
             + ", ".join(f"${{hydra:{k}}}" for k in HYDRA_KEYS)
         )
-    return values[key].replace("\\", "\\\\").replace("${", "\\${")
+    # OmegaConf reads a backslash as an escape only before "${" (and before such a
+    # backslash): double those runs, then escape "${"; any other backslash is literal.
+    value = re.sub(r"(\\+)(?=\$\{)", lambda m: m.group(1) * 2, values[key])
+    return value.replace("${", "\\${")
 
 
 def _register_now() -> None:
