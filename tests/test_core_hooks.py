@@ -464,3 +464,32 @@ def test_i10_04_p_plugins_reach_the_local_pool_workers(project, tmp_path):
     assert len(outcomes) == 3
     assert all(o["by"] == "plugin" for o in outcomes)
     assert all(r["scheduler"] == "local" for r in project.records())
+
+
+def test_i13_seam_a_plugin_adds_fields_to_run_json_kept_by_the_final_record(project):
+    project.write("xp_r.py", EXPERIMENT.format(name="r"))
+    project.write(
+        "conftest.py",
+        """
+        def xprun_run_record(run, context):
+            return {"provenance_test": {"hash": run.hash, "scheduler": context.metadata.scheduler}}
+        """,
+    )
+    result = project.run("-q", "-n", "2")
+    assert result.returncode == 0, result.output
+    records = project.records()
+    assert len(records) == 3
+    for record in records:
+        assert record["status"] == "complete"
+        assert record["provenance_test"] == {"hash": record["hash"], "scheduler": "local"}
+
+
+def test_i13_seam_a_plugin_overwriting_a_core_field_is_refused_by_name(project):
+    project.write("xp_r.py", EXPERIMENT.format(name="r"))
+    project.write(
+        "conftest.py", "def xprun_run_record(run, context):\n    return {'status': 'x'}\n"
+    )
+    result = project.run("-q")
+    assert result.returncode != 0, result.output
+    assert "xprun_run_record" in result.output and "'status'" in result.output
+    assert all(r["status"] != "x" for r in project.records())

@@ -323,6 +323,23 @@ def xprun_run_protocol(run: RunSpec, context: RunContext) -> RunReport | None:
 
 
 @hookspec
+def xprun_run_record(run: RunSpec, context: RunContext) -> dict[str, Any] | None:
+    """Fields to add to a run's ``running`` record (``run.json``) when an attempt starts.
+
+    :param run: the :class:`xprun.RunSpec` being started (claimed, ``config.yaml`` written).
+    :param context: the :class:`xprun.runcontext.RunContext`.
+    :returns: a mapping of JSON data merged into the record (each key at most once across
+        plugins; a key the core writes, such as ``status`` or ``hash``, is refused), or None.
+
+    Called by the built-in run protocol in the process executing the run, before the record
+    is written, so the fields are in the record from the attempt's first byte on and are
+    kept by its final record.  Provenance lives here (the code the run executes, the
+    session's environment): one seam for built-in and third-party recorders.  Keep it cheap
+    (compute per session or per experiment, not per run): it is on every run's path.
+    """
+
+
+@hookspec
 def xprun_run_setup(run: RunSpec, context: RunContext) -> None:
     """Before the call: seeds are set; run-scoped fixtures are set up here.
 

@@ -116,10 +116,11 @@ def start_record(
     metadata_: MetadataProvider,
     started: float,
     retried: list[dict[str, Any]] | None = None,
+    extra: list[dict[str, Any] | None] | None = None,
 ) -> dict[str, Any]:
     """The ``running`` record of a new attempt (written before the experiment is called);
     ``retried``: the failed attempts this one retries (``--retries``), each ``{attempt,
-    type, message}``."""
+    type, message}``; ``extra``: the plugins' fields (``xprun_run_record``)."""
     session, patch = _session_fields(metadata_)
     if patch:
         store.write_text_atomic(run.run_dir / "git.patch", patch)
@@ -141,6 +142,16 @@ def start_record(
     }
     if retried:
         record["retried"] = list(retried)
+    for fields in extra or ():
+        if not fields:
+            continue
+        for key, value in fields.items():
+            if key in record:
+                raise TypeError(
+                    f"xprun_run_record: the field {key!r} of run.json is already written"
+                    " (by the core or another plugin); use a key of your own"
+                )
+            record[key] = value
     store.write_json_atomic(run.run_dir / store.RUN_JSON, record)
     return record
 

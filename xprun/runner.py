@@ -297,6 +297,12 @@ def _set_aside(run_dir: Path, previous: dict[str, Any]) -> Path:
     return aside
 
 
+def _has_record_hooks(hook: Any) -> bool:
+    """Whether any plugin adds fields to run.json: a hook call per run costs microseconds
+    that the CPU path (issue 11) does not spend when nobody listens."""
+    return bool(hook.xprun_run_record.get_hookimpls())
+
+
 def _clear_outcome(run_dir: Path, aside: Path | None) -> None:
     """The outcome and traceback of an earlier attempt would lie about this one."""
     for name in (store.OUTCOME_JSON, OUTCOME_FALLBACK, "error.txt"):
@@ -322,7 +328,8 @@ def _execute(
     forced = previous.get("status") == Status.COMPLETE and context.force
     aside = _set_aside(run_dir, previous) if forced else None
     write_config(run)
-    record = start_record(run, context.metadata, started, retried)
+    extra = hook.xprun_run_record(run=run, context=context) if _has_record_hooks(hook) else None
+    record = start_record(run, context.metadata, started, retried, extra)
     if previous:
         _clear_outcome(run_dir, aside)
     capture = RunCapture(run_dir, echo=context.capture == "no")
