@@ -1,0 +1,324 @@
+"""The history of a search, read from its run directories, and the Optuna study rebuilt from it.
+
+A searched experiment keeps no database: every trial is an ordinary run, so the state of a
+search is its log directory.  At every launch (and before every ask) the search reads its
+runs with the Reader (:func:`trial_records`) and rebuilds an in-memory Optuna study from them
+(:func:`build_study`); the same history therefore gives a seeded sampler the same proposals,
+whether the search ran in one go or was interrupted and resumed.
+
+How runs become trials (each decision is the one a resumed search needs):
+
+- ``complete`` with a numeric objective: ``COMPLETE`` with that value.  A complete run whose
+  objective is missing (the outcome has no such key, no metric was logged) or not a number
+  (NaN included) is told as ``FAIL``: the sampler learns nothing good from it, and it counts
+  toward the budget as a failed trial does, rather than being proposed again forever.
+- ``pruned``: ``PRUNED`` with its intermediate values (and, as Optuna's own ``tell`` does, the
+  last finite one as its value).
+- ``failed`` (and ``xfail``): ``FAIL``.
+- ``running`` with a live claim: ``RUNNING``, so constant-liar samplers do not propose its
+  config again while it is in flight elsewhere.
+- ``interrupted`` and ``timeout`` (no live claim; the next launch runs the same config
+  again): state ``"interrupted"`` here, ``RUNNING`` in the study for the same reason.
+
+A trial's number is the order of its run's start (``run.json``'s ``start``, ties by hash);
+``start`` is the latest attempt's, so a run resumed after later trials started moves after
+them (the search resumes its interrupted trials before asking for new ones, which keeps the
+order).  Runs whose config lacks a searched key are not trials of this search and are left
+out; so are, in :func:`build_study`, records whose values lie outside the space (a space
+narrowed since they ran), which Optuna could not hold.
+
+The search plugin records what was searched in each trial's ``run.json`` (``search``:
+``{"objective", "direction", "params"}``); :func:`search_settings` reads it back for
+``xprun show`` and ``xprun plot``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import UsageError
+from .states import Status
+
+if TYPE_CHECKING:
+    import optuna
+
+    from .reader import Reader
+
+__all__ = [
+    "Objective",
+    "TrialRecord",
+    "build_study",
+    "parse_objective",
+    "search_settings",
+    "trial_records",
+]
+
+STATES = ("complete", "pruned", "failed", "running", "interrupted")
+DIRECTIONS = ("minimize", "maximize")
+STUDY_NAME = "xprun"  # fixed: Hyperband assigns brackets from the study's name
+
+# The Reader's statuses (live: ``running`` only with a fresh claim) → a trial's state.
+_STATES = {
+    Status.COMPLETE: "complete",
+    "pruned": "pruned",
+    Status.FAILED: "failed",
+    Status.XFAIL: "failed",
+    Status.RUNNING: "running",
+    Status.INTERRUPTED: "interrupted",
+    Status.TIMEOUT: "interrupted",
+}
+_AGGREGATES = ("last", "first", "min", "max", "mean")
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    """One run of a searched experiment, as the sampler is told about it."""
+
+    hash: str
+    number: int  # order of the run's start time (ties: hash)
+    params: dict[str, Any]  # the searched keys' values, read from the run's config
+    state: str  # one of STATES
+    value: float | None  # the objective; None when absent (and for failed, running trials)
+    intermediate: dict[int, float]  # step -> value of the objective's metric, for pruners
+
+
+@dataclass(frozen=True)
+class Objective:
+    """A parsed objective path: the Reader key of its value, and the metric whose steps are
+    the intermediate values (``file``: its ``metrics/<file>.jsonl``)."""
+
+    text: str
+    key: str  # outcome.<key>, or metrics.[<file>:]<metric>.<agg>
+    file: str
+    metric: str
+
+
+def parse_objective(text: Any) -> Objective:
+    """``outcome.<key>`` (a key of the returned mapping, dotted for nested ones) or
+    ``metrics.<name>`` (the last value logged; ``metrics.<name>.min`` and the other
+    aggregates ``first``, ``max``, ``mean`` for another one; ``metrics.<file>:<name>`` for
+    ``metrics/<file>.jsonl``).  The intermediate values are the steps of the metric named
+    like the objective's last part (``val_loss`` for both ``outcome.val_loss`` and
+    ``metrics.val_loss``).  Anything else is a :class:`UsageError` naming the path."""
+    hint = (
+        "use outcome.<key> (a key of what the experiment returns, e.g. outcome.val_loss) or "
+        "metrics.<name> (the last value of a logged metric, e.g. metrics.val_loss)"
+    )
+    if not isinstance(text, str) or not text.strip():
+        raise UsageError(f"objective {text!r} is not valid: {hint}")
+    kind, _, rest = text.partition(".")
+    parts = rest.split(".")
+    if kind not in ("outcome", "metrics") or not rest or not all(p.strip() for p in parts):
+        raise UsageError(f"objective {text!r} is not valid: {hint}")
+    if kind == "outcome":
+        return Objective(text, text, "metrics", parts[-1])
+    from .reader.metrics import check_name
+
+    file, colon, name = rest.rpartition(":") if ":" in rest else ("metrics", "", rest)
+    agg = "last"
+    if "." in name and name.rsplit(".", 1)[1] in _AGGREGATES:
+        name, agg = name.rsplit(".", 1)
+    try:
+        check_name(file)
+    except ValueError as exc:
+        raise UsageError(f"objective {text!r}: {exc}") from None
+    if not name or (colon and not file):
+        raise UsageError(f"objective {text!r} is not valid: {hint}")
+    key = f"metrics.{file + ':' if colon else ''}{name}.{agg}"
+    return Objective(text, key, file, name)
+
+
+def trial_records(
+    log_dir: Path | str,
+    experiment: str,
+    params: Sequence[str],
+    objective: str,
+    where: dict[str, Any] | None = None,
+    *,
+    reader: Reader | None = None,
+    intermediate: bool = True,
+) -> list[TrialRecord]:
+    """The trials of ``experiment`` under ``log_dir``, in ``number`` order.
+
+    ``params``: the searched config keys (dotted for nested ones); ``objective``: see
+    :func:`parse_objective`; ``where``: config values a run must have to count (the other
+    keys of a grid point, e.g. ``{"seed": 0}``).  Read with the Reader's code; pass
+    ``reader`` to reuse one (its index is refreshed here), and ``intermediate=False`` to
+    skip reading metric steps when no pruner needs them.
+    """
+    goal = parse_objective(objective)
+    where = dict(where or {})
+    if reader is None:
+        from .reader import Reader
+
+        try:
+            reader = Reader(log_dir)
+        except FileNotFoundError:
+            return []  # no log directory yet: no history
+    reader.refresh()
+    frame = reader.frame()
+    if experiment not in set(frame["experiment"]):
+        return []
+    keys = [f"config.{p}" for p in params]
+    wanted = ["hash", "status", "start", "path", *keys, *(f"config.{k}" for k in where)]
+    runs = reader.experiment(experiment)
+    frame = runs.to_pandas(list(dict.fromkeys([*wanted, goal.key])))
+    frame = _matching(frame, where)
+    frame = frame[frame["status"].isin(list(_STATES))]
+    for key in keys:  # Series.map: DataFrame.map is pandas 2.1+
+        frame = frame[frame[key].map(_present).astype(bool)]
+    if not len(frame):
+        return []
+    frame = frame.sort_values(["start", "hash"], kind="stable", na_position="last")
+    steps = _intermediate(reader, frame, goal) if intermediate else {}
+    records = []
+    columns = [frame[k].tolist() for k in keys]
+    rows = zip(frame["hash"], frame["status"], frame[goal.key].tolist(), strict=True)
+    for number, (run_hash, status, raw) in enumerate(rows):
+        state = _STATES[status]
+        values = steps.get(run_hash, {})
+        value = _number(raw) if state == "complete" else None
+        if state == "complete" and (value is None or math.isnan(value)):
+            state, value = "failed", None
+        elif state == "pruned":
+            finite = [v for v in values.values() if not math.isnan(v)]
+            value = finite[-1] if finite else None
+        params_ = {p: _plain(column[number]) for p, column in zip(params, columns, strict=True)}
+        records.append(TrialRecord(run_hash, number, params_, state, value, values))
+    return records
+
+
+def _matching(frame: Any, where: dict[str, Any]) -> Any:
+    """The rows whose config has each of ``where``'s values, compared as the Reader's
+    queries compare them (``1 == 1.0``, a boolean is never a number)."""
+    if not where:
+        return frame
+    from .reader.runs import _equal
+
+    mask = None
+    for key, value in where.items():
+        equal = _equal(frame[f"config.{key}"], value).astype(bool)
+        mask = equal if mask is None else mask & equal
+    return frame[mask]
+
+
+def _intermediate(reader: Reader, frame: Any, goal: Objective) -> dict[str, dict[int, float]]:
+    """Step → value of the objective's metric, by hash (the latest attempt's line of each
+    step, as the Reader keeps them; missing values left out)."""
+    hashes = {h: Path(p) for h, p in zip(frame["hash"], frame["path"], strict=True)}
+    metrics = reader.metric_frame(goal.file, hashes)
+    if goal.metric not in metrics.columns or not len(metrics):
+        return {}
+    metrics = metrics[["hash", "step", goal.metric]].dropna()
+    found: dict[str, dict[int, float]] = {}
+    for run_hash, step, value in zip(
+        metrics["hash"].tolist(),
+        metrics["step"].tolist(),
+        metrics[goal.metric].astype(float).tolist(),
+        strict=True,
+    ):
+        found.setdefault(run_hash, {})[int(step)] = value
+    return found
+
+
+def _present(value: Any) -> bool:
+    """Whether a config cell holds a value (``None``, a key set to null, is one)."""
+    if value is None:
+        return True
+    if isinstance(value, float):
+        return value == value
+    return type(value).__name__ != "NAType"
+
+
+def _plain(value: Any) -> Any:
+    """A NumPy scalar as its Python value (Optuna compares params by value and type)."""
+    return value.item() if hasattr(value, "item") and not isinstance(value, list) else value
+
+
+def _number(value: Any) -> float | None:
+    value = _plain(value)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def build_study(
+    records: Sequence[TrialRecord],
+    distributions: dict[str, Any],
+    direction: str,
+    sampler: Any,
+    pruner: Any | None = None,
+    *,
+    study_name: str = STUDY_NAME,
+) -> optuna.Study:
+    """An in-memory study holding each record as a frozen trial, in ``number`` order.
+
+    ``distributions``: the searched keys' ``optuna.distributions``; records whose params do
+    not fit them (another set of keys, a value outside the space) are left out.  The study's
+    name is fixed (``study_name``), because Hyperband assigns a trial's bracket from it and
+    the trial number: a random name would change the brackets at every rebuild.
+    """
+    import optuna
+    from optuna.trial import TrialState
+
+    if direction not in DIRECTIONS:
+        raise UsageError(f"direction {direction!r} is not valid: use minimize or maximize")
+    states = {
+        "complete": TrialState.COMPLETE,
+        "pruned": TrialState.PRUNED,
+        "failed": TrialState.FAIL,
+        "running": TrialState.RUNNING,
+        "interrupted": TrialState.RUNNING,
+    }
+    logger = optuna.logging
+    verbosity = logger.get_verbosity()
+    logger.set_verbosity(logger.WARNING)  # not "A new study created in memory" each launch
+    try:
+        study = optuna.create_study(
+            storage=None,
+            sampler=sampler,
+            pruner=pruner,
+            direction=optuna.study.StudyDirection[direction.upper()],
+            study_name=study_name,
+        )
+    finally:
+        logger.set_verbosity(verbosity)
+    names = set(distributions)
+    trials = []
+    for record in sorted(records, key=lambda r: r.number):
+        if set(record.params) != names:
+            continue
+        state = states[record.state]
+        value = record.value if state in (TrialState.COMPLETE, TrialState.PRUNED) else None
+        try:
+            trial = optuna.trial.create_trial(
+                state=state,
+                value=value,
+                params=record.params,
+                distributions=distributions,
+                intermediate_values=record.intermediate,
+                user_attrs={"xprun.hash": record.hash},
+            )
+        except ValueError:  # outside the space (narrowed since), or not of its type
+            continue
+        trials.append(trial)
+    study.add_trials(trials)
+    return study
+
+
+def search_settings(run_record: dict[str, Any]) -> dict[str, Any] | None:
+    """What a trial's ``run.json`` says was searched (``search``: ``objective``,
+    ``direction``, ``params``), checked; None for a run of no search."""
+    found = run_record.get("search")
+    if not isinstance(found, dict):
+        return None
+    objective, direction, params = (found.get(k) for k in ("objective", "direction", "params"))
+    if not isinstance(objective, str) or direction not in DIRECTIONS:
+        return None
+    if not (isinstance(params, list) and all(isinstance(p, str) for p in params)):
+        return None
+    return {"objective": objective, "direction": direction, "params": params}
