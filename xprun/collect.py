@@ -328,26 +328,15 @@ class Target:
 
 def find_run_dirs(log_dir: Path, prefix: str) -> list[tuple[str, str]]:
     """The run directories of the log directory whose hash starts with ``prefix``, each as
-    (its ``experiment_id``, its ``nodeid``) from ``run.json``; one listing per experiment
-    folder, one record read per match."""
-    found: list[tuple[str, str]] = []
-    try:
-        folders = [e.path for e in os.scandir(log_dir) if e.is_dir() and e.name[:1] != "."]
-    except OSError:
-        return found
-    for folder in folders:
-        try:
-            names = [e.name for e in os.scandir(folder) if e.name.startswith(prefix)]
-        except OSError:
-            continue
-        for name in names:
-            try:
-                record = json.loads(Path(folder, name, "run.json").read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                continue
-            if isinstance(record, dict) and isinstance(record.get("experiment_id"), str):
-                found.append((record["experiment_id"], str(record.get("nodeid") or name)))
-    return found
+    (its ``experiment_id``, its ``nodeid``) from ``run.json`` (``runref.hash_matches``: one
+    listing per experiment folder, one record read per match)."""
+    from .runref import hash_matches
+
+    return [
+        (record["experiment_id"], str(record.get("nodeid") or path.name))
+        for path, record in hash_matches(log_dir, prefix)
+        if isinstance(record.get("experiment_id"), str)
+    ]
 
 
 def select_runs(runs: list[RunSpec], targets: list[Target]) -> list[RunSpec]:

@@ -41,6 +41,7 @@ from .hookimpl import hookimpl
 from .metadata import PackageVersions, git_state
 from .overrides import OverrideAxis, SweepTooLarge, parse_overrides
 from .runcontext import RunContext
+from .runref import ambiguous_prefix
 from .states import Status
 from .store import FsClock, RunState, certainly_complete, read_state
 
@@ -294,7 +295,7 @@ class Session:
 
         found = find_run_dirs(self.config.log_dir, prefix)
         if len(found) > 1:
-            raise UsageError(_ambiguous(prefix, sorted(nodeid for _, nodeid in found)))
+            raise UsageError(ambiguous_prefix(prefix, sorted(nodeid for _, nodeid in found)))
         if found:
             return [(self.config.rootdir / found[0][0].partition("::")[0]).resolve()]
         return self._walk(self.config.cwd)
@@ -308,7 +309,7 @@ class Session:
         missing = []
         for target in self._targets:
             if target.hash and len(set(target.matches or ())) > 1:
-                raise UsageError(_ambiguous(target.hash, sorted(set(target.matches or ()))))
+                raise UsageError(ambiguous_prefix(target.hash, sorted(set(target.matches or ()))))
             if target.found:
                 continue
             text = f"not found: {target.text}"
@@ -675,14 +676,6 @@ def _logreport(hook: Any) -> Any:
 
 def _plural(count: int, noun: str) -> str:
     return f"{count} {noun}{'s' * (count != 1)}"
-
-
-def _ambiguous(prefix: str, nodeids: list[str]) -> str:
-    shown = "\n  ".join(nodeids[:20]) + ("\n  ..." if len(nodeids) > 20 else "")
-    return (
-        f"hash prefix {prefix} is ambiguous: it matches {len(nodeids)} runs; give more of the "
-        f"hash:\n  {shown}"
-    )
 
 
 def _install_sigterm() -> Any:
