@@ -288,6 +288,7 @@ def build_study(
     finally:
         logger.set_verbosity(verbosity)
     names = set(distributions)
+    replay = _keeps_state(pruner)
     trials = []
     for record in sorted(records, key=lambda r: r.number):
         if set(record.params) != names:
@@ -296,18 +297,54 @@ def build_study(
         value = record.value if state in (TrialState.COMPLETE, TrialState.PRUNED) else None
         try:
             trial = optuna.trial.create_trial(
-                state=state,
-                value=value,
+                state=TrialState.RUNNING if replay else state,
+                value=None if replay else value,
                 params=record.params,
                 distributions=distributions,
-                intermediate_values=record.intermediate,
+                intermediate_values=None if replay else record.intermediate,
                 user_attrs={"xprun.hash": record.hash},
             )
         except ValueError:  # outside the space (narrowed since), or not of its type
             continue
-        trials.append(trial)
+        if replay:
+            _replay(study, trial, record.intermediate, state, value)
+        else:
+            trials.append(trial)
     study.add_trials(trials)
     return study
+
+
+def _keeps_state(pruner: Any) -> bool:
+    """Whether ``pruner`` keeps what it decided in the trials themselves (successive halving
+    and Hyperband write each trial's rung values as system attributes when they prune), so
+    frozen trials without them would leave it nothing to compare a new trial with."""
+    from optuna.pruners import HyperbandPruner, SuccessiveHalvingPruner
+
+    return isinstance(pruner, SuccessiveHalvingPruner | HyperbandPruner)
+
+
+def _replay(
+    study: optuna.Study, trial: Any, steps: dict[int, float], state: Any, value: float | None
+) -> None:
+    """Add ``trial`` as it ran: started, its intermediate values reported one step at a
+    time with the study's pruner asked after each (until it says prune, when the trial
+    stopped), then finished.  The pruner writes the rung values it would have written, and
+    reaches the state (estimated resources, brackets) it had, so it decides on new trials as
+    it would have without the interruption."""
+    from optuna.trial import TrialState
+
+    study.add_trial(trial)
+    storage = study._storage
+    trial_id = storage.get_trial_id_from_study_id_trial_number(
+        study._study_id, len(storage.get_all_trials(study._study_id, deepcopy=False)) - 1
+    )
+    pruning = True
+    for step in sorted(steps):
+        storage.set_trial_intermediate_value(trial_id, step, steps[step])
+        if pruning and study.pruner.prune(study, storage.get_trial(trial_id)):
+            pruning = False
+    if state != TrialState.RUNNING:
+        storage.set_trial_state_values(trial_id, state, None if value is None else [value])
 
 
 def search_settings(run_record: dict[str, Any]) -> dict[str, Any] | None:
