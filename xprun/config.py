@@ -63,6 +63,7 @@ BUILTIN_PLUGINS = (
     "xprun.schedulers.oar",
     "xprun.terminal",
     "xprun.skipping",
+    "xprun.cleanup",
     *OPTION_PLUGINS,
 )
 #: The core's own defaults (options, collection, the run loop, the commands): they cannot
