@@ -64,6 +64,7 @@ BUILTIN_PLUGINS = (
     "xprun.terminal",
     "xprun.skipping",
     "xprun.cleanup",
+    "xprun.reproduce",
     *OPTION_PLUGINS,
 )
 #: The core's own defaults (options, collection, the run loop, the commands): they cannot
