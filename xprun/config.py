@@ -63,6 +63,7 @@ BUILTIN_PLUGINS = (
     "xprun.schedulers.oar",
     "xprun.terminal",
     "xprun.skipping",
+    "xprun.provenance",
     "xprun.cleanup",
     "xprun.reproduce",
     *OPTION_PLUGINS,

@@ -2,7 +2,8 @@
 
 A spec is one JSON file per submission in ``<log_dir>/.xprun-jobs/<id>/spec.json``: the
 code to import (a snapshot, or the work tree), the log directory, the settings, the Git state
-to record, and each run's node id, resolved config, fixture params, digest and directory.
+and the launch's provenance (session id, snapshot) to record, and each run's node id,
+resolved config, fixture params, digest and directory.
 Workers read it and never re-parse a shell script or re-expand the sweep, so what runs is
 exactly what the launcher decided.
 """
@@ -30,9 +31,14 @@ SPEC_FORMAT = 1
 JOBS_DIR = ".xprun-jobs"
 
 
-def new_job_dir(log_dir: Path) -> Path:
+def new_id() -> str:
+    """``YYYYMMDDTHHMMSSZ-<8 hex>``: names job folders and sessions (sorted by time)."""
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    path = log_dir / JOBS_DIR / f"{stamp}-{uuid.uuid4().hex[:8]}"
+    return f"{stamp}-{uuid.uuid4().hex[:8]}"
+
+
+def new_job_dir(log_dir: Path) -> Path:
+    path = log_dir / JOBS_DIR / new_id()
     path.mkdir(parents=True)
     return path
 
@@ -46,6 +52,8 @@ def write_spec(
     resources: dict[str, Any] | None = None,
 ) -> Path:
     """Write ``spec.json`` for ``runs`` into ``job_dir``; returns its path."""
+    from .provenance import session_fields
+
     config = session.config
     git_fields, patch = session.git_state()
     if snapshot is not None:
@@ -67,6 +75,7 @@ def write_spec(
         "git": git_fields,
         "patch": patch,
         "resources": resources or {},
+        "provenance": session_fields(session),  # the launch's session and snapshot, or None
         "runs": [
             {
                 "nodeid": run.experiment.nodeid,

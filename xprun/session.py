@@ -93,6 +93,7 @@ class Session:
         self.interrupted = False
         self.usage_error = False
         self._snapshot: Any = None
+        self._commit: Any = None  # the snapshot commit of provenance (see snapshot_commit)
         self.override_axes: list[OverrideAxis] = []
         self.max_runs: float = math.inf  # XPRUN_MAX_RUNS, read when expanding
         self.clock = FsClock(config.log_dir)
@@ -469,6 +470,7 @@ class Session:
                     [config.log_dir, config.snapshot_dir],
                     config.settings.values,
                     needed=snapshot.imported_files(),
+                    taken=self._commit or None,
                 )
             except snapshot.NotARepository as exc:
                 if required or wanted:
@@ -476,6 +478,36 @@ class Session:
                 sys.stderr.write(f"xprun: running from the work tree: {str(exc).split(',')[0]}\n")
                 self._snapshot = False
         return self._snapshot or None
+
+    def snapshot_commit(self) -> Any:
+        """The session's one snapshot commit (``snapshot.Commit``), or None outside Git.
+
+        The extracted snapshot's when one was taken (runs import it); else a commit of the
+        work tree as it is, changes and untracked files in whatever the ``dirty`` and
+        ``untracked`` policies say (the runs import the work tree itself, inline or with
+        ``--no-snapshot``), kept by its hidden ref and not extracted.  Taken once, when
+        provenance first needs it (``xprun.provenance``): a launch that runs nothing takes
+        none.  A Git that fails here is a warning, not a failed launch.
+        """
+        import subprocess
+
+        from . import snapshot
+
+        if self._snapshot:
+            return self._snapshot.taken
+        if self._commit is None:
+            config = self.config
+            settings = {**config.settings.values, "dirty": "snapshot", "untracked": "snapshot"}
+            exclude = [config.log_dir, config.snapshot_dir]
+            try:
+                self._commit = snapshot.commit(config.rootdir, exclude, settings)
+            except snapshot.NotARepository:
+                self._commit = False
+            except (subprocess.CalledProcessError, OSError) as exc:
+                why = getattr(exc, "stderr", None) or exc
+                sys.stderr.write(f"xprun: warning: no snapshot of the code recorded: {why}\n")
+                self._commit = False
+        return self._commit or None
 
     def _from_snapshot(self, scheduler: Any) -> Any:
         """``--snapshot`` with inline: the runs, one after another, in one worker process

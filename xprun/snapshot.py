@@ -21,6 +21,10 @@ with a message saying why it is missing and which setting brings it in.  File na
 always literal (a file called ``:(exclude)x.py`` is a file, not a pathspec).  Symbolic links
 are stored as links; one whose relative target leaves the repository is extracted pointing
 at the same place as in the work tree.
+
+:func:`commit` builds the commit and its ref only (what provenance records for every
+session, inline ones included: they run the work tree itself); :func:`take` also extracts
+it for jobs to import.
 """
 
 from __future__ import annotations
@@ -45,6 +49,30 @@ from .errors import UsageError
 POLICIES = ("snapshot", "error", "ignore")
 
 
+REF_PREFIX = "refs/xprun/snapshots/"
+
+
+@dataclass(frozen=True)
+class Commit:
+    """A snapshot commit of the work tree, kept by its hidden ref, not extracted."""
+
+    commit: str
+    base: str | None  # HEAD when it was taken (None in a repository with no commits)
+    dirty: bool
+    untracked: tuple[str, ...]
+    top: Path  # the work tree it was taken from: its top level
+    rootdir: str  # the project's rootdir relative to ``top``, posix ("." at the top)
+
+    def record(self) -> dict[str, str]:
+        """The ``snapshot`` object of ``run.json`` and of the session file."""
+        return {
+            "commit": self.commit,
+            "ref": REF_PREFIX + self.commit,
+            "repo": str(self.top),
+            "rootdir": self.rootdir,
+        }
+
+
 @dataclass(frozen=True)
 class Snapshot:
     """A snapshot of the code: its commit, and where the project's rootdir is inside it."""
@@ -64,6 +92,12 @@ class Snapshot:
             "snapshot_dirty": self.dirty,
             "snapshot_dir": str(self.root),
         }
+
+    @property
+    def taken(self) -> Commit:
+        """The commit alone (what :func:`commit` returns)."""
+        relative = self.rootdir.relative_to(self.root).as_posix()
+        return Commit(self.commit, self.base, self.dirty, self.untracked, self.source, relative)
 
 
 class NotARepository(UsageError):
@@ -124,12 +158,37 @@ def take(
     exclude: list[Path],
     settings: dict[str, Any],
     needed: Iterable[Path] = (),
+    taken: Commit | None = None,
 ) -> Snapshot:
-    """Snapshot the repository holding ``rootdir``; ``UsageError`` when that is impossible.
+    """Snapshot the repository holding ``rootdir`` and extract it; ``UsageError`` when that
+    is impossible.
 
     ``needed``: files the code was imported from (see :func:`imported_files`); one that the
-    snapshot lacks is a ``UsageError`` saying why and how to include it.
+    snapshot lacks is a ``UsageError`` saying why and how to include it.  ``taken``: a commit
+    this session already made (:func:`commit`), extracted instead of a new one when the
+    policies are the default ones (it holds what they would put in), so a session keeps one
+    snapshot commit.
     """
+    if taken is None or {_policy(settings, k) for k in ("dirty", "untracked")} != {"snapshot"}:
+        taken = commit(rootdir, exclude, settings)
+    exclude = [p.resolve() for p in exclude]
+    root = extract(taken.top, taken.commit, snapshot_dir)
+    _check_needed(taken.top, root, needed, exclude, settings, rootdir.resolve())
+    return Snapshot(
+        taken.commit,
+        taken.base,
+        taken.dirty,
+        taken.untracked,
+        root,
+        root / taken.rootdir,
+        taken.top,
+    )
+
+
+def commit(rootdir: Path, exclude: list[Path], settings: dict[str, Any]) -> Commit:
+    """The snapshot commit of the repository holding ``rootdir`` and its hidden ref, by the
+    policies of ``settings``; ``NotARepository`` outside Git, ``UsageError`` when a policy
+    refuses.  Nothing is extracted."""
     dirty_policy = _policy(settings, "dirty")
     untracked_policy = _policy(settings, "untracked")
     try:
@@ -199,15 +258,13 @@ def take(
         "GIT_COMMITTER_DATE": "1970-01-01T00:00:00Z",
     }
     parents = ["-p", base] if base else []
-    commit = _git(["commit-tree", tree, *parents, "-m", "xprun snapshot"], top, identity).strip()
-    _git(["update-ref", f"refs/xprun/snapshots/{commit}", commit], top)
-    root = extract(top, commit, snapshot_dir)
-    _check_needed(top, root, needed, exclude, settings, rootdir.resolve())
-    relative = rootdir.resolve().relative_to(top)
+    sha = _git(["commit-tree", tree, *parents, "-m", "xprun snapshot"], top, identity).strip()
+    _git(["update-ref", REF_PREFIX + sha, sha], top)
+    relative = rootdir.resolve().relative_to(top).as_posix()
     dirty = bool(changed and dirty_policy == "snapshot") or bool(
         untracked and untracked_policy == "snapshot"
     )
-    return Snapshot(commit, base, dirty, tuple(untracked), root, root / relative, top)
+    return Commit(sha, base, dirty, tuple(untracked), top, relative)
 
 
 def _add(work_tree: Path, env: dict[str, str], paths: list[str]) -> None:

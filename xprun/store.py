@@ -58,7 +58,7 @@ from .errors import is_disk_full
 from .states import Status
 from .timestamps import timestamp
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 RUN_JSON = "run.json"
 OUTCOME_JSON = "outcome.json"
 CLAIM_PREFIX = "claim."

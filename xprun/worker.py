@@ -56,6 +56,7 @@ class Worker:
     def __init__(self, spec_path: Path, exitfirst: bool = False) -> None:
         from .config import make_config
         from .jobs import read_spec
+        from .provenance import adopt
         from .session import Session
 
         self.spec_path = spec_path
@@ -83,6 +84,7 @@ class Worker:
         self.session = Session(self.config)
         self.session.scheduler_name = spec["scheduler"]
         self.session.set_git_state(spec.get("git") or {}, spec.get("patch"))
+        adopt(self.config, spec.get("provenance"))  # the launcher's session, not one of ours
         self.session.collect()
         self.experiments = {e.nodeid: e for e in self.session.experiments}
         self.hook = self.config.hook

@@ -64,6 +64,9 @@ _RECORD_INFO = tuple(name for name in INFO_COLUMNS if name not in ("error", "pat
 # (which look at a value's type only): a sweep's records share a few, checked once each.
 _GOOD_KINDS: set[tuple[type, ...]] = set()
 PREFIXES = ("params.", "config.", "outcome.")
+#: The run.json formats this Reader knows: 2 added provenance fields (``session``,
+#: ``snapshot``, ``code``), which no column depends on, so both read the same way.
+READABLE_FORMATS = (1, store.FORMAT_VERSION)
 
 
 def read_run(run_dir: Path | str, key: str, mtime_ns: int, ctime_ns: int = 0) -> dict[str, Any]:
@@ -130,8 +133,8 @@ def _info(record: Any, dirname: str) -> dict[str, Any]:
     """The info fields of ``run.json``, each checked against :data:`INFO_TYPES`."""
     if not isinstance(record, dict):
         raise Damage("run.json is not a run record (not a JSON object)")
-    if record.get("format") != store.FORMAT_VERSION:
-        raise Damage(f"run.json has format {record.get('format')!r}; this xprun reads 1")
+    if record.get("format") not in READABLE_FORMATS:
+        raise Damage(f"run.json has format {record.get('format')!r}; this xprun reads 1 and 2")
     error = record.get("error")
     if error is not None and not isinstance(error, dict):
         raise Damage(f"run.json: error must be an object, got {type(error).__name__}")
