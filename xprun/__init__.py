@@ -24,7 +24,7 @@ from ._version import __version__
 
 if TYPE_CHECKING:
     from .config import Config, main
-    from .declare import config, grid, resources, zip
+    from .declare import config, grid, resources, search, zip
     from .errors import ExitCode, UsageError
     from .fixtures import FixtureRequest, fixture
     from .hookimpl import hookimpl
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from .reader import QueryError, Reader, RunRecord, Runs
     from .reports import RunReport
     from .runspec import RunInfo, RunSpec
+    from .searchspace import intrange, loguniform, uniform
     from .session import Session
     from .states import Status
 
@@ -60,6 +61,10 @@ _LAZY = {
     "mark": "xprun.marks",
     "param": "xprun.marks",
     "resources": "xprun.declare",
+    "search": "xprun.declare",
+    "uniform": "xprun.searchspace",
+    "loguniform": "xprun.searchspace",
+    "intrange": "xprun.searchspace",
     "zip": "xprun.declare",
 }
 
@@ -114,9 +119,13 @@ __all__ = [
     "fixture",
     "grid",
     "hookimpl",
+    "intrange",
+    "loguniform",
     "main",
     "mark",
     "param",
     "resources",
+    "search",
+    "uniform",
     "zip",
 ]

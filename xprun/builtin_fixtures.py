@@ -188,6 +188,16 @@ def run_fixture(request: FixtureRequest) -> RunInfo:
     return RunInfo.of(_run(request))
 
 
+@fixture(name="trial")
+def trial_fixture(request: FixtureRequest) -> Any:
+    """A searched experiment's trial (``xprun.search.Trial``): ``params``, ``number``,
+    ``should_prune(step, value)``; only for searched experiments (see docs/search.md)."""
+    from .search import trial_fixture as make
+
+    return make(request.run)
+
+
+
 @fixture(name="logger")
 def logger_fixture(request: FixtureRequest) -> Iterator[Logger]:
     """The run's ``xprun.Logger``: metrics, artifacts and checkpoints in its directory.

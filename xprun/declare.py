@@ -59,6 +59,7 @@ class ExperimentDeclaration:
     timeout: float | None = None  # seconds per run (0: none); None: the command line's
     retries: int | None = None  # failed attempts retried at once; None: the command line's
     marks: list[Mark] = field(default_factory=list)  # @xprun.mark.NAME, top to bottom
+    search: Any = None  # @xprun.search: a searchspace.Search (imported only when used)
 
 
 def declaration(func: Callable[..., Any]) -> ExperimentDeclaration:
@@ -314,6 +315,48 @@ def resources(
 
     def decorate(func: F) -> F:
         _declaration_for_update(func).resources.update(chosen)
+        return func
+
+    return decorate
+
+
+def search(
+    *,
+    objective: str,
+    direction: str = "minimize",
+    trials: int = 20,
+    sampler: str = "tpe",
+    seed: int | None = 0,
+    pruner: str | None = None,
+    **space: Any,
+) -> Callable[[F], F]:
+    """Search the keys given instead of sweeping a grid: each trial is an ordinary run.
+
+    ``@xprun.search(lr=xprun.loguniform(1e-5, 1e-1), depth=xprun.intrange(2, 8),
+    optimizer=["sgd", "adam"], objective="outcome.val_loss", trials=64)``: the sampler
+    (``tpe``, ``random``, ``cmaes``, ``qmc``, ``grid``, seeded by ``seed``) proposes values of
+    the searched keys (each must be in the config), the objective is read from each trial's
+    outcome (``outcome.<key>``) or metrics (``metrics.<name>``), and ``pruner`` (``median``,
+    ``asha``, ``hyperband``) may stop trials early through the ``trial`` fixture.  ``trials``
+    is a target: launching again continues toward it (see docs/search.md).
+    """
+    from .searchspace import Search, dimension
+
+    made = Search(
+        space={key: dimension(key, value) for key, value in space.items()},
+        objective=objective,
+        direction=direction,
+        trials=trials,
+        sampler=sampler,
+        seed=seed,
+        pruner=pruner,
+    )
+
+    def decorate(func: F) -> F:
+        decl = _declaration_for_update(func)
+        if decl.search is not None:
+            raise UsageError(f"{func.__name__} has more than one @xprun.search")
+        decl.search = made
         return func
 
     return decorate

@@ -36,6 +36,7 @@ OPTION_PLUGINS: tuple[str, ...] = (
     "xprun.history",
     "xprun.ordering",
     "xprun.cfgshow",
+    "xprun.search",
 )
 
 #: The group of entry points through which installed plugins register (as pytest's ``pytest11``).

@@ -34,6 +34,7 @@ SUMMARY_ORDER = (
     Status.TIMEOUT,
     Status.INTERRUPTED,
     Status.XFAIL,
+    Status.PRUNED,
     Status.SKIPPED,
     Status.LOST,
     Status.ELSEWHERE,

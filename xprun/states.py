@@ -31,6 +31,9 @@ class Status(enum.StrEnum):
       ``@xprun.config(timeout=...)``) and was stopped; its checkpoints are kept.
     - ``XFAIL`` (``"xfail"``): the run failed as its ``xfail`` mark expected; not a failure,
       and not rerun by ``--lf``.
+    - ``PRUNED`` (``"pruned"``): a trial of a search that its pruner stopped early
+      (``trial.should_prune`` said yes, then the experiment returned; its outcome is saved).
+      Ended, as complete is: cached, not run again.
 
     Only in a session's reports (``RunReport.status``), for runs this session did not
     execute to an end; passed to ``xprun_run_logreport`` and counted in the summary, never
@@ -52,6 +55,7 @@ class Status(enum.StrEnum):
     INTERRUPTED = "interrupted"
     TIMEOUT = "timeout"
     XFAIL = "xfail"
+    PRUNED = "pruned"
     CACHED = "cached"
     ELSEWHERE = "running elsewhere"
     SUBMITTED = "submitted"
@@ -72,4 +76,5 @@ RECORDED = (
     Status.INTERRUPTED,
     Status.TIMEOUT,
     Status.XFAIL,
+    Status.PRUNED,
 )

@@ -272,7 +272,13 @@ class BatchScheduler:
         is complete or failed (the others may still be queued or running).  Whether
         reported."""
         state = session.run_state(run)
-        ended = state.status in (Status.COMPLETE, Status.FAILED, Status.TIMEOUT, Status.XFAIL)
+        ended = state.status in (
+            Status.COMPLETE,
+            Status.FAILED,
+            Status.TIMEOUT,
+            Status.XFAIL,
+            Status.PRUNED,
+        )
         if ended_only and not ended:
             return False
         status = Status(state.status) if ended else Status.INTERRUPTED
