@@ -59,6 +59,7 @@ class ExperimentDeclaration:
     timeout: float | None = None  # seconds per run (0: none); None: the command line's
     retries: int | None = None  # failed attempts retried at once; None: the command line's
     marks: list[Mark] = field(default_factory=list)  # @xprun.mark.NAME, top to bottom
+    code_version: int | None = None  # in the run hash when given (results of older code)
     search: Any = None  # @xprun.search: a searchspace.Search (imported only when used)
 
 
@@ -177,6 +178,7 @@ def config(
     experiment: str | None = None,
     timeout: float | None = None,
     retries: int | None = None,
+    code_version: int | None = None,
 ) -> Callable[[F], F]:
     """Declare the experiment's base config.
 
@@ -192,8 +194,17 @@ def config(
     default, its node id with dots (``sub.xp_a.xp_train``); it must be a plain folder name.
     ``timeout`` (seconds, ``0``: none) and ``retries`` (a number of retries) override
     ``--timeout`` and ``--retries`` for this experiment's runs.
+    ``code_version`` (a whole number) says that results of older code are invalid: it enters
+    the run hash, so bumping it makes every run new (without it, hashes are as they were).
     """
     _check_limits(timeout, retries)
+    if code_version is not None and (
+        isinstance(code_version, bool) or not isinstance(code_version, int) or code_version < 0
+    ):
+        raise CollectError(
+            f"@xprun.config(code_version=...) must be a whole number, 0 or more, got "
+            f"{code_version!r}; bump it when results of older code are no longer valid"
+        )
     if source is not None and (path is not None or name is not None):
         raise CollectError("@xprun.config takes a mapping/YAML path or path=+name=, not both")
     if (path is None) != (name is None):
@@ -227,6 +238,7 @@ def config(
         decl.name = experiment
         decl.timeout = None if timeout is None else float(timeout)
         decl.retries = retries
+        decl.code_version = code_version
         decl.configured = True
         return func
 

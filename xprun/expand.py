@@ -661,6 +661,7 @@ class Expander:
         ]
         folder = str(session.config.log_dir / experiment.name)  # one text for all its runs
         identity = experiment.identity
+        code_version = experiment.declaration.code_version  # hashed only when given
         excluder = self.excluder
         keys = [a.key for a in axes]
         values = [a.values for a in axes]
@@ -679,7 +680,7 @@ class Expander:
                 for key, choices, index in zip(keys, values, cli, strict=True):
                     assignments[key] = choices[index]
                 for params, ids, identities in param_runs:
-                    digest = run_digest(identity, hashed, identities)
+                    digest = run_digest(identity, hashed, identities, code_version)
                     if digest in seen:
                         continue
                     seen.add(digest)

@@ -200,15 +200,22 @@ def param_identity(value: Any, display_id: str, explicit_id: bool) -> ParamIdent
 
 
 def run_digest(
-    experiment_id: str, config: Mapping[str, Any], params: Mapping[str, str | ParamIdentity]
+    experiment_id: str,
+    config: Mapping[str, Any],
+    params: Mapping[str, str | ParamIdentity],
+    code_version: int | None = None,
 ) -> str:
     """``"xxh3_128:<hex>"`` of an experiment id, a resolved config and fixture params.
 
     A param given as a plain string is its text (``PARAM_TEXT``).  The ``params`` mapping is
     always encoded (empty or not); the other sections only when they hold something, so the
-    digests of runs whose params are all text are those of earlier releases.
+    digests of runs whose params are all text are those of earlier releases.  A
+    ``code_version`` (``@xprun.config(code_version=N)``) is encoded only when given, for
+    the same reason.
     """
     document: dict[str, Any] = {"experiment": experiment_id, "config": config, PARAM_TEXT: {}}
+    if code_version is not None:
+        document["code_version"] = code_version
     for name, param in params.items():
         if isinstance(param, str):
             document[PARAM_TEXT][name] = param

@@ -63,6 +63,9 @@ class RunReport:
     # Seconds of each phase of an executed run ("setup", "call", "teardown"), measured where
     # it executed (the durations plugin); empty for runs not executed here (cached...).
     phases: dict[str, float] = field(default_factory=dict)
+    # A cached run made by other code than today's (``xprun.staleness``): True or False once
+    # judged, None when not (the plugin blocked, or not a cached run).
+    stale: bool | None = None
 
     def __post_init__(self) -> None:
         try:

@@ -43,7 +43,7 @@ from .overrides import OverrideAxis, SweepTooLarge, parse_overrides
 from .runcontext import RunContext
 from .runref import ambiguous_prefix
 from .states import Status
-from .store import FsClock, RunState, certainly_complete, read_state
+from .store import FsClock, RunState, complete_records, read_state
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -594,12 +594,26 @@ class Session:
             return runs
         context = self.run_context()
         todo = []
-        complete_dirs = certainly_complete([(r.folder, r.hash) for r in runs])
-        for run, complete in zip(runs, complete_dirs, strict=True):
-            if complete:
-                context.record(reports.RunReport(run, reports.CACHED))
-            else:
+        records = complete_records([(r.folder, r.hash) for r in runs])
+        from .staleness import current  # a cached run made by other code is stale
+
+        staleness = current() if self.config.pluginmanager.has_plugin(_STALENESS) else None
+        if staleness is None:
+            for run, record in zip(runs, records, strict=True):
+                if record is not None:
+                    context.record(reports.RunReport(run, reports.CACHED))
+                else:
+                    todo.append(run)
+            return todo
+        for run, record in zip(runs, records, strict=True):
+            if record is None:
                 todo.append(run)
+            elif not staleness.is_stale(run, record):
+                context.record(reports.RunReport(run, reports.CACHED, stale=False))
+            elif staleness.rerun:
+                todo.append(run)  # run again: the protocol forces it (xprun.staleness)
+            else:
+                context.record(reports.RunReport(run, reports.CACHED, stale=True))
         return todo
 
     def _builtin(self, *names: str) -> bool:
@@ -693,6 +707,7 @@ def _entries(folder: str) -> set[str]:
 
 
 _SKIP_HOOKS = ("xprun_run_skip", "xprun_run_protocol")  # what skip_complete stands in for
+_STALENESS = "xprun.staleness"  # the plugin that tells stale cached runs (-p no:staleness)
 
 # Raised while importing, these end the session as they would anywhere else; anything else
 # (SystemExit included) is the file's collection error.

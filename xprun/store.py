@@ -654,8 +654,15 @@ def certainly_complete(run_dirs: list[tuple[str, str]]) -> list[bool]:
     other launchers; anything else goes through the claim.  Trusted as ``read_record``
     trusts a record.
     """
+    return [record is not None for record in complete_records(run_dirs)]
+
+
+def complete_records(run_dirs: list[tuple[str, str]]) -> list[dict[str, Any] | None]:
+    """``certainly_complete``, with each complete record itself (None for the others): what
+    the skip check compares beyond the status (the recorded code digest) costs no second
+    read."""
     present: dict[str, set[str]] = {}
-    found = []
+    found: list[dict[str, Any] | None] = []
     for folder, name in run_dirs:
         names = present.get(folder)
         if names is None:
@@ -663,16 +670,20 @@ def certainly_complete(run_dirs: list[tuple[str, str]]) -> list[bool]:
                 names = present[folder] = {entry.name for entry in os.scandir(folder)}
             except OSError:
                 names = present[folder] = set()
-        found.append(name in names and _record_complete(os.path.join(folder, name, RUN_JSON)))
+        if name in names:
+            found.append(_record_complete(os.path.join(folder, name, RUN_JSON)))
+        else:
+            found.append(None)
     return found
 
 
-def _record_complete(path: str) -> bool:
+def _record_complete(path: str) -> dict[str, Any] | None:
     try:
         record = json.loads(read_regular(path, RECORD_MAX_BYTES))
     except (OSError, ValueError):
-        return False
+        return None
     if not isinstance(record, dict):
-        return False
+        return None
     attempt = record.get("attempt", 0)
-    return record.get("status") == Status.COMPLETE and type(attempt) is int and attempt >= 0
+    complete = record.get("status") == Status.COMPLETE and type(attempt) is int and attempt >= 0
+    return record if complete else None

@@ -95,6 +95,7 @@ class TerminalReporter:
         self._done = 0  # runs reported, each once (a run reported submitted, then ended)
         self._submitted: set[str] = set()  # hashes of runs reported submitted, not yet ended
         self._deselected = 0
+        self._stale = 0  # cached runs made by other code than today's (xprun.staleness)
         self._deselected_experiments: set[str] = set()
         self._failed: list[reports.RunReport] = []
         self._interrupted: list[reports.RunReport] = []
@@ -168,15 +169,28 @@ class TerminalReporter:
 
     def _list_runs(self, session: Session) -> None:
         from .markers import shown
+        from .staleness import current
 
+        staleness = current()
+        words: list[str] = []
         for run in session.runs:
-            status = session.run_state(run).status
+            state = session.run_state(run)
+            stale = (  # a complete run made by other code than today's
+                staleness is not None
+                and state.status == Status.COMPLETE
+                and staleness.is_stale(run, state.record or {})
+            )
+            words.append(f"{state.status}, stale" if stale else str(state.status))
+        width = max(12, *(len(word) for word in words)) if words else 12
+        for run, word in zip(session.runs, words, strict=True):
             marks = f"  {shown(run.marks)}" if run.marks else ""
-            self.write(f"{status:<12} {run.hash}  {run.nodeid}{marks}\n")
+            self.write(f"{word:<{width}} {run.hash}  {run.nodeid}{marks}\n")
 
     @hookimpl
     def xprun_run_logreport(self, report: reports.RunReport) -> None:
         status = report.status
+        if report.stale and status is Status.CACHED:
+            self._stale += 1
         if status is Status.SUBMITTED:
             self._submitted.add(report.run.hash)
         elif report.run.hash in self._submitted:  # --wait: how it ended, already counted
@@ -199,6 +213,7 @@ class TerminalReporter:
     def _run_line(self, report: reports.RunReport) -> None:
         """``-v``: ``node id STATUS hash duration [ pct%]``."""
         word = report.status.upper() + (" (TEARDOWN ERROR)" if report.teardown_error else "")
+        word += " (STALE)" if report.stale and report.status is Status.CACHED else ""
         color = _RED if report.teardown_error else _COLORS.get(report.status, "")
         timing = f" {report.duration:.2f}s" if report.duration else ""
         tail = f" {report.run.hash[:12]}{timing}"
@@ -333,9 +348,17 @@ class TerminalReporter:
             if self.full_trace and report.longrepr.strip():
                 self.write(report.longrepr.rstrip() + "\n")
 
+    def _note(self, status: Status) -> str:
+        """What the summary says beside a count: how many cached runs are stale."""
+        if status is Status.CACHED and self._stale:
+            from .staleness import STALE_NOTE
+
+            return f" ({self._stale} {STALE_NOTE})"
+        return ""
+
     def summary_line(self, session: Session) -> str:
         counts = session.counts
-        parts = [f"{counts[s]} {s}" for s in reports.SUMMARY_ORDER if counts[s]]
+        parts = [f"{counts[s]} {s}{self._note(s)}" for s in reports.SUMMARY_ORDER if counts[s]]
         if counts[reports.TEARDOWN_ERROR]:
             parts.append(_plural(counts[reports.TEARDOWN_ERROR], reports.TEARDOWN_ERROR))
         if self._deselected:
