@@ -11,7 +11,7 @@ from typing import Any
 
 from .errors import ExitCode, UsageError
 from .options import ArgumentParser
-from .show import add_selection_options, open_runs, warnings_to_stderr
+from .show import add_selection_options, add_study_options, open_runs, warnings_to_stderr
 
 MAX_PIXELS = 50_000_000  # a figure larger than this is a typo, not a plot
 NOT_METRICS = ("experiment", "hash", "attempt", "step", "time")
@@ -128,13 +128,105 @@ def draw(
     return lines
 
 
+def draw_study(runs: Any, args: Any, size: tuple[float, float]) -> str:
+    """``--history`` (each trial's objective by number, the best so far as a step line) or
+    ``--importance`` (Optuna's PED-ANOVA importances); returns what was drawn."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from . import study
+
+    found = study.view(runs, args.objective, args.direction)
+    settings, records = found.settings, found.records
+    scored = [r for r in records if r.state in ("complete", "pruned") and r.value is not None]
+    fig, ax = plt.subplots(figsize=size, dpi=args.dpi)
+    if args.history:
+        if not scored:
+            raise UsageError(f"{found.experiment} has no trial with an objective value yet")
+        for state, marker in (("complete", "o"), ("pruned", "x")):
+            points = [(r.number, r.value) for r in scored if r.state == state]
+            if points:
+                xs, ys = zip(*points, strict=True)
+                label = f"{state} (n={len(points)})"
+                ax.scatter(xs, ys, marker=marker, label=label, alpha=0.7)
+        steps = study.best_so_far(records, settings.direction)
+        if steps:
+            xs, ys = zip(*steps, strict=True)
+            ax.step(xs, ys, where="post", color="black", label="best so far")
+        ax.legend()
+        ax.set_xlabel("trial number")
+        ax.set_ylabel(f"{settings.objective} ({settings.direction})")
+        drawn = f"{len(scored)} trials"
+    else:
+        importances = _importances(records, settings, found.experiment)
+        names = list(importances)[::-1]  # the most important at the top
+        ax.barh(names, [importances[n] for n in names])
+        ax.set_xlabel(f"importance for {settings.objective} (PED-ANOVA, sums to 1)")
+        drawn = f"{len(names)} keys"
+    ax.grid(alpha=0.3)
+    ax.set_title(found.experiment)
+    fig.tight_layout()
+    fig.savefig(args.output, dpi=args.dpi)
+    plt.close(fig)
+    return drawn
+
+
+def _importances(records: Any, settings: Any, experiment: str) -> dict[str, float]:
+    import optuna
+
+    from . import study
+
+    built = study.build_study(records, settings.distributions, settings.direction, None)
+    done = [t for t in built.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    if len(done) < 2:
+        raise UsageError(
+            f"--importance needs at least 2 complete trials; {experiment} has {len(done)}"
+        )
+    # PED-ANOVA: Optuna's own (fANOVA, the default, needs scikit-learn), and deterministic.
+    evaluator = optuna.importance.PedAnovaImportanceEvaluator()
+    return optuna.importance.get_param_importances(built, evaluator=evaluator)
+
+
+def _check_view(args: Any) -> bool:
+    """Whether the study is plotted (``--history``, ``--importance``), which takes no metric
+    options; otherwise ``--y`` is needed."""
+    if not (args.history or args.importance):
+        if args.y is None:
+            raise UsageError("--y METRIC is required (or --history / --importance for a search)")
+        if args.objective or args.direction:
+            raise UsageError("--objective and --direction go with --history or --importance")
+        return False
+    given = [f"--{n}" for n in ("y", "hue") if getattr(args, n) is not None]
+    given += ["--x"] * (args.x != "step") + ["--logy"] * args.logy
+    given += ["--name"] * (args.name != "metrics")
+    if given:
+        view = "--history" if args.history else "--importance"
+        raise UsageError(f"{view} plots the search's trials: it does not take {', '.join(given)}")
+    return True
+
+
 def make_parser() -> ArgumentParser:
     """``xprun plot``'s parser (also read by shell completion)."""
     parser = ArgumentParser(
         prog="xprun plot", description="Plot a metric (mean ± std across runs) to a PNG file."
     )
     add_selection_options(parser)
-    parser.add_argument("--y", required=True, metavar="METRIC", help="the metric to plot")
+    parser.add_argument("--y", metavar="METRIC", help="the metric to plot")
+    views = parser.add_mutually_exclusive_group()
+    views.add_argument(
+        "--history",
+        action="store_true",
+        help="a searched experiment: its objective against the trial number, with the best "
+        "so far (instead of a metric)",
+    )
+    views.add_argument(
+        "--importance",
+        action="store_true",
+        help="a searched experiment: Optuna's importance of each searched key",
+    )
+    add_study_options(parser)
     parser.add_argument("--x", default="step", help="the x axis: step (default) or time")
     parser.add_argument(
         "--hue", metavar="KEY", help="one line per value of this key, e.g. config.lr"
@@ -155,11 +247,24 @@ def main(argv: list[str]) -> int:
         args = parser.parse_args(argv)
         size = _size(args.size)
         _check_pixels(size, args.dpi)
+        study = _check_view(args)
         with warnings_to_stderr():
             runs = open_runs(args)
-            lines = draw(
-                runs, args.y, args.x, args.hue, args.name, size, args.dpi, args.output, args.logy
-            )
+            if study:
+                drawn = draw_study(runs, args, size)
+            else:
+                lines = draw(
+                    runs,
+                    args.y,
+                    args.x,
+                    args.hue,
+                    args.name,
+                    size,
+                    args.dpi,
+                    args.output,
+                    args.logy,
+                )
+                drawn = f"{lines} line{'s' * (lines != 1)}"
     except ImportError:
         sys.stderr.write("ERROR: xprun plot needs matplotlib: pip install 'xprun[plot]'\n")
         return int(ExitCode.USAGE_ERROR)
@@ -169,5 +274,5 @@ def main(argv: list[str]) -> int:
     except OSError as exc:  # the figure could not be written where -o says
         sys.stderr.write(f"ERROR: cannot write {args.output}: {exc.strerror or exc}\n")
         return int(ExitCode.USAGE_ERROR)
-    sys.stdout.write(f"wrote {args.output} ({lines} line{'s' * (lines != 1)})\n")
+    sys.stdout.write(f"wrote {args.output} ({drawn})\n")
     return int(ExitCode.OK)

@@ -221,6 +221,72 @@ def _missing(value: Any) -> bool:
         return False
 
 
+def add_study_options(parser: argparse.ArgumentParser) -> None:
+    """The options of the study view (``xprun show --study``, ``xprun plot --history``)."""
+    parser.add_argument(
+        "--objective",
+        metavar="KEY",
+        help="the search's objective (outcome.<key> or metrics.<name>; default: what the "
+        "trials recorded)",
+    )
+    parser.add_argument(
+        "--direction",
+        choices=("minimize", "maximize"),
+        help="whether lower or higher objective values are better (default: what the "
+        "trials recorded, else minimize)",
+    )
+
+
+def study_view(runs: Any, args: argparse.Namespace) -> tuple[Any, str]:
+    """The study view's table and the lines above it (counts, the best trial) for
+    ``xprun show``: the trials, best first (:func:`xprun.study.study_frame`)."""
+    from . import study
+
+    found = study.view(runs, args.objective, args.direction)
+    settings, records = found.settings, found.records
+    frame = study.study_frame(records, settings.objective, settings.direction)
+    if args.format in ("table", "markdown"):
+        frame["hash"] = frame["hash"].str[:12]
+    counts = ", ".join(
+        f"{sum(r.state == s for r in records)} {s}"
+        for s in study.STATES
+        if any(r.state == s for r in records)
+    )
+    head = (
+        f"{found.experiment}: {len(records)} trials ({counts or 'none'}), "
+        f"{settings.direction} {settings.objective}\n"
+    )
+    top = study.best(records, settings.direction)
+    if top is not None:
+        values = " ".join(f"{k}={v}" for k, v in top.params.items())
+        value = f"{top.value:.{args.precision}g}"
+        head += (
+            f"best: trial {top.number} ({top.hash[:12]}) {settings.objective}={value}  {values}\n"
+        )
+    else:
+        head += "best: no complete trial yet\n"
+    return frame, head
+
+
+def _wants_study(runs: Any, args: argparse.Namespace) -> bool:
+    """``--study``, or (by default) a selection of one experiment whose trials record a
+    search, shown without ``--group-by`` or ``--columns``."""
+    explicit = args.study is not None or args.objective or args.direction
+    if args.group_by or args.columns:
+        if explicit and args.study is not False:
+            raise UsageError(
+                "the study view (--study, --objective, --direction) shows trials: it does not "
+                "take --group-by or --columns (add --no-study for the table of runs)"
+            )
+        return False
+    if explicit:
+        return args.study is not False
+    from . import study
+
+    names = runs.to_pandas(["experiment"])["experiment"]
+    return names.nunique() == 1 and study.recorded_settings(runs) is not None
+
+
 def make_parser() -> ArgumentParser:
     """``xprun show``'s parser (also read by shell completion)."""
     parser = ArgumentParser(
@@ -253,6 +319,14 @@ def make_parser() -> ArgumentParser:
         default="table",
         help="table (default, aligned text), csv, json (full precision), or markdown",
     )
+    add_study_options(parser)
+    parser.add_argument(
+        "--study",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="show the experiment as a search: its best trial, then its trials sorted by "
+        "objective (default: when the one experiment selected records a search)",
+    )
     parser.add_argument(
         "--precision",
         type=int,
@@ -269,12 +343,18 @@ def main(argv: list[str]) -> int:
     try:
         args = parser.parse_args(argv)
         precision = _check_precision(args.precision)
+        head = ""
         with warnings_to_stderr():
             runs = open_runs(args)
-            frame = table(runs, _split_keys(args.group_by), _split_keys(args.columns))
+            if _wants_study(runs, args):
+                frame, head = study_view(runs, args)
+            else:
+                frame = table(runs, _split_keys(args.group_by), _split_keys(args.columns))
     except (UsageError, ValueError, KeyError) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         sys.stderr.write(f"ERROR: {message}\n")
         return int(ExitCode.USAGE_ERROR)
+    if head and args.format == "table":
+        sys.stdout.write(head)
     sys.stdout.write(render(frame, args.format, precision))
     return int(ExitCode.OK)

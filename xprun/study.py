@@ -53,7 +53,9 @@ __all__ = [
     "TrialRecord",
     "build_study",
     "parse_objective",
+    "search_record",
     "search_settings",
+    "study_frame",
     "trial_records",
 ]
 
@@ -347,15 +349,203 @@ def _replay(
         storage.set_trial_state_values(trial_id, state, None if value is None else [value])
 
 
-def search_settings(run_record: dict[str, Any]) -> dict[str, Any] | None:
-    """What a trial's ``run.json`` says was searched (``search``: ``objective``,
-    ``direction``, ``params``), checked; None for a run of no search."""
+def search_record(distributions: dict[str, Any], objective: str, direction: str) -> dict[str, Any]:
+    """The ``search`` field of a trial's ``run.json`` (what the search plugin records through
+    ``xprun_run_record``): the objective, the direction and the space (each distribution as
+    Optuna's JSON, which is data), so ``xprun show`` and ``xprun plot`` can rebuild the study
+    from the log directory alone."""
+    import json
+
+    from optuna.distributions import distribution_to_json
+
+    return {
+        "objective": objective,
+        "direction": direction,
+        "space": {k: json.loads(distribution_to_json(d)) for k, d in distributions.items()},
+    }
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What was searched: the objective, the direction, the space (Optuna distributions)."""
+
+    objective: str
+    direction: str
+    distributions: dict[str, Any]
+
+
+def search_settings(run_record: dict[str, Any]) -> Settings | None:
+    """The ``search`` field of a trial's ``run.json`` (:func:`search_record`), checked; None
+    for a run of no search (or a field this xprun cannot read)."""
+    import json
+
     found = run_record.get("search")
     if not isinstance(found, dict):
         return None
-    objective, direction, params = (found.get(k) for k in ("objective", "direction", "params"))
+    objective, direction, space = (found.get(k) for k in ("objective", "direction", "space"))
     if not isinstance(objective, str) or direction not in DIRECTIONS:
         return None
-    if not (isinstance(params, list) and all(isinstance(p, str) for p in params)):
+    if not isinstance(space, dict) or not all(isinstance(v, dict) for v in space.values()):
         return None
-    return {"objective": objective, "direction": direction, "params": params}
+    from optuna.distributions import json_to_distribution
+
+    try:
+        distributions = {k: json_to_distribution(json.dumps(v)) for k, v in space.items()}
+    except (ValueError, TypeError, KeyError):
+        return None
+    return Settings(objective, direction, distributions)
+
+
+def observed_distributions(records: Sequence[TrialRecord]) -> dict[str, Any]:
+    """A space that holds every value the records have, for a history whose runs do not say
+    what was searched: numbers as ranges (integers as integer ranges), anything else as
+    categorical choices."""
+    from optuna.distributions import (
+        CategoricalDistribution,
+        FloatDistribution,
+        IntDistribution,
+    )
+
+    found: dict[str, Any] = {}
+    names = dict.fromkeys(k for r in records for k in r.params)
+    for name in names:
+        values = [r.params[name] for r in records if name in r.params]
+        numbers = all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
+        if numbers and all(isinstance(v, int) for v in values) and min(values) < max(values):
+            found[name] = IntDistribution(int(min(values)), int(max(values)))
+        elif numbers and min(values) < max(values):
+            found[name] = FloatDistribution(float(min(values)), float(max(values)))
+        else:
+            choices = list(dict.fromkeys(values))
+            if not all(v is None or isinstance(v, bool | int | float | str) for v in choices):
+                choices = [json_text(v) for v in choices]
+            found[name] = CategoricalDistribution(choices)
+    return found
+
+
+def json_text(value: Any) -> str:
+    import json
+
+    return json.dumps(value, sort_keys=True)
+
+
+def study_frame(records: Sequence[TrialRecord], objective: str, direction: str) -> Any:
+    """The trials as a table, best first: complete ones by value, then pruned ones by value,
+    then failed, running and interrupted ones by number; one column per searched key."""
+    import pandas as pd
+
+    order = {"complete": 0, "pruned": 1, "failed": 2, "running": 3, "interrupted": 4}
+    sign = 1.0 if direction == "minimize" else -1.0
+
+    def rank(r: TrialRecord) -> tuple[int, float, int]:
+        value = sign * r.value if r.value is not None else math.inf
+        return (order[r.state], value if r.state in ("complete", "pruned") else 0.0, r.number)
+
+    rows = [
+        {
+            "number": r.number,
+            "hash": r.hash,
+            "state": r.state,
+            objective: r.value,
+            **{f"config.{k}": v for k, v in r.params.items()},
+        }
+        for r in sorted(records, key=rank)
+    ]
+    columns = ["number", "hash", "state", objective]
+    return pd.DataFrame(
+        rows, columns=columns + [c for c in (rows[0] if rows else {}) if c not in columns]
+    )
+
+
+@dataclass(frozen=True)
+class View:
+    """One experiment's search as ``xprun show`` and ``xprun plot`` present it."""
+
+    experiment: str
+    settings: Settings
+    records: list[TrialRecord]
+
+
+def require_optuna(what: str) -> None:
+    """A :class:`UsageError` saying how to install Optuna, when it is not."""
+    try:
+        import optuna  # noqa: F401
+    except ImportError:
+        raise UsageError(f"{what} needs Optuna: pip install 'xprun[search]'") from None
+
+
+def recorded_settings(runs: Any) -> Settings | None:
+    """The search settings the selected runs' records hold (the first run that has them)."""
+    from .reader.files import Damage
+
+    for run in runs:
+        try:
+            found = search_settings(run.record)
+        except (OSError, Damage):  # gone or damaged since it was indexed: no settings there
+            continue
+        if found is not None:
+            return found
+    return None
+
+
+def view(runs: Any, objective: str | None = None, direction: str | None = None) -> View:
+    """The study of the one experiment in ``runs`` (a Reader selection): the settings its
+    trials recorded, overridden by ``objective`` and ``direction``; the trials of the
+    selection, numbered within the whole experiment.  A selection of several experiments,
+    or of runs that record no search when no objective is given, is a usage error."""
+    require_optuna("the study view")
+    frame = runs.to_pandas()
+    experiments = sorted(set(frame["experiment"])) if len(frame) else []
+    if len(experiments) != 1:
+        held = ", ".join(experiments) or "no runs"
+        raise UsageError(
+            f"the study view shows one experiment; pick it with -e NAME (the selection "
+            f"holds {held})"
+        )
+    experiment = experiments[0]
+    recorded = recorded_settings(runs)
+    if objective is None and recorded is None:
+        raise UsageError(
+            f"the runs of {experiment} record no search: name the objective with "
+            "--objective (outcome.<key> or metrics.<name>)"
+        )
+    if direction is not None and direction not in DIRECTIONS:
+        raise UsageError(f"direction {direction!r} is not valid: use minimize or maximize")
+    if recorded is not None:
+        params = list(recorded.distributions)
+    else:
+        from .show import _default_columns
+
+        params = [c[len("config.") :] for c in _default_columns(frame) if c.startswith("config.")]
+    objective = objective or (recorded.objective if recorded else "")
+    direction = direction or (recorded.direction if recorded else "minimize")
+    records = trial_records(
+        runs._reader.log_dir, experiment, params, objective, reader=runs._reader
+    )
+    selected = set(frame["hash"])
+    records = [r for r in records if r.hash in selected]
+    distributions = recorded.distributions if recorded else observed_distributions(records)
+    return View(experiment, Settings(objective, direction, distributions), records)
+
+
+def best(records: Sequence[TrialRecord], direction: str) -> TrialRecord | None:
+    """The complete trial with the best value (the first one, of equal values)."""
+    complete = [r for r in records if r.state == "complete" and r.value is not None]
+    if not complete:
+        return None
+    sign = 1.0 if direction == "minimize" else -1.0
+    return min(complete, key=lambda r: sign * (r.value or 0.0))
+
+
+def best_so_far(records: Sequence[TrialRecord], direction: str) -> list[tuple[int, float]]:
+    """(number, best complete value up to that trial) at each complete trial, by number."""
+    sign = 1.0 if direction == "minimize" else -1.0
+    steps: list[tuple[int, float]] = []
+    for r in sorted(records, key=lambda r: r.number):
+        if r.state != "complete" or r.value is None:
+            continue
+        if not steps or sign * r.value < sign * steps[-1][1]:
+            steps.append((r.number, r.value))
+        else:
+            steps.append((r.number, steps[-1][1]))
+    return steps
