@@ -65,6 +65,7 @@ BUILTIN_PLUGINS = (
     "xprun.skipping",
     "xprun.provenance",
     "xprun.cleanup",
+    "xprun.diff",
     "xprun.reproduce",
     *OPTION_PLUGINS,
 )
