@@ -115,15 +115,54 @@ class PackageVersions:
 _DISTRIBUTIONS: Mapping[str, list[str]] | None = None
 
 
+_METADATA_SUFFIXES = (".dist-info", ".egg-info", ".egg")
+
+
+def _distributions_key() -> str:
+    """What ``packages_distributions()`` reads, by name and modification time: each
+    ``sys.path`` entry and, in each folder, its distributions' metadata folders (``.dist-info``,
+    ``.egg-info``, ``.egg``; pip writes a new one, or renames a file in it, on every install).
+
+    Keyed on the metadata folders rather than on the ``sys.path`` folder's own mtime, which
+    changes whenever anything is added to it: the project's folder is first on the path of
+    ``python -m xprun`` and of every pool worker, and gains its log folder on the first
+    launch, so the map was built afresh by most processes.
+    """
+    key = []
+    for entry in sys.path:
+        try:
+            with os.scandir(entry or ".") as children:
+                found = sorted(
+                    f"{child.name}\0{_mtime(child.path)}"
+                    for child in children
+                    if child.name.lower().endswith(_METADATA_SUFFIXES)
+                )
+        except NotADirectoryError:  # a zip file on the path: its own mtime
+            found = [_mtime(entry)]
+        except OSError:
+            continue
+        key.append("\0".join([entry, *found]))
+    return "\n".join(key)
+
+
+def _mtime(path: str) -> int | None:
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return None
+
+
 def import_distributions() -> Mapping[str, list[str]]:
     """``importlib.metadata.packages_distributions()`` (import name → distributions), kept in
-    a cache file keyed by the ``sys.path`` folders and their modification times.
+    a cache file keyed by the distributions installed on ``sys.path``.
 
     Building it reads the metadata of every installed distribution (a third of a second
-    with 160 of them), which every process that records a run would pay; installing,
-    upgrading or removing a distribution changes its folder's entries and so its mtime,
-    which makes a new key.  The cache lives in ``$XDG_CACHE_HOME/xprun`` (``~/.cache``); a
-    cache that cannot be read or written is only slower.
+    with 160 of them), which every process that records a run would pay.  The key is
+    :func:`_distributions_key`: installing, upgrading or removing a distribution makes a new
+    one, while a change to anything else in a ``sys.path`` folder (the project's own folder,
+    first on the path, gains its log folder) keeps it.  The cache lives in
+    ``$XDG_CACHE_HOME/xprun`` (``~/.cache``); a cache that cannot be read or written is only
+    slower.
     """
     global _DISTRIBUTIONS
     if _DISTRIBUTIONS is not None:
@@ -133,13 +172,7 @@ def import_distributions() -> Mapping[str, list[str]]:
 
     import xxhash
 
-    key = []
-    for entry in sys.path:
-        try:
-            key.append(f"{entry}\0{os.stat(entry or '.').st_mtime_ns}")
-        except OSError:
-            continue
-    digest = xxhash.xxh3_64_hexdigest("\n".join(key).encode())
+    digest = xxhash.xxh3_64_hexdigest(_distributions_key().encode())
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     path = Path(base, "xprun", f"distributions-{digest}.json")
     try:
