@@ -412,7 +412,12 @@ def execute(spec_path: Path, result_path: Path) -> int:
                 ":\n" + "\n".join(errors) if errors else ""
             )
         else:
-            digest, how = _identity(worker, experiment, entry)
+            try:
+                digest, how = _identity(worker, experiment, entry)
+            except NotReproducible as exc:
+                result["error"] = str(exc)
+                store.write_json_atomic(result_path, result)
+                return 0
             result["identity"] = how
             if digest != entry["digest"]:
                 entry["digest"] = digest
@@ -450,18 +455,44 @@ def _identity(worker: Any, experiment: Any, entry: dict[str, Any]) -> tuple[str,
     settings = worker.config.settings
     excluder = KeyExcluder([*settings.patterns("exclude"), *experiment.declaration.exclude])
     config = entry["config"]
-    digest = run_digest(
-        experiment.identity, excluder.apply(config) if excluder else config, identities
-    )
-    if digest == entry["digest"] and not missing:
+    hashed = excluder.apply(config) if excluder else config
+    digest = run_digest(experiment.identity, hashed, identities)
+    volatile = sorted(entry.get("volatile") or ())
+    if digest == entry["digest"] and not missing and not volatile:
         return digest, "same"
+    # Values resolved when it ran (${now:}, ${hydra:runtime.output_dir}) are hashed as their
+    # text, which config.yaml does not keep: the expansion makes them again, resolved for the
+    # scratch log directory (never the original run directory).
     found = _expanded(worker, experiment, entry["digest"])
-    if found is not None:  # a config hashed as written (${now:...}): the expansion has it
+    if found is not None and _same(found.config, config, volatile):
+        entry.update(config=found.config, volatile=found.volatile)
         entry["param_indices"] = dict(found.param_indices)
         return entry["digest"], "same"
+    if volatile:
+        raise NotReproducible(
+            f"its config has values resolved when it ran ({', '.join(volatile)}), which only "
+            "its experiment's expansion makes again, and no run of it without command-line "
+            f"overrides has the hash {entry['digest']} in the recorded code"
+        )
     if missing:
         return digest, "params not found in the code: " + ", ".join(missing)
     return digest, "changed"
+
+
+def _same(config: dict[str, Any], recorded: dict[str, Any], volatile: list[str]) -> bool:
+    """Whether two configs agree but for the dotted keys ``volatile``."""
+    from .identity import canonical
+
+    def without(tree: Any, prefix: str = "") -> Any:
+        if not isinstance(tree, dict):
+            return tree
+        return {
+            k: without(v, f"{prefix}{k}.")
+            for k, v in tree.items()
+            if f"{prefix}{k}" not in volatile
+        }
+
+    return canonical(without(config)) == canonical(without(recorded))
 
 
 _EXPANSION_LIMIT = 100_000  # runs of an experiment expanded to find a hash; more: not tried

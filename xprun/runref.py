@@ -101,7 +101,8 @@ class RunResolver:
         self._reader: Any = None
 
     def resolve(self, word: str) -> list[Path]:
-        """Every run directory ``word`` names (at least one; else a ``UsageError``)."""
+        """Every run directory ``word`` names (at least one; else a ``UsageError``); a hash
+        prefix names one run, or is a ``UsageError`` listing those it matches."""
         if not word.strip():
             raise UsageError("an empty word names no run: give a hash, a node id or a query")
         if "::" in word:
@@ -113,6 +114,8 @@ class RunResolver:
                     f"hash prefix {word} is too short: give at least {MIN_PREFIX} characters"
                 )
             found = [path for path, _ in hash_matches(self.log_dir, word)]
+            if len(found) > 1:  # a prefix stands for one run, as `xprun HASH` reads it
+                raise UsageError(ambiguous_prefix(word, [_name(path) for path in found]))
             what = "hash"
         else:
             found = self._query(word)
@@ -126,8 +129,6 @@ class RunResolver:
         found = self.resolve(word)
         if len(found) > 1:
             names = [_name(path) for path in found]
-            if is_hash_word(word):
-                raise UsageError(ambiguous_prefix(word, names))
             shown = "\n  ".join(sorted(names)[:_SHOWN]) + ("\n  ..." if len(names) > _SHOWN else "")
             raise UsageError(
                 f"{word!r} matches {len(found)} runs, and one is wanted: give its hash or its "

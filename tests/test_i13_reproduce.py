@@ -1,0 +1,299 @@
+"""Issue 13, section 3: ``xprun reproduce`` and the run lookup it shares (``xprun.runref``).
+
+Every test drives the real command line on real Git repositories: a run is made, the code
+moves on (commits, edits, another clone), and ``xprun reproduce --check`` must still run the
+code the run ran.  Each experiment's outcome depends on the code that changes afterwards, so
+a reproduction that ran today's code instead would disagree.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import Project, git_commit_all
+
+EXPERIMENT = """
+import xprun
+import helper
+
+FACTOR = 2
+
+@xprun.config({"x": 3, "seed": 0})
+@xprun.grid(x=[3, 4])
+def xp_calc(config):
+    return {"score": helper.scale(config.x) * FACTOR + 0.1, "parts": {"list": [config.x, 0.5]}}
+"""
+
+
+def _made_dirty(project: Project) -> None:
+    """A committed experiment, then launched from a dirty tree: a tracked edit (FACTOR) and
+    an untracked helper module it imports."""
+    project.write("xp_calc.py", EXPERIMENT)
+    git_commit_all(project.root, "experiment")
+    project.write("xp_calc.py", EXPERIMENT.replace("FACTOR = 2", "FACTOR = 5"))
+    project.write("helper.py", "def scale(x):\n    return x * 7\n")
+
+
+def _move_on(project: Project) -> None:
+    """The code changes after the run: the helper committed with other numbers, the
+    experiment edited again and left dirty."""
+    project.write("helper.py", "def scale(x):\n    return x * 11\n")
+    git_commit_all(project.root, "helper changed")
+    project.write("xp_calc.py", EXPERIMENT.replace("FACTOR = 2", "FACTOR = 13"))
+
+
+def _hash(project: Project, x: int) -> str:
+    for record in project.records():
+        if record["nodeid"].endswith(f"[x={x}]"):
+            return record["hash"]
+    raise AssertionError(f"no run with x={x}: {project.records()}")
+
+
+def _listing(folder: Path) -> dict[str, tuple[int, int]]:
+    """Every file and folder under ``folder`` with its size and mtime (ns)."""
+    found = {}
+    for path in sorted(folder.rglob("*")):
+        info = path.lstat()
+        found[str(path.relative_to(folder))] = (info.st_size, info.st_mtime_ns)
+    return found
+
+
+def test_i13_reproduce_dirty_tree_with_untracked_helper_agrees_after_later_commits(project):
+    _made_dirty(project)
+    made = project.run("-q")
+    assert made.returncode == 0, made.output
+    digest = _hash(project, 4)
+    outcome = json.loads(
+        (project.log_dir / "xp_calc.xp_calc" / digest / "outcome.json").read_text()
+    )
+    assert outcome["score"] == 4 * 7 * 5 + 0.1
+    _move_on(project)
+    before = _listing(project.log_dir / "xp_calc.xp_calc")
+    result = project.run("reproduce", "--check", digest[:8])
+    assert result.returncode == 0, result.output
+    assert "outcome agrees (exactly)" in result.stdout
+    assert "xp_calc.py::xp_calc[x=4]" in result.stdout
+    # the run's own directory and its neighbours: not one file added, changed or touched
+    assert _listing(project.log_dir / "xp_calc.xp_calc") == before
+    # today's code gives another score: a reproduction from the work tree would disagree
+    today = project.run("--log-dir", "other_logs", "-q", "xp_calc.py::xp_calc[x=4]")
+    assert today.returncode == 0, today.output
+    fresh = next((project.root / "other_logs").glob("*/*/outcome.json"))
+    assert json.loads(fresh.read_text())["score"] != outcome["score"]
+
+
+def test_i13_reproduce_from_another_clone_once_the_original_is_gone(project, tmp_path):
+    """A clone (``file://``: only what its branch reaches, so not the snapshot commit) with
+    the log directory, and the original repository moved away: the commit, git.patch and
+    the untracked helper from the source store make the code again."""
+    _made_dirty(project)
+    assert project.run("-q").returncode == 0
+    digest = _hash(project, 3)
+    _move_on(project)
+    clone = tmp_path / "clone"
+    subprocess.run(
+        ["git", "clone", "-q", f"file://{project.root}", str(clone)], check=True, timeout=60
+    )
+    shutil.copytree(project.log_dir, clone / "xprun_logs")
+    project.root.rename(tmp_path / "gone")
+    other = Project(clone)
+    result = other.run("reproduce", "--check", digest)
+    assert result.returncode == 0, result.output
+    assert "+ git.patch + 1 untracked file from the source store" in result.stdout
+    assert "outcome agrees" in result.stdout
+
+
+def test_i13_reproduce_check_fails_naming_the_altered_key(project):
+    _made_dirty(project)
+    assert project.run("-q").returncode == 0
+    digest = _hash(project, 3)
+    path = project.log_dir / "xp_calc.xp_calc" / digest / "outcome.json"
+    outcome = json.loads(path.read_text())
+    outcome["parts"]["list"][1] = 0.75
+    path.write_text(json.dumps(outcome))
+    result = project.run("reproduce", "--check", digest)
+    assert result.returncode == 1, result.output
+    assert "outcome.parts.list[1]: recorded 0.75, reproduced 0.5" in result.stdout
+    assert "outcome.score" not in result.stdout  # only what differs
+    # without --check the command reports the same and succeeds
+    plain = project.run("reproduce", digest)
+    assert plain.returncode == 0, plain.output
+    assert "DIFFERS (1 key)" in plain.stdout
+
+
+def test_i13_reproduce_tolerances_for_numbers(project):
+    _made_dirty(project)
+    assert project.run("-q").returncode == 0
+    digest = _hash(project, 3)
+    path = project.log_dir / "xp_calc.xp_calc" / digest / "outcome.json"
+    outcome = json.loads(path.read_text())
+    outcome["score"] += 1e-3  # recorded 105.1: a relative difference of about 1e-5
+    path.write_text(json.dumps(outcome))
+    assert project.run("reproduce", "--check", "--rtol", "1e-4", digest).returncode == 0
+    near = project.run("reproduce", "--check", "--rtol", "1e-6", "--atol", "5e-4", digest)
+    assert near.returncode == 1, near.output
+    assert "outcome.score: recorded 105.101" in near.stdout
+    bad = project.run("reproduce", "--check", "--atol", "-1", digest)
+    assert bad.returncode == 4 and "--atol must be a number >= 0" in bad.stderr
+
+
+@pytest.mark.parametrize(
+    ("recorded", "reproduced", "rtol", "atol", "differing"),
+    [
+        ({"a": 1.0}, {"a": 1.0}, 0, 0, []),
+        ({"a": 1.0}, {"a": 1.0 + 1e-12}, 0, 0, ["outcome.a"]),  # exact by default
+        ({"a": 1.0}, {"a": 1.0 + 1e-12}, 1e-9, 0, []),
+        ({"a": 100.0}, {"a": 100.5}, 1e-3, 0, ["outcome.a"]),
+        ({"a": 100.0}, {"a": 100.5}, 1e-2, 0, []),
+        ({"a": 0.0}, {"a": 1e-4}, 1e-1, 0, ["outcome.a"]),  # relative to ~0: no help
+        ({"a": 0.0}, {"a": 1e-4}, 0, 1e-3, []),
+        ({"a": 1}, {"a": 1.0}, 0, 0, ["outcome.a"]),  # written differently: not exact
+        ({"a": True}, {"a": 1}, 1, 1, ["outcome.a"]),  # a boolean is not a number
+        ({"a": float("nan")}, {"a": float("nan")}, 0, 0, []),
+        ({"n": {"l": [1, 2.0, "x"]}}, {"n": {"l": [1, 2.5, "x"]}}, 0, 0.6, []),
+        ({"n": {"l": [1, 2.0, "x"]}}, {"n": {"l": [1, 2.0, "y"]}}, 1, 1, ["outcome.n.l[2]"]),
+        ({"n": {"l": [1, 2]}}, {"n": {"l": [1]}}, 0, 0, ["outcome.n.l (length)"]),
+        ({"a": 1, "b": 2}, {"a": 1, "c": 2}, 0, 0, ["outcome.b", "outcome.c"]),
+    ],
+)
+def test_i13_reproduce_differences_walk_nested_values(recorded, reproduced, rtol, atol, differing):
+    from xprun.reproduce import Tolerance, differences
+
+    found = differences(recorded, reproduced, Tolerance(rtol, atol))
+    assert [key for key, _, _ in found] == differing
+
+
+def test_i13_reproduce_a_pool_run_and_a_query(project):
+    _made_dirty(project)
+    made = project.run("-n", "2", "-q")
+    assert made.returncode == 0, made.output
+    assert {r["scheduler"] for r in project.records()} == {"local"}
+    _move_on(project)
+    result = project.run("reproduce", "--check", "config.x >= 3")  # a query: both runs
+    assert result.returncode == 0, result.output
+    assert result.stdout.count("outcome agrees") == 2
+    assert "code: snapshot " in result.stdout
+
+
+def test_i13_reproduce_unknown_and_ambiguous_names_are_usage_errors(project):
+    _made_dirty(project)
+    assert project.run("-q").returncode == 0
+    digest = _hash(project, 3)
+    unknown = project.run("reproduce", "ffffffff")
+    if digest.startswith("ffffffff"):  # pragma: no cover - one chance in four billion
+        pytest.skip("the run's hash is the unknown one")
+    assert unknown.returncode == 4
+    assert "no run in" in unknown.stderr and "'ffffffff'" in unknown.stderr
+    nodeid = project.run("reproduce", "xp_calc.py::xp_nothing")
+    assert nodeid.returncode == 4 and "xp_calc.py::xp_nothing" in nodeid.stderr
+    query = project.run("reproduce", "config.x >")
+    assert query.returncode == 4 and "'config.x >'" in query.stderr
+    short = project.run("reproduce", digest[:3])
+    assert short.returncode == 4 and "at least 4 characters" in short.stderr
+    # a second run directory sharing the first 6 characters (copied under a made-up hash)
+    twin = digest[:6] + ("0" if digest[6] != "0" else "1") * (len(digest) - 6)
+    shutil.copytree(
+        project.log_dir / "xp_calc.xp_calc" / digest, project.log_dir / "xp_calc.xp_calc" / twin
+    )
+    ambiguous = project.run("reproduce", digest[:6])
+    assert ambiguous.returncode == 4
+    assert f"hash prefix {digest[:6]} is ambiguous: it matches 2 runs" in ambiguous.stderr
+    assert digest[:12] in ambiguous.stderr and twin[:12] in ambiguous.stderr
+    assert project.run("reproduce", "--check", digest[:7]).returncode == 0  # unique again
+
+
+def test_i13_reproduce_a_format_1_run_says_what_is_missing(project):
+    """A run recorded before snapshots and sources (format 1: no ``session``, no
+    ``snapshot``) from a dirty tree with an untracked helper: nothing holds the helper."""
+    _made_dirty(project)
+    assert project.run("-q", "-p", "no:provenance").returncode == 0
+    digest = _hash(project, 3)
+    path = project.log_dir / "xp_calc.xp_calc" / digest / "run.json"
+    record = json.loads(path.read_text())
+    for key in ("session", "snapshot", "code"):
+        record.pop(key, None)
+    record["format"] = 1
+    path.write_text(json.dumps(record))
+    assert record["git"]["untracked"] == ["helper.py"]
+    result = project.run("reproduce", "--check", digest)
+    assert result.returncode == 4, result.output
+    assert "format 1" in result.stderr
+    assert "untracked files helper.py were not kept" in result.stderr
+    assert "outcome agrees" not in result.stdout
+
+
+def test_i13_reproduce_reports_a_changed_identity(project):
+    """The recorded run's hash is not what its code gives (the run directory's record was
+    edited: its config no longer hashes to it): said, and --check fails."""
+    _made_dirty(project)
+    assert project.run("-q").returncode == 0
+    digest = _hash(project, 3)
+    config = project.log_dir / "xp_calc.xp_calc" / digest / "config.yaml"
+    config.write_text(config.read_text().replace("x: 3", "x: 30"))
+    result = project.run("reproduce", "--check", digest)
+    assert result.returncode == 1, result.output
+    assert "identity changed" in result.stdout
+    assert digest in result.stdout
+
+
+def _cluster_up() -> bool:
+    if not shutil.which("sbatch"):
+        return False
+    ping = subprocess.run(["scontrol", "ping"], capture_output=True, text=True, timeout=30)
+    return "UP" in ping.stdout
+
+
+def test_i13_reproduce_a_slurm_run(project):
+    if not _cluster_up():
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI=true but no SLURM cluster answers")
+        pytest.skip("no SLURM cluster here (run .ci/start-slurm.sh)")
+    _made_dirty(project)
+    made = project.run("--scheduler", "slurm", "--wait", "-q", timeout=300)
+    assert made.returncode == 0, made.output
+    records = project.records()
+    assert {r["scheduler"] for r in records} == {"slurm"} and len(records) == 2
+    _move_on(project)
+    result = project.run("reproduce", "--check", _hash(project, 4))
+    assert result.returncode == 0, result.output
+    assert "outcome agrees" in result.stdout
+
+
+def test_i13_reproduce_env_builds_the_recorded_versions(project):
+    """--env (one test: it installs packages): a virtual environment with the run's
+    recorded versions, this xprun installed into it; a recorded version that differs from
+    the installed one is listed as a warning without --env, and not with it."""
+    _made_dirty(project)
+    assert project.run("-q").returncode == 0
+    digest = _hash(project, 3)
+    path = project.log_dir / "xp_calc.xp_calc" / digest / "run.json"
+    record = json.loads(path.read_text())
+    assert "xxhash" in record["packages"]
+    installed = record["packages"]["xxhash"]
+    older = "3.5.0" if installed != "3.5.0" else "3.4.1"
+    record["packages"]["xxhash"] = older
+    path.write_text(json.dumps(record))
+    plain = project.run("reproduce", digest)
+    assert plain.returncode == 0, plain.output
+    assert f"xxhash: recorded {older}, installed {installed}" in plain.stdout
+    result = project.run("reproduce", "--check", "--env", "--keep", digest, timeout=600)
+    assert result.returncode == 0, result.output
+    assert "environment: " in result.stdout
+    assert "xxhash: recorded" not in result.stdout
+    kept = Path(result.stdout.split("kept ")[-1].strip())
+    try:
+        python = next(kept.glob("*/venv/bin/python"))
+        version = subprocess.run(
+            [str(python), "-c", "import importlib.metadata as m; print(m.version('xxhash'))"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        assert version == older
+    finally:
+        shutil.rmtree(kept, ignore_errors=True)
