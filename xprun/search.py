@@ -527,6 +527,43 @@ def _as_records(trials: Sequence[_Trial]) -> list[TrialRecord]:
     ]
 
 
+def propose(
+    search: Search, records: Sequence[TrialRecord], slots: int
+) -> tuple[list[tuple[int, dict[str, Any]]], bool]:
+    """Up to ``slots`` new proposals (each with its trial number) from the history
+    ``records``, and whether the space looks used up.
+
+    Each ask has a fresh sampler seeded from ``(seed, trials so far, repeats)``, so the same
+    history gets the same proposals, whether the search ran in one go or was resumed.  The
+    proposals of one call are in the study as running when the next is asked (constant
+    liar); one that repeats a trial of the history (or of this call) is not returned, and
+    after :data:`MAX_REPEATS` in a row the space counts as used up.
+    """
+    from .searchspace import distributions
+    from .study import build_study
+
+    space = distributions(search.space)
+    known = {_params_key(r.params) for r in records}
+    study = build_study(records, space, search.direction, None)
+    proposals: list[tuple[int, dict[str, Any]]] = []
+    repeats = 0
+    told = len(records)
+    while len(proposals) < slots and repeats < MAX_REPEATS:
+        study.sampler = make_sampler(search, _derived_seed(search.seed, told, repeats))
+        asked = study.ask(space)
+        params = {key: asked.params[key] for key in search.space}
+        key = _params_key(params)
+        if key in known:
+            study.tell(asked, state=_fail_state())  # a repeat: the next ask is seeded anew
+            repeats += 1
+            continue
+        known.add(key)
+        proposals.append((told, params))
+        told += 1
+        repeats = 0
+    return proposals, repeats >= MAX_REPEATS
+
+
 class _SearchLoop:
     """One searched experiment's loop: history → study → ask → runs → scheduler, until the
     budget is met."""
@@ -624,33 +661,8 @@ class _SearchLoop:
         return runs
 
     def _asked(self, trials: list[_Trial], slots: int) -> list[tuple[int, dict[str, Any]]]:
-        """Up to ``slots`` new proposals (with their trial numbers), each from a fresh
-        sampler seeded from the history's size; proposals that repeat a trial are dropped."""
-        from .study import build_study
-
-        search = self.search
-        known = {_params_key(t.params) for t in trials}
-        study = build_study(_as_records(trials), self.distributions, search.direction, None)
-        proposals: list[tuple[int, dict[str, Any]]] = []
-        repeats = 0
-        told = len(trials)
-        while len(proposals) < slots:
-            seed = _derived_seed(search.seed, told, repeats)
-            study.sampler = make_sampler(search, seed)
-            asked = study.ask(self.distributions)
-            params = {key: asked.params[key] for key in search.space}
-            key = _params_key(params)
-            if key in known:
-                study.tell(asked, state=_fail_state())
-                repeats += 1
-                if repeats >= MAX_REPEATS:
-                    break
-                continue
-            known.add(key)
-            proposals.append((told, params))
-            told += 1
-            repeats = 0
-        if repeats >= MAX_REPEATS:
+        proposals, exhausted = propose(self.search, _as_records(trials), slots)
+        if exhausted:
             self._say(
                 f"{self.experiment.nodeid}: the last {MAX_REPEATS} proposals repeated trials "
                 "already run: the search space looks used up"
