@@ -197,7 +197,6 @@ def trial_fixture(request: FixtureRequest) -> Any:
     return make(request.run)
 
 
-
 @fixture(name="logger")
 def logger_fixture(request: FixtureRequest) -> Iterator[Logger]:
     """The run's ``xprun.Logger``: metrics, artifacts and checkpoints in its directory.
