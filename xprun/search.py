@@ -713,6 +713,26 @@ class _SearchLoop:
                 break  # each invocation submits the next batch (a cron job, or by hand)
         if rounds == 0 and not session.runs:
             session.runs.extend(self.points[:1])  # the search ran (it is done): not "no runs"
+        self._report()
+
+    def _report(self) -> None:
+        """One line once the loop is done: how far the search is, and its best trial."""
+        reporter = self.session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is None or reporter.verbosity < 0 or self.session.shouldstop:
+            return
+        trials = self.history()
+        counts = {state: sum(1 for t in trials if t.state == state) for state in ENDED}
+        ended = sum(counts.values())
+        text = f"search {self.experiment.nodeid}: {ended} of {self.search.trials} trials ended"
+        text += " (" + ", ".join(f"{n} {state}" for state, n in counts.items() if n) + ")"
+        done = [t for t in trials if t.state == "complete" and t.value is not None]
+        if done:
+            pick = min if self.search.direction == "minimize" else max
+            best = pick(done, key=lambda t: t.value or 0.0)
+            shown = ", ".join(f"{k}={v!r}" for k, v in best.params.items())
+            text += f"; best {self.search.objective} = {best.value:g}"
+            text += f" (trial {best.number}: {shown})"
+        reporter.write(text + "\n")
 
     def _dispatch(self, runs: list[RunSpec]) -> None:
         session = self.session
