@@ -379,9 +379,10 @@ def _job_in_use(
 
     Over means: no run of it is running, and either the scheduler's queue knows none of its
     jobs (a submission, ``job.json``), or, with no submission recorded (a local pool's spec,
-    or a launch killed before it recorded one), every run of it is complete or was attempted
-    since the spec was written.  A folder without a readable spec is over once it is older
-    than the grace period (its launcher may be writing it).
+    or a launch killed before it recorded one), every run of it is complete, or was attempted
+    since the spec was written, or has no directory (removed, or never started) while the
+    folder is older than the grace period.  A folder without a readable spec is over once it
+    is older than the grace period (its launcher may be writing it).
     """
     from . import store
 
@@ -412,6 +413,10 @@ def _job_in_use(
         return f"{len(queue)} of its tasks are queued or running" if queue else None
     created = spec.get("created")
     for run_dir in run_paths:
+        if not os.path.lexists(run_dir):
+            if ctx.young(folder):  # not started yet, by a launch under way
+                return f"its run {ctx.shown(run_dir)} has not started (younger than --grace)"
+            continue  # removed since, or never started by a launch long over
         state = states.get(run_dir) or ctx.state(run_dir)
         if state.status == "complete":
             continue
