@@ -30,6 +30,7 @@ from xprun.study import (  # noqa: E402
     build_study,
     parse_objective,
     search_record,
+    search_settings,
     trial_records,
 )
 
@@ -359,17 +360,40 @@ def test_i14_study_best_so_far() -> None:
     assert best_so_far(history, "maximize") == [(0, 5.0), (2, 5.0), (4, 5.0)]
 
 
+def test_i14_study_search_settings_read_back() -> None:
+    written = search_record(space(), "outcome.val_loss", "maximize")
+    read = search_settings(json.loads(json.dumps({"search": written})))
+    assert read is not None
+    assert (read.objective, read.direction, read.params) == ("outcome.val_loss", "maximize", PARAMS)
+    assert read.distributions == space()
+    keys_only = {"objective": "metrics.loss", "direction": "minimize", "params": ["x"]}
+    read = search_settings({"search": keys_only})
+    assert read is not None and (read.params, read.distributions) == (["x"], None)
+    for bad in (
+        None,
+        "tpe",
+        {**keys_only, "direction": "down"},
+        {**keys_only, "objective": 3},
+        {**keys_only, "params": "x"},
+        {**keys_only, "params": None, "space": {"x": {"name": "NoSuchDistribution"}}},
+    ):
+        assert search_settings({"search": bad}) is None, bad
+    assert search_settings({}) is None
+
+
 # -- xprun show and xprun plot -----------------------------------------------------------------
 
 
-def _searched(bowl: Project, tmp_path: Path) -> Path:
+def _searched(bowl: Project, tmp_path: Path, keys_only: bool = False) -> Path:
     """A copy of the bowl's log directory whose records say what was searched, as the search
-    plugin writes them (``search``)."""
+    plugin writes them (``search``: with the space, or the searched keys only)."""
     import shutil
 
     copy = tmp_path / "logs"
     shutil.copytree(bowl.log_dir, copy, ignore=shutil.ignore_patterns(".xprun-index"))
     field = search_record(space(), "outcome.val_loss", "minimize")
+    if keys_only:
+        field = {k: field[k] for k in ("objective", "direction", "params")}
     for run_dir in (copy / EXPERIMENT).iterdir():
         _rewrite(run_dir, search=field)
     return copy
@@ -422,7 +446,7 @@ def _is_png(path: Path) -> bool:
 
 def test_i14_study_plot_history_and_importance(bowl: Project, tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
-    logs = _searched(bowl, tmp_path)
+    logs = _searched(bowl, tmp_path, keys_only=True)  # the space is read from the values
     history, importance = tmp_path / "history.png", tmp_path / "importance.png"
     done = bowl.run("plot", str(logs), "--history", "-o", str(history))
     assert done.returncode == 0 and "(8 trials)" in done.stdout, done.output

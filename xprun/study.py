@@ -361,39 +361,47 @@ def search_record(distributions: dict[str, Any], objective: str, direction: str)
     return {
         "objective": objective,
         "direction": direction,
+        "params": list(distributions),
         "space": {k: json.loads(distribution_to_json(d)) for k, d in distributions.items()},
     }
 
 
 @dataclass(frozen=True)
 class Settings:
-    """What was searched: the objective, the direction, the space (Optuna distributions)."""
+    """What was searched: the objective, the direction, the searched keys, and their space
+    (Optuna distributions; None when the records do not hold it)."""
 
     objective: str
     direction: str
-    distributions: dict[str, Any]
+    params: list[str]
+    distributions: dict[str, Any] | None = None
 
 
 def search_settings(run_record: dict[str, Any]) -> Settings | None:
-    """The ``search`` field of a trial's ``run.json`` (:func:`search_record`), checked; None
-    for a run of no search (or a field this xprun cannot read)."""
+    """The ``search`` field of a trial's ``run.json`` (``objective``, ``direction``, and the
+    searched keys as ``params``, a list, or as ``space``, their distributions as
+    :func:`search_record` writes them), checked; None for a run of no search (or a field
+    this xprun cannot read)."""
     import json
 
     found = run_record.get("search")
     if not isinstance(found, dict):
         return None
-    objective, direction, space = (found.get(k) for k in ("objective", "direction", "space"))
+    objective, direction = found.get("objective"), found.get("direction")
     if not isinstance(objective, str) or direction not in DIRECTIONS:
         return None
-    if not isinstance(space, dict) or not all(isinstance(v, dict) for v in space.values()):
-        return None
-    from optuna.distributions import json_to_distribution
+    space, params = found.get("space"), found.get("params")
+    if isinstance(space, dict) and all(isinstance(v, dict) for v in space.values()):
+        from optuna.distributions import json_to_distribution
 
-    try:
-        distributions = {k: json_to_distribution(json.dumps(v)) for k, v in space.items()}
-    except (ValueError, TypeError, KeyError):
-        return None
-    return Settings(objective, direction, distributions)
+        try:
+            distributions = {k: json_to_distribution(json.dumps(v)) for k, v in space.items()}
+        except (ValueError, TypeError, KeyError, AttributeError):
+            return None
+        return Settings(objective, direction, list(distributions), distributions)
+    if isinstance(params, list) and all(isinstance(p, str) for p in params):
+        return Settings(objective, direction, list(params))
+    return None
 
 
 def observed_distributions(records: Sequence[TrialRecord]) -> dict[str, Any]:
@@ -512,7 +520,7 @@ def view(runs: Any, objective: str | None = None, direction: str | None = None) 
     if direction is not None and direction not in DIRECTIONS:
         raise UsageError(f"direction {direction!r} is not valid: use minimize or maximize")
     if recorded is not None:
-        params = list(recorded.distributions)
+        params = recorded.params
     else:
         from .show import _default_columns
 
@@ -524,8 +532,10 @@ def view(runs: Any, objective: str | None = None, direction: str | None = None) 
     )
     selected = set(frame["hash"])
     records = [r for r in records if r.hash in selected]
-    distributions = recorded.distributions if recorded else observed_distributions(records)
-    return View(experiment, Settings(objective, direction, distributions), records)
+    distributions = recorded.distributions if recorded else None
+    if distributions is None:
+        distributions = observed_distributions(records)
+    return View(experiment, Settings(objective, direction, params, distributions), records)
 
 
 def best(records: Sequence[TrialRecord], direction: str) -> TrialRecord | None:
