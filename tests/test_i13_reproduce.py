@@ -297,3 +297,30 @@ def test_i13_reproduce_env_builds_the_recorded_versions(project):
         assert version == older
     finally:
         shutil.rmtree(kept, ignore_errors=True)
+
+
+def test_i13_reproduce_a_config_resolved_at_run_writes_only_into_the_scratch_directory(project):
+    """``${hydra:runtime.output_dir}`` was the original run directory: the reproduction gets
+    its own (the expansion resolves it again), so the original is not written to."""
+    project.write(
+        "xp_out.py",
+        """
+        import os
+        import xprun
+
+        @xprun.config({"out": "${hydra:runtime.output_dir}", "k": 2})
+        def xp_out(config):
+            with open(os.path.join(config.out, "written.txt"), "a") as f:
+                f.write("once")
+            return {"k": config.k, "here": os.path.basename(config.out)}
+        """,
+    )
+    git_commit_all(project.root)
+    assert project.run("-q").returncode == 0
+    (run_dir,) = project.run_dirs()
+    assert (run_dir / "written.txt").read_text() == "once"
+    before = _listing(run_dir)
+    result = project.run("reproduce", "--check", "xp_out.py::xp_out")
+    assert result.returncode == 0, result.output
+    assert (run_dir / "written.txt").read_text() == "once"
+    assert _listing(run_dir) == before
