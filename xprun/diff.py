@@ -276,14 +276,13 @@ def _status(a: _Side, b: _Side) -> list[dict[str, Any]]:
 def _sessions(log_dir: Path, sides: list[_Side]) -> dict[str, dict[str, Any]] | None:
     """Each run's installed distributions (its session's), by hash; None unless every run
     has them (format-1 runs have no session)."""
-    provenance = _provenance()
-    if provenance is None:
-        return None
+    from .provenance import load_session
+
     found: dict[str, dict[str, Any]] = {}
     for side in sides:
         for run in side.runs:
             session = run.record.get("session")
-            loaded = provenance.load_session(log_dir, session) if isinstance(session, str) else None
+            loaded = load_session(log_dir, session) if isinstance(session, str) else None
             dists = loaded.get("distributions") if isinstance(loaded, dict) else None
             if not isinstance(dists, dict):
                 return None
@@ -316,15 +315,6 @@ def _packages(log_dir: Path, a: _Side, b: _Side) -> dict[str, Any]:
 
 
 # -- code -----------------------------------------------------------------------------------
-
-
-def _provenance() -> Any:
-    """``xprun.provenance`` (the capture plugin), or None when this xprun has none."""
-    try:
-        from . import provenance
-    except ImportError:
-        return None
-    return provenance
 
 
 def _code(log_dir: Path, a: _Side, b: _Side) -> dict[str, Any]:
@@ -387,11 +377,14 @@ def _code_file(
 
 
 def _source(log_dir: Path, run: _Run, path: str) -> bytes | None:
-    provenance = _provenance()
-    if provenance is None:
+    """The bytes of ``path`` as ``run`` ran it, None when not recorded (or when the record
+    names a path outside the rootdir, which no xprun writes)."""
+    from .provenance import recorded_source
+
+    try:
+        return recorded_source(log_dir, run.record, path)
+    except ValueError:
         return None
-    source: bytes | None = provenance.recorded_source(log_dir, run.record, path)
-    return source
 
 
 def _lines(data: bytes) -> list[str]:
@@ -576,9 +569,13 @@ def _code_lines(code: dict[str, Any]) -> list[str]:
 
 def _identical(found: dict[str, Any]) -> str:
     """The one line for two sides that differ nowhere (saying so if the code is unknown)."""
-    text = "identical: same config, status, outcome, final metrics, packages and environment"
     code = _code_summary(found["code"])
-    return f"{text}; {code}" if "not recorded" in code else f"{text}, and {code[6:]} code"
+    unknown = "not recorded" in code
+    files = "" if unknown else f"code ({code.partition('(')[2].rstrip(')')}), "
+    text = (
+        f"identical: same config, status, outcome, final metrics, {files}packages and environment"
+    )
+    return f"{text}; {code}" if unknown else text
 
 
 def render_text(found: dict[str, Any], precision: int) -> str:
