@@ -158,6 +158,7 @@ class _State:
         self.cli = cli  # the command line's search (space and settings), or None
         self.searched: dict[str, _Searched] = {}  # by node id, in collection order
         self.pruned: set[str] = set()  # digests of runs pruned in this process
+        self.lines: list[str] = []  # the summary's ``search`` section
 
 
 _states: list[_State] = []
@@ -732,7 +733,7 @@ class _SearchLoop:
             shown = ", ".join(f"{k}={v!r}" for k, v in best.params.items())
             text += f"; best {self.search.objective} = {best.value:g}"
             text += f" (trial {best.number}: {shown})"
-        reporter.write(text + "\n")
+        self.state.lines.append(text)
 
     def _dispatch(self, runs: list[RunSpec]) -> None:
         session = self.session
@@ -802,6 +803,17 @@ def _fail_state() -> Any:
     from optuna.trial import TrialState
 
     return TrialState.FAIL
+
+
+def xprun_terminal_summary(session: Session, exitstatus: int) -> None:
+    """A ``search`` section: how far each search is, and its best trial."""
+    state = _state()
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if state is None or not state.lines or reporter is None:
+        return
+    reporter.rule("search", "_")
+    for line in state.lines:
+        reporter.write(line + "\n")
 
 
 # -- recording --------------------------------------------------------------------------------
