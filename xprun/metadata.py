@@ -138,7 +138,7 @@ def _distributions_key() -> str:
                     if child.name.lower().endswith(_METADATA_SUFFIXES)
                 )
         except NotADirectoryError:  # a zip file on the path: its own mtime
-            found = [_mtime(entry)]
+            found = [str(_mtime(entry))]
         except OSError:
             continue
         key.append("\0".join([entry, *found]))

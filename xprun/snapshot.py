@@ -308,12 +308,33 @@ def _inline_submodules(
 def imported_files() -> list[Path]:
     """The source files of the modules imported so far, installed packages left out: the
     code a job will import again, which its snapshot must therefore hold."""
+    # Strings, not Paths: this runs over every module (hundreds) on the launcher's way to
+    # its first run, twice (the snapshot, the session's sources); same test as _installed.
+    inside = tuple(os.path.join(str(p), "") for p in _install_prefixes())
+    folders: dict[str, str] = {}  # folder → its real path: modules share few folders
     found = []
     for module in list(sys.modules.values()):
         name = getattr(module, "__file__", None)
-        if isinstance(name, str) and name and not _installed(Path(name).resolve()):
-            found.append(Path(name))
+        if not isinstance(name, str) or not name:
+            continue
+        folder, base = os.path.split(os.path.abspath(name))
+        if folder not in folders:
+            folders[folder] = os.path.realpath(folder)
+        real = os.path.join(folders[folder], base)
+        if os.path.islink(real):
+            real = os.path.realpath(real)
+        parts = real.split(os.sep)
+        if "site-packages" in parts or "dist-packages" in parts or real.startswith(inside):
+            continue
+        found.append(Path(name))
     return found
+
+
+def _install_prefixes() -> set[Path]:
+    """The Python installation's folders and xprun's own, resolved."""
+    prefixes = {Path(p).resolve() for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
+    prefixes.add(Path(__file__).resolve().parent)
+    return prefixes
 
 
 def _installed(path: Path) -> bool:
@@ -321,9 +342,7 @@ def _installed(path: Path) -> bool:
     (even one inside the repository) or xprun itself: not the user's code."""
     if "site-packages" in path.parts or "dist-packages" in path.parts:
         return True
-    prefixes = {Path(p).resolve() for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
-    prefixes.add(Path(__file__).resolve().parent)
-    return any(path.is_relative_to(p) for p in prefixes)
+    return any(path.is_relative_to(p) for p in _install_prefixes())
 
 
 def confine_imports(source: Path, root: Path) -> None:
