@@ -178,6 +178,18 @@ def test_i13_reproduce_a_pool_run_and_a_query(project):
     assert result.returncode == 0, result.output
     assert result.stdout.count("outcome agrees") == 2
     assert "code: snapshot " in result.stdout
+    # recorded before run.json named its snapshot (format 1): the pool's git.snapshot serves
+    digest = _hash(project, 4)
+    path = project.log_dir / "xp_calc.xp_calc" / digest / "run.json"
+    record = json.loads(path.read_text())
+    commit = record["snapshot"]["commit"]
+    assert record["git"]["snapshot"] == commit
+    for key in ("session", "snapshot", "code"):
+        record.pop(key, None)
+    path.write_text(json.dumps({**record, "format": 1}))
+    legacy = project.run("reproduce", "--check", digest)
+    assert legacy.returncode == 0, legacy.output
+    assert f"code: snapshot {commit[:12]}" in legacy.stdout
 
 
 def test_i13_reproduce_unknown_and_ambiguous_names_are_usage_errors(project):

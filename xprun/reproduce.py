@@ -97,10 +97,10 @@ def _holder(commit: str, places: Iterable[Path | str | None]) -> Path | None:
     return None
 
 
-def _places(record: dict[str, Any], log_dir: Path, *more: Any) -> list[Any]:
+def _places(recorded_in: Any, log_dir: Path) -> list[Any]:
     """Where a recorded commit may be: the recording repository first, then the repository
     holding the log directory, then the current one (another clone)."""
-    return [*more, log_dir, Path.cwd()]
+    return [recorded_in, log_dir, Path.cwd()]
 
 
 def _text(value: Any) -> str | None:
@@ -138,7 +138,7 @@ def materialize(run_dir: Path, record: dict[str, Any], log_dir: Path, dest: Path
     commit = _text(snapshot.get("commit")) if snapshot else _text(git.get("snapshot"))
     if commit:
         repo = snapshot.get("repo") if snapshot else git.get("root")
-        top = _holder(commit, _places(record, log_dir, repo))
+        top = _holder(commit, _places(repo, log_dir))
         if top is not None:
             root = _extract(top, commit, dest)
             rel = _text(snapshot.get("rootdir")) if snapshot else None
@@ -151,7 +151,7 @@ def materialize(run_dir: Path, record: dict[str, Any], log_dir: Path, dest: Path
     # 2. the commit, the patch, the untracked files
     commit = _text(git.get("commit")) if git.get("available") else None
     if commit:
-        top = _holder(commit, _places(record, log_dir, git.get("root")))
+        top = _holder(commit, _places(git.get("root"), log_dir))
         if top is not None:
             return _from_commit(run_dir, record, log_dir, dest, top, commit)
         missing.append(f"the commit {commit[:12]} is in no repository at hand ({git.get('root')})")
@@ -350,7 +350,7 @@ def write_spec(
         "scheduler": "inline",
         "rootdir": str(code.rootdir),
         "source_rootdir": str(code.rootdir),
-        "source_top": str(_live_tree(code)),
+        "source_top": _live_tree(),
         "log_dir": str(scratch),
         "python": sys.executable,
         "settings": settings.values,
@@ -389,10 +389,13 @@ def _packages(record: dict[str, Any]) -> dict[str, Any]:
     return packages if isinstance(packages, dict) else {}
 
 
-def _live_tree(code: Code) -> Path:
-    """The user's work tree, which the executing process must not import from: the current
-    repository's top, else the current folder."""
-    return _repo_top(Path.cwd()) or Path.cwd()
+def _live_tree() -> str | None:
+    """The user's work tree, which the executing process must not import from (a folder of
+    it on ``sys.path``, through ``PYTHONPATH`` or an editable install, is confined to the
+    materialized code as a cluster job's is to its snapshot): the current repository's top;
+    None outside Git (nothing to confine: the materialized code is the only copy at hand)."""
+    top = _repo_top(Path.cwd())
+    return str(top) if top is not None else None
 
 
 def execute(spec_path: Path, result_path: Path) -> int:
