@@ -58,6 +58,23 @@ def xprun_subcommand() -> Iterable[Command]:
     )
 
 
+#: Built-in plugins besides this module that add commands, in the order the plugin manager
+#: calls them (the last registered first).  Their modules import only the standard library at
+#: top level, so that ``xprun --help`` lists their commands without the plugin manager (a
+#: test compares that help with the plugin manager's).
+COMMAND_PLUGINS = ("xprun.staleness", "xprun.reproduce", "xprun.diff", "xprun.cleanup")
+
+
+def builtin_commands() -> list[Command]:
+    """Every built-in command, in the order the plugin manager lists them, without it."""
+    import importlib
+
+    found = [
+        c for name in COMMAND_PLUGINS for c in importlib.import_module(name).xprun_subcommand()
+    ]
+    return [*found, *xprun_subcommand()]
+
+
 def command_table(hook: Any) -> dict[str, Command]:
     """Every command of the plugins behind ``hook`` (a plugin manager's hook relay), by name;
     the first of two with one name wins (plugins are called before the built-ins)."""
@@ -110,7 +127,7 @@ def _answer_alone(argv: list[str]) -> bool:
         return False
     from .settings import DEFAULTS
 
-    parser = options.base_parser()
+    parser = options.base_parser(builtin_commands())
     options.add_builtin_options(parser, dict(DEFAULTS))
     parser.print_help()
     return True
