@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import ast
 import os
+import stat
 import sys
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from types import ModuleType
@@ -163,16 +165,20 @@ class _Parsed:
 
 
 _files: dict[tuple[str, int, int], _Parsed] = {}  # (path, size, mtime_ns) → parsed
+_RACY_NS = 2_000_000_000  # files changed this recently are digested again (git's racy rule)
+SOURCE_LIMIT = 16 << 20  # bytes: a larger file is not read (it counts as gone)
 _FILES_MAX = 65536
 
 
 def _read(path: str) -> _Parsed | None:
     """The parsed file at ``path`` (a regular file), cached by size and modification time;
-    None when it cannot be read."""
+    None when it cannot be read, is not a regular file or is larger than ``SOURCE_LIMIT``."""
     try:
         info = os.stat(path)
     except OSError:
         return None
+    if not stat.S_ISREG(info.st_mode) or info.st_size > SOURCE_LIMIT:
+        return None  # a record may name anything: no device, no giant file is read
     key = (path, info.st_size, info.st_mtime_ns)
     parsed = _files.get(key)
     if parsed is None:
@@ -183,6 +189,8 @@ def _read(path: str) -> _Parsed | None:
             return None
         tree = _parse(data)
         parsed = _Parsed(_tree_digest(tree, data), _imports(tree) if tree is not None else [])
+        if time.time_ns() - info.st_mtime_ns < _RACY_NS:
+            return parsed  # changed just now: a same-size edit in the same tick would hide
         if len(_files) >= _FILES_MAX:
             _files.clear()
         _files[key] = parsed

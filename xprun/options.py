@@ -37,7 +37,7 @@ OPTION_PLUGINS: tuple[str, ...] = (
     "xprun.ordering",
     "xprun.cfgshow",
     "xprun.search",
-    "xprun.staleness",  # last: its xprun_run_protocol comes before retries' (--rerun-stale)
+    "xprun.staleness",
 )
 
 #: The group of entry points through which installed plugins register (as pytest's ``pytest11``).

@@ -608,12 +608,9 @@ class Session:
         for run, record in zip(runs, records, strict=True):
             if record is None:
                 todo.append(run)
-            elif not staleness.is_stale(run, record):
-                context.record(reports.RunReport(run, reports.CACHED, stale=False))
-            elif staleness.rerun:
-                todo.append(run)  # run again: the protocol forces it (xprun.staleness)
-            else:
-                context.record(reports.RunReport(run, reports.CACHED, stale=True))
+            else:  # --rerun-stale takes the per-run path (its plugin implements the hooks)
+                stale = staleness.is_stale(run, record)
+                context.record(reports.RunReport(run, reports.CACHED, stale=stale))
         return todo
 
     def _builtin(self, *names: str) -> bool:

@@ -122,6 +122,47 @@ def xprun_configure(config: Config) -> None:
     # Job specs record the settings: workers and cluster jobs rerun stale runs too.
     config.settings.values[SETTINGS_TABLE] = {**table, "rerun_stale": staleness.rerun}
     _sessions[:] = [staleness]
+    if staleness.rerun:
+        _mark_hookimpls()
+        config.pluginmanager.register(_RerunStale(staleness), "xprun.staleness.rerun")
+
+
+class _RerunStale:
+    """``--rerun-stale``: a stale run is not skipped, wherever the skip check is made (the
+    launcher before sending runs out, the process executing them), and goes through the
+    protocol as ``--force`` sends it (the replaced attempt set aside in ``previous/<N>/``).
+
+    Registered only then: it sees every run (the batched skip check steps aside for it), a
+    cost paid only when asked for."""
+
+    def __init__(self, staleness: _Staleness) -> None:
+        self.staleness = staleness
+
+    def xprun_run_skip(self, run: RunSpec, context: RunContext) -> Any:
+        report = yield
+        cached = report is not None and report.status == "cached" and not context.force
+        if cached and self.staleness.stale_on_disk(run):
+            return None  # run it
+        return report
+
+    def xprun_run_protocol(self, run: RunSpec, context: RunContext) -> RunReport | None:
+        if context.force or not self.staleness.stale_on_disk(run):
+            return None
+        import dataclasses
+
+        forced = dataclasses.replace(context, force=True)
+        report: RunReport | None = context.hook.xprun_run_protocol(run=run, context=forced)
+        return report
+
+
+def _mark_hookimpls() -> None:
+    """Give ``_RerunStale``'s hooks their options once pluggy is loaded (this module is
+    imported by ``xprun --help``, which imports nothing but the standard library): its skip
+    check wraps the others, and its protocol comes before the others (``--retries``')."""
+    from .hookimpl import hookimpl
+
+    hookimpl(wrapper=True)(_RerunStale.xprun_run_skip)
+    hookimpl(tryfirst=True)(_RerunStale.xprun_run_protocol)
 
 
 def xprun_unconfigure(config: Config) -> None:
@@ -131,25 +172,6 @@ def xprun_unconfigure(config: Config) -> None:
 def xprun_run_record(run: RunSpec, context: RunContext) -> dict[str, Any] | None:
     staleness = current()
     return None if staleness is None else {"code": staleness.code(run.experiment)}
-
-
-def xprun_run_protocol(run: RunSpec, context: RunContext) -> RunReport | None:
-    """``--rerun-stale``: a stale run goes through the protocol as ``--force`` sends it (the
-    replaced attempt set aside in ``previous/<N>/``); any other run as it would.
-
-    Unmarked (this module imports only the standard library): it comes before the other
-    built-in implementations because it is registered after them (last of
-    ``OPTION_PLUGINS``), so a stale run is forced before ``--retries`` takes it."""
-    staleness = current()
-    if staleness is None or not staleness.rerun or context.force:
-        return None
-    if not staleness.stale_on_disk(run):
-        return None
-    import dataclasses
-
-    forced = dataclasses.replace(context, force=True)
-    report: RunReport | None = context.hook.xprun_run_protocol(run=run, context=forced)
-    return report
 
 
 def xprun_run_logreport(report: RunReport) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import datetime
+import json
 import math
 import os
 from collections.abc import Callable
@@ -22,6 +23,9 @@ from ..states import Status
 from .files import DATA_LIMIT, MAX_DEPTH, Damage, claims, open_dir, read_json, read_yaml
 
 PRIVATE = ("_key", "_mtime_ns", "_ctime_ns", "_skip")
+#: ``run.json``'s ``code`` (root and files) as JSON text, for the Reader's ``stale`` column,
+#: which depends on today's files and so is computed when the index is loaded, never stored.
+CODE = "_code"
 
 
 def _is_str(value: Any) -> bool:
@@ -100,6 +104,7 @@ def _read_files(run_dir: Path | str, row: dict[str, Any], dir_fd: int | None) ->
                 return row
             raise Damage("run.json is missing") from None
         row.update(_info(record, os.path.basename(run_dir)))
+        row[CODE] = code_text(record.get("code"))
         # The columns go straight into the row: a damaged run keeps only its private fields.
         _columns("params", record.get("params") or {}, row, "run.json params")
         config = _mapping(read_yaml(run_dir, "config.yaml", dir_fd=dir_fd))
@@ -159,6 +164,30 @@ def _info(record: Any, dirname: str) -> dict[str, Any]:
     if params is not None and not isinstance(params, dict):
         raise Damage(f"run.json: params must be an object, got {type(params).__name__}")
     return info
+
+
+_code_texts: dict[str, tuple[dict[str, Any], str]] = {}  # digest → (code, its text)
+
+
+def code_text(code: Any) -> str | None:
+    """The ``_code`` column of a record's ``code``: ``{"root", "files"}`` as JSON text, or
+    None when it has none or it is not what xprun writes (its staleness is then unknown).
+    The runs of a sweep share a few: each text is made once (the record compared whole)."""
+    if type(code) is not dict:
+        return None
+    digest = code.get("digest")
+    known = _code_texts.get(digest) if type(digest) is str else None
+    if known is not None and known[0] == code:
+        return known[1]
+    root, files = code.get("root"), code.get("files")
+    if type(root) is not str or type(files) is not dict:
+        return None
+    if not all(type(k) is str and type(v) is str for k, v in files.items()):
+        return None
+    text = json.dumps({"root": root, "files": files}, sort_keys=True)
+    if type(digest) is str and len(_code_texts) < 1024:
+        _code_texts[digest] = (code, text)
+    return text
 
 
 def _columns(prefix: str, value: dict[Any, Any], out: dict[str, Any], where: str) -> None:
@@ -266,7 +295,7 @@ def check_row_types(frame: Any) -> str | None:
     for name in frame.columns:
         if not isinstance(name, str):
             return f"column {name!r} is not named by a string"
-        if name in PRIVATE or name.startswith(PREFIXES):
+        if name in PRIVATE or name == CODE or name.startswith(PREFIXES):
             continue
         if name not in INFO_TYPES:
             return f"column {name} is not an index column"

@@ -18,6 +18,7 @@ aggregates ``metrics.<metric>.<agg>`` (over ``metrics/metrics.jsonl``) or
 from __future__ import annotations
 
 import difflib
+import json
 import re
 import warnings
 from collections.abc import Iterator, Sequence
@@ -30,7 +31,7 @@ from .files import DATA_LIMIT, Damage, claims, read_json, read_yaml
 from .index import INFO_COLUMNS, Index, Skipped, in_run_order
 from .metrics import AGGREGATES, aggregate, check_name, long_frame, read_lines
 from .query import Query, QueryError
-from .rows import PREFIXES, _mapping
+from .rows import CODE, PREFIXES, _mapping
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -277,6 +278,7 @@ class Reader(Runs):
         again, for files edited in place by hand (which change no directory time)."""
         self._index.refresh(self._clock, full)
         self._refreshed = True
+        self._cached_version = -1  # the stale column is judged again against today's files
         self._metrics.clear()
         self._metric_damage.clear()
         self._warn_about(self._index.skipped())
@@ -318,9 +320,12 @@ class Reader(Runs):
                 if column not in frame.columns:
                     frame = frame.assign(**{column: pd.Series(dtype=object)})
             extra = sorted(
-                c for c in frame.columns if c not in INFO_COLUMNS and not c.startswith("_")
+                c
+                for c in frame.columns
+                if c not in INFO_COLUMNS and c != "stale" and not c.startswith("_")
             )
-            order = [*INFO_COLUMNS, *[c for c in extra if c.startswith("params.")]]
+            frame = frame.assign(stale=self._stale(frame))
+            order = [*INFO_COLUMNS, "stale", *[c for c in extra if c.startswith("params.")]]
             order += [c for c in extra if c.startswith("config.")]
             order += [c for c in extra if c.startswith("outcome.")]
             order += [c for c in extra if c not in order]
@@ -330,6 +335,22 @@ class Reader(Runs):
             self._cached = frame.reset_index(drop=True)
             self._cached_version = self._index.version
         return self._live_status(self._cached)
+
+    def _stale(self, frame: Any) -> Any:
+        """The ``stale`` column: True when a file a run recorded (``code.files``) differs
+        today at ``<code.root>/<path>`` (normalized digests, as ``xprun`` compares) or is
+        gone, False when all match, ``<NA>`` when the run recorded no code.  Each distinct
+        record is judged once, each file digested once (cached by its size and time)."""
+        import pandas as pd
+
+        from ..staleness import changed_files
+
+        if CODE not in frame.columns:
+            return pd.Series(pd.NA, index=frame.index, dtype=object)
+        codes = frame[CODE]
+        judged = {text: _judge(text, changed_files) for text in codes.dropna().unique()}
+        stale = codes.map(judged).astype(object)
+        return stale.where(stale.notna(), pd.NA)
 
     def _live_status(self, frame: Any) -> Any:
         """A recorded ``running`` is true only while its claim's heartbeat is fresh."""
@@ -386,6 +407,18 @@ class Reader(Runs):
 
     def __repr__(self) -> str:
         return f"Reader({str(self.log_dir)!r})"
+
+
+def _judge(text: Any, changed_files: Any) -> bool | None:
+    """Whether the code of one ``_code`` text changed (None: not a code record; the index
+    cache is checked, but may come from anyone)."""
+    try:
+        code = json.loads(text)
+        if not isinstance(code, dict) or not isinstance(code.get("files"), dict):
+            return None
+        return bool(changed_files(code))
+    except (TypeError, ValueError, AttributeError):
+        return None
 
 
 class GroupBy:
