@@ -290,9 +290,19 @@ def test_i13_reproduce_env_builds_the_recorded_versions(project):
     older = "3.5.0" if installed != "3.5.0" else "3.4.1"
     record["packages"]["xxhash"] = older
     path.write_text(json.dumps(record))
+    # the session's list of every distribution is compared too (without --env)
+    session_file = project.log_dir / ".xprun-sessions" / f"{record['session']}.json"
+    session = json.loads(session_file.read_text())
+    assert "pluggy" in session["distributions"]
+    pluggy = session["distributions"]["pluggy"]
+    session["distributions"]["pluggy"] = "0.0.1"
+    session_file.write_text(json.dumps(session))
     plain = project.run("reproduce", digest)
     assert plain.returncode == 0, plain.output
+    assert "installed package versions differ from the recorded ones" in plain.stdout
     assert f"xxhash: recorded {older}, installed {installed}" in plain.stdout
+    assert f"pluggy: recorded 0.0.1, installed {pluggy}" in plain.stdout
+    assert plain.stdout.count("xxhash: recorded") == 1  # listed once, from either list
     result = project.run("reproduce", "--check", "--env", "--keep", digest, timeout=600)
     assert result.returncode == 0, result.output
     assert "environment: " in result.stdout
@@ -336,3 +346,20 @@ def test_i13_reproduce_a_config_resolved_at_run_writes_only_into_the_scratch_dir
     assert result.returncode == 0, result.output
     assert (run_dir / "written.txt").read_text() == "once"
     assert _listing(run_dir) == before
+
+
+def test_i13_reproduce_outside_git_from_the_source_store(project):
+    """No Git at all: the sources the session stored are the code; an edit of the helper
+    afterwards does not reach the reproduction."""
+    project.write("xp_calc.py", EXPERIMENT)
+    project.write("helper.py", "def scale(x):\n    return x * 7\n")
+    assert project.run("-q").returncode == 0
+    digest = _hash(project, 3)
+    assert json.loads((project.log_dir / "xp_calc.xp_calc" / digest / "run.json").read_text())[
+        "git"
+    ] == {"available": False, "reason": "not a Git repository"}
+    project.write("helper.py", "def scale(x):\n    return x * 11\n")
+    result = project.run("reproduce", "--check", digest)
+    assert result.returncode == 0, result.output
+    assert "code: the source store (2 files)" in result.stdout
+    assert "outcome agrees (exactly)" in result.stdout
