@@ -439,3 +439,63 @@ def test_i13_cleanup_kill_9_in_the_middle_of_gc(project, tmp_path):
     assert project.run("gc", "--grace", "0", "--yes").returncode == 0
     assert list(trash.iterdir()) == []
     assert show_hashes(project) == set(by_i.values())
+
+
+def _slurm_up() -> bool:
+    import shutil
+
+    if not shutil.which("sbatch"):
+        return False
+    ping = subprocess.run(["scontrol", "ping"], capture_output=True, text=True, timeout=30)
+    return "UP" in ping.stdout
+
+
+def _poll(predicate, what: str, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout} s")
+        time.sleep(0.5)
+
+
+def test_i13_cleanup_gc_keeps_a_queued_submission_and_its_snapshot(project):
+    """A SLURM job held in the queue has no run directory yet: only the queue says its job
+    folder (and the snapshot its spec names) is still needed."""
+    import pytest
+
+    if not _slurm_up():
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI=true but no SLURM cluster answers")
+        pytest.skip("no SLURM cluster here")
+    project.write(
+        "pyproject.toml",
+        '[tool.xprun]\nlog_dir = "xprun_logs"\n[tool.xprun.slurm]\nsbatch_args = ["--hold"]\n',
+    )
+    project.write("xp_q.py", "def xp_q():\n    return {'v': 1}\n")
+    git_commit_all(project.root)
+    assert project.run("--scheduler", "slurm").returncode == 0
+    (job_dir,) = (project.log_dir / ".xprun-jobs").iterdir()
+    job_id = json.loads((job_dir / "job.json").read_text())["job_ids"][0]
+    commit = json.loads((job_dir / "spec.json").read_text())["git"]["snapshot"]
+    held = project.run("gc", "--grace", "0", "--yes")
+    assert held.returncode == 0, held.output
+    assert job_dir.is_dir() and "queued or running" in "\n".join(listed(held.stdout)["kept"])
+    assert commit in git(project.root, "for-each-ref", "refs/xprun")
+    assert (project.root / ".xprun" / "snapshots" / commit).is_dir()
+
+    subprocess.run(["scontrol", "release", job_id], check=True)
+    _poll(lambda: [r["status"] for r in map(_record, run_dirs(project))] == ["complete"], "run")
+    _poll(
+        lambda: (
+            not subprocess.run(
+                ["squeue", "-h", "-j", job_id], capture_output=True, text=True
+            ).stdout.strip()
+        ),
+        "the job to leave the queue",
+    )
+    done = project.run("gc", "--grace", "0", "--yes")
+    assert listed(done.stdout)["job folders of finished submissions"] == [
+        f".xprun-jobs/{job_dir.name}"
+    ]
+    assert not job_dir.exists()
+    assert commit in git(project.root, "for-each-ref", "refs/xprun")  # the run names it
