@@ -15,6 +15,7 @@ import sys
 
 import pytest
 from conftest import git_commit_all
+from test_batch_schedulers import fake_oarsub
 from test_slurm import slurm  # noqa: F401  (the fixture: skips without a SLURM cluster)
 
 import xprun
@@ -156,6 +157,39 @@ def test_i13_capture_slurm_runs_record_the_launch_session_and_snapshot(slurm, re
     (job,) = sorted(repo.log_dir.glob(".xprun-jobs/*/spec.json"))
     spec = json.loads(job.read_text())
     assert spec["provenance"] == {"session": data["id"], "snapshot": snapshot}
+
+
+def test_i13_capture_oar_tasks_record_the_launch_session_and_snapshot(repo, tmp_path):
+    """OAR's own programs are not on this machine: ``oarsub`` is a stand-in, and each array
+    task is its job script run as OAR runs it (test_batch_schedulers does the same)."""
+    bindir, _ = fake_oarsub(tmp_path)
+    env = repo.with_path(bindir)
+    result = repo.run("--scheduler", "oar", "i=1,2,3", env=env)
+    assert result.returncode == 0, result.output
+    (job_dir,) = [p.parent for p in repo.log_dir.glob(".xprun-jobs/*/job.json")]
+    for index in ("0", "1", "2"):
+        task = subprocess.run(
+            ["sh", str(job_dir / "job.sh"), index],
+            env={**repo.env(), **env, "OAR_JOB_ID": "4216"},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert task.returncode == 0, task.stderr
+    _, snapshot, _ = one_session(repo)
+    records = repo.records()
+    assert len(records) == 3 and {r["scheduler"] for r in records} == {"oar"}
+    assert {r["git"]["snapshot"] for r in records} == {snapshot["commit"]}
+
+
+def test_i13_capture_blocked_provenance_records_nothing(repo):
+    result = repo.run("-q", "-n", "2", "-p", "no:provenance")
+    assert result.returncode == 0, result.output
+    records = repo.records()
+    assert len(records) == 4
+    assert all("session" not in r and "snapshot" not in r for r in records)
+    assert session_files(repo) == [] and not (repo.log_dir / provenance.SOURCES_DIR).exists()
+    assert snapshot_refs(repo.root) == ["refs/xprun/snapshots/" + records[0]["git"]["snapshot"]]
 
 
 def test_i13_capture_no_snapshot_pool_still_records_a_commit(repo):
