@@ -390,3 +390,39 @@ def test_i14_slurm_search_completes_three_batches_as_three_arrays(project):
     assert len({s["job_ids"][0] for s in submissions}) == 3  # three arrays
     trials = _trials(project, "xp_bowl.xp_bowl")
     assert len(trials) == 6 and {t["record"]["status"] for t in trials} == {"complete"}
+
+
+def test_i14_slurm_without_wait_each_invocation_submits_the_next_batch(project):
+    env = _slurm_env()
+    if env is None:
+        pytest.skip("no SLURM cluster here (run .ci/start-slurm.sh)")
+    _bowl(project, 5)
+    project.write(  # held: the trials stay queued, so only the submission records know them
+        "pyproject.toml",
+        "[tool.xprun]\nlog_dir = 'xprun_logs'\n[tool.xprun.slurm]\nsbatch_args = ['--hold']\n",
+    )
+    git_commit_all(project.root)
+    submitted: list[list[tuple[float, float]]] = []
+    try:
+        for _ in range(4):
+            result = project.run(
+                "--scheduler", "slurm", "--batch", "2", env={**_env(project), **env}
+            )
+            assert result.returncode == 0, result.output
+            specs = sorted((project.log_dir / ".xprun-jobs").glob("*/spec.json"))
+            configs = [
+                [(r["config"]["x"], r["config"]["y"]) for r in json.loads(p.read_text())["runs"]]
+                for p in specs
+            ]
+            submitted = configs
+    finally:
+        jobs = [
+            json.loads(p.read_text())["job_ids"]
+            for p in (project.log_dir / ".xprun-jobs").glob("*/job.json")
+        ]
+        ids = [j for ids in jobs for j in ids]
+        if ids:  # this test's jobs only
+            subprocess.run(["scancel", *ids], env={**os.environ, **env}, check=False)
+    assert [len(batch) for batch in submitted] == [2, 2, 1]  # the budget: 5, then nothing
+    flat = [config for batch in submitted for config in batch]
+    assert len(set(flat)) == 5  # each invocation the next trials, never the same again
