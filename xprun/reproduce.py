@@ -340,6 +340,8 @@ def write_spec(
     from .timestamps import timestamp
 
     settings = load_settings([], code.rootdir)
+    if settings.inifile is None:  # the source store holds modules, not pyproject.toml
+        settings = load_settings([], Path.cwd())
     experiment, label = _split_nodeid(str(record["nodeid"]))
     git = dict(record.get("git") or {})
     git["snapshot_dir"] = str(code.top)  # where imports are confined to (worker.py)
