@@ -476,6 +476,13 @@ def test_i13_cleanup_gc_keeps_a_queued_submission_and_its_snapshot(project):
     assert project.run("--scheduler", "slurm").returncode == 0
     (job_dir,) = (project.log_dir / ".xprun-jobs").iterdir()
     job_id = json.loads((job_dir / "job.json").read_text())["job_ids"][0]
+    try:
+        _held_then_released(project, job_dir, job_id)
+    finally:
+        subprocess.run(["scancel", job_id], capture_output=True)  # never left held
+
+
+def _held_then_released(project, job_dir: Path, job_id: str) -> None:
     commit = json.loads((job_dir / "spec.json").read_text())["git"]["snapshot"]
     held = project.run("gc", "--grace", "0", "--yes")
     assert held.returncode == 0, held.output
@@ -499,3 +506,37 @@ def test_i13_cleanup_gc_keeps_a_queued_submission_and_its_snapshot(project):
     ]
     assert not job_dir.exists()
     assert commit in git(project.root, "for-each-ref", "refs/xprun")  # the run names it
+
+
+def test_i13_cleanup_a_run_started_after_the_listing_is_kept(project, tmp_path, monkeypatch):
+    """``rm --yes`` lists, then removes: a launcher that claims a run in between must win.
+
+    In process, because a real launch cannot be timed to claim the run between the listing
+    and the removal: the plan is made first (the run is complete then), a real ``xprun
+    --force`` process then claims the run and holds it, and only then is the plan carried
+    out.  The claim taken before moving (``store.acquire``) is what keeps the run.
+    """
+    from xprun import cleanup
+
+    release, started = tmp_path / "release", tmp_path / "started"
+    _sleeper(project, release, started)
+    release.write_text("")
+    assert project.run("-q").returncode == 0
+    (run_dir,) = run_dirs(project)
+    monkeypatch.chdir(project.root)
+    ctx = cleanup.Context.make(None, 0.0)
+    items, kept = cleanup.plan_rm(ctx, [run_dir.name])
+    assert [item.run for item in items] == [run_dir] and kept == []
+    release.unlink()
+    started.unlink()
+    proc = project.popen("-q", "--force")
+    try:
+        _wait_for(started, proc, "the forced rerun to start")
+        outcome = cleanup.carry_out(ctx, items)
+        assert outcome.removed == [] and "started running meanwhile" in outcome.kept[0]
+        assert (run_dir / "run.json").exists()
+    finally:
+        release.write_text("")
+        out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, out + err
+    assert json.loads((run_dir / "run.json").read_text())["attempt"] == 2
