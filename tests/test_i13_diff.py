@@ -13,6 +13,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.conftest import Project
 
 SWEEP = """
@@ -53,6 +55,14 @@ def _project(project: Project) -> Project:
     project.write("other.py", OTHER)
     project.write("xp_train.py", SWEEP)
     project.write("xp_other.py", XP_OTHER)
+    return project
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory: pytest.TempPathFactory) -> Project:
+    """The sweep, launched once for the tests that only read it."""
+    project = _project(Project(tmp_path_factory.mktemp("swept") / "proj"))
+    _ok(project, "xp_train.py")
     return project
 
 
@@ -104,8 +114,8 @@ def _rewrite_record(run_dir: Path, change: Any) -> None:
     os.replace(tmp, path)
 
 
-def test_i13_diff_grid_points_differ_in_their_swept_key_only(project: Project) -> None:
-    _ok(_project(project), "xp_train.py")
+def test_i13_diff_grid_points_differ_in_their_swept_key_only(swept: Project) -> None:
+    project = swept
     runs = _runs(project)
     a, b = runs[0.1], runs[0.01]
     found = _diff_json(project, a.name[:8], b.name[:8])
@@ -156,8 +166,8 @@ def test_i13_diff_grid_points_differ_in_their_swept_key_only(project: Project) -
     assert len(starts) == 1, table
 
 
-def test_i13_diff_identical_runs_say_so(project: Project) -> None:
-    _ok(_project(project), "xp_train.py")
+def test_i13_diff_identical_runs_say_so(swept: Project) -> None:
+    project = swept
     a = _runs(project)[0.1]
     result = project.run("diff", a.name, "xp_train.py::xp_train[lr=0.1]")
     assert result.returncode == 0, result.output
@@ -271,8 +281,8 @@ def test_i13_diff_packages_and_host(project: Project) -> None:
     assert "environment: same" not in text and "packages: same" not in text
 
 
-def test_i13_diff_markdown_is_tables(project: Project) -> None:
-    _ok(_project(project), "xp_train.py")
+def test_i13_diff_markdown_is_tables(swept: Project) -> None:
+    project = swept
     runs = _runs(project)
     markdown = _ok(project, "diff", runs[0.1].name, runs[0.01].name, "-f", "markdown")
     lines = markdown.splitlines()
@@ -340,8 +350,8 @@ def test_i13_diff_two_queries(project: Project) -> None:
     assert "config.lr" not in text and "config.seed" not in text  # swept on both sides
 
 
-def test_i13_diff_unknown_names_exit_4(project: Project) -> None:
-    _ok(_project(project), "xp_train.py")
+def test_i13_diff_unknown_names_exit_4(swept: Project) -> None:
+    project = swept
     runs = _runs(project)
     a = runs[0.1].name
     unknown = next(
@@ -359,3 +369,17 @@ def test_i13_diff_unknown_names_exit_4(project: Project) -> None:
         assert "ERROR:" in result.stderr and word in result.stderr, result.stderr
     result = project.run("diff", a, a, "--log-dir", "nowhere")
     assert result.returncode == 4 and "nowhere" in result.stderr
+
+
+def test_i13_diff_damaged_run_exit_4(project: Project) -> None:
+    """A run the Reader cannot read (its config.yaml overwritten with what is not YAML) is
+    a usage error naming it and why, with nothing printed on stdout: never a diff made
+    of half a run."""
+    _ok(_project(project), "xp_train.py")
+    runs = _runs(project)
+    a, b = runs[0.1], runs[0.01]
+    (b / "config.yaml").write_text("lr: [unclosed\n")
+    result = project.run("diff", a.name, b.name)
+    assert result.returncode == 4, result.output
+    assert result.stdout == ""
+    assert str(b) in result.stderr and "config.yaml" in result.stderr, result.stderr
