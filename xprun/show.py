@@ -258,7 +258,10 @@ def study_view(runs: Any, args: argparse.Namespace) -> tuple[Any, str]:
     )
     top = study.best(records, settings.direction)
     if top is not None:
-        values = " ".join(f"{k}={v}" for k, v in top.params.items())
+        values = " ".join(
+            f"{k}={v:.{args.precision}g}" if isinstance(v, float) else f"{k}={v}"
+            for k, v in top.params.items()
+        )
         value = f"{top.value:.{args.precision}g}"
         head += (
             f"best: trial {top.number} ({top.hash[:12]}) {settings.objective}={value}  {values}\n"
