@@ -360,3 +360,45 @@ def test_i13_capture_referenced_names_what_runs_and_queued_jobs_still_need(repo)
     assert blobs_ == set(kept_session["sources"].values())
     gone_session = provenance.load_session(repo.log_dir, gone["session"])
     assert set(gone_session["sources"].values()) - blobs_  # the edited helper's blob: free
+
+
+def test_i13_capture_mixed_schedulers_one_commit_unless_policies_differ(project):
+    """Inline runs first, then a pool (a ``scheduler`` fixture): the pool extracts the
+    session's commit; with ``untracked = "ignore"`` its jobs import another commit, which
+    their runs then name (never the one they did not run)."""
+    project.write(
+        "zpool/conftest.py",
+        """
+        import xprun
+        from xprun.schedulers.pool import LocalScheduler
+
+        @xprun.fixture(scope="session")
+        def scheduler():
+            return LocalScheduler(workers=1)
+        """,
+    )
+    project.write("zpool/xp_far.py", "def xp_far():\n    return {'where': 'pool'}\n")
+    project.write("xp_near.py", "def xp_near():\n    return {'where': 'here'}\n")
+    git_commit_all(project.root)
+    project.write("notes.txt", "untracked, imported by nobody\n")
+
+    def commits():
+        return {r["nodeid"]: (r["scheduler"], r["snapshot"]["commit"]) for r in project.records()}
+
+    assert project.run("-q").returncode == 0
+    found = commits()
+    assert found["xp_near.py::xp_near"][0] == "inline"
+    assert found["zpool/xp_far.py::xp_far"][0] == "local"
+    assert len({commit for _, commit in found.values()}) == 1  # one commit per session
+    assert len(session_files(project)) == 1
+
+    project.write("pyproject.toml", '[tool.xprun]\nlog_dir = "xprun_logs"\nuntracked = "ignore"\n')
+    assert project.run("-q", "--force").returncode == 0
+    found = commits()
+    near, far = found["xp_near.py::xp_near"][1], found["zpool/xp_far.py::xp_far"][1]
+    assert near != far
+    assert "notes.txt" in git(project.root, "ls-tree", "--name-only", near)  # what ran inline
+    assert "notes.txt" not in git(project.root, "ls-tree", "--name-only", far)
+    (record,) = [r for r in project.records() if r["nodeid"] == "zpool/xp_far.py::xp_far"]
+    assert record["git"]["snapshot"] == far  # the commit its worker imported
+    assert len({r["session"] for r in project.records()}) == 1

@@ -75,7 +75,7 @@ def write_spec(
         "git": git_fields,
         "patch": patch,
         "resources": resources or {},
-        "provenance": session_fields(session),  # the launch's session and snapshot, or None
+        "provenance": session_fields(session, snapshot),  # the launch's session and snapshot
         "runs": [
             {
                 "nodeid": run.experiment.nodeid,

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from .runcontext import RunContext
     from .runspec import RunSpec
     from .session import Session
+    from .snapshot import Snapshot
 
 SESSIONS_DIR = ".xprun-sessions"
 SOURCES_DIR = ".xprun-sources"
@@ -87,11 +88,20 @@ def xprun_configure(config: Config) -> None:
     config.pluginmanager.register(Recorder(), _RECORDER)
 
 
-def session_fields(session: Session) -> dict[str, Any] | None:
+def session_fields(session: Session, imported: Snapshot | None = None) -> dict[str, Any] | None:
     """The launch's ``{"session", "snapshot"}`` for a job spec (recorded now if not yet);
-    None when provenance is turned off (``-p no:provenance``)."""
+    None when provenance is turned off (``-p no:provenance``).
+
+    ``imported``: the snapshot the jobs import.  It is the session's, but for a session
+    whose inline runs came first and whose ``dirty``/``untracked`` policies are not the
+    default: the jobs' runs then name the commit they import."""
     recorder = session.config.pluginmanager.get_plugin(_RECORDER)
-    return recorder.decide() if isinstance(recorder, Recorder) else None
+    fields = recorder.decide() if isinstance(recorder, Recorder) else None
+    if fields and imported is not None:
+        recorded = fields["snapshot"] or {}
+        if recorded.get("commit") != imported.commit:
+            fields = {**fields, "snapshot": imported.taken.record()}
+    return fields
 
 
 def adopt(config: Config, fields: Any) -> None:

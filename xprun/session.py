@@ -487,7 +487,8 @@ class Session:
         ``untracked`` policies say (the runs import the work tree itself, inline or with
         ``--no-snapshot``), kept by its hidden ref and not extracted.  Taken once, when
         provenance first needs it (``xprun.provenance``): a launch that runs nothing takes
-        none.  A Git that fails here is a warning, not a failed launch.
+        none.  A Git that fails here, or a wrong ``snapshot_include``, is a warning, not a
+        failed launch.
         """
         import subprocess
 
@@ -503,7 +504,8 @@ class Session:
                 self._commit = snapshot.commit(config.rootdir, exclude, settings)
             except snapshot.NotARepository:
                 self._commit = False
-            except (subprocess.CalledProcessError, OSError) as exc:
+            except (subprocess.CalledProcessError, OSError, UsageError) as exc:
+                # A run may be claimed already: it goes on, with no snapshot recorded.
                 why = getattr(exc, "stderr", None) or exc
                 sys.stderr.write(f"xprun: warning: no snapshot of the code recorded: {why}\n")
                 self._commit = False
