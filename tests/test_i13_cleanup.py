@@ -208,7 +208,7 @@ def test_i13_cleanup_live_run_is_never_removed(project, tmp_path):
                 (project.log_dir / ".xprun-trash").iterdir()
             )
             if args[0] == "rm":
-                assert result.returncode == 0, result.output
+                assert result.returncode == 1, result.output  # asked for, and kept
                 assert "running" in "\n".join(listed(result.stdout)["kept"])
                 assert "runs" not in listed(result.stdout)
         jobs = list((project.log_dir / ".xprun-jobs").iterdir())

@@ -639,7 +639,16 @@ def listing(items: list[Item], kept: list[str], keep: int | None = None) -> str:
     return "\n".join(lines) + ("\n" if lines else "")
 
 
-def _report(items: list[Item], kept: list[str], yes: bool, ctx: Context, keep: int | None) -> int:
+def _report(
+    items: list[Item],
+    kept: list[str],
+    yes: bool,
+    ctx: Context,
+    keep: int | None = None,
+    asked: bool = False,
+) -> int:
+    """Print the listing (and carry it out with ``yes``); the exit code: 1 when something
+    listed could not be removed, or (``asked``: the user named it, ``rm``) was kept."""
     from .errors import ExitCode
 
     if not yes:
@@ -656,7 +665,8 @@ def _report(items: list[Item], kept: list[str], yes: bool, ctx: Context, keep: i
     sys.stdout.write(listing(outcome.removed, [*kept, *outcome.kept], keep))
     freed = sum(i.size for i in outcome.removed)
     sys.stdout.write(f"removed {len(outcome.removed)}, freed {human(freed)}\n")
-    return int(ExitCode.RUNS_FAILED if outcome.kept else ExitCode.OK)
+    failed = outcome.kept or (asked and kept)
+    return int(ExitCode.RUNS_FAILED if failed else ExitCode.OK)
 
 
 # -- the commands -------------------------------------------------------------------------------
@@ -741,7 +751,7 @@ def rm_main(argv: list[str]) -> int:
     args = make_rm_parser().parse_args(argv)
     ctx = Context.make(args.log_dir)
     items, kept = plan_rm(ctx, args.words)
-    return _report(items, kept, args.yes, ctx, None)
+    return _report(items, kept, args.yes, ctx, asked=True)
 
 
 def gc_main(argv: list[str]) -> int:
