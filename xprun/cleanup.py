@@ -15,7 +15,10 @@ Three rules make them safe:
   alone while the run is running.
 - **No half-deleted run.**  A folder is renamed whole into the trash (:mod:`xprun.trash`)
   before it is deleted, so a clean-up killed at any point leaves each run either whole where
-  it was or whole in the trash, where nothing looks; the next ``gc`` finishes the trash.
+  it was or whole in the trash, where nothing looks; the next ``gc`` finishes the trash.  (A
+  kill between claiming a run and moving it leaves the run whole with a claim whose process
+  is gone: stale, so a run that was not complete reads ``interrupted``, as after any killed
+  owner, and runs again.)
 
 What launches that are under way still need (a session file, source-store entries, a
 snapshot) may not be referenced by any run yet: such files are kept while they are younger
@@ -42,15 +45,13 @@ from .cli import Command
 #: (a real kill -9 cannot otherwise be timed to land there).
 PAUSE_ENV = "_XPRUN_TEST_CLEANUP_PAUSE"
 
-SESSIONS_DIR = ".xprun-sessions"
-SOURCES_DIR = ".xprun-sources"
 SNAPSHOT_REFS = "refs/xprun/snapshots/"
 DEFAULT_GRACE = 3600.0
 _SHA = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
-# The groups of a listing, in the order they are printed and carried out: runs first (what
-# they reference is only collected by a later gc), the trash last.
+# The groups of a listing, in the order they are printed and carried out: runs first, the
+# trash last.
 RUNS = "runs"
 FAILED = "failed, interrupted and unfinished runs"
 PREVIOUS = "replaced attempts (previous/<N>/ of --force reruns)"
@@ -429,7 +430,7 @@ def _job_in_use(
 def _sessions(ctx: Context, references: References, kept: list[str]) -> list[Item]:
     """Session files no run references and not young; what every kept session references
     (its sources, its snapshot) counts as referenced."""
-    from .provenance import load_session
+    from .provenance import SESSIONS_DIR, load_session
 
     items = []
     for path in _files(ctx.log_dir / SESSIONS_DIR):
@@ -448,6 +449,8 @@ def _sessions(ctx: Context, references: References, kept: list[str]) -> list[Ite
 
 
 def _blobs(ctx: Context, references: References) -> list[Item]:
+    from .provenance import SOURCES_DIR
+
     items = []
     for path in _files(ctx.log_dir / SOURCES_DIR):
         if path.name in references.blobs or path.name.startswith(".") or ctx.young(path):
@@ -532,15 +535,13 @@ def _snapshot_refs(repo: Path) -> list[tuple[str, str]]:
 def _index(ctx: Context) -> list[Item]:
     """Rows of the Reader's cached index for runs that are no longer there: the index is
     rewritten without them (a refresh) at the end of a clean-up."""
-    import time as _time
-
     from .reader.index import Index
 
     index = Index(ctx.log_dir)
     if not index.path.exists():
         return []
     try:
-        frame = index._load(_time.time_ns())
+        frame = index._load(time.time_ns())
         paths = [str(p) for p in frame["path"]] if "path" in frame.columns else []
     except Exception:  # a damaged index is rebuilt by the next read anyway
         return []
