@@ -214,17 +214,27 @@ def test_i13_diff_code_of_imported_files_only(project: Project) -> None:
     assert "```diff\n--- a/helper.py" in markdown
 
 
-def test_i13_diff_comment_only_edit_is_formatting(project: Project) -> None:
+def test_i13_diff_comment_only_edit_is_formatting_new_import_is_added(project: Project) -> None:
     """An edit of a comment changes the bytes but not the normalized digest: listed as
-    formatting only, so nobody reads it as a change of the code that ran."""
+    formatting only, so nobody reads it as a change of the code that ran.  A module that only
+    B imports is added (and deleted, seen from the other side), diffed against nothing."""
     _ok(_project(project), "xp_train.py")
     a = _runs(project)[0.1]
     project.write("helper.py", HELPER.replace("return 3 * x", "return 3 * x  # tripled"))
+    project.write("extra.py", "WIDTH = 5\n")
+    project.write("xp_train.py", "import extra\n" + SWEEP)
     _ok(project, "xp_train.py", "lr=0.5")
     b = _runs(project)[0.5]
-    files = _diff_json(project, a.name, b.name)["code"]["files"]
-    assert [(f["path"], f["change"]) for f in files] == [("helper.py", "formatting")]
-    assert files[0]["a"] == files[0]["b"] and "# tripled" in files[0]["diff"]
+    files = {f["path"]: f for f in _diff_json(project, a.name, b.name)["code"]["files"]}
+    changes = {path: f["change"] for path, f in files.items()}
+    assert changes == {"extra.py": "added", "helper.py": "formatting", "xp_train.py": "modified"}
+    assert files["helper.py"]["a"] == files["helper.py"]["b"]
+    assert "+    return 3 * x  # tripled" in files["helper.py"]["diff"]
+    assert files["extra.py"]["diff"].startswith("--- /dev/null\n+++ b/extra.py\n")
+    assert "a" not in files["extra.py"] or files["extra.py"]["a"] is None
+    assert "+import extra\n" in files["xp_train.py"]["diff"]
+    back = {f["path"]: f["change"] for f in _diff_json(project, b.name, a.name)["code"]["files"]}
+    assert back["extra.py"] == "deleted"
 
 
 def test_i13_diff_format1_runs_say_code_not_recorded(project: Project) -> None:
@@ -383,3 +393,27 @@ def test_i13_diff_damaged_run_exit_4(project: Project) -> None:
     assert result.returncode == 4, result.output
     assert result.stdout == ""
     assert str(b) in result.stderr and "config.yaml" in result.stderr, result.stderr
+
+
+def test_i13_diff_values_compare_as_identity_does(project: Project) -> None:
+    """1 and 1.0 are one value (as the run hash says), True is not 1, and NaN equals NaN:
+    two experiments whose configs and outcomes differ only so list the booleans alone."""
+    project.write(
+        "xp_values.py",
+        """
+        import xprun
+
+        @xprun.config({"x": 1, "flag": True})
+        def xp_a(config):
+            return {"nan": float("nan"), "n": 2, "flag": True}
+
+        @xprun.config({"x": 1.0, "flag": 1})
+        def xp_b(config):
+            return {"nan": float("nan"), "n": 2.0, "flag": 1}
+        """,
+    )
+    _ok(project)
+    found = _diff_json(project, "xp_values.py::xp_a", "xp_values.py::xp_b")
+    assert found["mode"] == "runs"
+    assert found["config"] == [{"key": "config.flag", "a": True, "b": 1}]
+    assert found["outcome"] == [{"key": "outcome.flag", "a": True, "b": 1}]
