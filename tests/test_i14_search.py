@@ -426,3 +426,29 @@ def test_i14_slurm_without_wait_each_invocation_submits_the_next_batch(project):
     assert [len(batch) for batch in submitted] == [2, 2, 1]  # the budget: 5, then nothing
     flat = [config for batch in submitted for config in batch]
     assert len(set(flat)) == 5  # each invocation the next trials, never the same again
+
+
+def test_i14_loop_grid_sampler_stops_when_its_grid_is_used_up(project):
+    project.write(
+        "xp_g.py",
+        "import xprun\n"
+        "@xprun.config({'k': 0, 'c': 'a'})\n"
+        "@xprun.search(k=xprun.intrange(0, 2), c=['a'], sampler='grid', trials=5,\n"
+        "              objective='outcome.v')\n"
+        "def xp_g(config):\n"
+        "    return {'v': config.k}\n",
+    )
+    result = project.run()
+    assert result.returncode == 0, result.output
+    assert "the search space looks used up" in result.stderr
+    assert sorted(t["config"]["k"] for t in _trials(project, "xp_g.xp_g")) == [0, 1, 2]
+    assert "3 of 5 trials ended (3 complete); best outcome.v = 0" in result.stdout
+
+
+def test_i14_declare_a_search_without_optuna_says_how_to_install_it(project):
+    project.write("conftest.py", "import sys\nsys.modules['optuna'] = None  # not installed\n")
+    _bowl(project, 2)
+    result = project.run(env=_env(project))
+    assert result.returncode == 4
+    assert "pip install 'xprun[search]'" in result.stderr
+    assert project.run_dirs() == []

@@ -8,7 +8,8 @@ and read by the Reader like any other), and the state of a search is its log dir
 The seam is the run loop.  ``xprun_generate_runs`` (a wrapper) expands a searched experiment
 once, to check it (a searched key must be in the config, a bad override is a usage error
 before anything runs), keeps its runs as the *grid points* of the search, and gives the
-session none; ``xprun_runloop`` (tried first) runs the other experiments through the
+session none; ``xprun_runloop`` (tried first; but ``--setup-plan``, ``--fixtures`` and
+``--cfg`` still replace it) runs the other experiments through the
 default loop, then each search through :class:`_SearchLoop`: rebuild the study from the
 experiment's runs (``study.trial_records``/``build_study``), resume the trials left
 interrupted, ask for new ones, build each trial's runs (the experiment expanded again with
@@ -380,11 +381,20 @@ def xprun_collection_finish(session: Session) -> None:
 # -- the run loop --------------------------------------------------------------------------
 
 
+#: Options whose plugins replace the run loop (they list or show, and run nothing).
+_INSTEAD_OF_RUNNING = ("collect_only", "showfixtures", "setupplan", "cfg", "cfginfo")
+
+
 @_hookimpl(tryfirst=True)
 def xprun_runloop(session: Session) -> bool | None:
-    """The other experiments through the default loop, then each search."""
+    """The other experiments through the default loop, then each search (unless an option
+    replaces the run loop: ``--collect-only``, ``--fixtures``, ``--setup-plan``, ``--cfg``,
+    ``--info``)."""
     state = _state()
-    if state is None or not state.searched or session.config.option.collect_only:
+    option = session.config.option
+    if state is None or not state.searched:
+        return None
+    if any(getattr(option, name, None) for name in _INSTEAD_OF_RUNNING):
         return None
     if session.runs:
         session.runloop()
@@ -555,7 +565,10 @@ def propose(
         params = {key: asked.params[key] for key in search.space}
         key = _params_key(params)
         if key in known:
-            study.tell(asked, state=_fail_state())  # a repeat: the next ask is seeded anew
+            # A repeat: told failed (so the next ask, seeded anew, sees it), by a sampler
+            # with no after-trial step (the grid sampler's would stop the study).
+            study.sampler = _inert_sampler()
+            study.tell(asked, state=_fail_state())
             repeats += 1
             continue
         known.add(key)
@@ -797,6 +810,12 @@ class _SearchLoop:
             seen.add(key)
             queued.append(_Trial(len(queued), params, "running", None, {}, [Path(run_dir).name]))
         return queued
+
+
+def _inert_sampler() -> Any:
+    from optuna.samplers import RandomSampler
+
+    return RandomSampler(seed=0)
 
 
 def _fail_state() -> Any:
