@@ -79,7 +79,10 @@ def _xprun(project: Path, *args: str) -> float:
     )
     seconds = time.perf_counter() - start
     if proc.returncode != 0:
-        raise RuntimeError(f"xprun {' '.join(args)} failed:\n{proc.stdout}{proc.stderr}")
+        raise RuntimeError(
+            f"xprun {' '.join(args)} in {project} exited {proc.returncode}:\n"
+            f"{proc.stdout}{proc.stderr}"
+        )
     return seconds
 
 

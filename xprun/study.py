@@ -66,7 +66,7 @@ STUDY_NAME = "xprun"  # fixed: Hyperband assigns brackets from the study's name
 # The Reader's statuses (live: ``running`` only with a fresh claim) → a trial's state.
 _STATES = {
     Status.COMPLETE: "complete",
-    "pruned": "pruned",
+    Status.PRUNED: "pruned",
     Status.FAILED: "failed",
     Status.XFAIL: "failed",
     Status.RUNNING: "running",
