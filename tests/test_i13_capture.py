@@ -338,6 +338,11 @@ def test_i13_capture_format_1_run_directories_are_still_read(project):
     assert shown.returncode == 0, shown.output
     assert old.name[:12] in shown.stdout and "complete" in shown.stdout
     assert "format 3" in shown.output
+    # the skip check reads it too: still complete, so cached, and left as it was
+    again = project.run("i=1,2")
+    assert again.returncode == 0, again.output
+    assert "2 cached" in again.stdout, again.output
+    assert json.loads((old / "run.json").read_text()) == record
     # the provenance helpers say "not recorded" for it, without failing
     assert provenance.recorded_source(project.log_dir, record, "helper.py") is None
     assert provenance.load_session(project.log_dir, record.get("session")) is None
