@@ -270,6 +270,8 @@ def plan_gc(
         if state.status == "running":
             continue
         if failed and state.status != "complete":
+            if state.record is None and ctx.young(run_dir):
+                continue  # no record yet: a launch may be starting it right now
             shown = _describe_run(ctx, run_dir, state)
             items.append(Item(FAILED, shown, trash.size(run_dir), run=run_dir))
             continue  # the whole run goes: nothing more to say of its files
