@@ -40,13 +40,13 @@ def _claim_file(run_dir: Path, attempt: int, owner: dict | None, age: float) -> 
 # -- names and format on disk (docs/run-directory.md) ------------------------------------------
 
 
-def test_i10_03_a_run_directory_holds_run_json_outcome_json_and_format_1(inprocess, project):
+def test_i10_03_a_run_directory_holds_run_json_outcome_json_and_its_format(inprocess, project):
     project.write("xp_one.py", "def xp_one():\n    return {'v': 1}\n")
     result = inprocess.run()
     assert result.ret == 0, result.output
     (run_dir,) = result.run_dirs()
     record = json.loads((run_dir / "run.json").read_text())
-    assert record["format"] == 1 and record["status"] == "complete"
+    assert record["format"] == 2 and record["status"] == "complete"  # 2: issue 13
     assert json.loads((run_dir / "outcome.json").read_text()) == {"v": 1}
 
 
