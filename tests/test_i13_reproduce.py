@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -193,30 +194,40 @@ def test_i13_reproduce_a_pool_run_and_a_query(project):
 
 
 def test_i13_reproduce_unknown_and_ambiguous_names_are_usage_errors(project):
+    from xprun.errors import UsageError
+    from xprun.runref import RunResolver
+
     _made_dirty(project)
     assert project.run("-q").returncode == 0
     digest = _hash(project, 3)
+    folder = project.log_dir / "xp_calc.xp_calc"
     unknown = project.run("reproduce", "ffffffff")
     if digest.startswith("ffffffff"):  # pragma: no cover - one chance in four billion
         pytest.skip("the run's hash is the unknown one")
     assert unknown.returncode == 4
     assert "no run in" in unknown.stderr and "'ffffffff'" in unknown.stderr
-    nodeid = project.run("reproduce", "xp_calc.py::xp_nothing")
-    assert nodeid.returncode == 4 and "xp_calc.py::xp_nothing" in nodeid.stderr
-    query = project.run("reproduce", "config.x >")
-    assert query.returncode == 4 and "'config.x >'" in query.stderr
-    short = project.run("reproduce", digest[:3])
-    assert short.returncode == 4 and "at least 4 characters" in short.stderr
+    # the lookup itself (the public API the other commands share), without a reproduction
+    resolver = RunResolver(project.log_dir, cwd=project.root)
+    for word, message in [
+        ("xp_calc.py::xp_nothing", "the node id 'xp_calc.py::xp_nothing'"),
+        ("config.x >", "'config.x >' is not a hash"),
+        (digest[:3], "at least 4 characters"),
+        ("config.x == 99", "the query 'config.x == 99'"),
+    ]:
+        with pytest.raises(UsageError, match=re.escape(message)):
+            resolver.resolve(word)
+    assert resolver.resolve("xp_calc.py::xp_calc[x=3]") == [folder / digest]
+    assert len(resolver.resolve("xp_calc.py::xp_calc")) == 2  # an experiment: all its runs
+    with pytest.raises(UsageError, match="matches 2 runs, and one is wanted"):
+        resolver.resolve_one("xp_calc.py::xp_calc")
     # a second run directory sharing the first 6 characters (copied under a made-up hash)
     twin = digest[:6] + ("0" if digest[6] != "0" else "1") * (len(digest) - 6)
-    shutil.copytree(
-        project.log_dir / "xp_calc.xp_calc" / digest, project.log_dir / "xp_calc.xp_calc" / twin
-    )
+    shutil.copytree(folder / digest, folder / twin)
     ambiguous = project.run("reproduce", digest[:6])
     assert ambiguous.returncode == 4
     assert f"hash prefix {digest[:6]} is ambiguous: it matches 2 runs" in ambiguous.stderr
     assert digest[:12] in ambiguous.stderr and twin[:12] in ambiguous.stderr
-    assert project.run("reproduce", "--check", digest[:7]).returncode == 0  # unique again
+    assert resolver.resolve_one(digest[:7]) == folder / digest  # unique again
 
 
 def test_i13_reproduce_a_format_1_run_says_what_is_missing(project):
