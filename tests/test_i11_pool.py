@@ -2,11 +2,15 @@
 
 What a plain ``multiprocessing.Pool`` does not pay, and xprun did: each worker rebuilt the
 import→distribution map (half a second of CPU) because its cache key changed whenever the
-project's folder did.
+project's folder did; and the workers' start-up waited for the launcher's collection.  The
+tests count files and processes (read from ``/proc``), never time.
 """
 
 from __future__ import annotations
 
+import os
+
+import pytest
 from conftest import git_commit_all
 
 XP = """
@@ -59,3 +63,94 @@ def test_i11_pool_installing_a_distribution_makes_a_new_distributions_cache(proj
     latest = max(project.records(), key=lambda r: r["start"])
     assert latest["packages"].get("extra-dist") == "1.5", latest["packages"]
     assert len(_cache_files(tmp_path / "cache")) == 2
+
+
+# At import, the launcher (not a worker) writes the pids of its children that are pool
+# workers: what exists while it collects.  Workers import the module too; they write nothing.
+SEEN_XP = """
+import os
+import sys
+import xprun
+
+if "worker" not in sys.argv:
+    children = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{{entry}}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{{entry}}/cmdline", "rb") as f:
+                cmdline = f.read().split(b"\\0")
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == os.getpid() and b"worker" in cmdline and b"--serve" in cmdline:
+            children.append(entry)
+    with open({seen!r}, "w") as f:
+        f.write(" ".join(children))
+
+@xprun.grid(i=list(range({n})))
+def xp_seen(config):
+    return {{"i": config.i}}
+"""
+
+
+def _seen_project(project, n: int = 4):
+    seen = project.root / "seen.txt"
+    project.write("xp_seen.py", SEEN_XP.format(seen=str(seen), n=n))
+    git_commit_all(project.root)
+    return seen
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads /proc to find the workers")
+def test_i11_pool_workers_start_while_the_launcher_collects(project):
+    # Fails on the previous pool, which started its workers once the runs were known: their
+    # start-up (imports, package versions) now overlaps collection and the skip check.
+    seen = _seen_project(project)
+    result = project.run("-n", "2")
+    assert result.returncode == 0, result.output
+    assert "4 complete" in result.stdout
+    pids = [int(p) for p in seen.read_text().split()]
+    assert len(pids) == 2, pids
+    workers = {r["pid"] for r in project.records()}
+    assert workers <= set(pids), (workers, pids)  # the runs ran in those very workers
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads /proc to find the workers")
+def test_i11_pool_early_workers_are_stopped_when_every_run_is_cached(project):
+    seen = _seen_project(project)
+    assert project.run("-n", "2").returncode == 0
+    again = project.run("-n", "2")
+    assert again.returncode == 0, again.output
+    assert "4 cached" in again.stdout
+    pids = [int(p) for p in seen.read_text().split()]
+    assert len(pids) == 2, pids  # started, then not needed
+    assert all(_gone(pid) for pid in pids)  # stopped and reaped before xprun exited
+    assert "interrupted" not in again.output and "Traceback" not in again.output
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads /proc to find the workers")
+def test_i11_pool_collect_only_starts_no_worker(project):
+    seen = _seen_project(project)
+    result = project.run("-n", "2", "--collect-only")
+    assert result.returncode == 0, result.output
+    assert seen.read_text() == ""
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads /proc to find the workers")
+def test_i11_pool_no_more_early_workers_than_runs_are_kept(project):
+    # -n 3 for one run: three start early, one executes it, the other two are stopped.
+    seen = _seen_project(project, n=1)
+    result = project.run("-n", "3")
+    assert result.returncode == 0, result.output
+    assert "1 complete" in result.stdout
+    pids = [int(p) for p in seen.read_text().split()]
+    assert len(pids) == 3, pids
+    assert all(_gone(pid) for pid in pids)
+    assert "interrupted" not in result.output and "Traceback" not in result.output

@@ -1,9 +1,12 @@
 """The ``local`` scheduler: a pool of worker processes on this machine (``-n N``).
 
-Each worker is ``python -m xprun worker --serve``.  The workers are started first, so that
-they import xprun and look up package versions while the launcher takes the Git snapshot and
-writes the spec; each then reads the spec's path, imports the code once (from the snapshot
-when there is one) and executes the runs it is handed, one at a time.  Runs are handed out a
+Each worker is ``python -m xprun worker --serve``.  When the command line or the settings
+choose this scheduler, up to :data:`EARLY_WORKERS` workers are started as the session starts,
+so that they import xprun and look up package versions while the launcher collects, checks
+which runs are complete, takes the Git snapshot and writes the spec (a launch that then runs
+nothing on the pool stops them); the others start when the runs are known.  Each worker then
+reads the spec's path, imports the code once (from the snapshot when there is one) and
+executes the runs it is handed, one at a time.  Runs are handed out a
 few at a time (enough to cover about :data:`AHEAD_SECONDS` of runs, at least two): a worker
 that finishes a run starts its next one at once, while the launcher reports the first, so no
 run waits on a round trip through the launcher.  Every result is reported as it arrives.
@@ -20,6 +23,7 @@ runs they have not started, and a worker that failed under ``-x`` stops by itsel
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -52,6 +56,10 @@ if TYPE_CHECKING:
 AHEAD_SECONDS = 0.02
 #: Bound on the runs a worker holds at once (runs of a few microseconds).
 MAX_AHEAD = 32
+#: Workers started as the session starts, before the runs are known: their start-up overlaps
+#: the launcher's collection; bounded, since a launch may end up running nothing on the pool.
+EARLY_WORKERS = 4
+_EARLY = "xprun.schedulers.pool.early"
 
 
 def parse_workers(value: Any) -> int:
@@ -73,6 +81,69 @@ class _Worker:
     running: int | None = None  # the run it said it started and has not answered yet
     started_any: bool = False
     buffer: bytes = b""
+
+
+def _start_worker(exitfirst: bool) -> subprocess.Popen[bytes]:
+    command = [sys.executable, "-m", "xprun", "worker", "--serve"]
+    if exitfirst:
+        command.append("--exitfirst")
+    return subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+
+
+class _EarlyWorkers:
+    """Workers started as the session starts, waiting for a spec; the pool takes them.
+
+    Those no pool took (every run cached, a ``scheduler`` fixture chose another scheduler,
+    collection failed) are stopped when the session finishes: they hold no run, and SIGTERM
+    ends them at once (silently: the worker returns 2 on it, before and after its imports).
+    """
+
+    def __init__(self, count: int, exitfirst: bool) -> None:
+        self.exitfirst = exitfirst
+        self.procs = [_start_worker(exitfirst) for _ in range(count)]
+
+    def take(self, count: int) -> list[subprocess.Popen[bytes]]:
+        taken, self.procs = self.procs[:count], self.procs[count:]
+        self.stop()
+        return taken
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            with contextlib.suppress(OSError):
+                proc.terminate()
+        for proc in self.procs:
+            for stream in (proc.stdin, proc.stdout):
+                with contextlib.suppress(OSError):
+                    if stream is not None:
+                        stream.close()
+            proc.wait()
+        self.procs = []
+
+    @hookimpl
+    def xprun_sessionfinish(self, session: Session, exitstatus: int) -> None:
+        self.stop()
+
+
+def _chosen_from_options(config: Config) -> bool:
+    """Whether the command line or the settings already choose this scheduler for every
+    run that will execute (a ``scheduler`` fixture may still choose another for some)."""
+    option = config.option
+    if option.collect_only:
+        return False
+    if option.scheduler:
+        return bool(option.scheduler == "local")
+    return bool(option.numprocesses) or config.settings["scheduler"] == "local"
+
+
+@hookimpl
+def xprun_sessionstart(session: Session) -> None:
+    config = session.config
+    if not _chosen_from_options(config):
+        return
+    table = config.settings.values.get("local") or {}
+    workers = parse_workers(config.option.numprocesses or table.get("workers"))
+    early = _EarlyWorkers(min(workers, EARLY_WORKERS), bool(config.option.exitfirst))
+    config.pluginmanager.register(early, _EARLY)
 
 
 class LocalScheduler:
@@ -108,11 +179,10 @@ class _Pool:
         self.durations = 0.0
         self.answered = 0
 
-    def spawn(self) -> _Worker:
-        command = [sys.executable, "-m", "xprun", "worker", "--serve"]
-        if self.session.config.option.exitfirst:
-            command.append("--exitfirst")
-        proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    def spawn(self, proc: subprocess.Popen[bytes] | None = None) -> _Worker:
+        """Take ``proc`` (a worker started early) into the pool, or start a new one."""
+        if proc is None:
+            proc = _start_worker(bool(self.session.config.option.exitfirst))
         assert proc.stdout is not None  # stdout=PIPE
         worker = _Worker(proc)
         self.selector.register(proc.stdout, selectors.EVENT_READ, worker)
@@ -253,7 +323,11 @@ class _Pool:
         """Start the workers, make the spec (they import meanwhile), then hand out runs and
         report results until every worker has exited."""
         try:
-            for _ in range(self.size):
+            early = self.session.config.pluginmanager.get_plugin(_EARLY)
+            taken = early.take(self.size) if isinstance(early, _EarlyWorkers) else []
+            for proc in taken:
+                self.spawn(proc)
+            for _ in range(self.size - len(taken)):
                 self.spawn()
             try:
                 self.spec = make_spec()
