@@ -274,16 +274,22 @@ def test_i13_diff_packages_and_host(project: Project) -> None:
         record["packages"]["PyYAML"] = "1.0"
 
     _rewrite_record(b, elsewhere)
+    # A distribution A did not import is still installed for A, at B's version: no difference
+    # (the session's list of every installed one says so, under its normalized name).
+    assert "GitPython" in recorded["packages"]
+    _rewrite_record(a, lambda record: record["packages"].pop("GitPython"))
     found = _diff_json(project, a.name, b.name)
+    assert found["packages"]["source"] == "installed"
     environment = _entries(found, "environment")
     assert set(environment) == {"host"}
     assert environment["host"]["b"] == "gpu-node-7"
     assert environment["host"]["a"] == json.loads((a / "run.json").read_text())["host"]
     packages = _entries(found, "packages")
-    assert packages["PyYAML"]["b"] == "1.0"
-    assert packages["PyYAML"]["a"] == recorded["packages"]["PyYAML"]
+    # By normalized name (as the session's distributions are): PyYAML is pyyaml.
+    assert packages["pyyaml"]["b"] == "1.0"
+    assert packages["pyyaml"]["a"] == recorded["packages"]["PyYAML"]
     assert packages["fakepkg"]["b"] == "0.0.1" and "a" not in packages["fakepkg"]
-    assert set(packages) == {"PyYAML", "fakepkg"}  # nothing else differs
+    assert set(packages) == {"pyyaml", "fakepkg"}  # nothing else differs
 
     text = _ok(project, "diff", a.name, b.name)
     host_row = next(line for line in text.splitlines() if line.strip().startswith("host"))

@@ -133,7 +133,7 @@ def _load(resolver: Any, word: str) -> _Side:
 def _read_finals(reader: Any, sides: list[_Side]) -> None:
     """Each run's last value of every metric it logged, under the Reader's key
     (``metrics.loss.last``; ``metrics.<file>:loss.last`` for ``metrics/<file>.jsonl``)."""
-    from .reader.metrics import _NAME, aggregate
+    from .reader.metrics import aggregate, check_name
 
     runs: dict[str, list[_Run]] = {}  # by hash: ``xprun diff X X`` has one run twice
     for side in sides:
@@ -142,8 +142,10 @@ def _read_finals(reader: Any, sides: list[_Side]) -> None:
     names: dict[str, dict[str, Path]] = {}
     for run in (same[0] for same in runs.values()):
         for file in sorted((run.path / "metrics").glob("*.jsonl")):
-            if file.is_file() and _NAME.fullmatch(file.stem):
-                names.setdefault(file.stem, {})[run.hash] = run.path
+            try:
+                names.setdefault(check_name(file.stem), {})[run.hash] = run.path
+            except ValueError:  # not a name the logger writes: not a metrics file
+                continue
     for name, hashes in names.items():
         frame = reader.metric_frame(name, hashes)
         metrics = [c for c in frame.columns if c not in ("hash", "attempt", "step", "time")]
@@ -275,42 +277,44 @@ def _status(a: _Side, b: _Side) -> list[dict[str, Any]]:
 
 def _sessions(log_dir: Path, sides: list[_Side]) -> dict[str, dict[str, Any]] | None:
     """Each run's installed distributions (its session's), by hash; None unless every run
-    has them (format-1 runs have no session)."""
+    has them (format-1 runs have no session).  Each session file is read once."""
     from .provenance import load_session
 
+    loaded: dict[str, Any] = {}
     found: dict[str, dict[str, Any]] = {}
     for side in sides:
         for run in side.runs:
             session = run.record.get("session")
-            loaded = load_session(log_dir, session) if isinstance(session, str) else None
-            dists = loaded.get("distributions") if isinstance(loaded, dict) else None
+            if not isinstance(session, str):
+                return None
+            if session not in loaded:
+                loaded[session] = load_session(log_dir, session)
+            dists = loaded[session].get("distributions") if loaded[session] else None
             if not isinstance(dists, dict):
                 return None
             found[run.hash] = dists
     return found
 
 
-def _imported(run: _Run) -> dict[str, Any]:
-    packages = run.record.get("packages")
-    return packages if isinstance(packages, dict) else {}
-
-
 def _packages(log_dir: Path, a: _Side, b: _Side) -> dict[str, Any]:
-    """Package versions compared: every installed distribution (the sessions') when every
-    run has a session, a run's imported distributions winning; else the imported ones alone
-    (``run.json``'s ``packages``), which format-1 runs have too."""
+    """Package versions compared by normalized name (``pyyaml``): every installed
+    distribution (the sessions') when every run has a session, a run's imported
+    distributions winning; else the imported ones alone (``run.json``'s ``packages``), which
+    format-1 runs have too."""
+    from .provenance import _normalize  # the one spelling of a distribution's name
+
     sessions = _sessions(log_dir, [a, b])
-
-    def version(run: _Run, name: str) -> Any:
-        imported = _imported(run)
-        if name in imported:
-            return imported[name]
-        return sessions[run.hash].get(name, MISSING) if sessions is not None else MISSING
-
-    names = _keys([a, b], _imported)
-    if sessions is not None:
-        names.update(name for dists in sessions.values() for name in dists)
-    entries = _compare(names, a, b, version, numeric=False)
+    versions: dict[int, dict[str, Any]] = {}  # by id(run): a run may be on both sides
+    for run in (*a.runs, *b.runs):
+        found = {_normalize(k): v for k, v in (sessions or {}).get(run.hash, {}).items()}
+        imported = run.record.get("packages")
+        if isinstance(imported, dict):
+            found.update((_normalize(str(k)), v) for k, v in imported.items())
+        versions[id(run)] = found
+    names = {name for found in versions.values() for name in found}
+    entries = _compare(
+        names, a, b, lambda run, name: versions[id(run)].get(name, MISSING), numeric=False
+    )
     return {"source": "imported" if sessions is None else "installed", "changed": entries}
 
 
