@@ -7,6 +7,7 @@ with the normalized digests of ``xprun.codedigest`` unit-tested below.
 from __future__ import annotations
 
 import json
+import keyword
 import os
 import re
 import subprocess
@@ -340,7 +341,7 @@ def {name}(a, b={default}):
 '''
 
 names = st.from_regex(r"[a-z][a-z0-9_]{0,8}", fullmatch=True).filter(
-    lambda n: n not in {"if", "in", "is", "or", "and", "as", "def", "for", "not", "del"}
+    lambda n: not keyword.iskeyword(n) and not keyword.issoftkeyword(n)
 )
 texts = st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc")), max_size=20)
 
@@ -398,7 +399,8 @@ def test_i13_stale_module_files_follow_imports_under_the_rootdir_only(tmp_path, 
         "lazy.py": "",
         "unused.py": "",
         "pkg/__init__.py": "",
-        "pkg/sub.py": "from .inner import thing\nfrom .. import top\n",
+        "pkg/sub.py": "from .inner import thing\nfrom .. import top\nfrom . import inner\n",
+        "pkg.py": "",  # shadowed by the package pkg/, as Python's finder has it
         "pkg/inner.py": "thing = 1\n",
         "top.py": "",
         "logs/xp_log.py": "",

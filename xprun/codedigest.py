@@ -217,14 +217,15 @@ def _imports(tree: ast.Module) -> list[tuple[int, str, tuple[str, ...]]]:
 
 class _Resolver:
     """Module names to the project's files: ``sys.modules`` first, else the folders of
-    ``sys.path`` under the rootdir (a module imported lazily, not yet imported)."""
+    ``sys.path`` under the rootdir (a module imported lazily, not yet imported), a package
+    before a module of the same name, as Python's finder."""
 
     def __init__(self, rootdir: Path, exclude: Iterable[Path]) -> None:
         self.rootdir = rootdir
         self.exclude = [Path(p).resolve() for p in exclude]
         roots = []
         for entry in sys.path:
-            folder = Path(os.path.abspath(entry or os.curdir))
+            folder = Path(os.path.abspath(entry or os.curdir)).resolve()
             if folder.is_relative_to(rootdir) and self.project(folder) and folder not in roots:
                 roots.append(folder)
         self.roots = roots
@@ -259,7 +260,7 @@ class _Resolver:
             parts = name.split(".")
             for root in self.roots:
                 base = root.joinpath(*parts)
-                for candidate in (base.with_name(base.name + ".py"), base / "__init__.py"):
+                for candidate in (base / "__init__.py", base.with_name(base.name + ".py")):
                     found = self._file(str(candidate))
                     if found:
                         break
@@ -273,8 +274,10 @@ class _Resolver:
         base = Path(path).parent
         for _ in range(level - 1):
             base = base.parent
-        target = base.joinpath(*module.split(".")) if module else base
-        for candidate in (target.with_name(target.name + ".py"), target / "__init__.py"):
+        if not module:  # ``from . import x``: the package itself (x is looked up apart)
+            return self._file(str(base / "__init__.py"))
+        target = base.joinpath(*module.split("."))
+        for candidate in (target / "__init__.py", target.with_name(target.name + ".py")):
             found = self._file(str(candidate))
             if found:
                 return found
@@ -339,7 +342,7 @@ def experiment_code(
     files: dict[str, str] = {}
     for path in module_files(module, rootdir, exclude):
         digest = file_digest(path)
-        if digest is not None:
+        if digest is not None and Path(path).is_relative_to(rootdir):  # the project's
             files[Path(path).relative_to(rootdir).as_posix()] = digest
     return {
         "digest": code_digest(files),
