@@ -261,7 +261,8 @@ def test_i13_diff_format1_runs_say_code_not_recorded(project: Project) -> None:
 
 def test_i13_diff_packages_and_host(project: Project) -> None:
     """Runs made on another machine: a test cannot launch one, so B's run.json is edited as
-    that machine would have written it (another host, another numpy)."""
+    that machine would have written it (another host, other package versions).  A run of
+    the local pool differs from an inline one in its scheduler alone."""
     _ok(_project(project), "xp_train.py")
     runs = _runs(project)
     a, b = runs[0.1], runs[0.01]
@@ -295,6 +296,15 @@ def test_i13_diff_packages_and_host(project: Project) -> None:
     host_row = next(line for line in text.splitlines() if line.strip().startswith("host"))
     assert host_row.split()[-1] == "gpu-node-7"
     assert "environment: same" not in text and "packages: same" not in text
+
+    _ok(project, "xp_train.py", "lr=0.5", "-n", "2")
+    pooled = _runs(project)[0.5]
+    found = _diff_json(project, a.name, pooled.name)
+    environment = _entries(found, "environment")
+    assert set(environment) == {"scheduler"}, environment  # python_folder included: the same
+    assert (environment["scheduler"]["a"], environment["scheduler"]["b"]) == ("inline", "local")
+    assert found["code"]["files"] == [] and found["code"]["recorded"] == {"a": True, "b": True}
+    assert found["packages"]["changed"] == []
 
 
 def test_i13_diff_markdown_is_tables(swept: Project) -> None:

@@ -34,6 +34,7 @@ import argparse
 import difflib
 import json
 import math
+import posixpath
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -45,12 +46,15 @@ from .cli import Command
 FORMATS = ("text", "json", "markdown")
 #: The version of ``--format json``'s object: a change that breaks a script bumps it.
 JSON_FORMAT = 1
-#: The record fields compared in the environment section (dotted: inside ``git``).
+#: The record fields compared in the environment section (dotted: inside ``git``);
+#: ``python_folder`` is the folder of ``python_executable``: the environment it runs in
+#: (a venv's, say), where ``python`` and ``python3.11`` are one interpreter (an inline run
+#: records the first, a pool worker the second).
 ENVIRONMENT = (
     "host",
     "user",
     "python",
-    "python_executable",
+    "python_folder",
     "platform",
     "xprun",
     "scheduler",
@@ -402,7 +406,7 @@ def _lines(data: bytes) -> list[str]:
 
 
 def diff(log_dir: Path, a: _Side, b: _Side) -> dict[str, Any]:
-    """Every section's differences (JSON-ready once :func:`_jsonable`), keyed by section."""
+    """Every section's differences (JSON-ready once :func:`_json_value`), keyed by section."""
     sides = [a, b]
 
     def row(run: _Run, key: str) -> Any:
@@ -412,6 +416,9 @@ def diff(log_dir: Path, a: _Side, b: _Side) -> dict[str, Any]:
         return run.finals.get(key, MISSING)
 
     def record(run: _Run, key: str) -> Any:
+        if key == "python_folder":
+            executable = run.record.get("python_executable")
+            return posixpath.dirname(executable) if isinstance(executable, str) else MISSING
         return _dotted(run.record, key)
 
     return {
