@@ -82,6 +82,7 @@ _PARSERS = {
     "plot": "xprun.plot:make_parser",
     "status": "xprun.status:make_parser",
     "diff": "xprun.diff:make_parser",
+    "reproduce": "xprun.reproduce:make_parser",
 }
 #: Options whose value is a file or folder.
 _PATH_METAVARS = ("DIR", "PATH", "LOG_DIR", "FILE.png", "FILE")

@@ -31,7 +31,6 @@ with the recorded versions (``uv``) and reproduces inside it.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -400,6 +399,13 @@ def _live_tree() -> str | None:
     return str(top) if top is not None else None
 
 
+#: What the fresh process runs (``python -c``, with the spec's and the result's paths): the
+#: interpreter chosen (this one, or ``--env``'s) with the xprun installed there.
+_EXECUTE = "import sys; from pathlib import Path; from xprun.reproduce import execute; " + (
+    "sys.exit(execute(Path(sys.argv[1]), Path(sys.argv[2])))"
+)
+
+
 def execute(spec_path: Path, result_path: Path) -> int:
     """In the fresh process: rebuild the run from the spec with the materialized code,
     check its hash, execute it through the run protocol, write what happened."""
@@ -715,7 +721,7 @@ def reproduce(
     spec = write_spec(record, config or {}, code, scratch, work)
     answer = work / "result.json"
     proc = subprocess.run(
-        [str(python), "-m", "xprun", "reproduce", "--execute", str(spec), str(answer)],
+        [str(python), "-c", _EXECUTE, str(spec), str(answer)],
         cwd=code.rootdir,
         env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
         capture_output=True,
@@ -825,7 +831,6 @@ def make_parser() -> Any:
     parser.add_argument(
         "--keep", action="store_true", help="keep the temporary folder (code, scratch logs)"
     )
-    parser.add_argument("--execute", nargs=2, metavar=("SPEC", "RESULT"), help=argparse.SUPPRESS)
     return parser
 
 
@@ -835,8 +840,6 @@ def main(argv: list[str]) -> int:
 
     parser = make_parser()
     args = parser.parse_args(argv)
-    if args.execute:
-        return execute(Path(args.execute[0]), Path(args.execute[1]))
     if not args.runs:
         raise UsageError(
             "name the run(s) to reproduce: a hash, a hash prefix, a node id or a query"
