@@ -452,3 +452,28 @@ def test_i14_declare_a_search_without_optuna_says_how_to_install_it(project):
     assert result.returncode == 4
     assert "pip install 'xprun[search]'" in result.stderr
     assert project.run_dirs() == []
+
+
+@pytest.mark.parametrize("sampler", ["tpe", "random", "cmaes", "qmc"])
+def test_i14_loop_every_sampler_proposes_new_trials_from_a_rebuilt_history(sampler):
+    """Each ask rebuilds the study (as every launch does): samplers that keep state in the
+    study (QMC's sample counter, CMA-ES's generation) must still propose new trials, and the
+    same history must give the same proposal."""
+    from xprun.search import propose
+    from xprun.searchspace import Search, intrange, uniform
+    from xprun.study import TrialRecord
+
+    search = Search(
+        space={"x": uniform(-5, 5), "n": intrange(0, 50)},
+        objective="outcome.loss",
+        sampler=sampler,
+        seed=3,
+    )
+    records: list[TrialRecord] = []
+    for _ in range(12):
+        [(number, params)], exhausted = propose(search, records, 1)
+        assert not exhausted
+        assert propose(search, records, 1)[0] == [(number, params)]  # same history, same ask
+        loss = (params["x"] - 1) ** 2 + params["n"]
+        records.append(TrialRecord(f"h{number}", number, params, "complete", loss, {}))
+    assert len({(r.params["x"], r.params["n"]) for r in records}) == 12

@@ -270,13 +270,19 @@ def search_of(experiment: Experiment) -> Search | None:
     )
 
 
-def _require_optuna(nodeid: str) -> None:
-    try:
-        import optuna  # noqa: F401
-    except ImportError:
-        raise _usage_error(
-            f"{nodeid} is a search, which needs Optuna: pip install 'xprun[search]'"
-        ) from None
+def _require_optuna(nodeid: str, sampler: str) -> None:
+    """Optuna (and, for CMA-ES, the ``cmaes`` package it runs on), or a usage error."""
+    import importlib
+
+    needed = ["optuna", "cmaes"] if sampler == "cmaes" else ["optuna"]
+    for name in needed:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            raise _usage_error(
+                f"{nodeid} is a search ({sampler} sampler), which needs {name}: "
+                "pip install 'xprun[search]'"
+            ) from None
 
 
 # -- collection -------------------------------------------------------------------------------
@@ -315,7 +321,7 @@ def xprun_generate_runs(experiment: Experiment, session: Session) -> Any:
                 "--trials N and a search space on the command line"
             )
         return (yield)
-    _require_optuna(experiment.nodeid)
+    _require_optuna(experiment.nodeid, search.sampler)
     overridden = sorted({a.key for a in session.override_axes} & set(search.space))
     if overridden:
         raise _usage_error(
