@@ -597,9 +597,8 @@ def _close(a: float, b: float, tolerance: Tolerance) -> bool:
 
 
 def _shown(value: Any) -> str:
-    if value is _ABSENT:
-        return "(absent)"
-    text = json.dumps(value, allow_nan=True) if not isinstance(value, _Absent) else repr(value)
+    """A value as JSON text (what the files hold), cut at 200 characters."""
+    text = repr(value) if value is _ABSENT else json.dumps(value, allow_nan=True)
     return text if len(text) <= 200 else text[:197] + "..."
 
 
@@ -741,6 +740,9 @@ def reproduce(
         return result
     new_dir = Path(executed["run_dir"])
     say(f"  ran again: {executed['status']}\n")
+    if executed["status"] != "complete" and executed.get("longrepr"):
+        tail = str(executed["longrepr"]).rstrip().splitlines()[-15:]
+        say("".join(f"    | {line}\n" for line in tail))
     same = executed["identity"] == "same"
     if not same:
         say(
