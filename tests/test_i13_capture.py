@@ -382,7 +382,10 @@ def test_i13_capture_mixed_schedulers_one_commit_unless_policies_differ(project)
             return LocalScheduler(workers=1)
         """,
     )
-    project.write("zpool/xp_far.py", "def xp_far():\n    return {'where': 'pool'}\n")
+    project.write(
+        "zpool/xp_far.py", "import farhelper\n\ndef xp_far():\n    return {'k': farhelper.K}\n"
+    )
+    project.write("zpool/farhelper.py", "K = 1\n")
     project.write("xp_near.py", "def xp_near():\n    return {'where': 'here'}\n")
     git_commit_all(project.root)
     project.write("notes.txt", "untracked, imported by nobody\n")
@@ -397,7 +400,11 @@ def test_i13_capture_mixed_schedulers_one_commit_unless_policies_differ(project)
     assert len({commit for _, commit in found.values()}) == 1  # one commit per session
     assert len(session_files(project)) == 1
 
-    project.write("pyproject.toml", '[tool.xprun]\nlog_dir = "xprun_logs"\nuntracked = "ignore"\n')
+    project.write(
+        "pyproject.toml",
+        '[tool.xprun]\nlog_dir = "xprun_logs"\nuntracked = "ignore"\ndirty = "ignore"\n',
+    )
+    project.write("zpool/farhelper.py", "K = 2\n")  # the pool's jobs run K = 1, as committed
     assert project.run("-q", "--force").returncode == 0
     found = commits()
     near, far = found["xp_near.py::xp_near"][1], found["zpool/xp_far.py::xp_far"][1]
@@ -407,3 +414,23 @@ def test_i13_capture_mixed_schedulers_one_commit_unless_policies_differ(project)
     (record,) = [r for r in project.records() if r["nodeid"] == "zpool/xp_far.py::xp_far"]
     assert record["git"]["snapshot"] == far  # the commit its worker imported
     assert len({r["session"] for r in project.records()}) == 1
+    far_dir = project.log_dir / record["experiment"] / record["hash"]
+    assert json.loads((far_dir / "outcome.json").read_text()) == {"k": 1}
+    # the session's store holds the work tree's K = 2 (what the inline runs saw): the pool
+    # run's source is its own commit's
+    ran = provenance.recorded_source(project.log_dir, record, "zpool/farhelper.py")
+    assert ran == b"K = 1\n"
+
+
+def test_i13_capture_pool_with_dirty_ignore_stores_what_the_jobs_imported(repo):
+    repo.write("pyproject.toml", '[tool.xprun]\nlog_dir = "xprun_logs"\ndirty = "ignore"\n')
+    repo.write("helper.py", "SCALE = 50\n")  # left out of the snapshot the jobs import
+    result = repo.run("-q", "-n", "2", "i=1")
+    assert result.returncode == 0, result.output
+    _, _, data = one_session(repo)
+    (run_dir,) = repo.run_dirs()
+    assert json.loads((run_dir / "outcome.json").read_text()) == {"v": 2}  # SCALE = 2 ran
+    record = repo.records()[0]
+    assert provenance.recorded_source(repo.log_dir, record, "helper.py") == b"SCALE = 2\n"
+    blob = data["sources"]["helper.py"]
+    assert provenance.read_blob(repo.log_dir, blob) == b"SCALE = 2\n"  # the store's own

@@ -129,10 +129,11 @@ def _record_session(session: Session) -> dict[str, Any]:
     taken = session.snapshot_commit()
     snapshot = taken.record() if taken is not None else None
     exclude = [Path(config.log_dir), Path(config.snapshot_dir)]
-    sources = {
-        relpath: store_source(log_dir, data)
-        for relpath, data in _project_sources(Path(config.rootdir), exclude).items()
-    }
+    # Jobs import the extracted snapshot, which the dirty/untracked policies may have made
+    # differ from the work tree: the bytes kept are those of the copy the runs import.
+    extracted = Path(config.snapshot_dir) / taken.commit / taken.rootdir if taken else None
+    found = _project_sources(Path(config.rootdir), exclude, extracted)
+    sources = {relpath: store_source(log_dir, data) for relpath, data in found.items()}
     git_fields, _ = session.git_state()
     git = (
         {key: git_fields.get(key) for key in ("root", "commit", "branch", "dirty")}
@@ -170,20 +171,25 @@ def _now() -> str:
     return timestamp()
 
 
-def _project_sources(rootdir: Path, exclude: list[Path]) -> dict[str, bytes]:
+def _project_sources(
+    rootdir: Path, exclude: list[Path], extracted: Path | None = None
+) -> dict[str, bytes]:
     """The bytes of every project-local module imported so far, by path relative to the
-    rootdir (posix): files under the rootdir, outside the log and snapshot folders."""
+    rootdir (posix): files under the rootdir, outside the log and snapshot folders; read in
+    ``extracted`` (the rootdir in an extracted snapshot) when that copy exists."""
     from .snapshot import imported_files
 
     root = rootdir.resolve()
     excluded = [p.resolve() for p in exclude]
+    copy = extracted if extracted is not None and extracted.is_dir() else None
     found: dict[str, bytes] = {}
     for path in imported_files():
         path = path.resolve()
         if not path.is_relative_to(root) or any(path.is_relative_to(e) for e in excluded):
             continue
+        relpath = path.relative_to(root).as_posix()
         try:
-            found[path.relative_to(root).as_posix()] = path.read_bytes()
+            found[relpath] = (copy / relpath if copy else path).read_bytes()
         except OSError:
             continue  # deleted since it was imported: nothing to keep
     return dict(sorted(found.items()))
@@ -280,14 +286,17 @@ def recorded_source(log_dir: Path, record: dict[str, Any], relpath: str) -> byte
     ``ValueError``.
     """
     relpath = _inside(relpath)
+    snapshot = record.get("snapshot")
     session = load_session(log_dir, record.get("session"))  # type: ignore[arg-type]
-    sources = session.get("sources") if session else None
+    # The session's sources are the code of its runs unless the run names another commit
+    # than the session (jobs of a mixed session with non-default policies): Git knows then.
+    same = session is not None and _commit_of(session.get("snapshot")) == _commit_of(snapshot)
+    sources = session.get("sources") if session and same else None
     blob = sources.get(relpath) if isinstance(sources, dict) else None
     if isinstance(blob, str) and _BLOB.fullmatch(blob):
         data = read_blob(log_dir, blob)
         if data is not None:
             return data
-    snapshot = record.get("snapshot")
     if not isinstance(snapshot, dict):
         return None
     commit, rootdir = snapshot.get("commit"), snapshot.get("rootdir")
@@ -306,6 +315,10 @@ def recorded_source(log_dir: Path, record: dict[str, Any], relpath: str) -> byte
         if proc.returncode == 0:
             return proc.stdout
     return None
+
+
+def _commit_of(snapshot: Any) -> Any:
+    return snapshot.get("commit") if isinstance(snapshot, dict) else None
 
 
 def read_blob(log_dir: Path, blob: str) -> bytes | None:
