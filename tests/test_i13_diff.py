@@ -433,3 +433,20 @@ def test_i13_diff_values_compare_as_identity_does(project: Project) -> None:
     assert found["mode"] == "runs"
     assert found["config"] == [{"key": "config.flag", "a": True, "b": 1}]
     assert found["outcome"] == [{"key": "outcome.flag", "a": True, "b": 1}]
+
+
+def test_i13_diff_groups_code_one_version_each_or_varies(project: Project) -> None:
+    """Two groups that each ran one version of a file get its diff; a group whose runs ran
+    two versions says the file varies inside it rather than pick one."""
+    _ok(_project(project), "xp_train.py")  # lr=0.1 and lr=0.01 with helper v1
+    project.write("helper.py", HELPER.replace("3 * x", "5 * x"))
+    _ok(project, "xp_train.py", "lr=0.5,0.7")  # with helper v2
+    found = _diff_json(project, "config.lr < 0.5", "config.lr >= 0.5")
+    assert found["mode"] == "groups"
+    (helper,) = found["code"]["files"]
+    assert helper["path"] == "helper.py" and helper["change"] == "modified"
+    assert "+    return 5 * x" in helper["diff"]
+    found = _diff_json(project, "xp_train.py::xp_train", "config.lr == 0.5")
+    (helper,) = found["code"]["files"]
+    assert helper["change"] == "varies" and len(helper["a"]) == 2 and len(helper["b"]) == 1
+    assert helper["b"][0] in helper["a"]
