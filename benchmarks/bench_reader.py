@@ -203,12 +203,15 @@ class Writer:
             self._records[key] = text
         return self._records[key]
 
-    def write(self, experiment_dir: Path, i: int, experiment: str) -> None:
+    def write(self, experiment_dir: Path, i: int, experiment: str, replace: bool = False) -> None:
         """Run ``i``'s directory under ``experiment_dir``, written in xprun's order (the
-        record last)."""
+        record last); with ``replace``, a directory left by an interrupted generation is
+        written afresh."""
         files = self.files(i, experiment)
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
         run_dir = os.path.join(experiment_dir, str(files.pop("hash")))
+        if replace and os.path.lexists(run_dir):
+            shutil.rmtree(run_dir)
         os.mkdir(run_dir)
         fd = os.open(run_dir, os.O_RDONLY | os.O_DIRECTORY)
         try:
@@ -226,20 +229,78 @@ class Writer:
             os.close(fd)
 
 
+#: Runs written between two checkpoints of the generator (see :func:`log_dir_of`).
+CHUNK = 10_000
+#: What one run takes on disk, with a safety margin: 4 small files and 2 folders, each a
+#: block of 4 KiB on ext4 (on tmpfs, in memory: generate on a disk).
+RUN_BYTES = 28 << 10
+#: The generator stops, saying why, when less memory than this is available before a chunk.
+MIN_AVAILABLE = 2 << 30
+
+
+def _available_memory() -> int | None:
+    """``MemAvailable`` (bytes): free memory plus caches the kernel can drop; None off Linux."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) << 10
+    except OSError:
+        pass
+    return None
+
+
 def log_dir_of(size: int) -> Path:
-    """The generated log directory of ``size`` runs (made once; kept between calls)."""
+    """The generated log directory of ``size`` runs (made once; kept between calls).
+
+    Written as a stream, in chunks of :data:`CHUNK` runs, in constant memory: the writer's
+    templates are the only state (a few dozen texts), and after each chunk the written files
+    are flushed to disk (``os.sync``), so the kernel never holds more than a chunk of dirty
+    pages.  Each finished chunk leaves a mark, so a generation that was stopped (Ctrl-C, or
+    the memory check below) resumes at its first unfinished chunk.  Before it starts it checks
+    the disk has room (about 28 KiB per run: 28 GB for 1M runs), and before each chunk that
+    at least 2 GiB of memory are available; either failing stops it with a message.
+    """
     base = ROOT / str(size)
     done = base / "complete"
-    if done.exists():
-        return base / "logs"
-    shutil.rmtree(base, ignore_errors=True)
     logs = base / "logs"
+    if done.exists():
+        return logs
+    chunks = base / "chunks"
+    if not chunks.is_dir():  # nothing resumable: start afresh
+        shutil.rmtree(base, ignore_errors=True)
+        chunks.mkdir(parents=True)
+    finished = {int(p.name) for p in chunks.iterdir() if p.name.isdigit()}
+    todo = [c for c in range(0, size, CHUNK) if c not in finished]
+    need = sum(min(CHUNK, size - c) for c in todo) * RUN_BYTES
+    free = shutil.disk_usage(base).free
+    if need > free:
+        raise SystemExit(
+            f"bench_reader: {size:,} runs need about {need / 2**30:.1f} GiB under {ROOT}, "
+            f"which has {free / 2**30:.1f} GiB free: set XPRUN_BENCH_READER_DIR to a disk with "
+            "room (a disk, not tmpfs: these are millions of small files)"
+        )
     for e in range(EXPERIMENTS):
-        (logs / f"xp_bench{e}.train").mkdir(parents=True)
+        (logs / f"xp_bench{e}.train").mkdir(parents=True, exist_ok=True)
     writer = Writer()
-    for i in range(size):
-        experiment = f"xp_bench{i % EXPERIMENTS}.train"
-        writer.write(logs / experiment, i, experiment)
+    for first in todo:
+        available = _available_memory()
+        if available is not None and available < MIN_AVAILABLE:
+            raise SystemExit(
+                f"bench_reader: stopped generating {size:,} runs at chunk {first:,}: only "
+                f"{available / 2**30:.1f} GiB of memory available (other jobs?); run again "
+                "to resume from there"
+            )
+        for i in range(first, min(first + CHUNK, size)):
+            experiment = f"xp_bench{i % EXPERIMENTS}.train"
+            writer.write(logs / experiment, i, experiment, replace=True)
+        os.sync()  # this chunk's dirty pages go to disk before the next one is written
+        (chunks / str(first)).touch()
+        if size > 10 * CHUNK:
+            print(
+                f"bench_reader: {min(first + CHUNK, size):,} of {size:,} runs written",
+                file=sys.stderr,
+            )
     done.write_text(str(size))
     return logs
 
@@ -405,12 +466,12 @@ def _measure(log_dir: Path, size: int, rounds: int) -> list[dict]:
     floors: list[float] = []
     samples: dict[str, list[tuple[dict, dict]]] = {"cold": [], "warm": [], "refresh": []}
     for _ in range(rounds):
-        floor = child("floor_cold", log_dir)
-        floors.append(floor["seconds"])
+        hand = child("floor_cold", log_dir)
+        floors.append(hand["seconds"])
         _remove_index(log_dir)
         ours = child("xprun_cold", log_dir)
-        assert ours["result"] == floor["result"] == size, (ours, floor)
-        samples["cold"].append((ours, floor))
+        assert ours["result"] == hand["result"] == size, (ours, hand)
+        samples["cold"].append((ours, hand))
     time.sleep(2.1)  # runs written within 2 s before a scan are re-read by the next one
     child("xprun_cold", log_dir)
     for _ in range(rounds):
@@ -430,11 +491,11 @@ def _measure(log_dir: Path, size: int, rounds: int) -> list[dict]:
     figures = []
     for what, pairs in samples.items():
         value = statistics.median(o["seconds"] for o, _ in pairs)
-        least = statistics.median(f["seconds"] for _, f in pairs)
+        least_seconds = statistics.median(f["seconds"] for _, f in pairs)
         rss = max(o["rss_mib"] for o, _ in pairs)
         note = f"peak RSS {rss:.0f} MiB; median of {rounds}"
         if what != "cold":
-            note += f"; least a hand-written cache does: {least:.3f} s"
+            note += f"; least a hand-written cache does: {least_seconds:.3f} s"
         absolute = ABSOLUTE.get(size, {}).get(what)
         if absolute is not None:
             verdict = "meets" if value <= absolute else "misses"
