@@ -700,10 +700,15 @@ class _SearchLoop:
         search = self.search
         wait = bool(getattr(session.config.option, "wait", False))
         rounds = 0
+        waiting = False
+        resumed_once: set[str] = set()
         while not session.shouldstop and not self.exhausted:
             trials = self.history()
             if self._is_batch:
                 trials = self._with_queued(trials)
+            for trial in trials:  # resumed once by this launch, and interrupted again (a
+                if trial.state == "interrupted" and _params_key(trial.params) in resumed_once:
+                    trial.state = "failed"  # time limit): an end, here; the next launch retries
             ended = sum(1 for t in trials if t.state in ENDED)
             if ended >= search.trials:
                 break
@@ -712,15 +717,18 @@ class _SearchLoop:
             if slots <= 0:
                 if self._is_batch and not wait:
                     break
-                self._say(
-                    f"{self.experiment.nodeid}: {ended} of {search.trials} trials ended, "
-                    f"{len(running)} running elsewhere; waiting for them"
-                )
+                if not waiting:
+                    self._say(
+                        f"{self.experiment.nodeid}: {ended} of {search.trials} trials ended, "
+                        f"{len(running)} running elsewhere; waiting for them"
+                    )
+                    waiting = True
                 time.sleep(max(self.session.heartbeat.interval, 0.5))
                 continue
             runs: list[RunSpec] = []
             resumed = [t for t in trials if t.state == "interrupted"][:slots]
             for trial in resumed:
+                resumed_once.add(_params_key(trial.params))
                 runs += self.runs_for(trial.params, trial.number)
             if len(resumed) < slots:
                 for number, params in self._asked(trials, slots - len(resumed)):
@@ -744,7 +752,10 @@ class _SearchLoop:
         counts = {state: sum(1 for t in trials if t.state == state) for state in ENDED}
         ended = sum(counts.values())
         text = f"search {self.experiment.nodeid}: {ended} of {self.search.trials} trials ended"
-        text += " (" + ", ".join(f"{n} {state}" for state, n in counts.items() if n) + ")"
+        left = sum(1 for t in trials if t.state == "interrupted")
+        parts = [f"{n} {state}" for state, n in counts.items() if n]
+        parts += [f"{left} interrupted, resumed by the next launch"] if left else []
+        text += f" ({', '.join(parts)})" if parts else ""
         done = [t for t in trials if t.state == "complete" and t.value is not None]
         if done:
             pick = min if self.search.direction == "minimize" else max
