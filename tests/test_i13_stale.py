@@ -13,9 +13,11 @@ import re
 import subprocess
 from pathlib import Path
 
+import pytest
 from conftest import git_commit_all
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_slurm import slurm  # noqa: F401  (the fixture: skips without a cluster)
 
 from xprun import codedigest
 
@@ -194,6 +196,25 @@ def test_i13_stale_pool_records_the_work_tree_and_reruns_stale_runs(project):
     rerun = project.run("-q", "-n", "2", "--rerun-stale")
     assert rerun.returncode == 0, rerun.output
     assert "3 complete" in rerun.stdout
+    assert [r["attempt"] for r in project.records()] == [2, 2, 2]
+    assert "3 cached in" in project.run("-q").stdout
+
+
+@pytest.mark.usefixtures("slurm")
+def test_i13_stale_slurm_records_the_work_tree_and_reruns_stale_runs(project):
+    """A real SLURM job runs from the snapshot: ``code.root`` is still the work tree, and
+    ``--rerun-stale`` reaches the batch worker (job spec settings)."""
+    _project(project)
+    git_commit_all(project.root)
+    first = project.run("--scheduler", "slurm", "--wait", "-q", timeout=300)
+    assert first.returncode == 0, first.output
+    records = project.records()
+    assert [r["code"]["root"] for r in records] == [str(project.root)] * 3
+    assert "pkg/deep.py" in records[0]["code"]["files"]
+    _edit(project, "pkg/deep.py", "return x * 2", "return x * 4")
+    assert _stale_count(project.run("-q")) == 3
+    rerun = project.run("--scheduler", "slurm", "--wait", "-q", "--rerun-stale", timeout=300)
+    assert rerun.returncode == 0, rerun.output
     assert [r["attempt"] for r in project.records()] == [2, 2, 2]
     assert "3 cached in" in project.run("-q").stdout
 
