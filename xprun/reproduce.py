@@ -127,8 +127,12 @@ def _rootdir_in(top: Path, record: dict[str, Any], recorded_rel: str | None) -> 
     return top
 
 
-def materialize(run_dir: Path, record: dict[str, Any], log_dir: Path, dest: Path) -> Code:
-    """The run's code in a folder of ``dest`` (see the module docstring, step 1)."""
+def materialize(
+    run_dir: Path, record: dict[str, Any], log_dir: Path, dest: Path, snapshots: Path | None = None
+) -> Code:
+    """The run's code in a folder of ``dest`` (see the module docstring, step 1); a snapshot
+    commit is extracted into ``snapshots`` instead when given, once for all the runs of one
+    snapshot (it is never modified: the other ways patch or fill their copy)."""
     git = record.get("git") if isinstance(record.get("git"), dict) else {}
     assert isinstance(git, dict)
     snapshot = record.get("snapshot") if isinstance(record.get("snapshot"), dict) else None
@@ -139,7 +143,7 @@ def materialize(run_dir: Path, record: dict[str, Any], log_dir: Path, dest: Path
         repo = snapshot.get("repo") if snapshot else git.get("root")
         top = _holder(commit, _places(repo, log_dir))
         if top is not None:
-            root = _extract(top, commit, dest)
+            root = _extract(top, commit, snapshots or dest / "code")
             rel = _text(snapshot.get("rootdir")) if snapshot else None
             return Code(root, _rootdir_in(root, record, rel), f"snapshot {commit[:12]} of {top}")
         missing.append(
@@ -176,10 +180,11 @@ def _not_recorded(record: dict[str, Any], missing: list[str]) -> str:
     )
 
 
-def _extract(top: Path, commit: str, dest: Path) -> Path:
+def _extract(top: Path, commit: str, folder: Path) -> Path:
+    """``folder/<commit>``: the commit's files (``git archive``), extracted once."""
     from .snapshot import extract
 
-    return extract(top, commit, dest / "code")
+    return extract(top, commit, folder)
 
 
 def _from_commit(
@@ -187,7 +192,7 @@ def _from_commit(
 ) -> Code:
     """``git.commit`` + ``git.patch`` + the untracked files (from the source store)."""
     git = record["git"]
-    root = _extract(top, commit, dest)
+    root = _extract(top, commit, dest / "code")
     how = f"commit {commit[:12]} of {top}"
     patch = run_dir / "git.patch"
     if git.get("patch"):
@@ -685,6 +690,21 @@ class Outcome:
     lines: list[str] = field(default_factory=list)
 
 
+@dataclass
+class Shared:
+    """What the reproductions of one command share: a snapshot's extraction, and each
+    ``--env`` environment (by the recorded Python and packages it was built for)."""
+
+    root: Path
+    envs: dict[str, Path] = field(default_factory=dict)
+
+    def env(self, record: dict[str, Any], dest: Path) -> Path:
+        key = json.dumps([record.get("python_executable"), record.get("python"), _packages(record)])
+        if key not in self.envs:
+            self.envs[key] = build_env(record, dest)
+        return self.envs[key]
+
+
 def reproduce(
     run_dir: Path,
     log_dir: Path,
@@ -692,6 +712,7 @@ def reproduce(
     work: Path,
     env: bool,
     out: Any,
+    shared: Shared | None = None,
 ) -> Outcome:
     from .reader.files import Damage, read_json, read_yaml
 
@@ -709,11 +730,15 @@ def reproduce(
     say = out.write
     say(f"reproducing {record['nodeid']} ({record['hash'][:12]})\n")
     work.mkdir(parents=True, exist_ok=True)
-    code = materialize(run_dir, record, log_dir, work)
+    snapshots = shared.root / "snapshots" if shared else None
+    code = materialize(run_dir, record, log_dir, work, snapshots)
     say(f"  code: {code.how}\n")
     for warning in code.warnings:
         say(f"  warning: {warning}\n")
-    python = build_env(record, work) if env else Path(sys.executable)
+    if not env:
+        python = Path(sys.executable)
+    else:
+        python = shared.env(record, work) if shared else build_env(record, work)
     if env:
         say(f"  environment: {python.parent.parent} (recorded package versions, uv)\n")
     scratch = work / "logs"
@@ -854,12 +879,19 @@ def main(argv: list[str]) -> int:
     run_dirs = RunResolver(log_dir).resolve_all(args.runs)
     tolerance = Tolerance(args.rtol, args.atol)
     work_root = Path(tempfile.mkdtemp(prefix="xprun-reproduce-"))
+    shared = Shared(work_root)
     agreed = True
     try:
         for number, run_dir in enumerate(run_dirs):
             try:
                 outcome = reproduce(
-                    run_dir, log_dir, tolerance, work_root / str(number), args.env, sys.stdout
+                    run_dir,
+                    log_dir,
+                    tolerance,
+                    work_root / str(number),
+                    args.env,
+                    sys.stdout,
+                    shared,
                 )
             except NotReproducible as exc:
                 raise UsageError(str(exc)) from None
