@@ -485,6 +485,14 @@ class _Trial:
     hashes: list[str]
 
 
+def _same(a: Any, b: Any) -> bool:
+    """Equal as config values compare in the Reader's queries: ``1 == 1.0``, but a boolean
+    is never a number."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    return bool(a == b)
+
+
 def _params_key(params: Mapping[str, Any]) -> str:
     return json.dumps({k: params[k] for k in sorted(params)}, sort_keys=True, default=repr)
 
@@ -646,17 +654,26 @@ class _SearchLoop:
                 self.reader = Reader(log_dir)
             except FileNotFoundError:
                 return []
+        # One read for every grid point: the grid's keys are read as params too, and each
+        # point takes the runs that have its values.
+        wheres = self._wheres()
+        searched = list(self.search.space)
+        fixed = sorted({key for where in wheres if where for key in where} - set(searched))
+        records = trial_records(
+            log_dir,
+            self.experiment.name,
+            [*searched, *fixed],
+            self.search.objective,
+            reader=self.reader,
+            intermediate=self.search.pruner is not None,
+        )
         per_point = [
-            trial_records(
-                log_dir,
-                self.experiment.name,
-                list(self.search.space),
-                self.search.objective,
-                where,
-                reader=self.reader,
-                intermediate=self.search.pruner is not None,
-            )
-            for where in self._wheres()
+            [
+                dataclasses.replace(r, params={k: r.params[k] for k in searched})
+                for r in records
+                if all(_same(r.params[k], v) for k, v in (where or {}).items())
+            ]
+            for where in wheres
         ]
         return group_trials(per_point)
 
