@@ -295,6 +295,11 @@ def test_i14_cli_hydra_grammar_is_the_space_with_trials(project):
     assert len({t["config"]["lr"] for t in trials}) == 6
     missing = project.run("--trials", "6", *space)
     assert missing.returncode == 4 and "--objective" in missing.stderr
+    nothing = project.run("--trials", "6", "--objective", "outcome.val_loss")
+    assert nothing.returncode == 4 and "no experiment of this launch is searched" in (
+        nothing.stderr
+    )
+    assert len(_trials(project, "xp_train.xp_train")) == 6  # neither ran anything
 
 
 # -- pruning -------------------------------------------------------------------------------

@@ -369,8 +369,17 @@ def _get(config: Mapping[str, Any], dotted: str) -> Any:
 
 
 def xprun_collection_finish(session: Session) -> None:
-    """One line per search: its budget, and how much of it the history has used."""
+    """One line per search: its budget, and how much of it the history has used.  With
+    ``--trials``, some experiment must be searched (else the option would be ignored)."""
     state = _state()
+    option = session.config.option
+    unsearched = state is not None and not state.searched and session.experiments
+    if unsearched and getattr(option, "trials", None) and not session.collect_errors:
+        raise _usage_error(
+            "--trials: no experiment of this launch is searched; give the search space "
+            "as sweeps on the command line (lr=interval(1e-5,1e-1), depth=range(2,9), "
+            "optimizer=sgd,adam) or declare it with @xprun.search"
+        )
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     if state is None or reporter is None or reporter.verbosity < 0:
         return
