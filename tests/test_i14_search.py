@@ -26,6 +26,8 @@ import pytest
 import yaml
 from conftest import Project, git_commit_all
 
+import xprun
+
 pytest.importorskip("optuna")
 
 BOWL = """
@@ -482,3 +484,40 @@ def test_i14_loop_every_sampler_proposes_new_trials_from_a_rebuilt_history(sampl
         loss = (params["x"] - 1) ** 2 + params["n"]
         records.append(TrialRecord(f"h{number}", number, params, "complete", loss, {}))
     assert len({(r.params["x"], r.params["n"]) for r in records}) == 12
+
+
+def test_i14_cli_sweeps_become_these_dimensions():
+    """Hydra's sweeps as a space, by hydra-core's own parser: the stop of range() excluded
+    (as Hydra lists it), the log tag kept, quoted choices as text, plain overrides left."""
+    from optuna.distributions import (
+        CategoricalDistribution,
+        FloatDistribution,
+        IntDistribution,
+    )
+
+    from xprun.searchspace import distributions, space_from_overrides
+
+    space, rest = space_from_overrides(
+        [
+            "lr=tag(log,interval(1e-5,1e-1))",
+            "m=interval(0,0.99)",
+            "depth=range(2,9)",
+            "width=range(8,40,8)",
+            "optimizer=sgd,adam",
+            "act=choice(relu,'leaky relu')",
+            "epochs=5",
+        ]
+    )
+    assert rest == ["epochs=5"]
+    assert distributions(space) == {
+        "lr": FloatDistribution(1e-5, 1e-1, log=True),
+        "m": FloatDistribution(0.0, 0.99),
+        "depth": IntDistribution(2, 8),
+        "width": IntDistribution(8, 32, step=8),
+        "optimizer": CategoricalDistribution(("sgd", "adam")),
+        "act": CategoricalDistribution(("relu", "leaky relu")),
+    }
+    with pytest.raises(xprun.UsageError, match="range\\(3,4,1\\) must hold two values"):
+        space_from_overrides(["depth=range(3,4)"])
+    with pytest.raises(xprun.UsageError, match="a log scale needs low > 0"):
+        space_from_overrides(["lr=tag(log,interval(0,1))"])
