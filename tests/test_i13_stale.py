@@ -343,6 +343,18 @@ def test_i13_stale_code_version_enters_the_hash_and_nothing_else_does(project):
     assert failed.returncode != 0 and "code_version" in failed.output
 
 
+def test_i13_stale_rerun_stale_setting(project):
+    _project(project)
+    assert project.run("-q").returncode == 0
+    _edit(project, "pkg/deep.py", "x * 2", "x * 3")
+    table = '[tool.xprun]\nlog_dir = "xprun_logs"\n[tool.xprun.staleness]\nrerun_stale = '
+    project.write("pyproject.toml", table + '"yes"\n')
+    bad = project.run("-q")
+    assert bad.returncode == 4 and "rerun_stale must be true or false" in bad.stderr
+    project.write("pyproject.toml", table + "true\n")
+    assert "3 complete in" in project.run("-q").stdout
+
+
 def test_i13_stale_blocked_plugin_records_no_code(project):
     _project(project)
     assert project.run("-q", "-p", "no:staleness").returncode == 0

@@ -118,6 +118,13 @@ def current() -> _Staleness | None:
 def xprun_configure(config: Config) -> None:
     table = config.settings.values.get(SETTINGS_TABLE)
     table = dict(table) if isinstance(table, dict) else {}
+    if not isinstance(table.get("rerun_stale", False), bool):
+        from .errors import UsageError
+
+        raise UsageError(
+            f"[tool.xprun.{SETTINGS_TABLE}] rerun_stale must be true or false, got "
+            f"{table['rerun_stale']!r}"
+        )
     staleness = _Staleness(config)
     # Job specs record the settings: workers and cluster jobs rerun stale runs too.
     config.settings.values[SETTINGS_TABLE] = {**table, "rerun_stale": staleness.rerun}
