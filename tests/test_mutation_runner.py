@@ -83,7 +83,7 @@ def test_i10_03_a_forced_rerun_that_died_before_its_record_is_set_aside_again_wh
         patch.setattr(runner, "start_record", lambda *a: (_ for _ in ()).throw(_Crash()))
         with pytest.raises(_Crash):
             inprocess.run("-k", "i=0", "--force")
-    (run_dir,) = inprocess.log_dir.glob("*/*")
+    (run_dir,) = inprocess.log_dir.glob("xp_count.*/*")  # not the dot folders (sessions)
     # Until the new record says running, the run still reads complete, with its outcome.
     assert json.loads((run_dir / "run.json").read_text())["status"] == "complete"
     assert json.loads((run_dir / "outcome.json").read_text()) == {"i": 0}
@@ -107,7 +107,7 @@ def test_i10_03_a_forced_rerun_that_died_keeps_the_replaced_attempts_files(
         with pytest.raises(_Crash):
             inprocess.run("-k", "i=0", "--force")
     assert inprocess.run("-k", "i=0", "--force").ret == 0
-    (run_dir,) = inprocess.log_dir.glob("*/*")
+    (run_dir,) = inprocess.log_dir.glob("xp_count.*/*")  # not the dot folders (sessions)
     assert (run_dir / "previous" / "1" / "stdout.log").read_text() == "output of run 0\n"
     assert [p.name for p in (run_dir / "previous").iterdir()] == ["1"]
 

@@ -321,7 +321,7 @@ def test_i8_17_a_full_disk_names_the_disk_stops_launching_and_leaves_records_hon
     assert result.returncode == 1, result.output
     assert f"mounted at {small_disk}" in result.output and "is full" in result.output
     assert "stopped launching runs" in result.output
-    assert len(list((small_disk / "logs").glob("*/*"))) == 1  # the rest was not attempted
+    assert len(list((small_disk / "logs").glob("xp_disk.*/*"))) == 1  # the rest: not attempted
     listing = project.run("--collect-only")
     states = [line.split()[0] for line in listing.stdout.splitlines() if "::" in line]
     assert "running" not in states and "complete" not in states, listing.stdout
