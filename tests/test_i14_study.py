@@ -173,6 +173,33 @@ def test_i14_study_records_read_a_format_1_run(bowl: Project, tmp_path: Path) ->
     ]
 
 
+def test_i14_study_records_objective_not_a_number_is_failed(bowl: Project, tmp_path: Path) -> None:
+    """A complete run whose objective is NaN, text or a boolean is told as failed; an
+    infinite one is a value (Optuna takes it)."""
+    import shutil
+
+    copy = tmp_path / "logs"
+    shutil.copytree(bowl.log_dir, copy, ignore=shutil.ignore_patterns(".xprun-index"))
+    original = trial_records(bowl.log_dir, EXPERIMENT, PARAMS, "outcome.val_loss")
+    complete = [r for r in original if r.state == "complete"]
+    texts = [
+        '{"val_loss": NaN}',
+        '{"val_loss": "low"}',
+        '{"val_loss": true}',
+        '{"val_loss": Infinity}',
+    ]
+    for record, text in zip(complete, texts, strict=False):
+        (copy / EXPERIMENT / record.hash / "outcome.json").write_text(text)
+    changed = {r.hash: r for r in trial_records(copy, EXPERIMENT, PARAMS, "outcome.val_loss")}
+    assert [(changed[r.hash].state, changed[r.hash].value) for r in complete[:4]] == [
+        ("failed", None),
+        ("failed", None),
+        ("failed", None),
+        ("complete", float("inf")),
+    ]
+    assert all(changed[r.hash] == r for r in original if r not in complete[:4])
+
+
 SLOW = """
 import os, time
 import xprun
