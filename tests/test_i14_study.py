@@ -375,6 +375,8 @@ def test_i14_study_pruner_decides_as_in_a_live_study(pruner: str) -> None:
     assert [t.values for t in rebuilt.trials] == [t.values for t in live.trials]
     fates = [[run(s, x).state for x in (0.05, 0.3, 0.95, 0.6)] for s in (live, rebuilt)]
     assert fates[0] == fates[1]
+    plain = build_study(records, x_space, "minimize", None, make(), replay=False)
+    assert all(not t.system_attrs for t in plain.trials)  # restored otherwise by the caller
 
 
 def test_i14_study_best_so_far() -> None:

@@ -256,6 +256,7 @@ def build_study(
     pruner: Any | None = None,
     *,
     study_name: str = STUDY_NAME,
+    replay: bool = True,
 ) -> optuna.Study:
     """An in-memory study holding each record as a frozen trial, in ``number`` order.
 
@@ -263,6 +264,10 @@ def build_study(
     not fit them (another set of keys, a value outside the space) are left out.  The study's
     name is fixed (``study_name``), because Hyperband assigns a trial's bracket from it and
     the trial number: a random name would change the brackets at every rebuild.
+
+    With a successive-halving or Hyperband ``pruner``, each trial's steps are replayed
+    through it (:func:`_replay`), so the rebuilt trials hold the rungs it records; pass
+    ``replay=False`` when they are restored otherwise (their recorded system attributes).
     """
     import optuna
     from optuna.trial import TrialState
@@ -290,7 +295,7 @@ def build_study(
     finally:
         logger.set_verbosity(verbosity)
     names = set(distributions)
-    replay = _keeps_state(pruner)
+    replay = replay and _keeps_state(pruner)
     trials = []
     for record in sorted(records, key=lambda r: r.number):
         if set(record.params) != names:
