@@ -154,3 +154,33 @@ def test_i11_pool_no_more_early_workers_than_runs_are_kept(project):
     assert len(pids) == 3, pids
     assert all(_gone(pid) for pid in pids)
     assert "interrupted" not in result.output and "Traceback" not in result.output
+
+
+def test_i11_reader_index_columns_keep_rows_aligned_across_run_shapes():
+    # The cold index stores rows column by column, remembering each row shape (complete runs
+    # have outcome.*, failed ones error.*): every column keeps one value per row, missing
+    # ones pd.NA, columns in first-seen order, an empty row included.
+    import pandas as pd
+
+    from xprun.reader.index import Columns
+
+    columns = Columns()
+    shapes = [
+        {"hash": "a", "outcome.acc": 1.0},
+        {"hash": "b", "error.type": "E"},
+        {"hash": "c", "outcome.acc": 2.0},
+        {},
+        {"hash": "d", "outcome.acc": None, "extra": 3},
+        {"hash": "e", "outcome.acc": 4.0},
+    ]
+    for row in shapes:
+        columns.add(row)
+    assert columns.count == 6
+    assert list(columns.columns) == ["hash", "outcome.acc", "error.type", "extra"]
+    as_text = {k: ["NA" if v is pd.NA else v for v in c] for k, c in columns.columns.items()}
+    assert as_text == {
+        "hash": ["a", "b", "c", "NA", "d", "e"],
+        "outcome.acc": [1.0, "NA", 2.0, "NA", None, 4.0],
+        "error.type": ["NA", "E", "NA", "NA", "NA", "NA"],
+        "extra": ["NA", "NA", "NA", "NA", 3, "NA"],
+    }

@@ -300,6 +300,10 @@ class Index:
         return [Skipped(Path(p), r) for p, r in zip(rows["path"], rows["_skip"], strict=True)]
 
 
+#: Row shapes :class:`Columns` remembers at once (logs whose runs all differ in keys).
+_MAX_SHAPES = 256
+
+
 class Columns:
     """Rows as they are read, stored column by column (a dict of lists): no row object is
     kept, so memory holds each value once, and the table is built from lists directly."""
@@ -310,29 +314,36 @@ class Columns:
         self.columns: dict[str, list[Any]] = {}
         self.count = 0
         self._absent = pd.NA  # a run without the key (None is a key set to null)
-        self._names: tuple[str, ...] = ()  # the columns, in order, when the last row had all
-        self._lists: tuple[list[Any], ...] = ()
+        # A row's keys → (the lists its values go to, the lists it leaves missing).  Runs of
+        # a sweep share a few shapes (complete, failed): a row then costs its appends only,
+        # whatever the other shapes added; a new column makes every shape be worked out anew.
+        self._shapes: dict[tuple[str, ...], tuple[tuple[list[Any], ...], ...]] = {}
 
     def add(self, row: dict[str, Any]) -> None:
-        columns, count = self.columns, self.count
-        if len(row) == len(self._names) and tuple(row) == self._names:  # a sweep's usual row
-            for column, value in zip(self._lists, row.values()):  # noqa: B905 (same length)
-                column.append(value)
-            self.count = count + 1
-            return
-        for name, value in row.items():
-            found = columns.get(name)
-            if found is None:
-                found = columns[name] = [self._absent] * count
-            found.append(value)
-        self.count = count = count + 1
-        if len(row) != len(columns):  # a column this row lacks: missing
-            for column in columns.values():
-                if len(column) < count:
-                    column.append(self._absent)
-            self._names = self._lists = ()
-        else:
-            self._names, self._lists = tuple(row), tuple(columns[name] for name in row)
+        keys = tuple(row)
+        shape = self._shapes.get(keys)
+        if shape is None:
+            shape = self._shape(keys)
+        present, missing = shape
+        for column, value in zip(present, row.values()):  # noqa: B905 (same length)
+            column.append(value)
+        absent = self._absent
+        for column in missing:
+            column.append(absent)
+        self.count += 1
+
+    def _shape(self, keys: tuple[str, ...]) -> tuple[tuple[list[Any], ...], ...]:
+        columns = self.columns
+        added = [name for name in keys if name not in columns]
+        for name in added:  # earlier rows lack it
+            columns[name] = [self._absent] * self.count
+        if added or len(self._shapes) >= _MAX_SHAPES:
+            self._shapes.clear()
+        names = set(keys)
+        present = tuple(columns[name] for name in keys)
+        missing = tuple(column for name, column in columns.items() if name not in names)
+        shape = self._shapes[keys] = (present, missing)
+        return shape
 
     def in_run_order(self) -> dict[str, list[Any]]:
         """The columns with rows sorted by experiment, then hash (skipped rows last)."""
