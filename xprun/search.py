@@ -1006,6 +1006,7 @@ class Trial:
             search.direction,
             optuna.samplers.RandomSampler(seed=0),
             make_pruner(search.pruner),
+            replay=False,  # the rungs the siblings reached are restored from trial.json
         )
         storage = study._storage
         for trial in study.get_trials(deepcopy=False):
