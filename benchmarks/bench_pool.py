@@ -2,7 +2,8 @@
 
     python benchmarks/bench_pool.py [--runs 200] [--rounds 5] [--dir /dev/shm]
 
-Both sides are whole processes started afresh, timed alternately round after round:
+Both sides are whole processes started afresh, timed alternately round after round, after
+one unmeasured round each (bytecode, caches and the snapshot then are as on any later launch):
 
 - floor: ``multiprocessing.Pool(2)`` in a script that maps the same function (sleep 50 ms,
   return ``{"i": i}``) over N inputs and writes each result to ``<i>/outcome.json``, the
@@ -94,12 +95,15 @@ def measure(n: int, rounds: int, where: str | None) -> tuple[float, float]:
     with tempfile.TemporaryDirectory(dir=where, prefix="xprun-pool-") as tmp:
         root = Path(tmp)
         project = make_project(root, n)
+        # Bytecode is written as it is for users: with PYTHONDONTWRITEBYTECODE (set on some
+        # machines), every process would compile each module whose .pyc is stale again.
         env = {**os.environ, "XPRUN_DISABLE_PLUGIN_AUTOLOAD": "1"}
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
         counter = iter(range(10**6))
 
         def floor() -> None:
             out = root / f"floor{next(counter)}"
-            subprocess.run([sys.executable, str(root / "floor.py"), str(out)], check=True)
+            subprocess.run([sys.executable, str(root / "floor.py"), str(out)], check=True, env=env)
             shutil.rmtree(out)
 
         def xprun() -> None:
@@ -114,6 +118,8 @@ def measure(n: int, rounds: int, where: str | None) -> tuple[float, float]:
                 raise SystemExit(f"xprun -n 2 failed:\n{proc.stdout}{proc.stderr}")
             shutil.rmtree(project / "xprun_logs")
 
+        floor()  # one unmeasured round each: .pyc files, the package-version cache and the
+        xprun()  # snapshot's extraction are then as on every later launch
         return paired(floor, xprun, rounds)
 
 
