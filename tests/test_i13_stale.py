@@ -491,3 +491,62 @@ def test_i13_stale_docs_name_what_exists():
     for needed in ("--rerun-stale", "xprun why", "code_version", "stale"):
         assert needed in section
     assert "| `code` |" in (docs / "run-directory.md").read_text()
+
+
+def test_i13_stale_a_changed_fixture_in_a_conftest_makes_its_users_stale(project):
+    """A fixture computes part of every result that uses it: its conftest.py is part of the
+    code of the experiments whose closure holds it, and only of those."""
+    project.write(
+        "sub/conftest.py",
+        """\
+        import xprun
+
+
+        @xprun.fixture
+        def offset():
+            return 10
+        """,
+    )
+    project.write(
+        "sub/xp_uses.py",
+        """\
+        import xprun
+
+
+        @xprun.grid(x=[1, 2])
+        def xp_uses(config, offset):
+            return {"y": config.x + offset}
+        """,
+    )
+    project.write(
+        "sub/xp_plain.py",
+        """\
+        import xprun
+
+
+        @xprun.grid(x=[1, 2])
+        def xp_plain(config):
+            return {"y": config.x}
+        """,
+    )
+    assert project.run("-q").returncode == 0
+    records = {r["nodeid"].split("::")[1].split("[")[0]: r for r in project.records()}
+    assert "sub/conftest.py" in records["xp_uses"]["code"]["files"]
+    assert "sub/conftest.py" not in records["xp_plain"]["code"]["files"]
+    project.write(
+        "sub/conftest.py",
+        """\
+        import xprun
+
+
+        @xprun.fixture
+        def offset():
+            return 20
+        """,
+    )
+    result = project.run("-q")
+    assert result.returncode == 0, result.output
+    assert _stale_count(result) == 2, result.output
+    listed = project.run("--collect-only", "-q")
+    stale_lines = [line for line in listed.stdout.splitlines() if "stale" in line]
+    assert len(stale_lines) == 2 and all("xp_uses" in line for line in stale_lines), listed.stdout

@@ -285,18 +285,23 @@ class _Resolver:
 
 
 def module_files(
-    module: ModuleType | Path | str, rootdir: Path, exclude: Iterable[Path] = ()
+    module: ModuleType | Path | str,
+    rootdir: Path,
+    exclude: Iterable[Path] = (),
+    also: Iterable[Path | str] = (),
 ) -> list[str]:
     """The files an experiment's code is: ``module``'s (a module, or its file) and every
-    project-local module's it imports, transitively (absolute paths, sorted)."""
+    project-local module's it imports, transitively (absolute paths, sorted); ``also``:
+    more files to start from (the conftest.py files defining the experiment's fixtures)."""
     rootdir = Path(rootdir).resolve()
     resolver = _Resolver(rootdir, exclude)
     start = module if isinstance(module, Path | str) else getattr(module, "__file__", None)
     first = str(Path(start).resolve()) if start else None
     if first is None:
         return []
-    seen = {first}
-    todo = [first]
+    starts = [first, *(f for f in map(resolver._file, map(str, also)) if f is not None)]
+    seen = set(starts)
+    todo = list(starts)
     while todo:
         path = todo.pop()
         parsed = _read(path)
@@ -333,14 +338,16 @@ def experiment_code(
     *,
     root: Path | str | None = None,
     version: int | None = None,
+    also: Iterable[Path | str] = (),
 ) -> dict[str, Any]:
     """The ``code`` object of ``run.json`` for an experiment module: ``digest`` (of
     ``files``), ``root`` (``root``, else ``rootdir``: the user's work tree, where ``xprun
     why`` and the Reader find today's files), ``files`` (path relative to ``rootdir``,
-    posix → file digest) and ``version`` (``code_version``)."""
+    posix → file digest) and ``version`` (``code_version``); ``also``: files the experiment's
+    code includes besides its module's imports (its fixtures' conftest.py files)."""
     rootdir = Path(rootdir).resolve()
     files: dict[str, str] = {}
-    for path in module_files(module, rootdir, exclude):
+    for path in module_files(module, rootdir, exclude, also):
         digest = file_digest(path)
         if digest is not None and Path(path).is_relative_to(rootdir):  # the project's
             files[Path(path).relative_to(rootdir).as_posix()] = digest

@@ -84,6 +84,7 @@ class _Staleness:
                 [config.log_dir, config.snapshot_dir],
                 root=self.root(),
                 version=getattr(experiment.declaration, "code_version", None),
+                also=_fixture_files(experiment),
             )
         return found
 
@@ -105,6 +106,19 @@ class _Staleness:
         if not record or record.get("status") != Status.COMPLETE:
             return False
         return self.is_stale(run, record)
+
+
+def _fixture_files(experiment: Experiment) -> list[str]:
+    """The files defining the fixtures the experiment's runs set up (its closure): a
+    fixture in a conftest.py computes part of every result, as the module does.  Files
+    outside the rootdir (xprun's built-in fixtures, installed plugins) are left out by
+    ``experiment_code``."""
+    files = set()
+    for fixture in experiment.fixtures.values():
+        code = getattr(getattr(fixture, "func", None), "__code__", None)
+        if code is not None:
+            files.add(code.co_filename)
+    return sorted(files)
 
 
 _sessions: list[_Staleness] = []  # the configured session's (one configures at a time)
