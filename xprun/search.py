@@ -329,10 +329,23 @@ def xprun_generate_runs(experiment: Experiment, session: Session) -> Any:
             f"the command line; leave it out (or fix it in the config and drop it from the "
             "search)"
         )
+    state = _state()
+    cli_keys = set((state.cli or {}).get("space") or {}) if state is not None else set()
     gridded = sorted(
         {k for g in experiment.declaration.grids for z in g.factors for k, _ in z.axes}
         & set(search.space)
     )
+    if set(gridded) & cli_keys:
+        # The command line's search replaces the grid's axes of its keys, as a command-line
+        # sweep of a gridded key does (expand.py): the user cannot edit the grid from there.
+        from .declare import Grid
+        from .expand import _grid_factors
+
+        factors = tuple(_grid_factors(experiment, cli_keys))
+        experiment.declaration = dataclasses.replace(
+            experiment.declaration, grids=[Grid(factors)] if factors else []
+        )
+        gridded = [k for k in gridded if k not in cli_keys]
     if gridded:
         raise _usage_error(
             f"{experiment.nodeid}: {gridded[0]} is both searched and swept by @xprun.grid; keep one"

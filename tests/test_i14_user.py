@@ -1,0 +1,55 @@
+"""Issue 14 as a demanding new user tries it: the defects found, each through the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+from conftest import Project
+
+pytest.importorskip("optuna")
+
+GRIDDED = """
+import xprun
+
+@xprun.config({"lr": 0.1, "seed": 0})
+@xprun.grid(lr=[0.1, 0.01], seed=[0, 1])
+def xp_fit(config):
+    return {"loss": (config.lr - 0.05) ** 2 + config.seed}
+"""
+
+
+def test_i14_user_cli_search_replaces_a_grid_axis(project: Project) -> None:
+    """A command-line search of a key that @xprun.grid sweeps replaces that axis, as any
+    command-line sweep of a gridded key does (the user cannot 'keep one' from the command
+    line); the grid's other keys stay grid points of each trial."""
+    project.write("xp_fit.py", GRIDDED)
+    result = project.run(
+        "--trials", "2", "lr=interval(0.001,0.5)", "--objective", "outcome.loss", "-q"
+    )
+    assert result.returncode == 0, result.output
+    configs = [yaml.safe_load((d / "config.yaml").read_text()) for d in project.run_dirs()]
+    assert len(configs) == 4  # 2 trials x the grid's 2 seeds
+    assert sorted(c["seed"] for c in configs) == [0, 0, 1, 1]
+    lrs = {c["lr"] for c in configs}
+    assert len(lrs) == 2 and not lrs & {0.1, 0.01}
+    assert all(0.001 <= lr <= 0.5 for lr in lrs)
+    searched = [json.loads((d / "run.json").read_text())["search"] for d in project.run_dirs()]
+    assert all(s["params"] == ["lr"] for s in searched)
+
+
+def test_i14_user_declared_search_and_grid_still_refused(project: Project) -> None:
+    """The refusal stays for a key that the code itself both searches and grids."""
+    project.write(
+        "xp_fit.py",
+        GRIDDED.replace(
+            "@xprun.grid(lr=[0.1, 0.01], seed=[0, 1])",
+            '@xprun.search(lr=xprun.uniform(0.0, 1.0), objective="outcome.loss", trials=2)\n'
+            "@xprun.grid(lr=[0.1, 0.01], seed=[0, 1])",
+        ),
+    )
+    result = project.run("-q")
+    assert result.returncode == 4
+    assert "lr is both searched and swept by @xprun.grid" in result.output
+    assert project.run_dirs() == []
