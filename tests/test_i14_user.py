@@ -53,3 +53,17 @@ def test_i14_user_declared_search_and_grid_still_refused(project: Project) -> No
     assert result.returncode == 4
     assert "lr is both searched and swept by @xprun.grid" in result.output
     assert project.run_dirs() == []
+
+
+def test_i14_user_misspelt_objective_is_named(project: Project) -> None:
+    """Every trial complete but told as failed because the objective is not in any outcome
+    (a typo in --objective): the summary says so and lists the outcome keys there are,
+    instead of only '2 failed' beside runs that all completed."""
+    project.write("xp_fit.py", GRIDDED.replace(", seed=[0, 1]", ""))
+    result = project.run("--trials", "2", "lr=interval(0.001,0.5)", "--objective", "outcome.lsos")
+    assert result.returncode == 0, result.output
+    assert "2 of 2 trials ended (2 failed)" in result.output
+    assert "no complete run recorded outcome.lsos" in result.output
+    assert "outcome.loss" in result.output
+    result = project.run("--trials", "2", "lr=interval(0.001,0.5)", "--objective", "outcome.loss")
+    assert "no complete run recorded" not in result.output

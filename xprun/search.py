@@ -802,7 +802,26 @@ class _SearchLoop:
             shown = ", ".join(f"{k}={v!r}" for k, v in best.params.items())
             text += f"; best {self.search.objective} = {best.value:g}"
             text += f" (trial {best.number}: {shown})"
+        elif counts["failed"] and self.reader is not None:
+            text += self._objective_missing()
         self.state.lines.append(text)
+
+    def _objective_missing(self) -> str:
+        """Why complete runs were told as failed, when none recorded the objective (a
+        misspelt ``--objective``): the keys their outcomes do have."""
+        from .study import parse_objective
+
+        key = parse_objective(self.search.objective).key
+        runs = self.reader.experiment(self.experiment.name)
+        frame = runs.to_pandas(["status", key])
+        complete = frame[frame["status"] == "complete"]
+        if not len(complete) or complete[key].notna().any():
+            return ""
+        known = [c for c in runs.to_pandas().columns if c.startswith("outcome.")]
+        return (
+            f"; no complete run recorded {self.search.objective} (is it misspelt? outcome "
+            f"keys: {', '.join(known) or 'none'})"
+        )
 
     def _dispatch(self, runs: list[RunSpec]) -> None:
         session = self.session
