@@ -69,6 +69,14 @@ TESTS: dict[str, list[str]] = {
     # Node-id and hash selection only (run with --only on its functions: large modules).
     "xprun.collect": ["tests/test_mutation_i12_selection.py"],
     "xprun.session": ["tests/test_mutation_i12_selection.py"],
+    # Issues 13 and 14: each module's unit tests in the issue's test file (its CLI tests run
+    # xprun in a subprocess, and are deselected), and test_mutation_i1<N>_<module>.py with
+    # in-process and unit tests written where mutation testing found a rule unchecked.
+    "xprun.codedigest": ["tests/test_mutation_i13_codedigest.py", "tests/test_i13_stale.py"],
+    "xprun.runref": ["tests/test_mutation_i13_runref.py", "tests/test_i13_reproduce.py"],
+    "xprun.trash": ["tests/test_mutation_i13_cleanup.py", "tests/test_i13_cleanup.py"],
+    # What rm and gc delete (run with --only on the deciding functions: a large module).
+    "xprun.cleanup": ["tests/test_mutation_i13_cleanup.py", "tests/test_i13_cleanup.py"],
 }
 
 #: The lowest score each module may have (issue 10): raised, never lowered.
