@@ -173,3 +173,28 @@ def test_i12_14_packages_are_recorded_by_distribution_name(project, tmp_path):
         assert packages["xprun"] == "0.1.0"
     assert first["packages"] == second["packages"]
     assert cached
+
+
+def test_i11_the_distributions_cache_keeps_a_bounded_number_of_files(tmp_path, monkeypatch):
+    """Each installed set makes a new cache file; the folder must not grow with every
+    environment ever seen (a machine had 3,000 of them): the newest CACHE_KEEP stay."""
+    import os
+
+    from xprun import metadata
+
+    folder = tmp_path / "xprun"
+    folder.mkdir()
+    old = []
+    for i in range(metadata.CACHE_KEEP + 5):
+        path = folder / f"distributions-old{i:02d}.json"
+        path.write_text("{}")
+        os.utime(path, ns=(i * 10**9, i * 10**9))  # written in this order
+        old.append(path)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(metadata, "_DISTRIBUTIONS", None)
+    found = metadata.import_distributions()
+    assert "yaml" in found  # built, not read from a stale file
+    left = sorted(p.name for p in folder.glob("distributions-*.json"))
+    assert len(left) == metadata.CACHE_KEEP + 1
+    assert set(left) >= {p.name for p in old[-metadata.CACHE_KEEP :]}  # the newest kept
+    assert not any(p.exists() for p in old[:5])  # the oldest removed

@@ -7,6 +7,7 @@ commits, or a detached HEAD are recorded as such, never raised.
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import os
 import platform
@@ -188,9 +189,28 @@ def import_distributions() -> Mapping[str, list[str]]:
 
         path.parent.mkdir(parents=True, exist_ok=True)
         write_text_atomic(path, json.dumps(_DISTRIBUTIONS))
+        _prune_cache(path.parent, keep=path)
     except OSError:
         pass  # a read-only home: computed again by the next process
     return _DISTRIBUTIONS
+
+
+#: Cache files kept besides a new one: a few environments (venvs, upgrades) alternate.
+CACHE_KEEP = 16
+
+
+def _prune_cache(folder: Path, keep: Path) -> None:
+    """Remove all but the :data:`CACHE_KEEP` most recently written cache files: each install
+    makes a new key, and the folder must not grow with every environment ever seen."""
+    found = []
+    for entry in folder.glob("distributions-*.json"):
+        if entry != keep:
+            with contextlib.suppress(OSError):
+                found.append((entry.stat().st_mtime_ns, entry))
+    found.sort(reverse=True)
+    for _, entry in found[CACHE_KEEP:]:
+        with contextlib.suppress(OSError):
+            entry.unlink()  # another process may have removed it, or be reading it: harmless
 
 
 def _untracked(repo: Any, exclude: list[Path]) -> list[str]:
