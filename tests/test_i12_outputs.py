@@ -493,3 +493,17 @@ def test_i12_completion_scripts_load(project: Project) -> None:
         check = subprocess.run(["zsh", "-n"], input=zsh.stdout, text=True, capture_output=True)
         assert check.returncode == 0, check.stderr
     assert project.run("completion", "fish").returncode == 4
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+def test_i13_completion_knows_the_options_of_every_built_in_command(project: Project) -> None:
+    """A command added by a built-in plugin (why, reproduce, diff, rm, gc) must complete its
+    options too: the completion table is checked against the commands that exist."""
+    from xprun.cli import builtin_commands
+    from xprun.completion import _PARSERS
+
+    without_options = {"run", "worker", "completion"}
+    names = {command.name for command in builtin_commands()} - without_options
+    assert names <= set(_PARSERS), names - set(_PARSERS)
+    assert "--yes" in _complete(project, ["xprun", "gc", "--"])
+    assert "--log-dir" in _complete(project, ["xprun", "why", "--"])

@@ -83,6 +83,9 @@ _PARSERS = {
     "status": "xprun.status:make_parser",
     "diff": "xprun.diff:make_parser",
     "reproduce": "xprun.reproduce:make_parser",
+    "why": "xprun.staleness:make_parser",
+    "rm": "xprun.cleanup:make_rm_parser",
+    "gc": "xprun.cleanup:make_gc_parser",
 }
 #: Options whose value is a file or folder.
 _PATH_METAVARS = ("DIR", "PATH", "LOG_DIR", "FILE.png", "FILE")

@@ -212,7 +212,7 @@ def xprun_subcommand() -> Iterable[Command]:
 # -- xprun why ---------------------------------------------------------------------------------
 
 
-def _parser() -> Any:
+def make_parser() -> Any:
     from .options import ArgumentParser
     from .runref import add_log_dir_option
 
@@ -237,7 +237,7 @@ def why_main(argv: list[str]) -> int:
     from .show import warnings_to_stderr
 
     try:
-        args = _parser().parse_args(argv)
+        args = make_parser().parse_args(argv)
         log_dir = default_log_dir(args.log_dir)
         with warnings_to_stderr():
             found = RunResolver(log_dir).resolve_all(args.runs)
