@@ -67,3 +67,29 @@ def test_i14_user_misspelt_objective_is_named(project: Project) -> None:
     assert "outcome.loss" in result.output
     result = project.run("--trials", "2", "lr=interval(0.001,0.5)", "--objective", "outcome.loss")
     assert "no complete run recorded" not in result.output
+
+
+def test_i14_user_study_view_of_a_search_with_a_grid(project: Project) -> None:
+    """A search with a grid: the study view lists each trial's runs, so it shows the grid's
+    key (which tells a trial's rows apart) and counts trials as the launcher does."""
+    project.write(
+        "xp_fit.py",
+        GRIDDED.replace(
+            "@xprun.grid(lr=[0.1, 0.01], seed=[0, 1])",
+            '@xprun.search(lr=xprun.uniform(0.0, 1.0), objective="outcome.loss", trials=2,'
+            ' sampler="random")\n@xprun.grid(seed=[0, 1])',
+        ),
+    )
+    result = project.run("-q")
+    assert result.returncode == 0, result.output
+    assert len(project.run_dirs()) == 4
+    shown = project.run("show")
+    assert shown.returncode == 0, shown.output
+    lines = shown.stdout.splitlines()
+    assert lines[0].startswith("xp_fit.xp_fit: 2 trials, 4 runs (4 complete)"), lines[0]
+    header = lines[2].split()
+    assert "config.seed" in header and "config.lr" in header
+    seeds = sorted(line.split()[header.index("config.seed")] for line in lines[3:])
+    assert seeds == ["0", "0", "1", "1"]
+    rows = json.loads(project.run("show", "-f", "json").stdout)
+    assert sorted(r["config.seed"] for r in rows) == [0, 0, 1, 1]

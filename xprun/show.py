@@ -245,6 +245,11 @@ def study_view(runs: Any, args: argparse.Namespace) -> tuple[Any, str]:
     found = study.view(runs, args.objective, args.direction)
     settings, records = found.settings, found.records
     frame = study.study_frame(records, settings.objective, settings.direction)
+    # With a grid, each trial is a run per grid point: its keys tell a trial's rows apart.
+    grid = [c for c in _default_columns(runs.to_pandas()) if c.startswith("config.")]
+    grid = [c for c in grid if c not in frame.columns]
+    if grid and len(frame):
+        frame = frame.merge(runs.to_pandas(["hash", *grid]), on="hash", how="left")
     if args.format in ("table", "markdown"):
         frame["hash"] = frame["hash"].str[:12]
     counts = ", ".join(
@@ -252,8 +257,10 @@ def study_view(runs: Any, args: argparse.Namespace) -> tuple[Any, str]:
         for s in study.STATES
         if any(r.state == s for r in records)
     )
+    trials = len({json.dumps(r.params, sort_keys=True, default=str) for r in records})
+    size = f"{trials} trials, {len(records)} runs" if grid else f"{len(records)} trials"
     head = (
-        f"{found.experiment}: {len(records)} trials ({counts or 'none'}), "
+        f"{found.experiment}: {size} ({counts or 'none'}), "
         f"{settings.direction} {settings.objective}\n"
     )
     top = study.best(records, settings.direction)
