@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 
 from xprun import codedigest
 
@@ -61,3 +62,92 @@ def test_i13_mut_codedigest_a_module_without_a_file_has_no_code(tmp_path):
     assert codedigest.module_files(ModuleType("made_in_memory"), tmp_path) == []
     code = codedigest.experiment_code(ModuleType("made_in_memory"), tmp_path)
     assert code["files"] == {} and code["digest"] == codedigest.code_digest({})
+
+
+#: A source with a module docstring, a function with one, defaults, an annotation, a class
+#: with bases, a keyword, an attribute and a method.
+RECORDED = '''"""Module doc."""
+import os
+
+def f(a, b=1, *args, **kw):
+    """Doc."""
+    x: int = a + b
+    return x
+
+class A(Base, metaclass=M):
+    n = 2
+    def m(self):
+        return u"t"
+'''
+
+
+def test_i13_mut_codedigest_digests_are_those_recorded_before():
+    """A run records these digests, and a later xprun, on another Python, compares today's
+    with them: they must not change, or every result would read stale.  The values were
+    computed when the format was made; the tree's dump they hash was checked to be the same
+    on Python 3.11, 3.12 (new empty fields: ``type_params``) and 3.13."""
+    assert codedigest.source_digest(RECORDED) == "4656ddf5c118b2d0a09daac96fe33c10"
+    assert codedigest.function_digests(RECORDED) == {
+        "f": "bafdfc03842df0c3c3198e1bf96c849c",
+        "A.m": "aa67f0ad444b290fca73b8ecd7c6f095",
+        "A": "fa0dfdbeb419ebb644841e696fd780a5",
+        "<module>": "7648f880cd098768d0dea10db7fb6416",
+    }
+
+
+def test_i13_mut_codedigest_the_statement_after_a_docstring_counts():
+    for template in ('def f():\n    """doc"""\n    return {}\n', '"""doc"""\nx = {}\n'):
+        one, two = template.format(1), template.format(2)
+        assert codedigest.source_digest(one) != codedigest.source_digest(two), template
+        assert codedigest.function_digests(one) != codedigest.function_digests(two), template
+
+
+def test_i13_mut_codedigest_a_file_changed_in_the_racy_window_is_read_again(tmp_path):
+    """A file whose modification time is not yet 2 seconds old (here: in the future, so
+    the test does not depend on how fast it runs) is never taken from the cache: an edit
+    of the same size in the same clock tick would be missed."""
+    path = tmp_path / "racy.py"
+    future = time.time_ns() + 3600 * 10**9
+    path.write_text("x = 1\n")
+    os.utime(path, ns=(future, future))
+    assert codedigest.file_digest(path) == codedigest.source_digest("x = 1\n")
+    path.write_text("x = 2\n")  # same size, same modification time
+    os.utime(path, ns=(future, future))
+    assert codedigest.file_digest(path) == codedigest.source_digest("x = 2\n")
+
+
+def test_i13_mut_codedigest_an_imported_file_too_large_to_read_is_not_in_the_code(
+    tmp_path, monkeypatch
+):
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "xp_m.py").write_text("import big_table\nimport helper\n")
+    (root / "helper.py").write_text("x = 1\n")
+    with open(root / "big_table.py", "wb") as file:
+        file.truncate(16 * 1024 * 1024 + 1)  # counts as gone: not read, no digest
+    monkeypatch.syspath_prepend(str(root))
+    code = codedigest.experiment_code(root / "xp_m.py", root)
+    assert sorted(code["files"]) == ["helper.py", "xp_m.py"]
+
+
+def test_i13_mut_codedigest_lazy_imports_are_found_in_each_folder_of_sys_path(
+    tmp_path, monkeypatch
+):
+    """Modules not imported yet are looked up in every folder of ``sys.path`` under the
+    rootdir, in order: the first folder that has one wins."""
+    root = tmp_path / "root"
+    for relpath in ("xp_m.py", "a/first_only.py", "b/second_only.py", "a/both.py", "b/both.py"):
+        (root / relpath).parent.mkdir(parents=True, exist_ok=True)
+        (root / relpath).write_text("")
+    (root / "xp_m.py").write_text(
+        "def f():\n    import first_only, second_only, both\n"  # lazy: not in sys.modules
+    )
+    monkeypatch.syspath_prepend(str(root / "b"))
+    monkeypatch.syspath_prepend(str(root / "a"))
+    found = codedigest.module_files(root / "xp_m.py", root)
+    assert sorted(str(Path(p).relative_to(root)) for p in found) == [
+        "a/both.py",
+        "a/first_only.py",
+        "b/second_only.py",
+        "xp_m.py",
+    ]
