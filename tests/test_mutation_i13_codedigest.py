@@ -151,3 +151,59 @@ def test_i13_mut_codedigest_lazy_imports_are_found_in_each_folder_of_sys_path(
         "b/second_only.py",
         "xp_m.py",
     ]
+
+
+def test_i13_mut_codedigest_which_files_an_experiment_in_a_subfolder_imports(tmp_path, monkeypatch):
+    """Absolute imports from the rootdir (not the experiment's folder), dotted ones with
+    their packages, relative ones from a package (``from . import x``, ``from .sub import
+    mod``), an unreadable file among them, and a module that is not Python source."""
+    import sys
+    from types import ModuleType
+
+    root = tmp_path / "root"
+    files = {
+        "xp/__init__.py": "",
+        "xp/xp_m.py": "import helper\nimport deep.pkg.leaf\nimport native\n"
+        "from . import sibling\nfrom .sub import mod\nimport big_table\n",
+        "xp/sibling.py": "",
+        "xp/sub/__init__.py": "",
+        "xp/sub/mod.py": "",
+        "helper.py": "import helper_dep\n",
+        "helper_dep.py": "",
+        "deep/__init__.py": "",
+        "deep/pkg/__init__.py": "",
+        "deep/pkg/leaf.py": "",
+        "native.so": "not python",
+    }
+    for relpath, text in files.items():
+        (root / relpath).parent.mkdir(parents=True, exist_ok=True)
+        (root / relpath).write_text(text)
+    with open(root / "big_table.py", "wb") as file:  # not read: its imports are unknown
+        file.truncate(16 * 1024 * 1024 + 1)
+    native = ModuleType("native")
+    native.__file__ = str(root / "native.so")  # an extension module: not the project's source
+    monkeypatch.setitem(sys.modules, "native", native)
+    monkeypatch.syspath_prepend(str(root))
+    found = codedigest.module_files(root / "xp" / "xp_m.py", root)
+    assert sorted(Path(p).relative_to(root).as_posix() for p in found) == [
+        "big_table.py",
+        "deep/__init__.py",
+        "deep/pkg/__init__.py",
+        "deep/pkg/leaf.py",
+        "helper.py",
+        "helper_dep.py",
+        "xp/__init__.py",
+        "xp/sibling.py",
+        "xp/sub/__init__.py",
+        "xp/sub/mod.py",
+        "xp/xp_m.py",
+    ]
+
+
+def test_i13_mut_codedigest_the_recorded_root_is_the_one_given(tmp_path):
+    (tmp_path / "xp_m.py").write_text("")
+    assert codedigest.experiment_code(tmp_path / "xp_m.py", tmp_path)["root"] == str(
+        tmp_path.resolve()
+    )
+    code = codedigest.experiment_code(tmp_path / "xp_m.py", tmp_path, root="/work/tree")
+    assert code["root"] == "/work/tree"
