@@ -98,6 +98,7 @@ _LAST_ANYWAY = (
 _SAME_LENGTH = "zip(strict=True) of lists made the same length: strict never has to raise"
 _FIRST_PART = "the maxsplit of a split of which only the first part is taken"
 _FROZEN = "frozen=True only forbids assignments, and no code assigns to these records"
+_TRUTH = "its callers test the result for truth: False and None alike"
 
 #: (module, mutant id as printed) → why no test can kill it.
 EQUIVALENT: dict[tuple[str, str], str] = {
@@ -260,6 +261,37 @@ EQUIVALENT: dict[tuple[str, str], str] = {
     ("xprun.reader.metrics", "aggregate: False -> True"): (
         "the order of the table's rows: its only caller merges it by its hash index "
         "(reader/runs.py)"
+    ),
+    ("xprun.codedigest", "<module>: 2000000000 -> 2000000001"): (
+        "the racy window one nanosecond longer: no test can place a modification time there "
+        "without a stopwatch"
+    ),
+    (
+        "xprun.codedigest",
+        "_read: time.time_ns() - info.st_mtime_ns < _RACY_NS -> "
+        "time.time_ns() - info.st_mtime_ns <= _RACY_NS",
+    ): "the racy window's last nanosecond: no test can place a modification time there",
+    ("xprun.codedigest", "<module>: 65536 -> 65537"): "the size of a cache: same results",
+    ("xprun.codedigest", "_read: len(_files) >= _FILES_MAX -> len(_files) > _FILES_MAX"): (
+        "the size of a cache: same results"
+    ),
+    ("xprun.codedigest", "_Resolver.project: return False -> return None"): _TRUTH,
+    ("xprun.codedigest", "_Resolver.project: return False -> return None #2"): _TRUTH,
+    ("xprun.codedigest", "_Resolver.module: return self._known[name] -> return None"): (
+        "a name asked again: its file was added to the code the first time (the memo only "
+        "saves the lookup)"
+    ),
+    ("xprun.codedigest", "_dump: continue -> break"): (
+        "on Python 3.11 the skipped fields (kind, type_comment) are each node's last: nothing "
+        "follows them to skip (3.12 puts type_params after FunctionDef's type_comment)"
+    ),
+    (
+        "xprun.codedigest",
+        "_Resolver.__init__: folder.is_relative_to(rootdir) and self.project(folder) a... -> "
+        "folder.is_relative_to(rootdir) or self.project(folder) or...",
+    ): (
+        "a folder outside the project (or twice) among the roots: _file refuses every file "
+        "found there, and the lookup goes on to the next folder"
     ),
     ("xprun.reader.query", "Query: True -> False"): (
         f"{_FROZEN}; nor hashes a Query (the only other thing frozen=True changes)"
