@@ -235,6 +235,9 @@ def _untracked(
     """Write the run's untracked files from the source store into the tree; a Python file
     that is not there stops the reproduction, other files are listed as a warning."""
     sources = _session_sources(record, log_dir)
+    # The files the run's code imported (format 2): an untracked module outside them was
+    # never imported (a scratch script), so not having it is no reason to refuse the run.
+    ran = record.get("code", {}).get("files") if isinstance(record.get("code"), dict) else None
     missing: list[str] = []
     absent: list[str] = []
     found = 0
@@ -259,7 +262,12 @@ def _untracked(
                 target.write_bytes(data)
                 found += 1
         if not names:
-            (missing if entry.endswith((".py", "/")) else absent).append(entry)
+            needed = entry.endswith((".py", "/")) and (
+                not isinstance(ran, dict)
+                or rel is None
+                or any(f == rel or f.startswith(rel.rstrip("/") + "/") for f in ran)
+            )
+            (missing if needed else absent).append(entry)
     if missing:
         raise NotReproducible(
             _not_recorded(
