@@ -98,9 +98,10 @@ def test_i13_mut_runref_node_ids_name_one_run_or_all_of_an_experiment(runs, monk
     # The path relative to the current folder, as ``xprun`` reads it, from a subfolder.
     sub = runs.root / "sub"
     sub.mkdir(exist_ok=True)
-    monkeypatch.chdir(sub)
-    below = runref.RunResolver(runs.log_dir, cwd=sub)
+    below = runref.RunResolver(runs.log_dir, cwd=sub)  # the folder given, not this process's
     assert below.resolve("../xp_calc.py::xp_calc[x=3]") == [three]
+    monkeypatch.chdir(sub)  # without one: this process's
+    assert runref.resolve(runs.log_dir, ["../xp_calc.py::xp_calc[x=3]"]) == [three]
 
 
 def test_i13_mut_runref_resolve_all_keeps_the_first_order_and_each_run_once(runs):
@@ -175,3 +176,9 @@ def test_i13_mut_runref_an_ambiguity_shows_at_most_20_runs():
     assert more.endswith("\n  run19\n  ...") and "run20" not in more
     assert "matches 21 runs" in more
     assert runref.ambiguous_prefix("abcd", ["b", "a"]).endswith("\n  a\n  b")  # sorted
+
+
+def test_i13_mut_runref_the_log_dir_is_the_one_given_else_the_projects(runs, monkeypatch):
+    monkeypatch.chdir(runs.root)
+    assert runref.default_log_dir("elsewhere") == (runs.root / "elsewhere").resolve()
+    assert runref.default_log_dir(None) == runs.log_dir.resolve()
