@@ -78,6 +78,9 @@ class PhaseClock:
         if phases and not report.phases:
             report.phases = {p: phases[p] for p in _PHASES if p in phases}
 
+    def xprun_runs_cached(self) -> None:
+        """Cached runs had no phase timed here."""
+
 
 class Durations:
     """The plugin registered by ``--durations``: the summary section."""
@@ -90,6 +93,9 @@ class Durations:
     def xprun_run_logreport(self, report: RunReport) -> None:
         if report.phases or report.duration:
             self.executed.append(report)
+
+    def xprun_runs_cached(self) -> None:
+        """Cached runs took no time here: not among the slowest."""
 
     def xprun_terminal_summary(self, session: Session, exitstatus: int) -> None:
         import sys

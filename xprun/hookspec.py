@@ -30,7 +30,7 @@ import pluggy
 
 if TYPE_CHECKING:
     import argparse
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Sequence
     from pathlib import Path
 
     from .cli import Command
@@ -450,6 +450,22 @@ def xprun_run_logreport(report: RunReport) -> None:
     reports it).  The session counts the statuses here (``tryfirst``) and sets ``-x``.
     (``report.outcome``, xprun 0.1's name of ``status``, still answers, with a
     ``DeprecationWarning``: the outcome is what the experiment returned.)
+    """
+
+
+@hookspec
+def xprun_runs_cached(runs: Sequence[RunSpec], stale: Sequence[bool | None]) -> None:
+    """Runs the batched skip check found complete, reported cached in one call: what a
+    launch of a finished 100k-config sweep reports, without a report and a hook call per run.
+
+    :param runs: the cached :class:`xprun.RunSpec` objects, in run order.
+    :param stale: for each run, ``RunReport.stale``: True or False once the staleness plugin
+        judged it, None when it did not.
+
+    A plugin that implements this hook is not called through ``xprun_run_logreport`` for
+    these runs; every plugin that implements only ``xprun_run_logreport`` still is, once per
+    run with a cached ``RunReport``, after this hook.  Runs reported cached any other way
+    (the per-run skip check, a worker's report) go through ``xprun_run_logreport`` alone.
     """
 
 

@@ -165,6 +165,11 @@ def xprun_run_logreport(report: RunReport) -> None:
             policy.retried.append((report.run.nodeid, str(report.status), len(retried)))
 
 
+def xprun_runs_cached() -> None:
+    """Runs the batched skip check found complete were not retried in this session: nothing
+    to note (so no report per run reaches ``xprun_run_logreport`` above)."""
+
+
 def xprun_terminal_summary(session: Session, exitstatus: int) -> None:
     """A ``retried`` section: each retried run, how often, and how it ended."""
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")

@@ -46,6 +46,7 @@ from .states import Status
 from .store import FsClock, RunState, complete_records, read_state
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from types import ModuleType
 
     from .collect import Experiment, Target
@@ -148,6 +149,10 @@ class Session:
             limit, why = self.maxfail()
             if limit and self.failures >= limit and not self.shouldstop:
                 self.shouldstop = f"stopping after {_plural(self.failures, 'failed run')} ({why})"
+
+    @hookimpl(tryfirst=True)
+    def xprun_runs_cached(self, runs: Sequence[RunSpec]) -> None:
+        self.counts[Status.CACHED.value] += len(runs)  # a cached run is no failure
 
     def maxfail(self) -> tuple[int, str]:
         """After how many failed runs no new run starts (0: never), and which option said so:
@@ -586,7 +591,9 @@ class Session:
 
         The skip check of a large launch, batched: one listing of each experiment folder and
         one small read per existing run directory (``store.certainly_complete``), instead of
-        a hook call and a state read per run.  It decides only "complete, so cached", which
+        a hook call and a state read per run; the cached runs are reported in one
+        ``xprun_runs_cached`` call (``xprun_run_logreport`` per run only for the plugins
+        that implement just that one).  It decides only "complete, so cached", which
         is what the built-in ``xprun_run_skip`` decides for such a run; every other run goes
         to its scheduler and through the run protocol (skip check, claim) as before.  Taken
         only when nothing could decide otherwise: no ``--force``, and no plugin or conftest
@@ -594,26 +601,34 @@ class Session:
         """
         if self.config.option.force or not runs or not self._builtin(*_SKIP_HOOKS):
             return runs
-        context = self.run_context()
         todo = []
+        cached: list[RunSpec] = []
+        stale: list[bool | None] = []
         records = complete_records([(r.folder, r.hash) for r in runs])
         from .staleness import current  # a cached run made by other code is stale
 
         staleness = current() if self.config.pluginmanager.has_plugin(_STALENESS) else None
-        if staleness is None:
-            for run, record in zip(runs, records, strict=True):
-                if record is not None:
-                    context.record(reports.RunReport(run, reports.CACHED))
-                else:
-                    todo.append(run)
-            return todo
         for run, record in zip(runs, records, strict=True):
             if record is None:
                 todo.append(run)
             else:  # --rerun-stale takes the per-run path (its plugin implements the hooks)
-                stale = staleness.is_stale(run, record)
-                context.record(reports.RunReport(run, reports.CACHED, stale=stale))
+                cached.append(run)
+                stale.append(None if staleness is None else staleness.is_stale(run, record))
+        if cached:
+            self._report_cached(cached, stale)
         return todo
+
+    def _report_cached(self, runs: list[RunSpec], stale: list[bool | None]) -> None:
+        """``xprun_runs_cached`` once for the plugins that implement it, then
+        ``xprun_run_logreport`` per run for those that implement only that."""
+        pm = self.config.pluginmanager
+        hook = pm.hook
+        batched = [impl.plugin for impl in hook.xprun_runs_cached.get_hookimpls()]
+        hook.xprun_runs_cached(runs=runs, stale=stale)
+        single = pm.subset_hook_caller("xprun_run_logreport", remove_plugins=batched)
+        if single.get_hookimpls():
+            for run, judged in zip(runs, stale, strict=True):
+                single(report=reports.RunReport(run, reports.CACHED, stale=judged))
 
     def _builtin(self, *names: str) -> bool:
         """Whether only xprun's own plugins implement these hooks."""

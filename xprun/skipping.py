@@ -209,6 +209,10 @@ class MarksReporter:
             report.longrepr = f"[XPASS(strict)] {xfail.reason or 'the run was expected to fail'}"
 
     @hookimpl
+    def xprun_runs_cached(self) -> None:
+        """A cached run is neither skipped, xfailed nor xpassed in this session."""
+
+    @hookimpl
     def xprun_terminal_summary(self, session: Session) -> None:
         option = self.config.option
         if not self.lines or option.verbose - option.quiet < 0:

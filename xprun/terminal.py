@@ -20,6 +20,7 @@ import os
 import shutil
 import sys
 import time
+from itertools import groupby
 from typing import TYPE_CHECKING, TextIO
 
 from . import reports
@@ -28,6 +29,8 @@ from .states import Status
 from .tracebacks import crash_line, location
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from .config import Config
     from .runspec import RunSpec
     from .session import Session
@@ -210,6 +213,23 @@ class TerminalReporter:
         else:
             self._done += 1
 
+    @hookimpl
+    def xprun_runs_cached(self, runs: Sequence[RunSpec], stale: Sequence[bool | None]) -> None:
+        """The batched skip check's cached runs: what ``xprun_run_logreport`` would show for
+        each, with one write per line of letters."""
+        if self.verbosity > 0 or self._submitted:  # a line per run; --wait's bookkeeping
+            for run, judged in zip(runs, stale, strict=True):
+                self.xprun_run_logreport(reports.RunReport(run, Status.CACHED, stale=judged))
+            return
+        self._stale += stale.count(True)
+        if self.verbosity < -1:
+            self._done += len(runs)
+            return
+        letter, color = LETTERS[Status.CACHED], _COLORS.get(Status.CACHED, "")
+        for experiment, group in groupby(runs, lambda run: run.experiment.nodeid):
+            count = sum(1 for _ in group)
+            self._letters(letter, color, count, experiment if self.verbosity == 0 else "")
+
     def _run_line(self, report: reports.RunReport) -> None:
         """``-v``: ``node id STATUS hash duration [ pct%]``."""
         word = report.status.upper() + (" (TEARDOWN ERROR)" if report.teardown_error else "")
@@ -226,29 +246,37 @@ class TerminalReporter:
         self.flush()
 
     def _letter(self, report: reports.RunReport, experiment: str) -> None:
-        """One letter on the current line: a new line for a new experiment (``experiment``
-        is ``""`` under ``-q``: one line for all), the percentage at its end and wherever
-        the line reaches the terminal's edge, as pytest."""
+        """One letter on the current line (see ``_letters``)."""
+        if report.teardown_error:
+            letter, color = TEARDOWN_LETTER, _RED
+        else:
+            letter, color = LETTERS.get(report.status, "?"), _COLORS.get(report.status, "")
+        self._letters(letter, color, 1, experiment)
+        if report.status is not Status.CACHED:
+            # Cached runs are reported by the thousand in one pass: their letters go out
+            # with the buffer (the next run that ran, the line's end), not one write each.
+            self.flush()
+
+    def _letters(self, letter: str, color: str, count: int, experiment: str) -> None:
+        """``count`` letters on the current line: a new line for a new experiment
+        (``experiment`` is ``""`` under ``-q``: one line for all), the percentage at its end
+        and wherever the line reaches the terminal's edge, as pytest."""
         if experiment != self._line_experiment:
             self._end_line()  # its percentage counts the runs before this one
             if experiment:
                 self.write(f"{experiment} ")
                 self._line_len = len(experiment) + 1
             self._line_experiment = experiment
-        self._done += 1
-        if report.teardown_error:
-            letter, color = TEARDOWN_LETTER, _RED
-        else:
-            letter, color = LETTERS.get(report.status, "?"), _COLORS.get(report.status, "")
-        self.write(self.markup(letter, color))
-        self._line_len += 1
-        if self._line_len + _PERCENT_WIDTH + 1 >= self.width:
-            self.write(f"{self._percent()}\n")
-            self._line_len = 0  # the experiment's letters go on, on the next line
-        if report.status is not Status.CACHED:
-            # Cached runs are reported by the thousand in one pass: their letters go out
-            # with the buffer (the next run that ran, the line's end), not one write each.
-            self.flush()
+        edge = self.width - _PERCENT_WIDTH - 1  # the line wraps once it is this long
+        while count:
+            written = min(count, max(1, edge - self._line_len))
+            count -= written
+            self._done += written
+            self.write(self.markup(letter * written, color))
+            self._line_len += written
+            if self._line_len >= edge:
+                self.write(f"{self._percent()}\n")
+                self._line_len = 0  # the experiment's letters go on, on the next line
 
     def _percent(self) -> str:
         total = len(self.session.runs) if self.session is not None else 0
