@@ -76,25 +76,28 @@ def write_spec(
         "patch": patch,
         "resources": resources or {},
         "provenance": session_fields(session, snapshot),  # the launch's session and snapshot
-        "runs": [
-            {
-                "nodeid": run.experiment.nodeid,
-                "label": run.label,
-                "config": run.config,
-                "param_indices": run.param_indices,
-                "param_ids": run.param_ids,
-                "assignments": jsonable(run.assignments, default=_as_text),
-                "marks": mark_numbers(run),
-                "volatile": run.volatile,
-                "digest": run.digest,
-                "run_dir": str(run.run_dir),
-            }
-            for run in runs
-        ],
+        "runs": [run_entry(run) for run in runs],
     }
     path = job_dir / "spec.json"
     store.write_json_atomic(path, spec)
     return path
+
+
+def run_entry(run: RunSpec) -> dict[str, Any]:
+    """One run of a job spec (what ``worker.Worker.runspec`` rebuilds the run from); the
+    local pool also sends runs it is handed after the spec was written in this form."""
+    return {
+        "nodeid": run.experiment.nodeid,
+        "label": run.label,
+        "config": run.config,
+        "param_indices": run.param_indices,
+        "param_ids": run.param_ids,
+        "assignments": jsonable(run.assignments, default=_as_text),
+        "marks": mark_numbers(run),
+        "volatile": run.volatile,
+        "digest": run.digest,
+        "run_dir": str(run.run_dir),
+    }
 
 
 def _as_text(value: Any, where: str) -> str:

@@ -31,11 +31,13 @@ Decisions a resumed search depends on:
   command-line sweep beside ``@xprun.search``), a trial is the runs that share the sampled
   values, one per grid point; its objective is their mean, and it counts as ended when every
   one of them has.
-- **In flight.**  Inline, one trial at a time; with ``-n K``, K trials per ask-batch (asked
-  with the earlier ones of the batch in the study as running, which TPE's constant liar
-  takes into account); on a cluster scheduler, ``--batch K`` trials per job array.  Trials
-  running elsewhere (another launcher's live claim) are in the study as running and count
-  toward the budget once they end.
+- **In flight.**  Inline, one trial at a time.  On the local pool (``-n K``), K trials are
+  kept running: the pool is started once for the whole search and asks the loop for more
+  each time a run ends (its ``feed``), so the next trial is asked, with the history so far
+  and the trials in flight in the study as running (TPE's constant liar), and started on
+  the worker that just freed up.  On a cluster scheduler, ``--batch K`` trials per job
+  array.  Trials running elsewhere (another launcher's live claim) are in the study as
+  running and count toward the budget once they end.
 """
 
 from __future__ import annotations
@@ -630,6 +632,10 @@ class _SearchLoop:
         self.reader: Any = None
         self.scheduler = self._scheduler()
         self.batch = self._batch_size()
+        # Trials this launch handed out and that have not ended: params, run digests left.
+        self.flying: dict[str, tuple[dict[str, Any], set[str]]] = {}
+        self.resumed_once: set[str] = set()  # interrupted trials this launch ran again
+        self.hashes: dict[str, str] = {}  # digest -> hash of the runs handed out
 
     def _scheduler(self) -> Any:
         """The experiment's scheduler, chosen as the default loop chooses it."""
@@ -740,14 +746,8 @@ class _SearchLoop:
         wait = bool(getattr(session.config.option, "wait", False))
         rounds = 0
         waiting = False
-        resumed_once: set[str] = set()
         while not session.shouldstop and not self.exhausted:
-            trials = self.history()
-            if self._is_batch:
-                trials = self._with_queued(trials)
-            for trial in trials:  # resumed once by this launch, and interrupted again (a
-                if trial.state == "interrupted" and _params_key(trial.params) in resumed_once:
-                    trial.state = "failed"  # time limit): an end, here; the next launch retries
+            trials = self._trials()
             ended = sum(1 for t in trials if t.state in ENDED)
             if ended >= search.trials:
                 break
@@ -764,14 +764,7 @@ class _SearchLoop:
                     waiting = True
                 time.sleep(max(self.session.heartbeat.interval, 0.5))
                 continue
-            runs: list[RunSpec] = []
-            resumed = [t for t in trials if t.state == "interrupted"][:slots]
-            for trial in resumed:
-                resumed_once.add(_params_key(trial.params))
-                runs += self.runs_for(trial.params, trial.number)
-            if len(resumed) < slots:
-                for number, params in self._asked(trials, slots - len(resumed)):
-                    runs += self.runs_for(params, number)
+            runs = self._next_runs(trials, slots)
             if not runs:
                 break
             self._dispatch(runs)
@@ -823,14 +816,100 @@ class _SearchLoop:
             f"keys: {', '.join(known) or 'none'})"
         )
 
-    def _dispatch(self, runs: list[RunSpec]) -> None:
+    def _trials(self) -> list[_Trial]:
+        """The history, with the trials this launch has in flight as running (handed to the
+        pool, maybe not claimed yet: the sampler's constant liar, and the budget, count
+        them) and the cluster's queued ones (each invocation submits the next batch)."""
+        trials = self.history()
+        if self._is_batch:
+            trials = self._with_queued(trials)
+        known = set()
+        for trial in trials:
+            key = _params_key(trial.params)
+            known.add(key)
+            if key in self.flying:
+                trial.state = "running"
+            elif trial.state == "interrupted" and key in self.resumed_once:
+                # Resumed once by this launch and interrupted again (a time limit): an end,
+                # here; the next launch retries it.
+                trial.state = "failed"
+        for key, (params, digests) in self.flying.items():
+            if key not in known:
+                hashes = [self.hashes[digest] for digest in sorted(digests)]
+                trials.append(_Trial(len(trials), dict(params), "running", None, {}, hashes))
+        return trials
+
+    def _next_runs(self, trials: list[_Trial], slots: int) -> list[RunSpec]:
+        """The runs of up to ``slots`` trials: the interrupted ones first, then new asks;
+        each is in flight from now on."""
+        chosen = [(t.number, t.params) for t in trials if t.state == "interrupted"][:slots]
+        self.resumed_once.update(_params_key(params) for _, params in chosen)
+        if len(chosen) < slots:
+            chosen += self._asked(trials, slots - len(chosen))
+        runs: list[RunSpec] = []
+        for number, params in chosen:
+            mine = self.runs_for(params, number)
+            self.flying[_params_key(params)] = (params, {run.digest for run in mine})
+            self.hashes.update((run.digest, run.hash) for run in mine)
+            runs += mine
+        return runs
+
+    def _checked(self, runs: list[RunSpec], fed: bool = False) -> list[RunSpec]:
+        """The runs to execute (the complete ones reported cached; ``fed``: the running
+        elsewhere too, as the pool's first runs are); the others are no longer in flight."""
+        from .schedulers import pending
+
         session = self.session
         session.runs.extend(runs)
         todo = session.skip_complete(runs)
-        if not todo:
-            return
-        session.scheduler_name = self.scheduler.name
-        self.scheduler.run(session, todo)
+        if fed:
+            todo = pending(session, todo)
+        kept = {id(run) for run in todo}
+        self._landed([run for run in runs if id(run) not in kept])
+        return todo
+
+    def _landed(self, runs: Sequence[RunSpec]) -> None:
+        """These runs ended (or will not run): their trials are in flight while others are."""
+        for run in runs:
+            for key, (_, digests) in list(self.flying.items()):
+                digests.discard(run.digest)
+                if not digests:
+                    del self.flying[key]
+
+    def _dispatch(self, runs: list[RunSpec]) -> None:
+        todo = self._checked(runs)
+        if todo:
+            self.session.scheduler_name = self.scheduler.name
+            if self._feeds:
+                self.scheduler.run(self.session, todo, feed=self._feed)
+            else:
+                self.scheduler.run(self.session, todo)
+        self.flying.clear()
+
+    @property
+    def _feeds(self) -> bool:
+        """Whether the scheduler keeps trials in flight (the local pool): each ending trial
+        is followed at once by the next ask, on the same warm workers."""
+        from .schedulers.pool import LocalScheduler
+
+        return isinstance(self.scheduler, LocalScheduler)
+
+    def _feed(self, ended: list[RunSpec], idle: int) -> list[RunSpec] | None:
+        """The pool's feed (``schedulers.pool.Feed``): when a run ends, the next trials, asked
+        with the history so far and the trials in flight as running; None once the budget
+        is met (the pool then ends with the trials it holds)."""
+        self._landed(ended)
+        if self.session.shouldstop or self.exhausted:
+            return None
+        trials = self._trials()
+        done = sum(1 for t in trials if t.state in ENDED)
+        running = sum(1 for t in trials if t.state == "running")
+        if done + running >= self.search.trials and not self.flying:
+            return None
+        slots = min(self.batch - len(self.flying), self.search.trials - done - running)
+        if slots <= 0:
+            return []
+        return self._checked(self._next_runs(trials, slots), fed=True)
 
     def _with_queued(self, trials: list[_Trial]) -> list[_Trial]:
         """The trials a cluster still has queued (submitted, not started, so not in the

@@ -89,6 +89,7 @@ class Worker:
         self.experiments = {e.nodeid: e for e in self.session.experiments}
         self.hook = self.config.hook
         self.last_report: reports.RunReport | None = None
+        self.handed: dict[int, dict[str, Any]] = {}  # runs sent after the spec (see serve)
         self.config.pluginmanager.register(self, name="xprun.worker")
 
     @hookimpl
@@ -99,7 +100,7 @@ class Worker:
         from .markers import marks_numbered
         from .runspec import RunSpec
 
-        entry = self.spec["runs"][index]
+        entry = self.handed.pop(index, None) or self.spec["runs"][index]
         experiment = self.experiments.get(entry["nodeid"])
         if experiment is None:
             errors = "; ".join(text.splitlines()[-1] for _, text in self.session.collect_errors)
@@ -235,6 +236,10 @@ STOP = "stop"
 def serve(worker: Worker, inbox: Inbox, proto: Any) -> int:
     """The local pool's protocol: run indices in, one per line; JSON lines out.
 
+    A line may also be ``{"index": I, "run": ENTRY}``: run I is not in the spec (the pool
+    was handed it later: a search's next trial), ENTRY is what the spec would hold for it
+    (``jobs.run_entry``); it must belong to an experiment of the spec's files.
+
     The pool hands out a few indices ahead, so that a worker finishing a run starts the next
     at once instead of waiting for the launcher to answer.  Before each run, the worker takes
     in what has arrived: a ``stop`` line (the launcher stopped the sweep: ``-x``, a full
@@ -257,7 +262,12 @@ def serve(worker: Worker, inbox: Inbox, proto: Any) -> int:
             break
         if not line:
             continue
-        index = int(line)
+        if line.startswith("{"):  # a run the pool was handed after writing the spec
+            message = json.loads(line)
+            index = int(message["index"])
+            worker.handed[index] = message["run"]
+        else:
+            index = int(line)
         _send(proto, {"start": index})
         try:
             result = _answer(index, worker.execute(index))

@@ -19,6 +19,12 @@ xprun, stops every worker cleanly (their runs end interrupted, checkpoint hooks 
 fixtures torn down) and xprun exits 2.  When the sweep must stop (``-x`` after a failure, a
 run that says no further run should start: a full disk), the workers are told to drop the
 runs they have not started, and a worker that failed under ``-x`` stops by itself.
+
+A caller that does not know all its runs up front (a search: each trial is asked when one
+ends) passes a ``feed`` (:data:`Feed`): the pool then keeps its workers when its queue runs
+dry, hands out one run per worker, and asks the feed for more after each result.  Runs it
+is fed after the spec was written are sent to a worker whole (``worker.serve``), so a worker
+started to replace a dead one can run them too.  The guarantees above hold for them.
 """
 
 from __future__ import annotations
@@ -41,7 +47,7 @@ from typing import TYPE_CHECKING, Any
 from .. import reports
 from ..errors import SignalHold, Terminated, UsageError
 from ..hookimpl import hookimpl
-from ..jobs import new_job_dir, write_spec
+from ..jobs import new_job_dir, run_entry, write_spec
 from ..states import Status
 from . import pending
 
@@ -152,7 +158,10 @@ class LocalScheduler:
     def __init__(self, workers: int) -> None:
         self.workers = workers
 
-    def run(self, session: Session, runs: list[RunSpec]) -> None:
+    def run(self, session: Session, runs: list[RunSpec], feed: Feed | None = None) -> None:
+        """Execute ``runs`` on the pool.  With ``feed``, the pool keeps its workers when its
+        queue runs dry and asks ``feed`` for more each time a run ends (see :data:`Feed`),
+        until it answers None: a search keeps ``-n`` trials in flight on warm workers."""
         todo = pending(session, runs)
         if not todo:
             return
@@ -162,13 +171,28 @@ class LocalScheduler:
             job_dir = new_job_dir(session.config.log_dir)
             return Path(write_spec(session, todo, self.name, snapshot, job_dir))
 
-        _Pool(session, todo, min(self.workers, len(todo))).run(make_spec)
+        size = self.workers if feed is not None else min(self.workers, len(todo))
+        _Pool(session, todo, size, feed).run(make_spec)
+
+
+#: What a pool asks for more runs: called with the runs that just ended (reported already)
+#: and the number of workers that hold no run; returns the runs to add now (they must belong
+#: to experiments of the first runs' files: the workers collected those), ``[]`` for none
+#: yet, or None when no more will come.  A feed that gives nothing while no run is in flight
+#: ends the pool.  The runs it returns are executed as given: the caller checks them first
+#: (``pending``, the skip check), as it did the first ones.
+Feed = Callable[[list["RunSpec"], int], "list[RunSpec] | None"]
 
 
 class _Pool:
-    def __init__(self, session: Session, runs: list[RunSpec], size: int) -> None:
+    def __init__(
+        self, session: Session, runs: list[RunSpec], size: int, feed: Feed | None = None
+    ) -> None:
         self.session = session
-        self.runs = runs
+        self.runs = list(runs)
+        self.in_spec = len(runs)  # runs after these are sent whole (worker.serve)
+        self.feed = feed  # None once it said no more will come
+        self.ended: list[RunSpec] = []  # ended since the feed was last asked
         self.size = size
         self.spec: Path | None = None
         self.queue = deque(range(len(runs)))
@@ -218,6 +242,8 @@ class _Pool:
         if self.answered:
             mean = self.durations / self.answered
             want = max(2, min(MAX_AHEAD, 1 + math.ceil(AHEAD_SECONDS / max(mean, 1e-6))))
+        if self.feed is not None:
+            return 1  # fed runs are asked one ending at a time: none waits behind another
         share = math.ceil(len(self.queue) / max(len(self.workers), 1))
         return max(1, min(want, share))
 
@@ -233,9 +259,40 @@ class _Pool:
             batch.append(self.queue.popleft())
         if batch:
             worker.sent.extend(batch)
-            self.send(worker, "".join(f"{index}\n" for index in batch))
-        if not self.queue:
+            self.send(worker, "".join(self.line(index) for index in batch))
+        if not self.queue and self.feed is None:
             self.close(worker)
+
+    def line(self, index: int) -> str:
+        if index < self.in_spec:
+            return f"{index}\n"
+        return json.dumps({"index": index, "run": run_entry(self.runs[index])}) + "\n"
+
+    def refill(self) -> None:
+        """Ask the feed for more runs (the ones that ended are in :attr:`ended`), queue them
+        and hand them to the workers that hold none; close the workers when it has none."""
+        if self.feed is None or self.session.shouldstop:
+            self.feed = None
+        else:
+            ended, self.ended = self.ended, []
+            idle = sum(1 for w in self.workers if not w.sent) - len(self.queue)
+            more = self.feed(ended, max(idle, 0))
+            if more is None or (not more and not self.queue and self.idle()):
+                self.feed = None
+            else:
+                self.queue.extend(range(len(self.runs), len(self.runs) + len(more)))
+                self.runs.extend(more)
+        for worker in list(self.workers):
+            if self.queue and not worker.sent:
+                self.assign(worker)
+            elif self.feed is None and not self.queue:
+                self.close(worker)
+        if self.queue and not self.workers:
+            self.spawn()
+
+    def idle(self) -> bool:
+        """No worker holds a run."""
+        return all(not w.sent and w.running is None for w in self.workers)
 
     def stop_dispatching(self) -> None:
         """``-x`` or a full disk: every worker drops the runs it has not started."""
@@ -258,7 +315,10 @@ class _Pool:
             self.on_exit(worker)
             return
         if self.read_messages(worker, chunk):
-            self.assign(worker)
+            if self.feed is not None:
+                self.refill()
+            else:
+                self.assign(worker)
 
     def read_messages(self, worker: _Worker, chunk: bytes) -> bool:
         """Take in the whole lines of ``chunk``, reporting each result; True when a run
@@ -280,6 +340,7 @@ class _Pool:
             self.durations += float(fields["duration"])
             self.answered += 1
             self.report(index, Status(message["status"]), **fields)
+            self.ended.append(self.runs[index])
             ended = True
         return ended
 
@@ -299,6 +360,7 @@ class _Pool:
                 Status.INTERRUPTED,
                 longrepr=f"worker pid {worker.proc.pid} died ({how}) during this run",
             )
+            self.ended.append(self.runs[worker.running])
             if worker.running in worker.sent:
                 worker.sent.remove(worker.running)
             worker.running = None
@@ -316,8 +378,11 @@ class _Pool:
                 )
             unstarted = []
         self.queue.extendleft(reversed(unstarted))
-        if self.queue and (not self.workers or worker.started_any):
+        fed = self.feed is not None
+        if (self.queue or fed) and (not self.workers or worker.started_any):
             self.spawn()
+        if fed:
+            self.refill()
 
     def run(self, make_spec: Callable[[], Path]) -> None:
         """Start the workers, make the spec (they import meanwhile), then hand out runs and
@@ -339,6 +404,8 @@ class _Pool:
             for worker in list(self.workers):
                 self.send(worker, f"{self.spec}\n")
                 self.assign(worker)
+            if self.feed is not None and any(not w.sent for w in self.workers):
+                self.refill()
             while self.workers:
                 for key, _ in self.selector.select(timeout=1.0):
                     self.on_output(key.data)
