@@ -31,18 +31,24 @@ def xp_calc(config):
 
 def xp_other(config):
     return {"score": 0}
+
+@xprun.config({"y": 0})
+@xprun.grid(y=list(range(21)))
+def xp_many(config):
+    return {"score": config.y}
 """
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> Project:
-    """A project with three recorded runs: ``xp_calc[x=3]``, ``xp_calc[x=4]``, ``xp_other``."""
+    """A project with recorded runs: ``xp_calc[x=3]``, ``xp_calc[x=4]``, ``xp_other``, and 21
+    of ``xp_many``."""
     project = Project(tmp_path_factory.mktemp("runref"))
     project.write("xp_calc.py", EXPERIMENT)
     with pytest.MonkeyPatch.context() as monkeypatch:
         result = _inprocess.InProcess(project, monkeypatch).run("-q")
     assert result.ret == 0, result.output
-    assert len(result.run_dirs()) == 3
+    assert len(result.run_dirs()) == 24
     return project
 
 
@@ -115,7 +121,7 @@ def test_i13_mut_runref_queries_go_to_the_reader(runs):
     three = _dir(runs, "xp_calc.py::xp_calc[x=3]")
     resolver = runref.RunResolver(runs.log_dir, cwd=runs.root)
     assert resolver.resolve("config.x == 3") == [three]
-    assert len(resolver.resolve("status == complete")) == 3
+    assert len(resolver.resolve("status == complete")) == 24
     with pytest.raises(UsageError, match=re.escape("the query 'config.x == 9'")):
         resolver.resolve("config.x == 9")
     with pytest.raises(UsageError, match=re.escape("'config.x >' is not a hash")):
@@ -138,19 +144,25 @@ def test_i13_mut_runref_hash_matches_skips_dot_folders_files_and_unreadable_reco
         (log / "xp_a.xp_a" / bad).mkdir()
         (log / "xp_a.xp_a" / bad / "run.json").write_text(text)
     (log / "xp_a.xp_a" / ("abcd" + "3" * 28)).mkdir()  # no record at all
+    later = log / "xp_a.xp_a" / ("abcd" + "5" * 28)  # after the unreadable ones
+    later.mkdir()
+    (later / "run.json").write_text(json.dumps({"nodeid": "xp_a.py::xp_a[5]"}))
     trashed = log / ".xprun-trash" / ("abcd" + "4" * 28)  # xprun's own folder: never a run
     shutil.copytree(good, trashed)
     (log / "abcd-file").write_text("a file of the log directory, not an experiment folder")
-    assert runref.hash_matches(log, "abcd") == [(good, {"nodeid": "xp_a.py::xp_a"})]
+    assert runref.hash_matches(log, "abcd") == [
+        (good, {"nodeid": "xp_a.py::xp_a"}),
+        (later, {"nodeid": "xp_a.py::xp_a[5]"}),
+    ]
     assert runref.hash_matches(log, "abce") == []
-    assert runref.resolve(log, ["abcd"]) == [good.resolve()]
+    assert runref.resolve(log, ["abcd0"]) == [good.resolve()]
 
 
 def test_i13_mut_runref_an_ambiguous_prefix_lists_its_runs(tmp_path):
     log = tmp_path / "logs"
     names = []
     for i in range(2):
-        run = log / "xp_a.xp_a" / (f"abcd{i}" + "0" * 27)
+        run = log / "xp_a.xp_a" / (f"abcd0{i}" + "0" * 26)
         run.mkdir(parents=True)
         (run / "run.json").write_text(json.dumps({"nodeid": f"xp_a.py::xp_a[i={i}]"}))
         names.append(run)
@@ -165,7 +177,9 @@ def test_i13_mut_runref_an_ambiguous_prefix_lists_its_runs(tmp_path):
         f":\n  {nameless.resolve()}\n  {names[0].name[:12]}  xp_a.py::xp_a[i=0]"
         f"\n  {names[1].name[:12]}  xp_a.py::xp_a[i=1]"
     )
-    assert runref.resolve(log, ["abcd1"]) == [names[1].resolve()]
+    assert runref.resolve(log, ["abcd01"]) == [names[1].resolve()]
+    with pytest.raises(UsageError, match="hash prefix abcd0 is ambiguous: it matches 2 runs"):
+        runref.resolve(log, ["abcd0"])  # two are as many as three
 
 
 def test_i13_mut_runref_an_ambiguity_shows_at_most_20_runs():
@@ -182,3 +196,61 @@ def test_i13_mut_runref_the_log_dir_is_the_one_given_else_the_projects(runs, mon
     monkeypatch.chdir(runs.root)
     assert runref.default_log_dir("elsewhere") == (runs.root / "elsewhere").resolve()
     assert runref.default_log_dir(None) == runs.log_dir.resolve()
+
+
+def test_i13_mut_runref_one_run_wanted_lists_at_most_20_of_those_named(runs):
+    resolver = runref.RunResolver(runs.log_dir, cwd=runs.root)
+    with pytest.raises(UsageError, match="matches 21 runs") as more:
+        resolver.resolve_one("xp_calc.py::xp_many")
+    assert str(more.value).endswith("\n  ...") and str(more.value).count("xp_many[") == 20
+    with pytest.raises(UsageError, match="matches 20 runs") as twenty:
+        resolver.resolve_one("config.y < 20")
+    assert "..." not in str(twenty.value) and str(twenty.value).count("xp_many[") == 20
+
+
+def test_i13_mut_runref_a_run_without_a_node_id_is_named_by_hash_or_query_only(runs, tmp_path):
+    log = tmp_path / "logs"
+    shutil.copytree(runs.log_dir, log, ignore=shutil.ignore_patterns(".*"))
+    source = _dir(runs, "xp_calc.py::xp_calc[x=3]")
+    nameless = log / source.parent.name / ("f" * 32)
+    shutil.copytree(source, nameless)
+    record = json.loads((nameless / "run.json").read_text())
+    del record["nodeid"]
+    record["hash"] = nameless.name
+    (nameless / "run.json").write_text(json.dumps(record))
+    resolver = runref.RunResolver(log, cwd=runs.root)
+    assert nameless.resolve() not in resolver.resolve("xp_calc.py::xp_calc")
+    assert nameless.resolve() in resolver.resolve("config.x == 3")
+
+
+def test_i13_mut_runref_a_folder_that_cannot_be_listed_does_not_hide_the_others(
+    tmp_path, monkeypatch
+):
+    """An experiment folder whose listing fails (removed meanwhile, or unreadable: this runs
+    as root, so the failure is injected) is passed over, not the end of the search."""
+    log = tmp_path / "logs"
+    for folder in ("xp_a.xp_a", "xp_b.xp_b"):
+        run = log / folder / ("abcd" + "0" * 28)
+        run.mkdir(parents=True)
+        (run / "run.json").write_text(json.dumps({"nodeid": folder}))
+    listing = runref.os.scandir
+
+    def scandir(path):
+        if str(path).endswith("xp_a.xp_a"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return listing(path)
+
+    monkeypatch.setattr(runref.os, "scandir", scandir)
+    assert [record for _, record in runref.hash_matches(log, "abcd")] == [{"nodeid": "xp_b.xp_b"}]
+
+
+def test_i13_mut_runref_a_run_gone_since_the_reader_read_it_is_listed_by_its_path(tmp_path):
+    log = tmp_path / "logs"
+    runs = []
+    for i in range(2):
+        run = log / "xp_a.xp_a" / (f"abcd{i}" + "0" * 27)
+        run.mkdir(parents=True)
+        runs.append(run)
+    assert runref._name(runs[0]) == str(runs[0])  # no record to name it by
+    (runs[1] / "run.json").write_text(json.dumps({"nodeid": "xp_a.py::xp_a"}))
+    assert runref._name(runs[1]) == f"{runs[1].name[:12]}  xp_a.py::xp_a"
