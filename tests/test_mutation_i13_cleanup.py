@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -211,3 +213,72 @@ def test_i13_mut_trash_move_delete_leftovers_and_size(tmp_path):
     file.write_text("x")
     trash.delete(file)
     assert not file.exists()
+
+
+def test_i13_mut_trash_a_folder_on_another_file_system_is_not_moved(tmp_path):
+    holder = tmp_path / "logs"
+    holder.mkdir()
+    with pytest.raises(FileNotFoundError):  # a plain error stays what it is
+        trash.move(holder, holder / "missing")
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or os.stat(shm).st_dev == os.stat(tmp_path).st_dev:
+        pytest.skip("no second file system to link an experiment folder to")
+    elsewhere = Path(tempfile.mkdtemp(dir=shm))
+    try:
+        (elsewhere / "run.json").write_text("{}")
+        with pytest.raises(trash.CrossDevice, match="on another file system"):
+            trash.move(holder, elsewhere)
+        assert (elsewhere / "run.json").exists()  # left where it is, whole
+    finally:
+        shutil.rmtree(elsewhere)
+
+
+def test_i13_mut_trash_delete_passes_over_what_is_gone_and_raises_the_rest(tmp_path, monkeypatch):
+    """A second clean-up emptying the same trash deletes some files first: those are not an
+    error, and the rest is deleted; any other error is raised.  The files are removed, or
+    the error made, at the moment rmtree reaches them (injected: no real race is that
+    precise)."""
+    folder = tmp_path / "moved"
+    for name in ("a", "b", "c"):
+        (folder / "sub").mkdir(parents=True, exist_ok=True)
+        (folder / "sub" / name).write_text(name)
+    unlink = os.unlink
+
+    def racing(path, *args, **kwargs):
+        if os.fspath(path) == "a":
+            unlink(path, *args, **kwargs)  # the other clean-up was first
+            raise FileNotFoundError(2, "No such file or directory", path)
+        if os.fspath(path) == "c" and failing:
+            raise OSError(5, "Input/output error", path)
+        return unlink(path, *args, **kwargs)
+
+    failing = False
+    monkeypatch.setattr(os, "unlink", racing)
+    trash.delete(folder)
+    assert not folder.exists()
+    for name in ("a", "b", "c"):
+        (folder / "sub").mkdir(parents=True, exist_ok=True)
+        (folder / "sub" / name).write_text(name)
+    failing = True
+    with pytest.raises(OSError, match="Input/output error"):
+        trash.delete(folder)
+
+
+def test_i13_mut_trash_size_counts_the_files_left_when_one_goes_while_walked(tmp_path, monkeypatch):
+    """A file removed between the folder's listing and its ``lstat`` (a run still writing,
+    another clean-up: injected, no real race is that precise) counts 0, not the rest."""
+    folder = tmp_path / "run"
+    folder.mkdir()
+    for name in ("a", "b", "c"):
+        (folder / name).write_bytes(b"1234")
+    lstat = os.lstat
+    gone: list[str] = []
+
+    def racing(path, *args, **kwargs):
+        if os.fspath(path) != os.fspath(folder) and not gone:
+            gone.append(os.fspath(path))  # the first file walked
+            raise FileNotFoundError(2, "No such file or directory", path)
+        return lstat(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "lstat", racing)
+    assert trash.size(folder) == 8 and len(gone) == 1
