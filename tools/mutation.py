@@ -98,6 +98,10 @@ _LAST_ANYWAY = (
 _SAME_LENGTH = "zip(strict=True) of lists made the same length: strict never has to raise"
 _FIRST_PART = "the maxsplit of a split of which only the first part is taken"
 _FROZEN = "frozen=True only forbids assignments, and no code assigns to these records"
+_ONERROR = (
+    "which of rmtree's two error hooks is used (onexc from 3.12, onerror before, still "
+    "working, deprecated): both hand the error to the same check"
+)
 _TRUTH = "its callers test the result for truth: False and None alike"
 
 #: (module, mutant id as printed) → why no test can kill it.
@@ -293,6 +297,11 @@ EQUIVALENT: dict[tuple[str, str], str] = {
         "a folder outside the project (or twice) among the roots: _file refuses every file "
         "found there, and the lookup goes on to the next folder"
     ),
+    ("xprun.trash", "delete: sys.version_info >= (3, 12) -> sys.version_info > (3, 12)"): (
+        "sys.version_info is longer than (3, 12): every 3.12 compares greater than it too"
+    ),
+    ("xprun.trash", "delete: 3 -> 4"): _ONERROR,
+    ("xprun.trash", "delete: 12 -> 13"): _ONERROR,
     ("xprun.reader.query", "Query: True -> False"): (
         f"{_FROZEN}; nor hashes a Query (the only other thing frozen=True changes)"
     ),
