@@ -462,9 +462,11 @@ def xprun_runs_cached(runs: Sequence[RunSpec], stale: Sequence[bool | None]) -> 
     :param stale: for each run, ``RunReport.stale``: True or False once the staleness plugin
         judged it, None when it did not.
 
-    A plugin that implements this hook is not called through ``xprun_run_logreport`` for
-    these runs; every plugin that implements only ``xprun_run_logreport`` still is, once per
-    run with a cached ``RunReport``, after this hook.  Runs reported cached any other way
+    Called in the launching process, once per scheduler's group of runs that holds
+    complete ones, before any of the others runs.  A plugin that implements this hook is
+    not called through ``xprun_run_logreport`` for these runs; every plugin that implements
+    only ``xprun_run_logreport`` still is, once per run with a cached ``RunReport``, after
+    this hook.  Runs reported cached any other way
     (the per-run skip check, a worker's report) go through ``xprun_run_logreport`` alone.
     """
 
