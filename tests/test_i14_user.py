@@ -93,3 +93,38 @@ def test_i14_user_study_view_of_a_search_with_a_grid(project: Project) -> None:
     assert seeds == ["0", "0", "1", "1"]
     rows = json.loads(project.run("show", "-f", "json").stdout)
     assert sorted(r["config.seed"] for r in rows) == [0, 0, 1, 1]
+
+
+PRUNING = """
+import xprun
+
+@xprun.config({"x": 0.0, "epochs": 5})
+@xprun.search(x=xprun.uniform(-3.0, 3.0), objective="metrics.val", trials=14,
+              sampler="random", seed=1, pruner="median")
+def xp_p(config, logger, trial):
+    for e in range(config.epochs):
+        v = (config.x - 1) ** 2 + 1 / (e + 1)
+        logger.log_metrics({"val": v}, step=e)
+        if trial.should_prune(e, v):
+            return {"val": v, "stopped": e}
+    return {"val": v, "stopped": None}
+"""
+
+
+def test_i14_user_reader_reads_a_pruned_runs_outcome(project: Project) -> None:
+    """A pruned trial's outcome is saved (run-directory.md); the Reader, so ``xprun show``
+    and ``xprun diff``, reads it as it reads a complete run's, not as missing."""
+    import xprun
+
+    project.write("xp_p.py", PRUNING)
+    result = project.run("-q")
+    assert result.returncode == 0, result.output
+    pruned = [d for d in project.run_dirs() if '"pruned"' in (d / "run.json").read_text()]
+    assert pruned, result.output
+    frame = xprun.Reader(project.log_dir).filter("status == pruned").to_pandas()
+    assert len(frame) == len(pruned)
+    for run_dir in pruned:
+        saved = json.loads((run_dir / "outcome.json").read_text())
+        row = frame[frame["hash"] == run_dir.name].iloc[0]
+        assert row["outcome.val"] == saved["val"]
+        assert row["outcome.stopped"] == saved["stopped"]

@@ -109,7 +109,7 @@ def _read_files(run_dir: Path | str, row: dict[str, Any], dir_fd: int | None) ->
         _columns("params", record.get("params") or {}, row, "run.json params")
         config = _mapping(read_yaml(run_dir, "config.yaml", dir_fd=dir_fd))
         _columns("config", config, row, "config.yaml")
-        if record["status"] == Status.COMPLETE:
+        if record["status"] in (Status.COMPLETE, Status.PRUNED):  # pruned: saved as well
             outcome = read_json(run_dir, store.OUTCOME_JSON, DATA_LIMIT, dir_fd)
             outcome = _mapping(outcome, store.OUTCOME_JSON)
             _columns("outcome", outcome, row, store.OUTCOME_JSON)
