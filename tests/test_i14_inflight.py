@@ -12,6 +12,11 @@ batch never starts a third trial while the slow one waits: the slow trial then g
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 from collections import Counter
 
 import pytest
@@ -51,6 +56,8 @@ def xp_slow(config, run):
         raise RuntimeError("this trial fails")
     if os.environ.get("MODE") == "kill" and first("killed"):
         os.kill(os.getpid(), 9)  # the worker dies in the middle of this trial
+    if os.environ.get("MODE") == "hang":
+        time.sleep(30)  # until Ctrl-C
     if first("slow"):
         for _ in range(600):  # a bound, so that a loop without trials in flight ends
             if os.path.exists(release):
@@ -111,6 +118,45 @@ def test_i14_inflight_exitfirst_starts_no_trial_after_a_failure(project):
     started = [h for kind, h in _events(project) if kind == "start"]
     assert len(started) == 2, started  # the two in flight; none asked after the failure
     assert _statuses(project) == Counter({"failed": 2})
+
+
+def test_i14_inflight_ctrl_c_interrupts_the_trials_in_flight_and_asks_no_more(project):
+    project.write("xp_slow.py", TRIAL)
+    git_commit_all(project.root)
+    env = {**project.env(), "EVENTS_DIR": str(project.root), "MODE": "hang"}
+    launcher = subprocess.Popen(
+        [sys.executable, "-m", "xprun", "-n", "2"],
+        cwd=project.root,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # its own process group: Ctrl-C reaches it and its workers
+    )
+    events = project.root / "events.log"
+    while not (events.exists() and len(events.read_text().splitlines()) >= 2):
+        assert launcher.poll() is None, launcher.communicate()[0]
+        time.sleep(0.05)
+    os.killpg(launcher.pid, signal.SIGINT)
+    output = launcher.communicate(timeout=120)[0]
+    assert launcher.returncode == 2, output
+    assert [kind for kind, _ in _events(project)] == ["start", "start"]  # none asked after
+    assert _statuses(project) == Counter({"interrupted": 2})
+
+
+def test_i14_inflight_a_trial_on_a_grid_is_in_flight_until_all_its_points_end(project):
+    """With a grid (``seed=0,1``), a trial is two runs: it stays in flight (counted, not
+    asked again) until both have ended, and each config runs once."""
+    project.write("xp_slow.py", TRIAL.replace('{"x": 0.0}', '{"x": 0.0, "seed": 0}'))
+    git_commit_all(project.root)
+    env = {"EVENTS_DIR": str(project.root), "MODE": ""}
+    result = project.run("-n", "2", "seed=0,1", env=env, timeout=300)
+    assert result.returncode == 0, result.output
+    started = Counter(h for kind, h in _events(project) if kind == "start")
+    assert len(started) == 10 and max(started.values()) == 1, started
+    records = project.records("xp_slow.xp_slow")
+    assert Counter(r["status"] for r in records) == Counter({"complete": 10})
+    assert "5 of 5 trials ended" in result.output
 
 
 # -- the rebuild's replay of successive halving / Hyperband -----------------------------------

@@ -901,6 +901,8 @@ class _SearchLoop:
         self._landed(ended)
         if self.session.shouldstop or self.exhausted:
             return None
+        if self.flying and len(self.flying) >= self.batch:
+            return []  # a grid point of a trial in flight ended: no room yet, nothing read
         trials = self._trials()
         done = sum(1 for t in trials if t.state in ENDED)
         running = sum(1 for t in trials if t.state == "running")
