@@ -40,3 +40,22 @@ def test_i13_user_reproduce_in_a_clone_ignores_untracked_files_never_imported(
     assert result.returncode == 0, result.output
     assert "outcome agrees" in result.stdout
     assert "scratch.py" in result.output  # named as left out
+
+
+def test_i13_user_node_id_with_a_wrong_label_lists_the_experiments_runs(
+    project: Project,
+) -> None:
+    """A node id whose label names no run (``[x=1,y=0]`` for ``[x=1-y=0]``) is exit 4 that
+    lists the node ids of that experiment's runs, as the docs promise ("lists the
+    candidates"), so the user can copy the right one; nothing is removed."""
+    project.write("xp_calc.py", EXPERIMENT.replace("grid(x=[1, 2])", "grid(x=[1, 2], y=[0, 1])"))
+    assert project.run("xp_calc.py", "-q").returncode == 0
+    for command in ("why", "reproduce", "rm"):
+        result = project.run(command, "xp_calc.py::xp_calc[x=1,y=0]")
+        assert result.returncode == 4, result.output
+        assert "matches the node id 'xp_calc.py::xp_calc[x=1,y=0]'" in result.stderr
+        assert "xp_calc.py::xp_calc[x=1-y=0]" in result.stderr
+        assert "xp_calc.py::xp_calc[x=2-y=0]" in result.stderr
+    assert len(project.run_dirs()) == 4
+    other = project.run("why", "xp_other.py::xp_other[x=1]")
+    assert other.returncode == 4 and "xp_calc.py::" not in other.stderr

@@ -121,8 +121,21 @@ class RunResolver:
             found = self._query(word)
             what = "query"
         if not found:
-            raise UsageError(f"no run in {self.log_dir} matches the {what} {word!r}")
+            raise UsageError(
+                f"no run in {self.log_dir} matches the {what} {word!r}"
+                + (self._labels(word) if what == "node id" else "")
+            )
         return found
+
+    def _labels(self, word: str) -> str:
+        """The node ids of the runs of the experiment ``word`` names, to pick one from."""
+        experiment = word.partition("[")[0]
+        nodeids = self._rows()["nodeid"].astype(str)
+        names = sorted({n for n in nodeids if n == experiment or n.startswith(experiment + "[")})
+        if not names:
+            return ""
+        shown = "\n  ".join(names[:_SHOWN]) + ("\n  ..." if len(names) > _SHOWN else "")
+        return f"; the runs of {experiment} are:\n  {shown}"
 
     def resolve_one(self, word: str) -> Path:
         """The one run directory ``word`` names; several are a ``UsageError`` listing them."""
