@@ -193,6 +193,7 @@ class _Pool:
         self.in_spec = len(runs)  # runs after these are sent whole (worker.serve)
         self.feed = feed  # None once it said no more will come
         self.ended: list[RunSpec] = []  # ended since the feed was last asked
+        self.error: Exception | None = None  # what the feed raised
         self.size = size
         self.spec: Path | None = None
         self.queue = deque(range(len(runs)))
@@ -276,7 +277,12 @@ class _Pool:
         else:
             ended, self.ended = self.ended, []
             idle = sum(1 for w in self.workers if not w.sent) - len(self.queue)
-            more = self.feed(ended, max(idle, 0))
+            try:
+                more = self.feed(ended, max(idle, 0))
+            except Exception as exc:  # raised once the runs in flight have ended
+                self.error, more = exc, None
+                self.queue.clear()
+                self.stop_dispatching()
             if more is None or (not more and not self.queue and self.idle()):
                 self.feed = None
             else:
@@ -409,6 +415,8 @@ class _Pool:
             while self.workers:
                 for key, _ in self.selector.select(timeout=1.0):
                     self.on_output(key.data)
+            if self.error is not None:
+                raise self.error
         except (KeyboardInterrupt, Terminated) as exc:
             self.stop(exc)
             raise
