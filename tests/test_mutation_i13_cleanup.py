@@ -282,3 +282,38 @@ def test_i13_mut_trash_size_counts_the_files_left_when_one_goes_while_walked(tmp
 
     monkeypatch.setattr(os, "lstat", racing)
     assert trash.size(folder) == 8 and len(gone) == 1
+
+
+def test_i13_mut_cleanup_a_live_or_starting_run_first_in_order_stops_no_other(project, grid, xprun):
+    folder = min(grid.values()).parent  # gc walks the runs in the order of their names
+    live = folder / ("0" * 31 + "1")  # a launch running it: claimed, no record yet
+    live.mkdir()
+    starting = folder / ("0" * 31 + "2")  # a launch making it: no claim yet, young
+    starting.mkdir()
+    claim = _hold(live, project.log_dir)
+    try:
+        xprun("gc", "--failed", "--grace", "1h", "--yes")
+    finally:
+        claim.release()
+    assert live.is_dir() and starting.is_dir()
+    assert not grid[3].exists()  # failed: removed
+    for i in (0, 1, 2):
+        assert len(list(grid[i].glob("checkpoints/ckpt-*"))) == 1
+
+
+def test_i13_mut_cleanup_sessions_go_with_the_last_run_that_references_them(project, grid, xprun):
+    sessions = project.log_dir / ".xprun-sessions"
+    (first,) = {store.read_record(d)["session"] for d in grid.values()}
+    xprun("gc", "--grace", "0", "--yes")
+    assert (sessions / f"{first}.json").is_file()  # referenced by the runs kept
+    xprun("-q", "--force", "i=3", expect=1)  # a second launch: its own session
+    second = store.read_record(grid[3])["session"]
+    assert second != first and (sessions / f"{second}.json").is_file()
+    done = xprun("gc", "--failed", "--previous", "--grace", "0", "--yes")
+    assert not grid[3].exists()
+    # The only run referencing the second session is removed: the session goes in the same
+    # pass; the first stays, referenced by the three runs kept.
+    assert _listed(done.stdout)["session files no run references"] == [
+        f".xprun-sessions/{second}.json"
+    ]
+    assert sorted(p.name for p in sessions.iterdir()) == [f"{first}.json"]
