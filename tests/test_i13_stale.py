@@ -550,3 +550,55 @@ def test_i13_stale_a_changed_fixture_in_a_conftest_makes_its_users_stale(project
     listed = project.run("--collect-only", "-q")
     stale_lines = [line for line in listed.stdout.splitlines() if "stale" in line]
     assert len(stale_lines) == 2 and all("xp_uses" in line for line in stale_lines), listed.stdout
+
+
+def test_i13_stale_another_experiment_or_a_mark_in_the_same_file_is_not_a_code_change(project):
+    """A file often holds several experiments: adding one, or marking one, changes nothing
+    the others compute; their helpers in the same file and their own bodies do count."""
+    project.write(
+        "xp_two.py",
+        """\
+        def helper(x):
+            return x + 1
+
+
+        def xp_first():
+            return {"y": helper(1)}
+        """,
+    )
+    assert project.run("-q").returncode == 0
+    project.write(
+        "xp_two.py",
+        """\
+        import xprun
+
+
+        def helper(x):
+            return x + 1
+
+
+        @xprun.mark.slow
+        def xp_first():
+            return {"y": helper(1)}
+
+
+        def xp_second():
+            return {"z": 2}
+        """,
+    )
+    again = project.run("-q", "xp_two.py::xp_first")
+    assert again.returncode == 0, again.output
+    assert "1 cached" in again.stdout and _stale_count(again) is None, again.output
+    reader_stale = _reader_stale(project)
+    assert list(reader_stale.values()) == [False], reader_stale
+    project.write("xp_two.py", (project.root / "xp_two.py").read_text().replace("x + 1", "x + 2"))
+    helper_changed = project.run("-q", "xp_two.py::xp_first")
+    assert _stale_count(helper_changed) == 1, helper_changed.output
+    assert list(_reader_stale(project).values()) == [True]
+
+
+def _reader_stale(project) -> dict:
+    import xprun
+
+    frame = xprun.Reader(project.log_dir).to_pandas(["hash", "stale"])
+    return dict(zip(frame["hash"], frame["stale"], strict=True))

@@ -20,11 +20,12 @@ the staleness plugin asks for each experiment once per session, never per run.
 from __future__ import annotations
 
 import ast
+import copy
 import os
 import stat
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -331,6 +332,74 @@ def code_digest(files: dict[str, str]) -> str:
     return f"{ALGORITHM}:{_hex(text.encode('utf-8', 'surrogateescape'))}"
 
 
+# -- the experiment's own module ----------------------------------------------------------------
+
+
+def _is_xprun(node: ast.expr) -> bool:
+    """Whether an expression is rooted at the name ``xprun`` (``xprun.mark.skip(...)``)."""
+    while True:
+        if isinstance(node, ast.Call):
+            node = node.func
+        elif isinstance(node, ast.Attribute):
+            node = node.value
+        else:
+            return isinstance(node, ast.Name) and node.id == "xprun"
+
+
+def _imports_only_xprun(node: ast.stmt) -> bool:
+    if isinstance(node, ast.Import):
+        return all(a.name == "xprun" or a.name.startswith("xprun.") for a in node.names)
+    if isinstance(node, ast.ImportFrom):
+        module = node.module or ""
+        return node.level == 0 and (module == "xprun" or module.startswith("xprun."))
+    return False
+
+
+def own_module_digest(text: str | bytes, experiment: Mapping[str, Any]) -> str:
+    """The digest of an experiment's own module as that experiment's code: its other
+    experiments (top-level functions matching ``experiment["patterns"]``, the
+    ``experiment_functions`` setting), its ``xprun`` decorators (marks, config and grids:
+    what they change is in the run's hash or changes no result) and its imports of xprun
+    left out, so that adding an experiment to the file, or marking one, makes no run stale.
+    ``experiment``: ``{"function": name, "patterns": [...]}`` as recorded in ``code.own``."""
+    import fnmatch
+
+    data = _as_bytes(text)
+    tree = _parse(data)
+    function = experiment.get("function")
+    patterns = [p for p in experiment.get("patterns") or () if isinstance(p, str)]
+    if tree is None or not isinstance(function, str):
+        return _tree_digest(tree, data)
+    kept: list[ast.stmt] = []
+    for node in tree.body:
+        if isinstance(node, _FUNCTIONS):
+            if node.name != function and any(fnmatch.fnmatchcase(node.name, p) for p in patterns):
+                continue  # another experiment
+            if node.name == function:
+                node = copy.copy(node)
+                node.decorator_list = [d for d in node.decorator_list if not _is_xprun(d)]
+        elif _imports_only_xprun(node):
+            continue
+        kept.append(node)
+    return _tree_digest(ast.Module(body=kept, type_ignores=[]), data)
+
+
+def recorded_digest(path: str | Path, relpath: str, code: Mapping[str, Any]) -> str | None:
+    """Today's digest of the file ``relpath`` of a ``code`` record, the way it was recorded:
+    :func:`own_module_digest` for the experiment's own module (``code.own``), else
+    :func:`file_digest`; None when the file cannot be read."""
+    own = code.get("own")
+    if isinstance(own, Mapping) and own.get("file") == relpath:
+        parsed = _read(os.fspath(path))
+        if parsed is None:
+            return None
+        try:
+            return own_module_digest(Path(path).read_bytes(), own)
+        except OSError:
+            return None
+    return file_digest(path)
+
+
 def experiment_code(
     module: ModuleType | Path | str,
     rootdir: Path,
@@ -339,21 +408,43 @@ def experiment_code(
     root: Path | str | None = None,
     version: int | None = None,
     also: Iterable[Path | str] = (),
+    function: str | None = None,
+    patterns: Iterable[str] = (),
 ) -> dict[str, Any]:
     """The ``code`` object of ``run.json`` for an experiment module: ``digest`` (of
     ``files``), ``root`` (``root``, else ``rootdir``: the user's work tree, where ``xprun
     why`` and the Reader find today's files), ``files`` (path relative to ``rootdir``,
     posix → file digest) and ``version`` (``code_version``); ``also``: files the experiment's
-    code includes besides its module's imports (its fixtures' conftest.py files)."""
+    code includes besides its module's imports (its fixtures' conftest.py files).
+
+    With ``function`` (the experiment's name) and ``patterns`` (``experiment_functions``),
+    the module's own file is digested as that experiment's code (:func:`own_module_digest`)
+    and ``own`` records how, so that readers digest it today the same way."""
     rootdir = Path(rootdir).resolve()
     files: dict[str, str] = {}
-    for path in module_files(module, rootdir, exclude, also):
-        digest = file_digest(path)
-        if digest is not None and Path(path).is_relative_to(rootdir):  # the project's
-            files[Path(path).relative_to(rootdir).as_posix()] = digest
-    return {
+    paths = module_files(module, rootdir, exclude, also)
+    start = module if isinstance(module, Path | str) else getattr(module, "__file__", None)
+    own_path = str(Path(start).resolve()) if start else None
+    own: dict[str, Any] | None = None
+    if function is not None and own_path is not None and Path(own_path).is_relative_to(rootdir):
+        own = {
+            "file": Path(own_path).relative_to(rootdir).as_posix(),
+            "function": function,
+            "patterns": list(patterns),
+        }
+    for path in paths:
+        if not Path(path).is_relative_to(rootdir):
+            continue
+        relpath = Path(path).relative_to(rootdir).as_posix()
+        digest = recorded_digest(path, relpath, {"own": own} if own else {})
+        if digest is not None:  # the project's
+            files[relpath] = digest
+    code: dict[str, Any] = {
         "digest": code_digest(files),
         "root": str(root if root is not None else rootdir),
         "files": files,
         "version": version,
     }
+    if own is not None:
+        code["own"] = own
+    return code

@@ -85,6 +85,8 @@ class _Staleness:
                 root=self.root(),
                 version=getattr(experiment.declaration, "code_version", None),
                 also=_fixture_files(experiment),
+                function=experiment.nodeid.rpartition("::")[2] or None,
+                patterns=config.settings.patterns("experiment_functions"),
             )
         return found
 
@@ -288,13 +290,13 @@ def explain(log_dir: Path, run_dir: Path, seen: dict[tuple[str, str], str] | Non
 def changed_files(code: dict[str, Any]) -> list[tuple[str, str | None]]:
     """The recorded files whose digest differs today, each with today's digest (None: the
     file is gone), in path order."""
-    from .codedigest import file_digest
+    from .codedigest import recorded_digest
 
     root = Path(str(code.get("root", "")))
     changes = []
     for relpath, recorded in sorted(code["files"].items()):
         path = _inside(root, relpath)
-        today = file_digest(path) if path is not None else None
+        today = recorded_digest(path, relpath, code) if path is not None else None
         if today != recorded:
             changes.append((relpath, today))
     return changes

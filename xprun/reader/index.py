@@ -44,7 +44,8 @@ __all__ = ["INFO_COLUMNS", "Index", "Skipped", "read_run", "scan"]
 
 INDEX_DIR = ".xprun-index"
 INDEX_FILE = "runs.parquet"
-INDEX_VERSION = 4  # 2: values checked and normalised when read (rows.py); 3: _ctime_ns; 4: _code
+INDEX_VERSION = 5  # 2: values checked and normalised when read (rows.py); 3: _ctime_ns; 4: _code
+# 5: _code keeps code.own (how the experiment's module was digested); pruned runs' outcomes
 INDEX_LIMIT = 4 << 30
 RACY_NS = 2_000_000_000  # changes this close to a scan are re-read on the next one
 

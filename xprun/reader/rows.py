@@ -170,7 +170,7 @@ _code_texts: dict[str, tuple[dict[str, Any], str]] = {}  # digest → (code, its
 
 
 def code_text(code: Any) -> str | None:
-    """The ``_code`` column of a record's ``code``: ``{"root", "files"}`` as JSON text, or
+    """The ``_code`` column of a record's ``code``: ``{"root", "files", "own"}`` as JSON text, or
     None when it has none or it is not what xprun writes (its staleness is then unknown).
     The runs of a sweep share a few: each text is made once (the record compared whole)."""
     if type(code) is not dict:
@@ -184,7 +184,13 @@ def code_text(code: Any) -> str | None:
         return None
     if not all(type(k) is str and type(v) is str for k, v in files.items()):
         return None
-    text = json.dumps({"root": root, "files": files}, sort_keys=True)
+    kept: dict[str, Any] = {"root": root, "files": files}
+    own = code.get("own")  # how the experiment's own module was digested (codedigest)
+    if type(own) is dict and type(own.get("file")) is str and type(own.get("function")) is str:
+        patterns = own.get("patterns")
+        if type(patterns) is list and all(type(p) is str for p in patterns):
+            kept["own"] = {"file": own["file"], "function": own["function"], "patterns": patterns}
+    text = json.dumps(kept, sort_keys=True)
     if type(digest) is str and len(_code_texts) < 1024:
         _code_texts[digest] = (code, text)
     return text
