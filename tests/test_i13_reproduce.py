@@ -374,3 +374,40 @@ def test_i13_reproduce_outside_git_from_the_source_store(project):
     assert result.returncode == 0, result.output
     assert "code: the source store (2 files)" in result.stdout
     assert "outcome agrees (exactly)" in result.stdout
+
+
+def test_i13_reproduce_one_run_that_cannot_be_rebuilt_does_not_hide_the_others(project):
+    """A CI step checks every run of a query: a run whose code is lost is named and counted
+    (--check exits 1), the other runs are still reproduced and answered."""
+    _made_dirty(project)
+    assert project.run("-q").returncode == 0
+    lost = _hash(project, 3)
+    path = project.log_dir / "xp_calc.xp_calc" / lost / "run.json"
+    record = json.loads(path.read_text())  # as a format-1 run whose untracked helper is gone
+    for key in ("session", "snapshot", "code"):
+        record.pop(key, None)
+    record["format"] = 1
+    path.write_text(json.dumps(record))
+    _move_on(project)
+    result = project.run("reproduce", "--check", "status == complete")
+    assert result.returncode == 1, result.output
+    assert f"ERROR: {lost}: cannot reproduce" in result.stderr, result.output
+    assert "1 of 2 runs could not be reproduced" in result.stderr
+    assert "outcome agrees" in result.stdout and _hash(project, 4)[:12] in result.stdout
+
+
+def test_i13_reproduce_a_pruned_trial_is_skipped_not_failed(project):
+    """A pruned trial stopped on its siblings' values: reproduced alone it would run to the
+    end and differ, so it is skipped with the reason. (The status is set by hand: a real
+    search with a pruner is tests/test_i14_search.py's; here only the record matters.)"""
+    _made_dirty(project)
+    assert project.run("-q").returncode == 0
+    pruned = _hash(project, 3)
+    path = project.log_dir / "xp_calc.xp_calc" / pruned / "run.json"
+    record = json.loads(path.read_text())
+    record["status"] = "pruned"
+    path.write_text(json.dumps(record))
+    result = project.run("reproduce", "--check", "xp_calc.py::xp_calc")
+    assert result.returncode == 0, result.output
+    assert f"{pruned}: a pruned trial" in result.stdout and "skipped" in result.stdout
+    assert "outcome agrees" in result.stdout
