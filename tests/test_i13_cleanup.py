@@ -382,6 +382,7 @@ def test_i13_cleanup_gc_unreferenced_snapshots_sessions_and_sources(project):
     assert {p.name for p in sources.iterdir()} == blobs(session2)
     assert freed(done.stdout) == freed(dry.stdout) > 0
     assert project.run("gc", "--grace", "0").stdout == "nothing to remove\n"
+    assert project.run("gc", "--grace", "0", "--yes").stdout == "nothing to remove\n"
     # The remaining run still reads, and its code is still there.
     assert show_hashes(project) == {second["hash"]}
     assert git(project.root, "show", f"{commit2}:helper.py") == "SCALE = 2\n"

@@ -667,7 +667,10 @@ def _report(
     outcome = carry_out(ctx, items)
     sys.stdout.write(listing(outcome.removed, [*kept, *outcome.kept], keep))
     freed = sum(i.size for i in outcome.removed)
-    sys.stdout.write(f"removed {len(outcome.removed)}, freed {human(freed)}\n")
+    if outcome.removed or outcome.kept:
+        sys.stdout.write(f"removed {len(outcome.removed)}, freed {human(freed)}\n")
+    else:
+        sys.stdout.write("nothing to remove\n")  # as the dry run says it
     failed = outcome.kept or (asked and kept)
     return int(ExitCode.RUNS_FAILED if failed else ExitCode.OK)
 
