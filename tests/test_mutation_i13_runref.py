@@ -254,3 +254,23 @@ def test_i13_mut_runref_a_run_gone_since_the_reader_read_it_is_listed_by_its_pat
     assert runref._name(runs[0]) == str(runs[0])  # no record to name it by
     (runs[1] / "run.json").write_text(json.dumps({"nodeid": "xp_a.py::xp_a"}))
     assert runref._name(runs[1]) == f"{runs[1].name[:12]}  xp_a.py::xp_a"
+
+
+def test_i13_mut_runref_a_label_that_names_no_run_lists_the_experiments_runs(runs):
+    resolver = runref.RunResolver(runs.log_dir, cwd=runs.root)
+    with pytest.raises(UsageError) as wrong:
+        resolver.resolve("xp_calc.py::xp_calc[x=5]")
+    assert str(wrong.value).endswith(
+        "; the runs of xp_calc.py::xp_calc are:\n"
+        "  xp_calc.py::xp_calc[x=3]\n  xp_calc.py::xp_calc[x=4]"
+    )
+    with pytest.raises(UsageError) as other:  # an experiment without labels: its one run
+        resolver.resolve("xp_calc.py::xp_other[x=1]")
+    assert str(other.value).endswith("are:\n  xp_calc.py::xp_other")
+    with pytest.raises(UsageError) as many:
+        resolver.resolve("xp_calc.py::xp_many[y=99]")
+    listed = str(many.value).count("\n  xp_calc.py::xp_many[")
+    assert str(many.value).endswith("\n  ...") and listed == 20
+    with pytest.raises(UsageError) as unknown:  # no such experiment: nothing to list
+        resolver.resolve("xp_calc.py::xp_nothing[x=1]")
+    assert str(unknown.value).endswith("matches the node id 'xp_calc.py::xp_nothing[x=1]'")
