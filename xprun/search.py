@@ -273,10 +273,10 @@ def search_of(experiment: Experiment) -> Search | None:
 
 
 def _require_optuna(nodeid: str, sampler: str) -> None:
-    """Optuna (and, for CMA-ES, the ``cmaes`` package it runs on), or a usage error."""
+    """Optuna (and the package a sampler runs on: ``cmaes``, scipy for QMC), or a usage error."""
     import importlib
 
-    needed = ["optuna", "cmaes"] if sampler == "cmaes" else ["optuna"]
+    needed = ["optuna", *{"cmaes": ["cmaes"], "qmc": ["scipy"]}.get(sampler, [])]
     for name in needed:
         try:
             importlib.import_module(name)
@@ -469,7 +469,8 @@ def _qmc_class() -> Any:
         """Optuna's QMC sampler counts its samples in the study's attributes, which a
         rebuilt study does not have: the next sample is the one after the study's trials."""
 
-        def _find_sample_id(self, study: Any, search_space: Any) -> int:
+        def _find_sample_id(self, study: Any, *_: Any, **__: Any) -> int:
+            # (Optuna 4.0 passes the study alone, later releases the search space too.)
             return len(study.get_trials(deepcopy=False)) - 1  # the asked trial is in it
 
     return QMC
