@@ -364,6 +364,7 @@ def xprun_generate_runs(experiment: Experiment, session: Session) -> Any:
     state = _state()
     if state is not None and points:
         state.searched[experiment.nodeid] = _Searched(experiment, search, list(points))
+        session.deferred.append(experiment)  # collected: its runs are asked as it goes
     return []
 
 
@@ -747,8 +748,12 @@ class _SearchLoop:
         wait = bool(getattr(session.config.option, "wait", False))
         rounds = 0
         waiting = False
+        first = True
         while not session.shouldstop and not self.exhausted:
             trials = self._trials()
+            if first:
+                self._report_cached(trials)
+                first = False
             ended = sum(1 for t in trials if t.state in ENDED)
             if ended >= search.trials:
                 break
@@ -772,9 +777,16 @@ class _SearchLoop:
             rounds += 1
             if self._is_batch and not wait:
                 break  # each invocation submits the next batch (a cron job, or by hand)
-        if rounds == 0 and not session.runs:
-            session.runs.extend(self.points[:1])  # the search ran (it is done): not "no runs"
         self._report()
+
+    def _report_cached(self, trials: list[_Trial]) -> None:
+        """The runs of the trials a previous launch completed, reported cached as a grid's
+        complete runs are: a relaunch says what it found done, not "no runs ran"."""
+        done = [t for t in trials if t.state == "complete"]
+        runs = [run for t in done for run in self.runs_for(t.params, t.number)]
+        if runs:
+            self.session.runs.extend(runs)
+            self.session.skip_complete(runs)  # a run not complete after all: not reported
 
     def _report(self) -> None:
         """One line once the loop is done: how far the search is, and its best trial."""

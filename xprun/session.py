@@ -87,6 +87,9 @@ class Session:
         self.session_fixtures = SessionFixtures()
         self.experiments: list[Experiment] = []
         self.runs: list[RunSpec] = []
+        # Experiments whose runs are made as the session goes (a search asks each trial's
+        # runs from the results so far): collected, though not in ``runs`` yet.
+        self.deferred: list[Experiment] = []
         self.collect_errors: list[tuple[str, str]] = []  # (where, text)
         self.counts: Counter[str] = Counter()
         self.shouldstop: str | bool = False
@@ -647,7 +650,7 @@ class Session:
         unsuccessful = (*reports.UNSUCCESSFUL, reports.TEARDOWN_ERROR)
         if self.collect_errors or any(self.counts[o] for o in unsuccessful):
             return ExitCode.RUNS_FAILED  # a run failed, a worker died under it, a teardown...
-        if not self.runs:
+        if not self.runs and not self.deferred:
             return ExitCode.NO_RUNS_COLLECTED
         return ExitCode.OK
 

@@ -160,7 +160,9 @@ class TerminalReporter:
         if self.verbosity < 0:
             return
         selected = len(session.runs)
+        # Every collected experiment counts, also one whose runs are asked later (a search).
         experiments = {r.experiment.nodeid for r in session.runs} | self._deselected_experiments
+        experiments |= {experiment.nodeid for experiment in session.experiments}
         text = f"collected {_plural(selected + self._deselected, 'run')} from "
         text += _plural(len(experiments), "experiment")
         if self._collect_errors:
@@ -394,6 +396,9 @@ class TerminalReporter:
         if session.config.option.collect_only:
             selected, deselected = len(session.runs), self._deselected
             parts = [f"{_plural(selected, 'run')} collected"]
+            if session.deferred:  # a search: its runs are asked as it goes
+                searches = len(session.deferred)
+                parts[0] += f" (and {searches} search{'es' * (searches != 1)})"
             if deselected:
                 total = _plural(selected + deselected, "run")
                 parts = [f"{selected}/{total} collected ({deselected} deselected)"]
