@@ -15,10 +15,13 @@ from .schedulers.batch import waiting
 from .show import default_log_dir
 from .states import Status
 
+#: A submitted run without a directory whose jobs have all left the queue: nothing will
+#: write it any more (removed with ``xprun rm``, or its job cancelled before it started).
+MISSING = "missing"
 #: One column per status a submitted run can be in; a run not started yet (``Status.NEW``)
-#: is headed "queued", which is what it is here.
-COLUMNS = (Status.NEW, Status.RUNNING, Status.COMPLETE, Status.FAILED, Status.INTERRUPTED)
-_HEADERS = {Status.NEW: "queued"}
+#: is headed "queued", which is what it is while a job of its submission is in the queue.
+COLUMNS = (Status.NEW, Status.RUNNING, Status.COMPLETE, Status.FAILED, Status.INTERRUPTED, MISSING)
+_HEADERS: dict[str, str] = {Status.NEW: "queued"}
 STATUS_PATIENCE = 10.0  # seconds
 
 #: What the command covers, said in its help and when it finds nothing to report (a user of
@@ -79,10 +82,17 @@ def main(argv: list[str]) -> int:
         except UsageError as exc:
             sys.stderr.write(f"warning: cannot ask {name} about its jobs: {exc}\n")
             queue = None
-        counts: Counter[str] = Counter()
+        live = None if queue is None else {task.split("_")[0] for task in queue}
+        latest: dict[str, dict] = {}  # run dir → the last submission that holds it
         for sub in subs:
-            for run_dir in sub["runs"]:
-                counts[store.read_state(Path(run_dir), clock, heartbeat).status] += 1
+            latest.update(dict.fromkeys(sub["runs"], sub))
+        counts: Counter[str] = Counter()
+        for run_dir, sub in latest.items():
+            status: str = store.read_state(Path(run_dir), clock, heartbeat).status
+            gone = live is not None and not live & set(sub["job_ids"])
+            if status == Status.NEW and gone and not Path(run_dir).exists():
+                status = MISSING
+            counts[status] += 1
         sys.stdout.write(f"{name:<{width}}" + "".join(f"{counts[c]:>12}" for c in COLUMNS) + "\n")
         if queue is None:
             now = "unknown (the queue did not answer)"
