@@ -68,3 +68,34 @@ def test_i14_relaunch_a_failed_trial_is_not_reported_cached(project: Project) ->
     assert len(project.run_dirs()) == 3
     cached = re.search(r"(\d+) cached", _summary(again.stdout))
     assert (int(cached.group(1)) if cached else 0) == 3 - failed, again.stdout
+
+
+def test_i14_relaunch_show_numbers_runs_by_their_trial_as_the_launcher_does(
+    project: Project,
+) -> None:
+    """With a grid, a trial is several runs (``[trial=N-seed=S]``): ``xprun show`` numbers
+    each run by its trial, as the labels and the launcher's summary do (it numbered runs)."""
+    project.write(
+        "xp_bowl.py",
+        BOWL.replace("@xprun.search", "@xprun.grid(seed=[0, 1])\n@xprun.search").replace(
+            "** 2}", "** 2 + config.seed}"
+        ),
+    )
+    result = project.run()
+    assert result.returncode == 0, result.output
+    best = re.search(r"best outcome\.loss = \S+ \(trial (\d+):", result.stdout)
+    assert best, result.stdout
+    labels = {}
+    for record in project.records():
+        found = re.search(r"\[trial=(\d+)-seed=\d\]", record["nodeid"])
+        assert found, record["nodeid"]
+        labels[record["hash"]] = int(found.group(1))
+    assert sorted(labels.values()) == [0, 0, 1, 1, 2, 2]
+    shown = project.run("show", "--format", "csv")
+    assert shown.returncode == 0, shown.output
+    rows = [line.split(",") for line in shown.stdout.strip().splitlines()]
+    header, rows = rows[0], rows[1:]
+    number, hash_ = header.index("number"), header.index("hash")
+    assert {row[hash_]: int(row[number]) for row in rows} == labels
+    # the best trial's runs come first (each its own value; the launcher's is their mean)
+    assert int(rows[0][number]) == int(best.group(1))

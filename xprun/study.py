@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -653,12 +653,25 @@ def view(runs: Any, objective: str | None = None, direction: str | None = None) 
     records = trial_records(
         runs._reader.log_dir, experiment, params, objective, reader=runs._reader
     )
+    records = _numbered_by_trial(records)
     selected = set(frame["hash"])
     records = [r for r in records if r.hash in selected]
     distributions = recorded.distributions if recorded else None
     if distributions is None:
         distributions = observed_distributions(records)
     return View(experiment, Settings(objective, direction, params, distributions), records)
+
+
+def _numbered_by_trial(records: Sequence[TrialRecord]) -> list[TrialRecord]:
+    """Each run numbered by its trial, as the search loop numbers them: the runs that share
+    sampled values (a trial's grid points, ``[trial=N-seed=0]``) are one trial, numbered in
+    the order of their first start.  Without a grid each run is its own trial."""
+    trials: dict[str, int] = {}
+    numbered = []
+    for record in sorted(records, key=lambda r: r.number):
+        number = trials.setdefault(json_text(record.params), len(trials))
+        numbered.append(replace(record, number=number))
+    return numbered
 
 
 def best(records: Sequence[TrialRecord], direction: str) -> TrialRecord | None:
