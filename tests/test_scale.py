@@ -10,6 +10,7 @@ stopwatch) so that start-up does not hide the growth.
 from __future__ import annotations
 
 import collections
+import enum
 import json
 import re
 import resource
@@ -19,8 +20,11 @@ import sys
 import textwrap
 import time
 
+import inprocess as _inprocess
 import pytest
 import yaml
+
+inprocess = _inprocess.inprocess  # the fixture
 
 
 @pytest.fixture(autouse=True)
@@ -83,27 +87,42 @@ CASES = [
 ]
 
 
-def _collect(project, grid: dict | None, args: list[str], log_dir: str, alias: bool) -> str:
-    """The ``--collect-only`` listing (state, hash, node id) of experiment ``same``."""
+def _collect(run, project, grid: dict | None, args: list[str], log_dir: str, alias: bool) -> str:
+    """The ``--collect-only`` listing (state, hash, node id) of experiment ``same``; ``run`` is
+    ``project.run`` (a ``python -m xprun`` process) or an ``inprocess`` runner's ``run``."""
     base = dict(BASE, alias="${lr}") if alias else BASE  # excluded: a hash-neutral interpolation
     decorator = f"@xprun.grid(**{grid!r})" if grid else ""
     project.write("xp_same.py", EXPERIMENT.format(base=base, grid=decorator))
-    result = project.run("--collect-only", "--log-dir", log_dir, *args)
-    assert result.returncode == 0, (args, result.output)
+    result = run("--collect-only", "--log-dir", log_dir, *args)
+    assert getattr(result, "returncode", getattr(result, "ret", None)) == 0, (args, result.output)
     return sorted(line.split()[1] for line in result.stdout.splitlines() if "::" in line)
 
 
-def test_i11_01_command_line_sweeps_hash_as_grids_and_as_the_omegaconf_path(project):
+def test_i11_01_command_line_sweeps_hash_as_grids_and_as_the_omegaconf_path(
+    project, inprocess, monkeypatch
+):
+    """Each case's hashes by the fast path, the OmegaConf path and as a grid.  The 50-odd
+    collections run in this process (``xprun.main``, the CLI's own entry point: the hashing
+    is pure, and a process per collection cost ~50 s of CPU); one case runs as a user runs it,
+    in a ``python -m xprun`` process, and must list the same hashes."""
+    # The experiment file is rewritten within the same second at the same size: never let
+    # Python take its stale bytecode (a pyc is checked by mtime and size).
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)
     for args, grid in CASES:
         # The base holds no interpolation: plain-key overrides take the plain-dict path.
-        fast = _collect(project, None, args, "logs-fast", alias=False)
+        fast = _collect(inprocess.run, project, None, args, "logs-fast", alias=False)
         # An interpolation (of a key excluded from the hash) sends every config through
         # OmegaConf and Hydra's override application: the old code's path for overrides.
-        slow = _collect(project, None, args, "logs-slow", alias=True)
+        slow = _collect(inprocess.run, project, None, args, "logs-slow", alias=True)
         assert fast == slow, args
         assert len(fast) == len(set(fast)) > 0
         if grid is not None:
-            assert _collect(project, grid, [], "logs-grid", alias=False) == fast, args
+            as_grid = _collect(inprocess.run, project, grid, [], "logs-grid", alias=False)
+            assert as_grid == fast, args
+    args, grid = CASES[1]  # floats, -0.0, inf and nan: the values most easily told apart
+    for alias in (False, True):
+        by_cli = _collect(project.run, project, None, args, "logs-cli", alias=alias)
+        assert by_cli == _collect(inprocess.run, project, grid, [], "logs-grid", alias=False)
 
 
 def test_i11_01_command_line_sweeps_resolve_the_same_configs_as_the_omegaconf_path(project):
@@ -111,7 +130,7 @@ def test_i11_01_command_line_sweeps_resolve_the_same_configs_as_the_omegaconf_pa
     written = {}
     for alias in (False, True):
         log_dir = f"logs-{alias}"
-        _collect(project, None, args, log_dir, alias)
+        _collect(project.run, project, None, args, log_dir, alias)
         result = project.run("-q", "--log-dir", log_dir, *args)
         assert result.returncode == 0, result.output
         configs = {}
@@ -372,16 +391,17 @@ def test_i11_03_collecting_20x_the_configs_costs_at_most_3x_per_config(project):
 # -- the fast encoder writes the careful encoder's text ----------------------------------------
 
 
+_COLOR = enum.Enum("Color", "RED")  # made once: making an Enum class costs ~0.2 ms
+_KEYS = ["a", "b", "a b", "a!", 'a"', "a\\", "é", "\x00", "", "ab", "a.b", "~", "😀", "seed"]
+_SCALARS = [None, True, False, 0, 1, -1, 2**70, -0.0, 0.0, 1.0, 1.5, INF, -INF, NAN, 1e300]
+_SCALARS += [5e-324, _COLOR.RED, b"xy", "\u2028", "x\ny"]
+
+
 def _random_value(rnd, depth: int = 0):
     """Config-like data with the edge values of the canonical encoding: keys that sort
     differently once quoted (a space, ``!``, a quote, a backslash, control characters,
     non-ASCII), ints vs bools vs integral floats, -0.0, NaN, the infinities, huge ints."""
-    import enum
-
-    color = enum.Enum("Color", "RED")
-    keys = ["a", "b", "a b", "a!", 'a"', "a\\", "é", "\x00", "", "ab", "a.b", "~", "😀", "seed"]
-    scalars = [None, True, False, 0, 1, -1, 2**70, -0.0, 0.0, 1.0, 1.5, INF, -INF, NAN, 1e300]
-    scalars += [5e-324, color.RED, b"xy", "\u2028", "x\ny"]
+    keys, scalars = _KEYS, _SCALARS
     roll = rnd.random()
     if depth > 3 or roll < 0.5:
         if rnd.random() < 0.3:
