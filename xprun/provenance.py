@@ -32,6 +32,7 @@ import posixpath
 import re
 import subprocess
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -132,7 +133,7 @@ def _record_session(session: Session) -> dict[str, Any]:
     # Jobs import the extracted snapshot, which the dirty/untracked policies may have made
     # differ from the work tree: the bytes kept are those of the copy the runs import.
     extracted = Path(config.snapshot_dir) / taken.commit / taken.rootdir if taken else None
-    found = _project_sources(Path(config.rootdir), exclude, extracted)
+    found = _project_sources(Path(config.rootdir), exclude, extracted, _imported_lazily(session))
     sources = {relpath: store_source(log_dir, data) for relpath, data in found.items()}
     git_fields, _ = session.git_state()
     git = (
@@ -171,19 +172,34 @@ def _now() -> str:
     return timestamp()
 
 
+def _imported_lazily(session: Session) -> list[Path]:
+    """The project files the collected experiments' modules import, transitively, read
+    from their import statements: also those a function imports when it runs (``def
+    xp_fit(): from models import net``), which are not imported yet when the session is
+    recorded, before its first run."""
+    from .codedigest import module_files
+
+    config = session.config
+    exclude = [Path(config.log_dir), Path(config.snapshot_dir)]
+    modules = {experiment.path for experiment in session.experiments}
+    found = {f for module in modules for f in module_files(module, Path(config.rootdir), exclude)}
+    return [Path(f) for f in sorted(found)]
+
+
 def _project_sources(
-    rootdir: Path, exclude: list[Path], extracted: Path | None = None
+    rootdir: Path, exclude: list[Path], extracted: Path | None = None, also: Iterable[Path] = ()
 ) -> dict[str, bytes]:
-    """The bytes of every project-local module imported so far, by path relative to the
-    rootdir (posix): files under the rootdir, outside the log and snapshot folders; read in
-    ``extracted`` (the rootdir in an extracted snapshot) when that copy exists."""
+    """The bytes of every project-local module imported so far, and of the files in
+    ``also``, by path relative to the rootdir (posix): files under the rootdir, outside the
+    log and snapshot folders; read in ``extracted`` (the rootdir in an extracted snapshot)
+    when that copy exists."""
     from .snapshot import imported_files
 
     root = rootdir.resolve()
     excluded = [p.resolve() for p in exclude]
     copy = extracted if extracted is not None and extracted.is_dir() else None
     found: dict[str, bytes] = {}
-    for path in imported_files():
+    for path in [*imported_files(), *also]:
         path = path.resolve()
         if not path.is_relative_to(root) or any(path.is_relative_to(e) for e in excluded):
             continue
