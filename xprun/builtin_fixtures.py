@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import pickle
+import sys
 from collections.abc import Hashable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -167,9 +168,79 @@ def seed_fixture(request: FixtureRequest) -> int:
     """The run's seed, its config's ``seed`` (0 unless set): an integer in the run's hash.
 
     Python's ``random`` and NumPy's global generator (torch's too, when imported) are seeded
-    with it before the run's fixtures are set up.
+    with it before the run's fixtures are set up; NumPy's also when the run imports it later.
     """
     return int(_run(request).seed)
+
+
+# -- seeding NumPy without importing it ----------------------------------------------------
+#
+# Importing NumPy and its ``random`` package costs a process about 0.2 CPU-seconds, which a
+# run that never uses NumPy should not pay (a pool worker paid it once per worker, a sweep of
+# short runs felt it).  NumPy's global generator (``numpy.random.seed``, the legacy
+# ``RandomState`` behind ``numpy.random.random()``...) lives in ``numpy.random``, which
+# ``import numpy`` does not import: it is loaded on first use.  So when ``numpy.random`` is
+# loaded already, it is seeded at once; otherwise a finder on ``sys.meta_path`` seeds it with
+# the current run's seed the moment it is loaded, before any code can draw from it: the
+# generator's state is then exactly what seeding before the run would have left.
+
+
+class _SeedNumpyOnImport:
+    """Seeds ``numpy.random`` with :attr:`seed` as soon as it is loaded (a meta-path finder
+    that hands the import to the finders after it and wraps their loader)."""
+
+    def __init__(self) -> None:
+        self.seed: int | None = None
+
+    def find_spec(self, name: str, path: Any, target: Any = None) -> Any:
+        if name != "numpy.random" or self.seed is None:
+            return None
+        finders = sys.meta_path[sys.meta_path.index(self) + 1 :] if self in sys.meta_path else []
+        for finder in finders:
+            find = getattr(finder, "find_spec", None)
+            spec = find(name, path, target) if find is not None else None
+            if spec is not None:
+                if spec.loader is not None and hasattr(spec.loader, "exec_module"):
+                    spec.loader = _SeedingLoader(spec.loader, self)
+                return spec
+        return None
+
+
+class _SeedingLoader:
+    """``loader``, then ``numpy.random.seed``; puts ``loader`` back as the module's own."""
+
+    def __init__(self, loader: Any, finder: _SeedNumpyOnImport) -> None:
+        self.loader = loader
+        self.finder = finder
+
+    def create_module(self, spec: Any) -> Any:
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module: Any) -> None:
+        module.__loader__ = self.loader
+        if module.__spec__ is not None:
+            module.__spec__.loader = self.loader
+        self.loader.exec_module(module)
+        if self.finder.seed is not None:
+            module.seed(self.finder.seed % 2**32)
+
+
+_numpy_finder = _SeedNumpyOnImport()
+
+
+def seed_numpy(seed: int) -> None:
+    """Seed NumPy's global generator with ``seed`` (modulo 2**32) now if ``numpy.random`` is
+    loaded, else as soon as this process loads it: NumPy is never imported for it."""
+    module = sys.modules.get("numpy.random")
+    if module is not None:
+        _numpy_finder.seed = None
+        module.seed(seed % 2**32)
+        return
+    _numpy_finder.seed = seed
+    if sys.meta_path[:1] != [_numpy_finder]:  # first, ahead of import hooks added since
+        if _numpy_finder in sys.meta_path:
+            sys.meta_path.remove(_numpy_finder)
+        sys.meta_path.insert(0, _numpy_finder)
 
 
 @fixture(name="run_dir")

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from . import reports, store, ticker, tracebacks
+from .builtin_fixtures import seed_numpy
 from .capture import RunCapture
 from .errors import SignalHold, Terminated, is_disk_full
 from .fixtures import FixtureRequest, SessionFixtureError
@@ -61,12 +62,7 @@ if TYPE_CHECKING:
 def seed_everything(seed: int) -> None:
     """Seed Python's ``random``, NumPy's global generator, and torch when it is imported."""
     random.seed(seed)
-    try:
-        import numpy
-    except ImportError:
-        pass
-    else:
-        numpy.random.seed(seed % 2**32)
+    seed_numpy(seed)  # now if loaded, else as it is loaded: never imported for it
     torch = sys.modules.get("torch")
     if torch is not None:
         torch.manual_seed(seed)

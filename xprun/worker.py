@@ -294,18 +294,11 @@ def _send(proto: Any, message: Mapping[str, Any]) -> None:
     proto.flush()
 
 
-#: What the worker imports before the spec exists: its own session, collection and run
-#: protocol, and the libraries every run uses (OmegaConf for ``config``, NumPy for seeding).
-_WARM_MODULES = (
-    "xprun.config",
-    "xprun.session",
-    "xprun.collect",
-    "xprun.expand",
-    "xprun.jobs",
-    "xprun.runner",
-    "omegaconf",
-    "numpy",
-)
+#: What the worker imports before the spec exists, besides the built-in plugins (its config
+#: imports them all: collection, the run protocol, the schedulers...): the spec's reader and
+#: OmegaConf (every run's ``config``).  Not NumPy: seeding does not import it
+#: (``builtin_fixtures.seed_numpy``), and a run that never uses it should not pay for it.
+_WARM_MODULES = ("xprun.jobs", "omegaconf")
 
 
 def warm_up() -> None:
@@ -314,9 +307,10 @@ def warm_up() -> None:
     is still taking the Git snapshot, so this costs the sweep nothing."""
     import importlib
 
+    from .config import BUILTIN_PLUGINS
     from .metadata import PackageVersions
 
-    for name in _WARM_MODULES:
+    for name in (*BUILTIN_PLUGINS, *_WARM_MODULES):
         try:
             importlib.import_module(name)
         except ImportError:
