@@ -26,6 +26,8 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from _paired import figure, paired
@@ -90,8 +92,11 @@ def make_project(root: Path, n: int) -> Path:
     return project
 
 
-def measure(n: int, rounds: int, where: str | None) -> tuple[float, float]:
-    """Median seconds of (xprun -n 2, multiprocessing.Pool(2)) over ``rounds`` pairs."""
+def measure(
+    n: int, rounds: int, where: str | None, spread: dict[str, list[float]] | None = None
+) -> tuple[float, float]:
+    """Median seconds of (xprun -n 2, multiprocessing.Pool(2)) over ``rounds`` pairs; each
+    measured round's seconds are appended to ``spread["xprun"]`` and ``spread["floor"]``."""
     with tempfile.TemporaryDirectory(dir=where, prefix="xprun-pool-") as tmp:
         root = Path(tmp)
         project = make_project(root, n)
@@ -120,7 +125,18 @@ def measure(n: int, rounds: int, where: str | None) -> tuple[float, float]:
 
         floor()  # one unmeasured round each: .pyc files, the package-version cache and the
         xprun()  # snapshot's extraction are then as on every later launch
-        return paired(floor, xprun, rounds)
+        times: dict[str, list[float]] = spread if spread is not None else {}
+
+        def recorded(name: str, fn: Callable[[], None]) -> Callable[[], float]:
+            def call() -> float:
+                start = time.perf_counter()
+                fn()
+                times.setdefault(name, []).append(time.perf_counter() - start)
+                return times[name][-1]
+
+            return call
+
+        return paired(recorded("floor", floor), recorded("xprun", xprun), rounds)
 
 
 def figures(quick: bool = False) -> list[dict]:
@@ -145,13 +161,22 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--dir", default="/dev/shm" if os.path.isdir("/dev/shm") else None)
     args = parser.parse_args()
-    value, floor = measure(args.runs, args.rounds, args.dir)
+    spread: dict[str, list[float]] = {}
+    value, floor = measure(args.runs, args.rounds, args.dir, spread)
     ideal = args.runs * SLEEP / 2
+
+    def span(name: str) -> str:
+        return f"(rounds {min(spread[name]):.2f}-{max(spread[name]):.2f} s)"
+
     print(f"runs: {args.runs} x {SLEEP * 1000:.0f} ms, 2 workers, median of {args.rounds} rounds")
     print(f"sleeps alone:                 {ideal:.2f} s")
-    print(f"multiprocessing.Pool(2):      {floor:.2f} s")
-    print(f"xprun -n 2:                   {value:.2f} s")
-    print(f"ratio xprun / Pool(2):        {value / floor:.2f}x   (target <= {TARGET}x)")
+    print(f"multiprocessing.Pool(2):      {floor:.2f} s {span('floor')}")
+    print(f"xprun -n 2:                   {value:.2f} s {span('xprun')}")
+    ratios = sorted(x / f for x, f in zip(spread["xprun"], spread["floor"], strict=True))
+    print(
+        f"ratio xprun / Pool(2):        {value / floor:.2f}x   (target <= {TARGET}x; "
+        f"per round {ratios[0]:.2f}-{ratios[-1]:.2f}x)"
+    )
 
 
 if __name__ == "__main__":
