@@ -90,39 +90,71 @@ def scan(log_dir: Path) -> Found:
         experiments = [e for e in os.scandir(log_dir) if not e.name.startswith(".")]
     except FileNotFoundError:
         return found
-    keys, paths, mtimes, ctimes = found.keys, found.paths, found.mtimes, found.ctimes
     for experiment in experiments:
         if not _is_folder(experiment, experiment.name, found):
             continue
         try:
-            runs = list(os.scandir(experiment.path))
+            fd = os.open(experiment.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         except OSError as exc:
             found.add(experiment.name, experiment.path, 0, 0, f"cannot be listed ({exc.strerror})")
             continue
-        prefix = experiment.name + "/"
-        for run in runs:  # the hot loop of every refresh: one stat per run, little else
-            name = run.name
-            if name[0] == ".":
-                continue
-            try:
-                is_dir = run.is_dir()
-            except OSError:
-                is_dir = False
-            if not is_dir:
-                _is_folder(run, prefix + name, found)  # notes a broken link or a loop
-                continue
-            try:
-                info = run.stat()
-            except FileNotFoundError:
-                continue
-            except OSError as exc:
-                found.add(prefix + name, run.path, 0, 0, f"cannot be read ({exc.strerror})")
-                continue
-            keys.append(prefix + name)
-            paths.append(run.path)
-            mtimes.append(info.st_mtime_ns)
-            ctimes.append(info.st_ctime_ns)
+        try:
+            _scan_folder(fd, experiment.name, experiment.path, found)
+        except OSError as exc:
+            found.add(experiment.name, experiment.path, 0, 0, f"cannot be listed ({exc.strerror})")
+        finally:
+            os.close(fd)
     return found
+
+
+def _scan_folder(fd: int, experiment: str, folder: str, found: Found) -> None:
+    """The run directories of one experiment folder (opened as ``fd``) into ``found``.
+
+    The hot loop of every refresh, one ``stat`` per run and little else: a listing of names
+    and a ``stat`` relative to the folder (no ``DirEntry`` objects, no path joined per run
+    but for the key); anything that is not plainly a directory takes the careful path."""
+    keys, paths, mtimes, ctimes = found.keys, found.paths, found.mtimes, found.ctimes
+    prefix, base = experiment + "/", os.path.join(folder, "")
+    stat = os.stat
+    for name in os.listdir(fd):
+        if name[0] == ".":
+            continue
+        try:
+            info = stat(name, dir_fd=fd)  # through a link, as a run folder may be one
+        except OSError:
+            info = None
+        if info is None or info.st_mode & 0o170000 != 0o040000:  # not a directory
+            _not_a_run(fd, name, prefix + name, base + name, info, found)
+            continue
+        keys.append(prefix + name)
+        paths.append(base + name)
+        mtimes.append(info.st_mtime_ns)
+        ctimes.append(info.st_ctime_ns)
+
+
+def _not_a_run(
+    fd: int, name: str, key: str, path: str, info: os.stat_result | None, found: Found
+) -> None:
+    """What an entry that is not a directory (or could not be looked at) means: a plain
+    file is no run and is ignored, as is one deleted meanwhile; a link that leads nowhere
+    or loops, or an entry that cannot be looked at, is damage under its key."""
+    if info is not None:
+        return  # a file beside the runs
+    try:
+        os.stat(name, dir_fd=fd)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        if os.path.islink(path):
+            reason = f"is a symbolic link that cannot be followed ({exc.strerror})"
+        else:
+            reason = f"cannot be read ({exc.strerror})"
+        found.add(key, path, 0, 0, reason)
+        return
+    else:
+        return  # appeared meanwhile: the next scan sees it
+    if os.path.islink(path):
+        found.add(key, path, 0, 0, "is a symbolic link to nothing")
 
 
 def _is_folder(entry: os.DirEntry[str], key: str, found: Found) -> bool:
@@ -227,7 +259,7 @@ class Index:
         # Which rows are still good, compared column by column (no Python work per run):
         # same times, old enough not to be racy, and not skipped last time (a partial file
         # may be whole now).
-        where = pd.Index(frame["_key"]).get_indexer(found.keys)  # -1: a new key
+        where = _positions(frame["_key"], found.keys)  # -1: a new key
         known = where >= 0
         at = where[known]
         good = np.zeros(len(found.keys), dtype=bool)
@@ -279,16 +311,31 @@ class Index:
 
     @staticmethod
     def _read_rows(found: Found, positions: list[int], rows: Columns) -> None:
-        """Read the runs at ``positions`` of a scan into ``rows``."""
-        for n in positions:
-            key, path = found.keys[n], found.paths[n]
-            mtime_ns, ctime_ns = found.mtimes[n], found.ctimes[n]
-            damage = found.damage.get(key)
-            if damage is None:
-                rows.add(read_run(path, key, mtime_ns, ctime_ns))
-            else:
-                done = {"_key": key, "_mtime_ns": mtime_ns, "_ctime_ns": ctime_ns}
-                rows.add({**done, "_skip": damage, "path": path})
+        """Read the runs at ``positions`` of a scan into ``rows``, in that order.
+
+        Many runs are read by a few threads, chunk by chunk: on a cold page cache each run
+        is three small reads that wait on the disk, and waits overlap across threads (the
+        GIL is released in every system call).  At most a few chunks are read ahead of the
+        one being stored, so memory stays bounded whatever the number of runs."""
+        if len(positions) < _THREADED_FROM:
+            for row in _read_chunk(found, positions):
+                rows.add(row)
+            return
+        from collections import deque
+        from concurrent.futures import ThreadPoolExecutor
+
+        chunks = [positions[i : i + _CHUNK] for i in range(0, len(positions), _CHUNK)]
+        ahead = 2 * _THREADS
+        upcoming = iter(chunks[ahead:])
+        with ThreadPoolExecutor(_THREADS, thread_name_prefix="xprun-reader") as pool:
+            pending = deque(pool.submit(_read_chunk, found, c) for c in chunks[:ahead])
+            while pending:
+                done = pending.popleft()
+                following = next(upcoming, None)
+                if following is not None:
+                    pending.append(pool.submit(_read_chunk, found, following))
+                for row in done.result():  # in order: chunk by chunk, as submitted
+                    rows.add(row)
 
     def skipped(self) -> list[Skipped]:
         frame = self.frame
@@ -299,6 +346,28 @@ class Index:
             return []
         rows = frame[reasons.notna() & (reasons != "")]  # "": being created, not damage
         return [Skipped(Path(p), r) for p, r in zip(rows["path"], rows["_skip"], strict=True)]
+
+
+#: Runs read by threads from this many on, in chunks of ``_CHUNK``, by ``_THREADS`` threads.
+_THREADED_FROM = 512
+_CHUNK = 256
+_THREADS = 8
+
+
+def _read_chunk(found: Found, positions: list[int]) -> list[dict[str, Any]]:
+    """The index rows of the runs at ``positions`` of a scan."""
+    rows = []
+    damage = found.damage
+    for n in positions:
+        key, path = found.keys[n], found.paths[n]
+        mtime_ns, ctime_ns = found.mtimes[n], found.ctimes[n]
+        reason = damage.get(key)
+        if reason is None:
+            rows.append(read_run(path, key, mtime_ns, ctime_ns))
+        else:
+            done = {"_key": key, "_mtime_ns": mtime_ns, "_ctime_ns": ctime_ns}
+            rows.append({**done, "_skip": reason, "path": path})
+    return rows
 
 
 #: Row shapes :class:`Columns` remembers at once (logs whose runs all differ in keys).
@@ -360,6 +429,17 @@ class Columns:
         if order == list(range(self.count)):
             return self.columns
         return {name: [column[i] for i in order] for name, column in self.columns.items()}
+
+
+def _positions(keys: Any, found: list[str]) -> Any:
+    """The row of each found key in the index's ``keys`` (-1 for a new one), hashed in Arrow
+    (``pd.Index.get_indexer`` on Arrow-backed text is several times slower)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    known = pa.array(keys, type=pa.large_string())
+    where = pc.index_in(pa.array(found, type=pa.large_string()), value_set=known)
+    return where.fill_null(-1).to_numpy(zero_copy_only=False).astype("int64")
 
 
 def in_run_order(frame: Any) -> bool:

@@ -1,0 +1,181 @@
+"""The Reader's index at scale (issue 11, target 6): what a refresh must see whatever shortcut
+it takes, how many runs it reads, and that the threaded cold read gives the serial one's frame.
+
+Behaviour only; the figures are in benchmarks/bench_reader.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import threading
+import time
+import warnings
+
+import pandas as pd
+import pytest
+
+import xprun
+import xprun.reader.index as index_module
+from xprun import store
+
+SWEEP = """
+import xprun
+
+@xprun.grid(seed=[0, 1, 2, 3, 4, 5])
+def xp_scale(config):
+    return {"score": config.seed * 10}
+"""
+
+
+@pytest.fixture
+def sweep(project):
+    project.write("xp_scale.py", SWEEP)
+    result = project.run("-q")
+    assert result.returncode == 0, result.output
+    return project
+
+
+def _age(project, seconds: float = 3600) -> None:
+    """Set every run folder and experiment folder back in time, so the index trusts their
+    rows instead of re-reading them for being too fresh (the racy rule)."""
+    old = time.time() - seconds
+    for run_dir in project.run_dirs():
+        os.utime(run_dir, (old, old))
+        os.utime(run_dir.parent, (old, old))
+
+
+@pytest.fixture
+def reads(monkeypatch):
+    """The run directories the index reads (its per-run hot function), by name."""
+    seen: list[str] = []
+    real = index_module.read_run
+
+    def counting(path, *args, **kwargs):
+        seen.append(os.path.basename(path))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(index_module, "read_run", counting)
+    return seen
+
+
+def _record(run_dir) -> dict:
+    return json.loads((run_dir / "run.json").read_text())
+
+
+def _frame(project) -> pd.DataFrame:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing here is damaged
+        return xprun.Reader(project.log_dir).to_pandas().set_index("hash")
+
+
+def test_i11_reader_scale_running_to_complete_in_place_is_seen(sweep, reads):
+    """A run whose record goes from running to complete in place (a rename inside its
+    folder; the experiment folder's times do not change) is read again."""
+    run_dir = sweep.run_dirs()[2]
+    complete = _record(run_dir)
+    store.write_json_atomic(run_dir / "run.json", {**complete, "status": "running"})
+    _age(sweep)
+    folder = os.stat(run_dir.parent)
+    before = _frame(sweep)
+    assert before.loc[run_dir.name, "status"] != "complete"  # no claim: interrupted
+    assert pd.isna(before.loc[run_dir.name, "outcome.score"])
+    reads.clear()
+    store.write_json_atomic(run_dir / "run.json", complete)
+    assert os.stat(run_dir.parent).st_mtime_ns == folder.st_mtime_ns
+    after = _frame(sweep)
+    assert after.loc[run_dir.name, "status"] == "complete"
+    assert after.loc[run_dir.name, "outcome.score"] == after.loc[run_dir.name, "config.seed"] * 10
+    assert reads == [run_dir.name]  # that run only
+
+
+def test_i11_reader_scale_a_new_run_in_an_old_folder_is_the_only_one_read(sweep, reads):
+    _age(sweep)
+    assert len(_frame(sweep)) == 6
+    source = sweep.run_dirs()[0]
+    new_name = "f" * 32
+    assert not (source.parent / new_name).exists()
+    shutil.copytree(source, source.parent / new_name)
+    store.write_json_atomic(
+        source.parent / new_name / "run.json", {**_record(source), "hash": new_name}
+    )
+    reads.clear()
+    frame = _frame(sweep)
+    assert len(frame) == 7 and new_name in frame.index
+    assert reads == [new_name]
+
+
+def test_i11_reader_scale_a_deleted_run_disappears_without_reading_any(sweep, reads):
+    _age(sweep)
+    assert len(_frame(sweep)) == 6
+    doomed = sweep.run_dirs()[3]
+    shutil.rmtree(doomed)
+    reads.clear()
+    frame = _frame(sweep)
+    assert len(frame) == 5 and doomed.name not in frame.index
+    assert reads == []
+
+
+def test_i11_reader_scale_a_run_rewritten_within_the_same_second_is_seen(sweep):
+    """Indexed, then rewritten at once with its folder's modification time put back: the
+    status-change time (which cannot be put back) and the racy rule both catch it."""
+    run_dir = sweep.run_dirs()[1]
+    assert _frame(sweep).loc[run_dir.name, "status"] == "complete"
+    times = os.stat(run_dir)
+    store.write_json_atomic(run_dir / "run.json", {**_record(run_dir), "status": "failed"})
+    os.utime(run_dir, ns=(times.st_atime_ns, times.st_mtime_ns))
+    assert os.stat(run_dir).st_mtime_ns == times.st_mtime_ns
+    assert _frame(sweep).loc[run_dir.name, "status"] == "failed"
+
+
+def test_i11_reader_scale_an_unchanged_index_reads_no_run(sweep, reads):
+    _age(sweep)
+    first = _frame(sweep)
+    reads.clear()
+    again = _frame(sweep)
+    pd.testing.assert_frame_equal(first, again)
+    assert reads == []
+
+
+def test_i11_reader_scale_threaded_read_equals_the_serial_one(sweep, monkeypatch):
+    """Many runs are read by threads, chunk by chunk; the frame, its order and the runs
+    skipped (with their reasons) are those of the one-by-one read.  The thresholds are
+    lowered in-process: reaching the real ones takes hundreds of runs."""
+    broken = sweep.run_dirs()[4]
+    (broken / "run.json").write_text('{"format": 1, "hash"')
+    index_dir = sweep.log_dir / ".xprun-index"
+
+    def read(threaded: bool):
+        shutil.rmtree(index_dir, ignore_errors=True)
+        monkeypatch.setattr(index_module, "_THREADED_FROM", 1 if threaded else 10**9)
+        monkeypatch.setattr(index_module, "_CHUNK", 2)
+        reader = xprun.Reader(sweep.log_dir, warn=False)
+        return reader.to_pandas(), [(s.path, s.reason) for s in reader.skipped]
+
+    threads_before = {t.name for t in threading.enumerate()}
+    serial, serial_skipped = read(False)
+    threaded, threaded_skipped = read(True)
+    pd.testing.assert_frame_equal(serial, threaded)
+    assert len(serial) == 5 and list(serial["hash"]) == sorted(serial["hash"])
+    assert serial_skipped == threaded_skipped and serial_skipped[0][0] == broken
+    assert "run.json" in serial_skipped[0][1]
+    names = {t.name for t in threading.enumerate()} - threads_before
+    assert not any(n.startswith("xprun-reader") for n in names)  # the pool is gone
+
+
+def test_i11_reader_scale_scan_names_broken_links_and_ignores_files(sweep, tmp_path):
+    """The scan's fast loop hands anything that is not plainly a directory to the careful
+    path: a dangling link and a link loop are named, a plain file is no run."""
+    folder = sweep.run_dirs()[0].parent
+    (folder / "notes.txt").write_text("not a run")
+    os.symlink(tmp_path / "nowhere", folder / ("a" * 32))
+    os.symlink(folder / ("b" * 32), folder / ("b" * 32))  # a loop
+    reader = xprun.Reader(sweep.log_dir, warn=False)
+    assert len(reader) == 6
+    reasons = {s.path.name: s.reason for s in reader.skipped}
+    assert reasons == {
+        "a" * 32: "is a symbolic link to nothing",
+        "b" * 32: reasons["b" * 32],
+    }
+    assert reasons["b" * 32].startswith("is a symbolic link that cannot be followed")
