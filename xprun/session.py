@@ -43,7 +43,7 @@ from .overrides import OverrideAxis, SweepTooLarge, parse_overrides
 from .runcontext import RunContext
 from .runref import ambiguous_prefix
 from .states import Status
-from .store import FsClock, RunState, complete_records, read_state
+from .store import FsClock, RunState, read_state
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -592,9 +592,11 @@ class Session:
     def skip_complete(self, runs: list[RunSpec]) -> list[RunSpec]:
         """Report the runs whose record says complete as cached; return the others.
 
-        The skip check of a large launch, batched: one listing of each experiment folder and
-        one small read per existing run directory (``store.certainly_complete``), instead of
-        a hook call and a state read per run; the cached runs are reported in one
+        The skip check of a large launch, batched: one ``stat`` per run already seen complete
+        (the experiment folder's completion summary, ``xprun.completion_summary``), one small
+        read of each other existing run's record, instead of a hook call and a state read
+        per run; no record is kept, only its code digest, judged stale or not once per
+        distinct digest; the cached runs are reported in one
         ``xprun_runs_cached`` call (``xprun_run_logreport`` per run only for the plugins
         that implement just that one).  It decides only "complete, so cached", which
         is what the built-in ``xprun_run_skip`` decides for such a run; every other run goes
@@ -604,19 +606,29 @@ class Session:
         """
         if self.config.option.force or not runs or not self._builtin(*_SKIP_HOOKS):
             return runs
+        from .completion_summary import complete_runs
+
         todo = []
         cached: list[RunSpec] = []
         stale: list[bool | None] = []
-        records = complete_records([(r.folder, r.hash) for r in runs])
+        found = complete_runs([(r.folder, r.hash) for r in runs])
         from .staleness import current  # a cached run made by other code is stale
 
         staleness = current() if self.config.pluginmanager.has_plugin(_STALENESS) else None
-        for run, record in zip(runs, records, strict=True):
-            if record is None:
+        judged: dict[tuple[str, str | None], bool | None] = {}  # once per code and experiment
+        for run, complete in zip(runs, found, strict=True):
+            if complete is None:
                 todo.append(run)
-            else:  # --rerun-stale takes the per-run path (its plugin implements the hooks)
-                cached.append(run)
-                stale.append(None if staleness is None else staleness.is_stale(run, record))
+                continue
+            cached.append(run)  # --rerun-stale takes the per-run path (its plugin's hooks)
+            key = (run.experiment.nodeid, complete.code_digest)
+            if key not in judged:
+                judged[key] = (
+                    None
+                    if staleness is None
+                    else staleness.is_stale_digest(run.experiment, complete.code_digest)
+                )
+            stale.append(judged[key])
         if cached:
             self._report_cached(cached, stale)
         return todo

@@ -14,7 +14,8 @@ the stale runs again, as ``--force`` would (the replaced attempt is kept in
 code the run ran and today's.
 
 Today's digest is computed once per experiment per session, never per run: the batched skip
-check (``Session.skip_complete``) compares one string per complete record it already reads.
+check (``Session.skip_complete``) judges each distinct recorded digest once per experiment,
+from the experiment folder's completion summary (:mod:`xprun.completion_summary`).
 """
 
 from __future__ import annotations
@@ -93,11 +94,12 @@ class _Staleness:
     def is_stale(self, run: RunSpec, record: dict[str, Any]) -> bool:
         """Whether the complete ``record`` of ``run`` was made by other code than today's;
         False when it recorded none (unknown)."""
-        code = record.get("code")
-        if type(code) is not dict:
-            return False
-        recorded = code.get("digest")
-        return type(recorded) is str and recorded != self.code(run.experiment)["digest"]
+        return self.is_stale_digest(run.experiment, code_digest_of(record))
+
+    def is_stale_digest(self, experiment: Experiment, recorded: str | None) -> bool:
+        """``is_stale`` of a record that names the code digest ``recorded`` (None: none):
+        all the skip check keeps of a record (``xprun.completion_summary``)."""
+        return recorded is not None and recorded != self.code(experiment)["digest"]
 
     def stale_on_disk(self, run: RunSpec) -> bool:
         """``is_stale`` of the run's recorded ``run.json`` (False without a complete one)."""
@@ -108,6 +110,16 @@ class _Staleness:
         if not record or record.get("status") != Status.COMPLETE:
             return False
         return self.is_stale(run, record)
+
+
+def code_digest_of(record: dict[str, Any]) -> str | None:
+    """The code digest a record names (``code.digest``), or None (format 1, or the plugin
+    blocked when it ran): what staleness compares, and all it needs of a record."""
+    code = record.get("code")
+    if type(code) is not dict:
+        return None
+    digest = code.get("digest")
+    return digest if type(digest) is str else None
 
 
 def _fixture_files(experiment: Experiment) -> list[str]:

@@ -645,24 +645,18 @@ def read_state(run_dir: Path, clock: FsClock, heartbeat: Heartbeat) -> RunState:
 
 def certainly_complete(run_dirs: list[tuple[str, str]]) -> list[bool]:
     """For each run directory (its folder and name, as text: no ``Path`` per run), whether
-    its record says ``complete`` (what ``read_state``
-    would say), learnt with one listing of each experiment folder and one small read per run
-    directory that exists: the skip check of a large launch.
+    its record says ``complete`` (what ``read_state`` would say), learnt with one listing of
+    each experiment folder and one small read per run directory that exists.
 
     Only "complete" is decided here: a complete record is final (a ``--force`` rerun keeps it
     until its own final record), so skipping it cannot be wrong after a crash or beside
     other launchers; anything else goes through the claim.  Trusted as ``read_record``
-    trusts a record.
+    trusts a record.  The skip check of a launch uses the same judgement through the
+    experiment folder's completion summary (``xprun.completion_summary``), which spares it
+    the read of each record already seen complete.
     """
-    return [record is not None for record in complete_records(run_dirs)]
-
-
-def complete_records(run_dirs: list[tuple[str, str]]) -> list[dict[str, Any] | None]:
-    """``certainly_complete``, with each complete record itself (None for the others): what
-    the skip check compares beyond the status (the recorded code digest) costs no second
-    read."""
     present: dict[str, set[str]] = {}
-    found: list[dict[str, Any] | None] = []
+    found: list[bool] = []
     for folder, name in run_dirs:
         names = present.get(folder)
         if names is None:
@@ -670,20 +664,21 @@ def complete_records(run_dirs: list[tuple[str, str]]) -> list[dict[str, Any] | N
                 names = present[folder] = {entry.name for entry in os.scandir(folder)}
             except OSError:
                 names = present[folder] = set()
-        if name in names:
-            found.append(_record_complete(os.path.join(folder, name, RUN_JSON)))
-        else:
-            found.append(None)
+        found.append(name in names and _record_complete(os.path.join(folder, name, RUN_JSON)))
     return found
 
 
-def _record_complete(path: str) -> dict[str, Any] | None:
+def _record_complete(path: str) -> bool:
     try:
         record = json.loads(read_regular(path, RECORD_MAX_BYTES))
     except (OSError, ValueError):
-        return None
+        return False
+    return is_complete_record(record)
+
+
+def is_complete_record(record: Any) -> bool:
+    """Whether a parsed ``run.json`` says complete, with a plausible attempt number."""
     if not isinstance(record, dict):
-        return None
+        return False
     attempt = record.get("attempt", 0)
-    complete = record.get("status") == Status.COMPLETE and type(attempt) is int and attempt >= 0
-    return record if complete else None
+    return record.get("status") == Status.COMPLETE and type(attempt) is int and attempt >= 0

@@ -1,0 +1,227 @@
+"""The completion summary of an experiment folder: which runs were complete, and how each
+record looked then, so that a launch finding them complete again reads no ``run.json``.
+
+``<log_dir>/<experiment>/.complete.json`` maps each run hash whose record was seen complete
+to the ``stat`` signature of that ``run.json`` (inode, size, mtime, ctime in nanoseconds) and
+the one thing the skip check needs beyond "complete": the recorded code digest (staleness),
+stored once per distinct value and referenced by index.  The skip check stats each run's
+``run.json`` (one stat per run, as the plainest loop would) and trusts an entry only when the
+signature is equal; otherwise it reads and parses the record as before and updates the entry.
+
+Why it cannot lie:
+
+- every record xprun writes is a new file renamed over the old one (a new inode, a new
+  ctime): a ``--force`` rerun, a failed attempt, ``xprun rm``, ``gc``, a record edited by
+  hand, all change the signature, and the record is read again;
+- the signature and the content come from the same open file (``fstat`` of the descriptor
+  read), so a record replaced between the two is never paired with the other's content;
+- an entry is stored only for a record whose ctime is older than the read by
+  ``_RACY_NS``: a file changed in place within the same clock tick as it was read (same
+  inode, same size, same times) could otherwise keep a signature it no longer deserves
+  (git's "racily clean" index entries);
+- two launchers at once each write the whole summary atomically: the last one wins, and an
+  entry lost that way only costs a read next time;
+- a summary that cannot be read, is damaged, or has another version is ignored (and
+  replaced), never trusted.
+
+It is a cache: deleting it is always safe (the next launch reads every record once).  Its
+name starts with a dot, as xprun's own files do: the Reader, ``gc``, ``status``, ``rm`` and
+node-id completion skip such names in experiment folders.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import time
+from pathlib import Path
+from typing import Any
+
+from . import store
+from .staleness import code_digest_of
+
+#: The summary's file name inside each experiment folder.
+NAME = ".complete.json"
+#: Its format; a summary of any other version is ignored (and rewritten).
+VERSION = 1
+#: A summary larger than this is not read (ignored as damaged).
+_MAX_BYTES = 256 * 1024 * 1024
+#: How much older than its read a record's ctime must be to be remembered (see above): more
+#: than a coarse file-system clock tick.
+_RACY_NS = 100_000_000
+
+
+class Complete:
+    """A run found complete, with the code digest its record names (None: none recorded).
+    One instance per distinct digest of a folder: a large sweep shares a handful."""
+
+    __slots__ = ("code_digest",)
+
+    def __init__(self, code_digest: str | None) -> None:
+        self.code_digest = code_digest
+
+    def __repr__(self) -> str:
+        return f"Complete({self.code_digest!r})"
+
+
+def complete_runs(run_dirs: list[tuple[str, str]]) -> list[Complete | None]:
+    """For each run directory (its experiment folder and name, as text), a ``Complete`` when
+    its ``run.json`` says complete (what ``store.read_state`` would say), else None.
+
+    One summary read and at most one write per folder, one ``stat`` per run known to the
+    summary, one read of each other existing run's record.
+    """
+    by_folder: dict[str, list[int]] = {}
+    for i, (folder, _) in enumerate(run_dirs):
+        by_folder.setdefault(folder, []).append(i)
+    found: list[Complete | None] = [None] * len(run_dirs)
+    for folder, indices in by_folder.items():
+        summary = _Folder(folder)
+        summary.check([run_dirs[i][1] for i in indices], found, indices)
+        summary.save()
+    return found
+
+
+class _Folder:
+    """One experiment folder's summary, checked against its run directories."""
+
+    def __init__(self, folder: str) -> None:
+        self.folder = folder
+        self.path = os.path.join(folder, NAME)
+        self.codes, self.entries = _load(self.path)
+        self.changed = False
+        self._shared: dict[str | None, Complete] = {}
+        self._index: dict[str | None, int] | None = None
+
+    def check(self, names: list[str], found: list[Complete | None], slots: list[int]) -> None:
+        entries, codes, folder = self.entries, self.codes, self.folder
+        listing: set[str] | None = None
+        now = time.time_ns()
+        for name, slot in zip(names, slots, strict=True):
+            path = os.path.join(folder, name, store.RUN_JSON)
+            entry = entries.get(name)
+            if entry is not None:
+                try:
+                    info = os.stat(path)
+                except OSError:
+                    info = None
+                if info is not None and _signature(info) == entry[:4]:
+                    found[slot] = self._complete(codes[entry[4]])
+                    continue
+                del entries[name]
+                self.changed = True
+            else:
+                if listing is None:  # a run never seen complete: does its directory exist?
+                    listing = _entries(folder)
+                if name not in listing:
+                    continue
+            found[slot] = self._read(name, path, now)
+
+    def _read(self, name: str, path: str, now: int) -> Complete | None:
+        """The record read and judged as ``store.complete_records`` does; remembered when
+        complete and not racy."""
+        info, record = _read_record(path)
+        if record is None or info is None:
+            return None
+        digest = code_digest_of(record)
+        if max(info.st_ctime_ns, info.st_mtime_ns) < now - _RACY_NS:
+            self.entries[name] = [*_signature(info), self._code_index(digest)]
+            self.changed = True
+        return self._complete(digest)
+
+    def _complete(self, digest: str | None) -> Complete:
+        shared = self._shared.get(digest)
+        if shared is None:
+            shared = self._shared[digest] = Complete(digest)
+        return shared
+
+    def _code_index(self, digest: str | None) -> int:
+        if self._index is None:
+            self._index = {code: i for i, code in enumerate(self.codes)}
+        index = self._index.get(digest)
+        if index is None:
+            index = self._index[digest] = len(self.codes)
+            self.codes.append(digest)
+        return index
+
+    def save(self) -> None:
+        """Write the summary if it changed (atomically; no fsync: it is a cache).  A folder
+        that cannot be written (read-only log directory, full disk) keeps its old summary,
+        which stays safe to use."""
+        if not self.changed:
+            return
+        used = sorted({entry[4] for entry in self.entries.values()})
+        renumber = {old: new for new, old in enumerate(used)}
+        data = {
+            "version": VERSION,
+            "codes": [self.codes[i] for i in used],
+            "runs": {
+                name: [*entry[:4], renumber[entry[4]]] for name, entry in self.entries.items()
+            },
+        }
+        try:
+            store.write_bytes_atomic(
+                Path(self.path), json.dumps(data, separators=(",", ":")).encode()
+            )
+        except OSError:
+            pass
+
+
+def _signature(info: os.stat_result) -> list[int]:
+    return [info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns]
+
+
+def _entries(folder: str) -> set[str]:
+    try:
+        return {entry.name for entry in os.scandir(folder)}
+    except OSError:  # no folder yet (or not one): no run directory in it
+        return set()
+
+
+def _read_record(path: str) -> tuple[os.stat_result | None, dict[str, Any] | None]:
+    """The ``fstat`` of the open record and the record when it says complete (what
+    ``store.read_record`` trusts, ``store.read_regular``'s limits)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
+        return None, None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > store.RECORD_MAX_BYTES:
+            return None, None
+        chunks = []
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+        record = json.loads(b"".join(chunks))
+    except (OSError, ValueError):
+        return None, None
+    finally:
+        os.close(fd)
+    return (info, record) if store.is_complete_record(record) else (None, None)
+
+
+def _load(path: str) -> tuple[list[str | None], dict[str, list[int]]]:
+    """The summary's codes and entries; empty for a missing, damaged or foreign one.  Every
+    entry is checked for shape: a summary is trusted no more than a record."""
+    try:
+        data = json.loads(store.read_regular(path, _MAX_BYTES))
+    except (OSError, ValueError):
+        return [], {}
+    if type(data) is not dict or data.get("version") != VERSION:
+        return [], {}
+    codes, runs = data.get("codes"), data.get("runs")
+    if type(codes) is not list or type(runs) is not dict:
+        return [], {}
+    if not all(code is None or type(code) is str for code in codes):
+        return [], {}
+    n = len(codes)
+    for entry in runs.values():
+        if (
+            type(entry) is not list
+            or len(entry) != 5
+            or not all(type(v) is int for v in entry)
+            or not 0 <= entry[4] < n
+        ):
+            return [], {}
+    return codes, runs
