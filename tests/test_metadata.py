@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from datetime import datetime
 
 import pytest
@@ -198,3 +199,44 @@ def test_i11_the_distributions_cache_keeps_a_bounded_number_of_files(tmp_path, m
     assert len(left) == metadata.CACHE_KEEP + 1
     assert set(left) >= {p.name for p in old[-metadata.CACHE_KEEP :]}  # the newest kept
     assert not any(p.exists() for p in old[:5])  # the oldest removed
+
+
+def test_git_state_outside_a_repository_does_not_import_gitpython(tmp_path, monkeypatch):
+    """Outside a repository the answer comes from a look for ``.git``, without GitPython
+    (its import cost every launch ~0.15 s of CPU): with GitPython made unimportable the
+    record still says "not a Git repository", not "GitPython or git is not installed"."""
+    from xprun import metadata
+
+    monkeypatch.setitem(sys.modules, "git", None)  # `import git` now fails
+    folder = tmp_path / "plain" / "sub"
+    folder.mkdir(parents=True)
+    assert metadata.git_state(folder) == (
+        {"available": False, "reason": "not a Git repository"},
+        None,
+    )
+    # Wherever GitPython would find a repository, it is still asked (here: and is missing).
+    missing = ({"available": False, "reason": "GitPython or git is not installed"}, None)
+    (tmp_path / "plain" / ".git").write_text("gitdir: elsewhere\n")  # a worktree's .git file
+    assert metadata.git_state(folder) == missing
+    bare = tmp_path / "bare.git"
+    (bare / "objects").mkdir(parents=True)
+    (bare / "HEAD").write_text("ref: refs/heads/main\n")
+    assert metadata.git_state(bare) == missing
+    assert metadata.git_state(tmp_path / "elsewhere") == (
+        {"available": False, "reason": "not a Git repository"},
+        None,
+    )
+
+
+def test_git_state_in_a_subfolder_of_a_repository_finds_it(tmp_path):
+    from xprun import metadata
+
+    git(tmp_path, "init", "-q", "-b", "main")
+    (tmp_path / "f.txt").write_text("x\n")
+    git(tmp_path, "add", "f.txt")
+    git(tmp_path, "commit", "-q", "-m", "one")
+    sub = tmp_path / "a" / "b"
+    sub.mkdir(parents=True)
+    fields, patch = metadata.git_state(sub)
+    assert fields["available"] is True and fields["branch"] == "main"
+    assert len(fields["commit"]) == 40 and patch is None

@@ -231,8 +231,32 @@ def _untracked(repo: Any, exclude: list[Path]) -> list[str]:
     return [line for line in out.splitlines() if line]
 
 
+def _in_git_repository(path: Path) -> bool:
+    """Whether ``path`` or a folder above it holds a ``.git`` (folder, or file of a worktree
+    or submodule) or is itself a bare repository: where ``git.Repo(path,
+    search_parent_directories=True)`` looks (the absolute path, symbolic links not resolved,
+    then each parent), at the cost of a few ``stat`` calls.  With ``GIT_OBJECT_DIRECTORY``
+    set, any folder with a ``HEAD`` may be a repository to GitPython: it is asked then."""
+    if os.environ.get("GIT_OBJECT_DIRECTORY"):
+        return True
+    folder = Path(os.path.abspath(path))
+    try:
+        for candidate in (folder, *folder.parents):
+            if (candidate / ".git").exists():
+                return True
+            if (candidate / "HEAD").is_file() and (candidate / "objects").is_dir():
+                return True  # a bare repository (or a .git folder itself)
+    except OSError:
+        return True  # a folder it cannot look into: GitPython says what is wrong
+    return False
+
+
 def git_state(path: Path, exclude: list[Path] | None = None) -> tuple[dict[str, Any], str | None]:
     """``(fields, patch)``: commit, branch, dirty flag, untracked files; the uncommitted diff."""
+    if not _in_git_repository(path):
+        # Without this look, every launch outside a repository imported GitPython (~0.15 s
+        # of CPU, and a `git version` subprocess) only to be told so.
+        return {"available": False, "reason": "not a Git repository"}, None
     try:
         import git
     except ImportError:
