@@ -9,6 +9,7 @@ pool) and compare each run's draws with what seeding NumPy beforehand gives; no 
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 from conftest import git_commit_all
@@ -77,3 +78,51 @@ def test_i11_pool_warm_a_worker_imports_neither_numpy_nor_pandas_for_runs_that_d
     assert result.returncode == 0, result.output
     outcomes = [json.loads((d / "outcome.json").read_text()) for d in project.run_dirs()]
     assert outcomes == [{"heavy": []}] * 4
+
+
+# An installed package (in a site-packages folder) that notes, per process, the folder it was
+# imported in: a worker is in the project's folder until it reads the spec, and in the
+# snapshot from then on.
+WARM_PKG = """
+import os
+
+with open(os.path.join(os.environ["WARM_LOG"], f"{os.getpid()}"), "w") as f:
+    f.write(os.getcwd())
+"""
+
+WARM_XP = """
+import warmpkg
+import helper
+import xprun
+
+@xprun.grid(i=[0, 1, 2, 3])
+def xp_warm(config):
+    return {"helper": helper.__file__}
+"""
+
+
+def test_i11_pool_warm_workers_import_the_experiments_packages_before_the_spec_not_its_code(
+    project, tmp_path
+):
+    # The launcher tells the waiting workers which installed packages the experiment module
+    # imports; they import those before the spec arrives (while still in the project's
+    # folder), while the project's own modules still come from the snapshot.
+    site = tmp_path / "lib" / "site-packages"
+    (site / "warmpkg").mkdir(parents=True)
+    (site / "warmpkg" / "__init__.py").write_text(WARM_PKG)
+    log = tmp_path / "imported"
+    log.mkdir()
+    project.write("helper.py", "VALUE = 1\n")
+    project.write("xp_warm.py", WARM_XP)
+    git_commit_all(project.root)
+    result = project.run("-n", "2", env={"PYTHONPATH": str(site), "WARM_LOG": str(log)})
+    assert result.returncode == 0, result.output
+    records = project.records()
+    workers = {record["pid"] for record in records}
+    assert len(workers) == 2
+    root = os.path.realpath(project.root)
+    for pid in workers:
+        assert os.path.realpath((log / str(pid)).read_text()) == root, pid
+    for run_dir in project.run_dirs():
+        helper = json.loads((run_dir / "outcome.json").read_text())["helper"]
+        assert "/.xprun/snapshots/" in helper, helper

@@ -301,20 +301,30 @@ def _send(proto: Any, message: Mapping[str, Any]) -> None:
 _WARM_MODULES = ("xprun.jobs", "omegaconf")
 
 
+#: A line the pool may send before the spec's path: installed packages the experiments import
+#: (``import numpy torch``), imported at once, while the launcher is still writing the spec.
+IMPORT_PREFIX = "import "
+
+
+def _import_quietly(names: list[str]) -> None:
+    """Import ``names``; one that fails is left to fail where the experiment imports it."""
+    import importlib
+
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except Exception:
+            pass
+
+
 def warm_up() -> None:
     """Import what every run needs, and look up the installed packages' versions (recorded
     in each run.json), before the spec exists: the pool starts its workers while the launcher
     is still taking the Git snapshot, so this costs the sweep nothing."""
-    import importlib
-
     from .config import BUILTIN_PLUGINS
     from .metadata import PackageVersions
 
-    for name in (*BUILTIN_PLUGINS, *_WARM_MODULES):
-        try:
-            importlib.import_module(name)
-        except ImportError:
-            pass
+    _import_quietly([*BUILTIN_PLUGINS, *_WARM_MODULES])
     PackageVersions().imported()
 
 
@@ -342,6 +352,9 @@ def main(argv: list[str]) -> int:
         if spec is None:
             warm_up()
             line = inbox.readline()
+            while line and line.startswith(IMPORT_PREFIX):
+                _import_quietly(line[len(IMPORT_PREFIX) :].split())
+                line = inbox.readline()
             if not line:
                 return 0  # the pool needed no worker after all
             spec = Path(line)

@@ -30,6 +30,7 @@ started to replace a dead one can run them too.  The guarantees above hold for t
 from __future__ import annotations
 
 import contextlib
+import inspect
 import json
 import math
 import os
@@ -42,6 +43,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import BuiltinFunctionType, FunctionType, ModuleType
 from typing import TYPE_CHECKING, Any
 
 from .. import reports
@@ -49,6 +51,7 @@ from ..errors import SignalHold, Terminated, UsageError
 from ..hookimpl import hookimpl
 from ..jobs import new_job_dir, run_entry, write_spec
 from ..states import Status
+from ..worker import IMPORT_PREFIX
 from . import pending
 
 if TYPE_CHECKING:
@@ -108,6 +111,21 @@ class _EarlyWorkers:
         self.exitfirst = exitfirst
         self.procs = [_start_worker(exitfirst) for _ in range(count)]
 
+    @hookimpl
+    def xprun_collection_finish(self, session: Session) -> None:
+        """Tell the waiting workers which installed packages the experiments import, so that
+        they import them (NumPy, torch: seconds, sometimes) while the launcher takes the
+        snapshot and writes the spec, instead of after."""
+        names = _installed_imports(session)
+        if not names:
+            return
+        line = f"{IMPORT_PREFIX}{' '.join(names)}\n".encode()
+        for proc in self.procs:
+            with contextlib.suppress(OSError):  # it died: the pool starts another
+                assert proc.stdin is not None  # stdin=PIPE
+                proc.stdin.write(line)
+                proc.stdin.flush()
+
     def take(self, count: int) -> list[subprocess.Popen[bytes]]:
         taken, self.procs = self.procs[:count], self.procs[count:]
         self.stop()
@@ -128,6 +146,30 @@ class _EarlyWorkers:
     @hookimpl
     def xprun_sessionfinish(self, session: Session, exitstatus: int) -> None:
         self.stop()
+
+
+def _installed_imports(session: Session) -> list[str]:
+    """The installed top-level packages the experiments' modules hold (``import numpy as np``,
+    ``from torch import nn``): what a worker imports anyway when it imports those modules.
+    Only packages of a ``site-packages`` (or ``dist-packages``) folder outside the project: a
+    worker imports nothing of the work tree, and nothing xprun alone would import."""
+    rootdir = str(session.config.rootdir)
+    found: set[str] = set()
+    for experiment in session.experiments:
+        module = inspect.getmodule(experiment.func)
+        for value in getattr(module, "__dict__", {}).values():
+            name = value.__name__ if isinstance(value, ModuleType) else None
+            if name is None and isinstance(value, type | FunctionType | BuiltinFunctionType):
+                name = getattr(value, "__module__", None)
+            if isinstance(name, str):
+                found.add(name.partition(".")[0])
+    names = []
+    for name in sorted(found - set(sys.stdlib_module_names) - {"xprun", "builtins"}):
+        where = str(getattr(sys.modules.get(name), "__file__", None) or "")
+        in_site = any(f"{os.sep}{d}{os.sep}" in where for d in ("site-packages", "dist-packages"))
+        if in_site and not where.startswith(rootdir + os.sep) and name.isidentifier():
+            names.append(name)
+    return names
 
 
 def _chosen_from_options(config: Config) -> bool:
