@@ -4,7 +4,8 @@ Each worker is ``python -m xprun worker --serve``.  When the command line or the
 choose this scheduler, up to :data:`EARLY_WORKERS` workers are started as the session starts,
 so that they import xprun and look up package versions while the launcher collects, checks
 which runs are complete, takes the Git snapshot and writes the spec (a launch that then runs
-nothing on the pool stops them); the others start when the runs are known.  Each worker then
+nothing on the pool stops them); once collected, they are told which installed packages the
+experiments import, and import those meanwhile too; the others start when the runs are known.  Each worker then
 reads the spec's path, imports the code once (from the snapshot when there is one) and
 executes the runs it is handed, one at a time.  Runs are handed out a
 few at a time (enough to cover about :data:`AHEAD_SECONDS` of runs, at least two): a worker
