@@ -207,3 +207,149 @@ def test_i13_mut_codedigest_the_recorded_root_is_the_one_given(tmp_path):
     )
     code = codedigest.experiment_code(tmp_path / "xp_m.py", tmp_path, root="/work/tree")
     assert code["root"] == "/work/tree"
+
+
+# -- the experiment's own module: digested as that experiment's code ----------------------------
+
+#: Two experiments (``xp_b`` first: what follows a left-out one still counts), a helper,
+#: xprun's imports and decorators.
+OWN = """
+import os
+import xprun
+from xprun import config as cfg
+
+def xp_b(config):
+    return {"v": 1}
+
+SCALE = 2
+
+def helper(x):
+    return x * SCALE
+
+@xprun.mark.skip(reason="slow")
+@cfg({"i": 0})
+def xp_a(config):
+    return {"v": helper(config.i)}
+"""
+
+_A = {"function": "xp_a", "patterns": ["xp_*"]}
+
+
+def _own(text: str, experiment=_A) -> str:
+    return codedigest.own_module_digest(text, experiment)
+
+
+def test_i13_mut_codedigest_own_module_leaves_out_other_experiments_and_xprun_only():
+    base = _own(OWN)
+    same = {
+        "another experiment changed": OWN.replace('{"v": 1}', '{"v": 2}'),
+        "another experiment removed": OWN.replace('def xp_b(config):\n    return {"v": 1}\n', ""),
+        "an experiment added at the end": OWN + "\ndef xp_c():\n    return {}\n",
+        "an async experiment added": OWN + "\nasync def xp_d():\n    return {}\n",
+        "a mark removed": OWN.replace('@xprun.mark.skip(reason="slow")\n', ""),
+        "a mark added": OWN.replace("@cfg", "@xprun.mark.slow\n@xprun.grid(i=[1])\n@cfg"),
+        "an xprun import added": OWN.replace("import os\n", "import os\nimport xprun.mark\n"),
+        "xprun's imports removed": OWN.replace("import xprun\n", "").replace(
+            "from xprun import config as cfg\n", ""
+        ),
+        "an import from a module of xprun": OWN.replace(
+            "import os\n", "import os\nfrom xprun.marks import mark\n"
+        ),
+    }
+    for what, text in same.items():
+        assert _own(text) == base, what
+    other = {
+        "the experiment changed": OWN.replace("helper(config.i)", "helper(config.i) + 1"),
+        "a helper after another experiment changed": OWN.replace("x * SCALE", "x + SCALE"),
+        "a constant changed": OWN.replace("SCALE = 2", "SCALE = 3"),
+        "another import": OWN.replace("import os\n", "import os, sys\n"),
+        "an import of xprun with another module": OWN.replace(
+            "import xprun\n", "import xprun, os\n"
+        ),
+        "a relative import of a module named xprun": OWN.replace(
+            "import os\n", "import os\nfrom .xprun import helper2\n"
+        ),
+        "an import of a module whose name starts with xprun": OWN.replace(
+            "import os\n", "import os\nfrom xprunlike import y\n"
+        ),
+        "a plain import of such a module": OWN.replace(
+            "import os\n", "import os\nimport xprun_x\n"
+        ),
+        "a decorator of another library": OWN.replace("@cfg", "@functools.cache\n@cfg"),
+        "a decorator taking xprun": OWN.replace("@cfg", "@wrap(xprun)\n@cfg"),
+        "a function not matching the patterns": OWN + "\ndef util():\n    return 1\n",
+        "a class matching them": OWN + "\nclass xp_k:\n    pass\n",
+    }
+    for what, text in other.items():
+        assert _own(text) != base, what
+    # The experiment itself is never left out, whatever the patterns say.
+    assert _own(OWN, {"function": "xp_b", "patterns": ["xp_*"]}) != base
+    assert _own(
+        OWN.replace('{"v": 1}', '{"v": 2}'), {"function": "xp_b", "patterns": ["xp_*"]}
+    ) != (_own(OWN, {"function": "xp_b", "patterns": ["xp_*"]}))
+    # Without patterns no other function is an experiment; entries that are no text are not
+    # patterns.
+    for patterns in (None, [], [3]):
+        assert _own(
+            OWN.replace('{"v": 1}', '{"v": 2}'), {"function": "xp_a", "patterns": patterns}
+        ) != (_own(OWN, {"function": "xp_a", "patterns": patterns})), patterns
+    assert _own(OWN, {"function": "xp_a", "patterns": [3, "xp_*"]}) == base
+
+
+def test_i13_mut_codedigest_own_module_without_a_function_or_parse_is_the_file_digest():
+    assert _own(OWN, {"patterns": ["xp_*"]}) == codedigest.source_digest(OWN)
+    assert _own(OWN, {"function": 3, "patterns": ["xp_*"]}) == codedigest.source_digest(OWN)
+    broken = OWN + "\ndef (:\n"
+    assert _own(broken) == codedigest.source_digest(broken)
+    assert _own(OWN.encode()) == _own(OWN)
+
+
+def test_i13_mut_codedigest_experiment_code_records_the_own_module_and_conftests(
+    tmp_path, monkeypatch
+):
+    root = tmp_path / "proj"
+    monkeypatch.syspath_prepend(str(root))
+    (root / "sub").mkdir(parents=True)
+    (root / "xp_m.py").write_text(OWN.replace("import os\n", "import os\nimport xp_i13_lib\n"))
+    (root / "xp_i13_lib.py").write_text("K = 1\n")
+    (root / "sub" / "conftest.py").write_text("import xp_i13_fixlib\n")
+    (root / "xp_i13_fixlib.py").write_text("F = 1\n")
+    (tmp_path / "outside.py").write_text("O = 1\n")
+    own = codedigest.experiment_code(
+        root / "xp_m.py",
+        root,
+        function="xp_a",
+        patterns=["xp_*"],
+        also=[root / "sub" / "conftest.py", tmp_path / "outside.py"],
+    )
+    assert own["own"] == {"file": "xp_m.py", "function": "xp_a", "patterns": ["xp_*"]}
+    assert own["files"] == {
+        "xp_m.py": _own((root / "xp_m.py").read_text()),
+        "xp_i13_lib.py": codedigest.file_digest(root / "xp_i13_lib.py"),
+        "sub/conftest.py": codedigest.file_digest(root / "sub" / "conftest.py"),
+        "xp_i13_fixlib.py": codedigest.file_digest(root / "xp_i13_fixlib.py"),
+    }
+    assert own["digest"] == codedigest.code_digest(own["files"])
+    assert own["root"] == str(root.resolve()) and own["version"] is None
+    # Today's digest of each file, the way it was recorded.
+    for relpath, digest in own["files"].items():
+        assert codedigest.recorded_digest(root / relpath, relpath, own) == digest, relpath
+    assert codedigest.recorded_digest(root / "gone.py", "xp_m.py", own) is None
+    assert codedigest.recorded_digest(root / "xp_m.py", "xp_m.py", {}) == (
+        codedigest.file_digest(root / "xp_m.py")
+    )
+    assert codedigest.recorded_digest(root / "xp_m.py", "xp_m.py", {"own": "xp_m.py"}) == (
+        codedigest.file_digest(root / "xp_m.py")
+    )
+    # Without the experiment's name: the whole file, and no "own".
+    plain = codedigest.experiment_code(root / "xp_m.py", root, root="/elsewhere", version=3)
+    assert "own" not in plain and plain["root"] == "/elsewhere" and plain["version"] == 3
+    assert plain["files"] == {
+        "xp_m.py": codedigest.file_digest(root / "xp_m.py"),
+        "xp_i13_lib.py": codedigest.file_digest(root / "xp_i13_lib.py"),
+    }
+    # A module outside the rootdir is no file of the project: no "own" either.
+    outside = codedigest.experiment_code(
+        tmp_path / "outside.py", root, function="xp_a", patterns=["xp_*"]
+    )
+    assert "own" not in outside and outside["files"] == {}
