@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import json
 import os
-import stat
 import time
 from pathlib import Path
 from typing import Any
@@ -95,31 +94,42 @@ class _Folder:
         self._index: dict[str | None, int] | None = None
 
     def check(self, names: list[str], found: list[Complete | None], slots: list[int]) -> None:
-        entries, codes, folder = self.entries, self.codes, self.folder
+        """Fill ``found[slot]`` for each run ``name`` of this folder: the hot loop of a
+        relaunch (one ``stat`` per run the summary knows, no allocation beyond it)."""
+        entries = self.entries
+        known = [self._complete(code) for code in self.codes]
+        prefix = os.path.join(self.folder, "")
+        tail = "/" + store.RUN_JSON
         listing: set[str] | None = None
         now = time.time_ns()
         for name, slot in zip(names, slots, strict=True):
-            path = os.path.join(folder, name, store.RUN_JSON)
+            path = prefix + name + tail
             entry = entries.get(name)
             if entry is not None:
                 try:
                     info = os.stat(path)
                 except OSError:
                     info = None
-                if info is not None and _signature(info) == entry[:4]:
-                    found[slot] = self._complete(codes[entry[4]])
+                if (
+                    info is not None
+                    and info.st_ino == entry[0]
+                    and info.st_size == entry[1]
+                    and info.st_mtime_ns == entry[2]
+                    and info.st_ctime_ns == entry[3]
+                ):
+                    found[slot] = known[entry[4]]
                     continue
                 del entries[name]
                 self.changed = True
             else:
                 if listing is None:  # a run never seen complete: does its directory exist?
-                    listing = _entries(folder)
+                    listing = _entries(self.folder)
                 if name not in listing:
                     continue
             found[slot] = self._read(name, path, now)
 
     def _read(self, name: str, path: str, now: int) -> Complete | None:
-        """The record read and judged as ``store.complete_records`` does; remembered when
+        """The record read and judged as ``store.certainly_complete`` does; remembered when
         complete and not racy."""
         info, record = _read_record(path)
         if record is None or info is None:
@@ -180,24 +190,13 @@ def _entries(folder: str) -> set[str]:
 
 
 def _read_record(path: str) -> tuple[os.stat_result | None, dict[str, Any] | None]:
-    """The ``fstat`` of the open record and the record when it says complete (what
-    ``store.read_record`` trusts, ``store.read_regular``'s limits)."""
+    """The ``fstat`` of the record read and the record, when it says complete (trusted as
+    ``store.read_record`` trusts a record)."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    except OSError:
-        return None, None
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode) or info.st_size > store.RECORD_MAX_BYTES:
-            return None, None
-        chunks = []
-        while chunk := os.read(fd, 1 << 20):
-            chunks.append(chunk)
-        record = json.loads(b"".join(chunks))
+        info, data = store.read_regular_stat(path, store.RECORD_MAX_BYTES)
+        record = json.loads(data)
     except (OSError, ValueError):
         return None, None
-    finally:
-        os.close(fd)
     return (info, record) if store.is_complete_record(record) else (None, None)
 
 
@@ -216,12 +215,9 @@ def _load(path: str) -> tuple[list[str | None], dict[str, list[int]]]:
     if not all(code is None or type(code) is str for code in codes):
         return [], {}
     n = len(codes)
-    for entry in runs.values():
-        if (
-            type(entry) is not list
-            or len(entry) != 5
-            or not all(type(v) is int for v in entry)
-            or not 0 <= entry[4] < n
-        ):
+    for entry in runs.values():  # the signature's values need no check: compared only
+        if type(entry) is not list or len(entry) != 5 or type(entry[4]) is not int:
+            return [], {}
+        if not 0 <= entry[4] < n:
             return [], {}
     return codes, runs

@@ -207,6 +207,12 @@ def read_regular(path: str | Path, limit: int) -> bytes:
     A FIFO, device or directory under a record's name (a damaged or hostile log directory)
     raises ``OSError`` instead of blocking or reading forever; so does a larger file.
     """
+    return read_regular_stat(path, limit)[1]
+
+
+def read_regular_stat(path: str | Path, limit: int) -> tuple[os.stat_result, bytes]:
+    """``read_regular``, with the ``fstat`` of the very file read (what the completion
+    summary pairs with its content)."""
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     try:
         info = os.fstat(fd)
@@ -217,7 +223,7 @@ def read_regular(path: str | Path, limit: int) -> bytes:
         chunks = []
         while chunk := os.read(fd, 1 << 20):
             chunks.append(chunk)
-        return b"".join(chunks)
+        return info, b"".join(chunks)
     finally:
         os.close(fd)
 
