@@ -5,9 +5,9 @@ choose this scheduler, up to :data:`EARLY_WORKERS` workers are started as the se
 so that they import xprun and look up package versions while the launcher collects, checks
 which runs are complete, takes the Git snapshot and writes the spec (a launch that then runs
 nothing on the pool stops them); once collected, they are told which installed packages the
-experiments import, and import those meanwhile too; the others start when the runs are known.  Each worker then
-reads the spec's path, imports the code once (from the snapshot when there is one) and
-executes the runs it is handed, one at a time.  Runs are handed out a
+experiments import, and import those meanwhile too; the others start when the runs are known.
+Each worker then reads the spec's path, imports the code once (from the snapshot when there is
+one) and executes the runs it is handed, one at a time.  Runs are handed out a
 few at a time (enough to cover about :data:`AHEAD_SECONDS` of runs, at least two): a worker
 that finishes a run starts its next one at once, while the launcher reports the first, so no
 run waits on a round trip through the launcher.  Every result is reported as it arrives.
@@ -152,9 +152,11 @@ class _EarlyWorkers:
 def _installed_imports(session: Session) -> list[str]:
     """The installed top-level packages the experiments' modules hold (``import numpy as np``,
     ``from torch import nn``): what a worker imports anyway when it imports those modules.
-    Only packages of a ``site-packages`` (or ``dist-packages``) folder outside the project: a
-    worker imports nothing of the work tree, and nothing xprun alone would import."""
-    rootdir = str(session.config.rootdir)
+    Installed as the snapshot's import confinement means it (a ``site-packages`` folder, a
+    virtual environment's even inside the project): a worker imports nothing of the user's
+    code before the snapshot, and nothing xprun alone would import."""
+    from ..snapshot import _installed
+
     found: set[str] = set()
     for experiment in session.experiments:
         module = inspect.getmodule(experiment.func)
@@ -166,9 +168,8 @@ def _installed_imports(session: Session) -> list[str]:
                 found.add(name.partition(".")[0])
     names = []
     for name in sorted(found - set(sys.stdlib_module_names) - {"xprun", "builtins"}):
-        where = str(getattr(sys.modules.get(name), "__file__", None) or "")
-        in_site = any(f"{os.sep}{d}{os.sep}" in where for d in ("site-packages", "dist-packages"))
-        if in_site and not where.startswith(rootdir + os.sep) and name.isidentifier():
+        where = getattr(sys.modules.get(name), "__file__", None)
+        if where and name.isidentifier() and _installed(Path(where).resolve()):
             names.append(name)
     return names
 
