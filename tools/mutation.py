@@ -73,7 +73,11 @@ TESTS: dict[str, list[str]] = {
     # xprun in a subprocess, and are deselected), and test_mutation_i1<N>_<module>.py with
     # in-process and unit tests written where mutation testing found a rule unchecked.
     "xprun.codedigest": ["tests/test_mutation_i13_codedigest.py", "tests/test_i13_stale.py"],
-    "xprun.runref": ["tests/test_mutation_i13_runref.py", "tests/test_i13_reproduce.py"],
+    "xprun.runref": [
+        "tests/test_mutation_i13_runref.py",
+        "tests/test_mutation_i14_runref.py",
+        "tests/test_i13_reproduce.py",
+    ],
     "xprun.trash": ["tests/test_mutation_i13_cleanup.py", "tests/test_i13_cleanup.py"],
     # What rm and gc delete (run with --only on the deciding functions: a large module).
     "xprun.cleanup": ["tests/test_mutation_i13_cleanup.py", "tests/test_i13_cleanup.py"],
