@@ -52,7 +52,6 @@ from ..errors import SignalHold, Terminated, UsageError
 from ..hookimpl import hookimpl
 from ..jobs import new_job_dir, run_entry, write_spec
 from ..states import Status
-from ..worker import IMPORT_PREFIX
 from . import pending
 
 if TYPE_CHECKING:
@@ -117,6 +116,8 @@ class _EarlyWorkers:
         """Tell the waiting workers which installed packages the experiments import, so that
         they import them (NumPy, torch: seconds, sometimes) while the launcher takes the
         snapshot and writes the spec, instead of after."""
+        from ..worker import IMPORT_PREFIX  # here: the launcher's start-up does not need it
+
         names = _installed_imports(session)
         if not names:
             return
