@@ -432,13 +432,26 @@ def _complete(project: Project, words: list[str], line: str | None = None) -> li
     wrapper = bin_dir / "xprun"
     wrapper.write_text(f'#!/bin/sh\nexec {sys.executable} -m xprun "$@"\n')
     wrapper.chmod(0o755)
+    # `xprun completion bash`, as a user's shell sources it, printed once per test (not once
+    # per completion: a process each) and sourced from the file it is kept in.
+    completion = bin_dir / "xprun-completion.bash"
+    if not completion.exists():
+        printed = subprocess.run(
+            [str(wrapper), "completion", "bash"],
+            env=project.env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
+        completion.write_text(printed.stdout)
     quoted = " ".join(shlex.quote(w) for w in words)
     setup = f"COMP_WORDS=({quoted}); COMP_CWORD={len(words) - 1}; "
     if line is not None:
         setup += f"COMP_LINE={shlex.quote(line)}; COMP_POINT={len(line)}; "
     # nullglob, as many users set it: node ids hold [...], which must not be taken as globs
     script = (
-        f"shopt -s nullglob; source <(xprun completion bash); {setup}_xprun; "
+        f"shopt -s nullglob; source {shlex.quote(str(completion))}; {setup}_xprun; "
         'printf "%s\\n" "${COMPREPLY[@]}"'
     )
     proc = subprocess.run(
