@@ -33,7 +33,7 @@ from .declare import Zip
 from .errors import UsageError
 from .hookimpl import hookimpl
 from .hydracompat import Deferred, mentions_volatile, sweeper_lines, sweeper_params
-from .identity import KeyExcluder, ParamIdentity, run_digest
+from .identity import KeyExcluder, ParamIdentity, run_digester
 from .overrides import (
     MAX_RUNS_VARIABLE,
     OverrideAxis,
@@ -651,17 +651,21 @@ class Expander:
         param_points = _param_points(experiment)
         param_keys = _param_identities(experiment)
         param_ids = {n: f.ids for n, f in experiment.fixtures.items() if f.ids is not None}
+        identity = experiment.identity
+        code_version = experiment.declaration.code_version  # hashed only when given
         param_runs = [
             (
                 params,
                 {name: param_ids[name][i] for name, i in params.items()},
-                {name: param_keys[name][i] for name, i in params.items()},
+                run_digester(
+                    identity,
+                    {name: param_keys[name][i] for name, i in params.items()},
+                    code_version,
+                ),
             )
             for params in param_points
         ]
         folder = str(session.config.log_dir / experiment.name)  # one text for all its runs
-        identity = experiment.identity
-        code_version = experiment.declaration.code_version  # hashed only when given
         excluder = self.excluder
         keys = [a.key for a in axes]
         values = [a.values for a in axes]
@@ -679,8 +683,8 @@ class Expander:
                 assignments = dict(grid) if cli else grid  # each point is a new dict
                 for key, choices, index in zip(keys, values, cli, strict=True):
                     assignments[key] = choices[index]
-                for params, ids, identities in param_runs:
-                    digest = run_digest(identity, hashed, identities, code_version)
+                for params, ids, digest_of in param_runs:
+                    digest = digest_of(hashed)
                     if digest in seen:
                         continue
                     seen.add(digest)

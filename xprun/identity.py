@@ -23,7 +23,7 @@ import fnmatch
 import json
 import re
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -213,7 +213,17 @@ def run_digest(
     ``code_version`` (``@xprun.config(code_version=N)``) is encoded only when given, for
     the same reason.
     """
-    document: dict[str, Any] = {"experiment": experiment_id, "config": config, PARAM_TEXT: {}}
+    return run_digester(experiment_id, params, code_version)(config)
+
+
+def run_digester(
+    experiment_id: str,
+    params: Mapping[str, str | ParamIdentity],
+    code_version: int | None = None,
+) -> Callable[[Mapping[str, Any]], str]:
+    """``run_digest`` of these params for any config: the rest of the document is encoded
+    once (a sweep's runs share it), around the config's own encoding."""
+    document: dict[str, Any] = {"experiment": experiment_id, "config": _HOLE, PARAM_TEXT: {}}
     if code_version is not None:
         document["code_version"] = code_version
     for name, param in params.items():
@@ -222,7 +232,20 @@ def run_digest(
         else:
             document.setdefault(param.section, {})[name] = param.key
     text = canonical(document)
+    if text.count(_HOLE_TEXT) != 1:  # the marker elsewhere too (a param naming it)
+        return lambda config: _digest(canonical({**document, "config": config}))
+    before, _, after = text.partition(_HOLE_TEXT)
+    return lambda config: _digest(before + canonical(config) + after)
+
+
+def _digest(text: str) -> str:
     return f"{ALGORITHM}:{xxhash.xxh3_128_hexdigest(text.encode())}"  # UTF-8
+
+
+# Where the config goes in a run's document: encoded once, then replaced by each config's
+# encoding (a string no config holds in practice; checked to occur once all the same).
+_HOLE = "\x00xprun: the config goes here\x00"
+_HOLE_TEXT = canonical(_HOLE)
 
 
 def _glob_regex(pattern: str) -> re.Pattern[str]:
