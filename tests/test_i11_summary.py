@@ -18,6 +18,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import xxhash
 from conftest import Project
 
 from xprun import completion_summary
@@ -261,3 +262,27 @@ def test_i11_summary_racy_record_is_not_remembered(tmp_path: Path) -> None:
     found = completion_summary.complete_runs([(str(folder), "abc"), (str(folder), "old")])
     assert [f is not None for f in found] == [True, True]
     assert not (folder / completion_summary.NAME).exists()  # nothing old enough to remember
+
+
+@pytest.mark.parametrize("code_version", [None, 3])
+def test_i11_identity_digester_is_run_digest_whatever_the_params_hold(code_version) -> None:
+    """``run_digester`` encodes the document around the config once; the digest must be the
+    document's, even with params or an experiment id spelling the config's marker."""
+    from xprun import identity
+
+    marker = identity._HOLE
+    config = {"lr": 0.1, "model": {"depth": 4}, "name": marker}
+    params = {"a": marker, "b": identity.ParamIdentity(identity.PARAM_VALUE, [marker, 1.5])}
+    for experiment_id in ("xp.py::xp", marker):
+        document = {
+            "experiment": experiment_id,
+            "config": config,
+            "params": {"a": marker},
+            "param_values": {"b": [marker, 1.5]},
+        }
+        if code_version is not None:
+            document["code_version"] = code_version
+        expected = "xxh3_128:" + xxhash.xxh3_128_hexdigest(identity.canonical(document).encode())
+        digester = identity.run_digester(experiment_id, params, code_version)
+        assert digester(config) == expected
+        assert identity.run_digest(experiment_id, config, params, code_version) == expected

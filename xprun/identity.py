@@ -231,10 +231,9 @@ def run_digester(
             document[PARAM_TEXT][name] = param
         else:
             document.setdefault(param.section, {})[name] = param.key
-    text = canonical(document)
-    if text.count(_HOLE_TEXT) != 1:  # the marker elsewhere too (a param naming it)
-        return lambda config: _digest(canonical({**document, "config": config}))
-    before, _, after = text.partition(_HOLE_TEXT)
+    # The first occurrence of the marker is the config's: only "code_version" (an int) sorts
+    # before "config"; a param or an experiment id holding the marker's text comes after.
+    before, _, after = canonical(document).partition(_HOLE_TEXT)
     return lambda config: _digest(before + canonical(config) + after)
 
 
@@ -243,7 +242,7 @@ def _digest(text: str) -> str:
 
 
 # Where the config goes in a run's document: encoded once, then replaced by each config's
-# encoding (a string no config holds in practice; checked to occur once all the same).
+# encoding.
 _HOLE = "\x00xprun: the config goes here\x00"
 _HOLE_TEXT = canonical(_HOLE)
 
