@@ -81,6 +81,9 @@ TESTS: dict[str, list[str]] = {
     "xprun.trash": ["tests/test_mutation_i13_cleanup.py", "tests/test_i13_cleanup.py"],
     # What rm and gc delete (run with --only on the deciding functions: a large module).
     "xprun.cleanup": ["tests/test_mutation_i13_cleanup.py", "tests/test_i13_cleanup.py"],
+    # Issue 14: the trials a search reads back (run with --only "trial_records:"): its
+    # tests call the Reader's side in-process on runs a fixture launched.
+    "xprun.study": ["tests/test_i14_study.py"],
 }
 
 #: The lowest score each module may have (issue 10): raised, never lowered.
@@ -285,6 +288,7 @@ EQUIVALENT: dict[tuple[str, str], str] = {
     ),
     ("xprun.codedigest", "_Resolver.project: return False -> return None"): _TRUTH,
     ("xprun.codedigest", "_Resolver.project: return False -> return None #2"): _TRUTH,
+    ("xprun.codedigest", "_imports_only_xprun: return False -> return None"): _TRUTH,
     ("xprun.codedigest", "_Resolver.module: return self._known[name] -> return None"): (
         "a name asked again: its file was added to the code the first time (the memo only "
         "saves the lookup)"
