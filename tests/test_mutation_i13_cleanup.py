@@ -410,8 +410,12 @@ def test_i13_mut_cleanup_gc_job_folders_over_and_in_use(project, grid, monkeypat
     missing = done.parent / ("e" * 32)
     _job(log, "k-not-started-young", spec(done, missing), young=True)
     _job(log, "l-not-started-old", spec(missing, done))
+    _job(log, "l2-not-started-then-not-run", spec(missing, failed, created=after))
     _job(log, "m-complete", spec(done, grid[2]))
     _job(log, "n-failed-before-submitted", spec(done, failed, created=after))
+    elsewhere = project.root / "other_logs" / failed.parent.name / failed.name
+    shutil.copytree(failed, elsewhere)  # a run of another log directory: gc read none
+    _job(log, "n2-elsewhere-before-submitted", spec(elsewhere, created=after))
     _job(log, "o-failed-after-submitted", spec(failed, done, created=start))
     _job(log, "p-failed-without-start", spec(failed))
     (log / ".xprun-jobs" / "q-a-file").write_text("{}")
@@ -458,8 +462,12 @@ def test_i13_mut_cleanup_gc_job_folders_over_and_in_use(project, grid, monkeypat
         ".xprun-jobs/i-queue-fails: the fake queue could not be asked (squeue: connection refused)",
         f".xprun-jobs/k-not-started-young: its run {missing.relative_to(log).as_posix()} "
         "has not started (younger than --grace)",
+        f".xprun-jobs/l2-not-started-then-not-run: its run {failed.relative_to(log).as_posix()} "
+        "has not run since it was submitted",
         f".xprun-jobs/n-failed-before-submitted: its run "
         f"{failed.relative_to(log).as_posix()} has not run since it was submitted",
+        f".xprun-jobs/n2-elsewhere-before-submitted: its run {elsewhere} has not run since it "
+        "was submitted",
     ]
     assert asked[:3] == [("fake", ["7", "70"]), ("fake", ["8"]), ("fake", ["9"])]
     assert groups[_SESSIONS] == [".xprun-sessions/S-gone.json"]
@@ -544,8 +552,9 @@ def test_i13_mut_cleanup_gc_sessions_sources_and_snapshots_no_run_references(
     )
     os.utime(young)  # modified now: a launch under way may still need it
     _session(log, gone_id, sources={"g.py": "g" * 32}, snapshot=gone_ref)
-    (log / ".xprun-sessions" / "notes.txt").write_text("not a session")
-    _age(log / ".xprun-sessions" / "notes.txt")
+    for name in ("00-readme.txt", "notes.txt"):  # not sessions, before and after them
+        (log / ".xprun-sessions" / name).write_text("not a session")
+        _age(log / ".xprun-sessions" / name)
     extracted = (project.root / ".xprun" / "snapshots").resolve()
     folders = {
         "gone": extracted / gone_ref,

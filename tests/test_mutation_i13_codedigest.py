@@ -314,7 +314,7 @@ def test_i13_mut_codedigest_experiment_code_records_the_own_module_and_conftests
     (root / "xp_i13_lib.py").write_text("K = 1\n")
     (root / "sub" / "conftest.py").write_text("import xp_i13_fixlib\n")
     (root / "xp_i13_fixlib.py").write_text("F = 1\n")
-    (tmp_path / "outside.py").write_text("O = 1\n")
+    (tmp_path / "outside.py").write_text("import xp_i13_lib\n")
     own = codedigest.experiment_code(
         root / "xp_m.py",
         root,
@@ -348,8 +348,11 @@ def test_i13_mut_codedigest_experiment_code_records_the_own_module_and_conftests
         "xp_m.py": codedigest.file_digest(root / "xp_m.py"),
         "xp_i13_lib.py": codedigest.file_digest(root / "xp_i13_lib.py"),
     }
-    # A module outside the rootdir is no file of the project: no "own" either.
+    # A module outside the rootdir is no file of the project (no "own" either), but the
+    # project's modules it imports are, whichever sorts first.
     outside = codedigest.experiment_code(
         tmp_path / "outside.py", root, function="xp_a", patterns=["xp_*"]
     )
-    assert "own" not in outside and outside["files"] == {}
+    assert str(tmp_path / "outside.py") < str(root / "xp_i13_lib.py")
+    assert "own" not in outside
+    assert outside["files"] == {"xp_i13_lib.py": codedigest.file_digest(root / "xp_i13_lib.py")}
