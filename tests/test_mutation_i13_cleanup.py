@@ -418,6 +418,9 @@ def test_i13_mut_cleanup_gc_job_folders_over_and_in_use(project, grid, monkeypat
     _job(log, "n2-elsewhere-before-submitted", spec(elsewhere, created=after))
     _job(log, "o-failed-after-submitted", spec(failed, done, created=start))
     _job(log, "p-failed-without-start", spec(failed))
+    entries = ["x", {"run_dir": 3}, {}, {"run_dir": str(done)}]  # only the last is a run
+    _job(log, "p2-runs-not-entries", {"format": 1, "created": before, "runs": entries})
+    _job(log, "p3-runs-not-a-list", {"format": 1, "created": before, "runs": "x"})
     (log / ".xprun-jobs" / "q-a-file").write_text("{}")
     (log / ".xprun-jobs" / "r-a-link").symlink_to(log / ".xprun-jobs" / "e-running")
     for session_id in ("S-kept", "S-gone"):
@@ -450,6 +453,8 @@ def test_i13_mut_cleanup_gc_job_folders_over_and_in_use(project, grid, monkeypat
         ".xprun-jobs/m-complete",
         ".xprun-jobs/o-failed-after-submitted",
         ".xprun-jobs/p-failed-without-start",
+        ".xprun-jobs/p2-runs-not-entries",
+        ".xprun-jobs/p3-runs-not-a-list",
     ]
     assert without_start[_JOBS] == [
         j for j in groups[_JOBS] if not j.startswith((".xprun-jobs/o-", ".xprun-jobs/p-"))
@@ -533,7 +538,8 @@ def test_i13_mut_cleanup_gc_sessions_sources_and_snapshots_no_run_references(
         )
         commits.append(_git(project.root, "rev-parse", "HEAD"))
     gone_ref, young_ref, kept_ref, session_ref = commits
-    for name, commit in (("a", gone_ref), ("b", young_ref), ("c", kept_ref), ("d", session_ref)):
+    named = (("a", gone_ref), ("b", young_ref), ("c", kept_ref), ("d", session_ref))
+    for name, commit in (*named, ("e", gone_ref)):  # e: after those kept
         _git(project.root, "update-ref", f"refs/xprun/snapshots/{name}", commit)
     _git(project.root, "update-ref", "refs/xprun/other", gone_ref)  # not a snapshot ref
     sources = log / ".xprun-sources"
@@ -580,7 +586,7 @@ def test_i13_mut_cleanup_gc_sessions_sources_and_snapshots_no_run_references(
     assert groups[_SESSIONS] == [f".xprun-sessions/{gone_id}.json"]
     assert groups[_BLOBS] == [f".xprun-sources/{'g' * 32}", f".xprun-sources/{'y' * 32}"]
     assert groups[_SNAPSHOTS] == sorted([str(folders["gone"]), str(folders["long"])])
-    assert groups[_REFS] == ["refs/xprun/snapshots/a"]
+    assert groups[_REFS] == ["refs/xprun/snapshots/a", "refs/xprun/snapshots/e"]
     assert kept == []
     outcome = cleanup.carry_out(ctx, items)
     assert outcome.kept == [] and len(outcome.removed) == len(items)

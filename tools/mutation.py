@@ -289,7 +289,8 @@ EQUIVALENT: dict[tuple[str, str], str] = {
     ("xprun.codedigest", "_Resolver.project: return False -> return None"): _TRUTH,
     ("xprun.codedigest", "_Resolver.project: return False -> return None #2"): _TRUTH,
     ("xprun.codedigest", "_imports_only_xprun: return False -> return None"): _TRUTH,
-    ("xprun.study", "trial_records: True -> False #2"): (f"{_SAME_LENGTH} (columns of one frame)"),
+    ("xprun.study", "trial_records: True -> False #2"): f"{_SAME_LENGTH}: columns of one frame",
+    ("xprun.study", "trial_records: True -> False #3"): f"{_SAME_LENGTH}: a column per key",
     ("xprun.codedigest", "_Resolver.module: return self._known[name] -> return None"): (
         "a name asked again: its file was added to the code the first time (the memo only "
         "saves the lookup)"
