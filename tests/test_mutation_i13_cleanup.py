@@ -587,6 +587,7 @@ def test_i13_mut_cleanup_gc_sessions_sources_and_snapshots_no_run_references(
     assert groups[_BLOBS] == [f".xprun-sources/{'g' * 32}", f".xprun-sources/{'y' * 32}"]
     assert groups[_SNAPSHOTS] == sorted([str(folders["gone"]), str(folders["long"])])
     assert groups[_REFS] == ["refs/xprun/snapshots/a", "refs/xprun/snapshots/e"]
+    assert f"{_REFS}: 2, 0 B\n" in cleanup.listing(items, kept)  # a ref frees no bytes
     assert kept == []
     outcome = cleanup.carry_out(ctx, items)
     assert outcome.kept == [] and len(outcome.removed) == len(items)
