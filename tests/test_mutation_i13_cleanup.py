@@ -654,7 +654,7 @@ def test_i13_mut_cleanup_carry_out_claims_a_run_first_and_spares_a_running_runs_
 
 
 def test_i13_mut_cleanup_carry_out_reports_what_it_could_not_remove_and_goes_on(
-    project, grid, monkeypatch, xprun
+    project, grid, monkeypatch, xprun, capfd
 ):
     """What is gone already counts as removed; what fails is kept, with its error, and the
     next items are still carried out.  A snapshot ref moved since the listing is not
@@ -691,7 +691,9 @@ def test_i13_mut_cleanup_carry_out_reports_what_it_could_not_remove_and_goes_on(
         delete(path)
 
     monkeypatch.setattr(trash, "delete", broken)
+    capfd.readouterr()
     outcome = cleanup.carry_out(ctx, items)
+    assert capfd.readouterr().err == ""  # git's own error is not printed over the listing
     ref = next(item for item in items if item.ref is not None)
     assert [line.split(": ")[0] for line in outcome.kept] == [failing.shown, ref.shown]
     assert "Input/output error" in outcome.kept[0]
