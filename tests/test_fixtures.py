@@ -149,7 +149,9 @@ def test_unknown_fixture_is_a_collection_error_listing_fixtures(project):
     result = project.run()
     assert result.returncode == 1
     assert "fixture 'datset' not found" in result.stdout
-    assert "available fixtures: config, dataset, logger, request, run, run_dir, seed" in result.stdout
+    assert (
+        "available fixtures: config, dataset, logger, request, run, run_dir, seed" in result.stdout
+    )
     assert "did you mean 'dataset'?" in result.stdout
     assert outcomes(project) == [{"d": 1}]
 
