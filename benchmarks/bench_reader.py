@@ -515,8 +515,14 @@ def _measure(log_dir: Path, size: int, rounds: int) -> list[dict]:
 
 
 def figures(quick: bool = False) -> list[dict]:
+    """``benchmarks/run.py``'s figures; ``XPRUN_BENCH_READER_SIZES`` (e.g. ``1000,100000``)
+    and ``XPRUN_BENCH_READER_ROUNDS`` choose other sizes and rounds (1M runs take an hour on
+    a slow disk, so the whole table can leave them out and say so in its command)."""
     sizes = (1_000,) if quick else (1_000, 10_000, 100_000, 1_000_000)
     rounds = 1 if quick else 3
+    if os.environ.get("XPRUN_BENCH_READER_SIZES"):
+        sizes = tuple(int(s) for s in os.environ["XPRUN_BENCH_READER_SIZES"].split(","))
+    rounds = int(os.environ.get("XPRUN_BENCH_READER_ROUNDS", rounds))
     return [f for size in sizes for f in measure(size, rounds if size < 1_000_000 else 1)]
 
 

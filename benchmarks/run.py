@@ -251,7 +251,8 @@ def main(argv: list[str] | None = None) -> int:
     info = machine()
     started_load = info["load average"]
     print("\n".join(machine_lines(info)), flush=True)
-    command = "python benchmarks/run.py" + " ".join(
+    settings = [f"{k}={v}" for k, v in sorted(os.environ.items()) if k.startswith("XPRUN_BENCH_")]
+    command = " ".join([*settings, "python benchmarks/run.py"]) + " ".join(
         [""] + (["--quick"] if args.quick else []) + [f"--only {n}" for n in args.only or []]
     )
     results: list[tuple[str, list[dict], str | None]] = []
