@@ -21,6 +21,7 @@ from collections import Counter
 
 import pytest
 from conftest import Project, git_commit_all
+from foreground import FOREGROUND
 
 pytest.importorskip("optuna")
 
@@ -132,6 +133,7 @@ def test_i14_inflight_ctrl_c_interrupts_the_trials_in_flight_and_asks_no_more(pr
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,  # its own process group: Ctrl-C reaches it and its workers
+        **FOREGROUND,  # SIGINT's default action, however the suite was started (nohup, &)
     )
     events = project.root / "events.log"
     while not (events.exists() and len(events.read_text().splitlines()) >= 2):
