@@ -286,3 +286,28 @@ def test_i11_identity_digester_is_run_digest_whatever_the_params_hold(code_versi
         digester = identity.run_digester(experiment_id, params, code_version)
         assert digester(config) == expected
         assert identity.run_digest(experiment_id, config, params, code_version) == expected
+
+
+def test_i11_summary_a_killed_writers_temporary_file_is_removed_once_old(
+    project: Project, tmp_path: Path
+) -> None:
+    """A launcher killed while writing the summary leaves its temporary file (nothing else
+    removes it); the next write removes it once it is an hour old, and leaves a young one
+    (another launcher's write in progress) and other files alone."""
+    project.write("xp_sum.py", XP)
+    project.write("conftest.py", COUNT_OPENS)
+    _launch(project, tmp_path)
+    folder = project.log_dir / FOLDER
+    abandoned = folder / f"{completion_summary.NAME}.4242.tmp"
+    young = folder / f"{completion_summary.NAME}.4343.tmp"
+    other = folder / "notes.4242.tmp"
+    for path in (abandoned, young, other):
+        path.write_text("{")
+    hour_ago = abandoned.stat().st_mtime - 3700
+    os.utime(abandoned, (hour_ago, hour_ago))
+    os.utime(other, (hour_ago, hour_ago))
+    out, _ = _launch(project, tmp_path)  # summary cold: written
+    assert f"{N} cached" in out, out
+    assert not abandoned.exists()
+    assert young.exists() and other.exists()
+    assert json.loads(_summary(project).read_text())["version"] == completion_summary.VERSION

@@ -49,6 +49,8 @@ _MAX_BYTES = 256 * 1024 * 1024
 #: How much older than its read a record's ctime must be to be remembered (see above): more
 #: than a coarse file-system clock tick.
 _RACY_NS = 100_000_000
+#: A summary's temporary file this old (seconds) is an abandoned write, not one in progress.
+_ABANDONED_S = 3600.0
 
 
 class Complete:
@@ -176,6 +178,26 @@ class _Folder:
             )
         except OSError:
             pass
+        _remove_abandoned_writes(self.folder)
+
+
+def _remove_abandoned_writes(folder: str) -> None:
+    """Remove the temporary files of summary writes whose launcher was killed mid-write
+    (``kill -9``: nothing else removes them), once older than :data:`_ABANDONED_S`; a younger
+    one may be another launcher's write in progress."""
+    prefix = NAME + "."
+    try:
+        names = [n for n in os.listdir(folder) if n.startswith(prefix) and n.endswith(".tmp")]
+    except OSError:
+        return
+    old = time.time() - _ABANDONED_S
+    for name in names:
+        path = os.path.join(folder, name)
+        try:
+            if os.lstat(path).st_mtime < old:
+                os.unlink(path)
+        except OSError:
+            continue  # gone meanwhile, or not ours to remove: left as it is
 
 
 def _signature(info: os.stat_result) -> list[int]:
