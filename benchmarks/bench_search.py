@@ -191,6 +191,12 @@ def _rebuild_figures(size: int, rounds: int) -> list[dict]:
     return rows
 
 
+def _run_dirs(experiment: Path) -> list[Path]:
+    """The run folders of an experiment folder (not its hidden files, such as the
+    completion summary ``.complete.json``)."""
+    return [p for p in experiment.iterdir() if p.is_dir() and not p.name.startswith(".")]
+
+
 def _trial_figure(size: int, trials: int, rounds: int) -> dict:
     """K more trials by the search against a plain grid of the same K configs."""
     import statistics
@@ -198,7 +204,7 @@ def _trial_figure(size: int, trials: int, rounds: int) -> dict:
     import yaml
 
     project = history(size)
-    known = {p.name for p in (project / "xprun_logs" / EXPERIMENT).iterdir()}
+    known = {p.name for p in _run_dirs(project / "xprun_logs" / EXPERIMENT)}
     search_s: list[float] = []
     grid_s: list[float] = []
     with tempfile.TemporaryDirectory(prefix="xprun-bench-search-") as scratch:
@@ -216,12 +222,12 @@ def _trial_figure(size: int, trials: int, rounds: int) -> dict:
                     f"--search-seed={r}",
                 )
             )
-            runs = (searched / "xprun_logs" / EXPERIMENT).iterdir()
+            runs = _run_dirs(searched / "xprun_logs" / EXPERIMENT)
             new = [p for p in runs if p.name not in known]
             assert len(new) == trials, (len(new), trials)
             values = [yaml.safe_load((p / "config.yaml").read_text())["x"] for p in new]
             grid_s.append(_xprun(gridded, "x=" + ",".join(repr(float(v)) for v in values)))
-            ran = {p.name for p in (gridded / "xprun_logs" / EXPERIMENT).iterdir()} - known
+            ran = {p.name for p in _run_dirs(gridded / "xprun_logs" / EXPERIMENT)} - known
             assert ran == {p.name for p in new}, "the grid ran other configs than the search"
             for copy in (searched, gridded):
                 shutil.rmtree(copy, ignore_errors=True)
