@@ -118,12 +118,14 @@ def test_i11_reader_scale_a_deleted_run_disappears_without_reading_any(sweep, re
 
 
 def test_i11_reader_scale_a_run_rewritten_within_the_same_second_is_seen(sweep):
-    """Indexed, then rewritten at once with its folder's modification time put back: the
-    status-change time (which cannot be put back) and the racy rule both catch it."""
+    """Indexed, then rewritten at once (as xprun writes into an existing run: the record,
+    then the experiment folder marked) with the run folder's modification time put back:
+    the status-change time (which cannot be put back) and the racy rule both catch it."""
     run_dir = sweep.run_dirs()[1]
     assert _frame(sweep).loc[run_dir.name, "status"] == "complete"
     times = os.stat(run_dir)
     store.write_json_atomic(run_dir / "run.json", {**_record(run_dir), "status": "failed"})
+    store.mark_changed(run_dir)
     os.utime(run_dir, ns=(times.st_atime_ns, times.st_mtime_ns))
     assert os.stat(run_dir).st_mtime_ns == times.st_mtime_ns
     assert _frame(sweep).loc[run_dir.name, "status"] == "failed"
@@ -179,3 +181,162 @@ def test_i11_reader_scale_scan_names_broken_links_and_ignores_files(sweep, tmp_p
         "b" * 32: reasons["b" * 32],
     }
     assert reasons["b" * 32].startswith("is a symbolic link that cannot be followed")
+
+
+# -- experiment folders whose times did not change are not listed ------------------------------
+
+RERUN = """
+import pathlib
+import xprun
+
+@xprun.grid(seed=[0, 1, 2])
+def xp_rerun(config):
+    return {"score": config.seed * 10 + int(pathlib.Path("bump.txt").read_text())}
+"""
+
+
+def _folder(project) -> str:
+    """The name of the project's one experiment folder."""
+    (name,) = {d.parent.name for d in project.run_dirs()}
+    return name
+
+
+@pytest.fixture
+def listed(monkeypatch):
+    """The experiment folders a refresh lists (names), in order."""
+    seen: list[str] = []
+    real = index_module.list_experiment
+
+    def counting(name, *args, **kwargs):
+        seen.append(name)
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(index_module, "list_experiment", counting)
+    return seen
+
+
+def test_i11_reader_scale_an_unchanged_folder_is_not_listed(sweep, reads, listed):
+    """An experiment folder with the times of the last scan holds the same runs, and xprun
+    marks it when it writes into one of them: it is not listed again, no run is read."""
+    _age(sweep)
+    first = _frame(sweep)
+    assert listed == [_folder(sweep)] and len(reads) == 6
+    listed.clear(), reads.clear()
+    again = _frame(sweep)
+    pd.testing.assert_frame_equal(first, again)
+    assert listed == [] and reads == []
+
+
+def test_i11_reader_scale_a_folder_changed_close_to_the_scan_is_listed_again(sweep, listed):
+    """Git's racy rule for experiment folders: one modified within a clock tick of the scan
+    (here: just made by the sweep) could change again unseen, so it is listed next time
+    too, until its times are older than the scan that recorded them."""
+    _frame(sweep)
+    _frame(sweep)
+    assert listed == [_folder(sweep)] * 2
+    _age(sweep)
+    listed.clear()
+    _frame(sweep)  # times changed: listed, and remembered as old
+    _frame(sweep)
+    assert listed == [_folder(sweep)]
+
+
+@pytest.fixture
+def reruns(project):
+    project.write("xp_rerun.py", RERUN)
+    project.write("bump.txt", "0")
+    result = project.run("-q")
+    assert result.returncode == 0, result.output
+    return project
+
+
+def test_i11_reader_scale_a_forced_rerun_is_seen_in_an_unlisted_folder(reruns, reads, listed):
+    """``--force`` writes new records into existing run folders, which changes no entry of
+    the experiment folder: the launcher marks it, so the next refresh lists it and reads the
+    rerun runs (each run folder changed), and nothing else."""
+    _age(reruns)
+    before = _frame(reruns)
+    assert sorted(before["outcome.score"]) == [0, 10, 20]
+    folder = os.stat(reruns.run_dirs()[0].parent)
+    reruns.write("bump.txt", "1")
+    result = reruns.run("-q", "--force")
+    assert result.returncode == 0, result.output
+    assert os.stat(reruns.run_dirs()[0].parent).st_ctime_ns != folder.st_ctime_ns
+    listed.clear(), reads.clear()
+    after = _frame(reruns)
+    assert sorted(after["outcome.score"]) == [1, 11, 21]
+    assert (after["attempt"] == 2).all()
+    assert listed == [_folder(reruns)] and sorted(reads) == sorted(
+        d.name for d in reruns.run_dirs()
+    )
+
+
+def test_i11_reader_scale_a_recovered_run_is_seen_in_an_unlisted_folder(reruns, reads):
+    """A run recorded ``interrupted`` (settled) whose outcome was saved is recovered as
+    complete by the next launch, in place: the launcher marks its experiment folder."""
+    run_dir = reruns.run_dirs()[1]
+    store.write_json_atomic(run_dir / "run.json", {**_record(run_dir), "status": "interrupted"})
+    _age(reruns)
+    assert _frame(reruns).loc[run_dir.name, "status"] == "interrupted"
+    result = reruns.run("-q")
+    assert result.returncode == 0, result.output
+    assert _record(run_dir)["status"] == "complete" and _record(run_dir)["recovered"] is True
+    reads.clear()
+    after = _frame(reruns)
+    assert after.loc[run_dir.name, "status"] == "complete"
+    assert after.loc[run_dir.name, "recovered"] == True  # noqa: E712 (a numpy bool)
+    assert reads == [run_dir.name]
+
+
+def test_i11_reader_scale_a_hand_edit_in_a_settled_run_needs_a_full_refresh(sweep, listed):
+    """The price of not listing unchanged folders, as documented: a record that another
+    program renames into a settled run (no mark on its experiment folder) is seen by
+    ``refresh(full=True)``, not by a plain refresh."""
+    run_dir = sweep.run_dirs()[0]
+    _age(sweep)
+    _frame(sweep)
+    store.write_json_atomic(run_dir / "run.json", {**_record(run_dir), "status": "failed"})
+    reader = xprun.Reader(sweep.log_dir, warn=False)
+    assert reader.to_pandas().set_index("hash").loc[run_dir.name, "status"] == "complete"
+    listed.clear()
+    reader.refresh(full=True)
+    assert listed == [_folder(sweep)]
+    assert reader.to_pandas().set_index("hash").loc[run_dir.name, "status"] == "failed"
+
+
+@pytest.mark.parametrize(
+    "folders",
+    [
+        None,
+        [],
+        "x",
+        {"a": [1]},
+        {"a": [1, "2"]},
+        {"a": [1, 2.0]},
+        {"a": [1, True]},
+        {"a": (1, 2, 3)},
+    ],
+)
+def test_i11_reader_scale_folder_times_not_as_written_trust_no_folder(folders):
+    assert index_module._folders(folders) == {}
+
+
+def test_i11_reader_scale_folder_times_as_written_are_read_back():
+    assert index_module._folders({"a": [1, 2], "b": [3, 4]}) == {"a": (1, 2), "b": (3, 4)}
+
+
+def test_i11_reader_scale_a_damaged_run_repaired_in_an_unlisted_folder_is_seen(sweep, listed):
+    """A run skipped as damaged is not settled: looked at on every refresh even in a folder
+    that is not listed, so its repair (a rename into the run folder only) is seen."""
+    run_dir = sweep.run_dirs()[2]
+    good = _record(run_dir)
+    (run_dir / "run.json").write_text('{"format": 1, "hash"')
+    _age(sweep)
+    reader = xprun.Reader(sweep.log_dir, warn=False)
+    assert len(reader) == 5 and [s.path for s in reader.skipped] == [run_dir]
+    xprun.Reader(sweep.log_dir, warn=False).to_pandas()  # the folder's old times remembered
+    store.write_json_atomic(run_dir / "run.json", good)
+    listed.clear()
+    frame = _frame(sweep)
+    assert listed == [] and len(frame) == 6
+    assert frame.loc[run_dir.name, "status"] == "complete"

@@ -261,6 +261,7 @@ def _recover(run: RunSpec, record: dict[str, Any], claim: store.Claim) -> report
     final.pop("error", None)
     final["recovered"] = True
     store.write_json_atomic(run.run_dir / store.RUN_JSON, final, durable=True)
+    store.mark_changed(run.run_dir)  # it may have read interrupted, a settled status
     note = "the experiment had returned; its final record was written after a crash"
     return reports.RunReport(run, Status.COMPLETE, longrepr=note)
 
@@ -328,6 +329,8 @@ def _execute(
     record = start_record(run, context.metadata, started, retried, extra)
     if previous:
         _clear_outcome(run_dir, aside)
+    if not new:  # a settled run may now be running again: the Reader's index must look
+        store.mark_changed(run_dir)
     capture = RunCapture(run_dir, echo=context.capture == "no")
     run.request = FixtureRequest(
         run, run.experiment.fixtures, context.session_fixtures, new_run_dir=new

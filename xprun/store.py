@@ -38,6 +38,13 @@ renamed into place, so no reader ever sees half of it.  The records that decide 
 outcome and the final ``run.json``) are also ``fsync``ed before the rename, and their
 directory after it, so a power loss cannot leave them renamed but empty.  Temporary files of a
 killed write are removed when the run's next attempt is claimed.
+
+**The experiment folder marks a change to an existing run.**  A new run changes its
+experiment folder's times (the run's folder is made in it); a record written into a run
+folder that existed before the attempt (a rerun, a recovery) changes only that run folder's.
+So after such a record is written, the experiment folder is touched (:func:`mark_changed`):
+a Reader whose index saw the folder unchanged knows that its settled runs are unchanged
+without looking at each of them (:mod:`xprun.reader.index`).
 """
 
 from __future__ import annotations
@@ -97,6 +104,18 @@ def _tmp_name(path: str) -> str:
     a run writes several files, and pathlib would cost more than writing them)."""
     folder, name = os.path.split(path)
     return os.path.join(folder, f".{name}.{os.getpid()}.tmp")
+
+
+def mark_changed(run_dir: Path | str) -> None:
+    """Touch the experiment folder of ``run_dir`` after a record was written into a run
+    folder that existed before this attempt: its times then say that a run in it changed
+    (which the Reader's index trusts; see the module docstring).  Called after the write,
+    never before, so a reader that sees the new times also sees the new record.  A folder
+    whose times cannot be set (not ours, read-only) is left: the record itself is written."""
+    try:
+        os.utime(os.path.dirname(os.path.abspath(run_dir)))
+    except OSError:
+        pass
 
 
 def fsync_dir(path: Path | str) -> None:

@@ -1,14 +1,20 @@
 """The index of a log directory: one row per run, cached in ``<log_dir>/.xprun-index/``.
 
-Built on first use and refreshed incrementally: a run directory is read again only when its
-modification or status-change time changed (every record write is a rename into it, which
-changes both; the status-change time cannot be set back, so a directory whose modification
-time was restored is still seen), when it changed too close to the last scan to be trusted
-(git's "racy" rule: same-tick changes would be invisible), or when it was skipped last time
-(a partial file completed in place changes no directory time).  Deleted runs disappear.
-A file rewritten in place (not renamed into the directory) that stays readable changes no
-directory time either: xprun never writes so, and ``Reader(...).refresh(full=True)`` re-reads
-every run.  The cache is a Parquet file written atomically (temporary name, then rename):
+Built on first use and refreshed incrementally.  An experiment folder whose times are those
+of the last scan (and were not too close to it) is not listed again: a run added to it or
+removed from it would have changed them, and so would a record that xprun writes into one of
+its existing runs (``store.mark_changed``); only its runs that were not settled then
+(running, being created, damaged) are looked at.  In a listed folder, a run directory is
+read again only when its modification or status-change time changed (every record write is
+a rename into it, which changes both; the status-change time cannot be set back, so a
+directory whose modification time was restored is still seen), when it changed too close to
+the last scan to be trusted (git's "racy" rule: same-tick changes would be invisible), or
+when it was skipped last time (a partial file completed in place changes no directory time).
+Deleted runs disappear.  A file rewritten in place (not renamed into the directory) that
+stays readable changes no directory time, and a file that another program renamed into a
+settled run changes no experiment folder's: xprun never writes so, and
+``Reader(...).refresh(full=True)`` lists every folder and re-reads every run.
+The cache is a Parquet file written atomically (temporary name, then rename):
 several readers and running experiments can share a log directory, nobody waits for anybody,
 and a reader on a read-only directory simply keeps its index in memory.  Parquet is data, not
 code: a log directory from someone else cannot run anything through it.
@@ -32,11 +38,13 @@ from __future__ import annotations
 import gc
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from .. import store
+from ..states import Status
 from .files import read_bytes
 from .rows import INFO_COLUMNS, PREFIXES, check_row_types, read_run, run_path
 
@@ -68,6 +76,10 @@ class Found(NamedTuple):
     mtimes: list[int]
     ctimes: list[int]
     damage: dict[str, str]
+    #: Each experiment folder listed or trusted: its times (mtime, ctime ns) before listing.
+    folders: dict[str, tuple[int, int]]
+    #: The experiment folders not listed, their times unchanged since the last scan.
+    trusted: set[str]
 
     def add(self, key: str, path: str, mtime: int, ctime: int, damage: str | None) -> None:
         self.keys.append(key)
@@ -78,14 +90,17 @@ class Found(NamedTuple):
             self.damage[key] = damage
 
 
-def scan(log_dir: Path) -> Found:
+def scan(log_dir: Path, trust: Callable[[str, int, int], bool] | None = None) -> Found:
     """Every run directory under the log directory, with its times and any damage.
 
-    Experiment and run folders that are links to directories are followed; a link that
-    leads nowhere (dangling, or a loop) is reported as damage under its own key rather than
-    ending the scan.  Plain files beside the run folders are not runs and are ignored.
+    ``trust(name, mtime_ns, ctime_ns)`` says whether an experiment folder with these times
+    is unchanged since the last scan: such a folder is not listed (its name goes to
+    ``trusted``).  Experiment and run folders that are links to directories are followed; a
+    link that leads nowhere (dangling, or a loop) is reported as damage under its own key
+    rather than ending the scan.  Plain files beside the run folders are not runs and are
+    ignored.
     """
-    found = Found([], [], [], [], {})
+    found = Found([], [], [], [], {}, {}, set())
     try:
         experiments = [e for e in os.scandir(log_dir) if not e.name.startswith(".")]
     except FileNotFoundError:
@@ -93,18 +108,38 @@ def scan(log_dir: Path) -> Found:
     for experiment in experiments:
         if not _is_folder(experiment, experiment.name, found):
             continue
-        try:
-            fd = os.open(experiment.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        except OSError as exc:
-            found.add(experiment.name, experiment.path, 0, 0, f"cannot be listed ({exc.strerror})")
-            continue
-        try:
-            _scan_folder(fd, experiment.name, experiment.path, found)
-        except OSError as exc:
-            found.add(experiment.name, experiment.path, 0, 0, f"cannot be listed ({exc.strerror})")
-        finally:
-            os.close(fd)
+        if trust is not None:
+            try:
+                info = os.stat(experiment.path)
+            except OSError:
+                pass  # listed below, which names what is wrong
+            else:
+                times = (info.st_mtime_ns, info.st_ctime_ns)
+                if trust(experiment.name, *times):
+                    found.folders[experiment.name] = times
+                    found.trusted.add(experiment.name)
+                    continue
+        list_experiment(experiment.name, experiment.path, found)
     return found
+
+
+def list_experiment(name: str, path: str, found: Found) -> None:
+    """The run directories of one experiment folder into ``found``, and the folder's times
+    as they were before it was listed (a run added meanwhile changes them again)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as exc:
+        found.add(name, path, 0, 0, f"cannot be listed ({exc.strerror})")
+        return
+    try:
+        info = os.fstat(fd)
+        _scan_folder(fd, name, path, found)
+    except OSError as exc:
+        found.add(name, path, 0, 0, f"cannot be listed ({exc.strerror})")
+    else:
+        found.folders[name] = (info.st_mtime_ns, info.st_ctime_ns)
+    finally:
+        os.close(fd)
 
 
 def _scan_folder(fd: int, experiment: str, folder: str, found: Found) -> None:
@@ -183,6 +218,8 @@ class Index:
         self.path = self.log_dir / INDEX_DIR / INDEX_FILE
         self.frame: Any = None
         self.scanned_ns = 0
+        #: The experiment folders' times (mtime, ctime ns) at ``scanned_ns``, by name.
+        self.folders: dict[str, tuple[int, int]] = {}
         self.version = 0  # bumped whenever rows change
 
     # -- persistence --------------------------------------------------------------------------
@@ -206,17 +243,17 @@ class Index:
             }
         )
         try:
-            frame, scanned_ns = self._read_cache()
+            frame, scanned_ns, folders = self._read_cache()
         except Exception:  # missing, damaged or foreign: rebuilt from the run directories
             return empty
         if frame is None or scanned_ns > now_ns + RACY_NS or check_row_types(frame):
             return empty
         if not (frame["path"] == run_path(self.log_dir, "") + frame["_key"]).all():
             return empty  # moved, or paths that lead elsewhere
-        self.scanned_ns = scanned_ns
+        self.scanned_ns, self.folders = scanned_ns, folders
         return frame
 
-    def _read_cache(self) -> tuple[Any, int]:
+    def _read_cache(self) -> tuple[Any, int, dict[str, tuple[int, int]]]:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
@@ -225,11 +262,11 @@ class Index:
         info = json.loads((table.schema.metadata or {}).get(b"xprun", b"{}"))
         scanned_ns = info.get("scanned_ns") if isinstance(info, dict) else None
         if info.get("version") != INDEX_VERSION or not isinstance(scanned_ns, int):
-            return None, 0
+            return None, 0, {}
         json_columns = info.get("json_columns", [])
         if not (isinstance(json_columns, list) and set(json_columns) <= set(table.column_names)):
-            return None, 0
-        return _decode(table, json_columns), scanned_ns
+            return None, 0, {}
+        return _decode(table, json_columns), scanned_ns, _folders(info.get("folders"))
 
     def _save(self, table: Any) -> None:
         import pyarrow.parquet as pq
@@ -255,7 +292,8 @@ class Index:
         if self.frame is None:
             self.frame = self._load(started_ns)
         frame = self.frame
-        found = scan(self.log_dir)
+        found = scan(self.log_dir, None if full else self._trust)
+        trusted_rows = self._look_at_unsettled(found)
         # Which rows are still good, compared column by column (no Python work per run):
         # same times, old enough not to be racy, and not skipped last time (a partial file
         # may be whole now).
@@ -271,7 +309,7 @@ class Index:
                 & (mtimes < self.scanned_ns - RACY_NS)
                 & frame["_skip"].isna().to_numpy()[at]
             )
-        kept_rows = np.zeros(len(frame), dtype=bool)
+        kept_rows = trusted_rows.copy()  # settled runs of folders not listed
         kept_rows[where[good]] = True
         stale = not kept_rows.all()
         new_rows = Columns()
@@ -302,12 +340,45 @@ class Index:
             self.version += 1
         newest = max(new_rows.columns.get("_mtime_ns", [0]))
         racy = new_rows.count > 0 and newest >= started_ns - RACY_NS
-        if changed or racy or not self.path.exists():
-            self.scanned_ns = started_ns
+        moved = found.folders != self.folders
+        if changed or racy or moved or not self.path.exists():
+            self.scanned_ns, self.folders = started_ns, found.folders
             if not changed:
                 table = _encode_frame(self.frame)
-            self._save(_with_info(table, self.scanned_ns))
+            self._save(_with_info(table, self.scanned_ns, self.folders))
         return changed
+
+    def _trust(self, name: str, mtime_ns: int, ctime_ns: int) -> bool:
+        """Whether an experiment folder with these times holds no run changed since the last
+        scan: the times it had then, and older than that scan by more than a clock tick could
+        hide (git's racy rule, as for runs)."""
+        return self.folders.get(name) == (mtime_ns, ctime_ns) and (
+            mtime_ns < self.scanned_ns - RACY_NS
+        )
+
+    def _look_at_unsettled(self, found: Found) -> Any:
+        """The rows of the trusted experiment folders that stay as they are (a boolean mask of
+        the frame's rows); their runs that were not settled when read (running, being
+        created, damaged) go into ``found``, to be compared as in a listed folder."""
+        import numpy as np
+
+        frame = self.frame
+        if not found.trusted or not len(frame):
+            return np.zeros(len(frame), dtype=bool)
+        inside = _in_experiments(frame["_key"], found.trusted)
+        unsettled = frame["_skip"].notna().to_numpy(dtype=bool, copy=True)
+        if "status" in frame.columns:
+            running = frame["status"] == Status.RUNNING
+            unsettled = unsettled | running.to_numpy(dtype=bool, na_value=False)
+        keys, paths = frame["_key"].to_numpy(), frame["path"].to_numpy()
+        for i in np.flatnonzero(inside & unsettled).tolist():
+            try:
+                info = os.stat(paths[i])
+            except OSError:  # read again: the row says what is wrong
+                found.add(keys[i], paths[i], 0, 0, None)
+            else:
+                found.add(keys[i], paths[i], info.st_mtime_ns, info.st_ctime_ns, None)
+        return inside & ~unsettled
 
     @staticmethod
     def _read_rows(found: Found, positions: list[int], rows: Columns) -> None:
@@ -431,6 +502,37 @@ class Columns:
         return {name: [column[i] for i in order] for name, column in self.columns.items()}
 
 
+def _in_experiments(keys: Any, names: set[str]) -> Any:
+    """Which of the index's ``keys`` (``<experiment>/<hash>``) are runs of the experiments
+    ``names`` (a boolean array), worked out in Arrow, not per row in Python."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    keys = pa.array(keys, type=pa.large_string())
+    experiment = pc.list_element(pc.split_pattern(keys, "/", max_splits=1), 0)
+    wanted = pa.array(sorted(names), type=pa.large_string())
+    inside = pc.and_(pc.is_in(experiment, value_set=wanted), pc.match_substring(keys, "/"))
+    return inside.to_numpy(zero_copy_only=False)
+
+
+def _folders(value: Any) -> dict[str, tuple[int, int]]:
+    """The experiment folders' times from a cache's metadata; anything not as written is
+    none at all (every folder is then listed)."""
+    if not isinstance(value, dict):
+        return {}
+    folders = {}
+    for name, times in value.items():
+        if not (
+            isinstance(name, str)
+            and isinstance(times, list)
+            and len(times) == 2
+            and all(type(t) is int for t in times)
+        ):
+            return {}
+        folders[name] = (times[0], times[1])
+    return folders
+
+
 def _positions(keys: Any, found: list[str]) -> Any:
     """The row of each found key in the index's ``keys`` (-1 for a new one), hashed in Arrow
     (``pd.Index.get_indexer`` on Arrow-backed text is several times slower)."""
@@ -522,10 +624,10 @@ def _encode_frame(frame: Any) -> Any:
     return _table({name: frame[name] for name in frame.columns})
 
 
-def _with_info(table: Any, scanned_ns: int) -> Any:
+def _with_info(table: Any, scanned_ns: int, folders: dict[str, tuple[int, int]]) -> Any:
     """``table`` with the metadata the cache is checked against when loaded."""
     info = json.loads(table.schema.metadata[b"xprun"])
-    info.update(version=INDEX_VERSION, scanned_ns=scanned_ns)
+    info.update(version=INDEX_VERSION, scanned_ns=scanned_ns, folders=folders)
     return table.replace_schema_metadata({"xprun": json.dumps(info)})
 
 
