@@ -214,13 +214,16 @@ def test_git_state_outside_a_repository_does_not_import_gitpython(tmp_path, monk
         {"available": False, "reason": "not a Git repository"},
         None,
     )
-    # Wherever GitPython would find a repository, it is still asked (here: and is missing).
-    missing = ({"available": False, "reason": "GitPython or git is not installed"}, None)
+    # Wherever a repository may be, git is asked (GitPython never is, issue 11): here it says
+    # the .git file names none, and without git on the PATH the record says so.
     (tmp_path / "plain" / ".git").write_text("gitdir: elsewhere\n")  # a worktree's .git file
-    assert metadata.git_state(folder) == missing
+    assert metadata.git_state(folder)[0]["reason"] == "not a Git repository"
     bare = tmp_path / "bare.git"
     (bare / "objects").mkdir(parents=True)
+    (bare / "refs").mkdir()
     (bare / "HEAD").write_text("ref: refs/heads/main\n")
+    monkeypatch.setenv("PATH", str(tmp_path / "no-git-here"))
+    missing = ({"available": False, "reason": "git is not installed"}, None)
     assert metadata.git_state(bare) == missing
     assert metadata.git_state(tmp_path / "elsewhere") == (
         {"available": False, "reason": "not a Git repository"},

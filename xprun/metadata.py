@@ -1,8 +1,9 @@
 """What a run records about where and with what it ran: machine, packages, Git, scheduler.
 
 Everything that is the same for all runs of a process is computed once.  Git state is read
-once per session with GitPython (imported lazily); a missing Git, a repository with no
-commits, or a detached HEAD are recorded as such, never raised.
+once per session with plain ``git`` calls (no GitPython: its import alone cost each launch
+~0.15 s of CPU); a missing Git, a repository with no commits, or a detached HEAD are recorded
+as such, never raised.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import contextlib
 import getpass
 import os
 import platform
+import subprocess
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -213,81 +215,233 @@ def _prune_cache(folder: Path, keep: Path) -> None:
             entry.unlink()  # another process may have removed it, or be reading it: harmless
 
 
-def _untracked(repo: Any, exclude: list[Path]) -> list[str]:
+#: How git is run for the Git state: English messages (as GitPython ran it, whose answers
+#: the recorded fields kept), and never a write to the user's index (``git status`` would
+#: otherwise refresh it, racing the user's own git commands).
+_GIT = ("git", "--no-optional-locks")
+_GIT_ENV = {"LANGUAGE": "C", "LC_ALL": "C"}
+
+
+class _GitFailed(Exception):
+    """A git command exited non-zero; ``str()`` is the last line of what it printed
+    (``quiet``: it printed nothing, as ``rev-parse -q --verify`` of a missing commit)."""
+
+    def __init__(self, message: str, quiet: bool = False) -> None:
+        super().__init__(message)
+        self.quiet = quiet
+
+
+def _git(args: list[str], cwd: str) -> subprocess.Popen[bytes]:
+    """Start ``git ARGS`` in ``cwd`` (not waited for: the calls of one state run at once)."""
+    return subprocess.Popen(
+        [*_GIT, *args],
+        cwd=cwd,
+        env={**os.environ, **_GIT_ENV},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
+def _output(proc: subprocess.Popen[bytes]) -> bytes:
+    """What ``proc`` printed, once it exited 0; ``_GitFailed`` otherwise."""
+    out, err = proc.communicate()
+    if proc.returncode != 0:
+        lines = err.decode(errors="replace").strip().splitlines()
+        if not lines:
+            raise _GitFailed(f"git exited with code {proc.returncode}", quiet=True)
+        raise _GitFailed(lines[-1].strip())
+    return out
+
+
+def _text(out: bytes) -> str:
+    """Git's output as GitPython gave it: one trailing newline cut, UTF-8 with undecodable
+    bytes kept (``surrogateescape``)."""
+    return out.removesuffix(b"\n").decode("utf-8", "surrogateescape")
+
+
+def _work_tree(path: Path) -> tuple[bool, str | None]:
+    """``(maybe a repository, its work tree)``, by a look for ``.git`` from ``path`` (made
+    absolute, symbolic links resolved) up to ``/``, with GitPython's rule (which the recorded
+    ``root`` kept): the first folder holding a ``.git`` file (a submodule, a linked work
+    tree: git says if it is broken) or a ``.git`` folder that is a repository (an empty one
+    is skipped, as git and GitPython skip it).
+
+    ``(False, None)``: in no repository, told by a few ``stat`` calls, without git;
+    ``(True, None)``: git must say (a bare repository, ``GIT_DIR`` or
+    ``GIT_OBJECT_DIRECTORY`` set, a folder that cannot be looked into)."""
+    if any(os.environ.get(name) for name in ("GIT_DIR", "GIT_WORK_TREE", "GIT_OBJECT_DIRECTORY")):
+        return True, None
+    try:
+        folder = Path(path).resolve()
+        for candidate in (folder, *folder.parents):
+            dotgit = candidate / ".git"
+            if dotgit.is_dir():
+                if _is_git_dir(dotgit):
+                    return True, str(candidate)
+            elif dotgit.exists():
+                return True, str(candidate)
+            elif _is_git_dir(candidate):
+                return True, None  # a bare repository (or a .git folder itself)
+    except OSError:
+        return True, None
+    return False, None
+
+
+def _is_git_dir(folder: Path) -> bool:
+    """Whether ``folder`` holds a repository's ``HEAD`` and object store (git's own test,
+    ``is_git_directory``, in short: a linked work tree's has a ``commondir`` instead)."""
+    if not (folder / "HEAD").is_file():
+        return False
+    return (folder / "commondir").is_file() or (
+        (folder / "objects").is_dir() and (folder / "refs").is_dir()
+    )
+
+
+def _untracked_args(top: str, exclude: list[Path]) -> list[str]:
     """Untracked, not ignored files; folders collapsed; the log and snapshot folders left out
     (git does not even walk them, which matters with 100,000 runs under the log folder)."""
-    root = Path(repo.working_tree_dir)
+    root = Path(top).resolve()
     specs = ["."]
     for path in exclude:
         try:
-            specs.append(f":(exclude){path.resolve().relative_to(root.resolve()).as_posix()}")
+            specs.append(f":(exclude){path.resolve().relative_to(root).as_posix()}")
         except ValueError:
             continue  # outside the work tree
     # --no-empty-directory: an untracked folder holding only a left-out one (.xprun/ of
     # .xprun/snapshots) is not listed whole by --directory
-    out = repo.git.ls_files(
-        "--others", "--exclude-standard", "--directory", "--no-empty-directory", "--", *specs
-    )
-    return [line for line in out.splitlines() if line]
+    return [
+        "ls-files",
+        "--others",
+        "--exclude-standard",
+        "--directory",
+        "--no-empty-directory",
+        "--",
+        *specs,
+    ]
 
 
-def _in_git_repository(path: Path) -> bool:
-    """Whether ``path`` or a folder above it holds a ``.git`` (folder, or file of a worktree
-    or submodule) or is itself a bare repository: where ``git.Repo(path,
-    search_parent_directories=True)`` looks (the absolute path, symbolic links not resolved,
-    then each parent), at the cost of a few ``stat`` calls.  With ``GIT_OBJECT_DIRECTORY``
-    set, any folder with a ``HEAD`` may be a repository to GitPython: it is asked then."""
-    if os.environ.get("GIT_OBJECT_DIRECTORY"):
-        return True
-    folder = Path(os.path.abspath(path))
-    try:
-        for candidate in (folder, *folder.parents):
-            if (candidate / ".git").exists():
-                return True
-            if (candidate / "HEAD").is_file() and (candidate / "objects").is_dir():
-                return True  # a bare repository (or a .git folder itself)
-    except OSError:
-        return True  # a folder it cannot look into: GitPython says what is wrong
-    return False
+#: ``git status`` for the commit, the branch and whether any tracked file changed: no
+#: untracked walk (``ls-files`` lists those, with the log folder left out), and every
+#: submodule change counted, so that it never says "unchanged" where ``git diff HEAD`` would
+#: print something (whatever ``diff.ignoreSubmodules`` or ``submodule.*.ignore`` say).
+_STATUS = [
+    "status",
+    "--porcelain=v2",
+    "--branch",
+    "-z",
+    "--untracked-files=no",
+    "--ignore-submodules=none",
+]
 
 
 def git_state(path: Path, exclude: list[Path] | None = None) -> tuple[dict[str, Any], str | None]:
-    """``(fields, patch)``: commit, branch, dirty flag, untracked files; the uncommitted diff."""
-    if not _in_git_repository(path):
-        # Without this look, every launch outside a repository imported GitPython (~0.15 s
-        # of CPU, and a `git version` subprocess) only to be told so.
+    """``(fields, patch)``: commit, branch, dirty flag, untracked files; the uncommitted diff.
+
+    Read with plain git, two or three calls: ``git status`` (commit, branch, any change to a
+    tracked file) and ``git ls-files`` (the untracked files) at once, then ``git diff HEAD``
+    when something changed.  Importing GitPython for this cost each launch ~0.15 s of CPU on
+    the way to its first run.  A missing git, a repository with no commits, a detached HEAD
+    or a repository git cannot read are recorded as such, never raised.
+    """
+    maybe, top = _work_tree(path)
+    if not maybe:
         return {"available": False, "reason": "not a Git repository"}, None
     try:
-        import git
-    except ImportError:
-        return {"available": False, "reason": "GitPython or git is not installed"}, None
-    try:
-        repo = git.Repo(path, search_parent_directories=True)
-    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
-        return {"available": False, "reason": "not a Git repository"}, None
-    except Exception as exc:  # GitPython's many errors on a repository it cannot read: recorded
+        if top is None:
+            found = _output(_git(["rev-parse", "--show-toplevel"], str(Path(path).resolve())))
+            top = _text(found)
+            if not top:  # a bare repository: no work tree to describe
+                raise _GitFailed("fatal: this operation must be run in a work tree")
+        status = _git(_STATUS, top)
+        others = _git(_untracked_args(top, exclude or []), top)
+    except FileNotFoundError as exc:
+        if exc.filename == _GIT[0]:
+            return {"available": False, "reason": "git is not installed"}, None
         return {"available": False, "reason": f"cannot read the repository: {exc}"}, None
-    fields: dict[str, Any] = {"available": True, "root": repo.working_tree_dir}
+    except _GitFailed as exc:
+        return _unreadable(str(exc)), None
+    fields: dict[str, Any] = {"available": True, "root": top}
+    try:
+        head, branch, changed = _parse_status(_output(status))
+    except _GitFailed as exc:
+        others.communicate()
+        if _NOT_A_REPOSITORY in str(exc) or "invalid gitfile" in str(exc):
+            return {"available": False, "reason": "not a Git repository"}, None
+        return _head_only(fields, top, str(exc)), None
+    fields["commit"] = head
+    if head is None:
+        fields["reason"] = "the repository has no commits yet"
+    fields["branch"] = branch
+    fields["detached"] = branch is None
     patch: str | None = None
     try:
-        fields["commit"] = repo.head.commit.hexsha
-    except ValueError:
-        fields["commit"] = None
-        fields["reason"] = "the repository has no commits yet"
-    try:
-        fields["branch"] = repo.active_branch.name
-        fields["detached"] = False
-    except TypeError:
-        fields["branch"] = None
-        fields["detached"] = True
-    try:
-        fields["untracked"] = _untracked(repo, exclude or [])
-        if fields["commit"] is not None:
-            patch = repo.git.diff("HEAD", binary=True) or None
+        fields["untracked"] = [line for line in _text(_output(others)).splitlines() if line]
+        if head is not None and changed:
+            patch = _text(_output(_git(["diff", "--binary", "HEAD"], top))) or None
         fields["dirty"] = bool(patch) or bool(fields["untracked"])
-    except Exception as exc:  # a broken index or a git error: record, never crash
+    except _GitFailed as exc:  # a broken index or a git error: record, never crash
         fields["dirty"] = None
-        fields["error"] = str(exc).strip().splitlines()[-1] if str(exc).strip() else repr(exc)
+        fields["error"] = str(exc)
     if patch and not patch.endswith("\n"):
         patch += "\n"
     return fields, patch
+
+
+_NOT_A_REPOSITORY = "not a git repository"
+
+
+def _unreadable(error: str) -> dict[str, Any]:
+    if _NOT_A_REPOSITORY in error or "must be run in a work tree" in error:
+        return {"available": False, "reason": "not a Git repository"}
+    return {"available": False, "reason": f"cannot read the repository: {error}"}
+
+
+def _parse_status(out: bytes) -> tuple[str | None, str | None, bool]:
+    """``(commit, branch, changed)`` from ``git status --porcelain=v2 --branch -z``: the
+    commit is None in a repository without commits (``(initial)``), the branch None when
+    HEAD is detached; ``changed``: any entry for a tracked file (staged or not, submodules
+    included)."""
+    head: str | None = None
+    branch: str | None = None
+    changed = False
+    for entry in out.split(b"\0"):
+        if entry.startswith(b"# branch.oid "):
+            oid = entry[len(b"# branch.oid ") :].decode()
+            head = None if oid == "(initial)" else oid
+        elif entry.startswith(b"# branch.head "):
+            name = _text(entry[len(b"# branch.head ") :])
+            branch = None if name == "(detached)" else name
+        elif entry[:2] in (b"1 ", b"2 ", b"u "):
+            changed = True
+    return head, branch, changed
+
+
+def _head_only(fields: dict[str, Any], top: str, error: str) -> dict[str, Any]:
+    """The commit and branch of a repository whose work tree git cannot tell (a broken
+    index: ``git status`` failed), with that error and ``dirty`` unknown; a repository whose
+    HEAD git cannot read either is unreadable."""
+    try:
+        commit = _none_or(["rev-parse", "-q", "--verify", "HEAD^{commit}"], top)
+        ref = _none_or(["symbolic-ref", "-q", "HEAD"], top)
+    except _GitFailed:
+        return _unreadable(error)
+    fields["commit"] = commit or None
+    if not commit:
+        fields["reason"] = "the repository has no commits yet"
+    fields["branch"] = ref.split("/", 2)[2] if ref.count("/") >= 2 else None
+    fields["detached"] = not ref
+    fields["dirty"] = None
+    fields["error"] = error
+    return fields
+
+
+def _none_or(args: list[str], top: str) -> str:
+    """The answer of a git query run with ``-q`` (``""`` when it quietly has none: no
+    commit, no branch); ``_GitFailed`` when git could not answer."""
+    try:
+        return _text(_output(_git(args, top)))
+    except _GitFailed as exc:
+        if exc.quiet:
+            return ""
+        raise

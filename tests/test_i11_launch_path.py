@@ -1,0 +1,302 @@
+"""Issue 11, target 5: the launcher's path to its first pool run, kept as true as before.
+
+- the work tree's Git state is read with plain ``git`` calls instead of GitPython (whose
+  import cost every launch ~0.15 s of CPU): the fields and the patch must be those the
+  GitPython implementation gave, on every kind of repository a project lives in, checked
+  here against a copy of that implementation (``_gitpython_state``);
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from xprun import metadata
+
+_IDENTITY = {
+    "GIT_AUTHOR_NAME": "t",
+    "GIT_AUTHOR_EMAIL": "t@x",
+    "GIT_COMMITTER_NAME": "t",
+    "GIT_COMMITTER_EMAIL": "t@x",
+}
+
+
+def git(root: Path, *args: str, check: bool = True) -> str:
+    proc = subprocess.run(
+        ["git", "-c", "protocol.file.allow=always", *args],
+        cwd=root,
+        env={**os.environ, **_IDENTITY},
+        capture_output=True,
+        text=True,
+    )
+    if check and proc.returncode:
+        raise AssertionError(f"git {' '.join(args)}: {proc.stderr}")
+    return proc.stdout
+
+
+def repo(root: Path, files: dict[str, str | bytes], ignore: str = "xprun_logs/\n") -> Path:
+    """A repository at ``root`` with ``files`` committed on ``main``."""
+    root.mkdir(parents=True, exist_ok=True)
+    git(root, "init", "-q", "-b", "main")
+    (root / ".gitignore").write_text(ignore)
+    for name, data in files.items():
+        write(root / name, data)
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "start")
+    return root
+
+
+def write(path: Path, data: str | bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(data, bytes):
+        path.write_bytes(data)
+    else:
+        path.write_text(data)
+
+
+# -- the implementation replaced (xprun/metadata.py before issue 11's launch-path work) -------
+
+
+def _gitpython_untracked(repo: Any, exclude: list[Path]) -> list[str]:
+    root = Path(repo.working_tree_dir)
+    specs = ["."]
+    for path in exclude:
+        try:
+            specs.append(f":(exclude){path.resolve().relative_to(root.resolve()).as_posix()}")
+        except ValueError:
+            continue
+    out = repo.git.ls_files(
+        "--others", "--exclude-standard", "--directory", "--no-empty-directory", "--", *specs
+    )
+    return [line for line in out.splitlines() if line]
+
+
+def _gitpython_state(path: Path, exclude: list[Path]) -> tuple[dict[str, Any], str | None]:
+    import git
+
+    try:
+        repo = git.Repo(path, search_parent_directories=True)
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+        return {"available": False, "reason": "not a Git repository"}, None
+    fields: dict[str, Any] = {"available": True, "root": repo.working_tree_dir}
+    patch: str | None = None
+    try:
+        fields["commit"] = repo.head.commit.hexsha
+    except ValueError:
+        fields["commit"] = None
+        fields["reason"] = "the repository has no commits yet"
+    try:
+        fields["branch"] = repo.active_branch.name
+        fields["detached"] = False
+    except TypeError:
+        fields["branch"] = None
+        fields["detached"] = True
+    try:
+        fields["untracked"] = _gitpython_untracked(repo, exclude)
+        if fields["commit"] is not None:
+            patch = repo.git.diff("HEAD", binary=True) or None
+        fields["dirty"] = bool(patch) or bool(fields["untracked"])
+    except Exception as exc:
+        fields["dirty"] = None
+        fields["error"] = str(exc).strip().splitlines()[-1] if str(exc).strip() else repr(exc)
+    if patch and not patch.endswith("\n"):
+        patch += "\n"
+    return fields, patch
+
+
+def assert_same_state(rootdir: Path) -> tuple[dict[str, Any], str | None]:
+    """Both implementations give the same fields and patch for the project at ``rootdir``
+    (its log and snapshot folders left out, as the session does); returns the state."""
+    exclude = [rootdir / "xprun_logs", rootdir / ".xprun" / "snapshots"]
+    new = metadata.git_state(rootdir, exclude)
+    old = _gitpython_state(rootdir, exclude)
+    assert new == old
+    assert json.dumps(new[0]) == json.dumps(old[0])  # the same keys in the same order
+    return new
+
+
+# -- the Git state, identical ------------------------------------------------------------
+
+
+def test_i11_launch_path_git_state_of_a_clean_repository(tmp_path):
+    root = repo(tmp_path / "p", {"xp_a.py": "x = 1\n", "pkg/m.py": "y = 2\n"})
+    fields, patch = assert_same_state(root)
+    assert fields["dirty"] is False and fields["untracked"] == [] and patch is None
+    assert fields["commit"] == git(root, "rev-parse", "HEAD").strip()
+    assert fields["branch"] == "main" and fields["root"] == str(root.resolve())
+
+
+def test_i11_launch_path_git_state_of_a_dirty_repository(tmp_path):
+    """Modified, staged, deleted, binary and non-UTF-8 files, no final newline, untracked
+    files and folders with names git quotes, a log folder that is not ignored (left out)."""
+    root = repo(
+        tmp_path / "p",
+        {
+            "xp_a.py": "x = 1\n",
+            "gone.py": "z = 0\n",
+            "staged.py": "s = 0\n",
+            "latin.txt": "caf\xe9\n".encode("latin-1"),
+            "blob.bin": bytes(range(256)),
+            "crlf.txt": b"a\r\nb\r\n",
+        },
+        ignore="",
+    )
+    write(root / "xp_a.py", "x = 2")  # no final newline
+    (root / "gone.py").unlink()
+    write(root / "staged.py", "s = 1\n")
+    git(root, "add", "staged.py")
+    write(root / "latin.txt", "th\xe9\n".encode("latin-1"))
+    write(root / "blob.bin", bytes(range(255, -1, -1)))
+    write(root / "crlf.txt", b"a\r\nc\r\n")
+    write(root / "notes.txt", "n\n")
+    write(root / "new/deep/f.py", "f = 1\n")
+    write(root / 'caf\xe9 "q".py', "q = 1\n")
+    write(root / "tab\tname.txt", "t\n")
+    write(root / "xprun_logs/xp_a/0123/run.json", "{}")  # the log folder, not ignored
+    (root / ".xprun" / "snapshots").mkdir(parents=True)
+    write(root / ".xprun/snapshots/abc/x.py", "x\n")
+    fields, patch = assert_same_state(root)
+    assert fields["dirty"] is True and patch is not None and "GIT binary patch" in patch
+    assert "new/" in fields["untracked"] and "notes.txt" in fields["untracked"]
+    assert not any(u.startswith(("xprun_logs", ".xprun")) for u in fields["untracked"])
+    assert '"caf\\303\\251 \\"q\\".py"' in fields["untracked"]  # quoted as git quotes it
+
+
+def test_i11_launch_path_git_state_of_changes_git_diff_does_not_show(tmp_path):
+    """A change staged then undone in the work tree (the index differs, the files do not),
+    and a file only touched: ``git status`` sees the first, ``git diff HEAD`` neither; the
+    patch is None and the tree clean, as before."""
+    root = repo(tmp_path / "p", {"a.py": "a = 1\n", "b.py": "b = 1\n"})
+    write(root / "a.py", "a = 2\n")
+    git(root, "add", "a.py")
+    write(root / "a.py", "a = 1\n")
+    os.utime(root / "b.py", (1, 1))
+    fields, patch = assert_same_state(root)
+    assert fields["dirty"] is False and patch is None
+
+
+def test_i11_launch_path_git_state_detached_and_branch_with_slash(tmp_path):
+    root = repo(tmp_path / "p", {"a.py": "a = 1\n"})
+    git(root, "checkout", "-q", "-b", "feature/deep/x")
+    fields, _ = assert_same_state(root)
+    assert fields["branch"] == "feature/deep/x"
+    git(root, "checkout", "-q", "--detach")
+    write(root / "a.py", "a = 2\n")
+    fields, patch = assert_same_state(root)
+    assert fields["detached"] is True and fields["branch"] is None and patch
+
+
+def test_i11_launch_path_git_state_of_an_unborn_branch(tmp_path):
+    """No commit yet: no commit, the branch named, staged files not dirty (no patch without
+    a commit), untracked ones dirty."""
+    root = tmp_path / "p"
+    root.mkdir()
+    git(root, "init", "-q", "-b", "trunk")
+    write(root / "staged.py", "s = 1\n")
+    git(root, "add", "staged.py")
+    fields, patch = assert_same_state(root)
+    assert fields["commit"] is None and fields["branch"] == "trunk" and patch is None
+    assert fields["dirty"] is False and "no commits" in fields["reason"]
+    write(root / "loose.py", "l = 1\n")
+    fields, _ = assert_same_state(root)
+    assert fields["dirty"] is True and fields["untracked"] == ["loose.py"]
+
+
+def test_i11_launch_path_git_state_untracked_only_and_an_empty_folder(tmp_path):
+    root = repo(tmp_path / "p", {"a.py": "a = 1\n"})
+    (root / "empty" / "inner").mkdir(parents=True)  # empty folders: not listed
+    write(root / "data/only.csv", "1\n")
+    (root / "ignored").mkdir()
+    write(root / "ignored/x.pyc", "")
+    write(root / ".gitignore", "xprun_logs/\n*.pyc\n")
+    git(root, "commit", "-qam", "ignore pyc")
+    fields, patch = assert_same_state(root)
+    assert fields["untracked"] == ["data/"] and fields["dirty"] is True and patch is None
+
+
+def test_i11_launch_path_git_state_in_a_subfolder_and_a_linked_work_tree(tmp_path):
+    """The project is a folder of the repository (its log folder inside it), and then a
+    linked work tree (``git worktree add``: a ``.git`` file) of that repository."""
+    root = repo(tmp_path / "p", {"proj/xp_a.py": "a = 1\n", "other/b.py": "b = 1\n"})
+    project = root / "proj"
+    write(project / "xprun_logs/xp_a/0/run.json", "{}")  # not ignored: under the project
+    write(root / "other/new.py", "n\n")
+    write(project / "xp_a.py", "a = 2\n")
+    fields, patch = assert_same_state(project)
+    assert fields["root"] == str(root.resolve()) and fields["untracked"] == ["other/new.py"]
+    git(root, "worktree", "add", "-q", str(tmp_path / "wt"), "-b", "side")
+    write(tmp_path / "wt/proj/xp_a.py", "a = 3\n")
+    fields, patch = assert_same_state(tmp_path / "wt" / "proj")
+    assert fields["root"] == str((tmp_path / "wt").resolve()) and fields["branch"] == "side"
+    assert patch and "+a = 3" in patch
+
+
+def test_i11_launch_path_git_state_with_submodules(tmp_path):
+    """A superproject whose submodule moved, is dirty or has untracked files (whatever
+    ``diff.ignoreSubmodules`` says), and a project that is itself the submodule."""
+    sub = repo(tmp_path / "sub", {"lib.py": "v = 1\n"})
+    root = repo(tmp_path / "super", {"xp_a.py": "a = 1\n"})
+    git(root, "submodule", "add", "-q", str(sub), "vendor/lib")
+    git(root, "commit", "-qm", "submodule")
+    fields, patch = assert_same_state(root)
+    assert fields["dirty"] is False and patch is None
+    inner = root / "vendor" / "lib"
+    write(inner / "scratch.txt", "s\n")  # untracked inside the submodule
+    assert_same_state(root)
+    write(inner / "lib.py", "v = 2\n")  # modified inside it
+    fields, patch = assert_same_state(root)
+    assert patch and "-dirty" in patch
+    git(root, "config", "diff.ignoreSubmodules", "all")
+    fields, patch = assert_same_state(root)
+    assert patch is None  # git diff HEAD hides it: so was it recorded before
+    git(root, "config", "--unset", "diff.ignoreSubmodules")
+    git(inner, "commit", "-qam", "moved")  # a new commit in the submodule
+    fields, patch = assert_same_state(root)
+    assert patch and "Subproject commit" in patch
+    fields, _ = assert_same_state(inner)  # the project is the submodule
+    assert fields["root"] == str(inner.resolve()) and fields["untracked"] == ["scratch.txt"]
+
+
+def test_i11_launch_path_git_state_outside_a_repository_and_broken_ones(tmp_path):
+    """Outside any repository, under a ``.git`` file naming nothing, and under an empty
+    ``.git`` folder (skipped: the repository above counts): the same answers; a corrupt
+    index is recorded with the commit and branch, ``dirty`` unknown and git's error."""
+    plain = tmp_path / "plain" / "sub"
+    plain.mkdir(parents=True)
+    assert assert_same_state(plain) == (
+        {"available": False, "reason": "not a Git repository"},
+        None,
+    )
+    write(tmp_path / "plain" / ".git", "gitdir: elsewhere\n")
+    assert assert_same_state(plain)[0]["available"] is False
+    root = repo(tmp_path / "p", {"proj/a.py": "a = 1\n"})
+    (root / "proj" / ".git").mkdir()
+    fields, _ = assert_same_state(root / "proj")
+    assert fields["root"] == str(root.resolve())
+    (root / ".git" / "index").write_bytes(b"DIRC\0\0\0\2garbage")
+    exclude = [root / "xprun_logs"]
+    new, old = metadata.git_state(root, exclude), _gitpython_state(root, exclude)
+    assert new[0].pop("error") and old[0].pop("error")  # git's message, worded apiece
+    assert new == old and new[0]["dirty"] is None and new[0]["commit"]
+
+
+def test_i11_launch_path_a_launch_reads_git_without_gitpython(project):
+    """An inline run in a dirty repository records its Git state and patch, and no
+    ``GitPython`` among its packages: the experiment does not import it, and xprun no longer
+    does (its packages are the run's own)."""
+    from conftest import git_commit_all
+
+    project.write("xp_a.py", "def xp_a(seed):\n    return {'seed': seed}\n")
+    git_commit_all(project.root)
+    project.write("xp_a.py", "def xp_a(seed):\n    return {'seed': seed + 1}\n")
+    result = project.run("seed=1")
+    assert result.returncode == 0, result.output
+    (record,) = project.records()
+    assert record["git"]["dirty"] is True and record["git"]["patch"] == "git.patch"
+    assert record["git"]["commit"] == git(project.root, "rev-parse", "HEAD").strip()
+    patch = (project.run_dirs()[0] / "git.patch").read_text()
+    assert patch == git(project.root, "diff", "--binary", "HEAD")
+    assert "GitPython" not in record["packages"] and "xprun" in record["packages"]
