@@ -93,9 +93,11 @@ def _check_name(name: str, what: str) -> str:
     return name
 
 
-def _ends_torn(fd: int) -> bool:
-    """Whether an open file's last line lacks its newline (a writer died mid-line)."""
-    size = os.fstat(fd).st_size
+def _ends_torn(fd: int, size: int | None = None) -> bool:
+    """Whether an open file's last line lacks its newline (a writer died mid-line).
+    ``size``: the file's size, when the caller has just read it (one ``fstat`` less)."""
+    if size is None:
+        size = os.fstat(fd).st_size
     return size > 0 and os.pread(fd, 1, size - 1) != b"\n"
 
 
@@ -130,18 +132,25 @@ def _open_regular(path: Path, flags: int) -> Any:
     return open(fd, "rb", closefd=True)
 
 
-def _open_regular_fd(path: Path, flags: int) -> int:
+def _open_regular_fd(path: Path | str, flags: int) -> int:
+    return _open_regular_sized(path, flags)[0]
+
+
+def _open_regular_sized(path: Path | str, flags: int) -> tuple[int, int]:
+    """``_open_regular_fd``, with the size of the file opened (from the same ``fstat``)."""
     fd = os.open(path, flags | os.O_NONBLOCK | os.O_NOFOLLOW, 0o644)
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
         os.close(fd)
         raise OSError(f"{path} is not a regular file; remove it so the run can record metrics")
-    return fd
+    return fd, info.st_size
 
 
-def _open_metrics(path: Path) -> int:
-    """A metrics file's descriptor for appending (a regular file only); readable, to see a
-    torn end.  (``O_NONBLOCK`` stays: it means nothing for a regular file.)"""
-    return _open_regular_fd(path, os.O_RDWR | os.O_APPEND | os.O_CREAT)
+def _open_metrics(path: Path | str) -> tuple[int, int]:
+    """A metrics file's descriptor for appending (a regular file only), and its size;
+    readable, to see a torn end.  (``O_NONBLOCK`` stays: it means nothing for a regular
+    file.)"""
+    return _open_regular_sized(path, os.O_RDWR | os.O_APPEND | os.O_CREAT)
 
 
 class Logger:
@@ -269,10 +278,16 @@ class Logger:
                 text = "".join(buffer[:count])
                 fd = self._files.get(name)
                 if fd is None:
-                    path = self.run_dir / "metrics" / f"{name}.jsonl"
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    fd = self._files[name] = _open_metrics(path)
-                    if _ends_torn(fd):
+                    folder = os.path.join(self.run_dir, "metrics")
+                    try:
+                        os.mkdir(folder)
+                    except FileExistsError:
+                        pass
+                    except FileNotFoundError:  # the run directory is gone: made again
+                        os.makedirs(folder, exist_ok=True)
+                    fd, size = _open_metrics(os.path.join(folder, f"{name}.jsonl"))
+                    self._files[name] = fd
+                    if _ends_torn(fd, size):
                         text = "\n" + text  # end a killed process's torn line on its own
                 store.write_all(fd, text.encode("utf-8"))
                 del buffer[:count]

@@ -117,13 +117,16 @@ def start_record(
     started: float,
     retried: list[dict[str, Any]] | None = None,
     extra: list[dict[str, Any] | None] | None = None,
+    run_dir: Path | None = None,
 ) -> dict[str, Any]:
     """The ``running`` record of a new attempt (written before the experiment is called);
     ``retried``: the failed attempts this one retries (``--retries``), each ``{attempt,
-    type, message}``; ``extra``: the plugins' fields (``xprun_run_record``)."""
+    type, message}``; ``extra``: the plugins' fields (``xprun_run_record``); ``run_dir``:
+    the run's directory, when the caller has it (``run.run_dir`` makes a new one)."""
+    folder = run.run_dir if run_dir is None else run_dir
     session, patch = _session_fields(metadata_)
     if patch:
-        store.write_text_atomic(run.run_dir / "git.patch", patch)
+        store.write_text_atomic(folder / "git.patch", patch)
     record = {
         "format": store.FORMAT_VERSION,
         "digest": run.digest,
@@ -152,7 +155,7 @@ def start_record(
                     " (by the core or another plugin); use a key of your own"
                 )
             record[key] = value
-    store.write_json_atomic(run.run_dir / store.RUN_JSON, record)
+    store.write_json_atomic(folder / store.RUN_JSON, record)
     return record
 
 

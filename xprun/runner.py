@@ -160,7 +160,8 @@ def _claimed(
     run: RunSpec, context: RunContext, hold: SignalHold, retried: list[dict[str, Any]]
 ) -> _Attempt:
     """Claim the run, then execute, recover or skip it; the claim is released in any case."""
-    acquired = store.acquire(run.run_dir, context.clock, context.heartbeat)
+    run_dir = run.run_dir  # one Path per run (a property that makes one each time)
+    acquired = store.acquire(run_dir, context.clock, context.heartbeat)
     claim = acquired.claim
     if claim is None:
         return _Attempt(_elsewhere_report(context, run, acquired.owner))
@@ -174,7 +175,9 @@ def _claimed(
         if status in (Status.RUNNING, Status.INTERRUPTED) and _returned(run):
             return _Attempt(_recover(run, record, claim))
         run.attempt = claim.attempt
-        return _execute(run, context, record, claim, hold, new=acquired.new, retried=retried)
+        return _execute(
+            run, context, record, claim, hold, new=acquired.new, retried=retried, run_dir=run_dir
+        )
     finally:
         hold.hold()  # from here until the report is logged, the record is being finished
         beat.cancel()
@@ -185,7 +188,8 @@ def _claimed(
 def xprun_run_skip(run: RunSpec, context: RunContext) -> reports.RunReport | None:
     """The report of a run that must not start here: complete (cached, unless ``--force``)
     or running elsewhere (a live claim).  None when it should run."""
-    state = store.read_state(run.run_dir, context.clock, context.heartbeat)
+    run_dir = os.path.join(run.folder, run.hash)  # run.run_dir, without a Path per run
+    state = store.read_state(run_dir, context.clock, context.heartbeat)
     if state.complete and not context.force:
         return reports.RunReport(run, Status.CACHED)
     if state.status == Status.RUNNING and state.owner is not None:
@@ -318,15 +322,17 @@ def _execute(
     hold: SignalHold,
     new: bool = False,
     retried: list[dict[str, Any]] | None = None,
+    run_dir: Path | None = None,
 ) -> _Attempt:
     hook = context.hook
     started = time.time()
-    run_dir = run.run_dir
+    if run_dir is None:
+        run_dir = run.run_dir
     forced = previous.get("status") == Status.COMPLETE and context.force
     aside = _set_aside(run_dir, previous) if forced else None
     write_config(run)
     extra = hook.xprun_run_record(run=run, context=context) if _has_record_hooks(hook) else None
-    record = start_record(run, context.metadata, started, retried, extra)
+    record = start_record(run, context.metadata, started, retried, extra, run_dir)
     if previous:
         _clear_outcome(run_dir, aside)
     if not new:  # a settled run may now be running again: the Reader's index must look

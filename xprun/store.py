@@ -132,14 +132,17 @@ def fsync_dir(path: Path | str) -> None:
         os.close(fd)
 
 
-def write_bytes_atomic(path: Path, data: bytes, durable: bool = False) -> None:
+def write_bytes_atomic(path: Path | str, data: bytes, durable: bool = False) -> None:
     """Write ``data`` to ``path`` so that readers see the old file or the whole new one.
 
     ``durable``: also survive a power loss (the data is synced before the rename, the
     directory after it).  A write that fails (a full disk) leaves no temporary file behind.
+    ``path`` may be text: the run protocol writes several files per run, and a ``Path`` per
+    file costs more than the write's own work (issue 11).
     """
-    target = os.fspath(path)
-    tmp = _tmp_name(target)
+    target = path if type(path) is str else os.fspath(path)
+    folder, _, name = target.rpartition("/")  # _tmp_name, inlined: one run writes five
+    tmp = f"{folder}/.{name}.{os.getpid()}.tmp" if folder else _tmp_name(target)
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
         try:
@@ -156,24 +159,27 @@ def write_bytes_atomic(path: Path, data: bytes, durable: bool = False) -> None:
             pass
         raise
     if durable:
-        fsync_dir(os.path.dirname(target))
+        fsync_dir(folder or os.path.dirname(target))
 
 
 def write_all(fd: int, data: bytes) -> None:
     """Write all of ``data`` to the descriptor ``fd`` (``os.write`` may write less)."""
-    view = memoryview(data)
+    written = os.write(fd, data)
+    if written == len(data):  # the common case: one call, no view
+        return
+    view = memoryview(data)[written:]
     while view:
         view = view[os.write(fd, view) :]
 
 
-def write_text_atomic(path: Path, text: str, durable: bool = False) -> None:
+def write_text_atomic(path: Path | str, text: str, durable: bool = False) -> None:
     write_bytes_atomic(path, text.encode("utf-8"), durable)
 
 
 _JSON = json.JSONEncoder(ensure_ascii=False)  # json.dumps(obj, ensure_ascii=False), made once
 
 
-def write_json_atomic(path: Path, obj: Any, durable: bool = False) -> None:
+def write_json_atomic(path: Path | str, obj: Any, durable: bool = False) -> None:
     write_bytes_atomic(path, _JSON.encode(obj).encode("utf-8"), durable)
 
 
@@ -380,7 +386,7 @@ def _claim_number(name: str) -> int:
     return int(number) if number.isascii() and number.isdigit() else -1
 
 
-def list_claims(run_dir: Path) -> list[ClaimInfo]:
+def list_claims(run_dir: Path | str) -> list[ClaimInfo]:
     """The claims in ``run_dir``, lowest attempt first."""
     claims = []
     try:
@@ -420,11 +426,17 @@ class Claim:
     def __init__(self, run_dir: Path, attempt: int) -> None:
         self.run_dir = run_dir
         self.attempt = attempt
-        self.path = run_dir / f"{CLAIM_PREFIX}{attempt}"
+        # Text, not a Path: the run protocol touches, reads and removes it once per run.
+        self._path = os.path.join(run_dir, f"{CLAIM_PREFIX}{attempt}")
         self.token = uuid.uuid4().hex
         self.lost = False
         #: Why the heartbeat stopped, if it did: the error of the touch that failed.
         self.heartbeat_error: OSError | None = None
+        self._owner = b""  # the owner record as written: what ``holds`` reads back
+
+    @property
+    def path(self) -> Path:
+        return Path(self._path)
 
     @classmethod
     def try_create(cls, run_dir: Path, attempt: int) -> Claim | None:
@@ -438,8 +450,8 @@ class Claim:
             "token": claim.token,
             "since": timestamp(),
         }
-        data = json.dumps(owner).encode()
-        tmp = _tmp_name(os.fspath(claim.path))
+        data = claim._owner = json.dumps(owner).encode()
+        tmp = _tmp_name(claim._path)
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
             try:
@@ -447,7 +459,7 @@ class Claim:
             finally:
                 os.close(fd)
             try:
-                os.link(tmp, claim.path)  # published whole, or not at all
+                os.link(tmp, claim._path)  # published whole, or not at all
             except FileExistsError:
                 return None
             except OSError:  # no hard links here: exclusive create, then write at once
@@ -462,7 +474,7 @@ class Claim:
 
     def _create_exclusive(self, data: bytes) -> bool:
         try:
-            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            fd = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         except FileExistsError:
             return False
         try:
@@ -483,7 +495,7 @@ class Claim:
         if self.lost:
             return
         try:
-            os.utime(self.path)
+            os.utime(self._path)
         except OSError as exc:
             self.lost = True
             self.heartbeat_error = exc
@@ -512,7 +524,10 @@ class Claim:
 
     def _token_on_disk(self) -> Any:
         try:
-            owner = json.loads(_read_claim_file(self.path) or b"null")
+            raw = _read_claim_file(self._path)
+            if raw and raw == self._owner:
+                return self.token  # the very bytes written: no need to parse them
+            owner = json.loads(raw or b"null")
         except (OSError, ValueError):
             return None
         return owner.get("token") if isinstance(owner, dict) else None
@@ -522,7 +537,7 @@ class Claim:
         try:
             if self.lost and json.loads(self.path.read_bytes()).get("token") != self.token:
                 return
-            self.path.unlink(missing_ok=True)
+            os.unlink(self._path)
         except (OSError, ValueError, AttributeError):
             pass  # gone, or not ours: a claim left behind goes stale and reads as interrupted
 
@@ -622,7 +637,7 @@ def acquire(run_dir: Path, clock: FsClock, heartbeat: Heartbeat) -> Acquired:
 # -- a run's state -----------------------------------------------------------------------------
 
 
-def read_record(run_dir: Path) -> dict[str, Any] | None:
+def read_record(run_dir: Path | str) -> dict[str, Any] | None:
     """``run.json``, or None when it is missing or damaged."""
     try:
         record = read_json(os.path.join(run_dir, RUN_JSON))
@@ -650,8 +665,20 @@ class RunState:
         return self.status == Status.COMPLETE
 
 
-def read_state(run_dir: Path, clock: FsClock, heartbeat: Heartbeat) -> RunState:
-    """A run's state.  ``running`` only with a live claim: a stale one reads ``interrupted``."""
+_NEW_STATE = RunState(Status.NEW, 0, None)
+
+
+def read_state(run_dir: Path | str, clock: FsClock, heartbeat: Heartbeat) -> RunState:
+    """A run's state.  ``running`` only with a live claim: a stale one reads ``interrupted``.
+
+    A run directory that does not exist is ``new`` at the price of one ``stat`` (what a new
+    run of a sweep meets: its record and its claims need not be looked for one by one)."""
+    try:
+        os.stat(run_dir)
+    except FileNotFoundError:
+        return _NEW_STATE
+    except OSError:
+        pass  # not ours to judge here: the record and the claims say what they can
     record = read_record(run_dir)
     attempt = int(record.get("attempt", 0)) if record else 0
     status = str(record.get("status", Status.NEW)) if record else Status.NEW
