@@ -340,3 +340,57 @@ def test_i11_reader_scale_a_damaged_run_repaired_in_an_unlisted_folder_is_seen(s
     frame = _frame(sweep)
     assert listed == [] and len(frame) == 6
     assert frame.loc[run_dir.name, "status"] == "complete"
+
+
+# -- a refresh merges new rows into the table: the frame is the one a cold read gives ---------
+
+ADDED_OUTCOMES = {
+    "same types": [{"score": 70}],
+    "float where ints were": [{"score": 0.5}],
+    "a new column": [{"score": 80, "extra": "x"}],
+    "a key set to null": [{"score": None}],
+    "a list": [{"score": [1, 2]}],
+    "a mapping": [{"score": 90, "nested": {"a": 1}}],
+    "text where ints were": [{"score": "high"}],
+    "text after a list made the column JSON": [{"score": [1, 2]}, {"score": "high"}],
+    "a list after text": [{"score": "high"}, {"score": [3]}],
+    "runs without a list column": [{"score": 1, "tags": [1]}, {"score": 2}],
+    "a list column in new runs only": [{"score": 1}, {"score": 2, "tags": ["a"]}],
+}
+
+
+@pytest.mark.parametrize("outcomes", ADDED_OUTCOMES.values(), ids=list(ADDED_OUTCOMES))
+def test_i11_reader_scale_a_refresh_gives_the_frame_of_a_cold_read(sweep, outcomes, reads):
+    """Rows read by a refresh are merged into the index's table (in Arrow when the types
+    agree, through pandas when they do not); whatever the new values, refresh after
+    refresh, the frame equals the one a reader without an index builds, types, order and
+    missing values included, and so does the next reader loading the saved file.  A damaged
+    run added meanwhile sorts last."""
+    _age(sweep)
+    _frame(sweep)
+    reads.clear()
+    source = sweep.run_dirs()[0]
+    names = iter("0f8123456789")
+    for step, outcome in enumerate(outcomes):
+        for damaged in (False, False, True) if step == 0 else (False, False):
+            name = next(names) * 32
+            target = source.parent / name
+            shutil.copytree(source, target)
+            store.write_json_atomic(target / "run.json", {**_record(source), "hash": name})
+            store.write_json_atomic(target / "outcome.json", outcome)
+            if damaged:
+                (target / "run.json").write_text('{"format": 1, "hash"')
+            old = time.time() - 3600  # not re-read next time for being too fresh
+            os.utime(target, (old, old))
+        refreshed = xprun.Reader(sweep.log_dir, warn=False)
+        incremental = refreshed.to_pandas()
+        assert [s.path.name for s in refreshed.skipped] == ["8" * 32]
+        assert list(refreshed._index.frame["_key"])[-1].endswith("8" * 32)
+        assert len(reads) == 3  # the new runs only (and the damaged one, every time)
+        reads.clear()
+    loaded = xprun.Reader(sweep.log_dir, warn=False).to_pandas()
+    shutil.rmtree(sweep.log_dir / ".xprun-index")
+    cold = xprun.Reader(sweep.log_dir, warn=False).to_pandas()
+    pd.testing.assert_frame_equal(incremental, cold)
+    pd.testing.assert_frame_equal(loaded, cold)
+    assert len(cold) == 6 + 2 * len(outcomes) and list(cold["hash"]) == sorted(cold["hash"])

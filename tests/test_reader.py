@@ -143,7 +143,7 @@ def test_index_is_cached_and_refreshed_incrementally(sweep, monkeypatch):
         os.utime(run_dir, (old, old))
     first = xprun.Reader(sweep.log_dir)
     assert len(first) == 12
-    assert (sweep.log_dir / ".xprun-index" / "runs.parquet").is_file()
+    assert (sweep.log_dir / ".xprun-index" / "runs.arrow").is_file()
 
     calls = []
     real = index_module.read_run

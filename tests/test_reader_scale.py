@@ -74,7 +74,7 @@ def test_i11_06_read_twice_gives_identical_frames(mixed):
     """Fails on the old code: a missing value in a mixed-type column read as NaN when the
     index was built and as None once loaded from the cache."""
     first = xprun.Reader(mixed.log_dir).to_pandas()
-    assert (mixed.log_dir / ".xprun-index" / "runs.parquet").is_file()
+    assert (mixed.log_dir / ".xprun-index" / "runs.arrow").is_file()
     second = xprun.Reader(mixed.log_dir).to_pandas()
     third = xprun.Reader(mixed.log_dir).to_pandas()
     _frames_identical(first, second)

@@ -23,7 +23,6 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
@@ -349,13 +348,15 @@ def test_i9_04_05_07_damage_is_skipped_and_named_and_the_healthy_runs_load(proje
 
 
 def _rewrite_index(project, change) -> None:
-    path = project.log_dir / ".xprun-index" / "runs.parquet"
-    table = pq.read_table(path)
+    path = project.log_dir / ".xprun-index" / "runs.arrow"
+    table = pa.ipc.open_file(str(path)).read_all()
     info = json.loads(table.schema.metadata[b"xprun"])
     frame = table.to_pandas()
     frame, info = change(frame, info)
     new = pa.Table.from_pandas(frame, preserve_index=False)
-    pq.write_table(new.replace_schema_metadata({"xprun": json.dumps(info)}), path)
+    new = new.replace_schema_metadata({"xprun": json.dumps(info)})
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, new.schema) as writer:
+        writer.write_table(new)
 
 
 def _future(frame, info):

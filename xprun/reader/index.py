@@ -14,20 +14,20 @@ Deleted runs disappear.  A file rewritten in place (not renamed into the directo
 stays readable changes no directory time, and a file that another program renamed into a
 settled run changes no experiment folder's: xprun never writes so, and
 ``Reader(...).refresh(full=True)`` lists every folder and re-reads every run.
-The cache is a Parquet file written atomically (temporary name, then rename):
+The cache is an Arrow IPC file written atomically (temporary name, then rename):
 several readers and running experiments can share a log directory, nobody waits for anybody,
-and a reader on a read-only directory simply keeps its index in memory.  Parquet is data, not
+and a reader on a read-only directory simply keeps its index in memory.  Arrow is data, not
 code: a log directory from someone else cannot run anything through it.
 
 Rows are made by :mod:`xprun.reader.rows`; config and outcome values become
 ``config.<dotted key>`` and ``outcome.<dotted key>`` columns.
-A column whose values mix types that Parquet cannot hold together, or hold lists or mappings,
+A column whose values mix types that Arrow cannot hold together, or hold lists or mappings,
 is stored as JSON text and decoded on load (its name is listed in the file's metadata).  The
 frame in memory is always the one decoded from the table just saved, so the first read and
 every later one give the same frame, missing values and types included.
 
 In ``params.*``, ``config.*`` and ``outcome.*`` columns a key set to ``null`` is a value,
-not a gap: a column holding one is JSON text (``"null"`` for the value, Parquet's null for a
+not a gap: a column holding one is JSON text (``"null"`` for the value, Arrow's null for a
 run without the key), decoded to an object column holding ``None`` and ``pd.NA``.  Integers
 stay integers: ``int64`` without gaps, pandas' nullable ``Int64`` with them (Arrow's
 ``to_pandas`` would make them floats).
@@ -51,9 +51,11 @@ from .rows import INFO_COLUMNS, PREFIXES, check_row_types, read_run, run_path
 __all__ = ["INFO_COLUMNS", "Index", "Skipped", "read_run", "scan"]
 
 INDEX_DIR = ".xprun-index"
-INDEX_FILE = "runs.parquet"
-INDEX_VERSION = 5  # 2: values checked and normalised when read (rows.py); 3: _ctime_ns; 4: _code
+INDEX_FILE = "runs.arrow"
+INDEX_VERSION = 6  # 2: values checked and normalised when read (rows.py); 3: _ctime_ns; 4: _code
 # 5: _code keeps code.own (how the experiment's module was digested); pruned runs' outcomes
+# 6: an Arrow IPC file (was Parquet: 3x slower to write, 3x to read), experiment folders' times
+FORMER_INDEX_FILES = ("runs.parquet",)  # removed when the index is saved
 INDEX_LIMIT = 4 << 30
 RACY_NS = 2_000_000_000  # changes this close to a scan are re-read on the next one
 
@@ -217,6 +219,9 @@ class Index:
         self.log_dir = Path(log_dir)
         self.path = self.log_dir / INDEX_DIR / INDEX_FILE
         self.frame: Any = None
+        #: The Arrow table ``frame`` was decoded from (None while the index is empty): what
+        #: is saved, and what a refresh merges new rows into.
+        self.table: Any = None
         self.scanned_ns = 0
         #: The experiment folders' times (mtime, ctime ns) at ``scanned_ns``, by name.
         self.folders: dict[str, tuple[int, int]] = {}
@@ -243,40 +248,50 @@ class Index:
             }
         )
         try:
-            frame, scanned_ns, folders = self._read_cache()
+            table, frame, scanned_ns, folders = self._read_cache()
         except Exception:  # missing, damaged or foreign: rebuilt from the run directories
             return empty
         if frame is None or scanned_ns > now_ns + RACY_NS or check_row_types(frame):
             return empty
         if not (frame["path"] == run_path(self.log_dir, "") + frame["_key"]).all():
             return empty  # moved, or paths that lead elsewhere
-        self.scanned_ns, self.folders = scanned_ns, folders
+        self.table, self.scanned_ns, self.folders = table, scanned_ns, folders
         return frame
 
-    def _read_cache(self) -> tuple[Any, int, dict[str, tuple[int, int]]]:
+    def _read_cache(self) -> tuple[Any, Any, int, dict[str, tuple[int, int]]]:
         import pyarrow as pa
-        import pyarrow.parquet as pq
 
         data = read_bytes(self.path.parent, INDEX_FILE, INDEX_LIMIT)
-        table = pq.ParquetFile(pa.BufferReader(data)).read()  # no pyarrow.dataset import
+        table = pa.ipc.open_file(pa.BufferReader(data)).read_all()
+        table.validate(full=True)  # offsets and lengths within the buffers: the file is anyone's
         info = json.loads((table.schema.metadata or {}).get(b"xprun", b"{}"))
         scanned_ns = info.get("scanned_ns") if isinstance(info, dict) else None
         if info.get("version") != INDEX_VERSION or not isinstance(scanned_ns, int):
-            return None, 0, {}
+            return None, None, 0, {}
         json_columns = info.get("json_columns", [])
         if not (isinstance(json_columns, list) and set(json_columns) <= set(table.column_names)):
-            return None, 0, {}
-        return _decode(table, json_columns), scanned_ns, _folders(info.get("folders"))
+            return None, None, 0, {}
+        frame = _decode(table, json_columns)
+        return table, frame, scanned_ns, _folders(info.get("folders"))
 
     def _save(self, table: Any) -> None:
-        import pyarrow.parquet as pq
+        """Write the index atomically (a temporary file, then a rename) as an Arrow IPC file,
+        its buffers compressed with LZ4; the index files of earlier versions are removed."""
+        import pyarrow as pa
 
         folder = self.path.parent
         try:
             folder.mkdir(parents=True, exist_ok=True)
             tmp = folder / f".{INDEX_FILE}.{os.getpid()}.tmp"
-            pq.write_table(table, tmp, compression="lz4")
+            options = pa.ipc.IpcWriteOptions(compression="lz4")
+            with (
+                pa.OSFile(str(tmp), "wb") as sink,
+                pa.ipc.new_file(sink, table.schema, options=options) as writer,
+            ):
+                writer.write_table(table)
             os.replace(tmp, self.path)
+            for name in FORMER_INDEX_FILES:
+                (folder / name).unlink(missing_ok=True)
         except OSError:
             pass  # a read-only log directory: the index stays in memory
 
@@ -286,7 +301,6 @@ class Index:
         """Bring the index up to date (``full``: read every run again); True when any row
         changed.  Rows are kept in run order (experiment, hash), so readers need not sort."""
         import numpy as np
-        import pandas as pd
 
         started_ns = int(clock.now() * 1e9)
         if self.frame is None:
@@ -322,31 +336,32 @@ class Index:
                 gc.enable()
         changed = bool(stale or new_rows.count)
         if changed:
-            if not len(frame):
+            if self.table is None or not len(frame):
                 table = _table(new_rows.in_run_order())
             else:
-                kept = frame[kept_rows] if stale else frame
-                # Typed as the kept rows are (a DataFrame of lists would make [None, 3] a
-                # float column): through the same table and decoding.
-                added = _table_frame(_table(new_rows.columns)) if new_rows.count else None
-                parts = _nullable([p for p in (kept, added) if p is not None and len(p)])
-                merged = pd.concat(parts, ignore_index=True, sort=False) if parts else kept
-                if added is not None and "experiment" in merged.columns:
-                    merged = merged.sort_values(
-                        ["experiment", "hash"], kind="stable", na_position="last"
-                    )
-                table = _encode_frame(merged)
-            self.frame = _table_frame(table)
+                table = self._merged(kept_rows if stale else None, new_rows)
+            self.table, self.frame = table, _table_frame(table)
             self.version += 1
         newest = max(new_rows.columns.get("_mtime_ns", [0]))
         racy = new_rows.count > 0 and newest >= started_ns - RACY_NS
         moved = found.folders != self.folders
         if changed or racy or moved or not self.path.exists():
             self.scanned_ns, self.folders = started_ns, found.folders
-            if not changed:
-                table = _encode_frame(self.frame)
-            self._save(_with_info(table, self.scanned_ns, self.folders))
+            if self.table is None:
+                self.table = _encode_frame(self.frame)
+            self._save(_with_info(self.table, self.scanned_ns, self.folders))
         return changed
+
+    def _merged(self, kept_rows: Any, new_rows: Columns) -> Any:
+        """The index's table with only ``kept_rows`` (None: all) and the new rows, in run
+        order, as a cold read of the same runs would make it (the frame is then decoded
+        from the table that is saved)."""
+        import pyarrow as pa
+
+        kept = self.table if kept_rows is None else self.table.filter(pa.array(kept_rows))
+        if not new_rows.count:
+            return kept
+        return _in_run_order_table(_concat_tables(kept, _table(new_rows.columns)))
 
     def _trust(self, name: str, mtime_ns: int, ctime_ns: int) -> bool:
         """Whether an experiment folder with these times holds no run changed since the last
@@ -533,6 +548,76 @@ def _folders(value: Any) -> dict[str, tuple[int, int]]:
     return folders
 
 
+def _json_columns(table: Any) -> set[str]:
+    """The columns of a table made by :func:`_table` that hold JSON text."""
+    return set(json.loads(table.schema.metadata[b"xprun"])["json_columns"])
+
+
+def _concat_tables(kept: Any, added: Any) -> Any:
+    """``kept``'s rows then ``added``'s, both made by :func:`_table`, as :func:`_table`
+    would make the table of all their rows (what a cold read gives).  A column of one type
+    in both (or holding no value on one side) is joined as it is, in Arrow: the usual
+    refresh, a few runs added or changed.  A column whose types differ (integers, then a
+    float; text, then a list) is made again from both sides' values, as :func:`_table` makes
+    any column: only such a column costs Python work per row."""
+    import pyarrow as pa
+
+    kept_json, added_json = _json_columns(kept), _json_columns(added)
+    known = set(kept.column_names)
+    names = [*kept.column_names, *(n for n in added.column_names if n not in known)]
+    arrays, json_columns = {}, []
+    for name in names:
+        one = kept.column(name) if name in kept.column_names else None
+        other = added.column(name) if name in added.column_names else None
+        one_json, other_json = name in kept_json, name in added_json
+        if one is None or (other is not None and pa.types.is_null(one.type)):
+            one, one_json = pa.nulls(len(kept), other.type), other_json  # type: ignore[union-attr]
+        if other is None or pa.types.is_null(other.type):
+            other, other_json = pa.nulls(len(added), one.type), one_json
+        if one.type == other.type and one_json == other_json:
+            chunks = [*_chunks(one), *_chunks(other)]
+            array, is_json = pa.chunked_array(chunks, type=one.type), one_json
+        else:
+            data = name.startswith(PREFIXES)
+            values = _values(one, one_json, data) + _values(other, other_json, data)
+            array, is_json = _column(name, values)
+        arrays[name] = array
+        if is_json:
+            json_columns.append(name)
+    table = pa.table(arrays)
+    return table.replace_schema_metadata({"xprun": json.dumps({"json_columns": json_columns})})
+
+
+def _chunks(array: Any) -> list[Any]:
+    return list(array.chunks) if hasattr(array, "chunks") else [array]
+
+
+def _values(array: Any, is_json: bool, data: bool) -> list[Any]:
+    """The Python values a column of :func:`_table` was made from: JSON text decoded, and a
+    missing value ``pd.NA`` in data columns (where ``None`` is a key set to null)."""
+    import pandas as pd
+
+    absent = pd.NA if data else None
+    if is_json:
+        return [absent if v is None else json.loads(v) for v in array.to_pylist()]
+    return [absent if v is None else v for v in array.to_pylist()]
+
+
+def _in_run_order_table(table: Any) -> Any:
+    """``table`` sorted by experiment, then hash, stably, rows without them last (as
+    ``DataFrame.sort_values(..., kind="stable", na_position="last")``)."""
+    import pyarrow.compute as pc
+
+    names = table.column_names
+    if "experiment" not in names or "hash" not in names:
+        return table
+    if _ordered(table.column("experiment"), table.column("hash")):
+        return table
+    # Missing values go last by default, in every pyarrow (naming it is deprecated in 25).
+    order = pc.sort_indices(table, sort_keys=[("experiment", "ascending"), ("hash", "ascending")])
+    return table.take(order)
+
+
 def _positions(keys: Any, found: list[str]) -> Any:
     """The row of each found key in the index's ``keys`` (-1 for a new one), hashed in Arrow
     (``pd.Index.get_indexer`` on Arrow-backed text is several times slower)."""
@@ -548,7 +633,6 @@ def in_run_order(frame: Any) -> bool:
     """Whether ``frame``'s rows are sorted by experiment, then hash (checked in Arrow, not
     per row in Python)."""
     import pyarrow as pa
-    import pyarrow.compute as pc
 
     if len(frame) < 2:
         return True
@@ -556,9 +640,18 @@ def in_run_order(frame: Any) -> bool:
         experiment, run_hash = pa.array(frame["experiment"]), pa.array(frame["hash"])
     except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
         return False
+    return _ordered(experiment, run_hash)
+
+
+def _ordered(experiment: Any, run_hash: Any) -> bool:
+    """Whether rows with these experiment and hash arrays are in run order, none missing."""
+    import pyarrow.compute as pc
+
     if experiment.null_count or run_hash.null_count:
         return False
-    n = len(frame) - 1
+    n = len(experiment) - 1
+    if n < 1:
+        return True
     e0, e1, h0, h1 = experiment[:n], experiment[1:], run_hash[:n], run_hash[1:]
     ordered = pc.or_(pc.less(e0, e1), pc.and_(pc.equal(e0, e1), pc.less_equal(h0, h1)))
     return bool(pc.all(ordered).as_py())
@@ -584,7 +677,7 @@ def _arrow(values: Any) -> Any:
 
 
 def _json_array(values: Any, null_is_value: bool) -> Any:
-    """JSON text of each value; missing ones are Parquet's null (and so is ``None`` unless
+    """JSON text of each value; missing ones are Arrow's null (and so is ``None`` unless
     ``null_is_value``: a data column's ``null``, written as the text ``null``)."""
     import pyarrow as pa
 
@@ -600,15 +693,22 @@ def _table(columns: dict[str, Any]) -> Any:
 
     arrays, json_columns = {}, []
     for name, values in columns.items():
-        array = _arrow(values)
-        data = name.startswith(PREFIXES)
-        # A gap in a data column may be a key set to null, which Parquet's null would lose.
-        if array is None or (data and array.null_count and _holds_none(values)):
+        arrays[name], is_json = _column(name, values)
+        if is_json:
             json_columns.append(name)
-            array = _json_array(values, null_is_value=data)
-        arrays[name] = array
     table = pa.table(arrays)
     return table.replace_schema_metadata({"xprun": json.dumps({"json_columns": json_columns})})
+
+
+def _column(name: str, values: Any) -> tuple[Any, bool]:
+    """One column's Arrow array, and whether it is JSON text (mixed types, lists, mappings;
+    or in a data column, a key set to null beside missing values)."""
+    array = _arrow(values)
+    data = name.startswith(PREFIXES)
+    # A gap in a data column may be a key set to null, which Arrow's null would lose.
+    if array is None or (data and array.null_count and _holds_none(values)):
+        return _json_array(values, null_is_value=data), True
+    return array, False
 
 
 def _holds_none(values: Any) -> bool:
@@ -661,23 +761,6 @@ def _decode(table: Any, json_columns: list[str]) -> Any:
         elif frame[name].dtype == object:  # booleans, text (pandas 2) or no value at all
             frame[name] = frame[name].astype(object).where(frame[name].notna(), pd.NA)
     return frame
-
-
-def _nullable(parts: list[Any]) -> list[Any]:
-    """``parts`` to concatenate, with each integer column that some part lacks made
-    ``Int64`` first: pandas would fill the gap with NaN and make its integers floats."""
-    if len(parts) < 2:
-        return parts
-    everywhere = set.intersection(*(set(p.columns) for p in parts))
-    result = []
-    for part in parts:
-        gaps = {
-            name: "Int64"
-            for name in part.columns
-            if name not in everywhere and part[name].dtype.kind == "i"
-        }
-        result.append(part.astype(gaps) if gaps else part)
-    return result
 
 
 def _table_frame(table: Any) -> Any:
