@@ -4,13 +4,19 @@
   import cost every launch ~0.15 s of CPU): the fields and the patch must be those the
   GitPython implementation gave, on every kind of repository a project lives in, checked
   here against a copy of that implementation (``_gitpython_state``);
+- the pool's launcher reads that state and gathers its provenance session's package list in
+  threads while it takes the snapshot: the records are the same, and a launcher killed
+  (SIGKILL) at any point leaves no spec and no run naming a session file that is not there.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
+import signal
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -300,3 +306,63 @@ def test_i11_launch_path_a_launch_reads_git_without_gitpython(project):
     patch = (project.run_dirs()[0] / "git.patch").read_text()
     assert patch == git(project.root, "diff", "--binary", "HEAD")
     assert "GitPython" not in record["packages"] and "xprun" in record["packages"]
+
+
+def test_i11_launch_path_the_pool_records_the_same_git_state_as_inline(project):
+    """The pool's launcher reads the Git state in a thread while it takes the snapshot: its
+    runs record what an inline launch of the same dirty tree records, and the same patch."""
+    from conftest import git_commit_all
+
+    project.write("xp_a.py", "def xp_a(seed):\n    return {'seed': seed}\n")
+    git_commit_all(project.root)
+    project.write("xp_a.py", "def xp_a(seed):\n    return {'seed': -seed}\n")
+    project.write("notes/todo.txt", "x\n")
+    assert project.run("seed=1").returncode == 0
+    result = project.run("-n", "2", "seed=2,3")
+    assert result.returncode == 0, result.output
+    inline, *pooled = sorted(project.records(), key=lambda r: r["scheduler"] != "inline")
+    assert inline["scheduler"] == "inline" and {r["scheduler"] for r in pooled} == {"local"}
+    patches = {(d / "git.patch").read_text() for d in project.run_dirs()}
+    assert len(patches) == 1 and "-seed" in patches.pop()
+    for record in pooled:
+        assert record["git"]["snapshot"]  # the pool's runs name the snapshot they imported
+        same = {k: v for k, v in record["git"].items() if not k.startswith("snapshot")}
+        assert same == inline["git"] and inline["git"]["untracked"] == ["notes/"]
+
+
+def test_i11_launch_path_a_killed_launcher_leaves_nothing_naming_a_missing_session(project):
+    """SIGKILL to the launcher as soon as its job spec exists, then as soon as a run has
+    started: the spec and every run that names a provenance session name one whose file
+    is there, whole (it is written before the spec that names it, which comes before any
+    run).  A launcher that wrote it later, in a thread or after handing runs out, would
+    leave a spec or a run naming nothing here."""
+    from conftest import git_commit_all
+
+    from xprun.provenance import load_session
+
+    project.write(
+        "xp_slow.py",
+        "import time\nimport xprun\n\n@xprun.grid(i=list(range(6)))\n"
+        "def xp_slow(config):\n    time.sleep(0.3)\n    return {'i': config.i}\n",
+    )
+    git_commit_all(project.root)
+    for pattern in (".xprun-jobs/*/spec.json", "xp_slow.xp_slow/*/run.json"):
+        shutil.rmtree(project.log_dir, ignore_errors=True)
+        proc = project.popen("-n", "2", "-q")
+        deadline = time.monotonic() + 60
+        while not list(project.log_dir.glob(pattern)):
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the launch never got there"
+            time.sleep(0.001)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.communicate(timeout=60)  # the workers share its stderr: they are gone too
+        named = []
+        for spec in project.log_dir.glob(".xprun-jobs/*/spec.json"):
+            named.append(json.loads(spec.read_text())["provenance"]["session"])
+        for record in project.records():
+            named.append(record["session"])
+        assert named, "nothing was written before the kill"
+        for session in named:
+            data = load_session(project.log_dir, session)
+            assert data is not None, f"{session} is named, its session file is missing"
+            assert data["distributions"] and "xp_slow.py" in data["sources"]

@@ -14,12 +14,44 @@ import os
 import platform
 import subprocess
 import sys
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from ._version import __version__
 from .store import host
+
+T = TypeVar("T")
+
+
+class Soon(Generic[T]):
+    """A value computed in a thread from now on, for the launcher to take when it needs it
+    (:meth:`result`: waits, and raises what the computation raised).
+
+    The launch path overlaps work so: the Git state and the provenance session's package
+    list are read while the snapshot's git calls run.  A daemon thread: a launch that fails
+    meanwhile never waits for it."""
+
+    def __init__(self, compute: Callable[[], T]) -> None:
+        self._compute = compute
+        self._value: T | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="xprun-soon", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._value = self._compute()
+        except BaseException as exc:  # handed to the thread that takes the result
+            self._error = exc
+
+    def result(self) -> T:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value  # type: ignore[return-value]
+
 
 # Environment variables that name the job a run belongs to, by scheduler.
 JOB_VARIABLES = {

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import store
 from .hookimpl import hookimpl
+from .metadata import Soon
 
 if TYPE_CHECKING:
     from .config import Config
@@ -67,6 +68,7 @@ class Recorder:
         self.session: Session | None = None
         self.fields: dict[str, Any] | None = None
         self.adopted = False
+        self.prepared: Soon[_Prepared] | None = None
 
     @hookimpl
     def xprun_sessionstart(self, session: Session) -> None:
@@ -80,8 +82,37 @@ class Recorder:
     def decide(self) -> dict[str, Any] | None:
         """``{"session": id, "snapshot": {...} | None}``, recorded on first use."""
         if self.fields is None and not self.adopted and self.session is not None:
-            self.fields = _record_session(self.session)
+            prepared, self.prepared = self.prepared, None
+            self.fields = _record_session(self.session, prepared)
         return self.fields
+
+    def prepare(self) -> None:
+        """Start gathering, in a thread, what the session file holds that depends neither on
+        the snapshot nor on the Git state (see :func:`prepare`)."""
+        session = self.session
+        if self.fields is None and not self.adopted and session is not None and not self.prepared:
+            self.prepared = Soon(lambda: _prepare(session))
+
+
+def prepare(session: Session) -> None:
+    """Gather the installed distributions and the project files the experiments import, for
+    the session file, in a thread from now on: a launcher that is about to take its snapshot
+    (git calls it waits for) and then record its session calls this first, so that the
+    listing of every ``sys.path`` folder and the reading of the experiments' imports overlap
+    those calls instead of following them.  The session file is still written, whole, before
+    the job spec that names it, so no run can ever name a session file that does not exist.
+    Nothing is gathered when provenance is off or already decided."""
+    recorder = session.config.pluginmanager.get_plugin(_RECORDER)
+    if isinstance(recorder, Recorder):
+        recorder.prepare()
+
+
+#: What :func:`prepare` gathers: (installed distributions, files imported lazily).
+_Prepared = tuple[dict[str, str], list[Path]]
+
+
+def _prepare(session: Session) -> _Prepared:
+    return installed_distributions(), _imported_lazily(session)
 
 
 @hookimpl
@@ -120,8 +151,9 @@ def adopt(config: Config, fields: Any) -> None:
 # -- recording -------------------------------------------------------------------------------
 
 
-def _record_session(session: Session) -> dict[str, Any]:
-    """Take the session's snapshot commit, store its sources, write its session file."""
+def _record_session(session: Session, prepared: Soon[_Prepared] | None = None) -> dict[str, Any]:
+    """Take the session's snapshot commit, store its sources, write its session file
+    (``prepared``: its distributions and lazily imported files, gathered meanwhile)."""
     from .jobs import new_id
     from .metadata import process_fields
 
@@ -133,7 +165,8 @@ def _record_session(session: Session) -> dict[str, Any]:
     # Jobs import the extracted snapshot, which the dirty/untracked policies may have made
     # differ from the work tree: the bytes kept are those of the copy the runs import.
     extracted = Path(config.snapshot_dir) / taken.commit / taken.rootdir if taken else None
-    found = _project_sources(Path(config.rootdir), exclude, extracted, _imported_lazily(session))
+    distributions, lazily = prepared.result() if prepared else _prepare(session)
+    found = _project_sources(Path(config.rootdir), exclude, extracted, lazily)
     sources = {relpath: store_source(log_dir, data) for relpath, data in found.items()}
     git_fields, _ = session.git_state()
     git = (
@@ -157,7 +190,7 @@ def _record_session(session: Session) -> dict[str, Any]:
         "rootdir": str(Path(config.rootdir).resolve()),
         "git": git,
         "snapshot": snapshot,
-        "distributions": installed_distributions(),
+        "distributions": distributions,
         "sources": sources,
     }
     path = log_dir / SESSIONS_DIR / f"{identifier}.json"

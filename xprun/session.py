@@ -38,7 +38,7 @@ from . import builtin_fixtures, reports
 from .errors import ExitCode, Terminated, UsageError, raising
 from .fixtures import FixtureRegistry, SessionFixtures
 from .hookimpl import hookimpl
-from .metadata import PackageVersions, git_state
+from .metadata import PackageVersions, Soon, git_state
 from .overrides import OverrideAxis, SweepTooLarge, parse_overrides
 from .runcontext import RunContext
 from .runref import ambiguous_prefix
@@ -63,15 +63,27 @@ class SessionMetadata:
         self.scheduler = "inline"
         self._packages = PackageVersions()
         self._git: tuple[dict[str, Any], str | None] | None = None
+        self._reading: Soon[tuple[dict[str, Any], str | None]] | None = None
 
     def git_state(self) -> tuple[dict[str, Any], str | None]:
         if self._git is None:
-            config = self._config
-            self._git = git_state(config.rootdir, [config.log_dir, config.snapshot_dir])
+            reading, self._reading = self._reading, None
+            self._git = reading.result() if reading is not None else self._read_git_state()
         return self._git
 
+    def read_git_state_soon(self) -> None:
+        """Start reading the Git state in a thread (``git_state`` then waits for it): the
+        pool's launcher does so as it takes the snapshot, whose git calls run meanwhile.
+        Read once all the same, after collection, as it would be when first asked."""
+        if self._git is None and self._reading is None:
+            self._reading = Soon(self._read_git_state)
+
+    def _read_git_state(self) -> tuple[dict[str, Any], str | None]:
+        config = self._config
+        return git_state(config.rootdir, [config.log_dir, config.snapshot_dir])
+
     def set_git_state(self, fields: dict[str, Any], patch: str | None) -> None:
-        self._git = (fields, patch)
+        self._git, self._reading = (fields, patch), None
 
     def packages(self) -> dict[str, str]:
         return self._packages.imported()

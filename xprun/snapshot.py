@@ -191,21 +191,9 @@ def commit(rootdir: Path, exclude: list[Path], settings: dict[str, Any]) -> Comm
     refuses.  Nothing is extracted."""
     dirty_policy = _policy(settings, "dirty")
     untracked_policy = _policy(settings, "untracked")
-    try:
-        top = Path(_git(["rev-parse", "--show-toplevel"], rootdir).strip()).resolve()
-    except (subprocess.CalledProcessError, FileNotFoundError):
-        raise NotARepository(
-            f"{rootdir} is not in a Git repository, and this scheduler runs jobs from a Git "
-            "snapshot of the code (so you can keep editing while they wait): run "
-            "'git init && git add -A && git commit -m start', or pass --no-snapshot to run "
-            "from the working tree as it will be when each job starts"
-        ) from None
+    top, git_dir, base, base_tree = _locate(rootdir)
     exclude = [p.resolve() for p in exclude]
     included = _includes(settings, rootdir.resolve(), top, exclude)
-    try:
-        base: str | None = _git(["rev-parse", "--verify", "-q", "HEAD"], top).strip() or None
-    except subprocess.CalledProcessError:
-        base = None
     # The log and snapshot folders are left out: git does not even walk them.
     specs = ["."] + [
         f":(exclude,literal){p.relative_to(top).as_posix()}"
@@ -240,15 +228,18 @@ def commit(rootdir: Path, exclude: list[Path], settings: dict[str, Any]) -> Comm
         paths += changed  # staged or not, deletions included
     if untracked_policy == "snapshot":
         paths += untracked
-    git_dir = Path(_git(["rev-parse", "--absolute-git-dir"], top).strip())
-    with tempfile.TemporaryDirectory(prefix="xprun-index-") as tmp:
-        index = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
-        if base:
-            _git(["read-tree", base], top, index)
-        _add(top, index, paths)
-        if settings.get("snapshot_submodules"):
-            _inline_submodules(top, git_dir, index, Path(tmp), untracked_policy)
-        tree = _git(["write-tree"], top, index).strip()
+    submodules = bool(settings.get("snapshot_submodules"))
+    if base_tree and not paths and not submodules:
+        tree = base_tree  # nothing to add: what an index read from HEAD would write
+    else:
+        with tempfile.TemporaryDirectory(prefix="xprun-index-") as tmp:
+            index = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
+            if base:
+                _git(["read-tree", base], top, index)
+            _add(top, index, paths)
+            if submodules:
+                _inline_submodules(top, git_dir, index, Path(tmp), untracked_policy)
+            tree = _git(["write-tree"], top, index).strip()
     identity = {
         "GIT_AUTHOR_NAME": "xprun",
         "GIT_AUTHOR_EMAIL": "xprun@localhost",
@@ -265,6 +256,45 @@ def commit(rootdir: Path, exclude: list[Path], settings: dict[str, Any]) -> Comm
         untracked and untracked_policy == "snapshot"
     )
     return Commit(sha, base, dirty, tuple(untracked), top, relative)
+
+
+_HEX = frozenset("0123456789abcdef")
+
+
+def _locate(rootdir: Path) -> tuple[Path, Path, str | None, str | None]:
+    """``(top, git dir, HEAD, HEAD's tree)`` of the repository holding ``rootdir`` (HEAD and
+    its tree None before the first commit); ``NotARepository`` outside one.
+
+    One ``git rev-parse`` for all four in a repository with commits (the launch path's
+    common case), else one call each, as git answers them."""
+    try:
+        found = _git(
+            ["rev-parse", "--show-toplevel", "--absolute-git-dir", "HEAD", "HEAD^{tree}", "--"],
+            rootdir,
+        ).split("\n")
+    except (subprocess.CalledProcessError, FileNotFoundError):
+        found = []
+    if len(found) == 6 and found[4:] == ["--", ""] and all(_is_hex(v) for v in found[2:4]):
+        return Path(found[0]).resolve(), Path(found[1]), found[2], found[3]
+    try:
+        top = Path(_git(["rev-parse", "--show-toplevel"], rootdir).strip()).resolve()
+    except (subprocess.CalledProcessError, FileNotFoundError):
+        raise NotARepository(
+            f"{rootdir} is not in a Git repository, and this scheduler runs jobs from a Git "
+            "snapshot of the code (so you can keep editing while they wait): run "
+            "'git init && git add -A && git commit -m start', or pass --no-snapshot to run "
+            "from the working tree as it will be when each job starts"
+        ) from None
+    try:
+        base: str | None = _git(["rev-parse", "--verify", "-q", "HEAD"], top).strip() or None
+    except subprocess.CalledProcessError:
+        base = None
+    git_dir = Path(_git(["rev-parse", "--absolute-git-dir"], top).strip())
+    return top, git_dir, base, None
+
+
+def _is_hex(text: str) -> bool:
+    return len(text) in (40, 64) and set(text) <= _HEX
 
 
 def _add(work_tree: Path, env: dict[str, str], paths: list[str]) -> None:

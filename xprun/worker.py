@@ -295,10 +295,11 @@ def _send(proto: Any, message: Mapping[str, Any]) -> None:
 
 
 #: What the worker imports before the spec exists, besides the built-in plugins (its config
-#: imports them all: collection, the run protocol, the schedulers...): the spec's reader and
-#: OmegaConf (every run's ``config``).  Not NumPy: seeding does not import it
-#: (``builtin_fixtures.seed_numpy``), and a run that never uses it should not pay for it.
-_WARM_MODULES = ("xprun.jobs", "omegaconf")
+#: imports them all: collection, the run protocol, the schedulers...): the spec's reader,
+#: OmegaConf (every run's ``config``) and the snapshot's import confinement (with tarfile,
+#: ~10 ms).  Not NumPy: seeding does not import it (``builtin_fixtures.seed_numpy``), and a
+#: run that never uses it should not pay for it.
+_WARM_MODULES = ("xprun.jobs", "omegaconf", "xprun.snapshot")
 
 
 #: A line the pool may send before the spec's path: installed packages the experiments import

@@ -51,6 +51,7 @@ from .. import reports
 from ..errors import SignalHold, Terminated, UsageError
 from ..hookimpl import hookimpl
 from ..jobs import new_job_dir, run_entry, write_spec
+from ..provenance import prepare as prepare_provenance
 from ..states import Status
 from . import pending
 
@@ -212,6 +213,10 @@ class LocalScheduler:
             return
 
         def make_spec() -> Path:
+            # The Git state and the provenance session's package list are gathered in
+            # threads while the snapshot's git calls run (all of them are in the spec).
+            session.metadata.read_git_state_soon()
+            prepare_provenance(session)
             snapshot = session.snapshot(required=False)
             job_dir = new_job_dir(session.config.log_dir)
             return Path(write_spec(session, todo, self.name, snapshot, job_dir))
