@@ -158,8 +158,8 @@ def write_bytes_atomic(path: Path | str, data: bytes, durable: bool = False) -> 
         except OSError:
             pass
         raise
-    if durable:
-        fsync_dir(folder or os.path.dirname(target))
+    if durable:  # a bare name is in the current folder: that is the one to sync
+        fsync_dir(folder or os.path.dirname(target) or os.curdir)
 
 
 def write_all(fd: int, data: bytes) -> None:
