@@ -49,6 +49,7 @@ TESTS: dict[str, list[str]] = {
     "xprun.store": [
         "tests/test_mutation_store.py",
         "tests/test_store.py",
+        "tests/test_i11_run_path.py",
         "tests/test_inprocess_faults.py",
         "tests/test_trust_runs.py",
     ],
@@ -66,6 +67,9 @@ TESTS: dict[str, list[str]] = {
     "xprun.markers": ["tests/test_mutation_i12_markers.py"],
     "xprun.skipping": ["tests/test_mutation_i12_skipping.py"],
     "xprun.reader.metrics": ["tests/test_mutation_i12_metrics.py"],
+    # Issue 11: the index's shortcuts (folders not listed, rows merged in Arrow); the Reader
+    # runs in the test process, the launches that make its runs in a subprocess.
+    "xprun.reader.index": ["tests/test_i11_reader_scale.py", "tests/test_reader_scale.py"],
     # Node-id and hash selection only (run with --only on its functions: large modules).
     "xprun.collect": ["tests/test_mutation_i12_selection.py"],
     "xprun.session": ["tests/test_mutation_i12_selection.py"],
