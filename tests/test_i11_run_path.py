@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import stat
 import time
 from pathlib import Path
 
@@ -215,6 +216,10 @@ def test_i11_run_path_atomic_writes_take_text_or_path_and_finish_short_writes(
     store.write_bytes_atomic(str(tmp_path / "b.bin"), data)
     store.write_json_atomic(str(tmp_path / "c.json"), {"ü": 1})
     assert (tmp_path / "a.bin").read_bytes() == (tmp_path / "b.bin").read_bytes() == data
+    umask = os.umask(0)
+    os.umask(umask)
+    for name in ("a.bin", "b.bin", "c.json"):  # as open(path, "w") would make it
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o666 & ~umask, name
     assert (tmp_path / "c.json").read_text(encoding="utf-8") == '{"ü": 1}'
 
     monkeypatch.chdir(tmp_path)  # a bare name: written beside, in the current folder

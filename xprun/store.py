@@ -159,7 +159,7 @@ def write_bytes_atomic(path: Path | str, data: bytes, durable: bool = False) -> 
             pass
         raise
     if durable:  # a bare name is in the current folder: that is the one to sync
-        fsync_dir(folder or os.path.dirname(target) or os.curdir)
+        fsync_dir(os.path.dirname(target) or os.curdir)
 
 
 def write_all(fd: int, data: bytes) -> None:
