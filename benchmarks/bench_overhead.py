@@ -2,7 +2,7 @@
 
     python benchmarks/bench_overhead.py [--small 50] [--big 550] [--rounds 5]
                                         [--tmpfs /dev/shm] [--disk DIR] [--only tmpfs|disk]
-                                        [--clock wall|cpu]
+                                        [--clock wall|cpu] [--floor plain|atomic]
 
 The realistic case of issue 11: an 11-key config (seed, lr, optimizer, batch_size, epochs,
 weight_decay, momentum, dataset, model.depth, model.width, n_steps), an experiment that takes
@@ -16,7 +16,9 @@ The floor is a plain Python loop, also a whole process, that writes the same fil
 ``outcome.json``), plainly (no temporary file, no claim, no hash).  On disk the floor also does
 the durable writes xprun promises: ``outcome.json`` and the final ``run.json`` are fsynced,
 and their directory after each, so the ratio there is the price of xprun's protocol, not of
-durability itself.
+durability itself.  ``--floor atomic`` makes the floor write each file as xprun does, to a
+temporary name renamed into place (on disk: the file fsynced before its rename, its folder
+after it): the ratio against it leaves out the price of atomic files too.
 
 Rounds alternate floor and xprun (floor first in even rounds), and each figure is the median of
 the rounds' marginal costs: on a shared machine absolute times drift, the ratio much less.
@@ -62,6 +64,7 @@ import yaml
 
 DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 n, root, durable = int(sys.argv[1]), sys.argv[2], sys.argv[3] == "durable"
+atomic = sys.argv[4:] == ["atomic"]  # each file to a temporary name, then renamed
 BASE = {
     "seed": 0, "lr": 0.1, "optimizer": "sgd", "batch_size": 32, "epochs": 1,
     "weight_decay": 0.0001, "momentum": 0.9, "dataset": "mnist",
@@ -71,12 +74,15 @@ HOST = {"host": socket.gethostname(), "pid": os.getpid(), "python": platform.pyt
         "platform": platform.platform(), "argv": sys.argv, "cwd": os.getcwd()}
 
 
-def write(path, text, sync=False):
+def write(path, text, sync=False, rename=atomic):
+    target, path = path, (path + ".tmp" if rename else path)
     with open(path, "w") as f:
         f.write(text)
         if sync:
             f.flush()
             os.fsync(f.fileno())
+    if rename:
+        os.replace(path, target)
     if sync:
         fd = os.open(os.path.dirname(path), os.O_RDONLY)
         try:
@@ -103,7 +109,8 @@ for seed in range(n):
     lines = []
     outcome = experiment(config, lambda values: lines.append(
         json.dumps({"step": len(lines), "time": time.time(), "attempt": 1, **values})))
-    write(os.path.join(run_dir, "metrics", "metrics.jsonl"), "\\n".join(lines) + "\\n")
+    text = "\\n".join(lines) + "\\n"
+    write(os.path.join(run_dir, "metrics", "metrics.jsonl"), text, rename=False)
     write(os.path.join(run_dir, "outcome.json"), json.dumps(outcome), durable)
     end = time.time()
     record.update(status="complete", end=end, duration=end - start)
@@ -146,7 +153,7 @@ def _run(args: list[str], cwd: Path) -> tuple[float, float]:
 class _Case:
     """One place to write runs: a project with the experiment, and the floor script."""
 
-    def __init__(self, where: str | None, durable: bool) -> None:
+    def __init__(self, where: str | None, durable: bool, atomic: bool = False) -> None:
         self.tmp = Path(tempfile.mkdtemp(prefix="xprun-bench-overhead-", dir=where))
         self.project = self.tmp / "project"
         self.project.mkdir()
@@ -154,6 +161,7 @@ class _Case:
         (self.project / "xp_bench.py").write_text(EXPERIMENT)
         (self.tmp / "floor.py").write_text(FLOOR)
         self.durable = durable
+        self.atomic = atomic
         self._count = 0
 
     def _fresh(self, what: str) -> Path:
@@ -163,9 +171,11 @@ class _Case:
     def floor(self, n: int) -> tuple[float, float]:
         out = self._fresh("floor")
         mode = "durable" if self.durable else "plain"
+        extra = ["atomic"] if self.atomic else []
         try:
             return _run(
-                [sys.executable, str(self.tmp / "floor.py"), str(n), str(out), mode], self.tmp
+                [sys.executable, str(self.tmp / "floor.py"), str(n), str(out), mode, *extra],
+                self.tmp,
             )
         finally:
             shutil.rmtree(out, ignore_errors=True)
@@ -190,13 +200,17 @@ def measure(
     rounds: int,
     clock: str = "wall",
     warm: bool = True,
+    atomic: bool = False,
 ) -> tuple[float, float]:
     """Median marginal milliseconds per run of xprun and of the floor, paired rounds.
 
     ``clock``: ``wall`` (elapsed time, what a user waits) or ``cpu`` (user + system time of
     the process: steadier on a loaded machine, but blind to waiting for the disk).
+    ``atomic``: the floor writes each file as xprun does, to a temporary name renamed into
+    place (fsynced, with its folder after the rename, when durable): what is left of the
+    ratio is xprun's own work, not the price of atomic files.
     """
-    case = _Case(where, durable)
+    case = _Case(where, durable, atomic)
     which = 0 if clock == "wall" else 1
     try:
         if warm:  # the caches (page cache, the file system's metadata) once, on both sides
@@ -269,6 +283,13 @@ def main() -> None:
     parser.add_argument("--disk", default=_disk_dir())
     parser.add_argument("--only", choices=("tmpfs", "disk"), default=None)
     parser.add_argument(
+        "--floor",
+        choices=("plain", "atomic"),
+        default="plain",
+        help="plain: the floor writes each file in place (the figures); atomic: to a temporary "
+        "name renamed into place, as xprun does (the price of atomic files left out)",
+    )
+    parser.add_argument(
         "--clock",
         choices=("wall", "cpu"),
         default="wall",
@@ -284,10 +305,18 @@ def main() -> None:
     for label, where, durable, target in cases:
         if args.only not in (None, label):
             continue
-        value, floor = measure(where, durable, args.small, args.big, args.rounds, args.clock)
+        value, floor = measure(
+            where,
+            durable,
+            args.small,
+            args.big,
+            args.rounds,
+            args.clock,
+            atomic=args.floor == "atomic",
+        )
         fs = _fs_type(where or tempfile.gettempdir())
         print(
-            f"{label:5} {where} ({fs}): plain loop {floor:.3f}, xprun {value:.3f} ms/run, "
+            f"{label:5} {where} ({fs}): {args.floor} loop {floor:.3f}, xprun {value:.3f} ms/run, "
             f"ratio {value / floor:.2f}x (target <= {target}x)"
         )
 
