@@ -13,6 +13,9 @@ one unmeasured round each (bytecode, caches and the snapshot then are as on any 
   snapshot, claims and full run records), each round into a fresh log folder.
 
 With 2 workers the sleeps alone take N x 50 ms / 2; what is left is start-up and dispatch.
+Besides the wall times, ``main`` prints each side's CPU time (user + system of the whole
+process tree: the machine's load inflates it far less than wall time) and when xprun's first
+run started after the launch (from the runs' records).
 Runs are written to /dev/shm (a RAM disk) by default, so that this figure measures the pool,
 not the price of durable records on a disk (stated separately in docs/performance.md).
 """
@@ -20,8 +23,10 @@ not the price of durable records on a disk (stated separately in docs/performanc
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -92,11 +97,37 @@ def make_project(root: Path, n: int) -> Path:
     return project
 
 
+def _run(command: list[str], **kwargs: object) -> tuple[float, str]:
+    """Run ``command`` to its end: (CPU seconds of its process tree, user + system, as
+    ``/usr/bin/time`` counts them: the process and every child it waited for; its stdout)."""
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **kwargs)
+    assert proc.stdout is not None
+    out = proc.stdout.read().decode(errors="replace")
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed:\n{out}")
+    return usage.ru_utime + usage.ru_stime, out
+
+
+def _first_start(log_dir: Path, launched: float) -> float:
+    """Seconds from the launch to the start of its first run (from the runs' records)."""
+    from datetime import datetime
+
+    starts = [
+        datetime.fromisoformat(json.loads(p.read_text())["start"].replace("Z", "+00:00"))
+        for p in log_dir.glob("*/*/run.json")
+    ]
+    return min(starts).timestamp() - launched
+
+
 def measure(
     n: int, rounds: int, where: str | None, spread: dict[str, list[float]] | None = None
 ) -> tuple[float, float]:
     """Median seconds of (xprun -n 2, multiprocessing.Pool(2)) over ``rounds`` pairs; each
-    measured round's seconds are appended to ``spread["xprun"]`` and ``spread["floor"]``."""
+    measured round's seconds are appended to ``spread["xprun"]`` and ``spread["floor"]``, the
+    CPU seconds of its process tree to ``spread["xprun cpu"]`` and ``spread["floor cpu"]``, and
+    when xprun's first run started to ``spread["first run"]``."""
     with tempfile.TemporaryDirectory(dir=where, prefix="xprun-pool-") as tmp:
         root = Path(tmp)
         project = make_project(root, n)
@@ -106,26 +137,27 @@ def measure(
         env.pop("PYTHONDONTWRITEBYTECODE", None)
         counter = iter(range(10**6))
 
+        times: dict[str, list[float]] = spread if spread is not None else {}
+
         def floor() -> None:
             out = root / f"floor{next(counter)}"
-            subprocess.run([sys.executable, str(root / "floor.py"), str(out)], check=True, env=env)
+            cpu, _ = _run([sys.executable, str(root / "floor.py"), str(out)], env=env)
+            times.setdefault("floor cpu", []).append(cpu)
             shutil.rmtree(out)
 
         def xprun() -> None:
-            proc = subprocess.run(
-                [sys.executable, "-m", "xprun", "-n", "2", "-q"],
-                cwd=project,
-                env=env,
-                capture_output=True,
-                text=True,
-            )
-            if proc.returncode != 0 or f"{n} complete" not in proc.stdout:
-                raise SystemExit(f"xprun -n 2 failed:\n{proc.stdout}{proc.stderr}")
+            launched = time.time()
+            command = [sys.executable, "-m", "xprun", "-n", "2", "-q"]
+            cpu, out = _run(command, cwd=project, env=env)
+            if f"{n} complete" not in out:
+                raise SystemExit(f"xprun -n 2 did not complete its runs:\n{out}")
+            times.setdefault("xprun cpu", []).append(cpu)
+            times.setdefault("first run", []).append(_first_start(project / "xprun_logs", launched))
             shutil.rmtree(project / "xprun_logs")
 
         floor()  # one unmeasured round each: .pyc files, the package-version cache and the
         xprun()  # snapshot's extraction are then as on every later launch
-        times: dict[str, list[float]] = spread if spread is not None else {}
+        times.clear()
 
         def recorded(name: str, fn: Callable[[], None]) -> Callable[[], float]:
             def call() -> float:
@@ -177,6 +209,13 @@ def main() -> None:
         f"ratio xprun / Pool(2):        {value / floor:.2f}x   (target <= {TARGET}x; "
         f"per round {ratios[0]:.2f}-{ratios[-1]:.2f}x)"
     )
+    for name in ("floor cpu", "xprun cpu", "first run"):
+        found = spread[name]
+        print(
+            f"{name + ':':<29} {statistics.median(found):.2f} s "
+            f"(rounds {min(found):.2f}-{max(found):.2f} s)"
+        )
+    print(f"load average: {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

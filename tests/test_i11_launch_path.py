@@ -366,3 +366,41 @@ def test_i11_launch_path_a_killed_launcher_leaves_nothing_naming_a_missing_sessi
             data = load_session(project.log_dir, session)
             assert data is not None, f"{session} is named, its session file is missing"
             assert data["distributions"] and "xp_slow.py" in data["sources"]
+
+
+def test_i11_launch_path_a_clean_snapshot_is_the_commit_a_temporary_index_made(tmp_path):
+    """With nothing to add, the snapshot commits HEAD's tree without a temporary index: the
+    same commit (fixed identity and date) as reading HEAD into an index and writing it; with
+    a change, the change is in it; before the first commit, the untracked files are."""
+    from xprun import snapshot
+
+    root = repo(tmp_path / "p", {"a.py": "a = 1\n", "pkg/b.py": "b = 1\n"})
+    taken = snapshot.commit(root, [root / "xprun_logs"], {})
+    expected = subprocess.run(
+        ["git", "commit-tree", "HEAD^{tree}", "-p", "HEAD", "-m", "xprun snapshot"],
+        cwd=root,
+        env={
+            **os.environ,
+            "GIT_AUTHOR_NAME": "xprun",
+            "GIT_AUTHOR_EMAIL": "xprun@localhost",
+            "GIT_COMMITTER_NAME": "xprun",
+            "GIT_COMMITTER_EMAIL": "xprun@localhost",
+            "GIT_AUTHOR_DATE": "1970-01-01T00:00:00Z",
+            "GIT_COMMITTER_DATE": "1970-01-01T00:00:00Z",
+        },
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert taken.commit == expected and taken.dirty is False
+    assert git(root, "rev-parse", f"{snapshot.REF_PREFIX}{expected}").strip() == expected
+    write(root / "a.py", "a = 2\n")
+    changed = snapshot.commit(root, [root / "xprun_logs"], {})
+    assert changed.commit != expected and changed.dirty is True
+    assert git(root, "show", f"{changed.commit}:a.py") == "a = 2\n"
+    unborn = tmp_path / "u"
+    unborn.mkdir()
+    git(unborn, "init", "-q", "-b", "main")
+    write(unborn / "x.py", "x = 1\n")
+    first = snapshot.commit(unborn, [], {})
+    assert first.base is None and git(unborn, "show", f"{first.commit}:x.py") == "x = 1\n"
