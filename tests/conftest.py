@@ -11,6 +11,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+# Property tests check values, never speed: on a loaded 2-core CI machine (two suites, other
+# work) an example can take seconds, which hypothesis's per-example deadline (200 ms) and its
+# "input generation is slow" health check would report as a failure (seen in the suite).
+settings.register_profile("xprun", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("xprun")
 
 
 @dataclass

@@ -22,8 +22,11 @@ from __future__ import annotations
 
 import os
 import re
-import traceback
-from types import FrameType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import traceback
+    from types import FrameType
 
 #: The environment variable that keeps every frame, as ``--full-trace`` does.
 FULL_TRACE_ENV = "XPRUN_FULL_TRACE"
@@ -47,6 +50,8 @@ def full_trace_from_env() -> bool:
 def format_exception(exc: BaseException, full: bool = False) -> str:
     """``traceback.format_exception(exc)`` without xprun's and pluggy's frames (every frame
     with ``full``)."""
+    import traceback  # imported when a traceback is written: ``--help`` reads this module
+
     summary = traceback.TracebackException(type(exc), exc, exc.__traceback__, compact=True)
     if not full:
         _prune(summary, exc, set())
@@ -63,6 +68,8 @@ def _hidden(frame: FrameType) -> bool:
 
 def _prune(summary: traceback.TracebackException, exc: BaseException, seen: set[int]) -> None:
     """Drop the hidden frames of ``summary`` (made from ``exc``) and of its chain, in place."""
+    import traceback
+
     if id(summary) in seen:
         return
     seen.add(id(summary))
