@@ -181,6 +181,9 @@ def test_i11_run_path_a_claim_is_held_by_the_bytes_it_wrote_or_by_its_token(tmp_
     assert claim is not None and claim.path == tmp_path / "claim.1"
     written = claim.path.read_bytes()
     assert json.loads(written)["token"] == claim.token and claim.holds()
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(claim.path.stat().st_mode) == 0o666 & ~umask  # as open(path, "w")
 
     # The same owner, written another way (other spacing, fewer fields): still ours.
     claim.path.write_text(json.dumps({"token": claim.token}, indent=2))
