@@ -16,6 +16,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -404,3 +405,38 @@ def test_i11_launch_path_a_clean_snapshot_is_the_commit_a_temporary_index_made(t
     write(unborn / "x.py", "x = 1\n")
     first = snapshot.commit(unborn, [], {})
     assert first.base is None and git(unborn, "show", f"{first.commit}:x.py") == "x = 1\n"
+
+
+def test_i11_launch_path_package_versions_come_from_the_cache(project, tmp_path):
+    """Once the import map is cached, a process records package versions without importing
+    ``importlib.metadata`` (a pool worker's start-up paid ~20 ms for it), and the versions
+    are those ``importlib.metadata.version`` gives, in a run's record too."""
+    import importlib.metadata
+
+    project.write(
+        "xp_pkgs.py",
+        "import yaml\nimport pluggy\n\ndef xp_pkgs(seed):\n    return {'seed': seed}\n",
+    )
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    script = (
+        "import json, sys, yaml, pluggy\n"
+        "from xprun.metadata import PackageVersions\n"
+        "found = PackageVersions().imported()\n"
+        "print(json.dumps([found, 'importlib.metadata' in sys.modules]))\n"
+    )
+
+    def versions() -> tuple[dict[str, str], bool]:
+        out = subprocess.run(
+            [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
+        ).stdout
+        found, imported = json.loads(out)
+        return found, imported
+
+    first, imported_first = versions()  # builds the cache
+    second, imported_second = versions()  # reads it
+    assert imported_first and not imported_second
+    assert first == second and first["PyYAML"] == importlib.metadata.version("PyYAML")
+    assert all(importlib.metadata.version(name) == v for name, v in second.items())
+    assert project.run("seed=1", env={"XDG_CACHE_HOME": str(tmp_path / "cache")}).returncode == 0
+    (record,) = project.records()
+    assert record["packages"]["pluggy"] == importlib.metadata.version("pluggy")
