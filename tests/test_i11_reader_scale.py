@@ -385,7 +385,8 @@ def test_i11_reader_scale_a_refresh_gives_the_frame_of_a_cold_read(sweep, outcom
         refreshed = xprun.Reader(sweep.log_dir, warn=False)
         incremental = refreshed.to_pandas()
         assert [s.path.name for s in refreshed.skipped] == ["8" * 32]
-        assert list(refreshed._index.frame["_key"])[-1].endswith("8" * 32)
+        keys = list(refreshed._index.frame["_key"])
+        assert keys[-1].endswith("8" * 32) and keys[:-1] == sorted(keys[:-1])  # run order
         assert len(reads) == 3  # the new runs only (and the damaged one, every time)
         reads.clear()
     loaded = xprun.Reader(sweep.log_dir, warn=False).to_pandas()
@@ -394,3 +395,17 @@ def test_i11_reader_scale_a_refresh_gives_the_frame_of_a_cold_read(sweep, outcom
     pd.testing.assert_frame_equal(incremental, cold)
     pd.testing.assert_frame_equal(loaded, cold)
     assert len(cold) == 6 + 2 * len(outcomes) and list(cold["hash"]) == sorted(cold["hash"])
+
+
+def test_i11_reader_scale_a_refresh_of_an_index_of_damaged_runs_only(sweep):
+    """Rows of damaged runs have no experiment or hash column: merging more of them into an
+    index that holds nothing else keeps them all (nothing to sort by)."""
+    for run_dir in sweep.run_dirs():
+        (run_dir / "run.json").write_text("[")
+    _age(sweep)
+    assert len(xprun.Reader(sweep.log_dir, warn=False).skipped) == 6
+    source = sweep.run_dirs()[0]
+    shutil.copytree(source, source.parent / ("e" * 32))
+    reader = xprun.Reader(sweep.log_dir, warn=False)
+    assert len(reader) == 0 and len(reader.skipped) == 7
+    assert "e" * 32 in {s.path.name for s in reader.skipped}

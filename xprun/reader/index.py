@@ -673,6 +673,8 @@ def _arrow(values: Any) -> Any:
         return None
     if pa.types.is_nested(array.type):
         return None
+    if pa.types.is_string(array.type):  # as pandas holds text: loaded without a copy
+        return array.cast(pa.large_string())
     return array
 
 
@@ -684,7 +686,7 @@ def _json_array(values: Any, null_is_value: bool) -> Any:
     missing = _is_absent if null_is_value else _is_missing
     return pa.array(
         [None if missing(v) else json.dumps(v, allow_nan=True) for v in values],
-        type=pa.string(),
+        type=pa.large_string(),
     )
 
 
