@@ -409,3 +409,24 @@ def test_i11_reader_scale_a_refresh_of_an_index_of_damaged_runs_only(sweep):
     reader = xprun.Reader(sweep.log_dir, warn=False)
     assert len(reader) == 0 and len(reader.skipped) == 7
     assert "e" * 32 in {s.path.name for s in reader.skipped}
+
+
+@pytest.mark.parametrize(
+    "skips",
+    [
+        [None, None, None],
+        [None, None, "bad"],
+        ["bad", None, None],
+        [None, "bad", None],
+        ["", "bad", "x"],
+        [None, "", "bad"],
+    ],
+)
+def test_i11_reader_scale_readable_rows_are_those_not_skipped_wherever_they_are(skips):
+    """Damaged rows sort last, so the readable rows are usually a slice; wherever they are
+    (an index from elsewhere need not be sorted), they are exactly the rows not skipped."""
+    from xprun.reader.rows import readable_rows
+
+    frame = pd.DataFrame({"_key": ["a/1", "a/2", "a/3"], "_skip": skips})
+    got = readable_rows(frame)
+    assert list(got["_key"]) == [k for k, s in zip(frame["_key"], skips, strict=True) if s is None]

@@ -276,17 +276,18 @@ class Index:
 
     def _save(self, table: Any) -> None:
         """Write the index atomically (a temporary file, then a rename) as an Arrow IPC file,
-        its buffers compressed with LZ4; the index files of earlier versions are removed."""
+        uncompressed (LZ4 took seconds to decompress at 1M runs; the file is read whole, not
+        mapped, so a file truncated under the reader cannot crash it); the index files of
+        earlier versions are removed."""
         import pyarrow as pa
 
         folder = self.path.parent
         try:
             folder.mkdir(parents=True, exist_ok=True)
             tmp = folder / f".{INDEX_FILE}.{os.getpid()}.tmp"
-            options = pa.ipc.IpcWriteOptions(compression="lz4")
             with (
                 pa.OSFile(str(tmp), "wb") as sink,
-                pa.ipc.new_file(sink, table.schema, options=options) as writer,
+                pa.ipc.new_file(sink, table.schema) as writer,
             ):
                 writer.write_table(table)
             os.replace(tmp, self.path)
@@ -385,14 +386,15 @@ class Index:
         if "status" in frame.columns:
             running = frame["status"] == Status.RUNNING
             unsettled = unsettled | running.to_numpy(dtype=bool, na_value=False)
-        keys, paths = frame["_key"].to_numpy(), frame["path"].to_numpy()
-        for i in np.flatnonzero(inside & unsettled).tolist():
+        look = np.flatnonzero(inside & unsettled)
+        keys, paths = frame["_key"].take(look).tolist(), frame["path"].take(look).tolist()
+        for key, path in zip(keys, paths, strict=True):
             try:
-                info = os.stat(paths[i])
+                info = os.stat(path)
             except OSError:  # read again: the row says what is wrong
-                found.add(keys[i], paths[i], 0, 0, None)
+                found.add(key, path, 0, 0, None)
             else:
-                found.add(keys[i], paths[i], info.st_mtime_ns, info.st_ctime_ns, None)
+                found.add(key, path, info.st_mtime_ns, info.st_ctime_ns, None)
         return inside & ~unsettled
 
     @staticmethod
@@ -524,6 +526,12 @@ def _in_experiments(keys: Any, names: set[str]) -> Any:
     import pyarrow.compute as pc
 
     keys = pa.array(keys, type=pa.large_string())
+    if len(names) <= 16:  # a prefix test per experiment: no per-row strings made
+        inside = None
+        for name in names:
+            starts = pc.starts_with(keys, pattern=name + "/")
+            inside = starts if inside is None else pc.or_(inside, starts)
+        return pc.fill_null(inside, False).to_numpy(zero_copy_only=False)
     experiment = pc.list_element(pc.split_pattern(keys, "/", max_splits=1), 0)
     wanted = pa.array(sorted(names), type=pa.large_string())
     inside = pc.and_(pc.is_in(experiment, value_set=wanted), pc.match_substring(keys, "/"))

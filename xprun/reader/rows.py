@@ -309,8 +309,7 @@ def check_row_types(frame: Any) -> str | None:
         return "column _key must hold distinct strings"
     if not _column_ok(frame["_skip"], _is_str, True):
         return "column _skip must hold strings"
-    skipped = frame["_skip"].notna()
-    readable = frame[~skipped] if skipped.any() else frame
+    readable = readable_rows(frame)  # damaged rows' info columns are empty
     for name, (check, what) in INFO_TYPES.items():
         if name not in readable.columns:
             if name in REQUIRED and len(readable):
@@ -319,6 +318,20 @@ def check_row_types(frame: Any) -> str | None:
         if not _column_ok(readable[name], check, name not in REQUIRED):
             return f"column {name} must hold {what}"
     return None
+
+
+def readable_rows(frame: Any) -> Any:
+    """The rows of an index frame that are runs, not damage (``_skip`` missing).  Damaged
+    rows sort last, so this is usually a slice of the frame, not a copy of it."""
+    import numpy as np
+
+    skipped = frame["_skip"].notna().to_numpy(dtype=bool)
+    if not skipped.any():
+        return frame
+    first = int(np.argmax(skipped))
+    if skipped[first:].all():
+        return frame.iloc[:first]
+    return frame[~skipped]
 
 
 def _has_duplicates(values: Any) -> bool:

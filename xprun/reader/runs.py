@@ -31,7 +31,7 @@ from .files import DATA_LIMIT, Damage, claims, read_json, read_yaml
 from .index import INFO_COLUMNS, Index, Skipped, in_run_order
 from .metrics import AGGREGATES, aggregate, check_name, long_frame, read_lines
 from .query import Query, QueryError
-from .rows import CODE, PREFIXES, _mapping
+from .rows import CODE, PREFIXES, _mapping, readable_rows
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -313,8 +313,8 @@ class Reader(Runs):
         self._ensure()
         if self._cached is None or self._cached_version != self._index.version:
             frame = self._index.frame
-            if "_skip" in frame.columns and frame["_skip"].notna().any():
-                frame = frame[frame["_skip"].isna()]
+            if "_skip" in frame.columns:
+                frame = readable_rows(frame)
             frame = _without_empty_columns(frame) if len(frame) else frame
             for column in INFO_COLUMNS:
                 if column not in frame.columns:
