@@ -267,8 +267,8 @@ def test_i12_15_console_examples_run_as_written(page: Path, tmp_path: Path) -> N
     if os.environ.get("XPRUN_TESTS_ENV") == "lowest":
         pytest.skip(
             "CI runs the pages' examples once, in its newest environment: they check that the "
-            "pages are true, which the lowest versions do not change; every feature they show "
-            "has its own tests, run here too (docs/quality.md, CI time)"
+            "pages are true for a user who installs the newest releases; every feature they "
+            "show has its own tests, run here too (docs/quality.md, CI time)"
         )
     missing = missing_modules(page)
     if missing:
