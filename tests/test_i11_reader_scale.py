@@ -430,3 +430,35 @@ def test_i11_reader_scale_readable_rows_are_those_not_skipped_wherever_they_are(
     frame = pd.DataFrame({"_key": ["a/1", "a/2", "a/3"], "_skip": skips})
     got = readable_rows(frame)
     assert list(got["_key"]) == [k for k, s in zip(frame["_key"], skips, strict=True) if s is None]
+
+
+def test_i11_reader_scale_runs_added_after_the_others_need_no_sort(sweep, monkeypatch):
+    """New runs that belong after the indexed ones (here: a new experiment folder) go
+    before the damaged rows by slices; nothing is sorted, and the frame is a cold read's."""
+    import pyarrow.compute as pc
+
+    damaged = sweep.run_dirs()[1]
+    (damaged / "run.json").write_text("[")
+    _age(sweep)
+    xprun.Reader(sweep.log_dir, warn=False).to_pandas()
+    source = sweep.run_dirs()[0]
+    later = sweep.log_dir / "zz_later.xp"
+    for name in ("1" * 32, "2" * 32):
+        shutil.copytree(source, later / name)
+        record = {**_record(source), "hash": name, "experiment": "zz_later.xp"}
+        store.write_json_atomic(later / name / "run.json", record)
+
+    def no_sort(*args, **kwargs):
+        raise AssertionError("the rows were sorted")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(pc, "sort_indices", no_sort)
+        reader = xprun.Reader(sweep.log_dir, warn=False)
+        incremental = reader.to_pandas()
+    keys = list(reader._index.frame["_key"])
+    assert keys[-1].endswith(damaged.name) and keys[-3:-1] == [
+        f"zz_later.xp/{'1' * 32}",
+        f"zz_later.xp/{'2' * 32}",
+    ]
+    shutil.rmtree(sweep.log_dir / ".xprun-index")
+    pd.testing.assert_frame_equal(incremental, xprun.Reader(sweep.log_dir, warn=False).to_pandas())

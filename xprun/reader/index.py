@@ -362,7 +362,8 @@ class Index:
         kept = self.table if kept_rows is None else self.table.filter(pa.array(kept_rows))
         if not new_rows.count:
             return kept
-        return _in_run_order_table(_concat_tables(kept, _table(new_rows.columns)))
+        added = _table(new_rows.in_run_order())
+        return _in_run_order_table(_concat_tables(kept, added), len(kept))
 
     def _trust(self, name: str, mtime_ns: int, ctime_ns: int) -> bool:
         """Whether an experiment folder with these times holds no run changed since the last
@@ -611,19 +612,53 @@ def _values(array: Any, is_json: bool, data: bool) -> list[Any]:
     return [absent if v is None else v for v in array.to_pylist()]
 
 
-def _in_run_order_table(table: Any) -> Any:
+def _in_run_order_table(table: Any, first_added: int | None = None) -> Any:
     """``table`` sorted by experiment, then hash, stably, rows without them last (as
-    ``DataFrame.sort_values(..., kind="stable", na_position="last")``)."""
+    ``DataFrame.sort_values(..., kind="stable", na_position="last")``).
+
+    ``first_added``: the rows from there on were appended to rows in run order, each part
+    with its damaged rows (no experiment) last.  The added readable rows usually belong
+    after the kept ones (a new experiment, later hashes): moving the kept damaged rows
+    behind them, by slices that copy nothing, then makes a sort unneeded."""
+    import pyarrow as pa
     import pyarrow.compute as pc
 
     names = table.column_names
     if "experiment" not in names or "hash" not in names:
         return table
-    if _ordered(table.column("experiment"), table.column("hash")):
+    experiment, run_hash = table.column("experiment"), table.column("hash")
+    if _ordered(experiment, run_hash):
         return table
+    if first_added is not None:
+        valid = pc.is_valid(experiment).to_numpy(zero_copy_only=False)
+        kept_good = _leading(valid[:first_added])
+        added_good = first_added + _leading(valid[first_added:])
+        parts = [(0, kept_good), (first_added, added_good), (kept_good, first_added)]
+        parts.append((added_good, len(table)))
+        moved = pa.concat_tables([table.slice(a, b - a) for a, b in parts if b > a])
+        if _ordered_readable(moved, kept_good + added_good - first_added):
+            return moved if moved.column(0).num_chunks <= 32 else moved.combine_chunks()
     # Missing values go last by default, in every pyarrow (naming it is deprecated in 25).
     order = pc.sort_indices(table, sort_keys=[("experiment", "ascending"), ("hash", "ascending")])
     return table.take(order)
+
+
+def _leading(valid: Any) -> int:
+    """How many of ``valid``'s first values are True."""
+    import numpy as np
+
+    false = np.flatnonzero(~valid)
+    return int(false[0]) if len(false) else len(valid)
+
+
+def _ordered_readable(table: Any, readable: int) -> bool:
+    """Whether the first ``readable`` rows are in run order and none after them is readable."""
+
+    head = table.slice(0, readable)
+    tail = table.column("experiment").slice(readable)
+    if tail.null_count != len(tail):
+        return False
+    return _ordered(head.column("experiment"), head.column("hash"))
 
 
 def _positions(keys: Any, found: list[str]) -> Any:
