@@ -278,7 +278,10 @@ def test_i11_launch_path_git_state_outside_a_repository_and_broken_ones(tmp_path
         None,
     )
     write(tmp_path / "plain" / ".git", "gitdir: elsewhere\n")
-    assert assert_same_state(plain)[0]["available"] is False
+    # Not compared with the GitPython implementation here: the oldest GitPython this project
+    # allows opens such a repository and then fails on its HEAD (ValueError), the newest
+    # refuses to open it; git itself says it is no repository.
+    assert metadata.git_state(plain, [])[0]["available"] is False
     root = repo(tmp_path / "p", {"proj/a.py": "a = 1\n"})
     (root / "proj" / ".git").mkdir()
     fields, _ = assert_same_state(root / "proj")
