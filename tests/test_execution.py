@@ -191,6 +191,11 @@ def test_version_and_help_import_no_heavy_modules(project):
         "        assert e.code == 0, e.code\n"
         "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('pandas', 'hydra', 'git'))\n"
         "print('HEAVY', heavy)\n"
+        # Standard-library modules the built-in plugins use only when they act (issue 11,
+        # target 7: OpenSSL's load alone was a sixth of --help); a plain `python -c pass`
+        # imports none of them either.
+        "lazy = ('hashlib', 'subprocess', 'platform', 'datetime', 'difflib')\n"
+        "print('LAZY', sorted(m for m in lazy if m in sys.modules))\n"
     )
     import subprocess
 
@@ -200,6 +205,7 @@ def test_version_and_help_import_no_heavy_modules(project):
     assert out.returncode == 0, out.stderr
     assert "xprun 0.1.0" in out.stdout
     assert "HEAVY []" in out.stdout
+    assert "LAZY []" in out.stdout, out.stdout
 
 
 def test_experiments_sharing_a_log_folder_name_are_a_usage_error(project):

@@ -30,7 +30,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -39,6 +38,9 @@ from pathlib import Path
 from typing import Any
 
 from .cli import Command
+
+# subprocess is imported where it is used: `xprun --help` imports this module to list its
+# commands, and should not pay for it.
 
 #: Set by the tests only: after the first folder is moved into the trash, create this file
 #: and wait to be killed, so a test can kill a clean-up between its rename and its delete
@@ -502,6 +504,8 @@ def _snapshots(ctx: Context, references: References) -> list[Item]:
 
 
 def _repository(rootdir: Path) -> Path | None:
+    import subprocess
+
     try:
         top = subprocess.run(
             ["git", "rev-parse", "--show-toplevel"],
@@ -516,6 +520,8 @@ def _repository(rootdir: Path) -> Path | None:
 
 
 def _snapshot_refs(repo: Path) -> list[tuple[str, str]]:
+    import subprocess
+
     try:
         listing = subprocess.run(
             ["git", "for-each-ref", "--format=%(refname) %(objectname)", SNAPSHOT_REFS],
@@ -562,6 +568,8 @@ class Outcome:
 def carry_out(ctx: Context, items: list[Item]) -> Outcome:
     """Delete ``items`` in order; a run or a run's files found running meanwhile are kept.
     The Reader's index is refreshed at the end, so no later read shows a removed run."""
+    import subprocess
+
     from . import store, trash
 
     outcome = Outcome()

@@ -31,7 +31,6 @@ library only at the top, the Reader and pandas inside the command.
 from __future__ import annotations
 
 import argparse
-import difflib
 import json
 import math
 import posixpath
@@ -373,6 +372,8 @@ def _code_file(
         change = "added" if da is None else "deleted" if db is None else "modified"
     entry: dict[str, Any] = {"path": path, "change": change, "a": da, "b": db, "diff": None}
     if text[0] is not None and text[1] is not None:
+        import difflib
+
         entry["diff"] = "".join(
             difflib.unified_diff(
                 _lines(text[0]),

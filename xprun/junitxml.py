@@ -27,9 +27,7 @@ a reader never sees half of it.  Captured output of unsuccessful runs goes to
 from __future__ import annotations
 
 import os
-import platform
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -137,6 +135,8 @@ class JunitXml:
         self.cases[f"collection/{report.nodeid}"] = case
 
     def xprun_sessionfinish(self, session: Session, exitstatus: int) -> None:
+        import platform
+        from datetime import UTC, datetime
         from xml.etree.ElementTree import Element, ElementTree, SubElement, indent
 
         root = Element("testsuites")

@@ -34,16 +34,18 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
-import subprocess
 import sys
-import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .cli import Command
+
+# subprocess, shutil and tempfile are imported where they are used: `xprun --help` imports
+# this module to list its command, and should not pay for them.
+if TYPE_CHECKING:
+    import subprocess
 
 
 def xprun_subcommand() -> Iterable[Command]:
@@ -74,6 +76,8 @@ class Code:
 
 
 def _git(args: list[str], cwd: Path | str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    import subprocess
+
     return subprocess.run(
         ["git", *args], cwd=cwd, capture_output=True, text=True, check=False, **kwargs
     )
@@ -213,6 +217,8 @@ def _from_commit(
 def _apply(root: Path, patch: Path, record: dict[str, Any]) -> None:
     """``git apply`` in a throwaway repository of the tree (so that no enclosing repository
     decides where the paths lead)."""
+    import shutil
+
     _git(["init", "-q"], root)
     try:
         proc = _git(["apply", "--whitespace=nowarn", str(patch)], root)
@@ -653,6 +659,8 @@ def build_env(record: dict[str, Any], dest: Path) -> Path:
     reads this run directory and speaks this job spec.  Its recorded version, when it
     differs, is listed with the other packages.
     """
+    import shutil
+
     uv = shutil.which("uv")
     if uv is None:
         raise NotReproducible("--env needs uv (https://docs.astral.sh/uv/): install it first")
@@ -681,6 +689,8 @@ def _xprun_source() -> str:
 
 
 def _uv(command: list[str], what: str) -> None:
+    import subprocess
+
     proc = subprocess.run(command, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise NotReproducible(f"--env: uv could not {what}:\n{proc.stderr.strip()}")
@@ -722,6 +732,8 @@ def reproduce(
     out: Any,
     shared: Shared | None = None,
 ) -> Outcome:
+    import subprocess
+
     from .reader.files import Damage, read_json, read_yaml
 
     try:
@@ -877,6 +889,9 @@ def _recorded_status(run_dir: Path) -> Any:
 
 
 def main(argv: list[str]) -> int:
+    import shutil
+    import tempfile
+
     from .errors import ExitCode, UsageError
     from .runref import RunResolver, default_log_dir
 

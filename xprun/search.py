@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import json
 import sys
 import time
@@ -441,6 +440,8 @@ def _derived_seed(seed: int | None, told: int, repeats: int) -> int | None:
     repeated since), so the same history gets the same proposal whatever asked before."""
     if seed is None:
         return None
+    import hashlib  # here, not at the top: OpenSSL's load is a sixth of `xprun --help`
+
     text = f"{seed}:{told}:{repeats}".encode()
     return int.from_bytes(hashlib.sha256(text).digest()[:4], "big") & 0x7FFFFFFF
 
