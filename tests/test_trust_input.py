@@ -247,11 +247,13 @@ def _log_dir_case(project: Project, kind: str) -> tuple[str, Path | None]:
     if kind == "file-parent":
         project.write("notadir", "x\n")
         return "notadir/logs", None
+    if kind == "proc":  # a folder that refuses new entries whatever its permissions say
+        return "/proc/xprun-logs", None
     raise AssertionError(kind)
 
 
 @pytest.mark.parametrize(
-    "kind", ["file", "devnull", "loop", "loop-parent", "dangling", "file-parent"]
+    "kind", ["file", "devnull", "loop", "loop-parent", "dangling", "file-parent", "proc"]
 )
 @pytest.mark.parametrize("where", ["option", "setting"])
 def test_i9_06_bad_log_dir_is_a_usage_error_with_nothing_created(project, kind, where):
@@ -268,6 +270,17 @@ def test_i9_06_bad_log_dir_is_a_usage_error_with_nothing_created(project, kind, 
     assert sorted(os.listdir(project.root)) == before
     if must_not_exist is not None:
         assert not os.path.lexists(must_not_exist)
+
+
+def test_i9_06_the_log_dir_check_leaves_no_folder_behind(project):
+    """The check makes the first missing folder of a new log directory to see that it can,
+    and removes it: a launch that stops before any run leaves the project as it was."""
+    project.write("xp_a.py", "def xp_a(:\n    pass\n")  # a syntax error: collection fails
+    before = sorted(os.listdir(project.root))
+    result = project.run("--log-dir", "new/nested/logs")
+    assert result.returncode not in (0, 4), result.output
+    assert "xp_a.py" in result.output
+    assert sorted(os.listdir(project.root)) == before
 
 
 def _without_root_privileges() -> list[str]:

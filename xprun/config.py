@@ -16,6 +16,7 @@ implementation with or without ``@xprun.hookimpl``, and one that matches no hook
 from __future__ import annotations
 
 import argparse
+import contextlib
 import difflib
 import importlib
 import inspect
@@ -362,6 +363,20 @@ def check_log_dir(path: Path, source: str, writable: bool) -> Path:
         fail(f"the name {too_long[0][:40]}... is longer than the file system allows ({limit})")
     if writable and not os.access(existing, os.W_OK | os.X_OK):
         fail(f"{where} is not writable by this user")
+    if writable and existing != path:
+        # Permissions are not all: a folder may refuse new entries whatever they say (/proc,
+        # a read-only mount seen by root).  The first missing folder is made and removed
+        # again, so the check leaves nothing behind.
+        probe = existing / path.relative_to(existing).parts[0]
+        try:
+            os.mkdir(probe)
+        except FileExistsError:
+            pass  # made meanwhile (another launcher): it exists, as it should
+        except OSError as exc:
+            fail(f"{probe} cannot be created ({exc.strerror or exc})")
+        else:
+            with contextlib.suppress(OSError):
+                os.rmdir(probe)
     try:
         return path.resolve()
     except (OSError, RuntimeError) as exc:  # a loop that appeared meanwhile
