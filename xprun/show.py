@@ -92,7 +92,8 @@ def open_runs(args: argparse.Namespace) -> Any:
 
 
 def _split_keys(values: list[str]) -> list[str]:
-    return [k.strip() for value in values for k in value.split(",") if k.strip()]
+    """The keys of repeated or comma-separated options, each once, in the order given."""
+    return list(dict.fromkeys(k.strip() for value in values for k in value.split(",") if k.strip()))
 
 
 def _default_columns(frame: Any) -> list[str]:

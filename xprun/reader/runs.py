@@ -125,7 +125,7 @@ class Runs:
         ``.agg(name=(column, function), ...)`` as pandas' named aggregation."""
         if not keys:
             raise ValueError("groupby needs at least one key, e.g. groupby('config.optimizer')")
-        return GroupBy(self, keys, dropna)
+        return GroupBy(self, tuple(dict.fromkeys(keys)), dropna)  # a key given twice: once
 
     @property
     def columns(self) -> list[str]:
