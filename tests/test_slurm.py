@@ -189,6 +189,12 @@ def test_arrays_beyond_max_array_size_are_split_and_wait_reports_the_outcome(slu
     assert "12 submitted" in result.stdout
     assert "11 complete" in result.stdout and "1 failed" in result.stdout
     assert "ValueError: eleven" in result.stdout
+    # The submission's and the queue's lines (on stderr) interrupt the letters: each line of
+    # letters ends first, and the results start a line of their own, named.
+    letters = [
+        line.split()[1] for line in result.stdout.splitlines() if line.startswith("xp_split.py")
+    ]
+    assert letters[0] == "S" * 12 and sorted(letters[1]) == sorted("." * 11 + "F"), letters
     (job,) = job_records(project)
     assert len(job["job_ids"]) == 3  # 5 + 5 + 2
     offsets = sorted(int(r["job"]["SLURM_ARRAY_TASK_ID"]) for r in project.records())

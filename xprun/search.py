@@ -45,7 +45,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -741,7 +740,9 @@ class _SearchLoop:
     exhausted = False
 
     def _say(self, text: str) -> None:
-        sys.stderr.write(f"search: {text}\n")
+        from .terminal import write_message
+
+        write_message(self.session.config, f"search: {text}")
 
     def run(self) -> None:
         session = self.session

@@ -284,6 +284,13 @@ class TerminalReporter:
         total = len(self.session.runs) if self.session is not None else 0
         return f"[{100 * self._done // total if total else 100:3d}%]"
 
+    def ensure_newline(self) -> None:
+        """End the line of letters begun (with its percentage), so that what another part
+        writes next starts a line of its own (pytest's ``ensure_newline``); the next letters
+        start a new line, with their experiment's name."""
+        self._end_line()
+        self.flush()
+
     def _end_line(self) -> None:
         if self._line_experiment is None:
             return
@@ -412,6 +419,15 @@ class TerminalReporter:
 
 def _plural(count: int, noun: str) -> str:
     return f"{count} {noun}{'s' * (count != 1)}"
+
+
+def write_message(config: Config, text: str) -> None:
+    """``text`` on stderr, on a line of its own: a scheduler's or the search's word between
+    the letters of the runs (the terminal reporter's line is ended first, if there is one)."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.ensure_newline()
+    sys.stderr.write(text.rstrip("\n") + "\n")
 
 
 @hookimpl

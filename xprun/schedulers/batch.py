@@ -28,6 +28,7 @@ from ..declare import RESOURCE_KEYS
 from ..errors import UsageError
 from ..jobs import new_job_dir, record_submission, write_spec
 from ..states import Status
+from ..terminal import write_message
 from . import pending
 
 if TYPE_CHECKING:
@@ -197,7 +198,9 @@ class BatchScheduler:
         try:
             live = set(self.ask_queue(sorted(wanted)))
         except QueueUnreachable as exc:  # submit: claims keep each run single
-            sys.stderr.write(f"warning: cannot tell which runs are still queued: {exc}\n")
+            write_message(
+                session.config, f"warning: cannot tell which runs are still queued: {exc}"
+            )
             return runs
         live_jobs = {task.split("_")[0] for task in live}
         todo = []
@@ -238,9 +241,10 @@ class BatchScheduler:
                 where = task["task_id"] or ", ".join(job_ids)
                 report = reports.RunReport(run, Status.SUBMITTED, longrepr=f"job {where}")
                 hook.xprun_run_logreport(report=report)
-        sys.stderr.write(
+        write_message(
+            session.config,
             f"submitted {len(todo)} run{'s' * (len(todo) != 1)} to {self.name} as "
-            f"{', '.join(all_jobs)}; follow them with: xprun status\n"
+            f"{', '.join(all_jobs)}; follow them with: xprun status",
         )
         if session.config.option.wait:
             self.wait(session, all_jobs, todo)
@@ -259,7 +263,7 @@ class BatchScheduler:
             done = sum(1 for r in runs if session.run_state(r).complete)
             line = f"{self.name}: {queued} queued, {running} running, {done}/{len(runs)} complete"
             if line != last:
-                sys.stderr.write(line + "\n")
+                write_message(session.config, line)
                 last = line
             if not states:
                 break
