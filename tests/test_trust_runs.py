@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import subprocess
+import time
 import uuid
 from pathlib import Path
 
@@ -227,13 +228,25 @@ def test_i8_11_a_heartbeat_that_cannot_be_written_is_a_lost_claim(tmp_path):
     # A heartbeat failing with EIO or ESTALE (an NFS server gone) cannot be provoked on a
     # local disk; a claim replaced by a symbolic link loop makes utime fail with ELOOP.
     run_dir = tmp_path / "xp" / "abc"
-    acquired = store.acquire(run_dir, store.FsClock(tmp_path), store.Heartbeat(0.5, 3.0))
+    heartbeat = store.Heartbeat(0.5, 0.6)
+    acquired = store.acquire(run_dir, store.FsClock(tmp_path), heartbeat)
     claim = acquired.claim
     assert claim is not None and claim.holds()
     claim.path.unlink()
     os.symlink(claim.path.name, claim.path)
-    claim.touch()  # never raises (the ticker would drop it silently): the claim is lost
-    assert claim.lost and not claim.holds()
+    claim.touch()  # never raises (the ticker would drop it silently)
+    # Within its patience (half the stale timeout) the heartbeat is tried again, but the
+    # decisive check already fails: the claim no longer carries the owner's token.
+    assert not claim.holds() and claim.lost
+    # A heartbeat failing past its patience is a lost claim by itself (the file is fine now).
+    acquired = store.acquire(tmp_path / "xp" / "def", store.FsClock(tmp_path), heartbeat)
+    claim = acquired.claim
+    assert claim is not None and claim.patience == heartbeat.timeout / 2
+    claim.path.unlink()
+    os.symlink(claim.path.name, claim.path)
+    time.sleep(claim.patience)
+    claim.touch()
+    assert claim.lost and isinstance(claim.heartbeat_error, OSError)
 
 
 # -- item 12: the decisive records are fsynced -------------------------------------------------

@@ -52,6 +52,7 @@ TESTS: dict[str, list[str]] = {
         "tests/test_i11_run_path.py",
         "tests/test_inprocess_faults.py",
         "tests/test_trust_runs.py",
+        "tests/test_heartbeat_patience.py",
     ],
     "xprun.runner": [
         "tests/test_mutation_runner.py",
@@ -130,9 +131,6 @@ EQUIVALENT: dict[tuple[str, str], str] = {
     ("xprun.store", "_claim_number: 1 -> 2 #2"): (
         "-2 for a name that is no claim: its callers only compare it with 0 and with attempts >= 1"
     ),
-    ("xprun.store", "_record_complete: 0 -> 1"): (
-        "the default attempt of a record without one only feeds the check, which 0 and 1 pass"
-    ),
     ("xprun.store", "read_record: 0 -> 1"): (
         "the default attempt of a record without one only feeds the check, which 0 and 1 pass"
     ),
@@ -152,7 +150,6 @@ EQUIVALENT: dict[tuple[str, str], str] = {
     ),
     ("xprun.store", "fsync_dir: 0 -> 1"): "O_DIRECTORY exists on Linux: the default is unused",
     ("xprun.store", "read_regular: 1 -> 2"): "the size of the chunks read: same bytes",
-    ("xprun.store", "read_regular: 20 -> 21"): "the size of the chunks read: same bytes",
     ("xprun.store", "Heartbeat: True -> False"): _FROZEN,
     ("xprun.runner", "xprun_run_protocol: True -> False"): _LAST_ANYWAY,
     (

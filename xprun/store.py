@@ -31,7 +31,10 @@ stale once it is older than the heartbeat interval.
 stall) loses its claim to another launcher.  Before it records anything that decides the run
 (its outcome, its final record) the owner checks ``Claim.holds()``: its own claim file is still
 the newest one and still carries its token.  Otherwise it writes nothing over the new owner's
-run.  A heartbeat that cannot be written marks the claim lost, too.
+run.  A heartbeat that keeps failing marks the claim lost, too: once no touch has succeeded
+for half the stale timeout (``Claim.patience``), well before any other launcher may take the
+run over, so a moment's failure (an NFS server that restarts) costs nothing, and a lasting one
+stops the owner before another can start.  A claim found removed is lost at once.
 
 **Atomic, durable files.**  Every file a reader may look at is written to a temporary name and
 renamed into place, so no reader ever sees half of it.  The records that decide a run (the
@@ -432,6 +435,14 @@ class Claim:
         self.lost = False
         #: Why the heartbeat stopped, if it did: the error of the touch that failed.
         self.heartbeat_error: OSError | None = None
+        #: Seconds a heartbeat may keep failing before the claim counts as lost (0: at the
+        #: first failure).  ``acquire`` sets half the stale timeout: others take a run over
+        #: only once its claim is a whole timeout old.
+        self.patience = 0.0
+        # When the last touch that succeeded began (monotonic): the claim's mtime is no
+        # older than that, whatever the touch's own delay.
+        self._beat = time.monotonic()
+        self._failing = False  # a failure was reported, and no touch succeeded since
         self._owner = b""  # the owner record as written: what ``holds`` reads back
 
     @property
@@ -487,23 +498,37 @@ class Claim:
         return True
 
     def touch(self) -> None:
-        """The heartbeat.  A claim that vanished (taken over) or cannot be touched is lost.
+        """The heartbeat.  A claim that vanished (taken over) is lost; one that cannot be
+        touched is lost once no touch has succeeded for ``patience`` seconds.
 
-        Never raises: a heartbeat that fails is a lost claim, which the owner checks before
-        recording anything (see ``holds``), not a background job silently dropped.
+        Never raises: a heartbeat that fails for good is a lost claim, which the owner checks
+        before recording anything (see ``holds``), not a background job silently dropped.
         """
         if self.lost:
             return
+        began = time.monotonic()
         try:
             os.utime(self._path)
         except OSError as exc:
-            self.lost = True
-            self.heartbeat_error = exc
-            ticker.report(  # from the ticker's thread: said now, and again in the run's report
-                f"heartbeat of {self.run_dir} failed ({exc}): its claim counts as lost, so "
-                "this attempt records neither its outcome nor its final status",
-                self.run_dir,
-            )
+            failing_for = began - self._beat
+            if isinstance(exc, FileNotFoundError) or failing_for >= self.patience:
+                self.lost = True
+                self.heartbeat_error = exc
+                ticker.report(  # from the ticker's thread: said now, and in the run's report
+                    f"heartbeat of {self.run_dir} failed ({exc}): its claim counts as lost, so "
+                    "this attempt records neither its outcome nor its final status",
+                    self.run_dir,
+                )
+            elif not self._failing:
+                self._failing = True
+                ticker.report(
+                    f"heartbeat of {self.run_dir} failed ({exc}); trying again: its claim "
+                    f"counts as lost if none succeeds within {self.patience - failing_for:.0f} s",
+                    self.run_dir,
+                )
+        else:
+            self._beat = began
+            self._failing = False
 
     def holds(self) -> bool:
         """Whether this process still owns the run: its claim file is the newest one and
@@ -617,6 +642,7 @@ def acquire(run_dir: Path, clock: FsClock, heartbeat: Heartbeat) -> Acquired:
         claim = Claim.try_create(run_dir, attempt)
         if claim is None:
             continue  # another process took this attempt first: look again
+        claim.patience = heartbeat.timeout / 2
         for stale in claims:
             try:
                 stale.path.unlink(missing_ok=True)
