@@ -1,5 +1,6 @@
 """The Reader's index at scale (issue 11, target 6): what a refresh must see whatever shortcut
-it takes, how many runs it reads, and that the threaded cold read gives the serial one's frame.
+it takes and how many runs it reads (the cold read with its prefetching helper:
+tests/test_i11_reader_cold.py).
 
 Behaviour only; the figures are in benchmarks/bench_reader.py.
 """
@@ -9,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import threading
 import time
 import warnings
 
@@ -138,32 +138,6 @@ def test_i11_reader_scale_an_unchanged_index_reads_no_run(sweep, reads):
     again = _frame(sweep)
     pd.testing.assert_frame_equal(first, again)
     assert reads == []
-
-
-def test_i11_reader_scale_threaded_read_equals_the_serial_one(sweep, monkeypatch):
-    """Many runs are read by threads, chunk by chunk; the frame, its order and the runs
-    skipped (with their reasons) are those of the one-by-one read.  The thresholds are
-    lowered in-process: reaching the real ones takes hundreds of runs."""
-    broken = sweep.run_dirs()[4]
-    (broken / "run.json").write_text('{"format": 1, "hash"')
-    index_dir = sweep.log_dir / ".xprun-index"
-
-    def read(threaded: bool):
-        shutil.rmtree(index_dir, ignore_errors=True)
-        monkeypatch.setattr(index_module, "_THREADED_FROM", 1 if threaded else 10**9)
-        monkeypatch.setattr(index_module, "_CHUNK", 2)
-        reader = xprun.Reader(sweep.log_dir, warn=False)
-        return reader.to_pandas(), [(s.path, s.reason) for s in reader.skipped]
-
-    threads_before = {t.name for t in threading.enumerate()}
-    serial, serial_skipped = read(False)
-    threaded, threaded_skipped = read(True)
-    pd.testing.assert_frame_equal(serial, threaded)
-    assert len(serial) == 5 and list(serial["hash"]) == sorted(serial["hash"])
-    assert serial_skipped == threaded_skipped and serial_skipped[0][0] == broken
-    assert "run.json" in serial_skipped[0][1]
-    names = {t.name for t in threading.enumerate()} - threads_before
-    assert not any(n.startswith("xprun-reader") for n in names)  # the pool is gone
 
 
 def test_i11_reader_scale_scan_names_broken_links_and_ignores_files(sweep, tmp_path):

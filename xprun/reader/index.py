@@ -400,30 +400,28 @@ class Index:
 
     @staticmethod
     def _read_rows(found: Found, positions: list[int], rows: Columns) -> None:
-        """Read the runs at ``positions`` of a scan into ``rows``, in that order.
+        """Read the runs at ``positions`` of a scan into ``rows``, in that order, in this
+        thread (threads that parse contend for Python's lock: on a warm page cache 8 of them
+        were 2.3 times slower than one).
 
-        Many runs are read by a few threads, chunk by chunk: on a cold page cache each run
-        is three small reads that wait on the disk, and waits overlap across threads (the
-        GIL is released in every system call).  At most a few chunks are read ahead of the
-        one being stored, so memory stays bounded whatever the number of runs."""
-        if len(positions) < _THREADED_FROM:
+        Many runs are read with a helper process running ahead (:mod:`.prefetch`): it is
+        sent the run folders of the next few chunks, and asks the kernel to read their
+        files in while this thread parses, so a cold page cache's waits overlap.  It is
+        never waited for and the rows do not depend on it."""
+        if len(positions) < _PREFETCH_FROM:
             for row in _read_chunk(found, positions):
                 rows.add(row)
             return
-        from collections import deque
-        from concurrent.futures import ThreadPoolExecutor
+        from .prefetch import Prefetcher
 
         chunks = [positions[i : i + _CHUNK] for i in range(0, len(positions), _CHUNK)]
-        ahead = 2 * _THREADS
-        upcoming = iter(chunks[ahead:])
-        with ThreadPoolExecutor(_THREADS, thread_name_prefix="xprun-reader") as pool:
-            pending = deque(pool.submit(_read_chunk, found, c) for c in chunks[:ahead])
-            while pending:
-                done = pending.popleft()
-                following = next(upcoming, None)
-                if following is not None:
-                    pending.append(pool.submit(_read_chunk, found, following))
-                for row in done.result():  # in order: chunk by chunk, as submitted
+        with Prefetcher() as helper:
+            for chunk in chunks[:_AHEAD]:
+                helper.send(_folders_to_read(found, chunk))
+            for n, chunk in enumerate(chunks):
+                if n + _AHEAD < len(chunks):
+                    helper.send(_folders_to_read(found, chunks[n + _AHEAD]))
+                for row in _read_chunk(found, chunk):
                     rows.add(row)
 
     def skipped(self) -> list[Skipped]:
@@ -437,10 +435,17 @@ class Index:
         return [Skipped(Path(p), r) for p, r in zip(rows["path"], rows["_skip"], strict=True)]
 
 
-#: Runs read by threads from this many on, in chunks of ``_CHUNK``, by ``_THREADS`` threads.
-_THREADED_FROM = 512
+#: Runs read with the prefetching helper from this many on, in chunks of ``_CHUNK`` runs,
+#: the helper sent ``_AHEAD`` chunks ahead of the one being read.
+_PREFETCH_FROM = 1024
 _CHUNK = 256
-_THREADS = 8
+_AHEAD = 32
+
+
+def _folders_to_read(found: Found, positions: list[int]) -> list[str]:
+    """The run folders at ``positions`` of a scan that will be read (not the damaged ones)."""
+    damage, keys, paths = found.damage, found.keys, found.paths
+    return [paths[n] for n in positions if keys[n] not in damage]
 
 
 def _read_chunk(found: Found, positions: list[int]) -> list[dict[str, Any]]:

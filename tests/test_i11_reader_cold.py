@@ -1,0 +1,214 @@
+"""The Reader's cold index (issue 11, target 6): many runs are read by one thread while a
+helper process (xprun/reader/prefetch.py) asks the kernel to read their files in ahead of it.
+
+What must hold whatever the helper does: the rows, their order and the runs skipped (with
+their reasons) are those of a read without it; a helper that cannot start, dies, never reads
+or is sent a folder deleted meanwhile changes nothing; the helper is gone when the read is
+done; it opens nothing a run folder could turn against it (a FIFO, a link out).  The
+thresholds are lowered in-process: reaching the real ones takes over a thousand runs.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import threading
+
+import pandas as pd
+import pytest
+
+import xprun
+import xprun.reader.index as index_module
+import xprun.reader.prefetch as prefetch
+
+SWEEP = """
+import xprun
+
+@xprun.grid(seed=list(range(9)))
+def xp_cold(config):
+    if config.seed == 7:
+        raise ValueError("seven")
+    return {"score": config.seed * 10}
+"""
+
+
+@pytest.fixture
+def sweep(project):
+    project.write("xp_cold.py", SWEEP)
+    result = project.run("-q")
+    assert result.returncode == 1, result.output  # one run fails, on purpose
+    broken = project.run_dirs()[4]
+    (broken / "run.json").write_text('{"format": 1, "hash"')
+    return project
+
+
+@pytest.fixture
+def helpers(monkeypatch):
+    """The helpers started, as (Prefetcher, its process) when closed, and the folders sent."""
+    closed: list[tuple[prefetch.Prefetcher, object]] = []
+    sent: list[str] = []
+    real_close, real_send = prefetch.Prefetcher.close, prefetch.Prefetcher.send
+
+    def close(self):
+        closed.append((self, self._process))
+        real_close(self)
+
+    def send(self, folders):
+        sent.extend(folders)
+        real_send(self, folders)
+
+    monkeypatch.setattr(prefetch.Prefetcher, "close", close)
+    monkeypatch.setattr(prefetch.Prefetcher, "send", send)
+    return closed, sent
+
+
+def _read(project, monkeypatch, prefetched: bool):
+    """A cold index of the project's runs, with the helper from the first run on (chunks of
+    2, one chunk ahead) or without it."""
+    shutil.rmtree(project.log_dir / ".xprun-index", ignore_errors=True)
+    monkeypatch.setattr(index_module, "_PREFETCH_FROM", 1 if prefetched else 10**9)
+    monkeypatch.setattr(index_module, "_CHUNK", 2)
+    monkeypatch.setattr(index_module, "_AHEAD", 1)
+    reader = xprun.Reader(project.log_dir, warn=False)
+    return reader.to_pandas(), [(s.path, s.reason) for s in reader.skipped]
+
+
+def test_i11_reader_cold_prefetched_read_equals_the_serial_one(sweep, monkeypatch, helpers):
+    closed, sent = helpers
+    threads_before = set(threading.enumerate())
+    serial, serial_skipped = _read(sweep, monkeypatch, prefetched=False)
+    assert closed == [] and sent == []
+    prefetched, prefetched_skipped = _read(sweep, monkeypatch, prefetched=True)
+    pd.testing.assert_frame_equal(serial, prefetched)
+    assert len(serial) == 8 and list(serial["hash"]) == sorted(serial["hash"])
+    assert sorted(serial["status"]) == ["complete"] * 7 + ["failed"]
+    assert serial_skipped == prefetched_skipped
+    assert [p for p, _ in serial_skipped] == [sweep.run_dirs()[4]]
+    assert "run.json" in serial_skipped[0][1]
+    # The helper was sent every run folder once, in scan order, and is gone.
+    assert sorted(sent) == sorted(str(p) for p in sweep.run_dirs())
+    assert len(closed) == 1
+    helper, process = closed[0]
+    assert process is not None and process.poll() is not None
+    assert helper._process is None
+    assert set(threading.enumerate()) <= threads_before  # the read starts no thread
+
+
+def test_i11_reader_cold_damaged_entries_are_not_sent(sweep, monkeypatch, helpers, tmp_path):
+    """A link to nothing is damage found by the scan: the helper is not sent it."""
+    folder = sweep.run_dirs()[0].parent
+    os.symlink(tmp_path / "nowhere", folder / ("a" * 32))
+    _, sent = helpers
+    _, skipped = _read(sweep, monkeypatch, prefetched=True)
+    assert str(folder / ("a" * 32)) in [str(p) for p, _ in skipped]
+    assert sorted(sent) == sorted(str(p) for p in sweep.run_dirs())
+
+
+BROKEN_HELPERS = {
+    "cannot start": ["/nonexistent/python"],
+    "exits at once": [sys.executable, "-c", "pass"],
+    "never reads": [sys.executable, "-c", "import time; time.sleep(600)"],
+    "fails on its input": [sys.executable, "-c", "import sys; sys.stdin.read(1); 1 / 0"],
+}
+
+
+@pytest.mark.parametrize("kind", list(BROKEN_HELPERS))
+def test_i11_reader_cold_a_helper_that_fails_changes_nothing(sweep, monkeypatch, helpers, kind):
+    closed, sent = helpers
+    serial = _read(sweep, monkeypatch, prefetched=False)
+    monkeypatch.setattr(prefetch, "command", lambda: BROKEN_HELPERS[kind])
+    _equal(serial, _read(sweep, monkeypatch, prefetched=True))
+    assert sent and closed
+    for _, process in closed:  # every helper started is gone
+        assert process is None or process.poll() is not None
+
+
+def _equal(one, other) -> bool:
+    pd.testing.assert_frame_equal(one[0], other[0])
+    assert one[1] == other[1]
+    return True
+
+
+def test_i11_reader_cold_a_full_pipe_leaves_folders_out_without_waiting(tmp_path, monkeypatch):
+    """A helper that never reads fills the pipe: sending more returns at once (the rest is
+    left out) instead of blocking the Reader.  The send runs in a thread only so that a
+    blocking send fails the test instead of hanging it."""
+    monkeypatch.setattr(prefetch, "command", BROKEN_HELPERS["never reads"].copy)
+    folders = [str(tmp_path / f"{n:032x}") for n in range(100_000)]  # ~5 MB of lines
+    helper = prefetch.Prefetcher()
+    process = helper._process
+    sending = threading.Thread(target=lambda: [helper.send(folders) for _ in range(3)])
+    sending.start()
+    sending.join(60)
+    blocked = sending.is_alive()
+    helper.close()
+    sending.join()
+    assert not blocked
+    assert process.poll() is not None
+    helper.send(folders)  # closed: does nothing
+
+
+def test_i11_reader_cold_a_run_deleted_between_prefetch_and_read(sweep, monkeypatch):
+    """The helper has warmed a run's folder, then the run is deleted before it is read: the
+    read says so as a read without the helper does when a run is deleted after the scan
+    (it is damage for this read; the next refresh drops it).  Warmed in-process so that the
+    deletion surely comes after the warming (the helper's timing cannot be controlled)."""
+    victim = sweep.run_dirs()[2]
+    real_scan, real_send = index_module.scan, prefetch.Prefetcher.send
+
+    def scan_then_delete(*args, **kwargs):
+        found = real_scan(*args, **kwargs)
+        shutil.rmtree(victim, ignore_errors=True)
+        return found
+
+    saved = shutil.copytree(victim, sweep.root / "saved")
+    monkeypatch.setattr(index_module, "scan", scan_then_delete)
+    serial = _read(sweep, monkeypatch, prefetched=False)
+    shutil.copytree(saved, victim)
+    monkeypatch.setattr(index_module, "scan", real_scan)
+
+    def warm_then_delete(self, folders):
+        real_send(self, folders)
+        for folder in folders:
+            prefetch.warm(os.fsencode(folder))
+            if folder == str(victim):
+                shutil.rmtree(victim)
+
+    monkeypatch.setattr(prefetch.Prefetcher, "send", warm_then_delete)
+    prefetched = _read(sweep, monkeypatch, prefetched=True)
+    assert not victim.exists()
+    _equal(serial, prefetched)
+    assert (victim, "run.json is missing") in serial[1]
+    monkeypatch.undo()
+    reader = xprun.Reader(sweep.log_dir, warn=False)  # the next refresh: the run is gone
+    assert victim.name not in list(reader.to_pandas()["hash"])
+    assert victim not in [s.path for s in reader.skipped]
+
+
+def test_i11_reader_cold_the_helper_opens_no_fifo_and_follows_no_link(tmp_path):
+    """The helper run as it is started, on folders whose files are a FIFO (opening one for
+    reading would wait for a writer forever), links out of the folder, a directory, and on
+    names that are no folder at all: it opens none of them for reading, and ends when its
+    input does."""
+    good = tmp_path / "good"
+    good.mkdir()
+    (good / "run.json").write_text("{}")
+    fifo = tmp_path / "fifo"
+    fifo.mkdir()
+    os.mkfifo(fifo / "run.json")
+    os.mkfifo(fifo / "config.yaml")
+    linked = tmp_path / "linked"
+    linked.mkdir()
+    os.symlink(fifo / "run.json", linked / "run.json")
+    os.symlink("/dev/zero", linked / "config.yaml")
+    (linked / "outcome.json").mkdir()
+    (tmp_path / "file").write_text("not a folder")
+    names = [good, fifo, linked, tmp_path / "file", tmp_path / "missing", "relative\\0name"]
+    lines = "".join(f"{n}\n" for n in names).encode()
+    # A FIFO opened for reading would block until a writer comes: none ever does, so a helper
+    # that opened one without O_NONBLOCK would never end.
+    done = subprocess.run(prefetch.command(), input=lines, capture_output=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == b"" and done.stderr == b""
