@@ -65,12 +65,13 @@ def helpers(monkeypatch):
 
 
 def _read(project, monkeypatch, prefetched: bool):
-    """A cold index of the project's runs, with the helper from the first run on (chunks of
-    2, one chunk ahead) or without it."""
+    """A cold index of the project's runs, with the helper started after the first chunk
+    (chunks of 2 runs, each counted as read from the disk, one chunk ahead) or without it."""
     shutil.rmtree(project.log_dir / ".xprun-index", ignore_errors=True)
     monkeypatch.setattr(index_module, "_PREFETCH_FROM", 1 if prefetched else 10**9)
     monkeypatch.setattr(index_module, "_CHUNK", 2)
     monkeypatch.setattr(index_module, "_AHEAD", 1)
+    monkeypatch.setattr(index_module, "_COLD_BLOCKS", -1)
     reader = xprun.Reader(project.log_dir, warn=False)
     return reader.to_pandas(), [(s.path, s.reason) for s in reader.skipped]
 
@@ -87,8 +88,9 @@ def test_i11_reader_cold_prefetched_read_equals_the_serial_one(sweep, monkeypatc
     assert serial_skipped == prefetched_skipped
     assert [p for p, _ in serial_skipped] == [sweep.run_dirs()[4]]
     assert "run.json" in serial_skipped[0][1]
-    # The helper was sent every run folder once, in scan order, and is gone.
-    assert sorted(sent) == sorted(str(p) for p in sweep.run_dirs())
+    # The helper was sent every run folder once, in scan order, from the chunk after the
+    # one that started it (the first), and is gone.
+    assert sent == index_module.scan(sweep.log_dir).paths[2:]
     assert len(closed) == 1
     helper, process = closed[0]
     assert process is not None and process.poll() is not None
@@ -102,8 +104,11 @@ def test_i11_reader_cold_damaged_entries_are_not_sent(sweep, monkeypatch, helper
     os.symlink(tmp_path / "nowhere", folder / ("a" * 32))
     _, sent = helpers
     _, skipped = _read(sweep, monkeypatch, prefetched=True)
-    assert str(folder / ("a" * 32)) in [str(p) for p, _ in skipped]
-    assert sorted(sent) == sorted(str(p) for p in sweep.run_dirs())
+    link = str(folder / ("a" * 32))
+    assert link in [str(p) for p, _ in skipped]
+    paths = index_module.scan(sweep.log_dir).paths
+    assert link in paths and len(paths) == 10
+    assert sent == [p for p in paths[2:] if p != link]
 
 
 BROKEN_HELPERS = {
@@ -212,3 +217,61 @@ def test_i11_reader_cold_the_helper_opens_no_fifo_and_follows_no_link(tmp_path):
     done = subprocess.run(prefetch.command(), input=lines, capture_output=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout == b"" and done.stderr == b""
+
+
+@pytest.mark.parametrize("threshold, started", [(9, True), (10, False)])
+def test_i11_reader_cold_the_helper_starts_from_the_threshold(
+    sweep, monkeypatch, helpers, threshold, started
+):
+    """The helper is started for ``_PREFETCH_FROM`` runs to read or more (9 here: the damaged run is read too), never for
+    fewer: it costs a process start, which a small read does not repay."""
+    closed, sent = helpers
+    shutil.rmtree(sweep.log_dir / ".xprun-index", ignore_errors=True)
+    monkeypatch.setattr(index_module, "_PREFETCH_FROM", threshold)
+    monkeypatch.setattr(index_module, "_COLD_BLOCKS", -1)
+    monkeypatch.setattr(index_module, "_CHUNK", 2)
+    assert len(xprun.Reader(sweep.log_dir, warn=False)) == 8
+    assert bool(closed) == started and bool(sent) == started
+
+
+def _on_tmpfs(path) -> bool:
+    """Whether ``path`` is on a file system held in memory (no disk to read from)."""
+    best, kind = "", ""
+    with open("/proc/mounts") as mounts:
+        for line in mounts:
+            _, point, fs_type, *_ = line.split()
+            if str(path).startswith(point.rstrip("/") + "/") and len(point) > len(best):
+                best, kind = point, fs_type
+    return kind in ("tmpfs", "ramfs")
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/mounts"), reason="Linux's page cache")
+def test_i11_reader_cold_the_helper_starts_only_when_runs_come_from_the_disk(
+    sweep, monkeypatch, helpers
+):
+    """Read from the page cache, no helper is started (it would only cost CPU); once the
+    run files are dropped from the cache (written out, then ``POSIX_FADV_DONTNEED``), the
+    first chunk reads from the disk and the helper is started for the others."""
+    if _on_tmpfs(sweep.log_dir):
+        pytest.skip("the log directory is in memory: nothing is read from a disk")
+    closed, sent = helpers
+    monkeypatch.setattr(index_module, "_CHUNK", 2)
+    monkeypatch.setattr(index_module, "_AHEAD", 1)
+    monkeypatch.setattr(index_module, "_PREFETCH_FROM", 10**9)
+    len(xprun.Reader(sweep.log_dir, warn=False))  # every file in the cache, every import done
+    monkeypatch.setattr(index_module, "_PREFETCH_FROM", 1)
+    shutil.rmtree(sweep.log_dir / ".xprun-index")
+    warm = xprun.Reader(sweep.log_dir, warn=False).to_pandas()
+    assert closed == [] and sent == []
+    for run_dir in sweep.run_dirs():
+        for name in prefetch.FILES:
+            if not (run_dir / name).exists():  # the failed run has no outcome
+                continue
+            with open(run_dir / name, "rb") as file:
+                os.fsync(file.fileno())
+                os.posix_fadvise(file.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+    shutil.rmtree(sweep.log_dir / ".xprun-index")
+    cold = xprun.Reader(sweep.log_dir, warn=False).to_pandas()
+    pd.testing.assert_frame_equal(warm, cold)
+    assert len(closed) == 1
+    assert sent == index_module.scan(sweep.log_dir).paths[2:]

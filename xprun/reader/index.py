@@ -404,25 +404,35 @@ class Index:
         thread (threads that parse contend for Python's lock: on a warm page cache 8 of them
         were 2.3 times slower than one).
 
-        Many runs are read with a helper process running ahead (:mod:`.prefetch`): it is
-        sent the run folders of the next few chunks, and asks the kernel to read their
-        files in while this thread parses, so a cold page cache's waits overlap.  It is
-        never waited for and the rows do not depend on it."""
+        Many runs are read chunk by chunk; once a chunk had to be read from the disk (a cold
+        page cache, as the kernel counts this thread's reads), a helper process runs ahead
+        (:mod:`.prefetch`): it is sent the run folders of the next ``_AHEAD`` chunks and
+        asks the kernel to read their files in while this thread parses, so the disk's
+        waits overlap.  On a warm cache it is never started (it would only cost CPU).  It
+        is never waited for, and the rows do not depend on it."""
         if len(positions) < _PREFETCH_FROM:
             for row in _read_chunk(found, positions):
                 rows.add(row)
             return
-        from .prefetch import Prefetcher
+        from .prefetch import Prefetcher, blocks_read
 
         chunks = [positions[i : i + _CHUNK] for i in range(0, len(positions), _CHUNK)]
-        with Prefetcher() as helper:
-            for chunk in chunks[:_AHEAD]:
-                helper.send(_folders_to_read(found, chunk))
+        helper: Prefetcher | None = None
+        sent = 0  # the chunks before this one were sent to the helper, or read before it
+        try:
             for n, chunk in enumerate(chunks):
-                if n + _AHEAD < len(chunks):
-                    helper.send(_folders_to_read(found, chunks[n + _AHEAD]))
+                blocks = blocks_read()
                 for row in _read_chunk(found, chunk):
                     rows.add(row)
+                if helper is None and blocks_read() - blocks > _COLD_BLOCKS * len(chunk):
+                    helper = Prefetcher()
+                if helper is not None:  # the chunks up to _AHEAD after this one
+                    for ahead in chunks[max(sent, n + 1) : n + _AHEAD + 1]:
+                        helper.send(_folders_to_read(found, ahead))
+                    sent = n + _AHEAD + 1
+        finally:
+            if helper is not None:
+                helper.close()
 
     def skipped(self) -> list[Skipped]:
         frame = self.frame
@@ -435,11 +445,13 @@ class Index:
         return [Skipped(Path(p), r) for p, r in zip(rows["path"], rows["_skip"], strict=True)]
 
 
-#: Runs read with the prefetching helper from this many on, in chunks of ``_CHUNK`` runs,
-#: the helper sent ``_AHEAD`` chunks ahead of the one being read.
+#: Runs read in chunks of ``_CHUNK`` from this many on, the prefetching helper started once
+#: a chunk read more than ``_COLD_BLOCKS`` blocks of 512 bytes per run from the disk (a file
+#: read cold is 8 or more; one on a warm cache, none), and sent ``_AHEAD`` chunks ahead.
 _PREFETCH_FROM = 1024
 _CHUNK = 256
 _AHEAD = 32
+_COLD_BLOCKS = 4
 
 
 def _folders_to_read(found: Found, positions: list[int]) -> list[str]:

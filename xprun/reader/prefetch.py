@@ -62,6 +62,15 @@ def warm(folder: bytes) -> None:
         os.close(dir_fd)
 
 
+def blocks_read() -> int:
+    """Blocks of 512 bytes this thread (this process, where threads are not counted apart)
+    has read from the disk so far: what a read from the page cache does not add to."""
+    import resource
+
+    who = getattr(resource, "RUSAGE_THREAD", resource.RUSAGE_SELF)
+    return resource.getrusage(who).ru_inblock
+
+
 def command() -> list[str]:
     """How the helper is started: this file, by this Python, isolated (no site packages,
     no environment variables, no current folder on its path: the standard library only)."""
