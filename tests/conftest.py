@@ -34,8 +34,11 @@ class Result:
 class Project:
     """A folder with a pyproject.toml (so it is its own rootdir) and helpers to run xprun."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, inprocess: bool = False) -> None:
         self.root = root
+        #: ``run``'s default: launches in this process (tests/launch.py), set by the test's
+        #: ``inprocess`` mark.
+        self.inprocess = inprocess
         self.log_dir = root / "xprun_logs"
         self.write("pyproject.toml", '[tool.xprun]\nlog_dir = "xprun_logs"\n')
 
@@ -70,13 +73,29 @@ class Project:
         )
 
     def run(
-        self, *args: str, timeout: float = 120, cwd: Path | None = None, env: dict | None = None
+        self,
+        *args: str,
+        timeout: float = 120,
+        cwd: Path | None = None,
+        env: dict | None = None,
+        inprocess: bool | None = None,
     ) -> Result:
-        """``python -m xprun ARGS`` in the project; ``env`` is merged over the test's."""
+        """``python -m xprun ARGS`` in the project; ``env`` is merged over the test's.
+
+        ``inprocess`` (default: the test's ``inprocess`` mark) makes the same launch in this
+        process, with the same result (tests/launch.py), unless its arguments or environment
+        need a process of its own (``launch.needs_process``: the pool, a scheduler, ``--pdb``,
+        ``PYTHON*`` variables); ``timeout`` is then not enforced."""
+        full_env = {**self.env(), **(env or {})}
+        if self.inprocess if inprocess is None else inprocess:
+            import launch
+
+            if not launch.needs_process(args, full_env):
+                return Result(*launch.launch(args, cwd or self.root, full_env))
         proc = subprocess.run(
             [sys.executable, "-m", "xprun", *args],
             cwd=cwd or self.root,
-            env={**self.env(), **(env or {})},
+            env=full_env,
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -94,8 +113,14 @@ class Project:
 
 
 @pytest.fixture
-def project(tmp_path: Path) -> Project:
-    return Project(tmp_path / "proj")
+def project(tmp_path: Path, request: pytest.FixtureRequest) -> Project:
+    """A project in the test's folder; ``run`` launches in this process under the test's
+    ``inprocess`` mark (``pytestmark = pytest.mark.inprocess`` marks a whole file;
+    ``@pytest.mark.inprocess(False)`` keeps one test's launches in subprocesses)."""
+    mark = request.node.get_closest_marker("inprocess")
+    inprocess = mark is not None and (mark.args or (True,))[0]
+    # XPRUN_TESTS_SUBPROCESS=1: every launch in a subprocess, as before the marks (to compare).
+    return Project(tmp_path / "proj", inprocess and not os.environ.get("XPRUN_TESTS_SUBPROCESS"))
 
 
 def git_commit_all(root: Path, message: str = "commit") -> None:

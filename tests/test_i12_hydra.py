@@ -6,7 +6,11 @@ Everything runs through the real CLI (``python -m xprun``) or the public ``xprun
 
 from __future__ import annotations
 
+import pytest
+
 from tests.conftest import Project
+
+pytestmark = pytest.mark.inprocess  # xprun launched in the test's process (tests/launch.py)
 
 SWEEP = """
     import xprun

@@ -18,6 +18,8 @@ from conftest import git_commit_all
 
 import xprun
 
+pytestmark = pytest.mark.inprocess  # xprun launched in the test's process (tests/launch.py)
+
 MARKED = """
 import sys
 import xprun

@@ -18,6 +18,8 @@ import pytest
 
 from tests.conftest import Project, git_commit_all
 
+pytestmark = pytest.mark.inprocess  # xprun launched in the test's process (tests/launch.py)
+
 SWEEP = """
 import xprun
 

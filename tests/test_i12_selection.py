@@ -16,6 +16,8 @@ from conftest import Project, git_commit_all
 from hypothesis import given
 from hypothesis import strategies as st
 
+pytestmark = pytest.mark.inprocess  # launches in the test's process (tests/launch.py)
+
 SWEEP = """
 import xprun
 
@@ -260,7 +262,7 @@ def statuses(project: Project) -> dict[str, str]:
 def test_i12_lf_reruns_only_failed_interrupted_and_timed_out_runs_never_xfail(project):
     steps_project(project, fail=[1, 4, 5])
     project.write("conftest.py", STATUS_PLUGIN)
-    killed = project.run("-k", "i=2", env={"KILL_AT": "2"})
+    killed = project.run("-k", "i=2", env={"KILL_AT": "2"}, inprocess=False)  # it dies
     assert killed.returncode == -9
     assert project.run("-k", "not i=2").returncode == 1
     assert statuses(project) == {

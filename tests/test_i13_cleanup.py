@@ -17,7 +17,10 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from conftest import git_commit_all
+
+pytestmark = pytest.mark.inprocess  # xprun launched in the test's process (tests/launch.py)
 
 GRID = """
 import xprun

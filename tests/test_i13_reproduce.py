@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 from conftest import Project, git_commit_all
 
+pytestmark = pytest.mark.inprocess  # xprun launched in the test's process (tests/launch.py)
+
 EXPERIMENT = """
 import xprun
 import helper

@@ -21,6 +21,8 @@ from test_slurm import slurm  # noqa: F401  (the fixture: skips without a cluste
 
 from xprun import codedigest
 
+pytestmark = pytest.mark.inprocess  # xprun launched in the test's process (tests/launch.py)
+
 XP_A = """\
 import xprun
 from pkg import mid

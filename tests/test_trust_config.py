@@ -15,6 +15,8 @@ import yaml
 
 import xprun
 
+pytestmark = pytest.mark.inprocess  # xprun launched in the test's process (tests/launch.py)
+
 NODE = "xp_c.py::xp_c"
 
 # name -> (Python source of the value, words the message must hold)
@@ -258,6 +260,7 @@ del ConfigLoaderImpl._apply_overrides_to_config
 """
 
 
+@pytest.mark.inprocess(False)  # its conftest.py deletes a function of hydra-core
 @pytest.mark.parametrize(("args", "expected"), SEMANTICS, ids=[" ".join(a) for a, _ in SEMANTICS])
 def test_i8_24_overrides_keep_hydra_semantics_without_its_private_api(project, args, expected):
     project.write("conftest.py", WITHOUT_PRIVATE)
@@ -269,6 +272,7 @@ def test_i8_24_overrides_keep_hydra_semantics_without_its_private_api(project, a
     assert json.loads((run_dir / "run.json").read_text())["status"] == "complete"
 
 
+@pytest.mark.inprocess(False)  # its conftest.py deletes a function of hydra-core
 @pytest.mark.parametrize(("override", "words"), MESSAGES, ids=[m for m, _ in MESSAGES])
 def test_i8_24_override_errors_keep_hydra_messages(project, override, words):
     project.write("conftest.py", WITHOUT_PRIVATE)
