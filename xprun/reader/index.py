@@ -418,16 +418,16 @@ class Index:
 
         chunks = [positions[i : i + _CHUNK] for i in range(0, len(positions), _CHUNK)]
         helper: Prefetcher | None = None
-        sent = 0  # the chunks before this one were sent to the helper, or read before it
+        sent: int  # the chunks before this one were sent to the helper, or read before it
         try:
             for n, chunk in enumerate(chunks):
                 blocks = blocks_read()
                 for row in _read_chunk(found, chunk):
                     rows.add(row)
                 if helper is None and blocks_read() - blocks > _COLD_BLOCKS * len(chunk):
-                    helper = Prefetcher()
+                    helper, sent = Prefetcher(), n + 1
                 if helper is not None:  # the chunks up to _AHEAD after this one
-                    for ahead in chunks[max(sent, n + 1) : n + _AHEAD + 1]:
+                    for ahead in chunks[sent : n + _AHEAD + 1]:
                         helper.send(_folders_to_read(found, ahead))
                     sent = n + _AHEAD + 1
         finally:
