@@ -73,6 +73,8 @@ import sys
 import xprun
 
 if "worker" not in sys.argv:
+    with open("/proc/self/cmdline", "rb") as f:
+        mine = f.read().split(b"\\0")  # a worker the launcher forked has its command line
     children = []
     for entry in os.listdir("/proc"):
         try:
@@ -82,7 +84,8 @@ if "worker" not in sys.argv:
                 cmdline = f.read().split(b"\\0")
         except (OSError, ValueError, IndexError):
             continue
-        if ppid == os.getpid() and b"worker" in cmdline and b"--serve" in cmdline:
+        spawned = b"worker" in cmdline and b"--serve" in cmdline
+        if ppid == os.getpid() and (spawned or cmdline == mine):
             children.append(entry)
     with open({seen!r}, "w") as f:
         f.write(" ".join(children))

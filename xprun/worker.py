@@ -32,7 +32,7 @@ import sys
 from collections import deque
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Required, TypedDict
+from typing import Any, NoReturn, Required, TextIO, TypedDict
 
 from . import reports
 from .errors import Preempted, Terminated, raising
@@ -369,3 +369,166 @@ def main(argv: list[str]) -> int:
             worker.close()
     except (KeyboardInterrupt, Terminated):
         return 2  # a signal outside any run (or a second one): nothing left to record
+
+
+# -- a worker forked by the pool's launcher ----------------------------------------------------
+
+
+def run_forked(
+    stdin: int, stdout: int, argv: list[str], mask: set[int | signal.Signals]
+) -> NoReturn:
+    """Be ``python -m xprun worker ARGV`` in a child the pool's launcher just forked
+    (``schedulers.pool``): ``stdin`` and ``stdout`` are the child's ends of its two pipes,
+    ``mask`` the signals the launcher blocked before it blocked them all to fork.
+
+    The child holds the launcher's memory, so first it puts back what a process started
+    afresh would have (:func:`_as_if_started`); then it runs the worker's command as the
+    console script would, and ends with :func:`_leave`, never returning: the frames below
+    this one are the launcher's (its session, its ``finally`` clauses), which must not run
+    twice.
+    """
+    from .cli import Command, _guarded
+
+    def start(words: list[str]) -> int:
+        _as_if_started(stdin, stdout, argv)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # a Ctrl-C meanwhile arrives now
+        return main(words)
+
+    code = 3  # as an internal error, should anything escape
+    try:
+        code = _guarded(Command("worker", start), argv[1:])  # errors reported as the CLI's
+    finally:
+        _leave(code)
+
+
+def _as_if_started(stdin: int, stdout: int, argv: list[str]) -> None:
+    """Make this forked child what ``subprocess.Popen([python, -m, xprun, *argv])`` would
+    have started, as far as its runs can tell (docs/schedulers.md, "local"):
+
+    - standard input and output are the pool's pipes, at the descriptor level and as
+      ``sys.stdin`` / ``sys.stdout`` (new objects, set up as the interpreter sets them up:
+      nothing of the launcher's buffers); standard error is the launcher's, as a spawned
+      worker inherits it;
+    - no other descriptor leads where the launcher's did: each is made a copy of
+      ``/dev/null`` (not closed, so that a launcher object still holding the number, should
+      it ever be finalized here, cannot close a file of this worker's that reused it); the
+      other workers' pipes above all, whose ends would otherwise stay open here;
+    - no handler of the launcher's: a Python-level signal handler is reset to the default
+      (Ctrl-C's to ``KeyboardInterrupt``, as at start-up), the launcher's ``atexit``
+      functions are dropped (they would write the launcher's files), and the process-wide
+      fields a run records (``pid``, ``argv``) are this process's.
+    """
+    os.dup2(stdin, 0)
+    os.dup2(stdout, 1)
+    _detach_descriptors()
+    _reset_signals()
+    _drop_exit_functions()
+    _fresh_stdio()
+    sys.argv = [str(Path(__file__).with_name("__main__.py")), *argv]
+    from .metadata import _PROCESS
+
+    _PROCESS.clear()  # pid, argv: the launcher's, had it recorded a run already
+
+
+def _detach_descriptors() -> None:
+    """Every descriptor above 2 a copy of ``/dev/null`` (see :func:`_as_if_started`)."""
+    null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+    for name in os.listdir("/proc/self/fd"):  # (its own, closed since, becomes one more)
+        fd = int(name)
+        if fd > 2 and fd != null:
+            os.dup2(null, fd, inheritable=False)
+    os.close(null)
+
+
+def _drop_exit_functions() -> None:
+    """The launcher's ``atexit`` functions and ``weakref.finalize`` callbacks are its own:
+    they clean up what it owns (``certifi`` removes a temporary file the launcher still
+    reads, a ``TemporaryDirectory`` its folder), so none may run here.  What a module's
+    import registered for state each process holds is registered again, as importing it
+    in a fresh worker would have: ``logging``'s flush of the handlers at exit and
+    ``multiprocessing``'s ending of the processes a run started (the pool does not fork a
+    launcher that has any, nor finalizers of its own: ``pool._may_fork``); and the first
+    ``weakref.finalize(..., atexit=True)`` of a run registers its exit function again."""
+    import atexit
+    import weakref
+
+    atexit._clear()
+    weakref.finalize._registry.clear()  # type: ignore[attr-defined]
+    weakref.finalize._registered_with_atexit = False  # type: ignore[attr-defined]
+    logging, processes = sys.modules.get("logging"), sys.modules.get("multiprocessing.util")
+    if logging is not None:
+        atexit.register(logging.shutdown)
+    if processes is not None:  # imported by coverage.py, for one; the pool forks with none
+        atexit.register(processes._exit_function)
+
+
+def _reset_signals() -> None:
+    for sig in signal.valid_signals():
+        try:
+            handler = signal.getsignal(sig)
+        except (OSError, ValueError):
+            continue
+        if callable(handler) and handler is not signal.default_int_handler:
+            default = signal.default_int_handler if sig == signal.SIGINT else signal.SIG_DFL
+            signal.signal(sig, default)
+    signal.set_wakeup_fd(-1)
+
+
+def _fresh_stdio() -> None:
+    """New ``sys.stdin``, ``sys.stdout`` and ``sys.stderr`` over descriptors 0, 1 and 2, as
+    the interpreter makes them at start-up (encoding, errors and buffering as the
+    launcher's started: the same environment chose them)."""
+    for name, fd, mode in (("stdin", 0, "r"), ("stdout", 1, "w"), ("stderr", 2, "w")):
+        like = getattr(sys, f"__{name}__")
+        stream = _std_stream(fd, mode, like)
+        setattr(sys, name, stream)
+        setattr(sys, f"__{name}__", stream)
+
+
+def _std_stream(fd: int, mode: str, like: TextIO | None) -> TextIO:
+    import io
+
+    unbuffered = bool(getattr(like, "write_through", False))  # -u, PYTHONUNBUFFERED
+    raw = io.FileIO(fd, mode, closefd=False)
+    buffer: Any = raw  # unbuffered output is written through to the descriptor
+    if mode == "r":
+        buffer = io.BufferedReader(raw)
+    elif not unbuffered:
+        buffer = io.BufferedWriter(raw)
+    stream = io.TextIOWrapper(
+        buffer,
+        encoding=like.encoding if like is not None else None,
+        errors=like.errors if like is not None else None,
+        newline="\n",
+        line_buffering=not unbuffered and (fd == 2 or raw.isatty()),
+        write_through=unbuffered,
+    )
+    setattr(stream, "mode", mode)  # noqa: B010  (as the interpreter's own streams say)
+    return stream
+
+
+def _leave(code: int) -> NoReturn:
+    """End a forked worker with ``code``, doing for its runs what an interpreter's exit does:
+    wait for the threads they started that are not daemons, call the ``atexit`` functions
+    they registered (the launcher's were dropped), finalize the objects left in unreachable
+    cycles, flush the standard streams; then ``os._exit``, skipping the teardown of every
+    module (the launcher's among them).  Objects a module still holds are not finalized,
+    which the interpreter does not promise either (docs/schedulers.md, "local")."""
+    import atexit
+    import gc
+    import threading
+
+    try:
+        try:
+            threading._shutdown()  # type: ignore[attr-defined]
+            atexit._run_exitfuncs()
+            gc.collect()
+            for stream in (sys.stdout, sys.stderr):
+                try:
+                    stream.flush()
+                except (OSError, ValueError, AttributeError):
+                    pass
+        finally:  # nothing may stop the exit now, not even a second Ctrl-C
+            signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+    finally:
+        os._exit(code)

@@ -6,6 +6,11 @@ so that they import xprun and look up package versions while the launcher collec
 which runs are complete, takes the Git snapshot and writes the spec (a launch that then runs
 nothing on the pool stops them); once collected, they are told which installed packages the
 experiments import, and import those meanwhile too; the others start when the runs are known.
+Where it is safe (Linux, xprun's own process, one thread, built-in plugins only), the early
+workers are forked from the launcher once it has imported what they need, instead of
+starting interpreters that import it all again; each child makes itself what a started worker
+would be (``worker.run_forked``).  Those started later are always fresh interpreters: by then
+the launcher has imported the experiments' code, which workers import from the snapshot.
 Each worker then reads the spec's path, imports the code once (from the snapshot when there is
 one) and executes the runs it is handed, one at a time.  Runs are handed out a
 few at a time (enough to cover about :data:`AHEAD_SECONDS` of runs, at least two): a worker
@@ -31,6 +36,7 @@ started to replace a dead one can run them too.  The guarantees above hold for t
 from __future__ import annotations
 
 import contextlib
+import gc
 import inspect
 import json
 import math
@@ -39,13 +45,14 @@ import selectors
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import BuiltinFunctionType, FunctionType, ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from .. import reports
 from ..errors import SignalHold, Terminated, UsageError
@@ -84,33 +91,174 @@ def parse_workers(value: Any) -> int:
     return count
 
 
+class _Process(Protocol):
+    """What the pool uses of a worker's process: a ``subprocess.Popen`` (spawned) or a
+    :class:`_Forked`."""
+
+    pid: int
+    stdin: IO[bytes] | None
+    stdout: IO[bytes] | None
+
+    def wait(self, timeout: float | None = None) -> int: ...
+
+    def send_signal(self, sig: int) -> None: ...
+
+    def terminate(self) -> None: ...
+
+    def kill(self) -> None: ...
+
+
 @dataclass(eq=False)
 class _Worker:
-    proc: subprocess.Popen[bytes]
+    proc: _Process
     sent: deque[int] = field(default_factory=deque)  # handed out, not answered, in order
     running: int | None = None  # the run it said it started and has not answered yet
     started_any: bool = False
     buffer: bytes = b""
 
 
+def _worker_argv(exitfirst: bool) -> list[str]:
+    return ["worker", "--serve", *(["--exitfirst"] if exitfirst else [])]
+
+
 def _start_worker(exitfirst: bool) -> subprocess.Popen[bytes]:
-    command = [sys.executable, "-m", "xprun", "worker", "--serve"]
-    if exitfirst:
-        command.append("--exitfirst")
+    command = [sys.executable, "-m", "xprun", *_worker_argv(exitfirst)]
     return subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+
+
+def _may_fork(config: Config) -> bool:
+    """Whether this launcher may fork its early workers instead of starting fresh
+    interpreters: only where the child can be made what a fresh ``python -m xprun worker``
+    would be (``worker.run_forked``; docs/schedulers.md, "local").
+
+    That is on Linux, from the ``xprun`` console script or ``python -m xprun`` with no
+    interpreter option (``-X``, ``-W``, ``-O``... are not passed on to spawned workers
+    either; a program that calls ``xprun.main()`` has state of its own), with one thread
+    (a fork copies only the calling one, and locks the others held would stay held), and
+    with the built-in plugins only: a ``-p`` plugin or an installed one has been imported
+    and configured by the launcher, which a worker must do from the snapshot itself.
+    """
+    if not sys.platform.startswith("linux") or threading.active_count() != 1:
+        return False
+    processes, util = (
+        sys.modules.get("multiprocessing.process"),
+        sys.modules.get("multiprocessing.util"),
+    )
+    if getattr(processes, "_children", None) or getattr(util, "_finalizer_registry", None):
+        return False  # the launcher's pools, queues...: their processes and finalizers
+    from ..cli import console_main
+
+    main = sys.modules.get("__main__")
+    options = sys.orig_argv[1:2]
+    if getattr(main, "console_main", None) is not console_main or (
+        options and options[0].startswith("-") and options[0] != "-m"
+    ):
+        return False
+    loaded = [name for name in config.option.plugins if not name.startswith("no:")]
+    return not loaded and not config.pluginmanager.list_plugin_distinfo()
+
+
+class _Forked:
+    """A worker forked by this launcher: its own child (exit status, signals and reaping as
+    a spawned one's), with the interface of ``subprocess.Popen`` the pool uses."""
+
+    def __init__(self, pid: int, stdin: int, stdout: int) -> None:
+        self.pid = pid
+        self.args = [f"<worker forked from {os.getpid()}>"]
+        self.stdin: IO[bytes] | None = open(stdin, "wb")  # noqa: SIM115  (the pool closes it)
+        self.stdout: IO[bytes] | None = open(stdout, "rb")  # noqa: SIM115
+        self.returncode: int | None = None
+
+    def _reap(self, flags: int) -> int | None:
+        if self.returncode is None:
+            try:
+                pid, status = os.waitpid(self.pid, flags)
+            except ChildProcessError:  # SIGCHLD ignored: reaped unseen (as Popen says, 0)
+                pid, status = self.pid, 0
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def poll(self) -> int | None:
+        return self._reap(os.WNOHANG)
+
+    def wait(self, timeout: float | None = None) -> int:
+        if timeout is None:
+            self._reap(0)
+        deadline = time.monotonic() + (timeout or 0)
+        delay = 0.0005
+        while self.poll() is None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise subprocess.TimeoutExpired(self.args, timeout or 0)
+            time.sleep(min(delay, left))
+            delay = min(delay * 2, 0.05)
+        assert self.returncode is not None
+        return self.returncode
+
+    def send_signal(self, sig: int) -> None:
+        if self.poll() is None:  # never a pid reaped already (another process may have it)
+            os.kill(self.pid, sig)
+
+    def terminate(self) -> None:
+        self.send_signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+
+def _fork_worker(exitfirst: bool) -> _Forked:
+    """Fork a worker (see :func:`_may_fork`), which waits for the spec as a spawned one."""
+    from ..worker import run_forked
+
+    child_in, to_child = os.pipe()
+    from_child, child_out = os.pipe()
+    for stream in (sys.stdout, sys.stderr):  # else the child holds the same unwritten text
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    # The launcher's objects, frozen, are left alone by the child's garbage collector: it
+    # does not copy their memory by touching them, and finalizes none of them.  Signals are
+    # blocked across the fork: a Ctrl-C before the child has its own handlers would raise
+    # into the launcher's frames there; the child unblocks them once it has.
+    gc.freeze()
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+    try:
+        pid = os.fork()
+        if pid == 0:  # the child: never returns into the launcher's frames
+            try:
+                run_forked(child_in, child_out, _worker_argv(exitfirst), mask)
+            finally:
+                os._exit(3)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        gc.unfreeze()
+        os.close(child_in)
+        os.close(child_out)
+    return _Forked(pid, to_child, from_child)
 
 
 class _EarlyWorkers:
     """Workers started as the session starts, waiting for a spec; the pool takes them.
+    Forked from the launcher where that is safe (:func:`_may_fork`), else spawned.
 
     Those no pool took (every run cached, a ``scheduler`` fixture chose another scheduler,
     collection failed) are stopped when the session finishes: they hold no run, and SIGTERM
     ends them at once (silently: the worker returns 2 on it, before and after its imports).
     """
 
-    def __init__(self, count: int, exitfirst: bool) -> None:
+    def __init__(self, count: int, exitfirst: bool, fork: bool) -> None:
         self.exitfirst = exitfirst
-        self.procs = [_start_worker(exitfirst) for _ in range(count)]
+        self.procs: list[_Process] = []
+        if fork:
+            from ..worker import warm_up
+
+            warm_up()  # what every worker imports, once, before the children copy it
+        for _ in range(count):
+            try:
+                proc: _Process = _fork_worker(exitfirst) if fork else _start_worker(exitfirst)
+            except OSError:  # no fork now (out of memory, of processes): as before, then
+                proc = _start_worker(exitfirst)
+            self.procs.append(proc)
 
     @hookimpl
     def xprun_collection_finish(self, session: Session) -> None:
@@ -129,7 +277,7 @@ class _EarlyWorkers:
                 proc.stdin.write(line)
                 proc.stdin.flush()
 
-    def take(self, count: int) -> list[subprocess.Popen[bytes]]:
+    def take(self, count: int) -> list[_Process]:
         taken, self.procs = self.procs[:count], self.procs[count:]
         self.stop()
         return taken
@@ -194,7 +342,8 @@ def xprun_sessionstart(session: Session) -> None:
         return
     table = config.settings.values.get("local") or {}
     workers = parse_workers(config.option.numprocesses or table.get("workers"))
-    early = _EarlyWorkers(min(workers, EARLY_WORKERS), bool(config.option.exitfirst))
+    count, exitfirst = min(workers, EARLY_WORKERS), bool(config.option.exitfirst)
+    early = _EarlyWorkers(count, exitfirst, fork=_may_fork(config))
     config.pluginmanager.register(early, _EARLY)
 
 
@@ -254,7 +403,7 @@ class _Pool:
         self.durations = 0.0
         self.answered = 0
 
-    def spawn(self, proc: subprocess.Popen[bytes] | None = None) -> _Worker:
+    def spawn(self, proc: _Process | None = None) -> _Worker:
         """Take ``proc`` (a worker started early) into the pool, or start a new one."""
         if proc is None:
             proc = _start_worker(bool(self.session.config.option.exitfirst))
