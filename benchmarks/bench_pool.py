@@ -14,8 +14,9 @@ one unmeasured round each (bytecode, caches and the snapshot then are as on any 
 
 With 2 workers the sleeps alone take N x 50 ms / 2; what is left is start-up and dispatch.
 Besides the wall times, ``main`` prints each side's CPU time (user + system of the whole
-process tree: the machine's load inflates it far less than wall time) and when xprun's first
-run started after the launch (from the runs' records).
+process tree: the machine's load inflates it far less than wall time), when xprun's first
+run started after the launch and how long it took to exit after its last run ended (from the
+runs' records).
 Runs are written to /dev/shm (a RAM disk) by default, so that this figure measures the pool,
 not the price of durable records on a disk (stated separately in docs/performance.md).
 """
@@ -110,15 +111,19 @@ def _run(command: list[str], **kwargs: object) -> tuple[float, str]:
     return usage.ru_utime + usage.ru_stime, out
 
 
-def _first_start(log_dir: Path, launched: float) -> float:
-    """Seconds from the launch to the start of its first run (from the runs' records)."""
+def _run_times(log_dir: Path, field: str) -> list[float]:
+    """The ``start`` or ``end`` of every run in ``log_dir`` (from the runs' records)."""
     from datetime import datetime
 
-    starts = [
-        datetime.fromisoformat(json.loads(p.read_text())["start"].replace("Z", "+00:00"))
+    return [
+        datetime.fromisoformat(json.loads(p.read_text())[field].replace("Z", "+00:00")).timestamp()
         for p in log_dir.glob("*/*/run.json")
     ]
-    return min(starts).timestamp() - launched
+
+
+def _first_start(log_dir: Path, launched: float) -> float:
+    """Seconds from the launch to the start of its first run (from the runs' records)."""
+    return min(_run_times(log_dir, "start")) - launched
 
 
 def measure(
@@ -126,8 +131,9 @@ def measure(
 ) -> tuple[float, float]:
     """Median seconds of (xprun -n 2, multiprocessing.Pool(2)) over ``rounds`` pairs; each
     measured round's seconds are appended to ``spread["xprun"]`` and ``spread["floor"]``, the
-    CPU seconds of its process tree to ``spread["xprun cpu"]`` and ``spread["floor cpu"]``, and
-    when xprun's first run started to ``spread["first run"]``."""
+    CPU seconds of its process tree to ``spread["xprun cpu"]`` and ``spread["floor cpu"]``,
+    when xprun's first run started to ``spread["first run"]``, and how long xprun took to
+    exit after its last run ended (workers' and launcher's exits) to ``spread["exit"]``."""
     with tempfile.TemporaryDirectory(dir=where, prefix="xprun-pool-") as tmp:
         root = Path(tmp)
         project = make_project(root, n)
@@ -149,10 +155,13 @@ def measure(
             launched = time.time()
             command = [sys.executable, "-m", "xprun", "-n", "2", "-q"]
             cpu, out = _run(command, cwd=project, env=env)
+            exited = time.time()
             if f"{n} complete" not in out:
                 raise SystemExit(f"xprun -n 2 did not complete its runs:\n{out}")
             times.setdefault("xprun cpu", []).append(cpu)
             times.setdefault("first run", []).append(_first_start(project / "xprun_logs", launched))
+            last = max(_run_times(project / "xprun_logs", "end"))
+            times.setdefault("exit", []).append(exited - last)
             shutil.rmtree(project / "xprun_logs")
 
         floor()  # one unmeasured round each: .pyc files, the package-version cache and the
@@ -209,7 +218,7 @@ def main() -> None:
         f"ratio xprun / Pool(2):        {value / floor:.2f}x   (target <= {TARGET}x; "
         f"per round {ratios[0]:.2f}-{ratios[-1]:.2f}x)"
     )
-    for name in ("floor cpu", "xprun cpu", "first run"):
+    for name in ("floor cpu", "xprun cpu", "first run", "exit"):
         found = spread[name]
         print(
             f"{name + ':':<29} {statistics.median(found):.2f} s "
