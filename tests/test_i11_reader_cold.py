@@ -10,7 +10,9 @@ thresholds are lowered in-process: reaching the real ones takes over a thousand 
 
 from __future__ import annotations
 
+import io
 import os
+import select
 import shutil
 import subprocess
 import sys
@@ -275,3 +277,43 @@ def test_i11_reader_cold_the_helper_starts_only_when_runs_come_from_the_disk(
     pd.testing.assert_frame_equal(warm, cold)
     assert len(closed) == 1
     assert sent == index_module.scan(sweep.log_dir).paths[2:]
+
+
+def test_i11_reader_cold_send_writes_whole_lines_in_atomic_pieces(monkeypatch):
+    """What goes into the pipe: every folder once, one per line, in order, in pieces of at
+    most PIPE_BUF bytes (a piece that size is written whole or not at all); a name the line
+    protocol cannot carry is left out.  Recorded in-process: the pipe's other end is the
+    helper's."""
+    monkeypatch.setattr(prefetch, "command", BROKEN_HELPERS["never reads"].copy)
+    pieces: list[bytes] = []
+    monkeypatch.setattr(
+        prefetch.Prefetcher, "_write", lambda self, data: pieces.append(data) or True
+    )
+    folders = [f"/logs/xp/{n:032x}" for n in range(300)]
+    with prefetch.Prefetcher() as helper:
+        helper.send([*folders[:100], "/logs/xp/two\nlines", *folders[100:]])
+        helper.send(folders[:1])
+    assert all(0 < len(piece) <= select.PIPE_BUF for piece in pieces)
+    assert all(piece.endswith(b"\n") for piece in pieces)
+    assert b"".join(pieces).decode().splitlines() == [*folders, folders[0]]
+    assert len(pieces) > 2  # several pieces for the 300 folders, then one for the last send
+
+
+def test_i11_reader_cold_the_helper_warms_every_folder_it_reads(monkeypatch):
+    """The helper's main loop, run in-process on lines as the Reader writes them: each
+    folder is warmed once, by its threads, and the helper ends when its input does."""
+    warmed: list[bytes] = []
+    lock = threading.Lock()
+
+    def record(folder):
+        with lock:
+            warmed.append(folder)
+
+    folders = [f"/logs/xp/{n:032x}".encode() for n in range(50)]
+    monkeypatch.setattr(prefetch, "warm", record)
+    monkeypatch.setattr(prefetch, "QUEUED", 4)  # the reading thread waits for the workers
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"\n".join(folders) + b"\n")))
+    threads_before = set(threading.enumerate())
+    prefetch.main()
+    assert sorted(warmed) == sorted(folders)
+    assert set(threading.enumerate()) <= threads_before

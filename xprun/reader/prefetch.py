@@ -53,7 +53,7 @@ def warm(folder: bytes) -> None:
                 continue
             try:
                 if stat.S_ISREG(os.fstat(fd).st_mode):
-                    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
+                    _advise(fd)
             except OSError:
                 pass
             finally:
@@ -152,6 +152,15 @@ class Prefetcher:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _advise(fd: int) -> None:
+    """Have the kernel read the file in: ``posix_fadvise(WILLNEED)`` starts the read and
+    returns; where there is none (macOS), its first bytes are read (records are small)."""
+    if hasattr(os, "posix_fadvise"):
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
+    else:
+        os.read(fd, 1 << 16)
 
 
 def _serve(folders: queue.Queue[bytes | None]) -> None:
