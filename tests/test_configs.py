@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 import yaml
 
+pytestmark = pytest.mark.inprocess  # xprun launched in the test's process (tests/launch.py)
+
 HYDRA_XP = """
     import xprun
 

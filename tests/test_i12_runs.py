@@ -11,6 +11,8 @@ import subprocess
 import pytest
 from conftest import git_commit_all
 
+pytestmark = pytest.mark.inprocess  # xprun launched in the test's process (tests/launch.py)
+
 
 def _records_by_experiment(project):
     return {r["experiment"]: r for r in project.records()}

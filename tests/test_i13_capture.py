@@ -21,6 +21,8 @@ from test_slurm import slurm  # noqa: F401  (the fixture: skips without a SLURM 
 import xprun
 from xprun import provenance
 
+pytestmark = pytest.mark.inprocess  # xprun launched in the test's process (tests/launch.py)
+
 EXPERIMENT = """
 import xprun
 from helper import SCALE
