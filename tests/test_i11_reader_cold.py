@@ -251,20 +251,17 @@ def _on_tmpfs(path) -> bool:
 def test_i11_reader_cold_the_helper_starts_only_when_runs_come_from_the_disk(
     sweep, monkeypatch, helpers
 ):
-    """Read from the page cache, no helper is started (it would only cost CPU); once the
-    run files are dropped from the cache (written out, then ``POSIX_FADV_DONTNEED``), the
-    first chunk reads from the disk and the helper is started for the others."""
+    """Once the run files are dropped from the page cache (written out, then
+    ``POSIX_FADV_DONTNEED``), the first chunk reads from the disk and the helper is started
+    for the others; read from the cache, no helper is started (it would only cost CPU)."""
     if _on_tmpfs(sweep.log_dir):
         pytest.skip("the log directory is in memory: nothing is read from a disk")
     closed, sent = helpers
     monkeypatch.setattr(index_module, "_CHUNK", 2)
     monkeypatch.setattr(index_module, "_AHEAD", 1)
     monkeypatch.setattr(index_module, "_PREFETCH_FROM", 10**9)
-    len(xprun.Reader(sweep.log_dir, warn=False))  # every file in the cache, every import done
+    warm = xprun.Reader(sweep.log_dir, warn=False).to_pandas()  # every import done
     monkeypatch.setattr(index_module, "_PREFETCH_FROM", 1)
-    shutil.rmtree(sweep.log_dir / ".xprun-index")
-    warm = xprun.Reader(sweep.log_dir, warn=False).to_pandas()
-    assert closed == [] and sent == []
     for run_dir in sweep.run_dirs():
         for name in prefetch.FILES:
             if not (run_dir / name).exists():  # the failed run has no outcome
@@ -277,6 +274,12 @@ def test_i11_reader_cold_the_helper_starts_only_when_runs_come_from_the_disk(
     pd.testing.assert_frame_equal(warm, cold)
     assert len(closed) == 1
     assert sent == index_module.scan(sweep.log_dir).paths[2:]
+    # Read again, the files now in the cache: no helper (though this thread read blocks
+    # from the disk before: only those of the chunk count).
+    closed.clear(), sent.clear()
+    shutil.rmtree(sweep.log_dir / ".xprun-index")
+    pd.testing.assert_frame_equal(warm, xprun.Reader(sweep.log_dir, warn=False).to_pandas())
+    assert closed == [] and sent == []
 
 
 def test_i11_reader_cold_send_writes_whole_lines_in_atomic_pieces(monkeypatch):
@@ -317,3 +320,19 @@ def test_i11_reader_cold_the_helper_warms_every_folder_it_reads(monkeypatch):
     prefetch.main()
     assert sorted(warmed) == sorted(folders)
     assert set(threading.enumerate()) <= threads_before
+
+
+def test_i11_reader_cold_the_pipe_carries_every_folder(tmp_path, monkeypatch):
+    """End to end through a real pipe: a helper that copies its input to a file receives
+    every folder sent, one per line, in order (the pieces as ``send`` writes them)."""
+    out = tmp_path / "received"
+    copy = "import shutil, sys; shutil.copyfileobj(sys.stdin.buffer, open(sys.argv[1], 'wb'))"
+    monkeypatch.setattr(prefetch, "command", lambda: [sys.executable, "-c", copy, str(out)])
+    folders = [str(tmp_path / f"{n:032x}") for n in range(500)]
+    helper = prefetch.Prefetcher()
+    helper.send(folders[:400])
+    helper.send(folders[400:])
+    helper._process.stdin.close()  # the end of its input: it finishes copying
+    assert helper._process.wait(timeout=120) == 0
+    helper.close()
+    assert out.read_text().splitlines() == folders

@@ -70,7 +70,12 @@ TESTS: dict[str, list[str]] = {
     "xprun.reader.metrics": ["tests/test_mutation_i12_metrics.py"],
     # Issue 11: the index's shortcuts (folders not listed, rows merged in Arrow); the Reader
     # runs in the test process, the launches that make its runs in a subprocess.
-    "xprun.reader.index": ["tests/test_i11_reader_scale.py", "tests/test_reader_scale.py"],
+    "xprun.reader.index": [
+        "tests/test_i11_reader_scale.py",
+        "tests/test_reader_scale.py",
+        "tests/test_i11_reader_cold.py",
+    ],
+    "xprun.reader.prefetch": ["tests/test_i11_reader_cold.py"],
     # Node-id and hash selection only (run with --only on its functions: large modules).
     "xprun.collect": ["tests/test_mutation_i12_selection.py"],
     "xprun.session": ["tests/test_mutation_i12_selection.py"],
@@ -117,6 +122,12 @@ _ONERROR = (
 _TRUTH = "its callers test the result for truth: False and None alike"
 
 #: (module, mutant id as printed) → why no test can kill it.
+# The prefetching helper's threads, queue and pipe size change how far ahead it runs, never
+# what the Reader reads; the cold threshold's scale: a chunk read from the page cache reads
+# no block from the disk and one read cold hundreds per run, and no test can make the kernel
+# count anything in between.
+_TUNING = "a tuning constant of the prefetching helper: speed only, the rows never depend on it"
+_COLD_SCALE = "the cold threshold's scale or boundary: warm chunks read 0 blocks, cold ones ~100s"
 EQUIVALENT: dict[tuple[str, str], str] = {
     ("xprun.store", "_read_claim: return b'' -> return None"): _NO_OWNER,
     ("xprun.store", "_read_claim_file: return b'' -> return None"): (
@@ -203,6 +214,20 @@ EQUIVALENT: dict[tuple[str, str], str] = {
         "xprun.reader.index",
         "list_experiment: os.O_RDONLY | os.O_DIRECTORY -> os.O_RDONLY & os.O_DIRECTORY",
     ): "opening a folder read-only needs neither flag: scan reaches it only for folders",
+    (
+        "xprun.reader.index",
+        "Index._read_rows: blocks_read() - blocks > _COLD_BLOCKS * len(chunk) -> "
+        "blocks_read() - blocks >= _COLD_BLOCKS * len(chunk)",
+    ): _COLD_SCALE,
+    (
+        "xprun.reader.index",
+        "Index._read_rows: _COLD_BLOCKS * len(chunk) -> _COLD_BLOCKS / len(chunk)",
+    ): _COLD_SCALE,
+    ("xprun.reader.prefetch", "<module>: 16 -> 17"): _TUNING,
+    ("xprun.reader.prefetch", "<module>: 4096 -> 4097"): _TUNING,
+    ("xprun.reader.prefetch", "<module>: 1 << 20 -> 1 >> 20"): _TUNING,
+    ("xprun.reader.prefetch", "<module>: 1 -> 2"): _TUNING,
+    ("xprun.reader.prefetch", "<module>: 20 -> 21"): _TUNING,
     (
         "xprun.reader.index",
         "Index._trust: mtime_ns < self.scanned_ns - RACY_NS -> "
