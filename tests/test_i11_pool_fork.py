@@ -389,11 +389,12 @@ def xp_plugin(config):
 """
 
 
-@pytest.mark.parametrize("why", ["plugin", "interpreter-option"])
+@pytest.mark.parametrize("why", ["plugin", "interpreter-option", "program"])
 def test_i11_pool_fork_falls_back_to_spawned_workers_where_a_fork_is_not_safe(project, why):
     # A -p plugin of the project was imported (from the work tree) and configured by the
-    # launcher; an interpreter option (-X ...) would not reach a spawned worker either: in
-    # both cases the workers are fresh interpreters, and the plugin comes from the snapshot.
+    # launcher; an interpreter option (-X ...) would not reach a spawned worker either; a
+    # program that calls xprun.main() has state of its own: in each case the workers are
+    # fresh interpreters, and the plugin comes from the snapshot.
     project.write("myplugin.py", "def xprun_configure(config):\n    pass\n")
     project.write("who.py", WHO)
     project.write("xp_plugin.py", PLUGIN_XP)
@@ -401,8 +402,19 @@ def test_i11_pool_fork_falls_back_to_spawned_workers_where_a_fork_is_not_safe(pr
     if why == "plugin":
         result = project.run("-n", "2", "-p", "myplugin", env={"PYTHONPATH": str(project.root)})
         returncode, output = result.returncode, result.output
-    else:
+    elif why == "interpreter-option":
         _, completed = _launch(project, "-X", "faulthandler")
+        returncode, output = completed.returncode, completed.stdout + completed.stderr
+    else:
+        project.write("launch_me.py", "import sys, xprun\nsys.exit(xprun.main(['-n', '2']))\n")
+        completed = subprocess.run(
+            [sys.executable, "launch_me.py"],
+            cwd=project.root,
+            env=project.env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         returncode, output = completed.returncode, completed.stdout + completed.stderr
     assert returncode == 0, output
     (record, *_) = project.records()
