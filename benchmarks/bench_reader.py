@@ -13,7 +13,8 @@ xprun child:
 
 - cold: ``len(Reader(log_dir))`` with no index yet, against the hand-written loop a researcher
   would write without xprun: read every ``run.json``, ``config.yaml`` and ``outcome.json`` with
-  ``json`` and PyYAML's C loader, flatten, one ``pandas.DataFrame``;
+  ``json`` and PyYAML's C loader, flatten, one ``pandas.DataFrame``; with
+  ``XPRUN_BENCH_READER_COLD=1`` (root, Linux) the page cache is emptied before each of them;
 - warm: a new ``Reader`` + ``filter`` + ``groupby(...).agg`` over an index that is up to date
   (the note gives the least a hand-written cache does: read one Parquet file, mask, group);
 - refresh: a new ``Reader`` after 10 new runs appeared (the note gives the least by hand: list
@@ -447,6 +448,21 @@ def child(func: str, log_dir: Path) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def _cold_cache() -> None:
+    """With ``XPRUN_BENCH_READER_COLD=1``, empty the page cache before each cold figure
+    (the Linux kernel's ``drop_caches``; root only), so xprun and the hand-written loop both
+    start from the disk.  Without it each reads what the other left in the cache, which
+    at 100k runs and more is part of the set: the state is then stated by neither."""
+    if os.environ.get("XPRUN_BENCH_READER_COLD") != "1":
+        return
+    os.sync()
+    try:
+        with open("/proc/sys/vm/drop_caches", "w") as drop:
+            drop.write("3\n")
+    except OSError as exc:
+        sys.exit(f"XPRUN_BENCH_READER_COLD=1: cannot empty the page cache ({exc}); run as root")
+
+
 def _remove_index(log_dir: Path) -> None:
     shutil.rmtree(log_dir / ".xprun-index", ignore_errors=True)
 
@@ -466,9 +482,11 @@ def _measure(log_dir: Path, size: int, rounds: int) -> list[dict]:
     floors: list[float] = []
     samples: dict[str, list[tuple[dict, dict]]] = {"cold": [], "warm": [], "refresh": []}
     for _ in range(rounds):
+        _cold_cache()
         hand = child("floor_cold", log_dir)
         floors.append(hand["seconds"])
         _remove_index(log_dir)
+        _cold_cache()
         ours = child("xprun_cold", log_dir)
         assert ours["result"] == hand["result"] == size, (ours, hand)
         samples["cold"].append((ours, hand))

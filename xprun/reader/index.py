@@ -448,7 +448,7 @@ class Index:
 #: Runs read in chunks of ``_CHUNK`` from this many on, the prefetching helper started once
 #: a chunk read more than ``_COLD_BLOCKS`` blocks of 512 bytes per run from the disk (a file
 #: read cold is 8 or more; one on a warm cache, none), and sent ``_AHEAD`` chunks ahead.
-_PREFETCH_FROM = 1024
+_PREFETCH_FROM = 512
 _CHUNK = 256
 _AHEAD = 32
 _COLD_BLOCKS = 4
