@@ -228,6 +228,13 @@ EQUIVALENT: dict[tuple[str, str], str] = {
     ("xprun.reader.prefetch", "<module>: 1 << 20 -> 1 >> 20"): _TUNING,
     ("xprun.reader.prefetch", "<module>: 1 -> 2"): _TUNING,
     ("xprun.reader.prefetch", "<module>: 20 -> 21"): _TUNING,
+    ("xprun.reader.prefetch", "Prefetcher.send: self._fd < 0 -> self._fd <= 0"): (
+        "the pipe is descriptor 0 only in a process whose standard input is closed; sending "
+        "nothing then is a slower read, never other rows"
+    ),
+    ("xprun.reader.prefetch", "Prefetcher.send: 0 -> 1"): (
+        "pieces one byte shorter than PIPE_BUF at most: still whole lines, still atomic"
+    ),
     (
         "xprun.reader.index",
         "Index._trust: mtime_ns < self.scanned_ns - RACY_NS -> "
