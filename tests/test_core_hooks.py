@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 from test_plugins import install_plugin
 
+pytestmark = pytest.mark.inprocess  # xprun launched in the test's process (tests/launch.py)
+
 EXPERIMENT = """
 import xprun
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import yaml
+
+pytestmark = pytest.mark.inprocess  # xprun launched in the test's process (tests/launch.py)
 
 SWEEP = """
     import xprun

@@ -9,6 +9,8 @@ import pytest
 
 import xprun
 
+pytestmark = pytest.mark.inprocess  # xprun launched in the test's process (tests/launch.py)
+
 # -- issue 8 item 4: two experiments never share a folder -------------------------------------
 
 TRAIN = "def xp_train():\n    return {{'domain': '{}'}}\n"
