@@ -235,6 +235,26 @@ EQUIVALENT: dict[tuple[str, str], str] = {
     ("xprun.reader.prefetch", "Prefetcher.send: 0 -> 1"): (
         "pieces one byte shorter than PIPE_BUF at most: still whole lines, still atomic"
     ),
+    ("xprun.reader.prefetch", "Prefetcher.send: 0 -> 1 #2"): (
+        "fd < 1 is fd <= 0: see Prefetcher.send: self._fd < 0 -> self._fd <= 0"
+    ),
+    (
+        "xprun.reader.prefetch",
+        "Prefetcher.send: size + len(line) > select.PIPE_BUF -> "
+        "size + len(line) >= select.PIPE_BUF",
+    ): "pieces one byte shorter than PIPE_BUF at most: still whole lines, still atomic",
+    (
+        "xprun.reader.prefetch",
+        "Prefetcher.send: len(line) > select.PIPE_BUF -> len(line) >= select.PIPE_BUF",
+    ): "a path of exactly PIPE_BUF - 1 bytes left out: read cold, the same row",
+    ("xprun.reader.prefetch", "Prefetcher._write: return False -> return None"): (
+        "its caller tests it for truth"
+    ),
+    ("xprun.reader.prefetch", "Prefetcher._write: False -> True"): (
+        "later pieces of a batch are tried after one did not fit: which folders are warmed, "
+        "never which rows are read"
+    ),
+    ("xprun.reader.prefetch", "Prefetcher.close: 1 -> 2"): "a closed helper's fd: -1 or -2, < 0",
     (
         "xprun.reader.index",
         "Index._trust: mtime_ns < self.scanned_ns - RACY_NS -> "
