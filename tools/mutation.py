@@ -235,6 +235,9 @@ EQUIVALENT: dict[tuple[str, str], str] = {
     ("xprun.reader.prefetch", "Prefetcher.send: 0 -> 1"): (
         "pieces one byte shorter than PIPE_BUF at most: still whole lines, still atomic"
     ),
+    ("xprun.reader.prefetch", "Prefetcher.send: 0 -> 1 #3"): (
+        "pieces after the first one byte shorter than PIPE_BUF at most: still atomic"
+    ),
     ("xprun.reader.prefetch", "Prefetcher.send: 0 -> 1 #2"): (
         "fd < 1 is fd <= 0: see Prefetcher.send: self._fd < 0 -> self._fd <= 0"
     ),
