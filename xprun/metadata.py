@@ -72,7 +72,10 @@ def _user() -> str:
 
 
 def process_fields() -> dict[str, Any]:
-    """Fields shared by every run of this process."""
+    """Fields shared by every run of this process: the machine's and the interpreter's,
+    kept for the process, and its command line and current folder as they are now (a
+    notebook or a script may launch several sweeps, from several folders, in one process;
+    callers compute these once per session)."""
     if not _PROCESS:
         _PROCESS.update(
             host=host(),
@@ -82,10 +85,8 @@ def process_fields() -> dict[str, Any]:
             python_executable=sys.executable,
             platform=platform.platform(),
             xprun=__version__,
-            argv=list(sys.argv),
-            cwd=os.getcwd(),
         )
-    return _PROCESS
+    return {**_PROCESS, "argv": list(sys.argv), "cwd": os.getcwd()}
 
 
 def job_fields() -> dict[str, Any] | None:
