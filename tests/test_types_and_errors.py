@@ -22,7 +22,7 @@ import pytest
 
 import xprun
 from xprun import logger as xlogger
-from xprun import ticker
+from xprun import store, ticker
 
 inprocess = _inprocess.inprocess  # the fixture
 
@@ -167,29 +167,31 @@ def test_i10_types_npz_keys_that_collide_as_text_are_refused(project):
 def test_i10_types_failed_heartbeat_is_reported_and_explains_the_lost_claim(
     project, inprocess, monkeypatch, capfd
 ):
-    """A heartbeat that cannot be written (an I/O error, once) makes the claim count as lost,
-    as designed (docs/architecture.md, fencing); the error itself is reported on stderr and in
-    the run's stderr.log when it happens, and the lost-claim report says the heartbeat failed
-    instead of naming this very process as the one that took the run over."""
+    """A heartbeat that cannot be written (an I/O error, again and again) makes the claim
+    count as lost once it has failed for half the stale timeout (docs/architecture.md,
+    fencing); the error itself is reported on stderr and in the run's stderr.log when it
+    happens, and the lost-claim report says the heartbeat failed instead of naming this very
+    process as the one that took the run over."""
     project.write(
         "pyproject.toml",
-        '[tool.xprun]\nlog_dir = "xprun_logs"\nheartbeat_interval = 0.05\nheartbeat_timeout = 60\n',
+        '[tool.xprun]\nlog_dir = "xprun_logs"\nheartbeat_interval = 0.05\nheartbeat_timeout = 0.2\n',
     )
     marker = project.root / "heartbeat-failed"
     _waiting_experiment(project, marker, "return {'ok': 1}")
-    real = os.utime
+    real, real_touch = os.utime, store.Claim.touch
 
     def utime(path, *args, **kwargs):
         name = os.fspath(path).rsplit("/", 1)[-1]
-        if (
-            name.startswith("claim.")
-            and threading.current_thread() is not threading.main_thread()
-            and not marker.exists()
-        ):
-            marker.touch()
+        if name.startswith("claim.") and threading.current_thread() is not threading.main_thread():
             raise OSError(errno.EIO, "Input/output error (injected)", os.fspath(path))
         return real(path, *args, **kwargs)
 
+    def touch(claim):  # the experiment returns once its claim counts as lost
+        real_touch(claim)
+        if claim.lost:
+            marker.touch()
+
+    monkeypatch.setattr(store.Claim, "touch", touch)
     monkeypatch.setattr(os, "utime", utime)
     result = inprocess.run()
     stderr = capfd.readouterr().err
