@@ -252,7 +252,7 @@ def test_show_and_plot_on_the_quickstart(tmp_path):
     root = tmp_path / "quickstart"
     shutil.copytree(example, root, ignore=shutil.ignore_patterns("xprun_logs", "__pycache__"))
     project = Project.__new__(Project)
-    project.root, project.log_dir = root, root / "xprun_logs"
+    project.root, project.log_dir, project.inprocess = root, root / "xprun_logs", False
     assert project.run("-q", "seed=0,1").returncode == 0
 
     shown = project.run("show", "--format", "csv")
