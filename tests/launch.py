@@ -125,6 +125,9 @@ def _installed_roots() -> tuple[str, ...]:
 
 
 def _installed(module: Any, roots: tuple[str, ...]) -> bool:
+    """Whether ``module`` may stay imported: built-in or frozen, made at run time by an
+    installed package (no absolute file: torch's ``torch.ops`` says ``_ops.py``, and
+    dropping it broke torch for the rest of the process), or loaded from under ``roots``."""
     files = [getattr(module, "__file__", None)]
     if files[0] is None:
         spec_path = getattr(module, "__path__", None)
@@ -132,9 +135,19 @@ def _installed(module: Any, roots: tuple[str, ...]) -> bool:
             return True  # built-in or frozen
         files = list(spec_path)
     for file in files:
-        if not file or not os.path.join(os.path.realpath(file), "").startswith(roots):
+        if not isinstance(file, str) or not os.path.isabs(file):
+            continue
+        if not os.path.join(os.path.realpath(file), "").startswith(roots):
             return False
     return True
+
+
+def _registered_by_the_call(func: Callable[..., Any]) -> bool:
+    """Whether an ``atexit`` function belongs to what the call ran (the project's code, a
+    test's plugin): a function of an installed module, or with no module (a C extension's),
+    belongs to the process."""
+    module = sys.modules.get(getattr(func, "__module__", None) or "")
+    return module is not None and not _installed(module, _installed_roots())
 
 
 def _restore_modules(saved: dict[str, Any]) -> None:
@@ -240,12 +253,20 @@ def launch(args: Sequence[str], cwd: Path, env: Mapping[str, str]) -> tuple[int,
     threads_before = set(threading.enumerate())
     exit_functions: list[tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]] = []
 
+    real_register, real_unregister = atexit.register, atexit.unregister
+
     def register(func: Callable[..., Any], *a: Any, **kw: Any) -> Callable[..., Any]:
+        if not _registered_by_the_call(func):
+            # An installed package imported during the call (torch, multiprocessing...)
+            # registers for the process, which goes on: run at its real exit, not now
+            # (torch's own functions, run after a call, broke torch for the next tests).
+            return real_register(func, *a, **kw)
         exit_functions.append((func, a, kw))
         return func
 
     def unregister(func: Callable[..., Any]) -> None:
         exit_functions[:] = [f for f in exit_functions if f[0] != func]
+        real_unregister(func)
 
     # pytest's capture holds fds 1 and 2: what it buffered goes out before they are moved.
     for stream in (sys.stdout, sys.stderr):
