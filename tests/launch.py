@@ -19,7 +19,7 @@ functions given to ``atexit`` are called (and not kept), the streams flushed.
 What the call changes, is undone: the directory, the environment, ``sys.path``, the import
 system's hooks and caches, the modules imported from outside the installed packages (the
 project's experiment modules and ``conftest.py``: two tests in one xdist worker use the
-same module names), signal handlers, mask and timer, the excepthooks, logging's handlers and
+same module names) and the import blockers it set (``sys.modules[name] = None``), signal handlers, mask and timer, the excepthooks, logging's handlers and
 levels, warnings' filters, ``random``'s state, the process-wide memo of xprun that holds
 the process's identity (``xprun.metadata``: argv, cwd).  Checked rather than undone: the
 threads it started must have ended and the file descriptors it opened be closed, as a
@@ -150,17 +150,22 @@ def _registered_by_the_call(func: Callable[..., Any]) -> bool:
     return module is not None and not _installed(module, _installed_roots())
 
 
+_ABSENT = object()
+
+
 def _restore_modules(saved: dict[str, Any]) -> None:
     """Forget modules the call imported from outside the installed packages (the project's,
-    a plugin of the test's) and put back those it replaced (a project's ``conftest``)."""
+    a plugin of the test's) and the import blockers it set (``sys.modules[name] = None``, as
+    a project's ``conftest.py`` does to play "not installed": the next tests would find the
+    package missing), and put back those it replaced (a project's ``conftest``)."""
     roots = _installed_roots()
     for name, module in list(sys.modules.items()):
-        before = saved.get(name)
+        before = saved.get(name, _ABSENT)
         if before is module:
             continue
-        if before is not None:
+        if before is not _ABSENT:
             sys.modules[name] = before
-        elif not _installed(module, roots):
+        elif module is None or not _installed(module, roots):
             del sys.modules[name]
 
 

@@ -110,6 +110,19 @@ def test_inprocess_launch_leaves_the_process_as_it_found_it(tmp_path, monkeypatc
     assert signal.getsignal(signal.SIGTERM) is handler
 
 
+def test_inprocess_launch_drops_the_import_blockers_it_set(tmp_path):
+    """A project's conftest.py that plays "not installed" (``sys.modules[name] = None``, as
+    test_i14_search's optuna test does) blocks the import in the call only: the next tests of
+    the process still import the package (the launcher kept the None, found by that test)."""
+    assert "xprun_never_imported" not in sys.modules
+    project = Project(tmp_path / "proj", inprocess=True)
+    project.write("conftest.py", "import sys\nsys.modules['xprun_never_imported'] = None\n")
+    project.write("xp_f.py", "import xprun\n\ndef xp_f():\n    return {}\n")
+    result = project.run("-q")
+    assert result.returncode == 0, result.output
+    assert "xprun_never_imported" not in sys.modules
+
+
 @pytest.mark.parametrize(
     ("args", "env"),
     [(("-n", "2"), {}), (("-n2",), {}), (("--pdb",), {}), ((), {"PYTHONPATH": "/x"})],
