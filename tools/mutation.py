@@ -94,6 +94,9 @@ TESTS: dict[str, list[str]] = {
     # Issue 14: the trials a search reads back (run with --only "trial_records:"): its
     # tests call the Reader's side in-process on runs a fixture launched.
     "xprun.study": ["tests/test_i14_study.py"],
+    # Issue 11: the config fixture's recycled DictConfig (a wrong refill hands a run another
+    # run's values).
+    "xprun.readonlyconfig": ["tests/test_readonly_config.py", "tests/test_cpu_path.py"],
 }
 
 #: The lowest score each module may have (issue 10): raised, never lowered.
@@ -400,6 +403,30 @@ EQUIVALENT: dict[tuple[str, str], str] = {
     ("xprun.trash", "delete: 12 -> 13"): _ONERROR,
     ("xprun.reader.query", "Query: True -> False"): (
         f"{_FROZEN}; nor hashes a Query (the only other thing frozen=True changes)"
+    ),
+    ("xprun.readonlyconfig", "<module>: 'leaf' -> 'XXleafXX'"): (
+        "the marker of a leaf in a shape: any string no container shape equals"
+    ),
+    ("xprun.readonlyconfig", "<module>: 64 -> 65"): "how many shapes are cached: memory only",
+    (
+        "xprun.readonlyconfig",
+        "readonly_config: len(_templates) >= _MAX_TEMPLATES -> len(_templates) > _MAX_TEMPLATES",
+    ): "how many shapes are cached: memory only",
+    (
+        "xprun.readonlyconfig",
+        "<module>: sys.implementation.name == 'cpython' and (not sysconfig.g... -> "
+        "sys.implementation.name == 'cpython' or not sysconfig.get...",
+    ): "on CPython (the only interpreter the suite runs on) both read the second operand",
+    ("xprun.readonlyconfig", "_Spare.unreachable: return False -> return None"): _TRUTH,
+    ("xprun.readonlyconfig", "_Spare.unreachable: return False -> return None #2"): _TRUTH,
+    ("xprun.readonlyconfig", "_Spare.unreachable: return False -> return None #3"): _TRUTH,
+    ("xprun.readonlyconfig", "_Spare.unreachable: return False -> return None #4"): _TRUTH,
+    ("xprun.readonlyconfig", "_Spare.unreachable: True -> False #2"): (
+        f"{_SAME_LENGTH}: a state per node"
+    ),
+    ("xprun.readonlyconfig", "_Spare.refill: True -> False"): f"{_SAME_LENGTH}: a node per leaf",
+    ("xprun.readonlyconfig", "_Spare.of: True -> False"): (
+        f"{_SAME_LENGTH}: the lengths are compared first"
     ),
 }
 

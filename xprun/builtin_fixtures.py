@@ -12,16 +12,15 @@ or wrap the ``logger`` fixture.
 
 from __future__ import annotations
 
-import io
-import pickle
 import sys
-from collections.abc import Hashable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .fixtures import FixtureRequest, fixture
 from .hookimpl import hookimpl
 from .logger import Logger
+from .readonlyconfig import readonly_config
 from .runspec import RunInfo
 
 if TYPE_CHECKING:
@@ -42,125 +41,6 @@ def config_fixture(request: FixtureRequest) -> Any:
     interpolations resolved; what the run's hash covers (but for excluded keys).
     """
     return readonly_config(_run(request).config)
-
-
-# -- the read-only DictConfig, fast ----------------------------------------------------------
-#
-# ``OmegaConf.create`` validates and wraps every value into a node: ~0.3 ms for 11 keys, a
-# quarter of a trivial run.  The runs of a sweep share their config's shape (its keys and
-# containers) and differ in leaf values, and in an untyped config every plain leaf becomes the
-# same node type (``AnyNode``) holding the value as it is.  So the DictConfig is built once per
-# shape by ``OmegaConf.create`` itself, with placeholder leaves, and pickled (OmegaConf supports
-# pickling) with the placeholders left out as persistent ids; each run unpickles that template
-# with its own leaves put back.  Anything outside plain dicts, lists and scalars with string
-# keys takes ``OmegaConf.create`` as before.
-
-_LEAF = "leaf"  # a plain scalar in a shape
-_LEAF_TYPES = frozenset((str, int, float, bool, type(None)))
-_MAX_TEMPLATES = 64
-_templates: dict[Hashable, bytes | None] = {}  # shape -> pickled template (None: not usable)
-
-
-def _shape(value: Any, leaves: list[Any]) -> Hashable | None:
-    """The keys and containers of ``value`` (its scalars appended to ``leaves`` in order), or
-    None when it holds anything the fast path does not cover."""
-    kind = type(value)
-    if kind in _LEAF_TYPES:
-        leaves.append(value)
-        return _LEAF
-    if kind is dict:
-        items = []
-        for key, item in value.items():
-            if type(key) is not str:
-                return None
-            shape = _shape(item, leaves)
-            if shape is None:
-                return None
-            items.append((key, shape))
-        return (dict, tuple(items))
-    if kind is list:
-        shapes = []
-        for item in value:
-            shape = _shape(item, leaves)
-            if shape is None:
-                return None
-            shapes.append(shape)
-        return (list, tuple(shapes))
-    return None
-
-
-class _LeafPickler(pickle.Pickler):
-    """Pickles a template, each placeholder leaf replaced by its index."""
-
-    def __init__(self, file: io.BytesIO, placeholders: list[str]) -> None:
-        super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
-        self._placeholders = placeholders
-        self._index = {id(p): i for i, p in enumerate(placeholders)}
-        self.seen: list[int] = []
-
-    def persistent_id(self, obj: Any) -> int | None:
-        if type(obj) is str:
-            index = self._index.get(id(obj))
-            if index is not None and obj is self._placeholders[index]:
-                self.seen.append(index)
-                return index
-        return None
-
-
-class _LeafUnpickler(pickle.Unpickler):
-    """Unpickles a template with a run's leaves in place of the placeholders."""
-
-    def __init__(self, data: bytes, leaves: list[Any]) -> None:
-        super().__init__(io.BytesIO(data))
-        self._leaves = leaves
-
-    def persistent_load(self, pid: Any) -> Any:
-        return self._leaves[pid]
-
-
-def _template(shape: Hashable) -> bytes | None:
-    """The pickled read-only DictConfig of ``shape``, built by ``OmegaConf.create`` with
-    placeholder leaves; None if a placeholder is not found exactly once in its pickle."""
-    from omegaconf import OmegaConf
-
-    placeholders: list[str] = []
-
-    def build(part: Any) -> Any:
-        if part == _LEAF:
-            # A new string object per leaf: found again by identity, never by value.
-            placeholders.append("".join(("\0xprun-leaf-", str(len(placeholders)))))
-            return placeholders[-1]
-        kind, items = part
-        if kind is dict:
-            return {key: build(item) for key, item in items}
-        return [build(item) for item in items]
-
-    template = OmegaConf.create(build(shape), flags={"readonly": True})
-    buffer = io.BytesIO()
-    pickler = _LeafPickler(buffer, placeholders)
-    pickler.dump(template)
-    if sorted(pickler.seen) != list(range(len(placeholders))):
-        return None
-    return buffer.getvalue()
-
-
-def readonly_config(config: dict[str, Any]) -> Any:
-    """``OmegaConf.create(config, flags={"readonly": True})``, built from a cached template of
-    the config's shape when it is plain data (the same DictConfig, several times faster)."""
-    leaves: list[Any] = []
-    shape = _shape(config, leaves)
-    if shape is not None and type(config) is dict:
-        try:
-            data = _templates[shape]
-        except KeyError:
-            if len(_templates) >= _MAX_TEMPLATES:
-                _templates.clear()
-            data = _templates[shape] = _template(shape)
-        if data is not None:
-            return _LeafUnpickler(data, leaves).load()
-    from omegaconf import OmegaConf
-
-    return OmegaConf.create(config, flags={"readonly": True})
 
 
 @fixture(name="seed")
