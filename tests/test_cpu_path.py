@@ -20,11 +20,14 @@ import os
 import subprocess
 
 import inprocess as _inprocess
+import pytest
 import yaml
 from conftest import git_commit_all
 from omegaconf import OmegaConf
 
 from xprun import ticker
+
+pytestmark = pytest.mark.inprocess  # xprun launched in the test's process (tests/launch.py)
 
 inprocess = _inprocess.inprocess  # the fixture
 
@@ -179,6 +182,54 @@ def test_i11_03_every_run_json_records_the_same_session_metadata(project):
     assert "seed=range(0,3)" in first["argv"]
     assert sorted(r["status"] for r in records) == ["complete"] * 3
     assert len({r["start"] for r in records} | {r["hash"] for r in records}) >= 3  # per run
+
+
+RUNNING_TEXT = """
+import os
+import xprun
+
+
+@xprun.config({"seed": 0, "name": "ünï"})
+def xp_text(config, run_dir):
+    text = (run_dir / "run.json").read_text(encoding="utf-8")  # the running record
+    marker = run_dir / "failed-once"
+    if config.seed == 1 and not marker.exists():
+        marker.write_text("x")
+        raise ValueError("first attempt")
+    return {"text": text}
+"""
+
+RECORD_PLUGIN = """
+def xprun_run_record(run, context):
+    return {"zz_plugin": {"hash": run.hash, "chars": ["ü", 1.5, None]}}
+"""
+
+
+@pytest.mark.parametrize("plugin", [False, True], ids=["core fields", "with a plugin's"])
+def test_i11_03_the_running_record_is_the_text_json_dumps_writes(project, plugin):
+    # Its session part is encoded once per session and spliced in: the text must be exactly
+    # what json.dumps(record, ensure_ascii=False) writes, key order included, retries too.
+    project.write("xp_text.py", RUNNING_TEXT)
+    if plugin:
+        project.write("conftest.py", RECORD_PLUGIN)
+    result = project.run("-q", "seed=range(0,3)", "--retries", "1")
+    assert result.returncode == 0, result.output
+    outcomes = [json.loads((d / "outcome.json").read_text()) for d in project.run_dirs()]
+    assert len(outcomes) == 3
+    for outcome in outcomes:
+        text = outcome["text"]
+        record = json.loads(text)
+        assert text == json.dumps(record, ensure_ascii=False)
+        assert record["status"] == "running"
+        assert list(record)[:3] == ["format", "digest", "hash"]
+        assert ("zz_plugin" in record) is plugin
+        if plugin:
+            assert record["zz_plugin"] == {"hash": record["hash"], "chars": ["ü", 1.5, None]}
+    retried = [json.loads(o["text"]) for o in outcomes if "retried" in json.loads(o["text"])]
+    assert len(retried) == 1 and retried[0]["attempt"] == 2
+    assert retried[0]["retried"][0]["message"] == "first attempt"
+    keys = list(retried[0])
+    assert keys.index("retried") > keys.index("cwd")  # after the session's fields, as before
 
 
 # -- heartbeats --------------------------------------------------------------------------------

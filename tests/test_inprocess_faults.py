@@ -48,7 +48,7 @@ def _crash_on_final_record(monkeypatch) -> None:
     real = store.write_json_atomic
 
     def write(path, obj, durable=False):
-        if path.name == store.RUN_JSON and obj.get("status") == Status.COMPLETE:
+        if os.path.basename(path) == store.RUN_JSON and obj.get("status") == Status.COMPLETE:
             raise _Crash
         real(path, obj, durable)
 
@@ -342,7 +342,7 @@ def test_i10_01_an_io_error_while_claiming_is_an_internal_error_that_leaves_no_c
     # In-process: an EIO from the file system cannot be provoked on a healthy disk.
     executions = _counted(project)
 
-    def write_config(run):
+    def write_config(run, run_dir=None):
         raise OSError(errno.EIO, "Input/output error", str(run.run_dir / "config.yaml"))
 
     monkeypatch.setattr("xprun.runner.write_config", write_config)

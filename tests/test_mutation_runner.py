@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 import random
 import sys
 import types
@@ -262,7 +263,7 @@ def _disk_full_on(monkeypatch, name: str, status: str | None = None) -> None:
     real = store.write_json_atomic if name.endswith(".json") else store.write_text_atomic
 
     def write(path, obj, durable=False):
-        if path.name == name and (status is None or obj.get("status") == status):
+        if os.path.basename(path) == name and (status is None or obj.get("status") == status):
             raise OSError(errno.ENOSPC, "No space left on device", str(path))
         real(path, obj, durable)
 
@@ -385,7 +386,7 @@ def test_i10_03_a_recovered_record_is_written_durably(inprocess, project, monkey
     real = store.write_json_atomic
 
     def crash_at_final_record(path, obj, durable=False):
-        if path.name == "run.json" and obj.get("status") == "complete":
+        if os.path.basename(path) == "run.json" and obj.get("status") == "complete":
             raise _Crash
         real(path, obj, durable)
 

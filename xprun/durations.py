@@ -7,16 +7,14 @@ times, in a section of the terminal summary (as pytest's ``--durations``).
   cluster, whose times are in their records: ``xprun show``).
 
 The phase times are measured where a run executes (this process, or a pool worker, whose
-report carries them back): this plugin wraps the run's ``xprun_run_setup``,
-``xprun_run_call`` and ``xprun_run_teardown`` and puts the times in ``RunReport.phases``,
-whatever ``--durations`` says, so that every report has them (``--report-log`` writes them
-too).  Standard library only at import (``xprun --help``).
+report carries them back), by the run protocol itself around the run's ``xprun_run_setup``,
+``xprun_run_call`` and ``xprun_run_teardown``, as pytest's runner times its phases: every
+report has them in ``RunReport.phases``, whatever ``--durations`` says (``--report-log``
+writes them too).  Standard library only at import (``xprun --help``).
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -24,7 +22,6 @@ if TYPE_CHECKING:
 
     from .config import Config
     from .reports import RunReport
-    from .runspec import RunSpec
     from .session import Session
 
 DEFAULT_MIN = 0.005  # seconds, as pytest's --durations-min
@@ -49,37 +46,6 @@ def xprun_addoption(parser: argparse.ArgumentParser, settings: dict[str, Any]) -
         default=DEFAULT_MIN,
         help=f"leave runs shorter than this out of --durations (default {DEFAULT_MIN})",
     )
-
-
-class PhaseClock:
-    """Times each executed run's phases and puts them in its report (every process)."""
-
-    def __init__(self) -> None:
-        self.pending: dict[int, dict[str, float]] = {}  # id(run) → phase → seconds
-
-    def _timed(self, run: RunSpec, phase: str) -> Generator[None, Any, Any]:
-        start = time.perf_counter()
-        try:
-            return (yield)
-        finally:
-            self.pending.setdefault(id(run), {})[phase] = time.perf_counter() - start
-
-    def xprun_run_setup(self, run: RunSpec) -> Generator[None, Any, Any]:
-        return (yield from self._timed(run, "setup"))
-
-    def xprun_run_call(self, run: RunSpec) -> Generator[None, Any, Any]:
-        return (yield from self._timed(run, "call"))
-
-    def xprun_run_teardown(self, run: RunSpec) -> Generator[None, Any, Any]:
-        return (yield from self._timed(run, "teardown"))
-
-    def xprun_run_logreport(self, report: RunReport) -> None:
-        phases = self.pending.pop(id(report.run), None)
-        if phases and not report.phases:
-            report.phases = {p: phases[p] for p in _PHASES if p in phases}
-
-    def xprun_runs_cached(self) -> None:
-        """Cached runs had no phase timed here."""
 
 
 class Durations:
@@ -126,22 +92,9 @@ def _seconds(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}s"
 
 
-def _mark_hookimpls() -> None:
-    """Give ``PhaseClock``'s methods their hook options, once pluggy is loaded (this module
-    imports only the standard library, for ``xprun --help``)."""
-    from .hookimpl import hookimpl
-
-    for name in ("xprun_run_setup", "xprun_run_call", "xprun_run_teardown"):
-        hookimpl(wrapper=True)(getattr(PhaseClock, name))
-    # Before the session counts the report (and before a worker sends it to the launcher).
-    hookimpl(tryfirst=True)(PhaseClock.xprun_run_logreport)
-
-
 def xprun_configure(config: Config) -> None:
     from .errors import UsageError
 
-    _mark_hookimpls()
-    config.pluginmanager.register(PhaseClock(), "durations-clock")
     count = getattr(config.option, "durations", None)
     if count is None:
         return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -25,9 +26,11 @@ if TYPE_CHECKING:
 _Dumper: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
-def write_config(run: RunSpec) -> None:
-    """``config.yaml``: the resolved config, loadable by OmegaConf and Hydra."""
-    store.write_text_atomic(run.run_dir / "config.yaml", config_yaml(run.config))
+def write_config(run: RunSpec, run_dir: Path | str | None = None) -> None:
+    """``config.yaml``: the resolved config, loadable by OmegaConf and Hydra; ``run_dir``:
+    the run's directory, when the caller has it (``run.run_dir`` makes a new one)."""
+    folder = run.run_dir if run_dir is None else run_dir
+    store.write_text_atomic(os.path.join(folder, "config.yaml"), config_yaml(run.config))
 
 
 def _dump(data: Any) -> str:
@@ -124,10 +127,10 @@ def start_record(
     type, message}``; ``extra``: the plugins' fields (``xprun_run_record``); ``run_dir``:
     the run's directory, when the caller has it (``run.run_dir`` makes a new one)."""
     folder = run.run_dir if run_dir is None else run_dir
-    session, patch = _session_fields(metadata_)
+    session, session_json, patch = _session_fields(metadata_)
     if patch:
         store.write_text_atomic(folder / "git.patch", patch)
-    record = {
+    head = {
         "format": store.FORMAT_VERSION,
         "digest": run.digest,
         "hash": run.hash,
@@ -141,33 +144,39 @@ def start_record(
         "start": iso(started),
         "end": None,
         "duration": None,
-        **session,
     }
+    record = {**head, **session}
+    tail: dict[str, Any] = {}
     if retried:
-        record["retried"] = list(retried)
+        tail["retried"] = list(retried)
     for fields in extra or ():
         if not fields:
             continue
         for key, value in fields.items():
-            if key in record:
+            if key in record or key in tail:
                 raise TypeError(
                     f"xprun_run_record: the field {key!r} of run.json is already written"
                     " (by the core or another plugin); use a key of your own"
                 )
-            record[key] = value
-    store.write_json_atomic(folder / store.RUN_JSON, record)
+            tail[key] = value
+    record.update(tail)
+    # The text of json.dumps(record), with the session's part encoded once per session.
+    parts = (store.JSON.encode(head)[1:-1], session_json, store.JSON.encode(tail)[1:-1])
+    text = "{" + ", ".join(part for part in parts if part) + "}"
+    store.write_bytes_atomic(os.path.join(folder, store.RUN_JSON), text.encode("utf-8"))
     return record
 
 
 _session: list[Any] = []  # [provider, scheduler, git state, fields]: the last session's
 
 
-def _session_fields(metadata_: MetadataProvider) -> tuple[dict[str, Any], str | None]:
+def _session_fields(metadata_: MetadataProvider) -> tuple[dict[str, Any], str, str | None]:
     """What ``run.json`` records that is the same for every run of a session (scheduler, job,
-    Git, machine and process), computed once per session; and the uncommitted patch."""
+    Git, machine and process), computed once per session; the JSON text of those fields
+    without its braces; and the uncommitted patch."""
     scheduler, git = metadata_.scheduler, metadata_.git_state()
     if _session and _session[0] is metadata_ and _session[1] == scheduler and _session[2] is git:
-        return _session[3], git[1]
+        return _session[3], _session[4], git[1]
     git_fields, patch = git
     fields = {
         "scheduler": scheduler,
@@ -175,8 +184,9 @@ def _session_fields(metadata_: MetadataProvider) -> tuple[dict[str, Any], str | 
         "git": {**git_fields, "patch": "git.patch"} if patch else git_fields,
         **metadata.process_fields(),
     }
-    _session[:] = [metadata_, scheduler, git, fields]
-    return fields, patch
+    text = store.JSON.encode(fields)[1:-1]
+    _session[:] = [metadata_, scheduler, git, fields, text]
+    return fields, text, patch
 
 
 def final_record(

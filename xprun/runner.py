@@ -34,6 +34,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from time import perf_counter
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from . import reports, store, ticker, tracebacks
@@ -330,7 +331,7 @@ def _execute(
         run_dir = run.run_dir
     forced = previous.get("status") == Status.COMPLETE and context.force
     aside = _set_aside(run_dir, previous) if forced else None
-    write_config(run)
+    write_config(run, run_dir)
     extra = hook.xprun_run_record(run=run, context=context) if _has_record_hooks(hook) else None
     record = start_record(run, context.metadata, started, retried, extra, run_dir)
     if previous:
@@ -347,12 +348,25 @@ def _execute(
     hook_error: BaseException | None = None
     interrupt: BaseException | None = None  # re-raised once the run is recorded
     returned = False  # the outcome is saved: from here on the result is kept
+    # Each phase's seconds, for the report (--durations, --report-log), as pytest's runner
+    # times them: measured here, even when the phase raises.
+    phases: dict[str, float] = {}
     capture.start()
     try:
         try:
             seed_everything(run.seed)
-            hook.xprun_run_setup(run=run, context=context)
-            outcome = save_outcome(run_dir, hook.xprun_run_call(run=run, context=context))
+            began = perf_counter()
+            try:
+                hook.xprun_run_setup(run=run, context=context)
+            finally:
+                phases["setup"] = perf_counter() - began
+            began = perf_counter()
+            try:
+                returned_value = hook.xprun_run_call(run=run, context=context)
+            finally:
+                phases["call"] = perf_counter() - began
+            outcome = save_outcome(run_dir, returned_value)
+            del returned_value
             hold.hold()  # a signal now would lose a result that exists: save it first
             hook.xprun_run_returned(run=run, context=context)
             if not claim.holds():
@@ -379,6 +393,7 @@ def _execute(
                     hook_error = exc2
         except BaseException as exc:  # SystemExit too: a failed run, never an exit
             status, error = Status.FAILED, exc
+        began = perf_counter()
         try:
             hook.xprun_run_teardown(run=run, context=context)
         except _INTERRUPTS as exc:
@@ -388,6 +403,8 @@ def _execute(
                 status, error = Status.INTERRUPTED, error
         except BaseException as exc:  # SystemExit too: recorded beside the status, never an exit
             teardown_error = teardown_error or exc
+        finally:
+            phases["teardown"] = perf_counter() - began
     finally:
         hold.hold()
         stdout, stderr = capture.stop()
@@ -429,6 +446,7 @@ def _execute(
         stdout=stdout,
         stderr=stderr,
         teardown_error=teardown_text,
+        phases=phases,
     )
     if full is not None:
         message = store.disk_full_message(run_dir, full)
