@@ -12,14 +12,35 @@ keep ``time`` as seconds since the epoch (a number, to plot against).
 
 from __future__ import annotations
 
+import math
 import time
 from datetime import UTC, datetime
+from typing import Any
 
 
 def timestamp(seconds: float | None = None) -> str:
-    """``seconds`` since the epoch (default: now) in xprun's one format."""
+    """``seconds`` since the epoch (default: now) in xprun's one format: what
+    ``datetime.fromtimestamp(seconds, UTC).isoformat(timespec="milliseconds")`` writes.
+
+    A run writes three (its claim, its start, its end), so the text of the whole second is
+    kept from one call to the next, and the fraction is rounded as ``datetime`` rounds it
+    (to the microsecond, half to even, then cut to milliseconds).
+    """
     when = time.time() if seconds is None else seconds
-    return datetime.fromtimestamp(when, UTC).isoformat(timespec="milliseconds")
+    fraction, whole = math.modf(when)
+    micro = round(fraction * 1e6)
+    if micro >= 1_000_000:
+        whole, micro = whole + 1, micro - 1_000_000
+    elif micro < 0:
+        whole, micro = whole - 1, micro + 1_000_000
+    second = int(whole)
+    if second != _second[0]:
+        text = datetime.fromtimestamp(second, UTC).isoformat(timespec="seconds")
+        _second[:] = [second, text[:-6]]  # without "+00:00"
+    return f"{_second[1]}.{micro // 1000:03d}+00:00"
+
+
+_second: list[Any] = [None, ""]  # the last whole second formatted: [seconds, its text]
 
 
 def parse_timestamp(text: str) -> datetime:
