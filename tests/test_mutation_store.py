@@ -329,40 +329,16 @@ def test_i10_03_a_claim_is_held_only_while_it_is_the_newest_and_carries_our_toke
     (tmp_path / "claim.2").unlink()
     claim.lost = False
     assert claim.holds() is True
-    (tmp_path / "claim.1").write_text(json.dumps({"token": "someone else's"}))  # rewritten
+    (tmp_path / "claim.1").write_text(json.dumps({"token": "someone else's"}))  # replaced
     assert claim.holds() is False
     claim.lost = False
-    (tmp_path / "claim.1").write_bytes(claim._owner + b" ")  # ours, with something after it
-    assert claim.holds() is False
-    claim.lost = False
-    (tmp_path / "claim.1").write_bytes(claim._owner)  # ours again, in the same file
-    assert claim.holds() is True
     (tmp_path / "claim.1").unlink()  # gone
     assert claim.holds() is False
     claim.lost = False
-    (tmp_path / "claim.1").write_bytes(claim._owner)  # a copy of ours, another file: not ours
-    assert claim.holds() is False
-    claim.lost = False
-    os.replace(tmp_path / "claim.1", tmp_path / "claim.3")  # a later attempt, not the next
-    assert claim.holds() is False
-    claim.lost = True  # a heartbeat failed
-    assert claim.holds() is False
-
-
-def test_i11_a_claim_is_held_through_its_own_file_until_released(tmp_path):
-    claim = store.Claim.try_create(tmp_path, 1)
-    assert claim is not None and claim.holds() is True
-    (tmp_path / "claim.1").touch()  # the heartbeat changes nothing of it
-    assert claim.holds() is True
-    (tmp_path / "claim.2").mkdir()  # a next attempt that is not even a file still counts
-    assert claim.holds() is False
-    (tmp_path / "claim.2").rmdir()
-    claim.lost = False
-    assert claim.holds() is True
     claim.release()
-    assert not (tmp_path / "claim.1").exists()
-    # Released: its file closed, so whatever is named claim.1 now (even our bytes) is not it.
-    (tmp_path / "claim.1").write_bytes(claim._owner)
+    (tmp_path / "claim.1").write_text(json.dumps({"token": claim.token}))
+    assert claim.holds() is True
+    claim.lost = True  # a heartbeat failed
     assert claim.holds() is False
 
 
@@ -644,3 +620,18 @@ def test_i11_mut_a_racer_taking_the_first_claim_of_a_new_directory_is_named_owne
     assert acquired.claim is None and acquired.owner is not None
     assert acquired.owner.attempt == 1 and acquired.owner.owner["host"] == "elsewhere"
     assert calls == [1]
+
+
+def test_i11_a_claim_is_not_held_once_the_next_attempt_exists_whatever_it_is(tmp_path):
+    # holds() looks up claim.<N+1> by name (a takeover's first claim) instead of listing the
+    # folder: whatever stands there, even what is not a file, ends the ownership.
+    claim = store.Claim.try_create(tmp_path, 1)
+    assert claim is not None and claim.holds() is True
+    (tmp_path / "claim.1").touch()  # the heartbeat changes nothing of it
+    assert claim.holds() is True
+    (tmp_path / "claim.2").mkdir()
+    assert claim.holds() is False and claim.lost
+    (tmp_path / "claim.2").rmdir()
+    claim.lost = False
+    (tmp_path / "claim.2").symlink_to(tmp_path / "nowhere")  # a dangling link counts too
+    assert claim.holds() is False

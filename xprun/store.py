@@ -31,11 +31,12 @@ stale once it is older than the heartbeat interval.
 stall) loses its claim to another launcher.  Before it records anything that decides the run
 (its outcome, its final record) the owner checks ``Claim.holds()``: its own claim file is still
 the newest one and still carries its token.  Otherwise it writes nothing over the new owner's
-run.  Newest: ``claim.<N+1>`` does not exist (the first claim any takeover makes; whoever makes a
-claim removes the stale ones below it, ours included).  Its own: the name ``claim.<N>`` still
-leads to the file the owner made, which it keeps open meanwhile (so that no other file can get
-that inode), and that file still holds the owner record as written: two ``stat`` calls and a
-``pread`` per check, where listing the folder and reading the claim back took nine calls.
+run.  Newest: ``claim.<N+1>`` does not exist.  It is the first claim any takeover makes (the
+next attempt is one more than the highest claim or recorded attempt, and while claim N stands
+no attempt above N has been claimed or recorded without ``claim.<N+1>``), and whoever makes a
+claim removes the stale ones below it, ours included: a later claim without ``claim.<N+1>``
+means that ours is gone too.  One ``lstat`` of that name, where listing the folder took five
+calls and a parse of every name.
 A heartbeat that keeps failing marks the claim lost, too: once no touch has succeeded
 for half the stale timeout (``Claim.patience``), well before any other launcher may take the
 run over, so a moment's failure (an NFS server that restarts) costs nothing, and a lasting one
@@ -450,10 +451,6 @@ class Claim:
         self._beat = time.monotonic()
         self._failing = False  # a failure was reported, and no touch succeeded since
         self._owner = b""  # the owner record as written: what ``holds`` reads back
-        # The claim file, open from its creation to its release: its inode cannot be reused
-        # by another file meanwhile, so the name leading to it means it is still ours.
-        self._fd = -1
-        self._identity: tuple[int, int] | None = None  # its (st_dev, st_ino) once published
         self._next = os.path.join(run_dir, f"{CLAIM_PREFIX}{attempt + 1}")  # a takeover's
 
     @property
@@ -474,10 +471,12 @@ class Claim:
         }
         data = claim._owner = json.dumps(owner).encode()
         tmp = _tmp_name(claim._path)
-        fd = -1
         try:
-            fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o666)
-            write_all(fd, data)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+            try:
+                write_all(fd, data)
+            finally:
+                os.close(fd)
             try:
                 os.link(tmp, claim._path)  # published whole, or not at all
             except FileExistsError:
@@ -485,12 +484,7 @@ class Claim:
             except OSError:  # no hard links here: exclusive create, then write at once
                 if not claim._create_exclusive(data):
                     return None
-            else:
-                claim._keep(fd)
-                fd = -1
         finally:
-            if fd >= 0:
-                os.close(fd)
             try:
                 os.unlink(tmp)
             except OSError:
@@ -499,24 +493,17 @@ class Claim:
 
     def _create_exclusive(self, data: bytes) -> bool:
         try:
-            fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+            fd = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         except FileExistsError:
             return False
         try:
             os.write(fd, data)
-            self._keep(fd)
         except BaseException:  # Ctrl-C too: no empty claim left behind; re-raised
             os.close(fd)
-            self._fd = -1
             self.path.unlink(missing_ok=True)  # an empty claim must not be left behind
             raise
+        os.close(fd)
         return True
-
-    def _keep(self, fd: int) -> None:
-        """Hold the published claim's file open, and note what its name leads to."""
-        self._fd = fd
-        published = os.stat(self._path)
-        self._identity = (published.st_dev, published.st_ino)
 
     def touch(self) -> None:
         """The heartbeat.  A claim that vanished (taken over) is lost; one that cannot be
@@ -557,35 +544,34 @@ class Claim:
         """
         if self.lost:
             return False
-        try:
-            now = os.stat(self._path)
-            ours = (now.st_dev, now.st_ino) == self._identity and (
-                os.pread(self._fd, len(self._owner) + 1, 0) == self._owner
-            )
-        except OSError:
-            ours = False  # gone (or our file closed: released)
-        if ours:
+        if self._token_on_disk() == self.token:
             try:
-                os.lstat(self._next)
+                os.lstat(self._next)  # the name of a takeover's claim
             except FileNotFoundError:
                 return True
             except OSError:
-                pass  # something stands there that cannot be looked at: not ours to trust
+                pass  # something there cannot be looked at: not ours to trust
         self.lost = True
         return False
 
+    def _token_on_disk(self) -> Any:
+        try:
+            raw = _read_claim_file(self._path)
+            if raw and raw == self._owner:
+                return self.token  # the very bytes written: no need to parse them
+            owner = json.loads(raw or b"null")
+        except (OSError, ValueError):
+            return None
+        return owner.get("token") if isinstance(owner, dict) else None
+
     def release(self) -> None:
         """Remove the claim, unless it is no longer ours (then it is not ours to remove)."""
-        fd, self._fd = self._fd, -1
         try:
             if self.lost and json.loads(self.path.read_bytes()).get("token") != self.token:
                 return
             os.unlink(self._path)
         except (OSError, ValueError, AttributeError):
             pass  # gone, or not ours: a claim left behind goes stale and reads as interrupted
-        finally:
-            if fd >= 0:
-                os.close(fd)
 
 
 @dataclass(frozen=True)
