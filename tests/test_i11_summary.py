@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,8 @@ import xxhash
 from conftest import Project
 
 from xprun import completion_summary
+
+pytestmark = pytest.mark.inprocess  # xprun launched in the test's process (tests/launch.py)
 
 N = 4
 OWNER_CHECK = 1  # records read by collection, per experiment folder
@@ -41,23 +44,31 @@ def xp_sum(config):
     return {"seed": config.seed}
 """
 
-# Counts the opens of run.json files, for the whole process (xprun's and its plugins').
+# Counts the opens of run.json files, for the whole process (xprun's and its plugins').  An
+# audit hook cannot be removed: it is added once per process and counts into the list of the
+# session that imported this conftest last (in-process launches, tests/launch.py, import it
+# afresh each time in one process; in a subprocess it is the one session).
 COUNT_OPENS = """\
 import os
 import sys
 
-_opened = []
+_opened = sys.xprun_test_run_json_opens = []
 
 
 def _audit(event, args):
     if event == "open" and str(args[0]).endswith("run.json"):
-        _opened.append(str(args[0]))
+        opened = getattr(sys, "xprun_test_run_json_opens", None)
+        if opened is not None:
+            opened.append(str(args[0]))
 
 
-sys.addaudithook(_audit)
+if not getattr(sys, "xprun_test_audit_hook", False):
+    sys.addaudithook(_audit)
+    sys.xprun_test_audit_hook = True
 
 
 def xprun_sessionfinish(session, exitstatus):
+    sys.xprun_test_run_json_opens = None  # counted no more
     with open(os.environ["OPENS"], "w") as out:
         out.write(str(len(_opened)))
 """
@@ -72,6 +83,12 @@ def _launch(project: Project, tmp_path: Path, *args: str, **env: str) -> tuple[s
     return result.stdout, int(opens.read_text())
 
 
+def _settle() -> None:
+    """Let the records just written age past the racy window: a launch remembers only records
+    older than that when it reads them (a subprocess's start-up alone used to take longer)."""
+    time.sleep(2 * completion_summary._RACY_NS / 1e9)
+
+
 def _summary(project: Project) -> Path:
     return project.log_dir / FOLDER / completion_summary.NAME
 
@@ -82,6 +99,7 @@ def _warm(project: Project, tmp_path: Path) -> None:
     project.write("conftest.py", COUNT_OPENS)
     out, _ = _launch(project, tmp_path)  # runs them
     assert f"{N} complete" in out, out
+    _settle()
     out, opens = _launch(project, tmp_path)  # summary cold: each record read once
     assert f"{N} cached" in out and opens >= N, out
     out, opens = _launch(project, tmp_path)
@@ -110,6 +128,7 @@ def test_i11_summary_force_rm_deleted_and_edited_records_are_read_again(
     assert f"{N} failed" in out, out
     out, _ = _launch(project, tmp_path)  # runs them again (they pass now)
     assert f"{N} complete" in out and "cached" not in out, out
+    _settle()
     _launch(project, tmp_path)  # warm again
     out, opens = _launch(project, tmp_path)
     assert opens <= OWNER_CHECK, out
@@ -306,6 +325,7 @@ def test_i11_summary_a_killed_writers_temporary_file_is_removed_once_old(
     hour_ago = abandoned.stat().st_mtime - 3700
     os.utime(abandoned, (hour_ago, hour_ago))
     os.utime(other, (hour_ago, hour_ago))
+    _settle()
     out, _ = _launch(project, tmp_path)  # summary cold: written
     assert f"{N} cached" in out, out
     assert not abandoned.exists()
