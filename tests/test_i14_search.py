@@ -28,6 +28,8 @@ from conftest import Project, git_commit_all
 
 import xprun
 
+pytestmark = pytest.mark.inprocess  # xprun launched in the test's process (tests/launch.py)
+
 pytest.importorskip("optuna")
 
 BOWL = """
@@ -215,7 +217,8 @@ def test_i14_loop_resumed_search_proposes_what_an_uninterrupted_one_does(project
     killed = project.run("-q", "--trials", "3", env=_env(project))  # a first launch, stopped
     assert killed.returncode == 0
     marker.touch()
-    killed = project.run("-q", env=_env(project, KILL_AT_X=str(marker)))
+    # It kills its own launcher: a process of its own (in this one it would kill the test run).
+    killed = project.run("-q", env=_env(project, KILL_AT_X=str(marker)), inprocess=False)
     assert killed.returncode == -signal.SIGKILL, killed.output
     statuses = Counter(t["record"]["status"] for t in _trials(project, "xp_bowl.xp_bowl"))
     assert statuses == {"complete": 3, "running": 1}  # the fourth, left half-done

@@ -9,6 +9,8 @@ from datetime import datetime
 
 import pytest
 
+pytestmark = pytest.mark.inprocess  # xprun launched in the test's process (tests/launch.py)
+
 XP = "import json\n\ndef xp_meta():\n    return {'ok': 1}\n"
 
 
@@ -153,6 +155,9 @@ def test_log_folder_inside_the_repository_does_not_make_the_tree_dirty(project):
     assert record["git"]["dirty"] is False and record["git"]["untracked"] == []
 
 
+# The on-disk map is written by a launch whose process has none in memory yet
+# (metadata._DISTRIBUTIONS): in a process that launched before, it would not be.
+@pytest.mark.inprocess(False)
 def test_i12_14_packages_are_recorded_by_distribution_name(project, tmp_path):
     """run.json's ``packages`` names what ``pip install`` takes (GitPython, PyYAML), not the
     import names (git, yaml); the import→distribution map is cached on disk, and a cached

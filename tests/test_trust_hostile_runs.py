@@ -11,7 +11,13 @@ import json
 import os
 import shutil
 
+import pytest
+
 import xprun
+
+# xprun launched in the test's process (tests/launch.py), but for the launches on damaged runs:
+# their hang shows up as the subprocess's timeout, which an in-process launch cannot enforce.
+pytestmark = pytest.mark.inprocess
 
 EXPERIMENT = """
 import xprun
@@ -48,7 +54,7 @@ def test_i9_04_fifos_and_odd_entries_in_run_dirs_neither_hang_nor_crash_a_launch
     (bad_attempt / "run.json").write_text(json.dumps(damaged))
     os.mkfifo(project.log_dir / ".xprun-clock")
 
-    again = project.run("-v", timeout=60)
+    again = project.run("-v", timeout=60, inprocess=False)
     assert again.returncode == 0, again.output
     assert "INTERNAL ERROR" not in again.output and "Traceback" not in again.output
     # A record that cannot be trusted is replaced by a real one; healthy runs stay cached.
@@ -61,10 +67,10 @@ def test_i9_04_fifos_and_odd_entries_in_run_dirs_neither_hang_nor_crash_a_launch
 def test_i9_04_the_reader_and_status_survive_a_fifo_clock_file(project):
     _sweep(project)
     os.mkfifo(project.log_dir / ".xprun-clock")
-    shown = project.run("show", timeout=60)
+    shown = project.run("show", timeout=60, inprocess=False)
     assert shown.returncode == 0, shown.output
     assert len(xprun.Reader(project.log_dir).to_pandas()) == 6
-    status = project.run("status", timeout=60)
+    status = project.run("status", timeout=60, inprocess=False)
     assert status.returncode == 0, status.output
 
 
@@ -105,7 +111,7 @@ def test_i9_05_a_broken_link_as_a_run_or_experiment_folder_fails_that_run_only(p
     shutil.rmtree(linked)
     linked.symlink_to("/nonexistent-disk/" + linked.name)  # as after an unmount
     other_record = _record(other)
-    result = project.run(timeout=60)
+    result = project.run(timeout=60, inprocess=False)
     assert result.returncode == 1, result.output
     assert "INTERNAL ERROR" not in result.output
     assert str(linked) in result.output and "symbolic link" in result.output
@@ -115,7 +121,7 @@ def test_i9_05_a_broken_link_as_a_run_or_experiment_folder_fails_that_run_only(p
     folder = linked.parent
     shutil.rmtree(folder)
     folder.symlink_to(folder)
-    looped = project.run(timeout=60)
+    looped = project.run(timeout=60, inprocess=False)
     assert looped.returncode == 1, looped.output
     assert "INTERNAL ERROR" not in looped.output and "2 failed" in looped.output
 
@@ -134,7 +140,7 @@ def test_i9_04_a_fifo_metrics_file_fails_the_run_instead_of_hanging_it(project):
     (run_dir,) = project.run_dirs()
     (run_dir / "metrics").mkdir(exist_ok=True)
     os.mkfifo(run_dir / "metrics" / "metrics.jsonl")
-    result = project.run(timeout=60)
+    result = project.run(timeout=60, inprocess=False)
     assert result.returncode == 1, result.output
     assert "metrics.jsonl is not a regular file" in result.output
     assert _record(run_dir)["status"] == "failed"

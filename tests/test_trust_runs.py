@@ -18,6 +18,8 @@ import pytest
 import xprun
 from xprun import store
 
+pytestmark = pytest.mark.inprocess  # xprun launched in the test's process (tests/launch.py)
+
 
 def run_dir_of(project) -> Path:
     (run_dir,) = project.run_dirs()
@@ -132,7 +134,7 @@ def test_i8_08_metrics_logged_before_return_survive_a_kill_and_the_run_is_recove
             return {{"final": 4.0}}
         """,
     )
-    killed = project.run()
+    killed = project.run(inprocess=False)  # it kills its own launcher: a process of its own
     assert killed.returncode == -signal.SIGKILL, killed.output
     run_dir = run_dir_of(project)
     metrics = [json.loads(line) for line in lines(run_dir / "metrics" / "metrics.jsonl")]
