@@ -12,7 +12,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import xprun
+
+pytestmark = pytest.mark.inprocess  # xprun launched in the test's process (tests/launch.py)
 
 THIRD_PARTY = ("pluggy", "omegaconf", "hydra", "pandas", "yaml", "git", "xxhash", "pyarrow")
 

@@ -10,6 +10,8 @@ import time
 import pytest
 from foreground import FOREGROUND
 
+pytestmark = pytest.mark.inprocess  # xprun launched in the test's process (tests/launch.py)
+
 
 def test_outputs_are_captured_to_files_and_shown_for_failures(project):
     project.write(

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
+pytestmark = pytest.mark.inprocess  # xprun launched in the test's process (tests/launch.py)
+
 
 def outcomes(project, experiment=None):
     return [json.loads((d / "outcome.json").read_text()) for d in project.run_dirs(experiment)]

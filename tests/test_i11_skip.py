@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 from conftest import Project
 
+pytestmark = pytest.mark.inprocess  # xprun launched in the test's process (tests/launch.py)
+
 XP = """\
 import os
 

@@ -10,7 +10,10 @@ import json
 import subprocess
 import sys
 
+import pytest
 from conftest import Project, Result
+
+pytestmark = pytest.mark.inprocess  # xprun launched in the test's process (tests/launch.py)
 
 TRAIN = """\
 import xprun

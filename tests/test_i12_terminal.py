@@ -15,6 +15,8 @@ import pytest
 
 from tests.conftest import Project
 
+pytestmark = pytest.mark.inprocess  # xprun launched in the test's process (tests/launch.py)
+
 ESC = "\x1b["
 GREEN_DOT = "\x1b[32m.\x1b[0m"
 RED_F = "\x1b[31mF\x1b[0m"

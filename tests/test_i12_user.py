@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 from conftest import Project, git_commit_all
 
+pytestmark = pytest.mark.inprocess  # xprun launched in the test's process (tests/launch.py)
+
 SWEEP = """
 import xprun
 

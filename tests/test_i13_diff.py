@@ -17,6 +17,8 @@ import pytest
 
 from tests.conftest import Project
 
+pytestmark = pytest.mark.inprocess  # xprun launched in the test's process (tests/launch.py)
+
 SWEEP = """
 import xprun
 import helper

@@ -8,6 +8,8 @@ import re
 import pytest
 from conftest import Project
 
+pytestmark = pytest.mark.inprocess  # xprun launched in the test's process (tests/launch.py)
+
 pytest.importorskip("optuna")
 
 BOWL = """

@@ -20,6 +20,8 @@ import pytest
 
 from tests.conftest import Project
 
+pytestmark = pytest.mark.inprocess  # xprun launched in the test's process (tests/launch.py)
+
 optuna = pytest.importorskip("optuna")
 
 from xprun import store  # noqa: E402

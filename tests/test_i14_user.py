@@ -8,6 +8,8 @@ import pytest
 import yaml
 from conftest import Project
 
+pytestmark = pytest.mark.inprocess  # xprun launched in the test's process (tests/launch.py)
+
 pytest.importorskip("optuna")
 
 GRIDDED = """

@@ -7,10 +7,13 @@ import textwrap
 from pathlib import Path
 
 import pluggy
+import pytest
 
 import xprun
 from xprun import hookspec
 from xprun.config import BUILTIN_PLUGINS, make_pluginmanager
+
+pytestmark = pytest.mark.inprocess  # xprun launched in the test's process (tests/launch.py)
 
 
 def install_plugin(site: Path, module: str, code: str) -> dict[str, str]:

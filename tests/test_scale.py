@@ -24,6 +24,8 @@ import inprocess as _inprocess
 import pytest
 import yaml
 
+pytestmark = pytest.mark.inprocess  # xprun launched in the test's process (tests/launch.py)
+
 inprocess = _inprocess.inprocess  # the fixture
 
 

@@ -3,7 +3,11 @@ with pandas' own "cannot insert config.x, already exists")."""
 
 from __future__ import annotations
 
+import pytest
+
 import xprun
+
+pytestmark = pytest.mark.inprocess  # xprun launched in the test's process (tests/launch.py)
 
 SWEEP = """
 import xprun

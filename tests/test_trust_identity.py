@@ -22,6 +22,8 @@ from hypothesis import strategies as st
 
 from xprun.identity import canonical, run_digest
 
+pytestmark = pytest.mark.inprocess  # xprun launched in the test's process (tests/launch.py)
+
 
 class Color(enum.Enum):
     RED = 1

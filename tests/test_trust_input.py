@@ -19,6 +19,8 @@ from hypothesis import strategies as st
 import xprun
 from tests.conftest import Project
 
+pytestmark = pytest.mark.inprocess  # xprun launched in the test's process (tests/launch.py)
+
 GRID = {"lr": [0.1, 0.15], "seed": [1, 10, 11], "opt": ["sgd", "adam"]}
 
 XP_GRID = f"""

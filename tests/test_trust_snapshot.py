@@ -11,7 +11,10 @@ import os
 import subprocess
 from pathlib import Path
 
+import pytest
 from conftest import git_commit_all
+
+pytestmark = pytest.mark.inprocess  # xprun launched in the test's process (tests/launch.py)
 
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "t",

@@ -24,6 +24,8 @@ import xprun
 from xprun import logger as xlogger
 from xprun import store, ticker
 
+pytestmark = pytest.mark.inprocess  # xprun launched in the test's process (tests/launch.py)
+
 inprocess = _inprocess.inprocess  # the fixture
 
 #: How long an experiment waits for an injected fault before giving up (then the test fails
