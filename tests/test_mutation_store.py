@@ -635,3 +635,18 @@ def test_i11_a_claim_is_not_held_once_the_next_attempt_exists_whatever_it_is(tmp
     claim.lost = False
     (tmp_path / "claim.2").symlink_to(tmp_path / "nowhere")  # a dangling link counts too
     assert claim.holds() is False
+
+
+def test_i11_a_claim_holds_its_owner_as_json_dumps_writes_it(tmp_path):
+    # Its text is put together from a head encoded once: it must stay what json.dumps writes.
+    claim = store.Claim.try_create(tmp_path, 7)
+    assert claim is not None
+    raw = (tmp_path / "claim.7").read_bytes()
+    owner = json.loads(raw)
+    assert raw == json.dumps(owner).encode()
+    assert list(owner) == ["host", "machine", "pid", "attempt", "token", "since"]
+    assert owner["host"] == store.host() and owner["machine"] == store._MACHINE
+    assert owner["pid"] == os.getpid() and owner["attempt"] == 7
+    assert owner["token"] == claim.token and len(claim.token) == 32
+    assert int(claim.token, 16) >= 0 and claim.token != store.Claim(tmp_path, 7).token
+    assert (tmp_path / "claim.7").read_bytes() == claim._owner

@@ -64,7 +64,6 @@ import re
 import socket
 import stat
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -100,6 +99,7 @@ def _machine_id() -> str:
 
 
 _MACHINE = _machine_id()
+_OWNER_HEAD = json.dumps({"host": _HOST, "machine": _MACHINE})[:-1]  # a claim's first fields
 
 
 # -- atomic files ------------------------------------------------------------------------------
@@ -438,7 +438,7 @@ class Claim:
         self.attempt = attempt
         # Text, not a Path: the run protocol touches, reads and removes it once per run.
         self._path = os.path.join(run_dir, f"{CLAIM_PREFIX}{attempt}")
-        self.token = uuid.uuid4().hex
+        self.token = os.urandom(16).hex()  # 32 random hex digits, as uuid4().hex gave
         self.lost = False
         #: Why the heartbeat stopped, if it did: the error of the touch that failed.
         self.heartbeat_error: OSError | None = None
@@ -461,15 +461,12 @@ class Claim:
     def try_create(cls, run_dir: Path, attempt: int) -> Claim | None:
         """Create ``claim.<attempt>``, or None when it exists.  A full disk raises."""
         claim = cls(run_dir, attempt)
-        owner = {
-            "host": _HOST,
-            "machine": _MACHINE,
-            "pid": os.getpid(),
-            "attempt": attempt,
-            "token": claim.token,
-            "since": timestamp(),
-        }
-        data = claim._owner = json.dumps(owner).encode()
+        # json.dumps of {host, machine, pid, attempt, token, since}, its constant head encoded
+        # once: the token is hex and the timestamp plain ASCII (nothing to escape).
+        data = claim._owner = (
+            f'{_OWNER_HEAD}, "pid": {os.getpid()}, "attempt": {int(attempt)}, '
+            f'"token": "{claim.token}", "since": "{timestamp()}"}}'
+        ).encode()
         tmp = _tmp_name(claim._path)
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
