@@ -117,10 +117,16 @@ def project(tmp_path: Path, request: pytest.FixtureRequest) -> Project:
     """A project in the test's folder; ``run`` launches in this process under the test's
     ``inprocess`` mark (``pytestmark = pytest.mark.inprocess`` marks a whole file;
     ``@pytest.mark.inprocess(False)`` keeps one test's launches in subprocesses)."""
-    mark = request.node.get_closest_marker("inprocess")
-    inprocess = mark is not None and (mark.args or (True,))[0]
+    return Project(tmp_path / "proj", launches_inprocess(request.node))
+
+
+def launches_inprocess(node: pytest.Item | pytest.Collector) -> bool:
+    """Whether ``node``'s ``inprocess`` mark (a test's, or its module's for a module-scoped
+    fixture's ``Project``) makes ``project.run`` launch in this process."""
+    mark = node.get_closest_marker("inprocess")
+    inprocess = mark is not None and bool((mark.args or (True,))[0])
     # XPRUN_TESTS_SUBPROCESS=1: every launch in a subprocess, as before the marks (to compare).
-    return Project(tmp_path / "proj", inprocess and not os.environ.get("XPRUN_TESTS_SUBPROCESS"))
+    return inprocess and not os.environ.get("XPRUN_TESTS_SUBPROCESS")
 
 
 def git_commit_all(root: Path, message: str = "commit") -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Project
+from tests.conftest import Project, launches_inprocess
 
 pytestmark = pytest.mark.inprocess  # xprun launched in the test's process (tests/launch.py)
 
@@ -61,9 +61,10 @@ def _project(project: Project) -> Project:
 
 
 @pytest.fixture(scope="module")
-def swept(tmp_path_factory: pytest.TempPathFactory) -> Project:
+def swept(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Project:
     """The sweep, launched once for the tests that only read it."""
-    project = _project(Project(tmp_path_factory.mktemp("swept") / "proj"))
+    root = tmp_path_factory.mktemp("swept") / "proj"
+    project = _project(Project(root, launches_inprocess(request.node)))
     _ok(project, "xp_train.py")
     return project
 

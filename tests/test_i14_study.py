@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Project
+from tests.conftest import Project, launches_inprocess
 
 pytestmark = pytest.mark.inprocess  # xprun launched in the test's process (tests/launch.py)
 
@@ -86,10 +86,10 @@ def _config(run_dir: Path) -> dict:
 
 
 @pytest.fixture(scope="module")
-def bowl(tmp_path_factory: pytest.TempPathFactory) -> Project:
+def bowl(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Project:
     """Twelve trial-shaped runs: seven complete, two failed, two complete without the
     objective, and the run at x=2, y=0, opt=a marked pruned by hand (its status only)."""
-    project = Project(tmp_path_factory.mktemp("i14") / "proj")
+    project = Project(tmp_path_factory.mktemp("i14") / "proj", launches_inprocess(request.node))
     project.write("xp_bowl.py", BOWL)
     result = project.run("-q")
     assert result.returncode == 1, result.output  # two runs raise
