@@ -317,7 +317,8 @@ def test_i10_03_the_pid_of_a_claim_from_another_machine_is_not_checked_here(tmp_
 def test_i10_03_only_files_named_claim_dot_ascii_digits_are_claims(tmp_path):
     for name in ["claim.", "claim.x", "claim.1a", "claim.\u0661", "other.1", "claim", "claim.2"]:
         (tmp_path / name).write_text("")
-    assert [c.path.name for c in store.list_claims(tmp_path)] == ["claim.2"]
+    (tmp_path / "claim.0").write_text("")  # attempt 0 (none is made so) is still a claim name
+    assert [c.path.name for c in store.list_claims(tmp_path)] == ["claim.0", "claim.2"]
     assert store.list_claims(tmp_path / "missing") == []
 
 
@@ -650,3 +651,27 @@ def test_i11_a_claim_holds_its_owner_as_json_dumps_writes_it(tmp_path):
     assert owner["token"] == claim.token and len(claim.token) == 32
     assert int(claim.token, 16) >= 0 and claim.token != store.Claim(tmp_path, 7).token
     assert (tmp_path / "claim.7").read_bytes() == claim._owner
+
+
+def test_i11_mut_a_claim_that_is_a_link_is_aged_by_the_link_itself(tmp_path):
+    # A claim is a file; a link standing there (damage) is judged by its own time, never by
+    # what it points to (a live file elsewhere must not keep a dead run "running").
+    target = tmp_path / "fresh"
+    target.write_text(json.dumps({"host": "h", "machine": "m", "pid": 1}))
+    (tmp_path / "claim.1").symlink_to(target)
+    os.utime(tmp_path / "claim.1", (1000.0, 1000.0), follow_symlinks=False)
+    (claim,) = store.list_claims(tmp_path)
+    assert claim.mtime == 1000.0
+
+
+def test_i11_mut_claiming_an_existing_run_removes_its_killed_writes(tmp_path):
+    # The next attempt of a run that exists (not a directory just made) removes the temporary
+    # files a killed write left; a new directory has none to look for.
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    store.write_json_atomic(run_dir / "run.json", {"status": "interrupted", "attempt": 1})
+    (run_dir / ".run.json.4242.tmp").write_text("half")
+    acquired = store.acquire(run_dir, store.FsClock(tmp_path), store.Heartbeat())
+    assert acquired.claim is not None and acquired.claim.attempt == 2 and not acquired.new
+    assert not (run_dir / ".run.json.4242.tmp").exists()
+    acquired.claim.release()

@@ -404,6 +404,19 @@ EQUIVALENT: dict[tuple[str, str], str] = {
     ("xprun.reader.query", "Query: True -> False"): (
         f"{_FROZEN}; nor hashes a Query (the only other thing frozen=True changes)"
     ),
+    ("xprun.store", "acquire: True -> False"): (
+        "unlink(missing_ok=False) of a stale claim already gone raises FileNotFoundError, "
+        "which the OSError handler around it passes"
+    ),
+    ("xprun.store", "is_complete_record: 0 -> 1"): (
+        "the default of a missing attempt: 0 and 1 both pass the int and >= 0 checks"
+    ),
+    ("xprun.store", "read_regular_stat: 1 -> 2"): "the read's chunk size: a file is read whole",
+    ("xprun.store", "read_regular_stat: 20 -> 21"): "the read's chunk size: a file is read whole",
+    ("xprun.store", "Claim._create_exclusive: True -> False #2"): (
+        "the unlink after a failed write: the file was just created by O_EXCL, so it exists "
+        "and missing_ok never matters"
+    ),
     ("xprun.readonlyconfig", "<module>: 'leaf' -> 'XXleafXX'"): (
         "the marker of a leaf in a shape: any string no container shape equals"
     ),
