@@ -10,6 +10,7 @@ import subprocess
 
 import pytest
 from conftest import git_commit_all
+from optional import require
 
 pytestmark = pytest.mark.inprocess  # xprun launched in the test's process (tests/launch.py)
 
@@ -48,6 +49,8 @@ def xp_result(config):
 
 
 def test_i12_06_dataclass_numpy_and_tensor_results_are_stored(project):
+    require("torch")  # the experiment imports it: skipped where it could not be installed
+    require("numpy")
     project.write("xp_result.py", DATACLASS_RESULT)
     result = project.run()
     assert result.returncode == 0, result.output

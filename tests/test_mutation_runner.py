@@ -113,6 +113,39 @@ def test_i10_03_a_forced_rerun_that_died_keeps_the_replaced_attempts_files(
     assert [p.name for p in (run_dir / "previous").iterdir()] == ["1"]
 
 
+def test_i11_mut_finishing_a_died_set_aside_replaces_nothing_set_aside_and_leaves_nothing(
+    inprocess, project, monkeypatch
+):
+    # The died attempt wrote again what was set aside (a folder, a file where the set-aside
+    # copy is a dangling link) and left other files: the set-aside copies stay the replaced
+    # attempt's own, the died attempt's are removed, the others are set aside too, every one.
+    _counted(project)
+    assert inprocess.run("-k", "i=0").ret == 0
+    with monkeypatch.context() as patch:
+        patch.setattr(runner, "start_record", lambda *a: (_ for _ in ()).throw(_Crash()))
+        with pytest.raises(_Crash):
+            inprocess.run("-k", "i=0", "--force")
+    (run_dir,) = inprocess.log_dir.glob("xp_count.*/*")
+    aside = run_dir / "previous" / "1"
+    (aside / "metrics").mkdir()
+    (aside / "metrics" / "metrics.jsonl").write_text("replaced attempt's\n")
+    (aside / "link").symlink_to(aside / "nowhere")
+    (run_dir / "metrics").mkdir()
+    (run_dir / "metrics" / "metrics.jsonl").write_text("died attempt's\n")
+    (run_dir / "link").write_text("died attempt's")
+    others = [f"other{n:02d}.txt" for n in range(20)]
+    for name in others:
+        (run_dir / name).write_text(name)
+    again = inprocess.run("-k", "i=0", "--force")
+    assert again.ret == 0, again.output
+    assert (aside / "metrics" / "metrics.jsonl").read_text() == "replaced attempt's\n"
+    assert (aside / "link").is_symlink()
+    assert not (run_dir / "metrics").exists() and not (run_dir / "link").exists()
+    assert all((aside / name).read_text() == name for name in others)
+    assert not any((run_dir / name).exists() for name in others)
+    assert json.loads((run_dir / "run.json").read_text())["attempt"] == 2
+
+
 def test_i10_03_a_failed_run_is_run_again_with_its_old_outcome_and_traceback_gone(
     inprocess, project
 ):
@@ -518,3 +551,76 @@ def test_i11_mut_the_built_in_skip_check_answers_cached_for_a_complete_run(inpro
     cached = inprocess.run()
     assert cached.ret == 0 and "2 cached" in cached.output, cached.output
     assert seen.read_text().split() == ["None", "None", "cached", "cached"]
+
+
+PHASED = """
+import time
+import xprun
+
+
+@xprun.fixture
+def slow():
+    time.sleep(0.05)
+    yield 1
+    time.sleep(0.08)
+
+
+def xp_phased(slow):
+    time.sleep(0.11)
+    return {"v": slow}
+
+
+def xp_failing_setup(broken):
+    return {}
+
+
+@xprun.fixture
+def broken():
+    time.sleep(0.05)
+    raise RuntimeError("setup fails")
+"""
+
+
+def test_i11_mut_each_phase_is_timed_where_the_run_executes(inprocess, project):
+    # The run protocol times setup, call and teardown itself (--durations, --report-log read
+    # them): each phase's own seconds, a phase that raises timed too, none that did not run.
+    project.write("xp_phased.py", PHASED)
+    result = inprocess.run("-q", "--report-log", "log.jsonl")
+    assert result.ret == 1, result.output
+    lines = [json.loads(line) for line in (project.root / "log.jsonl").read_text().splitlines()]
+    phases = {line["nodeid"].split("::")[-1]: line["phases"] for line in lines if "phases" in line}
+    ok, failed = phases["xp_phased"], phases["xp_failing_setup"]
+    assert list(ok) == ["setup", "call", "teardown"]
+    assert 0.05 <= ok["setup"] < 5 and 0.11 <= ok["call"] < 5 and 0.08 <= ok["teardown"] < 5
+    assert list(failed) == ["setup", "teardown"]  # the call never ran
+    assert 0.05 <= failed["setup"] < 5 and 0 <= failed["teardown"] < 5
+
+
+def test_i11_mut_a_timed_out_run_reports_its_limit_not_a_traceback(inprocess, project):
+    # A time limit's frame says nothing (where the timer happened to stop): the report and
+    # error.txt give its message only, unless --full-trace.
+    project.write("xp_slow.py", "import time\n\ndef xp_slow():\n    time.sleep(5)\n")
+    result = inprocess.run("-q", "--timeout", "0.2")
+    assert result.ret == 1, result.output
+    (run_dir,) = result.run_dirs()
+    text = (run_dir / "error.txt").read_text()
+    assert text.startswith("RunTimeout: the run took longer than its time limit of 0.2 s")
+    assert "Traceback" not in text and "time.sleep" not in result.output
+    full = inprocess.run("-q", "--timeout", "0.2", "--full-trace")
+    assert full.ret == 1
+    assert "Traceback" in (run_dir / "error.txt").read_text()
+
+
+def test_i11_mut_running_an_existing_run_again_marks_its_experiment_folder_changed(
+    inprocess, project
+):
+    # The Reader's index trusts the experiment folder's times (store.mark_changed): a run
+    # directory that existed before this attempt must touch them; a new one changes them
+    # anyway (it is a new entry of the folder).
+    _counted(project)
+    assert inprocess.run("-k", "i=0").ret == 0
+    (run_dir,) = inprocess.log_dir.glob("xp_count.*/*")
+    folder = run_dir.parent
+    os.utime(folder, (1000.0, 1000.0))
+    assert inprocess.run("-k", "i=0", "--force").ret == 0
+    assert folder.stat().st_mtime > 1000.0

@@ -58,6 +58,8 @@ TESTS: dict[str, list[str]] = {
         "tests/test_mutation_runner.py",
         "tests/test_inprocess_faults.py",
         "tests/test_trust_runs.py",
+        "tests/test_i12_runs.py",  # retries (in-process launches)
+        "tests/test_cpu_path.py",
     ],
     "xprun.reader.query": ["tests/test_query.py", "tests/test_mutation_query.py"],
     "xprun.keyword": ["tests/test_keyword.py", "tests/test_mutation_keyword.py"],
@@ -634,10 +636,14 @@ class _OnlyInProcess:
     """A pytest plugin deselecting the tests that run xprun in a subprocess, which would
     import the original module: those whose code calls ``project.run``, ``project.popen``,
     ``python -m xprun`` or starts ``multiprocessing`` processes.  Tests with ``project``
-    that call ``xprun.main`` in-process are kept.  With ``keep``, only the tests it names
-    are run (those that ran the mutated lines)."""
+    that call ``xprun.main`` in-process are kept, and so are those whose ``project.run``
+    launches in the test's process (the ``inprocess`` mark, tests/launch.py; a launch that
+    still needs a process of its own runs the original module, so it can only miss a
+    mutant, never kill one wrongly).  With ``keep``, only the tests it names are run (those
+    that ran the mutated lines)."""
 
     _SUBPROCESS = ("project.run(", "project.popen(", '"-m", "xprun"', "multiprocessing.")
+    _ALWAYS_SUBPROCESS = ("project.popen(", '"-m", "xprun"', "multiprocessing.")
 
     def __init__(self, keep: frozenset[str] | None = None) -> None:
         self.keep = keep
@@ -651,7 +657,10 @@ class _OnlyInProcess:
                 source = inspect.getsource(item.function)
             except (AttributeError, OSError, TypeError):
                 source = ""
-            spawns = any(marker in source for marker in self._SUBPROCESS)
+            from conftest import launches_inprocess
+
+            markers = self._ALWAYS_SUBPROCESS if launches_inprocess(item) else self._SUBPROCESS
+            spawns = any(marker in source for marker in markers)
             unused = self.keep is not None and item.nodeid not in self.keep
             (dropped if spawns or unused else kept).append(item)
         # Property tests last: they try hundreds of inputs, and with -x a mutant the example
