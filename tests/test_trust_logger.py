@@ -16,6 +16,8 @@ from optional import require
 import xprun
 from xprun.logger import Logger
 
+pytestmark = pytest.mark.inprocess  # xprun launched in the test's process (tests/launch.py)
+
 
 def checkpoints(run_dir):
     """The checkpoint files of a run, and any temporary file left behind."""
@@ -186,7 +188,7 @@ def xp_train(config, logger, run):
 def test_i8_03_a_resumed_run_has_one_metric_line_per_epoch(project, steps, die_at):
     step = "None" if steps == "automatic" else "epoch"
     project.write("xp_train.py", RESUMED_METRICS.format(step=step, die_at=die_at))
-    killed = project.run()
+    killed = project.run(inprocess=False)  # it SIGKILLs its own launcher: a process of its own
     assert killed.returncode == -9, killed.output  # really died mid-run
     resumed = project.run()
     assert resumed.returncode == 0, resumed.output
