@@ -133,6 +133,10 @@ def test_i11_mut_finishing_a_died_set_aside_replaces_nothing_set_aside_and_leave
     (run_dir / "metrics").mkdir()
     (run_dir / "metrics" / "metrics.jsonl").write_text("died attempt's\n")
     (run_dir / "link").write_text("died attempt's")
+    (aside / "linked").write_text("replaced attempt's")
+    (project.root / "elsewhere").mkdir()
+    (project.root / "elsewhere" / "keep.txt").write_text("not the run's")
+    (run_dir / "linked").symlink_to(project.root / "elsewhere")  # a link to a folder
     others = [f"other{n:02d}.txt" for n in range(20)]
     for name in others:
         (run_dir / name).write_text(name)
@@ -141,6 +145,8 @@ def test_i11_mut_finishing_a_died_set_aside_replaces_nothing_set_aside_and_leave
     assert (aside / "metrics" / "metrics.jsonl").read_text() == "replaced attempt's\n"
     assert (aside / "link").is_symlink()
     assert not (run_dir / "metrics").exists() and not (run_dir / "link").exists()
+    assert not (run_dir / "linked").is_symlink() and (aside / "linked").is_file()
+    assert (project.root / "elsewhere" / "keep.txt").read_text() == "not the run's"
     assert all((aside / name).read_text() == name for name in others)
     assert not any((run_dir / name).exists() for name in others)
     assert json.loads((run_dir / "run.json").read_text())["attempt"] == 2
@@ -624,3 +630,23 @@ def test_i11_mut_running_an_existing_run_again_marks_its_experiment_folder_chang
     os.utime(folder, (1000.0, 1000.0))
     assert inprocess.run("-k", "i=0", "--force").ret == 0
     assert folder.stat().st_mtime > 1000.0
+
+
+def test_i11_mut_a_failed_heartbeat_with_no_claim_left_is_not_called_a_takeover(
+    inprocess, project, monkeypatch
+):
+    # The heartbeat failed and no claim is there at all (nobody made one after ours): what
+    # the report names is the heartbeat, not another launcher.
+    _counted(project)
+
+    def heartbeat_failed_and_claim_gone(self):
+        self.heartbeat_error = OSError(errno.EIO, "Input/output error", str(self.path))
+        self.lost = True
+        os.unlink(self.path)
+        return False
+
+    monkeypatch.setattr(store.Claim, "holds", heartbeat_failed_and_claim_gone)
+    result = inprocess.run("-k", "i=0")
+    assert result.ret == 1, result.output
+    assert "the heartbeat of attempt 1 of this run could not be written" in result.output
+    assert "taken over" not in result.output

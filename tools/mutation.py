@@ -406,6 +406,13 @@ EQUIVALENT: dict[tuple[str, str], str] = {
     ("xprun.reader.query", "Query: True -> False"): (
         f"{_FROZEN}; nor hashes a Query (the only other thing frozen=True changes)"
     ),
+    ("xprun.runner", "_execute: run_dir is None -> run_dir is not None"): (
+        "its one caller, _claimed, always passes run_dir, which is run.run_dir: the same path"
+    ),
+    ("xprun.runner", "run_protocol: False -> True"): (
+        "again's first value: it is read only after the assignment in the try (an exception "
+        "before it propagates, and the finally reads only hold)"
+    ),
     ("xprun.store", "acquire: True -> False"): (
         "unlink(missing_ok=False) of a stale claim already gone raises FileNotFoundError, "
         "which the OSError handler around it passes"

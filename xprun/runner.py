@@ -455,7 +455,7 @@ def _execute(
     return _Attempt(report, interrupt, error)
 
 
-def _error_text(error: BaseException, full: bool = False) -> str:
+def _error_text(error: BaseException, full: bool) -> str:
     """What a run's report and ``error.txt`` say about the exception that ended it: its
     traceback; only the message for a session fixture that failed earlier (its traceback is
     in the report of the run that set it up), for a time limit (the frame the timer happened
