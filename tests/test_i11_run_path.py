@@ -29,6 +29,8 @@ from xprun import logger as xlogger
 from xprun import store
 from xprun.states import Status
 
+pytestmark = pytest.mark.inprocess  # xprun launched in the test's process (tests/launch.py)
+
 FOLDER = "xp_path.xp_path"
 
 XP = """\

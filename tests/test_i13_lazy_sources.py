@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from conftest import Project
+
+pytestmark = pytest.mark.inprocess  # xprun launched in the test's process (tests/launch.py)
 
 LAZY = """
 import xprun

@@ -8,6 +8,8 @@ from hypothesis import strategies as st
 
 from xprun.keyword import Expression, ParseError
 
+pytestmark = pytest.mark.inprocess  # xprun launched in the test's process (tests/launch.py)
+
 
 def evaluate(text, names):
     return Expression(text).evaluate(lambda ident: ident in names)
