@@ -675,3 +675,25 @@ def test_i11_mut_claiming_an_existing_run_removes_its_killed_writes(tmp_path):
     assert acquired.claim is not None and acquired.claim.attempt == 2 and not acquired.new
     assert not (run_dir / ".run.json.4242.tmp").exists()
     acquired.claim.release()
+
+
+def test_i11_a_forked_child_names_its_claims_and_temporaries_with_its_own_pid(tmp_path):
+    # The pid is asked of the kernel once per process (a run uses it six times): a child made
+    # by os.fork, as the pool's workers are, must not go on with its parent's.
+    assert store._pid() == os.getpid()
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover (the child's own process)
+        try:
+            claim = store.Claim.try_create(tmp_path, 1)
+            owner = json.loads((tmp_path / "claim.1").read_text()) if claim else {}
+            os.write(write, json.dumps([owner.get("pid"), os.getpid(), store._pid()]).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        recorded, actual, cached = json.loads(pipe.read())
+    os.waitpid(child, 0)
+    assert recorded == actual == cached != os.getpid()
+    assert store._pid() == os.getpid()
+    assert store._tmp_name(str(tmp_path / "x")).endswith(f".x.{os.getpid()}.tmp")

@@ -108,11 +108,30 @@ _OWNER_HEAD = json.dumps({"host": _HOST, "machine": _MACHINE})[:-1]  # a claim's
 _TMP_NAME = re.compile(r"\..+\.\d+\.tmp")
 
 
+_PID: list[Any] = [None, False]  # [this process's id once asked, the fork hook registered]
+
+
+def _forget_pid() -> None:
+    _PID[0] = None
+
+
+def _pid() -> int:
+    """This process's id, asked of the kernel once (a run names four temporary files and a
+    claim with it); a child made by ``os.fork`` asks again (``os.register_at_fork``)."""
+    pid = _PID[0]
+    if pid is None:
+        if not _PID[1]:
+            os.register_at_fork(after_in_child=_forget_pid)
+            _PID[1] = True
+        pid = _PID[0] = os.getpid()
+    return pid
+
+
 def _tmp_name(path: str) -> str:
     """Where ``path`` is written before its rename: ``.<name>.<pid>.tmp`` beside it (a string:
     a run writes several files, and pathlib would cost more than writing them)."""
     folder, name = os.path.split(path)
-    return os.path.join(folder, f".{name}.{os.getpid()}.tmp")
+    return os.path.join(folder, f".{name}.{_pid()}.tmp")
 
 
 def mark_changed(run_dir: Path | str) -> None:
@@ -151,7 +170,7 @@ def write_bytes_atomic(path: Path | str, data: bytes, durable: bool = False) -> 
     """
     target = path if type(path) is str else os.fspath(path)
     folder, _, name = target.rpartition("/")  # _tmp_name, inlined: one run writes five
-    tmp = f"{folder}/.{name}.{os.getpid()}.tmp" if folder else _tmp_name(target)
+    tmp = f"{folder}/.{name}.{_pid()}.tmp" if folder else _tmp_name(target)
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
         try:
@@ -464,7 +483,7 @@ class Claim:
         # json.dumps of {host, machine, pid, attempt, token, since}, its constant head encoded
         # once: the token is hex and the timestamp plain ASCII (nothing to escape).
         data = claim._owner = (
-            f'{_OWNER_HEAD}, "pid": {os.getpid()}, "attempt": {int(attempt)}, '
+            f'{_OWNER_HEAD}, "pid": {_pid()}, "attempt": {int(attempt)}, '
             f'"token": "{claim.token}", "since": "{timestamp()}"}}'
         ).encode()
         tmp = _tmp_name(claim._path)
