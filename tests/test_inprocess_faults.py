@@ -219,11 +219,11 @@ def test_i10_01_an_attempt_taken_by_another_launcher_first_is_not_taken_twice(
     real = store.Claim.try_create
     tried: list[int] = []
 
-    def other_first(run_dir, attempt):
+    def other_first(run_dir, attempt, fresh=False):
         tried.append(attempt)
         if len(tried) == 1:
             return None  # claim.<attempt> was created by another launcher, which then finished
-        return real(run_dir, attempt)
+        return real(run_dir, attempt, fresh)
 
     monkeypatch.setattr(store.Claim, "try_create", staticmethod(other_first))
     result = inprocess.run()

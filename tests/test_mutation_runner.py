@@ -363,7 +363,7 @@ def test_i10_03_a_full_disk_while_claiming_fails_the_run_and_starts_no_other(
     executions = _counted(project)
     tried: list[int] = []
 
-    def full(run_dir, attempt):
+    def full(run_dir, attempt, fresh=False):
         tried.append(attempt)
         raise OSError(errno.ENOSPC, "No space left on device", str(run_dir))
 
@@ -411,7 +411,7 @@ def test_i10_03_a_cached_run_is_reported_without_claiming_it(inprocess, project,
     _counted(project)
     assert inprocess.run().ret == 0
 
-    def read_only(run_dir, attempt):
+    def read_only(run_dir, attempt, fresh=False):
         raise OSError(errno.EROFS, "Read-only file system", str(run_dir))
 
     monkeypatch.setattr(store.Claim, "try_create", staticmethod(read_only))

@@ -12,6 +12,7 @@ import errno
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -164,7 +165,7 @@ def test_i10_03_acquire_gives_up_after_repeated_lost_races_and_names_the_last_ow
 ):
     tries: list[int] = []
 
-    def always_taken(run_dir, attempt):
+    def always_taken(run_dir, attempt, fresh=False):
         tries.append(attempt)
         return None
 
@@ -349,8 +350,8 @@ def test_i10_03_an_attempt_recorded_by_a_finisher_while_claiming_is_skipped_not_
     # In-process: another process records attempt 1 between our claim and our re-read.
     real = store.Claim.try_create
 
-    def finisher_records_meanwhile(run_dir, attempt):
-        claim = real(run_dir, attempt)
+    def finisher_records_meanwhile(run_dir, attempt, fresh=False):
+        claim = real(run_dir, attempt, fresh)
         if attempt == 1:
             record = {"status": "complete", "attempt": 1}
             store.write_json_atomic(run_dir / "run.json", record)
@@ -608,13 +609,13 @@ def test_i11_mut_a_racer_taking_the_first_claim_of_a_new_directory_is_named_owne
     real = store.Claim.try_create
     calls: list[int] = []
 
-    def racer_first(run_dir, attempt):
+    def racer_first(run_dir, attempt, fresh=False):
         calls.append(attempt)
         if len(calls) == 1:
             racer = {"host": "elsewhere", "machine": "another-boot", "pid": 1, "token": "t"}
             (run_dir / "claim.1").write_text(json.dumps(racer))
             return None
-        return real(run_dir, attempt)
+        return real(run_dir, attempt, fresh)
 
     monkeypatch.setattr(store.Claim, "try_create", staticmethod(racer_first))
     acquired = store.acquire(tmp_path / "xp" / "a1", store.FsClock(tmp_path), store.Heartbeat())
@@ -697,3 +698,35 @@ def test_i11_a_forked_child_names_its_claims_and_temporaries_with_its_own_pid(tm
     assert recorded == actual == cached != os.getpid()
     assert store._pid() == os.getpid()
     assert store._tmp_name(str(tmp_path / "x")).endswith(f".x.{os.getpid()}.tmp")
+
+
+def test_i11_the_first_claim_of_a_directory_just_made_is_created_in_one_step(tmp_path, monkeypatch):
+    # Nobody can have waited on the name of a directory this launcher has just made: its
+    # claim.1 is created exclusively and written at once (no temporary file, no link); the
+    # claims of a directory that existed are still linked whole.
+    linked: list[tuple] = []
+    real_link = os.link
+
+    def link(*args, **kwargs):
+        linked.append(args)
+        return real_link(*args, **kwargs)
+
+    monkeypatch.setattr(os, "link", link)
+    run_dir = tmp_path / "xp" / "r1"
+    clock, heartbeat = store.FsClock(tmp_path), store.Heartbeat()
+    acquired = store.acquire(run_dir, clock, heartbeat)
+    assert acquired.claim is not None and acquired.new and linked == []
+    assert (run_dir / "claim.1").read_bytes() == acquired.claim._owner
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE((run_dir / "claim.1").stat().st_mode) == 0o666 & ~umask
+    assert sorted(p.name for p in run_dir.iterdir()) == ["claim.1"]
+    assert store.Claim.try_create(run_dir, 1, fresh=True) is None  # exclusive: taken
+    acquired.claim.release()
+    store.write_json_atomic(run_dir / "run.json", {"status": "interrupted", "attempt": 1})
+    again = store.acquire(run_dir, clock, heartbeat)
+    assert again.claim is not None and again.claim.attempt == 2 and len(linked) == 1
+    again.claim.release()
+    other = tmp_path / "other"
+    other.mkdir()
+    assert store.Claim.try_create(other, 1) is not None and len(linked) == 2  # by default

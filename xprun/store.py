@@ -23,9 +23,10 @@ the same run.
 A claim is published whole: its owner record (host, machine, pid, and a random ``token``) is
 written to a temporary file first and hard-linked to ``claim.<N>`` (``link`` fails if the name
 exists, atomically, NFS included); where hard links are not supported it is created with
-``O_EXCL`` and written at once.  A claim with no readable owner (an empty file left by a full
-disk or by an older xprun killed at the wrong moment) is therefore not a live owner: it is
-stale once it is older than the heartbeat interval.
+``O_EXCL`` and written at once, as is the first claim of a run directory the claimant has
+just made (no one can have been waiting on its name).  A claim with no readable owner (an
+empty file left by a full disk or by an older xprun killed at the wrong moment) is therefore
+not a live owner: it is stale once it is older than the heartbeat interval.
 
 **Fencing.**  An owner paused longer than the timeout (SIGSTOP, a suspended laptop, an NFS
 stall) loses its claim to another launcher.  Before it records anything that decides the run
@@ -477,8 +478,15 @@ class Claim:
         return Path(self._path)
 
     @classmethod
-    def try_create(cls, run_dir: Path, attempt: int) -> Claim | None:
-        """Create ``claim.<attempt>``, or None when it exists.  A full disk raises."""
+    def try_create(cls, run_dir: Path, attempt: int, fresh: bool = False) -> Claim | None:
+        """Create ``claim.<attempt>``, or None when it exists.  A full disk raises.
+
+        ``fresh``: this process has just made ``run_dir``, so no other launcher can have
+        looked into it before: the claim is created exclusively and written at once (one
+        file operation instead of three).  A launcher that finds it empty in the moment
+        between sees no live owner but no stale one either (an owner-less claim is stale
+        only once older than the heartbeat interval), and reports the run running elsewhere.
+        """
         claim = cls(run_dir, attempt)
         # json.dumps of {host, machine, pid, attempt, token, since}, its constant head encoded
         # once: the token is hex and the timestamp plain ASCII (nothing to escape).
@@ -486,6 +494,8 @@ class Claim:
             f'{_OWNER_HEAD}, "pid": {_pid()}, "attempt": {int(attempt)}, '
             f'"token": "{claim.token}", "since": "{timestamp()}"}}'
         ).encode()
+        if fresh:
+            return claim if claim._create_exclusive(data, 0o666) else None
         tmp = _tmp_name(claim._path)
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
@@ -507,13 +517,13 @@ class Claim:
                 pass  # gone (linked and unlinked), or never made
         return claim
 
-    def _create_exclusive(self, data: bytes) -> bool:
+    def _create_exclusive(self, data: bytes, mode: int = 0o644) -> bool:
         try:
-            fd = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            fd = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
         except FileExistsError:
             return False
         try:
-            os.write(fd, data)
+            write_all(fd, data)
         except BaseException:  # Ctrl-C too: no empty claim left behind; re-raised
             os.close(fd)
             self.path.unlink(missing_ok=True)  # an empty claim must not be left behind
@@ -646,8 +656,8 @@ def acquire(run_dir: Path, clock: FsClock, heartbeat: Heartbeat) -> Acquired:
     the claim, so the caller sees any attempt that finished meanwhile.
 
     A directory this call made has no claim and no record to look at first: it tries
-    ``claim.1`` at once (the link fails if a racer made it first, and the record is read under
-    the claim as always).
+    ``claim.1`` at once, created exclusively (which fails if a racer made it first), and the
+    record is read under the claim as always.
     """
     made = _make_run_dir(run_dir)
     for tries in range(8):
@@ -662,7 +672,7 @@ def acquire(run_dir: Path, clock: FsClock, heartbeat: Heartbeat) -> Acquired:
             recorded = read_record(run_dir)
             floor = int(recorded.get("attempt", 0)) if recorded else 0
             attempt = max(floor, top.attempt if top else 0) + 1
-        claim = Claim.try_create(run_dir, attempt)
+        claim = Claim.try_create(run_dir, attempt, fresh=made and tries == 0)
         if claim is None:
             continue  # another process took this attempt first: look again
         claim.patience = heartbeat.timeout / 2
