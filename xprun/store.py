@@ -109,22 +109,24 @@ _OWNER_HEAD = json.dumps({"host": _HOST, "machine": _MACHINE})[:-1]  # a claim's
 _TMP_NAME = re.compile(r"\..+\.\d+\.tmp")
 
 
-_PID: list[Any] = [None, False]  # [this process's id once asked, the fork hook registered]
+_PID: list[int] = []  # this process's id, once asked
+_FORK_HOOK: list[bool] = []  # the hook that forgets it in a forked child is registered
 
 
 def _forget_pid() -> None:
-    _PID[0] = None
+    _PID.clear()
 
 
 def _pid() -> int:
     """This process's id, asked of the kernel once (a run names four temporary files and a
     claim with it); a child made by ``os.fork`` asks again (``os.register_at_fork``)."""
-    pid = _PID[0]
-    if pid is None:
-        if not _PID[1]:
-            os.register_at_fork(after_in_child=_forget_pid)
-            _PID[1] = True
-        pid = _PID[0] = os.getpid()
+    if _PID:
+        return _PID[0]
+    if not _FORK_HOOK:
+        os.register_at_fork(after_in_child=_forget_pid)
+        _FORK_HOOK.append(True)
+    pid = os.getpid()
+    _PID.append(pid)
     return pid
 
 
