@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from conftest import Project, git_commit_all
+from optional import require_tool
 
 pytestmark = pytest.mark.inprocess  # xprun launched in the test's process (tests/launch.py)
 
@@ -293,6 +294,7 @@ def test_i13_reproduce_env_builds_the_recorded_versions(project):
     """--env (one test: it installs packages): a virtual environment with the run's
     recorded versions, this xprun installed into it; a recorded version that differs from
     the installed one is listed as a warning without --env, and not with it."""
+    require_tool("uv")
     _made_dirty(project)
     assert project.run("-q").returncode == 0
     digest = _hash(project, 3)
