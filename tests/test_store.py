@@ -107,3 +107,26 @@ def test_only_one_of_many_processes_takes_over_a_stale_claim(tmp_path):
             p.join(60)
     assert sorted(g for g in got if g is not None) == [5]
     assert got.count(None) == 5
+
+
+def test_a_listing_that_missed_a_newer_claim_does_not_make_a_second_owner(tmp_path, monkeypatch):
+    # CI (lowest suite, test_only_one_of_many_processes_takes_over_a_stale_claim): a racer
+    # listed claim.4 just before a takeover linked claim.5 and removed claim.4; reading
+    # claim.4 then failed ("released meanwhile"), so it saw no claim at all and took claim.1,
+    # a second owner beside claim.5. Simulated here: the first listing finds nothing.
+    run_dir = tmp_path / "xp" / "abc"
+    foreign_claim(run_dir, 5, age=0)  # the takeover's claim, live
+    real = store.list_claims
+    listings: list[int] = []
+
+    def torn_first(folder):
+        listings.append(1)
+        return [] if len(listings) == 1 else real(folder)
+
+    monkeypatch.setattr(store, "list_claims", torn_first)
+    acquired = acquire(run_dir, FsClock(tmp_path), HEARTBEAT)
+    assert acquired.claim is None and acquired.owner is not None
+    assert acquired.owner.attempt == 5 and acquired.owner.owner["host"] == "node-17"
+    assert sorted(p.name for p in run_dir.iterdir()) == ["claim.5"]  # ours released
+    claim = store.Claim.try_create(run_dir, 1)  # and a claim below the newest never holds
+    assert claim is not None and not claim.holds()

@@ -32,12 +32,7 @@ not a live owner: it is stale once it is older than the heartbeat interval.
 stall) loses its claim to another launcher.  Before it records anything that decides the run
 (its outcome, its final record) the owner checks ``Claim.holds()``: its own claim file is still
 the newest one and still carries its token.  Otherwise it writes nothing over the new owner's
-run.  Newest: ``claim.<N+1>`` does not exist.  It is the first claim any takeover makes (the
-next attempt is one more than the highest claim or recorded attempt, and while claim N stands
-no attempt above N has been claimed or recorded without ``claim.<N+1>``), and whoever makes a
-claim removes the stale ones below it, ours included: a later claim without ``claim.<N+1>``
-means that ours is gone too.  One ``lstat`` of that name, where listing the folder took five
-calls and a parse of every name.
+run.
 A heartbeat that keeps failing marks the claim lost, too: once no touch has succeeded
 for half the stale timeout (``Claim.patience``), well before any other launcher may take the
 run over, so a moment's failure (an NFS server that restarts) costs nothing, and a lasting one
@@ -473,7 +468,6 @@ class Claim:
         self._beat = time.monotonic()
         self._failing = False  # a failure was reported, and no touch succeeded since
         self._owner = b""  # the owner record as written: what ``holds`` reads back
-        self._next = os.path.join(run_dir, f"{CLAIM_PREFIX}{attempt + 1}")  # a takeover's
 
     @property
     def path(self) -> Path:
@@ -572,15 +566,13 @@ class Claim:
         """
         if self.lost:
             return False
-        if self._token_on_disk() == self.token:
-            try:
-                os.lstat(self._next)  # the name of a takeover's claim
-            except FileNotFoundError:
-                return True
-            except OSError:
-                pass  # something there cannot be looked at: not ours to trust
-        self.lost = True
-        return False
+        # The names tell which claim is the newest; only ours is read (for its token).  Every
+        # name is looked at, not only claim.<N+1>'s: a racer whose listing missed ours and
+        # the newest (taken while they were renamed) can claim a number of its own.
+        if _newest_claim(self.run_dir) != self.attempt or self._token_on_disk() != self.token:
+            self.lost = True
+            return False
+        return True
 
     def _token_on_disk(self) -> Any:
         try:
@@ -650,6 +642,15 @@ def _make_run_dir(run_dir: Path) -> bool:
     raise UnusableRunDir(run_dir, error) from error
 
 
+def _newest_claim(run_dir: Path | str) -> int:
+    """The highest claim number in ``run_dir`` by name (-1: none)."""
+    try:
+        names = os.listdir(run_dir)
+    except OSError:
+        return -1
+    return max(map(_claim_number, names), default=-1)
+
+
 def acquire(run_dir: Path, clock: FsClock, heartbeat: Heartbeat) -> Acquired:
     """Claim the next attempt of a run, or find who holds it.
 
@@ -674,9 +675,15 @@ def acquire(run_dir: Path, clock: FsClock, heartbeat: Heartbeat) -> Acquired:
             recorded = read_record(run_dir)
             floor = int(recorded.get("attempt", 0)) if recorded else 0
             attempt = max(floor, top.attempt if top else 0) + 1
-        claim = Claim.try_create(run_dir, attempt, fresh=made and tries == 0)
+        fresh = made and tries == 0
+        claim = Claim.try_create(run_dir, attempt, fresh=fresh)
         if claim is None:
             continue  # another process took this attempt first: look again
+        if not fresh and _newest_claim(run_dir) > attempt:
+            # Our listing missed a newer claim: a takeover linked it and removed the stale
+            # one we were reading meanwhile.  Ours is not the next attempt: look again.
+            claim.release()
+            continue
         claim.patience = heartbeat.timeout / 2
         for stale in claims:
             try:
