@@ -130,3 +130,23 @@ def test_a_listing_that_missed_a_newer_claim_does_not_make_a_second_owner(tmp_pa
     assert sorted(p.name for p in run_dir.iterdir()) == ["claim.5"]  # ours released
     claim = store.Claim.try_create(run_dir, 1)  # and a claim below the newest never holds
     assert claim is not None and not claim.holds()
+
+
+def test_a_listing_that_missed_a_stale_newer_claim_looks_again_and_takes_it_over(
+    tmp_path, monkeypatch
+):
+    # The same torn listing, the newer claim being stale: the next look takes it over.
+    run_dir = tmp_path / "xp" / "abc"
+    foreign_claim(run_dir, 5, age=3600)
+    real = store.list_claims
+    listings: list[int] = []
+
+    def torn_first(folder):
+        listings.append(1)
+        return [] if len(listings) == 1 else real(folder)
+
+    monkeypatch.setattr(store, "list_claims", torn_first)
+    acquired = acquire(run_dir, FsClock(tmp_path), HEARTBEAT)
+    assert acquired.claim is not None and acquired.claim.attempt == 6
+    assert sorted(p.name for p in run_dir.iterdir()) == ["claim.6"]
+    acquired.claim.release()

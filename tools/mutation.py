@@ -413,6 +413,12 @@ EQUIVALENT: dict[tuple[str, str], str] = {
         "again's first value: it is read only after the assignment in the try (an exception "
         "before it propagates, and the finally reads only hold)"
     ),
+    ("xprun.store", "_newest_claim: return -1 -> return None"): (
+        "an unreadable folder: holds() compares with its attempt (-1 and None both differ), "
+        "and acquire lists a folder it has just written its claim into"
+    ),
+    ("xprun.store", "_newest_claim: 1 -> 2"): "any value below every attempt (>= 1) means none",
+    ("xprun.store", "_newest_claim: 1 -> 2 #2"): "any value below every attempt (>= 1) means none",
     ("xprun.store", "acquire: True -> False"): (
         "unlink(missing_ok=False) of a stale claim already gone raises FileNotFoundError, "
         "which the OSError handler around it passes"
