@@ -235,14 +235,16 @@ def xp_state(config):
 
 def open_descriptors():
     # Where this process's descriptors lead, /dev/null left out (a forked worker holds
-    # copies of it in place of the launcher's other descriptors); pipes by kind only.
+    # copies of it in place of the launcher's other descriptors); pipes by kind only.  The
+    # worker's own results journal (xprun/journal.py: open from its first finished run on,
+    # close-on-exec) is the worker's, not the launcher's: which run comes first differs.
     found = []
     for fd in os.listdir("/proc/self/fd"):
         try:
             target = os.readlink(f"/proc/self/fd/{fd}")
         except OSError:
             continue  # the listing's own
-        if target != os.devnull:
+        if target != os.devnull and "/.xprun-journal/" not in target:
             found.append("pipe" if target.startswith("pipe:") else target)
     return sorted(found)
 """

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import yaml
@@ -46,8 +47,6 @@ def _dump(data: Any) -> str:
 # split could make, anchors of an object met twice, is avoided by dumping such a config whole.
 
 _MAX_ENTRIES = 4096
-_entries: dict[Any, str] = {}  # frozen (key, value) -> YAML of {key: value}
-_int_prefixes: dict[str, str | None] = {}  # key -> "key: " (None: not a one-line entry)
 
 
 class _NotPlain(Exception):
@@ -73,45 +72,116 @@ def _frozen(value: Any, containers: set[int]) -> Any:
     raise _NotPlain
 
 
-def _int_prefix(key: str) -> str | None:
-    try:
-        return _int_prefixes[key]
-    except KeyError:
-        pass
+class _EntryTexts:
+    """The text of each top-level entry of a config in one format, cached by value (see
+    above); ``dump(key, value)`` makes one entry's text, ``int_prefix(key)`` the text that
+    an integer value follows (None: none, dump the entry), and ``int_suffix`` follows it."""
+
+    def __init__(
+        self,
+        dump: Callable[[str, Any], str],
+        int_prefix: Callable[[str], str | None],
+        int_suffix: str,
+    ) -> None:
+        self.dump, self.int_prefix, self.int_suffix = dump, int_prefix, int_suffix
+        self.entries: dict[Any, str] = {}  # frozen (key, value) -> the entry's text
+        self.int_prefixes: dict[str, str | None] = {}  # key -> its prefix, or None
+
+    def parts(self, config: dict[Any, Any]) -> list[str]:
+        """Each entry's text, in order; raises ``_NotPlain`` for a config that must be
+        dumped whole (a key that is not text, a value that is not plain data)."""
+        parts = []
+        containers: set[int] = set()
+        entries, prefixes, suffix = self.entries, self.int_prefixes, self.int_suffix
+        for key, value in config.items():
+            if type(key) is not str:
+                raise _NotPlain
+            if type(value) is int:
+                try:
+                    prefix = prefixes[key]
+                except KeyError:
+                    prefix = self.int_prefix(key)
+                    if len(prefixes) >= _MAX_ENTRIES:
+                        prefixes.clear()
+                    prefixes[key] = prefix
+                if prefix is not None:
+                    parts.append(f"{prefix}{value}{suffix}")
+                    continue
+            frozen = (key, _frozen(value, containers))
+            text = entries.get(frozen)
+            if text is None:
+                text = self.dump(key, value)
+                if len(entries) >= _MAX_ENTRIES:
+                    entries.clear()
+                entries[frozen] = text
+            parts.append(text)
+        return parts
+
+
+def _yaml_int_prefix(key: str) -> str | None:
     text = _dump({key: 7})
-    prefix = text[:-2] if text.count("\n") == 1 and text.endswith(" 7\n") else None
-    if len(_int_prefixes) >= _MAX_ENTRIES:
-        _int_prefixes.clear()
-    _int_prefixes[key] = prefix
-    return prefix
+    return text[:-2] if text.count("\n") == 1 and text.endswith(" 7\n") else None
+
+
+_YAML = _EntryTexts(lambda key, value: _dump({key: value}), _yaml_int_prefix, "\n")
 
 
 def config_yaml(config: Any) -> str:
     """``yaml.dump(config)`` (safe, keys in order, Unicode as is), built from cached entries."""
     if type(config) is not dict or not config:
         return _dump(config)
-    parts = []
-    containers: set[int] = set()
     try:
-        for key, value in config.items():
-            if type(key) is not str:
-                raise _NotPlain
-            if type(value) is int:
-                prefix = _int_prefix(key)
-                if prefix is not None:
-                    parts.append(f"{prefix}{value}\n")
-                    continue
-            frozen = (key, _frozen(value, containers))
-            text = _entries.get(frozen)
-            if text is None:
-                text = _dump({key: value})
-                if len(_entries) >= _MAX_ENTRIES:
-                    _entries.clear()
-                _entries[frozen] = text
-            parts.append(text)
+        parts = _YAML.parts(config)
     except _NotPlain:
         return _dump(config)
     return "".join(parts)
+
+
+# -- the config as JSON, for the results journal ------------------------------------------
+#
+# JSON that decodes to what ``config.yaml``'s YAML does: text keys at every level (JSON
+# would turn 1, True or None keys into text that YAML keeps as they are) and plain values.
+
+_JSON_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+def _json_plain(value: Any, depth: int = 0) -> None:
+    """Raise ``_NotPlain`` unless JSON keeps ``value`` as YAML does."""
+    kind = type(value)
+    if kind is dict:
+        if depth > 50:
+            raise _NotPlain
+        for key, item in value.items():
+            if type(key) is not str:
+                raise _NotPlain
+            _json_plain(item, depth + 1)
+    elif kind is list:
+        if depth > 50:
+            raise _NotPlain
+        for item in value:
+            _json_plain(item, depth + 1)
+    elif kind not in (str, int, float, bool, type(None)):
+        raise _NotPlain
+
+
+def _json_entry(key: str, value: Any) -> str:
+    _json_plain(value)
+    return f"{_JSON_ENCODE(key)}:{_JSON_ENCODE(value)}"
+
+
+_JSON = _EntryTexts(_json_entry, lambda key: _JSON_ENCODE(key) + ":", "")
+
+
+def config_json(config: Any) -> str | None:
+    """The config as JSON text that decodes to what ``config_yaml``'s text loads as, or
+    None when JSON cannot say the same (a key that is not text, a value that is not plain);
+    built from cached entries as ``config_yaml`` is."""
+    if type(config) is not dict:
+        return None
+    try:
+        return "{" + ",".join(_JSON.parts(config)) + "}"
+    except _NotPlain:
+        return None
 
 
 def start_record(

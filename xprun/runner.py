@@ -37,7 +37,7 @@ from pathlib import Path
 from time import perf_counter
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from . import reports, store, ticker, tracebacks
+from . import journal, reports, store, ticker, tracebacks
 from .builtin_fixtures import seed_numpy
 from .capture import RunCapture
 from .errors import SignalHold, Terminated, is_disk_full
@@ -46,6 +46,7 @@ from .hookimpl import hookimpl
 from .record import (
     OUTCOME_FALLBACK,
     OutcomeError,
+    config_json,
     error_fields,
     final_record,
     save_outcome,
@@ -56,6 +57,7 @@ from .states import Status
 from .timeout import RunTimeout
 
 if TYPE_CHECKING:
+    from .config import Config
     from .runcontext import RunContext
     from .runspec import RunSpec
 
@@ -94,6 +96,26 @@ class _Attempt(NamedTuple):
     report: reports.RunReport
     interrupt: BaseException | None = None
     error: BaseException | None = None
+    #: What the results journal gets once the claim is released (None: nothing).
+    journaled: _Journaled | None = None
+
+
+class _Journaled(NamedTuple):
+    """A final record as written, for its results-journal line (:mod:`xprun.journal`):
+    its files' signature, read while the claim was held, and what the line holds."""
+
+    files_signature: list[int]
+    record: dict[str, Any]
+    config_json: str | None
+    outcome: dict[str, Any] | None
+
+    def append(self, run: RunSpec, run_dir: str) -> None:
+        folder = journal.folder_signature(run_dir)
+        if folder is not None:
+            signature = self.files_signature + folder
+            journal.writer(run.folder).append(
+                run.hash, signature, self.record, self.config_json, self.outcome
+            )
 
 
 #: Whether a failed attempt's exception is worth another attempt (``--retry-on``).
@@ -134,7 +156,9 @@ def run_protocol(
                 if not is_disk_full(exc):
                     raise
                 attempt = _Attempt(_disk_full(run, exc))
-            report, interrupt, error = attempt
+            report, interrupt, error, journaled = attempt
+            if journaled is not None:  # the claim is released: the folder's times are final
+                journaled.append(run, os.path.join(run.folder, run.hash))
             again = (
                 len(retried) < retries
                 and interrupt is None
@@ -183,6 +207,11 @@ def _claimed(
         hold.hold()  # from here until the report is logged, the record is being finished
         beat.cancel()
         claim.release()
+
+
+@hookimpl
+def xprun_unconfigure(config: Config) -> None:
+    journal.close_all()  # the session's results-journal files
 
 
 @hookimpl(trylast=True)
@@ -332,6 +361,7 @@ def _execute(
     forced = previous.get("status") == Status.COMPLETE and context.force
     aside = _set_aside(run_dir, previous) if forced else None
     write_config(run, run_dir)
+    config_text = config_json(run.config)  # the results journal's, as config.yaml loads
     extra = hook.xprun_run_record(run=run, context=context) if _has_record_hooks(hook) else None
     record = start_record(run, context.metadata, started, retried, extra, run_dir)
     if previous:
@@ -348,6 +378,7 @@ def _execute(
     hook_error: BaseException | None = None
     interrupt: BaseException | None = None  # re-raised once the run is recorded
     returned = False  # the outcome is saved: from here on the result is kept
+    saved: dict[str, Any] | None = None  # that outcome
     # Each phase's seconds, for the report (--durations, --report-log), as pytest's runner
     # times them: measured here, even when the phase raises.
     phases: dict[str, float] = {}
@@ -373,6 +404,7 @@ def _execute(
                 raise _LostClaim
             store.write_json_atomic(run_dir / store.OUTCOME_JSON, outcome, durable=True)
             returned = True
+            saved = outcome
             hold.release()  # a signal received meanwhile is raised here, after the save
         except _LostClaim:
             status = Status.LOST
@@ -452,7 +484,17 @@ def _execute(
         message = store.disk_full_message(run_dir, full)
         report.longrepr += message
         report.shouldstop = f"stopped launching runs: {message}"
-    return _Attempt(report, interrupt, error)
+    journaled = None
+    if unrecorded is None and config_text is not None:
+        kept = saved if status in _WITH_OUTCOME else None
+        signature = journal.files_signature(str(run_dir), kept is not None)
+        if signature is not None and (kept is not None or status not in _WITH_OUTCOME):
+            journaled = _Journaled(signature, final, config_text, kept)
+    return _Attempt(report, interrupt, error, journaled)
+
+
+#: The statuses whose row holds the outcome (the Reader reads ``outcome.json`` for them).
+_WITH_OUTCOME = (Status.COMPLETE, Status.PRUNED)
 
 
 def _error_text(error: BaseException, full: bool) -> str:

@@ -43,10 +43,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from .. import store
+from .. import journal, store
 from ..states import Status
 from .files import read_bytes
-from .rows import INFO_COLUMNS, PREFIXES, check_row_types, read_run, run_path
+from .rows import INFO_COLUMNS, PREFIXES, check_row_types, journal_row, read_run, run_path
 
 __all__ = ["INFO_COLUMNS", "Index", "Skipped", "read_run", "scan"]
 
@@ -410,8 +410,9 @@ class Index:
         asks the kernel to read their files in while this thread parses, so the disk's
         waits overlap.  On a warm cache it is never started (it would only cost CPU).  It
         is never waited for, and the rows do not depend on it."""
-        if len(positions) < _PREFETCH_FROM:
-            for row in _read_chunk(found, positions):
+        journaled = _journal_rows(found, positions)  # in run order with the others
+        if len(positions) - len(journaled) < _PREFETCH_FROM:
+            for row in _read_chunk(found, positions, journaled):
                 rows.add(row)
             return
         from .prefetch import Prefetcher, blocks_read
@@ -422,13 +423,13 @@ class Index:
         try:
             for n, chunk in enumerate(chunks):
                 blocks = blocks_read()
-                for row in _read_chunk(found, chunk):
+                for row in _read_chunk(found, chunk, journaled):
                     rows.add(row)
                 if helper is None and blocks_read() - blocks > _COLD_BLOCKS * len(chunk):
                     helper, sent = Prefetcher(), n + 1
                 if helper is not None:  # the chunks up to _AHEAD after this one
                     for ahead in chunks[sent : n + _AHEAD + 1]:
-                        helper.send(_folders_to_read(found, ahead))
+                        helper.send(_folders_to_read(found, ahead, journaled))
                     sent = n + _AHEAD + 1
         finally:
             if helper is not None:
@@ -454,17 +455,27 @@ _AHEAD = 32
 _COLD_BLOCKS = 4
 
 
-def _folders_to_read(found: Found, positions: list[int]) -> list[str]:
-    """The run folders at ``positions`` of a scan that will be read (not the damaged ones)."""
+def _folders_to_read(
+    found: Found, positions: list[int], journaled: dict[int, dict[str, Any]]
+) -> list[str]:
+    """The run folders at ``positions`` of a scan whose files will be read (not the damaged
+    ones, nor those whose rows come from the results journal)."""
     damage, keys, paths = found.damage, found.keys, found.paths
-    return [paths[n] for n in positions if keys[n] not in damage]
+    return [paths[n] for n in positions if keys[n] not in damage and n not in journaled]
 
 
-def _read_chunk(found: Found, positions: list[int]) -> list[dict[str, Any]]:
-    """The index rows of the runs at ``positions`` of a scan."""
+def _read_chunk(
+    found: Found, positions: list[int], journaled: dict[int, dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The index rows of the runs at ``positions`` of a scan (``journaled``: the rows made
+    from the results journal, by position)."""
     rows = []
     damage = found.damage
     for n in positions:
+        row = journaled.get(n)
+        if row is not None:
+            rows.append(row)
+            continue
         key, path = found.keys[n], found.paths[n]
         mtime_ns, ctime_ns = found.mtimes[n], found.ctimes[n]
         reason = damage.get(key)
@@ -473,6 +484,36 @@ def _read_chunk(found: Found, positions: list[int]) -> list[dict[str, Any]]:
         else:
             done = {"_key": key, "_mtime_ns": mtime_ns, "_ctime_ns": ctime_ns}
             rows.append({**done, "_skip": reason, "path": path})
+    return rows
+
+
+#: An experiment folder's results journal is read when at least this many of its runs are
+#: to be read (fewer are read faster from their own files than by reading the journal).
+_JOURNAL_FROM = 64
+
+
+def _journal_rows(found: Found, positions: list[int]) -> dict[int, dict[str, Any]]:
+    """The rows, by scan position, that the results journals (:mod:`xprun.journal`) give
+    for the runs at ``positions``: those whose line's signature is their files' own."""
+    by_folder: dict[str, dict[str, int]] = {}
+    keys, damage = found.keys, found.damage
+    for n in positions:
+        key = keys[n]
+        if key not in damage:
+            experiment, _, name = key.rpartition("/")
+            by_folder.setdefault(experiment, {})[name] = n
+    rows: dict[int, dict[str, Any]] = {}
+    for wanted in by_folder.values():
+        if len(wanted) < _JOURNAL_FROM:
+            continue
+        folder = os.path.dirname(found.paths[next(iter(wanted.values()))])
+        for name, lines in journal.read(folder, set(wanted), read_bytes).items():
+            n = wanted[name]
+            row = journal_row(
+                lines, keys[n], name, found.paths[n], found.mtimes[n], found.ctimes[n]
+            )
+            if row is not None:
+                rows[n] = row
     return rows
 
 

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .. import store
+from .. import journal, store
 from ..states import Status
 from .files import DATA_LIMIT, MAX_DEPTH, Damage, claims, open_dir, read_json, read_yaml
 
@@ -103,22 +103,80 @@ def _read_files(run_dir: Path | str, row: dict[str, Any], dir_fd: int | None) ->
                 row["_skip"] = ""  # being created right now: not damage, not a run yet
                 return row
             raise Damage("run.json is missing") from None
-        row.update(_info(record, os.path.basename(run_dir)))
-        row[CODE] = code_text(record.get("code"))
-        # The columns go straight into the row: a damaged run keeps only its private fields.
-        _columns("params", record.get("params") or {}, row, "run.json params")
-        config = _mapping(read_yaml(run_dir, "config.yaml", dir_fd=dir_fd))
-        _columns("config", config, row, "config.yaml")
-        if record["status"] in (Status.COMPLETE, Status.PRUNED):  # pruned: saved as well
-            outcome = read_json(run_dir, store.OUTCOME_JSON, DATA_LIMIT, dir_fd)
-            outcome = _mapping(outcome, store.OUTCOME_JSON)
-            _columns("outcome", outcome, row, store.OUTCOME_JSON)
+        fill_row(
+            row,
+            record,
+            os.path.basename(run_dir),
+            lambda: read_yaml(run_dir, "config.yaml", dir_fd=dir_fd),
+            lambda: read_json(run_dir, store.OUTCOME_JSON, DATA_LIMIT, dir_fd),
+        )
     except FileNotFoundError as exc:
         row["_skip"] = f"{Path(exc.filename or '?').name} is missing"
         return _only_private(row)
     except Damage as exc:
         row["_skip"] = str(exc)
         return _only_private(row)
+    return row
+
+
+def fill_row(
+    row: dict[str, Any],
+    record: Any,
+    dirname: str,
+    config: Callable[[], Any],
+    outcome: Callable[[], Any],
+) -> None:
+    """The columns of one run from its record, ``config()`` (what ``config.yaml`` holds) and
+    ``outcome()`` (what ``outcome.json`` holds, asked for a complete or pruned run only):
+    the one place a row is made, from the run's files or from its results-journal line.
+    Raises :class:`Damage` for anything that is not what xprun writes."""
+    row.update(_info(record, dirname))
+    row[CODE] = code_text(record.get("code"))
+    # The columns go straight into the row: a damaged run keeps only its private fields.
+    _columns("params", record.get("params") or {}, row, "run.json params")
+    _columns("config", _mapping(config()), row, "config.yaml")
+    if record["status"] in (Status.COMPLETE, Status.PRUNED):  # pruned: saved as well
+        _columns("outcome", _mapping(outcome(), store.OUTCOME_JSON), row, store.OUTCOME_JSON)
+
+
+def journal_row(
+    lines: list[journal.Entry], key: str, dirname: str, path: str, mtime_ns: int, ctime_ns: int
+) -> dict[str, Any] | None:
+    """The row of a run from its results-journal lines, or None when they do not describe
+    its files as they are (see :mod:`xprun.journal`): no line whose signature is that of
+    ``run.json`` and of the run folder (``mtime_ns``, ``ctime_ns``, from the scan), two
+    such lines that disagree, or one whose content is not what xprun writes.  The caller
+    then reads the files, which name any damage."""
+    signatures: dict[bool, list[int] | None] = {}  # with the outcome's part, without
+    chosen: tuple[bytes, Any, Any, Any] | None = None
+    for line in lines:
+        try:
+            written, record, config, outcome = line.parse()
+        except ValueError:
+            continue
+        with_outcome = len(written) == 14
+        if with_outcome not in signatures:
+            files = journal.files_signature(path, with_outcome)
+            signatures[with_outcome] = None if files is None else [*files, mtime_ns, ctime_ns]
+        if written != signatures[with_outcome]:
+            continue
+        if chosen is not None and chosen[0] != line.body:
+            return None  # two lines for these very files that disagree: read the files
+        chosen = (line.body, record, config, outcome)
+    if chosen is None or chosen[2] is None:  # no config journaled: config.yaml says it
+        return None
+    _, record, config, outcome = chosen
+    row: dict[str, Any] = {
+        "_key": key,
+        "_mtime_ns": mtime_ns,
+        "_ctime_ns": ctime_ns,
+        "_skip": None,
+        "path": path,
+    }
+    try:
+        fill_row(row, record, dirname, lambda: config, lambda: outcome)
+    except (Damage, RecursionError):
+        return None
     return row
 
 

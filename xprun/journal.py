@@ -1,0 +1,326 @@
+"""The results journal of an experiment folder: each finished attempt, written as it ends,
+so that a Reader meeting a log directory for the first time reads one file per writer
+instead of three per run.
+
+``<log_dir>/.xprun-journal/<experiment>/<writer>.jsonl`` is appended to by one process only
+(its name is made unique by the process that creates it, with ``O_EXCL``), one line per
+attempt that wrote its final record, after the record is durable and the claim released.
+A line holds what the Reader's row of the run is made of: the fields of ``run.json`` that
+are columns (not its packages, machine or Git details), the config as JSON (the values
+``config.yaml`` holds) and, for a complete or pruned run, the outcome as written to
+``outcome.json``.  With it, the **signature** of the files it describes: the inode, size,
+modification and change times of ``run.json``, ``config.yaml`` and ``outcome.json`` (taken
+while the claim was held) and the run folder's modification and change times (taken once
+the claim was released).
+
+Why it cannot lie (the Reader uses a line only when all of this holds, else it reads the
+run's files as before):
+
+- every write into a run folder is a new file renamed in (a record, a claim, a file of a
+  rerun) or a removal: each changes the folder's times, and a record rewritten changes
+  ``run.json``'s inode and change time too, so a line describes the run only while both
+  are what they were when it was written.  A rerun (``--force``, a retry, a takeover), a
+  recovery, ``xprun rm``, a record edited with an editor, a file another program renamed
+  in: all make the line's signature differ;
+- the change time cannot be set back by anyone but the kernel, and a copy of the log
+  directory (``cp``, ``rsync``, an archive) gets new inodes, so a journal is trusted only
+  on the file system and in the very folder where it was written;
+- a line is written by the process that holds the run's claim while it reads ``run.json``'s
+  signature: no other xprun process writes the run meanwhile;
+- each line carries an ``xxh64`` checksum of its text; a line that is torn (a crash
+  mid-write), damaged or of another version is ignored, never trusted.  Two lines that both
+  match a run's files and disagree make the Reader read the files;
+- what a line holds is checked exactly as the files are (:mod:`xprun.reader.rows`), and the
+  config is journaled only when its JSON decodes to what ``config.yaml``'s YAML does (plain
+  text keys, plain values); otherwise the line has no config and the run's files are read.
+
+What is given up: a file rewritten in place (same inode) changes no time the Reader looks
+at; the index already does not see those (``Reader.refresh(full=True)`` and a journal
+removed do).  The journal is a cache: deleting ``<log_dir>/.xprun-journal`` is always safe; lines of
+runs deleted or rerun are ignored.  Writing a line costs a ``stat`` of the record and of
+the folder and one ``write`` per run; it never fails a run (a journal that cannot be
+written is simply not written).
+
+The format, line by line (``<checksum>`` is the hex ``xxh64`` of the rest of the line)::
+
+    xprun-journal 1                                   the first line of every file
+    <checksum> c <key> <JSON code object>             a record's ``code``, once per file
+    <checksum> r <hash> <JSON [signature, record, config, outcome]>
+
+``<key>`` names a code object that later ``r`` lines of the same file use as their
+record's ``code`` (``{"ref": <key>}``): a project's digested files are written once, not
+once per run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import xxhash
+
+#: The journals' folder in the log directory (a dot name: no experiment), one folder per
+#: experiment in it, named as the experiment's folder.
+FOLDER = ".xprun-journal"
+
+
+def journal_folder(experiment_folder: str) -> str:
+    """Where the journal files of the runs of ``experiment_folder`` are: beside it, in the
+    log directory's journal folder, so that an experiment folder holds its runs only."""
+    log_dir, name = os.path.split(os.path.normpath(experiment_folder))
+    return os.path.join(log_dir, FOLDER, name)
+#: The first line of every journal file; a file that starts otherwise is ignored.
+HEADER = b"xprun-journal 1\n"
+#: The fields of ``run.json`` a line keeps: those the Reader's row is made of.
+RECORD_FIELDS = (
+    "format",
+    "hash",
+    "experiment",
+    "nodeid",
+    "params",
+    "status",
+    "attempt",
+    "start",
+    "end",
+    "duration",
+    "host",
+    "user",
+    "recovered",
+    "error",
+    "code",
+)
+#: A line longer than this is not written (the run's files are read instead): a journal
+#: stays quick to read when an experiment returns a large outcome.
+MAX_LINE = 1 << 20
+#: A journal file larger than this is not read.
+MAX_FILE = 4 << 30
+
+_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+def _checked(rest: bytes) -> bytes:
+    return b"%016x %s\n" % (xxhash.xxh64_intdigest(rest), rest)
+
+
+class Writer:
+    """This process's journal file of one experiment folder, opened on its first line."""
+
+    __slots__ = ("_codes", "_failed", "_fd", "folder")
+
+    def __init__(self, folder: str) -> None:
+        self.folder = folder
+        self._fd = -1
+        #: The code objects written to this file: ``id`` → (the object, its key).
+        self._codes: dict[int, tuple[Any, str]] = {}
+        self._failed = False
+
+    def _open(self) -> int:
+        journal = journal_folder(self.folder)
+        os.makedirs(journal, exist_ok=True)
+        name = f"{os.getpid()}-{os.urandom(6).hex()}.jsonl"
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC
+        fd = os.open(os.path.join(journal, name), flags, 0o666)
+        try:
+            os.write(fd, HEADER)
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
+    def _code_ref(self, code: Any, lines: list[bytes]) -> Any:
+        """What the line's record holds as ``code``: a reference to a code object written
+        once per file (its definition line is added to ``lines`` the first time)."""
+        if type(code) is not dict:
+            return code
+        known = self._codes.get(id(code))
+        if known is not None and known[0] is code:
+            return {"ref": known[1]}
+        text = _ENCODE(code).encode()
+        key = xxhash.xxh3_128_hexdigest(text)
+        lines.append(_checked(b"c %s %s" % (key.encode(), text)))
+        self._codes[id(code)] = (code, key)
+        return {"ref": key}
+
+    def append(
+        self,
+        run_hash: str,
+        signature: list[int],
+        record: dict[str, Any],
+        config_json: str | None,
+        outcome: Any,
+    ) -> None:
+        """Journal one finished attempt (see the module docstring for what each part is).
+        Never raises for a journal that cannot be written: it is a cache."""
+        if self._failed:
+            return
+        lines: list[bytes] = []
+        try:
+            kept = {name: record[name] for name in RECORD_FIELDS if name in record}
+            error = kept.get("error")
+            if type(error) is dict:
+                kept["error"] = {"type": error.get("type")}
+            if "code" in kept:
+                kept["code"] = self._code_ref(kept["code"], lines)
+            head = _ENCODE([signature, kept])[:-1]
+            body = f"{head},{config_json or 'null'},{_ENCODE(outcome)}]"
+            lines.append(_checked(f"r {run_hash} {body}".encode()))
+            data = b"".join(lines)
+            if len(data) > MAX_LINE:
+                return
+            if self._fd < 0:
+                self._fd = self._open()
+            os.write(self._fd, data)
+        except (OSError, ValueError, TypeError):
+            self._failed = True  # read-only folder, full disk, a value JSON cannot hold
+            if lines and lines[0][17:18] == b"c":
+                self._codes.clear()  # its definition may not have been written
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            try:
+                os.close(self._fd)
+            except OSError:
+                pass
+            self._fd = -1
+
+
+_writers: dict[str, Writer] = {}
+_FORK_HOOK: list[bool] = []
+
+
+def close_all() -> None:
+    """Close this process's journal files (the end of a session; a forked child, whose
+    parent's files stay the parent's: one writer per file)."""
+    for found in _writers.values():
+        found.close()
+    _writers.clear()
+
+
+def writer(folder: str) -> Writer:
+    """This process's writer for the experiment folder ``folder``."""
+    found = _writers.get(folder)
+    if found is None:
+        if not _FORK_HOOK:
+            os.register_at_fork(after_in_child=close_all)
+            _FORK_HOOK.append(True)
+        found = _writers[folder] = Writer(folder)
+    return found
+
+
+#: The files a line describes, by the part of the signature each has (the outcome only
+#: for a complete or pruned run).
+FILES = ("run.json", "config.yaml")
+OUTCOME = "outcome.json"
+
+
+def files_signature(run_dir: str, outcome: bool) -> list[int] | None:
+    """The files' part of a line's signature: inode, size, mtime and ctime (ns) of
+    ``run.json``, ``config.yaml`` and, with ``outcome``, ``outcome.json`` (not followed
+    through links); None when one cannot be looked at."""
+    signature: list[int] = []
+    try:
+        for name in (*FILES, OUTCOME) if outcome else FILES:
+            info = os.lstat(os.path.join(run_dir, name))
+            signature += (info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+    except OSError:
+        return None
+    return signature
+
+
+def folder_signature(run_dir: str) -> list[int] | None:
+    """The run folder's part of a line's signature (mtime, ctime in ns)."""
+    try:
+        info = os.stat(run_dir)
+    except OSError:
+        return None
+    return [info.st_mtime_ns, info.st_ctime_ns]
+
+
+# -- reading -----------------------------------------------------------------------------------
+
+
+class Entry:
+    """One journal line about a run: its JSON text, not parsed until used, and the code
+    objects of its file (by key, as text) that its record may refer to."""
+
+    __slots__ = ("body", "codes")
+
+    def __init__(self, body: bytes, codes: dict[str, bytes]) -> None:
+        self.body = body
+        self.codes = codes
+
+    def parse(self) -> tuple[list[int], dict[str, Any], Any, Any]:
+        """The line's signature, record, config and outcome (None: not journaled).  Raises
+        ``ValueError`` for a line that is not what a writer writes (then it is not used)."""
+        try:
+            parsed = json.loads(self.body)
+        except RecursionError:
+            raise ValueError("nested too deeply") from None
+        if type(parsed) is not list or len(parsed) != 4:
+            raise ValueError("not a journal line")
+        signature, record, config, outcome = parsed
+        if type(signature) is not list or len(signature) not in (10, 14):
+            raise ValueError("no signature")
+        if not all(type(n) is int for n in signature) or type(record) is not dict:
+            raise ValueError("no signature")
+        code = record.get("code")
+        if type(code) is dict and len(code) == 1 and "ref" in code:
+            text = self.codes.get(code["ref"]) if type(code["ref"]) is str else None
+            if text is None:
+                raise ValueError("a code object that its file does not define")
+            try:
+                record["code"] = json.loads(text)
+            except RecursionError:
+                raise ValueError("nested too deeply") from None
+        return signature, record, config, outcome
+
+
+def read(folder: str, wanted: set[str], read_file: Any) -> dict[str, list[Entry]]:
+    """The journal lines of the runs named in ``wanted`` (hashes), by hash, from every
+    journal file of the experiment folder ``folder``.  ``read_file(folder, name, limit)``
+    reads one file without following links (the Reader's careful read).  Lines that are
+    torn, damaged or of another version are skipped: their runs are read from their files.
+    """
+    journal = journal_folder(folder)
+    try:
+        names = sorted(n for n in os.listdir(journal) if n.endswith(".jsonl"))
+    except OSError:
+        return {}
+    found: dict[str, list[Entry]] = {}
+    for name in names:
+        try:
+            data = read_file(journal, name, MAX_FILE)
+        except Exception:  # gone meanwhile, not a regular file, too large: not used
+            continue
+        if data.startswith(HEADER):
+            _read_lines(data, wanted, found)
+    return found
+
+
+def _read_lines(data: bytes, wanted: set[str], found: dict[str, list[Entry]]) -> None:
+    """The lines of one journal file (its header already checked) into ``found``."""
+    codes: dict[str, bytes] = {}
+    digest = xxhash.xxh64_intdigest
+    lines = data.split(b"\n")
+    lines.pop()  # what follows the last newline: nothing, or a line torn by a crash
+    for line in lines[1:]:
+        parts = line.split(b" ", 3)
+        if len(parts) != 4 or len(parts[0]) != 16:
+            continue
+        checksum, kind, key, text = parts
+        if kind == b"r":
+            name = key.decode("ascii", "replace")
+            if name not in wanted:
+                continue
+        elif kind != b"c":
+            continue
+        try:
+            if int(checksum, 16) != digest(line[17:]):
+                continue
+        except ValueError:
+            continue
+        if kind == b"c":
+            codes[key.decode("ascii", "replace")] = text
+        else:
+            found.setdefault(name, []).append(Entry(text, codes))
