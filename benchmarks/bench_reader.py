@@ -71,10 +71,21 @@ def run_config(i: int) -> dict:
     }
 
 
+#: The ``code`` object of every run's record (what the staleness plugin records): the
+#: experiment's files digested, under a root that does not exist here (staleness unknown).
+CODE = {
+    "digest": "xxh3_128:" + "c0de" * 8,
+    "root": "/nonexistent/bench",
+    "files": {f"pkg/module{n}.py": f"{n:032x}" for n in range(12)} | {"xp_bench.py": "f" * 32},
+    "version": None,
+    "own": {"file": "xp_bench.py", "function": "train", "patterns": ["xp_*"]},
+}
+
+
 def run_record(i: int, experiment: str, digest: str) -> dict:
     """The ``run.json`` of run ``i``, the fields xprun writes."""
     record = {
-        "format": 1,
+        "format": 2,
         "digest": digest,
         "hash": digest.partition(":")[2],
         "experiment": experiment,
@@ -98,6 +109,9 @@ def run_record(i: int, experiment: str, digest: str) -> dict:
         "xprun": "0.1",
         "argv": ["xprun", "xp_bench.py"],
         "cwd": "/work",
+        "session": "20261129T100000Z-0badc0de",
+        "snapshot": None,
+        "code": CODE,
         "packages": {"numpy": "2.0", "pandas": "3.0"},
     }
     if record["status"] == "failed":
@@ -152,6 +166,7 @@ class Writer:
         self._outcomes: dict[tuple[int, int], bytes] = {}
         self._metrics: dict[tuple[int, int], bytes] = {}
         self._records: dict[tuple[str, bool], str] = {}
+        self._journals: dict[str, object] = {}  # experiment folder -> xprun.journal.Writer
 
     def files(self, i: int, experiment: str) -> dict[str, str | bytes]:
         from xprun.identity import run_digest
@@ -206,11 +221,44 @@ class Writer:
 
     def write(self, experiment_dir: Path, i: int, experiment: str, replace: bool = False) -> None:
         """Run ``i``'s directory under ``experiment_dir``, written in xprun's order (the
-        record last); with ``replace``, a directory left by an interrupted generation is
-        written afresh."""
+        record last), then its results-journal line as xprun's run protocol appends it
+        (:mod:`xprun.journal`); with ``replace``, a directory left by an interrupted
+        generation is written afresh."""
         files = self.files(i, experiment)
+        self._write(experiment_dir, files, replace)
+        self._journal(experiment_dir, i, files)
+
+    def _journal(self, experiment_dir: Path, i: int, files: dict) -> None:
+        from xprun import journal
+        from xprun.record import config_json
+
+        folder = str(experiment_dir)
+        run_dir = os.path.join(folder, str(files["hash"]))
+        outcome = files.get("outcome.json")
+        signature = journal.files_signature(run_dir, outcome is not None)
+        in_folder = journal.folder_signature(run_dir)
+        if signature is None or in_folder is None:
+            return
+        record = json.loads(files["run.json"])
+        writer = self._journals.get(folder)
+        if writer is None:
+            writer = self._journals[folder] = journal.Writer(folder)
+        writer.append(
+            record["hash"],
+            signature + in_folder,
+            record,
+            config_json(run_config(i)),
+            None if outcome is None else json.loads(outcome),
+        )
+
+    def close(self) -> None:
+        for writer in self._journals.values():
+            writer.close()
+        self._journals.clear()
+
+    def _write(self, experiment_dir: Path, files: dict, replace: bool) -> None:
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
-        run_dir = os.path.join(experiment_dir, str(files.pop("hash")))
+        run_dir = os.path.join(experiment_dir, str(files["hash"]))
         if replace and os.path.lexists(run_dir):
             shutil.rmtree(run_dir)
         os.mkdir(run_dir)
@@ -295,6 +343,7 @@ def log_dir_of(size: int) -> Path:
         for i in range(first, min(first + CHUNK, size)):
             experiment = f"xp_bench{i % EXPERIMENTS}.train"
             writer.write(logs / experiment, i, experiment, replace=True)
+        writer.close()  # a resumed generation appends to journal files of its own
         os.sync()  # this chunk's dirty pages go to disk before the next one is written
         (chunks / str(first)).touch()
         if size > 10 * CHUNK:
@@ -319,6 +368,7 @@ def add_runs(log_dir: Path, count: int, first: int) -> None:
     writer = Writer()
     for i in range(first, first + count):
         writer.write(extra, i, "xp_extra.train")
+    writer.close()
 
 
 # -- what each child process runs ------------------------------------------------------------

@@ -70,6 +70,8 @@ def journal_folder(experiment_folder: str) -> str:
     log directory's journal folder, so that an experiment folder holds its runs only."""
     log_dir, name = os.path.split(os.path.normpath(experiment_folder))
     return os.path.join(log_dir, FOLDER, name)
+
+
 #: The first line of every journal file; a file that starts otherwise is ignored.
 HEADER = b"xprun-journal 1\n"
 #: The fields of ``run.json`` a line keeps: those the Reader's row is made of.
@@ -106,13 +108,14 @@ def _checked(rest: bytes) -> bytes:
 class Writer:
     """This process's journal file of one experiment folder, opened on its first line."""
 
-    __slots__ = ("_codes", "_failed", "_fd", "folder")
+    __slots__ = ("_codes", "_failed", "_fd", "_written", "folder")
 
     def __init__(self, folder: str) -> None:
         self.folder = folder
         self._fd = -1
         #: The code objects written to this file: ``id`` → (the object, its key).
         self._codes: dict[int, tuple[Any, str]] = {}
+        self._written: set[str] = set()  # the keys of the code objects defined in it
         self._failed = False
 
     def _open(self) -> int:
@@ -128,19 +131,20 @@ class Writer:
             raise
         return fd
 
-    def _code_ref(self, code: Any, lines: list[bytes]) -> Any:
+    def _code_ref(self, code: Any, lines: list[bytes]) -> tuple[Any, tuple[Any, str] | None]:
         """What the line's record holds as ``code``: a reference to a code object written
-        once per file (its definition line is added to ``lines`` the first time)."""
+        once per file (its definition line is added to ``lines`` the first time), and the
+        object with its key when it is to be remembered once the lines are written."""
         if type(code) is not dict:
-            return code
+            return code, None
         known = self._codes.get(id(code))
         if known is not None and known[0] is code:
-            return {"ref": known[1]}
+            return {"ref": known[1]}, None
         text = _ENCODE(code).encode()
         key = xxhash.xxh3_128_hexdigest(text)
-        lines.append(_checked(b"c %s %s" % (key.encode(), text)))
-        self._codes[id(code)] = (code, key)
-        return {"ref": key}
+        if key not in self._written:  # else an equal object was defined before
+            lines.append(_checked(b"c %s %s" % (key.encode(), text)))
+        return {"ref": key}, (code, key)
 
     def append(
         self,
@@ -155,26 +159,35 @@ class Writer:
         if self._failed:
             return
         lines: list[bytes] = []
+        defined = None
         try:
             kept = {name: record[name] for name in RECORD_FIELDS if name in record}
             error = kept.get("error")
             if type(error) is dict:
                 kept["error"] = {"type": error.get("type")}
             if "code" in kept:
-                kept["code"] = self._code_ref(kept["code"], lines)
+                kept["code"], defined = self._code_ref(kept["code"], lines)
             head = _ENCODE([signature, kept])[:-1]
             body = f"{head},{config_json or 'null'},{_ENCODE(outcome)}]"
             lines.append(_checked(f"r {run_hash} {body}".encode()))
-            data = b"".join(lines)
-            if len(data) > MAX_LINE:
-                return
+        except (ValueError, TypeError, UnicodeError):
+            return  # a value JSON cannot hold: this run's files are read instead
+        data = b"".join(lines)
+        if len(data) > MAX_LINE:
+            return
+        try:
             if self._fd < 0:
                 self._fd = self._open()
-            os.write(self._fd, data)
-        except (OSError, ValueError, TypeError):
-            self._failed = True  # read-only folder, full disk, a value JSON cannot hold
-            if lines and lines[0][17:18] == b"c":
-                self._codes.clear()  # its definition may not have been written
+            if os.write(self._fd, data) != len(data):
+                raise OSError("short write")  # a full disk: a torn line is never trusted
+        except OSError:
+            self._failed = True  # a read-only folder, a full disk: no journal from here on
+            return
+        if defined is not None:
+            code, key = defined
+            self._written.add(key)
+            if len(self._codes) < 1024:
+                self._codes[id(code)] = (code, key)
 
     def close(self) -> None:
         if self._fd >= 0:
@@ -212,6 +225,7 @@ def writer(folder: str) -> Writer:
 #: for a complete or pruned run).
 FILES = ("run.json", "config.yaml")
 OUTCOME = "outcome.json"
+_WITH_OUTCOME = (*FILES, OUTCOME)
 
 
 def files_signature(run_dir: str, outcome: bool) -> list[int] | None:
@@ -219,9 +233,10 @@ def files_signature(run_dir: str, outcome: bool) -> list[int] | None:
     ``run.json``, ``config.yaml`` and, with ``outcome``, ``outcome.json`` (not followed
     through links); None when one cannot be looked at."""
     signature: list[int] = []
+    base = run_dir + "/"  # a Reader asks this of every run: no os.path.join
     try:
-        for name in (*FILES, OUTCOME) if outcome else FILES:
-            info = os.lstat(os.path.join(run_dir, name))
+        for name in _WITH_OUTCOME if outcome else FILES:
+            info = os.lstat(base + name)
             signature += (info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
     except OSError:
         return None
@@ -240,23 +255,49 @@ def folder_signature(run_dir: str) -> list[int] | None:
 # -- reading -----------------------------------------------------------------------------------
 
 
+class _File:
+    """The code objects one journal file defines (by key, as text), parsed once each."""
+
+    __slots__ = ("codes", "parsed")
+
+    def __init__(self) -> None:
+        self.codes: dict[str, bytes] = {}
+        self.parsed: dict[str, Any] = {}
+
+    def code(self, key: Any) -> Any:
+        found = self.parsed.get(key) if type(key) is str else None
+        if found is None:
+            text = self.codes.get(key) if type(key) is str else None
+            if text is None:
+                raise ValueError("a code object that its file does not define")
+            try:
+                found = self.parsed[key] = json.loads(text)
+            except RecursionError:
+                raise ValueError("nested too deeply") from None
+        return found
+
+
 class Entry:
-    """One journal line about a run: its JSON text, not parsed until used, and the code
-    objects of its file (by key, as text) that its record may refer to."""
+    """One journal line about a run: its JSON text, not parsed until used, and its file
+    (whose code objects its record may refer to)."""
 
-    __slots__ = ("body", "codes")
+    __slots__ = ("body", "file", "parsed")
 
-    def __init__(self, body: bytes, codes: dict[str, bytes]) -> None:
+    def __init__(self, body: bytes, file: _File) -> None:
         self.body = body
-        self.codes = codes
+        self.file = file
+        self.parsed: Any = None  # the JSON value of ``body``, once decoded (``parse_all``)
 
     def parse(self) -> tuple[list[int], dict[str, Any], Any, Any]:
         """The line's signature, record, config and outcome (None: not journaled).  Raises
-        ``ValueError`` for a line that is not what a writer writes (then it is not used)."""
-        try:
-            parsed = json.loads(self.body)
-        except RecursionError:
-            raise ValueError("nested too deeply") from None
+        ``ValueError`` for a line that is not what a writer writes (then it is not used).
+        A record's code object is shared by the lines of its file (read, never changed)."""
+        parsed, self.parsed = self.parsed, None
+        if parsed is None:
+            try:
+                parsed = json.loads(self.body)
+            except RecursionError:
+                raise ValueError("nested too deeply") from None
         if type(parsed) is not list or len(parsed) != 4:
             raise ValueError("not a journal line")
         signature, record, config, outcome = parsed
@@ -266,14 +307,27 @@ class Entry:
             raise ValueError("no signature")
         code = record.get("code")
         if type(code) is dict and len(code) == 1 and "ref" in code:
-            text = self.codes.get(code["ref"]) if type(code["ref"]) is str else None
-            if text is None:
-                raise ValueError("a code object that its file does not define")
-            try:
-                record["code"] = json.loads(text)
-            except RecursionError:
-                raise ValueError("nested too deeply") from None
+            record["code"] = self.file.code(code["ref"])
         return signature, record, config, outcome
+
+
+def parse_all(entries: list[Entry]) -> None:
+    """Decode the lines of ``entries`` many at a time (one ``json.loads`` of a batch costs a
+    fraction of one call per line); a batch that does not decode whole is left to
+    :meth:`Entry.parse`, line by line, which names nothing but skips the bad ones."""
+    for start in range(0, len(entries), _BATCH):
+        batch = entries[start : start + _BATCH]
+        try:
+            values = json.loads(b"[" + b",".join(e.body for e in batch) + b"]")
+        except (ValueError, RecursionError):
+            continue
+        if len(values) == len(batch):  # else a body held a comma-separated pair: by line
+            for entry, value in zip(batch, values, strict=True):
+                entry.parsed = value
+
+
+#: Lines decoded together by :func:`parse_all` (their values are held until used).
+_BATCH = 512
 
 
 def read(folder: str, wanted: set[str], read_file: Any) -> dict[str, list[Entry]]:
@@ -300,7 +354,7 @@ def read(folder: str, wanted: set[str], read_file: Any) -> dict[str, list[Entry]
 
 def _read_lines(data: bytes, wanted: set[str], found: dict[str, list[Entry]]) -> None:
     """The lines of one journal file (its header already checked) into ``found``."""
-    codes: dict[str, bytes] = {}
+    file = _File()
     digest = xxhash.xxh64_intdigest
     lines = data.split(b"\n")
     lines.pop()  # what follows the last newline: nothing, or a line torn by a crash
@@ -321,6 +375,6 @@ def _read_lines(data: bytes, wanted: set[str], found: dict[str, list[Entry]]) ->
         except ValueError:
             continue
         if kind == b"c":
-            codes[key.decode("ascii", "replace")] = text
+            file.codes[key.decode("ascii", "replace")] = text
         else:
-            found.setdefault(name, []).append(Entry(text, codes))
+            found.setdefault(name, []).append(Entry(text, file))

@@ -338,7 +338,7 @@ class Index:
         changed = bool(stale or new_rows.count)
         if changed:
             if self.table is None or not len(frame):
-                table = _table(new_rows.in_run_order())
+                table = _in_run_order_table(_table(new_rows.columns))
             else:
                 table = self._merged(kept_rows if stale else None, new_rows)
             self.table, self.frame = table, _table_frame(table)
@@ -362,7 +362,7 @@ class Index:
         kept = self.table if kept_rows is None else self.table.filter(pa.array(kept_rows))
         if not new_rows.count:
             return kept
-        added = _table(new_rows.in_run_order())
+        added = _in_run_order_table(_table(new_rows.columns))
         return _in_run_order_table(_concat_tables(kept, added), len(kept))
 
     def _trust(self, name: str, mtime_ns: int, ctime_ns: int) -> bool:
@@ -507,7 +507,9 @@ def _journal_rows(found: Found, positions: list[int]) -> dict[int, dict[str, Any
         if len(wanted) < _JOURNAL_FROM:
             continue
         folder = os.path.dirname(found.paths[next(iter(wanted.values()))])
-        for name, lines in journal.read(folder, set(wanted), read_bytes).items():
+        entries = journal.read(folder, set(wanted), read_bytes)
+        journal.parse_all([line for lines in entries.values() for line in lines])
+        for name, lines in entries.items():
             n = wanted[name]
             row = journal_row(
                 lines, keys[n], name, found.paths[n], found.mtimes[n], found.ctimes[n]
@@ -561,21 +563,6 @@ class Columns:
         missing = tuple(column for name, column in columns.items() if name not in names)
         shape = self._shapes[keys] = (present, missing)
         return shape
-
-    def in_run_order(self) -> dict[str, list[Any]]:
-        """The columns with rows sorted by experiment, then hash (skipped rows last)."""
-        experiments = self.columns.get("experiment", [None] * self.count)
-        hashes = self.columns.get("hash", [None] * self.count)
-        order = sorted(
-            range(self.count),
-            key=lambda i: (
-                experiments[i] if isinstance(experiments[i], str) else "\uffff",
-                hashes[i] if isinstance(hashes[i], str) else "",
-            ),
-        )
-        if order == list(range(self.count)):
-            return self.columns
-        return {name: [column[i] for i in order] for name, column in self.columns.items()}
 
 
 def _in_experiments(keys: Any, names: set[str]) -> Any:
