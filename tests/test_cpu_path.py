@@ -232,6 +232,48 @@ def test_i11_03_the_running_record_is_the_text_json_dumps_writes(project, plugin
     assert keys.index("retried") > keys.index("cwd")  # after the session's fields, as before
 
 
+FINAL_TEXT = """
+import xprun
+
+@xprun.fixture
+def resource(config):
+    yield
+    if config.seed == 3:
+        raise RuntimeError("teardown ü")
+
+@xprun.config({"seed": 0, "name": "ünï"})
+def xp_final(config, resource):
+    if config.seed == 2:
+        raise ValueError("failed ü")
+    return {"seed": config.seed, "ü": [1.5, None]}
+"""
+
+
+@pytest.mark.parametrize("plugin", [False, True], ids=["core fields", "with a plugin's"])
+def test_i11_03_the_final_record_is_the_text_json_dumps_writes(project, plugin):
+    # Its session part is spliced in from the running record's (record.record_json): the
+    # text must be exactly json.dumps(record, ensure_ascii=False), whatever was added at the
+    # end (packages, error, teardown_error), retries, recoveries and plugins' fields too.
+    project.write("xp_final.py", FINAL_TEXT)
+    if plugin:
+        project.write("conftest.py", RECORD_PLUGIN)
+    result = project.run("-q", "seed=range(0,4)", "--retries", "1")
+    assert result.returncode == 1, result.output  # seed 2 fails, twice
+    texts = [(d / "run.json").read_text(encoding="utf-8") for d in project.run_dirs()]
+    records = [json.loads(text) for text in texts]
+    for text, record in zip(texts, records, strict=True):
+        assert text == json.dumps(record, ensure_ascii=False)
+        assert ("zz_plugin" in record) is plugin
+    by_seed = {r["nodeid"]: r for r in records}
+    assert sorted(r["status"] for r in records) == ["complete"] * 3 + ["failed"]
+    failed = next(r for r in records if r["status"] == "failed")
+    assert failed["error"] == {"type": "ValueError", "message": "failed ü"}
+    assert failed["retried"][0]["message"] == "failed ü" and failed["attempt"] == 2
+    torn = next(r for r in by_seed.values() if "teardown_error" in r)
+    assert torn["status"] == "complete" and list(torn)[-1] == "teardown_error"
+    assert all(list(r)[:3] == ["format", "digest", "hash"] for r in records)
+
+
 # -- heartbeats --------------------------------------------------------------------------------
 
 HEARTBEATS = """

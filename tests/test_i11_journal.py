@@ -301,7 +301,7 @@ def _first_run_line(lines: list[bytes]) -> int:
 DAMAGE = {
     # name: (damage to the journal file, how many runs are then read from their files)
     "a byte flipped in a line": (
-        lambda p: p.write_bytes(p.read_bytes().replace(b'"acc":0.0', b'"acc":9.0', 1)),
+        lambda p: _flip(p),
         1,
     ),
     "the last line torn": (
@@ -332,6 +332,15 @@ DAMAGE = {
     ),
     "binary garbage": (lambda p: p.write_bytes(os.urandom(5000)), 3),
 }
+
+
+def _flip(path: Path) -> None:
+    """A digit of the first run line's outcome changed, its checksum left as it was."""
+    lines = _lines(path)
+    n = _first_run_line(lines)
+    at = lines[n].rindex(b"0.0")
+    lines[n] = lines[n][:at] + b"9.0" + lines[n][at + 3 :]
+    path.write_bytes(b"\n".join(lines))
 
 
 def _hash_of_first(path: Path) -> bytes:
@@ -554,3 +563,175 @@ def test_i11_journal_config_json_caches_values_not_keys():
     assert type(json.loads(config_json({"lr": 1.0}))["lr"]) is float
     assert json.loads(config_json({"lr": True})) == {"lr": True}
     assert json.loads(config_json({"lr": [1, {"a": 2}]})) == {"lr": [1, {"a": 2}]}
+
+
+# -- reading lines: what is skipped, and why (unit tests of xprun/journal.py) ------------------
+
+_SIG = list(range(10))
+
+
+def _file(tmp_path: Path, lines: list[bytes], header: bytes = journal.HEADER) -> str:
+    folder = tmp_path / "logs" / "xp"
+    folder.mkdir(parents=True, exist_ok=True)
+    target = tmp_path / "logs" / journal.FOLDER / "xp"
+    target.mkdir(parents=True, exist_ok=True)
+    (target / "w.jsonl").write_bytes(header + b"".join(line + b"\n" for line in lines))
+    return str(folder)
+
+
+def _r(run: str, body: object) -> bytes:
+    text = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return _checked(b"r " + run.encode() + b" " + text)
+
+
+def test_i11_journal_read_keeps_only_whole_wanted_lines(tmp_path):
+    good = [_SIG, {"hash": "a"}, {}, None]
+    lines = [
+        b"garbage",  # too few fields
+        b"0123456789abcde r a " + json.dumps(good).encode(),  # a checksum of 15 digits
+        _checked(b"x a " + json.dumps(good).encode()),  # an unknown kind
+        b"zzzzzzzzzzzzzzzz r a " + json.dumps(good).encode(),  # not hexadecimal
+        b"0000000000000000 r a " + json.dumps(good).encode(),  # a wrong checksum
+        _r("b", good),  # a run not asked for
+        _r("a", good),
+        _r("c", good),
+    ]
+    found = journal.read(_file(tmp_path, lines), {"a", "c"}, index_module.read_bytes)
+    assert sorted(found) == ["a", "c"]
+    assert [len(v) for v in found.values()] == [1, 1]
+    assert found["a"][0].parse() == tuple(good)
+
+
+def test_i11_journal_read_skips_a_file_of_another_format(tmp_path):
+    folder = _file(tmp_path, [_r("a", [_SIG, {}, {}, None])], header=b"xprun-journal 2\n")
+    assert journal.read(folder, {"a"}, index_module.read_bytes) == {}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        [_SIG, {}, {}],  # three parts
+        [_SIG, {}, {}, None, None],  # five
+        {"sig": _SIG},  # not a list
+        [list(range(9)), {}, {}, None],  # a signature of 9
+        [list(range(12)), {}, {}, None],  # of 12
+        [[*range(9), "9"], {}, {}, None],  # not all integers
+        [[*range(9), 9.0], {}, {}, None],
+        ["x" * 10, {}, {}, None],  # not a list
+        [_SIG, ["not", "a", "record"], {}, None],
+        [_SIG, {"code": {"ref": "undefined"}}, {}, None],  # a code object never defined
+        [_SIG, {"code": {"ref": 7}}, {}, None],
+    ],
+)
+def test_i11_journal_a_line_of_the_wrong_shape_is_refused(tmp_path, body):
+    found = journal.read(_file(tmp_path, [_r("a", body)]), {"a"}, index_module.read_bytes)
+    (entry,) = found["a"]
+    with pytest.raises(ValueError):
+        entry.parse()
+
+
+def test_i11_journal_a_code_reference_is_resolved_within_its_file(tmp_path):
+    code = {"digest": "d", "files": {"a.py": "0" * 32}}
+    text = json.dumps(code).encode()
+    lines = [
+        _checked(b"c k1 " + text),
+        _r("a", [_SIG, {"code": {"ref": "k1"}}, {}, None]),
+        _r("b", [_SIG, {"code": {"ref": "k1", "x": 1}}, {}, None]),  # not a reference
+        _r(
+            "c",
+            [_SIG, {"code": "plain"}],
+        ),
+    ]
+    found = journal.read(_file(tmp_path, lines), {"a", "b", "c"}, index_module.read_bytes)
+    assert found["a"][0].parse()[1]["code"] == code
+    assert found["b"][0].parse()[1]["code"] == {"ref": "k1", "x": 1}
+    with pytest.raises(ValueError):
+        found["c"][0].parse()  # two parts only
+
+
+def test_i11_journal_parse_all_decodes_batches_and_leaves_odd_ones_to_parse(tmp_path, monkeypatch):
+    monkeypatch.setattr(journal, "_BATCH", 2)
+    good = [_SIG, {"hash": "h"}, {}, None]
+    lines = [_r(f"r{i}", good) for i in range(5)]
+    lines.insert(2, _r("odd", b"1],[2"))  # decodes only joined with others: not by itself
+    found = journal.read(
+        _file(tmp_path, lines), {*(f"r{i}" for i in range(5)), "odd"}, index_module.read_bytes
+    )
+    entries = [e for name in ["r0", "r1", "odd", "r2", "r3", "r4"] for e in found[name]]
+    journal.parse_all(entries)
+    decoded = [e.parsed is not None for e in entries]
+    # Batches of two: [r0, r1] decode; [odd, r2] make three values: left to parse; [r3, r4].
+    assert decoded == [True, True, False, False, True, True]
+    assert entries[0].parse() == tuple(good) and entries[0].parsed is None
+    assert entries[3].parse() == tuple(good)
+    with pytest.raises(ValueError):
+        entries[2].parse()
+
+
+def test_i11_journal_writer_keeps_the_columns_fields_and_the_error_type_only(tmp_path):
+    folder = tmp_path / "logs" / "xp"
+    folder.mkdir(parents=True)
+    record = {
+        "format": 2,
+        "hash": "h" * 32,
+        "experiment": "xp",
+        "nodeid": "n",
+        "params": {"p": "v"},
+        "status": "failed",
+        "attempt": 2,
+        "start": "s",
+        "end": "e",
+        "duration": 1.5,
+        "host": "machine",
+        "user": "me",
+        "recovered": False,
+        "packages": {"numpy": "2"},
+        "error": {"type": "ValueError", "message": "m" * 100},
+        "argv": ["x"],
+    }
+    writer = journal.Writer(str(folder))
+    writer.append("h" * 32, _SIG, record, '{"a":1}', None)
+    writer.append(
+        "g" * 32,
+        _SIG,
+        {**record, "hash": "g" * 32},
+        None,
+        None,
+        head_json='"format": 2, "hash": "' + "g" * 32 + '"',
+        outcome_json="null",
+    )
+    writer.close()
+    found = journal.read(str(folder), {"h" * 32, "g" * 32}, index_module.read_bytes)
+    signature, kept, config, outcome = found["h" * 32][0].parse()
+    assert signature == _SIG and config == {"a": 1} and outcome is None
+    expected = {k: v for k, v in record.items() if k in journal.RECORD_FIELDS}
+    assert kept == {**expected, "error": {"type": "ValueError"}}
+    _, kept, config, _ = found["g" * 32][0].parse()
+    assert config is None
+    assert kept == {
+        "format": 2,
+        "hash": "g" * 32,
+        "host": "machine",
+        "user": "me",
+        "recovered": False,
+        "error": {"type": "ValueError"},
+    }
+
+
+def test_i11_journal_writer_stops_after_a_write_fails_and_never_raises(tmp_path):
+    folder = tmp_path / "logs" / "xp"
+    folder.mkdir(parents=True)
+    (tmp_path / "logs" / journal.FOLDER).write_text("not a folder")
+    writer = journal.Writer(str(folder))
+    writer.append("a" * 32, _SIG, {"hash": "a" * 32}, "{}", None)  # no error
+    (tmp_path / "logs" / journal.FOLDER).unlink()
+    writer.append("b" * 32, _SIG, {"hash": "b" * 32}, "{}", None)  # given up: not retried
+    assert not (tmp_path / "logs" / journal.FOLDER).exists()
+    other = journal.Writer(str(folder))
+    other.append("c" * 32, _SIG, {"hash": "c" * 32}, "{}", {"x": {1, 2}})  # not JSON: left out
+    other.append("d" * 32, _SIG, {"hash": "d" * 32}, "{}", {"x": 1})
+    other.close()
+    found = journal.read(
+        str(folder), {"a" * 32, "b" * 32, "c" * 32, "d" * 32}, index_module.read_bytes
+    )
+    assert list(found) == ["d" * 32]

@@ -47,10 +47,10 @@ def _crash_on_final_record(monkeypatch) -> None:
     """The process dies once the outcome is saved, before ``run.json`` says complete."""
     real = store.write_json_atomic
 
-    def write(path, obj, durable=False):
+    def write(path, obj, durable=False, **text):
         if os.path.basename(path) == store.RUN_JSON and obj.get("status") == Status.COMPLETE:
             raise _Crash
-        real(path, obj, durable)
+        real(path, obj, durable, **text)
 
     monkeypatch.setattr(store, "write_json_atomic", write)
 

@@ -301,10 +301,10 @@ def test_i10_03_a_runs_reported_duration_is_its_own(inprocess, project):
 def _disk_full_on(monkeypatch, name: str, status: str | None = None) -> None:
     real = store.write_json_atomic if name.endswith(".json") else store.write_text_atomic
 
-    def write(path, obj, durable=False):
+    def write(path, obj, durable=False, **text):
         if os.path.basename(path) == name and (status is None or obj.get("status") == status):
             raise OSError(errno.ENOSPC, "No space left on device", str(path))
-        real(path, obj, durable)
+        real(path, obj, durable, **text)
 
     attribute = "write_json_atomic" if name.endswith(".json") else "write_text_atomic"
     monkeypatch.setattr(store, attribute, write)
@@ -424,10 +424,10 @@ def test_i10_03_a_recovered_record_is_written_durably(inprocess, project, monkey
     _counted(project)
     real = store.write_json_atomic
 
-    def crash_at_final_record(path, obj, durable=False):
+    def crash_at_final_record(path, obj, durable=False, **text):
         if os.path.basename(path) == "run.json" and obj.get("status") == "complete":
             raise _Crash
-        real(path, obj, durable)
+        real(path, obj, durable, **text)
 
     with monkeypatch.context() as patch:
         patch.setattr(store, "write_json_atomic", crash_at_final_record)

@@ -76,6 +76,7 @@ TESTS: dict[str, list[str]] = {
         "tests/test_i11_reader_scale.py",
         "tests/test_reader_scale.py",
         "tests/test_i11_reader_cold.py",
+        "tests/test_i11_journal.py",
     ],
     "xprun.reader.prefetch": ["tests/test_i11_reader_cold.py"],
     # Node-id and hash selection only (run with --only on its functions: large modules).
@@ -99,6 +100,9 @@ TESTS: dict[str, list[str]] = {
     # Issue 11: the config fixture's recycled DictConfig (a wrong refill hands a run another
     # run's values).
     "xprun.readonlyconfig": ["tests/test_readonly_config.py", "tests/test_cpu_path.py"],
+    # Issue 11, target 6: the results journal (a line trusted wrongly gives a run another
+    # state's row); its tests read through the journal and compare with the files.
+    "xprun.journal": ["tests/test_i11_journal.py"],
 }
 
 #: The lowest score each module may have (issue 10): raised, never lowered.

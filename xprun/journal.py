@@ -56,6 +56,7 @@ from __future__ import annotations
 
 import json
 import os
+from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
 from typing import Any
 
 import xxhash
@@ -99,6 +100,33 @@ MAX_LINE = 1 << 20
 MAX_FILE = 4 << 30
 
 _ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+#: The same text from one C encoder made once (``JSONEncoder.encode`` makes one per call:
+#: a third of encoding a small record).  No cycle check: a line's values were encoded into
+#: the run's own files first, so they hold none.
+_C_ENCODER = (
+    None
+    if c_make_encoder is None
+    else c_make_encoder(None, None, encode_basestring, None, ":", ",", False, False, True)
+)
+
+
+def _encode(value: Any) -> str:
+    if _C_ENCODER is None:  # an interpreter without json's C accelerator
+        return _ENCODE(value)
+    return "".join(_C_ENCODER(value, 0))
+
+
+#: The fields of a record that a writer's lines share (its session's and experiment's).
+_SHARED = ("format", "experiment", "host", "user")
+#: The fields of a record that change from run to run, as a line keeps them.
+_OWN = tuple(name for name in RECORD_FIELDS if name not in _SHARED and name != "code")
+#: The fields of a record a line keeps that are not in its head (``record.record_texts``):
+#: the session's, shared, and the attempt's own.
+_SESSION = ("host", "user")
+_AFTER_HEAD = ("recovered", "error")
+
+
+_ABSENT = object()  # a field the record does not have
 
 
 def _checked(rest: bytes) -> bytes:
@@ -108,7 +136,7 @@ def _checked(rest: bytes) -> bytes:
 class Writer:
     """This process's journal file of one experiment folder, opened on its first line."""
 
-    __slots__ = ("_codes", "_failed", "_fd", "_written", "folder")
+    __slots__ = ("_codes", "_failed", "_fd", "_shared_texts", "_written", "folder")
 
     def __init__(self, folder: str) -> None:
         self.folder = folder
@@ -116,6 +144,7 @@ class Writer:
         #: The code objects written to this file: ``id`` → (the object, its key).
         self._codes: dict[int, tuple[Any, str]] = {}
         self._written: set[str] = set()  # the keys of the code objects defined in it
+        self._shared_texts: dict[tuple[Any, ...], str] = {}
         self._failed = False
 
     def _open(self) -> int:
@@ -153,24 +182,38 @@ class Writer:
         record: dict[str, Any],
         config_json: str | None,
         outcome: Any,
+        *,
+        head_json: str | None = None,
+        outcome_json: str | None = None,
     ) -> None:
         """Journal one finished attempt (see the module docstring for what each part is).
+        ``head_json`` (the JSON text, without braces, of the record's head fields as
+        ``run.json`` holds them: format to duration) and ``outcome_json`` (the outcome's
+        text) are what the run protocol has already encoded: then not encoded again.
         Never raises for a journal that cannot be written: it is a cache."""
         if self._failed:
             return
         lines: list[bytes] = []
         defined = None
         try:
-            kept = {name: record[name] for name in RECORD_FIELDS if name in record}
-            error = kept.get("error")
+            if head_json is None:
+                parts, names = [self._shared(record, _SHARED)], _OWN
+            else:
+                parts, names = [head_json, self._shared(record, _SESSION)], _AFTER_HEAD
+            own = {name: record[name] for name in names if name in record}
+            error = own.get("error")
             if type(error) is dict:
-                kept["error"] = {"type": error.get("type")}
-            if "code" in kept:
-                kept["code"], defined = self._code_ref(kept["code"], lines)
-            head = _ENCODE([signature, kept])[:-1]
-            body = f"{head},{config_json or 'null'},{_ENCODE(outcome)}]"
+                own["error"] = {"type": error.get("type")}
+            if "code" in record:
+                own["code"], defined = self._code_ref(record["code"], lines)
+            if own:
+                parts.append(_encode(own)[1:-1])
+            kept = "{" + ",".join(part for part in parts if part) + "}"
+            if outcome_json is None:
+                outcome_json = _encode(outcome)
+            body = f"[{_encode(signature)},{kept},{config_json or 'null'},{outcome_json}]"
             lines.append(_checked(f"r {run_hash} {body}".encode()))
-        except (ValueError, TypeError, UnicodeError):
+        except (ValueError, TypeError, UnicodeError, RecursionError):
             return  # a value JSON cannot hold: this run's files are read instead
         data = b"".join(lines)
         if len(data) > MAX_LINE:
@@ -188,6 +231,19 @@ class Writer:
             self._written.add(key)
             if len(self._codes) < 1024:
                 self._codes[id(code)] = (code, key)
+
+    def _shared(self, record: dict[str, Any], names: tuple[str, ...]) -> str:
+        """The JSON text (without braces) of the record's fields ``names``, which the lines
+        of this writer share, made once per distinct value."""
+        values = (names, *(record.get(name, _ABSENT) for name in names))
+        text = self._shared_texts.get(values)
+        if text is None:
+            present = {n: v for n, v in zip(names, values[1:], strict=True) if v is not _ABSENT}
+            text = _encode(present)[1:-1]
+            if len(self._shared_texts) >= 64:
+                self._shared_texts.clear()
+            self._shared_texts[values] = text
+        return text
 
     def close(self) -> None:
         if self._fd >= 0:

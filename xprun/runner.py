@@ -46,9 +46,9 @@ from .hookimpl import hookimpl
 from .record import (
     OUTCOME_FALLBACK,
     OutcomeError,
-    config_json,
     error_fields,
     final_record,
+    record_texts,
     save_outcome,
     start_record,
     write_config,
@@ -106,15 +106,22 @@ class _Journaled(NamedTuple):
 
     files_signature: list[int]
     record: dict[str, Any]
+    head_json: str | None
     config_json: str | None
-    outcome: dict[str, Any] | None
+    outcome_json: str | None
 
     def append(self, run: RunSpec, run_dir: str) -> None:
         folder = journal.folder_signature(run_dir)
         if folder is not None:
             signature = self.files_signature + folder
             journal.writer(run.folder).append(
-                run.hash, signature, self.record, self.config_json, self.outcome
+                run.hash,
+                signature,
+                self.record,
+                self.config_json,
+                None,
+                head_json=self.head_json,
+                outcome_json=self.outcome_json or "null",
             )
 
 
@@ -360,8 +367,7 @@ def _execute(
         run_dir = run.run_dir
     forced = previous.get("status") == Status.COMPLETE and context.force
     aside = _set_aside(run_dir, previous) if forced else None
-    write_config(run, run_dir)
-    config_text = config_json(run.config)  # the results journal's, as config.yaml loads
+    config_text = write_config(run, run_dir)  # and as JSON, for the results journal
     extra = hook.xprun_run_record(run=run, context=context) if _has_record_hooks(hook) else None
     record = start_record(run, context.metadata, started, retried, extra, run_dir)
     if previous:
@@ -378,7 +384,7 @@ def _execute(
     hook_error: BaseException | None = None
     interrupt: BaseException | None = None  # re-raised once the run is recorded
     returned = False  # the outcome is saved: from here on the result is kept
-    saved: dict[str, Any] | None = None  # that outcome
+    saved: str | None = None  # that outcome's text
     # Each phase's seconds, for the report (--durations, --report-log), as pytest's runner
     # times them: measured here, even when the phase raises.
     phases: dict[str, float] = {}
@@ -402,9 +408,9 @@ def _execute(
             hook.xprun_run_returned(run=run, context=context)
             if not claim.holds():
                 raise _LostClaim
-            store.write_json_atomic(run_dir / store.OUTCOME_JSON, outcome, durable=True)
+            saved = store.JSON.encode(outcome)  # its text, for the results journal too
+            store.write_json_atomic(run_dir / store.OUTCOME_JSON, outcome, True, text=saved)
             returned = True
-            saved = outcome
             hold.release()  # a signal received meanwhile is raised here, after the save
         except _LostClaim:
             status = Status.LOST
@@ -463,8 +469,11 @@ def _execute(
     if hook_error is not None:
         final["interrupt_hook_error"] = error_fields(hook_error)
         sys.stderr.write(f"xprun: saving state on interrupt failed: {hook_error!r}\n")
+    texts = record_texts(final)
     unrecorded = _disk_full_ok(
-        lambda: store.write_json_atomic(run_dir / store.RUN_JSON, final, durable=True)
+        lambda: store.write_json_atomic(
+            run_dir / store.RUN_JSON, final, durable=True, text=texts.whole
+        )
     )
     reported = status
     if unrecorded is not None:
@@ -489,7 +498,7 @@ def _execute(
         kept = saved if status in _WITH_OUTCOME else None
         signature = journal.files_signature(str(run_dir), kept is not None)
         if signature is not None and (kept is not None or status not in _WITH_OUTCOME):
-            journaled = _Journaled(signature, final, config_text, kept)
+            journaled = _Journaled(signature, final, texts.head, config_text, kept)
     return _Attempt(report, interrupt, error, journaled)
 
 

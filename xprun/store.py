@@ -206,8 +206,12 @@ def write_text_atomic(path: Path | str, text: str, durable: bool = False) -> Non
 JSON = json.JSONEncoder(ensure_ascii=False)
 
 
-def write_json_atomic(path: Path | str, obj: Any, durable: bool = False) -> None:
-    write_bytes_atomic(path, JSON.encode(obj).encode("utf-8"), durable)
+def write_json_atomic(
+    path: Path | str, obj: Any, durable: bool = False, text: str | None = None
+) -> None:
+    """``obj`` as JSON (``text``: that JSON, already made) written atomically."""
+    data = (JSON.encode(obj) if text is None else text).encode("utf-8")
+    write_bytes_atomic(path, data, durable)
 
 
 def remove_stale_temporaries(run_dir: Path) -> int:
