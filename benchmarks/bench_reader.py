@@ -235,7 +235,7 @@ class Writer:
         folder = str(experiment_dir)
         run_dir = os.path.join(folder, str(files["hash"]))
         outcome = files.get("outcome.json")
-        signature = journal.files_signature(run_dir, outcome is not None)
+        signature = journal.record_signature(run_dir)
         in_folder = journal.folder_signature(run_dir)
         if signature is None or in_folder is None:
             return

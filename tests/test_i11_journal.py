@@ -181,12 +181,12 @@ CHANGES = {
         lambda d: _in_place(d / "run.json", lambda r: {**r, "attempt": 9}),
         lambda row: row["attempt"] == 9,
     ),
-    "config.yaml rewritten in place": (
-        lambda d: _rewrite(d / "config.yaml", lambda t: t.replace("seed: 0", "seed: 5")),
+    "config.yaml replaced": (
+        lambda d: _replace_text(d / "config.yaml", lambda t: t.replace("seed: 0", "seed: 5")),
         lambda row: row["config.seed"] == 5,
     ),
-    "outcome.json rewritten in place": (
-        lambda d: _rewrite(d / "outcome.json", lambda t: t.replace("0.0", "0.25")),
+    "outcome.json replaced": (
+        lambda d: _replace_text(d / "outcome.json", lambda t: t.replace("0.0", "0.25")),
         lambda row: row["outcome.acc"] == 0.25,
     ),
     "outcome.json removed": (
@@ -198,6 +198,12 @@ CHANGES = {
         None,
     ),
 }
+
+
+def _replace_text(path: Path, change) -> None:
+    tmp = path.with_name(".edited")
+    tmp.write_text(change(path.read_text()))
+    os.replace(tmp, path)  # as an editor or sed -i saves: a new file renamed in
 
 
 def _replace_json(path: Path, **fields) -> None:
@@ -244,6 +250,34 @@ def test_i11_journal_a_run_changed_after_its_line_is_read_from_its_files(
         (row,) = frame[frame["hash"] == run_dir.name].to_dict("records")
         assert expect(row), row
     assert_same_as_files(project.log_dir, tmp_path)
+
+
+@pytest.mark.parametrize("name", ["config.yaml", "outcome.json"])
+def test_i11_journal_a_config_or_outcome_rewritten_in_place_is_seen_by_a_full_refresh(
+    project, reads, name
+):
+    # Rewritten in place (same inode, no rename: the run folder's times do not change), as
+    # the index's warm refresh, the first read does not see it: the Reader gives the same
+    # answer cold and warm, and refresh(full=True) reads every run's files (docs/reader.md).
+    project.write(
+        "xp_two.py",
+        "import xprun\n\n@xprun.grid(seed=[0, 1])\n"
+        "def xp_two(config):\n    return {'acc': 0.0 + config.seed}\n",
+    )
+    assert project.run("-q").returncode == 0
+    run_dir = next(d for d in project.run_dirs() if "seed: 0" in (d / "config.yaml").read_text())
+    before, _ = cold_frame(project.log_dir)
+    change = {"config.yaml": ("seed: 0", "seed: 5"), "outcome.json": ("0.0", "0.25")}[name]
+    _rewrite(run_dir / name, lambda t: t.replace(*change))
+    reads.clear()
+    frame, _ = cold_frame(project.log_dir)
+    assert reads == []
+    pd.testing.assert_frame_equal(frame, before)
+    reader = xprun.Reader(project.log_dir)
+    reader.refresh(full=True)
+    (row,) = reader.to_pandas().query(f"hash == '{run_dir.name}'").to_dict("records")
+    column, value = {"config.yaml": ("config.seed", 5), "outcome.json": ("outcome.acc", 0.25)}[name]
+    assert row[column] == value
 
 
 @pytest.mark.inprocess(False)
@@ -475,11 +509,12 @@ def test_i11_journal_a_forked_child_writes_a_file_of_its_own(tmp_path):
     folder = tmp_path / "logs" / "xp"
     folder.mkdir(parents=True)
     parent = journal.writer(str(folder))
-    parent.append("a" * 32, [0] * 10, {"hash": "a" * 32}, "{}", None)
+    parent.append("a" * 32, [0] * 6, {"hash": "a" * 32}, "{}", None)
     pid = os.fork()
     if pid == 0:  # the child: its writer is a new one, on a file of its own
         try:
-            journal.writer(str(folder)).append("b" * 32, [0] * 10, {"hash": "b" * 32}, "{}", None)
+            journal.writer(str(folder)).append("b" * 32, [0] * 6, {"hash": "b" * 32}, "{}", None)
+            journal.close_all()  # writes the child's line only: the parent's is the parent's
         finally:
             os._exit(0)
     os.waitpid(pid, 0)
@@ -497,14 +532,14 @@ def test_i11_journal_a_line_too_long_is_left_out_and_the_next_one_is_whole(tmp_p
     monkeypatch.setattr(journal, "MAX_LINE", 600)
     writer = journal.Writer(str(folder))
     code = {"digest": "d", "root": "/r", "files": {"a.py": "0" * 32}}
-    writer.append("a" * 32, [1] * 14, {"hash": "a" * 32, "code": code}, "{}", {"x": "y" * 600})
-    writer.append("b" * 32, [2] * 14, {"hash": "b" * 32, "code": code}, "{}", {"x": 1})
+    writer.append("a" * 32, [1] * 6, {"hash": "a" * 32, "code": code}, "{}", {"x": "y" * 600})
+    writer.append("b" * 32, [2] * 6, {"hash": "b" * 32, "code": code}, "{}", {"x": 1})
     writer.close()
     found = journal.read(str(folder), {"a" * 32, "b" * 32}, index_module.read_bytes)
     assert list(found) == ["b" * 32]
     (entry,) = found["b" * 32]
     signature, record, _, outcome = entry.parse()
-    assert signature == [2] * 14 and record["code"] == code and outcome == {"x": 1}
+    assert signature == [2] * 6 and record["code"] == code and outcome == {"x": 1}
 
 
 # -- config_json: JSON that loads as config.yaml's YAML does ------------------------------
@@ -567,7 +602,7 @@ def test_i11_journal_config_json_caches_values_not_keys():
 
 # -- reading lines: what is skipped, and why (unit tests of xprun/journal.py) ------------------
 
-_SIG = list(range(10))
+_SIG = list(range(6))
 
 
 def _file(tmp_path: Path, lines: list[bytes], header: bytes = journal.HEADER) -> str:
@@ -613,11 +648,11 @@ def test_i11_journal_read_skips_a_file_of_another_format(tmp_path):
         [_SIG, {}, {}],  # three parts
         [_SIG, {}, {}, None, None],  # five
         {"sig": _SIG},  # not a list
-        [list(range(9)), {}, {}, None],  # a signature of 9
-        [list(range(12)), {}, {}, None],  # of 12
-        [[*range(9), "9"], {}, {}, None],  # not all integers
-        [[*range(9), 9.0], {}, {}, None],
-        ["x" * 10, {}, {}, None],  # not a list
+        [list(range(5)), {}, {}, None],  # a signature of 5
+        [list(range(10)), {}, {}, None],  # of 10
+        [[*range(5), "5"], {}, {}, None],  # not all integers
+        [[*range(5), 5.0], {}, {}, None],
+        ["x" * 6, {}, {}, None],  # not a list
         [_SIG, ["not", "a", "record"], {}, None],
         [_SIG, {"code": {"ref": "undefined"}}, {}, None],  # a code object never defined
         [_SIG, {"code": {"ref": 7}}, {}, None],
@@ -723,9 +758,11 @@ def test_i11_journal_writer_stops_after_a_write_fails_and_never_raises(tmp_path)
     folder.mkdir(parents=True)
     (tmp_path / "logs" / journal.FOLDER).write_text("not a folder")
     writer = journal.Writer(str(folder))
-    writer.append("a" * 32, _SIG, {"hash": "a" * 32}, "{}", None)  # no error
+    writer.append("a" * 32, _SIG, {"hash": "a" * 32}, "{}", None)
+    writer.flush()  # fails: no error
     (tmp_path / "logs" / journal.FOLDER).unlink()
-    writer.append("b" * 32, _SIG, {"hash": "b" * 32}, "{}", None)  # given up: not retried
+    writer.append("b" * 32, _SIG, {"hash": "b" * 32}, "{}", None)
+    writer.close()  # given up: not tried again
     assert not (tmp_path / "logs" / journal.FOLDER).exists()
     other = journal.Writer(str(folder))
     other.append("c" * 32, _SIG, {"hash": "c" * 32}, "{}", {"x": {1, 2}})  # not JSON: left out
@@ -735,3 +772,27 @@ def test_i11_journal_writer_stops_after_a_write_fails_and_never_raises(tmp_path)
         str(folder), {"a" * 32, "b" * 32, "c" * 32, "d" * 32}, index_module.read_bytes
     )
     assert list(found) == ["d" * 32]
+
+
+def test_i11_journal_lines_are_written_in_batches_and_at_the_end(tmp_path, monkeypatch):
+    folder = tmp_path / "logs" / "xp"
+    folder.mkdir(parents=True)
+    monkeypatch.setattr(journal, "_FLUSH_EVERY", 3)
+    monkeypatch.setattr(journal, "_FLUSH_AFTER", 3600.0)
+    writer = journal.writer(str(folder))
+    names = [c * 32 for c in "abcde"]
+
+    def written() -> list[str]:
+        return sorted(journal.read(str(folder), set(names), index_module.read_bytes))
+
+    for name in names[:2]:
+        writer.append(name, _SIG, {"hash": name}, "{}", None)
+    assert written() == []  # kept
+    writer.append(names[2], _SIG, {"hash": names[2]}, "{}", None)
+    assert written() == names[:3]  # the third one wrote the batch
+    writer.append(names[3], _SIG, {"hash": names[3]}, "{}", None)
+    monkeypatch.setattr(journal, "_FLUSH_AFTER", 0.0)
+    writer.append(names[4], _SIG, {"hash": names[4]}, "{}", None)  # time is up: written
+    assert written() == names
+    journal.close_all()
+    assert journal._writers == {}

@@ -184,10 +184,18 @@ DAMAGE = {
     "run.json truncated": lambda d: (d / "run.json").write_text((d / "run.json").read_text()[:40]),
     "run.json not JSON": lambda d: (d / "run.json").write_text("<html>oops</html>"),
     "config.yaml missing": lambda d: (d / "config.yaml").unlink(),
-    "config.yaml broken": lambda d: (d / "config.yaml").write_text("lr: [1, 2\n  : {"),
+    # Replaced (a new file renamed in, as an editor, sed -i or a copy write it): a config or
+    # outcome rewritten in place is seen by refresh(full=True) (tests/test_i11_journal.py).
+    "config.yaml broken": lambda d: _replace(d / "config.yaml", "lr: [1, 2\n  : {"),
     "outcome.json missing": lambda d: (d / "outcome.json").unlink(),
-    "outcome.json truncated": lambda d: (d / "outcome.json").write_text('{"score": 0.'),
+    "outcome.json truncated": lambda d: _replace(d / "outcome.json", '{"score": 0.'),
 }
+
+
+def _replace(path: Path, text: str) -> None:
+    tmp = path.with_name(".replacing")
+    tmp.write_text(text)
+    os.replace(tmp, path)
 
 
 def test_damaged_runs_are_skipped_and_named_and_the_rest_load(project):

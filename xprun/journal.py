@@ -8,10 +8,9 @@ attempt that wrote its final record, after the record is durable and the claim r
 A line holds what the Reader's row of the run is made of: the fields of ``run.json`` that
 are columns (not its packages, machine or Git details), the config as JSON (the values
 ``config.yaml`` holds) and, for a complete or pruned run, the outcome as written to
-``outcome.json``.  With it, the **signature** of the files it describes: the inode, size,
-modification and change times of ``run.json``, ``config.yaml`` and ``outcome.json`` (taken
-while the claim was held) and the run folder's modification and change times (taken once
-the claim was released).
+``outcome.json``.  With it, the **signature** of the files it describes: ``run.json``'s
+inode, size, modification and change times (taken while the claim was held) and the run
+folder's modification and change times (taken once the claim was released).
 
 Why it cannot lie (the Reader uses a line only when all of this holds, else it reads the
 run's files as before):
@@ -56,6 +55,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
 from typing import Any
 
@@ -134,9 +134,24 @@ def _checked(rest: bytes) -> bytes:
 
 
 class Writer:
-    """This process's journal file of one experiment folder, opened on its first line."""
+    """This process's journal file of one experiment folder, opened on its first line.
 
-    __slots__ = ("_codes", "_failed", "_fd", "_shared_texts", "_written", "folder")
+    Lines are kept in memory and written in batches (every :data:`_FLUSH_EVERY` lines, or
+    once :data:`_FLUSH_AFTER` seconds passed since the last write, and when the session
+    ends): made in a tight loop they cost a third of what they cost between two runs, and
+    one ``write`` serves many.  Lines lost with a killed process only make the Reader read
+    those runs' files."""
+
+    __slots__ = (
+        "_codes",
+        "_failed",
+        "_fd",
+        "_pending",
+        "_shared_texts",
+        "_since",
+        "_written",
+        "folder",
+    )
 
     def __init__(self, folder: str) -> None:
         self.folder = folder
@@ -146,6 +161,8 @@ class Writer:
         self._written: set[str] = set()  # the keys of the code objects defined in it
         self._shared_texts: dict[tuple[Any, ...], str] = {}
         self._failed = False
+        self._pending: list[tuple[Any, ...]] = []  # the lines to write, not yet made
+        self._since = time.monotonic()  # the last write
 
     def _open(self) -> int:
         journal = journal_folder(self.folder)
@@ -160,20 +177,22 @@ class Writer:
             raise
         return fd
 
-    def _code_ref(self, code: Any, lines: list[bytes]) -> tuple[Any, tuple[Any, str] | None]:
+    def _code_ref(self, code: Any, lines: list[bytes]) -> Any:
         """What the line's record holds as ``code``: a reference to a code object written
-        once per file (its definition line is added to ``lines`` the first time), and the
-        object with its key when it is to be remembered once the lines are written."""
+        once per file (its definition line is added to ``lines`` the first time)."""
         if type(code) is not dict:
-            return code, None
+            return code
         known = self._codes.get(id(code))
         if known is not None and known[0] is code:
-            return {"ref": known[1]}, None
+            return {"ref": known[1]}
         text = _ENCODE(code).encode()
         key = xxhash.xxh3_128_hexdigest(text)
         if key not in self._written:  # else an equal object was defined before
             lines.append(_checked(b"c %s %s" % (key.encode(), text)))
-        return {"ref": key}, (code, key)
+            self._written.add(key)
+        if len(self._codes) < 1024:
+            self._codes[id(code)] = (code, key)
+        return {"ref": key}
 
     def append(
         self,
@@ -193,8 +212,42 @@ class Writer:
         Never raises for a journal that cannot be written: it is a cache."""
         if self._failed:
             return
+        pending = self._pending
+        pending.append((run_hash, signature, record, config_json, outcome, head_json, outcome_json))
+        if len(pending) >= _FLUSH_EVERY or time.monotonic() - self._since >= _FLUSH_AFTER:
+            self.flush()
+
+    def flush(self) -> None:
+        """Make and write the lines kept so far (one ``write``)."""
+        pending, self._pending = self._pending, []
+        self._since = time.monotonic()
+        if self._failed or not pending:
+            return
         lines: list[bytes] = []
-        defined = None
+        for entry in pending:
+            self._line(*entry, lines)
+        data = b"".join(lines)
+        try:
+            if self._fd < 0:
+                self._fd = self._open()
+            if os.write(self._fd, data) != len(data):
+                raise OSError("short write")  # a full disk: a torn line is never trusted
+        except OSError:
+            self._failed = True  # a read-only folder, a full disk: no journal from here on
+
+    def _line(
+        self,
+        run_hash: str,
+        signature: list[int],
+        record: dict[str, Any],
+        config_json: str | None,
+        outcome: Any,
+        head_json: str | None,
+        outcome_json: str | None,
+        lines: list[bytes],
+    ) -> None:
+        """One attempt's line (after the definition of its code object, if new) into
+        ``lines``; none when a value cannot be held or the line is too long."""
         try:
             if head_json is None:
                 parts, names = [self._shared(record, _SHARED)], _OWN
@@ -205,32 +258,18 @@ class Writer:
             if type(error) is dict:
                 own["error"] = {"type": error.get("type")}
             if "code" in record:
-                own["code"], defined = self._code_ref(record["code"], lines)
+                own["code"] = self._code_ref(record["code"], lines)
             if own:
                 parts.append(_encode(own)[1:-1])
             kept = "{" + ",".join(part for part in parts if part) + "}"
             if outcome_json is None:
                 outcome_json = _encode(outcome)
             body = f"[{_encode(signature)},{kept},{config_json or 'null'},{outcome_json}]"
-            lines.append(_checked(f"r {run_hash} {body}".encode()))
+            line = _checked(f"r {run_hash} {body}".encode())
         except (ValueError, TypeError, UnicodeError, RecursionError):
             return  # a value JSON cannot hold: this run's files are read instead
-        data = b"".join(lines)
-        if len(data) > MAX_LINE:
-            return
-        try:
-            if self._fd < 0:
-                self._fd = self._open()
-            if os.write(self._fd, data) != len(data):
-                raise OSError("short write")  # a full disk: a torn line is never trusted
-        except OSError:
-            self._failed = True  # a read-only folder, a full disk: no journal from here on
-            return
-        if defined is not None:
-            code, key = defined
-            self._written.add(key)
-            if len(self._codes) < 1024:
-                self._codes[id(code)] = (code, key)
+        if len(line) <= MAX_LINE:
+            lines.append(line)
 
     def _shared(self, record: dict[str, Any], names: tuple[str, ...]) -> str:
         """The JSON text (without braces) of the record's fields ``names``, which the lines
@@ -246,6 +285,8 @@ class Writer:
         return text
 
     def close(self) -> None:
+        """Write what is kept, and close the file."""
+        self.flush()
         if self._fd >= 0:
             try:
                 os.close(self._fd)
@@ -253,16 +294,36 @@ class Writer:
                 pass
             self._fd = -1
 
+    def forget(self) -> None:
+        """In a forked child: the parent's lines and file stay the parent's."""
+        self._pending = []
+        if self._fd >= 0:
+            try:
+                os.close(self._fd)  # the child's copy of the descriptor
+            except OSError:
+                pass
+            self._fd = -1
+
 
 _writers: dict[str, Writer] = {}
 _FORK_HOOK: list[bool] = []
+#: A writer writes its lines once it holds this many, or once this many seconds passed.
+_FLUSH_EVERY = 256
+_FLUSH_AFTER = 1.0
 
 
 def close_all() -> None:
-    """Close this process's journal files (the end of a session; a forked child, whose
-    parent's files stay the parent's: one writer per file)."""
+    """Write and close this process's journal files (the end of a session)."""
     for found in _writers.values():
         found.close()
+    _writers.clear()
+
+
+def _forget_all() -> None:
+    """In a forked child (a pool worker): one writer per file, and the parent's lines are
+    the parent's to write."""
+    for found in _writers.values():
+        found.forget()
     _writers.clear()
 
 
@@ -271,32 +332,20 @@ def writer(folder: str) -> Writer:
     found = _writers.get(folder)
     if found is None:
         if not _FORK_HOOK:
-            os.register_at_fork(after_in_child=close_all)
+            os.register_at_fork(after_in_child=_forget_all)
             _FORK_HOOK.append(True)
         found = _writers[folder] = Writer(folder)
     return found
 
 
-#: The files a line describes, by the part of the signature each has (the outcome only
-#: for a complete or pruned run).
-FILES = ("run.json", "config.yaml")
-OUTCOME = "outcome.json"
-_WITH_OUTCOME = (*FILES, OUTCOME)
-
-
-def files_signature(run_dir: str, outcome: bool) -> list[int] | None:
-    """The files' part of a line's signature: inode, size, mtime and ctime (ns) of
-    ``run.json``, ``config.yaml`` and, with ``outcome``, ``outcome.json`` (not followed
-    through links); None when one cannot be looked at."""
-    signature: list[int] = []
-    base = run_dir + "/"  # a Reader asks this of every run: no os.path.join
+def record_signature(run_dir: str) -> list[int] | None:
+    """``run.json``'s part of a line's signature: its inode, size, mtime and ctime (ns), not
+    followed through a link; None when it cannot be looked at."""
     try:
-        for name in _WITH_OUTCOME if outcome else FILES:
-            info = os.lstat(base + name)
-            signature += (info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+        info = os.lstat(run_dir + "/run.json")  # a Reader asks this of every run: no join
     except OSError:
         return None
-    return signature
+    return [info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns]
 
 
 def folder_signature(run_dir: str) -> list[int] | None:
@@ -357,7 +406,7 @@ class Entry:
         if type(parsed) is not list or len(parsed) != 4:
             raise ValueError("not a journal line")
         signature, record, config, outcome = parsed
-        if type(signature) is not list or len(signature) not in (10, 14):
+        if type(signature) is not list or len(signature) != 6:
             raise ValueError("no signature")
         if not all(type(n) is int for n in signature) or type(record) is not dict:
             raise ValueError("no signature")

@@ -102,9 +102,9 @@ class _Attempt(NamedTuple):
 
 class _Journaled(NamedTuple):
     """A final record as written, for its results-journal line (:mod:`xprun.journal`):
-    its files' signature, read while the claim was held, and what the line holds."""
+    ``run.json``'s signature, read while the claim was held, and what the line holds."""
 
-    files_signature: list[int]
+    record_signature: list[int]
     record: dict[str, Any]
     head_json: str | None
     config_json: str | None
@@ -113,7 +113,7 @@ class _Journaled(NamedTuple):
     def append(self, run: RunSpec, run_dir: str) -> None:
         folder = journal.folder_signature(run_dir)
         if folder is not None:
-            signature = self.files_signature + folder
+            signature = self.record_signature + folder
             journal.writer(run.folder).append(
                 run.hash,
                 signature,
@@ -496,7 +496,7 @@ def _execute(
     journaled = None
     if unrecorded is None and config_text is not None:
         kept = saved if status in _WITH_OUTCOME else None
-        signature = journal.files_signature(str(run_dir), kept is not None)
+        signature = journal.record_signature(str(run_dir))
         if signature is not None and (kept is not None or status not in _WITH_OUTCOME):
             journaled = _Journaled(signature, final, texts.head, config_text, kept)
     return _Attempt(report, interrupt, error, journaled)

@@ -126,7 +126,12 @@ class Worker:
         return self.hook.xprun_run_protocol(run=run, context=self.session.run_context())
 
     def close(self) -> None:
-        self.session.session_fixtures.teardown()
+        try:
+            self.session.session_fixtures.teardown()
+        finally:
+            from . import journal
+
+            journal.close_all()  # the lines of this worker's runs not written yet
 
 
 def _exit_code(status: str, teardown_error: str = "") -> int:

@@ -13,7 +13,7 @@ when it was skipped last time (a partial file completed in place changes no dire
 Deleted runs disappear.  A file rewritten in place (not renamed into the directory) that
 stays readable changes no directory time, and a file that another program renamed into a
 settled run changes no experiment folder's: xprun never writes so, and
-``Reader(...).refresh(full=True)`` lists every folder and re-reads every run.
+``Reader(...).refresh(full=True)`` lists every folder and re-reads every run's files.
 The cache is an Arrow IPC file written atomically (temporary name, then rename):
 several readers and running experiments can share a log directory, nobody waits for anybody,
 and a reader on a read-only directory simply keeps its index in memory.  Arrow is data, not
@@ -331,7 +331,7 @@ class Index:
         collecting = gc.isenabled()
         gc.disable()  # many small objects, no cycles: the collector's passes would grow with them
         try:
-            self._read_rows(found, np.flatnonzero(~good).tolist(), new_rows)
+            self._read_rows(found, np.flatnonzero(~good).tolist(), new_rows, journaled=not full)
         finally:
             if collecting:
                 gc.enable()
@@ -399,7 +399,9 @@ class Index:
         return inside & ~unsettled
 
     @staticmethod
-    def _read_rows(found: Found, positions: list[int], rows: Columns) -> None:
+    def _read_rows(
+        found: Found, positions: list[int], rows: Columns, journaled: bool = True
+    ) -> None:
         """Read the runs at ``positions`` of a scan into ``rows``, in that order, in this
         thread (threads that parse contend for Python's lock: on a warm page cache 8 of them
         were 2.3 times slower than one).
@@ -410,9 +412,11 @@ class Index:
         asks the kernel to read their files in while this thread parses, so the disk's
         waits overlap.  On a warm cache it is never started (it would only cost CPU).  It
         is never waited for, and the rows do not depend on it."""
-        journaled = _journal_rows(found, positions)  # in run order with the others
-        if len(positions) - len(journaled) < _PREFETCH_FROM:
-            for row in _read_chunk(found, positions, journaled):
+        # From the results journal where it describes the files (``journaled``: not on a
+        # full refresh, which reads every run's files), in scan order with the others.
+        from_journal = _journal_rows(found, positions) if journaled else {}
+        if len(positions) - len(from_journal) < _PREFETCH_FROM:
+            for row in _read_chunk(found, positions, from_journal):
                 rows.add(row)
             return
         from .prefetch import Prefetcher, blocks_read
@@ -423,13 +427,13 @@ class Index:
         try:
             for n, chunk in enumerate(chunks):
                 blocks = blocks_read()
-                for row in _read_chunk(found, chunk, journaled):
+                for row in _read_chunk(found, chunk, from_journal):
                     rows.add(row)
                 if helper is None and blocks_read() - blocks > _COLD_BLOCKS * len(chunk):
                     helper, sent = Prefetcher(), n + 1
                 if helper is not None:  # the chunks up to _AHEAD after this one
                     for ahead in chunks[sent : n + _AHEAD + 1]:
-                        helper.send(_folders_to_read(found, ahead, journaled))
+                        helper.send(_folders_to_read(found, ahead, from_journal))
                     sent = n + _AHEAD + 1
         finally:
             if helper is not None:

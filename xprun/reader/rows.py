@@ -147,18 +147,17 @@ def journal_row(
     ``run.json`` and of the run folder (``mtime_ns``, ``ctime_ns``, from the scan), two
     such lines that disagree, or one whose content is not what xprun writes.  The caller
     then reads the files, which name any damage."""
-    signatures: dict[bool, list[int] | None] = {}  # with the outcome's part, without
+    on_disk = journal.record_signature(path)
+    if on_disk is None:
+        return None
+    signature = [*on_disk, mtime_ns, ctime_ns]
     chosen: tuple[bytes, Any, Any, Any] | None = None
     for line in lines:
         try:
             written, record, config, outcome = line.parse()
         except ValueError:
             continue
-        with_outcome = len(written) == 14
-        if with_outcome not in signatures:
-            files = journal.files_signature(path, with_outcome)
-            signatures[with_outcome] = None if files is None else [*files, mtime_ns, ctime_ns]
-        if written != signatures[with_outcome]:
+        if written != signature:
             continue
         if chosen is not None and chosen[0] != line.body:
             return None  # two lines for these very files that disagree: read the files
