@@ -85,6 +85,12 @@ def restore_signals(previous: SignalMask | None) -> None:
         _raw_signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
+#: The modules whose code runs between the moment an interrupt is caught and the moment its
+#: catcher holds the signals (the run protocol, the pool stopping its workers, the hold): a
+#: second signal handled there waits for that hold (:meth:`SignalHold.arm`).
+_CATCHERS = frozenset({"xprun.runner", "xprun.schedulers.pool", __name__})
+
+
 class SignalHold:
     """Holds ``HELD_SIGNALS`` in the main thread while a run's record is being written.
 
@@ -95,48 +101,116 @@ class SignalHold:
     main thread anyway.  So the handlers themselves are swapped for one that only notes the
     signal, and the signals are blocked too.  ``hold()`` and ``release()`` may be called any
     number of times; only the main thread holds anything (signals are only handled there).
+
+    Holding from the moment the code that catches an interrupt calls ``hold()`` leaves a
+    window: a second signal handled between the catch and the hold raises out of that code,
+    and the run is never recorded (a pool's worker that takes the terminal's Ctrl-C late gets
+    the second one, sent by another worker's checkpoint hook, just then).  ``arm()`` closes
+    it: until ``end()``, the Python handlers of ``HELD_SIGNALS`` are called through this
+    object, and once one of them has raised, a further signal that arrives while xprun's own
+    catching code runs (its frame is in :data:`_CATCHERS`) is noted, not raised, and
+    delivered at ``release()``.  Anywhere else (the experiment's code, its ``finally``
+    clauses, an experiment that caught the interrupt and goes on) it is raised at once, as
+    without ``arm()``: the code that holds catches it as it would the first.
     """
 
     def __init__(self) -> None:
         self._mask: SignalMask | None = None
-        self._handlers: dict[int, Any] = {}
+        self._armed: dict[int, Any] = {}  # the handlers arm() replaced, until end()
+        self._swapped: dict[int, Any] = {}  # the handlers hold() replaced, until release()
         self._pending: list[int] = []
         self._held = False
+        self._raising = False  # an interrupt raised through arm() is on its way to a hold
+        self._main = threading.main_thread().ident
+        self._handler = self._on_signal  # one bound method: compared by identity
+
+    def arm(self) -> None:
+        """Until :meth:`end`, the signals whose handler is Python's (``KeyboardInterrupt``'s,
+        ``Terminated``'s) are handled through this object (see the class)."""
+        if threading.get_ident() != self._main:
+            return
+        for sig in HELD_SIGNALS:
+            handler = _raw_signal.getsignal(sig)
+            if callable(handler) and handler is not self._handler:
+                self._armed[sig] = handler
+                _raw_signal.signal(sig, self._handler)
 
     def hold(self) -> None:
-        if self._held or threading.current_thread() is not threading.main_thread():
+        # Nothing but C functions and this module's until the signals are held: a signal
+        # handled in another module's frame meanwhile would be raised (see the class).
+        if self._held or threading.get_ident() != self._main:
             return
-        self._pending = []
-        self._handlers = {
-            sig: handler
-            for sig in HELD_SIGNALS
-            if (handler := _raw_signal.getsignal(sig)) is not None  # None: not Python's to swap
-        }
-        for sig in self._handlers:
-            _raw_signal.signal(sig, self._note)
+        self._held = True  # from here a signal that reaches this object's handler is noted
+        self._mask = None
+        for sig in HELD_SIGNALS:
+            handler = _raw_signal.getsignal(sig)
+            if handler is None or handler is self._handler:  # None: not Python's to swap
+                continue
+            self._swapped[sig] = handler
+            _raw_signal.signal(sig, self._handler)
         self._mask = block_signals()
-        self._held = True
 
-    def _note(self, signum: int, frame: FrameType | None) -> None:
-        self._pending.append(signum)
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        if self._held:
+            self._pending.append(signum)
+        elif signum in self._armed:
+            if self._raising and frame is not None and frame.f_globals.get("__name__") in _CATCHERS:
+                self._pending.append(signum)  # the interrupt raised is being caught: it waits
+                return
+            raising, self._raising = self._raising, True
+            self._armed[signum](signum, frame)  # raises, as it would have without arm()
+            self._raising = raising  # a handler that does not raise
+        else:  # held no longer, its handler not put back yet (release() is at it)
+            default = signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL
+            handler = self._swapped.get(signum, default)
+            self._put_back()
+            if _raw_signal.getsignal(signum) is self._handler:  # not one hold() replaced
+                _raw_signal.signal(signum, handler)
+            self._deliver(signum, handler)
+
+    def _put_back(self) -> None:
+        """The handlers :meth:`hold` replaced, back (each forgotten once it is back)."""
+        for sig in list(self._swapped):
+            _raw_signal.signal(sig, self._swapped[sig])
+            del self._swapped[sig]
+
+    @staticmethod
+    def _deliver(sig: int, handler: Any) -> bool:
+        """Run ``handler`` as the signal's arrival would have; True if the default action
+        was taken (nothing more to deliver)."""
+        if callable(handler):
+            handler(sig, None)  # raises, as it would have when the signal arrived
+        elif handler == signal.SIG_DFL:
+            os.kill(os.getpid(), sig)
+            return True
+        return False
 
     def release(self) -> None:
         """Stop holding; the first signal that arrived meanwhile is delivered now (its
         handler raises ``KeyboardInterrupt``/``Terminated``, or its default action runs)."""
         if not self._held:
             return
-        self._held = False
-        restore_signals(self._mask)  # signals still pending in the kernel reach _note now
-        for sig, handler in self._handlers.items():
-            _raw_signal.signal(sig, handler)
+        self._held = self._raising = False  # the interrupt raised, if any, was caught
+        restore_signals(self._mask)  # one still pending in the kernel reaches _on_signal now
+        swapped = dict(self._swapped)
+        self._put_back()
         pending, self._pending = self._pending, []
         for sig in pending:
-            handler = self._handlers[sig]
-            if callable(handler):
-                handler(sig, None)  # raises, as it would have when the signal arrived
-            elif handler == signal.SIG_DFL:
-                os.kill(os.getpid(), sig)
+            if sig in self._armed:
+                self._on_signal(sig, None)  # raises
+            elif self._deliver(sig, swapped.get(sig)):
                 return
+
+    def end(self) -> None:
+        """Put back the handlers :meth:`arm` replaced, and :meth:`release`: what was held is
+        delivered to them (raised) now."""
+        if not self._armed and not self._held:
+            return
+        self.hold()  # a signal is noted while the handlers are put back...
+        armed, self._armed = self._armed, {}
+        for sig, handler in armed.items():
+            self._swapped.setdefault(sig, handler)  # ...which release() does
+        self.release()
 
 
 # -- a full disk ---------------------------------------------------------------------------------

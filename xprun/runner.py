@@ -15,7 +15,8 @@ happened.  Three rules decide everything else:
   writes nothing over the new owner's run and reports ``lost claim``.
 - **Nothing escapes a run but an interrupt.**  Any exception, ``SystemExit`` included, from the
   experiment or a fixture fails the run, which is recorded, and the sweep goes on; SIGINT,
-  SIGTERM and SIGUSR2 interrupt it, and are held while its record is written.  A time limit
+  SIGTERM and SIGUSR2 interrupt it, and are held while its record is written (in xprun's own
+  code, from the moment the first one is raised: ``SignalHold.arm``).  A time limit
   (``RunTimeout``, raised by the ``timeout`` plugin) ends the run as an interrupt does (the
   loggers' ``on_interrupt`` checkpoints are saved) and records it ``timeout``; the session goes
   on.
@@ -155,6 +156,10 @@ def run_protocol(
         hold = SignalHold()
         again = False
         try:
+            # An interrupt holds the signals from the moment it is raised (SignalHold.arm), not
+            # from the moment the code below catches it: a second one in between would escape
+            # the run unrecorded.
+            hold.arm()
             try:
                 attempt = _claimed(run, context, hold, retried)
             except store.UnusableRunDir as exc:
@@ -179,7 +184,7 @@ def run_protocol(
             if not again:
                 context.record(report)
         finally:
-            hold.release()  # a signal held while recording is delivered here, the record whole
+            hold.end()  # a signal held while recording is delivered here, the record whole
         if interrupt is not None:
             raise interrupt
         if not again:
@@ -423,7 +428,8 @@ def _execute(
             else:
                 status, error = (Status.TIMEOUT if timeout else Status.INTERRUPTED), exc
                 # A second Ctrl-C or SIGTERM must not cut the recording short: held until
-                # the final record is written (they are delivered then).
+                # the final record is written (they are delivered then).  Held already since
+                # the interrupt was raised (arm()); not so after a time limit.
                 hold.hold()
                 try:
                     hook.xprun_run_interrupted(run=run, context=context, reason=exc)

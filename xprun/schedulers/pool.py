@@ -592,7 +592,11 @@ class _Pool:
     def run(self, make_spec: Callable[[], Path]) -> None:
         """Start the workers, make the spec (they import meanwhile), then hand out runs and
         report results until every worker has exited."""
+        # Ctrl-C or SIGTERM holds the signals as it is raised, not once stop() is called: a
+        # second Ctrl-C in between (a worker's checkpoint hook, a user's) would orphan them.
+        hold = SignalHold()
         try:
+            hold.arm()
             early = self.session.config.pluginmanager.get_plugin(_EARLY)
             taken = early.take(self.size) if isinstance(early, _EarlyWorkers) else []
             for proc in taken:
@@ -617,28 +621,33 @@ class _Pool:
             if self.error is not None:
                 raise self.error
         except (KeyboardInterrupt, Terminated) as exc:
-            self.stop(exc)
+            self.stop(exc, hold)
             raise
         finally:
-            self.selector.close()
-            for worker in self.exited:
-                worker.proc.wait()
+            try:
+                self.selector.close()
+                for worker in self.exited:
+                    worker.proc.wait()
+            finally:
+                hold.end()  # a signal held meanwhile is raised here
 
-    def stop(self, reason: BaseException) -> None:
+    def stop(self, reason: BaseException, hold: SignalHold | None = None) -> None:
         """Ctrl-C or SIGTERM: every worker ends its run as interrupted (checkpoint hooks,
         teardown), then exits; each run is reported as its worker recorded it.
 
         On Ctrl-C, workers in the terminal's process group got the same SIGINT; the others
         get SIGTERM after a short grace period.  On SIGTERM (sent to xprun alone, by a
         scheduler or ``kill``) every worker gets SIGTERM at once.  Further signals are held
-        until every worker is done: a second Ctrl-C must not orphan them.
+        until every worker is done: a second Ctrl-C must not orphan them (``hold``, armed by
+        :meth:`run`, has held them since ``reason`` was raised).
         """
-        hold = SignalHold()
+        if hold is None:
+            hold = SignalHold()
         hold.hold()
         try:
             self._stop_workers(isinstance(reason, Terminated))
         finally:
-            hold.release()
+            hold.end()
 
     def _stop_workers(self, terminated: bool) -> None:
         how = "SIGTERM" if terminated else "Ctrl-C"
