@@ -441,10 +441,11 @@ def test_i10_03_the_machine_of_a_claim_is_this_boot_and_pid_namespace(tmp_path):
 
 
 def test_i10_03_a_full_disk_making_a_run_dir_stays_a_full_disk(tmp_path, monkeypatch):
-    def full(self, *args, **kwargs):
-        raise OSError(errno.ENOSPC, "No space left on device", str(self))
+    def full(path, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
-    monkeypatch.setattr(Path, "mkdir", full)
+    monkeypatch.setattr(Path, "mkdir", full)  # the experiment's folder
+    monkeypatch.setattr(store.os, "mkdir", full)  # the run's (made with os.mkdir: no Path)
     with pytest.raises(OSError) as raised:
         store.acquire(tmp_path / "run", store.FsClock(tmp_path), store.Heartbeat())
     assert raised.value.errno == errno.ENOSPC  # not "unusable run dir": the sweep must stop
@@ -698,6 +699,28 @@ def test_i11_a_forked_child_names_its_claims_and_temporaries_with_its_own_pid(tm
     assert recorded == actual == cached != os.getpid()
     assert store._pid() == os.getpid()
     assert store._tmp_name(str(tmp_path / "x")).endswith(f".x.{os.getpid()}.tmp")
+
+
+def test_i11_claim_tokens_are_unique_in_a_process_and_across_a_fork(tmp_path):
+    # A token is a random prefix drawn once per process and a count of its claims: two
+    # claims of one process differ, and a forked child (a pool worker) draws its own prefix.
+    tokens = [store.Claim(tmp_path, n).token for n in (1, 2, 3)]
+    assert len(set(tokens)) == 3 and all(len(t) == 32 for t in tokens)
+    assert len({t[:16] for t in tokens}) == 1  # one prefix per process
+    int(tokens[0], 16)  # hex digits, as a claim's JSON writes them unescaped
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover (the child's own process)
+        try:
+            os.write(write, store.Claim(tmp_path, 4).token.encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        theirs = pipe.read()
+    os.waitpid(child, 0)
+    assert len(theirs) == 32 and theirs[:16] != tokens[0][:16]
+    assert store.Claim(tmp_path, 5).token[:16] == tokens[0][:16]  # the parent's own again
 
 
 def test_i11_the_first_claim_of_a_directory_just_made_is_created_in_one_step(tmp_path, monkeypatch):

@@ -123,17 +123,30 @@ class SignalHold:
         self._raising = False  # an interrupt raised through arm() is on its way to a hold
         self._main = threading.main_thread().ident
         self._handler = self._on_signal  # one bound method: compared by identity
+        self._ended: dict[int, Any] = {}  # after end(): the handlers arm() stood in front of
 
     def arm(self) -> None:
         """Until :meth:`end`, the signals whose handler is Python's (``KeyboardInterrupt``'s,
-        ``Terminated``'s) are handled through this object (see the class)."""
+        ``Terminated``'s) are handled through this object (see the class).
+
+        The handler that routes them here (:func:`_dispatch`) is installed by the first
+        ``arm()`` and stays between runs, routing to the handler it stands in front of when
+        no hold is armed (:func:`disarm` takes it away at the session's end): a run then
+        costs no ``sigaction`` for it."""
         if threading.get_ident() != self._main:
             return
         for sig in HELD_SIGNALS:
             handler = _raw_signal.getsignal(sig)
-            if callable(handler) and handler is not self._handler:
-                self._armed[sig] = handler
-                _raw_signal.signal(sig, self._handler)
+            if handler is _dispatch:
+                self._armed[sig] = _behind.get(sig, _default(sig))
+            elif callable(handler) and handler is not self._handler:
+                if not _FORK_HOOK:
+                    os.register_at_fork(after_in_child=_forget_armed)
+                    _FORK_HOOK.append(True)
+                self._armed[sig] = _behind[sig] = handler
+                _raw_signal.signal(sig, _dispatch)
+        if self._armed:
+            _armed_holds.append(self)
 
     def hold(self) -> None:
         # Nothing but C functions and this module's until the signals are held: a signal
@@ -146,6 +159,8 @@ class SignalHold:
             handler = _raw_signal.getsignal(sig)
             if handler is None or handler is self._handler:  # None: not Python's to swap
                 continue
+            if handler is _dispatch and sig in self._armed and _armed_holds[-1:] == [self]:
+                continue  # routed to this object already
             self._swapped[sig] = handler
             _raw_signal.signal(sig, self._handler)
         self._mask = block_signals()
@@ -161,8 +176,7 @@ class SignalHold:
             self._armed[signum](signum, frame)  # raises, as it would have without arm()
             self._raising = raising  # a handler that does not raise
         else:  # held no longer, its handler not put back yet (release() is at it)
-            default = signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL
-            handler = self._swapped.get(signum, default)
+            handler = self._swapped.get(signum) or self._ended.get(signum, _default(signum))
             self._put_back()
             if _raw_signal.getsignal(signum) is self._handler:  # not one hold() replaced
                 _raw_signal.signal(signum, handler)
@@ -198,19 +212,61 @@ class SignalHold:
         for sig in pending:
             if sig in self._armed:
                 self._on_signal(sig, None)  # raises
-            elif self._deliver(sig, swapped.get(sig)):
+            elif self._deliver(sig, swapped.get(sig) or self._ended.get(sig)):
                 return
 
     def end(self) -> None:
-        """Put back the handlers :meth:`arm` replaced, and :meth:`release`: what was held is
-        delivered to them (raised) now."""
+        """Stop routing the signals here (:meth:`arm`), and :meth:`release`: what was held is
+        delivered (raised) now, through the handlers ``arm()`` stood in front of."""
         if not self._armed and not self._held:
             return
-        self.hold()  # a signal is noted while the handlers are put back...
-        armed, self._armed = self._armed, {}
-        for sig, handler in armed.items():
-            self._swapped.setdefault(sig, handler)  # ...which release() does
+        self.hold()  # a signal is noted while this object stops being the armed one
+        self._ended, self._armed = self._armed, {}
+        if self in _armed_holds:
+            _armed_holds.remove(self)
         self.release()
+
+
+#: The handlers :func:`_dispatch` stands in front of, by signal (what ``arm()`` found).
+_behind: dict[int, Any] = {}
+#: The armed holds, the innermost last: :func:`_dispatch` routes to it.
+_armed_holds: list[SignalHold] = []
+
+
+def _default(sig: int) -> Any:
+    return signal.default_int_handler if sig == signal.SIGINT else signal.SIG_DFL
+
+
+def _dispatch(signum: int, frame: FrameType | None) -> None:
+    """The Python handler of ``HELD_SIGNALS`` from the first :meth:`SignalHold.arm` on: to
+    the armed hold, or (between runs) to the handler it stands in front of."""
+    if _armed_holds:
+        _armed_holds[-1]._on_signal(signum, frame)
+        return
+    handler = _behind.get(signum, _default(signum))
+    if callable(handler):
+        handler(signum, frame)
+    else:  # the default action, as if no Python handler had been there
+        _raw_signal.signal(signum, handler)
+        os.kill(os.getpid(), signum)
+
+
+def disarm() -> None:
+    """Put back the handlers :func:`_dispatch` stands in front of (the session's end)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for sig, handler in list(_behind.items()):
+        if _raw_signal.getsignal(sig) is _dispatch:
+            _raw_signal.signal(sig, handler)
+        del _behind[sig]
+
+
+def _forget_armed() -> None:
+    """In a forked child: the parent's armed holds are the parent's."""
+    _armed_holds.clear()
+
+
+_FORK_HOOK: list[bool] = []  # _forget_armed is registered (on the first arm(), not on import)
 
 
 # -- a full disk ---------------------------------------------------------------------------------

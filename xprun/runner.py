@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from . import journal, reports, store, ticker, tracebacks
 from .builtin_fixtures import seed_numpy
 from .capture import RunCapture
-from .errors import SignalHold, Terminated, is_disk_full
+from .errors import SignalHold, Terminated, disarm, is_disk_full
 from .fixtures import FixtureRequest, SessionFixtureError
 from .hookimpl import hookimpl
 from .record import (
@@ -197,7 +197,7 @@ def _claimed(
     run: RunSpec, context: RunContext, hold: SignalHold, retried: list[dict[str, Any]]
 ) -> _Attempt:
     """Claim the run, then execute, recover or skip it; the claim is released in any case."""
-    run_dir = run.run_dir  # one Path per run (a property that makes one each time)
+    run_dir = run._dir = run.run_dir  # one Path per run, kept while it executes
     acquired = store.acquire(run_dir, context.clock, context.heartbeat)
     claim = acquired.claim
     if claim is None:
@@ -219,11 +219,13 @@ def _claimed(
         hold.hold()  # from here until the report is logged, the record is being finished
         beat.cancel()
         claim.release()
+        run._dir = None  # no Path kept per run once it ended (RunSpec.run_dir)
 
 
 @hookimpl
 def xprun_unconfigure(config: Config) -> None:
     journal.close_all()  # the session's results-journal files
+    disarm()  # the signal handlers armed holds stood in front of, back (SignalHold.arm)
 
 
 @hookimpl(trylast=True)
@@ -414,7 +416,7 @@ def _execute(
             if not claim.holds():
                 raise _LostClaim
             saved = store.JSON.encode(outcome)  # its text, for the results journal too
-            store.write_json_atomic(run_dir / store.OUTCOME_JSON, outcome, True, text=saved)
+            store.write_json_atomic(f"{run_dir}/{store.OUTCOME_JSON}", outcome, True, text=saved)
             returned = True
             hold.release()  # a signal received meanwhile is raised here, after the save
         except _LostClaim:
@@ -478,7 +480,7 @@ def _execute(
     texts = record_texts(final)
     unrecorded = _disk_full_ok(
         lambda: store.write_json_atomic(
-            run_dir / store.RUN_JSON, final, durable=True, text=texts.whole
+            f"{run_dir}/{store.RUN_JSON}", final, durable=True, text=texts.whole
         )
     )
     reported = status

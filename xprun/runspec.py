@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,6 +34,9 @@ class RunSpec:
     # Keys hashed as their ${now:...}/${oc.env:...}/${hydra:...} text, with the values they
     # resolved to for this run (run.json's resolved_at_run); None when there are none.
     volatile: dict[str, Any] | None = field(default=None, repr=False)
+    # ``run_dir`` once asked while the run executes (the run protocol forgets it when the
+    # attempt ends: a launch may hold a million runs, a Path each would be hundreds of MB).
+    _dir: Path | None = field(default=None, init=False, repr=False)
 
     @property
     def hash(self) -> str:
@@ -41,8 +45,13 @@ class RunSpec:
     @property
     def run_dir(self) -> Path:
         """``folder/<hex>``, made when asked: a launch that finds its runs complete, or only
-        lists them, never needs a ``Path`` per run (hundreds of bytes each at a million)."""
-        return Path(self.folder, self.digest.partition(":")[2])
+        lists them, never needs a ``Path`` per run (hundreds of bytes each at a million).
+        The folder's ``Path`` is made once per folder (its parts parsed once), and the run's
+        kept while it executes (the run protocol, its fixtures and plugins ask it often)."""
+        found = self._dir
+        if found is None:
+            found = _folder_path(self.folder) / self.digest.partition(":")[2]
+        return found
 
     @property
     def nodeid(self) -> str:
@@ -80,3 +89,8 @@ class RunInfo:
             run_dir=run.run_dir,
             params=dict(run.param_ids),
         )
+
+
+@functools.lru_cache(maxsize=256)
+def _folder_path(folder: str) -> Path:
+    return Path(folder)

@@ -110,6 +110,7 @@ _FORK_HOOK: list[bool] = []  # the hook that forgets it in a forked child is reg
 
 def _forget_pid() -> None:
     _PID.clear()
+    _TOKENS.clear()
 
 
 def _pid() -> int:
@@ -123,6 +124,20 @@ def _pid() -> int:
     pid = os.getpid()
     _PID.append(pid)
     return pid
+
+
+_TOKENS: list[Any] = []  # [this process's random prefix, the claims it has made]
+
+
+def _new_token() -> str:
+    """A claim's token: 16 random hex digits drawn once per process, then a count of its
+    claims (as unique as 32 random digits, without asking the kernel for each claim);
+    a child made by ``os.fork`` draws its own (``_forget_pid``)."""
+    if not _TOKENS:
+        _pid()  # registers the at-fork hook that forgets this process's values
+        _TOKENS[:] = [os.urandom(8).hex(), 0]
+    _TOKENS[1] += 1
+    return f"{_TOKENS[0]}{_TOKENS[1]:016x}"
 
 
 def _tmp_name(path: str) -> str:
@@ -459,7 +474,7 @@ class Claim:
         self.attempt = attempt
         # Text, not a Path: the run protocol touches, reads and removes it once per run.
         self._path = os.path.join(run_dir, f"{CLAIM_PREFIX}{attempt}")
-        self.token = os.urandom(16).hex()  # 32 random hex digits, as uuid4().hex gave
+        self.token = _new_token()  # 32 hex digits, unique to this claim
         self.lost = False
         #: Why the heartbeat stopped, if it did: the error of the touch that failed.
         self.heartbeat_error: OSError | None = None
@@ -629,7 +644,7 @@ def _make_run_dir(run_dir: Path) -> bool:
     error: OSError
     try:
         try:
-            run_dir.mkdir()
+            os.mkdir(run_dir)
         except FileNotFoundError:  # the experiment's folder is new too
             run_dir.parent.mkdir(parents=True, exist_ok=True)
             run_dir.mkdir()
