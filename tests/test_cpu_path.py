@@ -394,3 +394,25 @@ def test_i11_04_the_outcome_and_final_record_are_fsynced_with_their_directory(
             "run",
             ".",
         ], mine
+
+
+def test_i11_signal_handlers_are_put_back_when_the_session_ends(project):
+    # An armed SignalHold routes SIGINT/SIGTERM/SIGUSR2 through one handler that stays
+    # installed between runs (errors._dispatch); the session's end puts back what was there.
+    import signal as signal_module
+
+    from xprun import errors
+
+    project.write(
+        "xp_sig.py",
+        "import xprun\n\n@xprun.grid(i=[0, 1, 2])\ndef xp_sig(config):\n"
+        "    import signal\n    return {'armed': signal.getsignal(signal.SIGINT).__name__}\n",
+    )
+    before = {sig: signal_module.getsignal(sig) for sig in errors.HELD_SIGNALS}
+    result = project.run("-q", inprocess=True)
+    assert result.returncode == 0, result.output
+    after = {sig: signal_module.getsignal(sig) for sig in errors.HELD_SIGNALS}
+    assert after == before
+    assert errors._armed_holds == [] and errors._behind == {}
+    outcomes = [json.loads((d / "outcome.json").read_text()) for d in project.run_dirs()]
+    assert outcomes == [{"armed": "_dispatch"}] * 3  # during each run: xprun's (guide.md)

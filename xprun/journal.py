@@ -143,6 +143,7 @@ class Writer:
     those runs' files."""
 
     __slots__ = (
+        "_code_texts",
         "_codes",
         "_failed",
         "_fd",
@@ -160,6 +161,7 @@ class Writer:
         self._codes: dict[int, tuple[Any, str]] = {}
         self._written: set[str] = set()  # the keys of the code objects defined in it
         self._shared_texts: dict[tuple[Any, ...], str] = {}
+        self._code_texts: dict[int, tuple[Any, str]] = {}  # id -> (code object, member text)
         self._failed = False
         self._pending: list[tuple[Any, ...]] = []  # the lines to write, not yet made
         self._since = time.monotonic()  # the last write
@@ -257,19 +259,31 @@ class Writer:
             error = own.get("error")
             if type(error) is dict:
                 own["error"] = {"type": error.get("type")}
-            if "code" in record:
-                own["code"] = self._code_ref(record["code"], lines)
             if own:
                 parts.append(_encode(own)[1:-1])
+            if "code" in record:
+                parts.append(self._code_text(record["code"], lines))
             kept = "{" + ",".join(part for part in parts if part) + "}"
             if outcome_json is None:
                 outcome_json = _encode(outcome)
-            body = f"[{_encode(signature)},{kept},{config_json or 'null'},{outcome_json}]"
+            sig = ",".join(map(str, signature))
+            body = f"[[{sig}],{kept},{config_json or 'null'},{outcome_json}]"
             line = _checked(f"r {run_hash} {body}".encode())
         except (ValueError, TypeError, UnicodeError, RecursionError):
             return  # a value JSON cannot hold: this run's files are read instead
         if len(line) <= MAX_LINE:
             lines.append(line)
+
+    def _code_text(self, code: Any, lines: list[bytes]) -> str:
+        """The ``"code": ...`` member of a line's record (see :meth:`_code_ref`), its text
+        made once per code object."""
+        known = self._code_texts.get(id(code))
+        if known is not None and known[0] is code:
+            return known[1]
+        text = '"code":' + _encode(self._code_ref(code, lines))
+        if type(code) is dict and len(self._code_texts) < 1024:
+            self._code_texts[id(code)] = (code, text)
+        return text
 
     def _shared(self, record: dict[str, Any], names: tuple[str, ...]) -> str:
         """The JSON text (without braces) of the record's fields ``names``, which the lines
