@@ -46,15 +46,24 @@ from typing import Any, NamedTuple
 from .. import journal, store
 from ..states import Status
 from .files import read_bytes
-from .rows import INFO_COLUMNS, PREFIXES, check_row_types, journal_row, read_run, run_path
+from .rows import (
+    CODE,
+    INFO_COLUMNS,
+    PREFIXES,
+    check_row_types,
+    journal_row,
+    read_run,
+    run_path,
+)
 
 __all__ = ["INFO_COLUMNS", "Index", "Skipped", "read_run", "scan"]
 
 INDEX_DIR = ".xprun-index"
 INDEX_FILE = "runs.arrow"
-INDEX_VERSION = 6  # 2: values checked and normalised when read (rows.py); 3: _ctime_ns; 4: _code
+INDEX_VERSION = 7  # 2: values checked and normalised when read (rows.py); 3: _ctime_ns; 4: _code
 # 5: _code keeps code.own (how the experiment's module was digested); pruned runs' outcomes
 # 6: an Arrow IPC file (was Parquet: 3x slower to write, 3x to read), experiment folders' times
+# 7: _code dictionary-encoded (each distinct text once)
 FORMER_INDEX_FILES = ("runs.parquet",)  # removed when the index is saved
 INDEX_LIMIT = 4 << 30
 RACY_NS = 2_000_000_000  # changes this close to a scan are re-read on the next one
@@ -285,6 +294,7 @@ class Index:
         try:
             folder.mkdir(parents=True, exist_ok=True)
             tmp = folder / f".{INDEX_FILE}.{os.getpid()}.tmp"
+            table = table.unify_dictionaries()  # an IPC file holds one dictionary per column
             with (
                 pa.OSFile(str(tmp), "wb") as sink,
                 pa.ipc.new_file(sink, table.schema) as writer,
@@ -797,11 +807,17 @@ def _table(columns: dict[str, Any]) -> Any:
 def _column(name: str, values: Any) -> tuple[Any, bool]:
     """One column's Arrow array, and whether it is JSON text (mixed types, lists, mappings;
     or in a data column, a key set to null beside missing values)."""
+    import pyarrow as pa
+
     array = _arrow(values)
     data = name.startswith(PREFIXES)
     # A gap in a data column may be a key set to null, which Arrow's null would lose.
     if array is None or (data and array.null_count and _holds_none(values)):
         return _json_array(values, null_is_value=data), True
+    if name == CODE and pa.types.is_large_string(array.type):
+        # Each distinct text once: a sweep's runs share a few, and each is the list of the
+        # files a run imported (a kilobyte or more per row, most of a 100k-run index).
+        array = array.dictionary_encode()
     return array, False
 
 
