@@ -33,12 +33,13 @@ run's files as before):
   config is journaled only when its JSON decodes to what ``config.yaml``'s YAML does (plain
   text keys, plain values); otherwise the line has no config and the run's files are read.
 
-What is given up: a file rewritten in place (same inode) changes no time the Reader looks
-at; the index already does not see those (``Reader.refresh(full=True)`` and a journal
-removed do).  The journal is a cache: deleting ``<log_dir>/.xprun-journal`` is always safe; lines of
-runs deleted or rerun are ignored.  Writing a line costs a ``stat`` of the record and of
-the folder and one ``write`` per run; it never fails a run (a journal that cannot be
-written is simply not written).
+What is given up: ``config.yaml`` or ``outcome.json`` written over in place (the same
+inode) changes no time the Reader looks at; the index's warm reads do not see those either
+(``Reader.refresh(full=True)`` reads every run's files, never the journal).  The journal
+is a cache: deleting ``<log_dir>/.xprun-journal`` is always safe; lines of runs deleted or
+rerun are ignored.  A run pays an ``lstat`` of its record and a ``stat`` of its folder; the
+lines are made and written in batches (:class:`Writer`); a journal that cannot be written
+never fails a run.
 
 The format, line by line (``<checksum>`` is the hex ``xxh64`` of the rest of the line)::
 
