@@ -424,10 +424,13 @@ class Index:
         is never waited for, and the rows do not depend on it."""
         # From the results journal where it describes the files (``journaled``: not on a
         # full refresh, which reads every run's files), in scan order with the others.
-        from_journal = _journal_rows(found, positions) if journaled else {}
+        from_journal: _JournalLines | dict[int, Any] = (
+            _JournalLines(found, positions) if journaled else {}
+        )
         if len(positions) - len(from_journal) < _PREFETCH_FROM:
-            for row in _read_chunk(found, positions, from_journal):
-                rows.add(row)
+            for start in range(0, len(positions), _CHUNK):
+                for row in _read_chunk(found, positions[start : start + _CHUNK], from_journal):
+                    rows.add(row)
             return
         from .prefetch import Prefetcher, blocks_read
 
@@ -470,7 +473,7 @@ _COLD_BLOCKS = 4
 
 
 def _folders_to_read(
-    found: Found, positions: list[int], journaled: dict[int, dict[str, Any]]
+    found: Found, positions: list[int], journaled: _JournalLines | dict[int, Any]
 ) -> list[str]:
     """The run folders at ``positions`` of a scan whose files will be read (not the damaged
     ones, nor those whose rows come from the results journal)."""
@@ -479,19 +482,29 @@ def _folders_to_read(
 
 
 def _read_chunk(
-    found: Found, positions: list[int], journaled: dict[int, dict[str, Any]]
+    found: Found, positions: list[int], journaled: _JournalLines | dict[int, Any]
 ) -> list[dict[str, Any]]:
-    """The index rows of the runs at ``positions`` of a scan (``journaled``: the rows made
-    from the results journal, by position)."""
+    """The index rows of the runs at ``positions`` of a scan: from their results-journal
+    lines (``journaled``, by position; used up here) where those describe their files, else
+    from the files."""
     rows = []
-    damage = found.damage
+    keys, paths, mtimes, ctimes, damage = (
+        found.keys,
+        found.paths,
+        found.mtimes,
+        found.ctimes,
+        found.damage,
+    )
+    lines = {n: journaled.pop(n) for n in positions if n in journaled}
+    journal.parse_all([entry for entries in lines.values() if entries for entry in entries])
     for n in positions:
-        row = journaled.get(n)
-        if row is not None:
-            rows.append(row)
-            continue
-        key, path = found.keys[n], found.paths[n]
-        mtime_ns, ctime_ns = found.mtimes[n], found.ctimes[n]
+        key, path, mtime_ns, ctime_ns = keys[n], paths[n], mtimes[n], ctimes[n]
+        entries = lines.get(n)
+        if entries is not None:
+            row = journal_row(entries, key, key.rpartition("/")[2], path, mtime_ns, ctime_ns)
+            if row is not None:
+                rows.append(row)
+                continue
         reason = damage.get(key)
         if reason is None:
             rows.append(read_run(path, key, mtime_ns, ctime_ns))
@@ -506,31 +519,53 @@ def _read_chunk(
 _JOURNAL_FROM = 64
 
 
-def _journal_rows(found: Found, positions: list[int]) -> dict[int, dict[str, Any]]:
-    """The rows, by scan position, that the results journals (:mod:`xprun.journal`) give
-    for the runs at ``positions``: those whose line's signature is their files' own."""
-    by_folder: dict[str, dict[str, int]] = {}
-    keys, damage = found.keys, found.damage
-    for n in positions:
-        key = keys[n]
-        if key not in damage:
-            experiment, _, name = key.rpartition("/")
-            by_folder.setdefault(experiment, {})[name] = n
-    rows: dict[int, dict[str, Any]] = {}
-    for wanted in by_folder.values():
-        if len(wanted) < _JOURNAL_FROM:
-            continue
-        folder = os.path.dirname(found.paths[next(iter(wanted.values()))])
-        entries = journal.read(folder, set(wanted), read_bytes)
-        journal.parse_all([line for lines in entries.values() for line in lines])
-        for name, lines in entries.items():
-            n = wanted[name]
-            row = journal_row(
-                lines, keys[n], name, found.paths[n], found.mtimes[n], found.ctimes[n]
-            )
-            if row is not None:
-                rows[n] = row
-    return rows
+class _JournalLines:
+    """The results-journal lines (:mod:`xprun.journal`), by scan position, of the runs at
+    ``positions`` whose experiment folder has ``_JOURNAL_FROM`` or more of them to read.
+
+    A folder's journal is read when the first of its runs is asked for, and its lines are
+    given up as they are used (:meth:`pop`), decoded chunk by chunk (:func:`_read_chunk`):
+    a scan lists folder after folder, so a million runs are never held at once, as text or
+    decoded."""
+
+    def __init__(self, found: Found, positions: list[int]) -> None:
+        self._found = found
+        self._folder_of: dict[int, str] = {}  # position -> its folder, while not read
+        self._wanted: dict[str, dict[str, int]] = {}  # folder -> its runs' names -> positions
+        self._lines: dict[int, list[journal.Entry]] = {}
+        by_folder: dict[str, dict[str, int]] = {}
+        keys, damage = found.keys, found.damage
+        for n in positions:
+            key = keys[n]
+            if key not in damage:
+                experiment, _, name = key.rpartition("/")
+                by_folder.setdefault(experiment, {})[name] = n
+        for experiment, wanted in by_folder.items():
+            if len(wanted) >= _JOURNAL_FROM:
+                self._wanted[experiment] = wanted
+                for n in wanted.values():
+                    self._folder_of[n] = experiment
+
+    def __contains__(self, n: int) -> bool:
+        return n in self._folder_of or n in self._lines
+
+    def __len__(self) -> int:
+        return len(self._folder_of) + len(self._lines)
+
+    def pop(self, n: int) -> list[journal.Entry] | None:
+        """The lines of the run at position ``n`` (None: none), given up."""
+        experiment = self._folder_of.get(n)
+        if experiment is not None:
+            self._read(experiment)
+        return self._lines.pop(n, None)
+
+    def _read(self, experiment: str) -> None:
+        wanted = self._wanted.pop(experiment)
+        for n in wanted.values():
+            del self._folder_of[n]
+        folder = os.path.dirname(self._found.paths[next(iter(wanted.values()))])
+        for name, entries in journal.read(folder, set(wanted), read_bytes).items():
+            self._lines[wanted[name]] = entries
 
 
 #: Row shapes :class:`Columns` remembers at once (logs whose runs all differ in keys).
