@@ -154,6 +154,7 @@ def test_i11_journal_lines_are_what_the_format_says(project):
     assert path.parent.name == "xp_mixed.xp_mixed"  # the experiment's folder name
     data = path.read_bytes()
     assert data.startswith(journal.HEADER)
+    assert path.stat().st_mode & 0o111 == 0  # a data file: nobody's to run
     lines = data.split(b"\n")[1:-1]
     kinds = [line.split(b" ")[1] for line in lines]
     assert kinds.count(b"c") == 1 and kinds.count(b"r") == 6  # the code object, once
@@ -430,17 +431,20 @@ def test_i11_journal_a_journal_that_is_not_a_file_is_ignored(project, reads, kin
     )
     assert project.run("-q").returncode == 0
     (path,) = _journal_files(project.log_dir)
-    target = path.with_name("planted.jsonl")
+    target = path.with_name("0-planted.jsonl")  # read first: the files after it still are
     if kind == "fifo":
         os.mkfifo(target)  # opening it for reading would block: it must not be opened so
     elif kind == "link":
         target.symlink_to(path)
     else:
         target.mkdir()
+    reads.clear()
+    frame, skipped = cold_frame(project.log_dir)
+    assert reads == [] and len(frame) == 3 and skipped == []  # the real journal served
     path.unlink()
     reads.clear()
     frame, skipped = cold_frame(project.log_dir)
-    assert len(reads) == 3 and len(frame) == 3 and skipped == []
+    assert len(reads) == 3 and len(frame) == 3 and skipped == []  # the planted one: nothing
 
 
 def test_i11_journal_a_copied_log_directory_reads_its_files(project, reads, tmp_path):
@@ -623,6 +627,8 @@ def test_i11_journal_read_keeps_only_whole_wanted_lines(tmp_path):
     good = [_SIG, {"hash": "a"}, {}, None]
     lines = [
         b"garbage",  # too few fields
+        b"0123456789abcdef r a",  # three fields, the first a checksum's length
+        b"0123456789abcdef r",
         b"0123456789abcde r a " + json.dumps(good).encode(),  # a checksum of 15 digits
         _checked(b"x a " + json.dumps(good).encode()),  # an unknown kind
         b"zzzzzzzzzzzzzzzz r a " + json.dumps(good).encode(),  # not hexadecimal

@@ -137,6 +137,34 @@ _TRUTH = "its callers test the result for truth: False and None alike"
 # count anything in between.
 _TUNING = "a tuning constant of the prefetching helper: speed only, the rows never depend on it"
 _COLD_SCALE = "the cold threshold's scale or boundary: warm chunks read 0 blocks, cold ones ~100s"
+# xprun.journal's equivalent mutants, by reason (each checked against its line).
+_J_TUNE = "a batch size, a flush interval or a size limit: when lines are written, not what"
+_J_CENC = (
+    "the JSON text of a line: json's C encoder made once, or JSONEncoder.encode where there "
+    "is none (the same separators: the same text)"
+)
+_J_SAMEVALUE = (
+    "an encoder flag that changes the text a line holds, not the value it decodes to "
+    "(sorted keys, ASCII escapes) or only for values a record never holds (non-text keys; "
+    "NaN, whose line is then left out: its run is read from its files)"
+)
+_J_CACHE = "a cache of texts made per object (its size, its hit test): the same text made again"
+_J_NEG_FD = "a closed or unopened file's descriptor: any negative number; 0 is never ours"
+_J_FORKLIST = "the at-fork hook is registered once: a list holding False is not empty either"
+_J_STRICT = _SAME_LENGTH
+_J_NONDICT = "a record's code that is no object: None and the value both make no _code column"
+_J_FAILED = "a writer that failed takes no more lines (append), so its flush has none to write"
+_J_UNPACK = (
+    "a value of the wrong shape that passes fails the unpacking below it with the same "
+    "ValueError (a list of another length, a mapping whose first key is no signature)"
+)
+_J_DUPKEYS = (
+    "the fields a writer shares, kept in each line too: the same key twice in one JSON "
+    "object decodes to its one value"
+)
+_J_PARSEDCACHE = "the decoded code objects of a file, not cached: decoded again, the same value"
+
+
 EQUIVALENT: dict[tuple[str, str], str] = {
     ("xprun.store", "_read_claim: return b'' -> return None"): _NO_OWNER,
     ("xprun.store", "_read_claim_file: return b'' -> return None"): (
@@ -460,6 +488,81 @@ EQUIVALENT: dict[tuple[str, str], str] = {
     ("xprun.readonlyconfig", "_Spare.of: True -> False"): (
         f"{_SAME_LENGTH}: the lengths are compared first"
     ),
+    ("xprun.journal", "<module>: 256 -> 257"): _J_TUNE,
+    ("xprun.journal", "<module>: 1.0 -> 2.0"): _J_TUNE,
+    ("xprun.journal", "<module>: 512 -> 513"): _J_TUNE,
+    ("xprun.journal", "<module>: 1 -> 2"): _J_TUNE,
+    ("xprun.journal", "<module>: 20 -> 21"): _J_TUNE,
+    ("xprun.journal", "<module>: 4 -> 5"): _J_TUNE,
+    ("xprun.journal", "<module>: 30 -> 31"): _J_TUNE,
+    ("xprun.journal", "<module>: c_make_encoder is None -> c_make_encoder is not None"): _J_CENC,
+    ("xprun.journal", "_encode: _C_ENCODER is None -> _C_ENCODER is not None"): _J_CENC,
+    ("xprun.journal", "_encode: return _ENCODE(value) -> return None"): _J_CENC,
+    ("xprun.journal", "<module>: False -> True"): _J_SAMEVALUE,
+    ("xprun.journal", "<module>: False -> True #2"): _J_SAMEVALUE,
+    ("xprun.journal", "<module>: True -> False"): _J_SAMEVALUE,
+    ("xprun.journal", "Writer._code_ref: return code -> return None"): _J_NONDICT,
+    ("xprun.journal", "Writer._code_ref: return {'ref': known[1]} -> return None"): _J_CACHE,
+    (
+        "xprun.journal",
+        "Writer._code_ref: len(self._codes) < 1024 -> len(self._codes) <= 1024",
+    ): _J_CACHE,
+    (
+        "xprun.journal",
+        "Writer.flush: self._failed or not pending -> self._failed and (not pending)",
+    ): _J_FAILED,
+    ("xprun.journal", "Writer._line: len(line) <= MAX_LINE -> len(line) < MAX_LINE"): _J_TUNE,
+    (
+        "xprun.journal",
+        "Writer._code_text: type(code) is dict and len(self._code_texts) < 1024 -> "
+        "type(code) is dict or len(self._code_texts) < 1024",
+    ): _J_CACHE,
+    ("xprun.journal", "Writer.close: self._fd >= 0 -> self._fd > 0"): _J_NEG_FD,
+    ("xprun.journal", "Writer.forget: self._fd >= 0 -> self._fd > 0"): _J_NEG_FD,
+    (
+        "xprun.journal",
+        "Entry.parse: type(parsed) is not list or len(parsed) != 4 -> "
+        "type(parsed) is not list and len(parsed) != 4",
+    ): _J_UNPACK,
+    ("xprun.journal", "<module>: False -> True #3"): _J_SAMEVALUE,
+    ("xprun.journal", "_encode: 0 -> 1"): _J_CENC,
+    (
+        "xprun.journal",
+        "<module>: name not in _SHARED and name != 'code' -> name not in _SHARED or name != 'code'",
+    ): _J_DUPKEYS,
+    ("xprun.journal", "Writer.__init__: 1 -> 2"): _J_NEG_FD,
+    ("xprun.journal", "Writer._code_ref: known[0] is code -> known[0] is not code"): _J_CACHE,
+    ("xprun.journal", "Writer._code_ref: 1024 -> 1025"): _J_CACHE,
+    (
+        "xprun.journal",
+        "Writer.append: time.monotonic() - self._since >= _FLUSH_AFTER -> "
+        "time.monotonic() - self._since > _FLUSH_AFTER",
+    ): _J_TUNE,
+    ("xprun.journal", "Writer.flush: self._fd < 0 -> self._fd <= 0"): _J_NEG_FD,
+    ("xprun.journal", "Writer._code_text: known[0] is code -> known[0] is not code"): _J_CACHE,
+    ("xprun.journal", "Writer._code_text: type(code) is dict -> type(code) is not dict"): _J_CACHE,
+    (
+        "xprun.journal",
+        "Writer._code_text: len(self._code_texts) < 1024 -> len(self._code_texts) <= 1024",
+    ): _J_CACHE,
+    (
+        "xprun.journal",
+        "Writer._shared: len(self._shared_texts) >= 64 -> len(self._shared_texts) > 64",
+    ): _J_CACHE,
+    ("xprun.journal", "Writer.close: 0 -> 1"): _J_NEG_FD,
+    ("xprun.journal", "Writer.forget: 0 -> 1"): _J_NEG_FD,
+    ("xprun.journal", "_File.code: type(key) is str -> type(key) is not str"): _J_PARSEDCACHE,
+    ("xprun.journal", "Writer.flush: 0 -> 1"): _J_NEG_FD,
+    ("xprun.journal", "Writer._code_text: 1024 -> 1025"): _J_CACHE,
+    ("xprun.journal", "Writer._shared: 64 -> 65"): _J_CACHE,
+    ("xprun.journal", "Writer.close: 1 -> 2"): _J_NEG_FD,
+    ("xprun.journal", "Writer.forget: 1 -> 2"): _J_NEG_FD,
+    ("xprun.journal", "writer: True -> False"): _J_FORKLIST,
+    ("xprun.journal", "Writer._code_ref: 0 -> 1"): _J_CACHE,
+    ("xprun.journal", "Writer._code_ref: 1 -> 2"): _J_CACHE,
+    ("xprun.journal", "Writer._code_text: 0 -> 1"): _J_CACHE,
+    ("xprun.journal", "parse_all: True -> False"): _J_STRICT,
+    ("xprun.journal", "Writer._shared: True -> False"): _J_STRICT,
 }
 
 
