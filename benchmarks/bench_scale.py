@@ -163,6 +163,14 @@ class Project:
             capture_output=True,
             text=True,
         ).stdout
+        import yaml
+
+        from xprun import journal
+
+        # Each run's results-journal line too, as the run protocol appends it (what a
+        # launch that finds the runs complete without a summary reads instead of records).
+        writer = journal.Writer(str(log_dir / FOLDER))
+        config_json = json.dumps(yaml.safe_load(config))
         for line in listing.splitlines():
             if "::" not in line:
                 continue
@@ -172,6 +180,11 @@ class Project:
             record.update(hash=digest, digest=f"xxh3_128:{digest}", nodeid=nodeid)
             (run_dir / "run.json").write_text(json.dumps(record))
             (run_dir / "config.yaml").write_text(config)
+            signature = journal.record_signature(str(run_dir))
+            folder = journal.folder_signature(str(run_dir))
+            if signature is not None and folder is not None:
+                writer.append(digest, signature + folder, record, config_json, None)
+        writer.close()
 
 
 def _paired(measure, floor, rounds: int) -> tuple[list[tuple[float, float]], list[float]]:

@@ -802,3 +802,45 @@ def test_i11_journal_lines_are_written_in_batches_and_at_the_end(tmp_path, monke
     assert written() == names
     journal.close_all()
     assert journal._writers == {}
+
+
+# -- the skip check's first look at complete runs (xprun/completion_summary.py) -----------------
+
+
+def test_i11_journal_the_skip_check_takes_complete_runs_from_the_journal(project, monkeypatch):
+    # A launch that finds runs complete without a completion summary (the first one after
+    # they ran, or the summary deleted) takes each run's state from its journal line when
+    # the line's signature of run.json is the file's own: an lstat, not a read.
+    from xprun import completion_summary
+
+    monkeypatch.setattr(completion_summary, "_JOURNAL_FROM", 1)
+    project.write(
+        "xp_skip.py",
+        "import xprun\n\n@xprun.grid(seed=[0, 1, 2, 3, 4])\ndef xp_skip(config):\n"
+        "    if config.seed == 3:\n        raise ValueError('three')\n    return {'s': config.seed}\n",
+    )
+    assert project.run("-q").returncode == 1
+    run_dirs = {json.loads((d / "run.json").read_text())["nodeid"]: d for d in project.run_dirs()}
+    edited = run_dirs["xp_skip.py::xp_skip[seed=2]"]
+    _replace_json(edited / "run.json", status="failed")  # rerun: its line no longer matches
+    time.sleep(0.2)  # older than the summary's racy window, so that entries are kept
+    read: list[str] = []
+    real = completion_summary._read_record
+
+    def counting(path):
+        read.append(os.path.basename(os.path.dirname(path)))
+        return real(path)
+
+    monkeypatch.setattr(completion_summary, "_read_record", counting)
+    summary = edited.parent / completion_summary.NAME
+    summary.unlink(missing_ok=True)
+    again = project.run("-q")
+    assert "3 cached" in again.stdout and again.returncode == 1, again.output
+    assert read == [edited.name]  # the edited run's record only; seeds 0, 1, 4 and 3: lines
+    assert json.loads(summary.read_text())["runs"].keys() >= {
+        run_dirs[f"xp_skip.py::xp_skip[seed={s}]"].name for s in (0, 1, 4)
+    }
+    read.clear()
+    third = project.run("-q")
+    assert "4 cached" in third.stdout, third.output  # seed=2 completed again just now
+    assert read == [] or set(read) <= {run_dirs["xp_skip.py::xp_skip[seed=2]"].name}

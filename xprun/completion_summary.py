@@ -33,11 +33,12 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import time
 from pathlib import Path
 from typing import Any
 
-from . import store
+from . import journal, store
 from .staleness import code_digest_of
 
 #: The summary's file name inside each experiment folder.
@@ -94,6 +95,7 @@ class _Folder:
         self.changed = False
         self._shared: dict[str | None, Complete] = {}
         self._index: dict[str | None, int] | None = None
+        self._lines: dict[str, list[journal.Entry]] = {}  # the journal's, of runs to read
 
     def check(self, names: list[str], found: list[Complete | None], slots: list[int]) -> None:
         """Fill ``found[slot]`` for each run ``name`` of this folder: the hot loop of a
@@ -104,6 +106,8 @@ class _Folder:
         tail = "/" + store.RUN_JSON
         listing: set[str] | None = None
         now = time.time_ns()
+        unknown = [name for name in names if name not in entries]
+        self._lines = _journal_lines(self.folder, unknown)
         for name, slot in zip(names, slots, strict=True):
             path = prefix + name + tail
             entry = entries.get(name)
@@ -132,8 +136,13 @@ class _Folder:
 
     def _read(self, name: str, path: str, now: int) -> Complete | None:
         """The record read and judged as ``store.certainly_complete`` does; remembered when
-        complete and not racy."""
-        info, record = _read_record(path)
+        complete and not racy.  Its results-journal line stands for it when the line's
+        signature of ``run.json`` is the file's own (:mod:`xprun.journal`): then nothing is
+        read but the file's ``lstat``."""
+        lines = self._lines.pop(name, None)
+        info, record = _journaled_record(path, lines) if lines else (None, None)
+        if info is None:
+            info, record = _read_record(path)
         if record is None or info is None:
             return None
         digest = code_digest_of(record)
@@ -198,6 +207,54 @@ def _remove_abandoned_writes(folder: str) -> None:
                 os.unlink(path)
         except OSError:
             continue  # gone meanwhile, or not ours to remove: left as it is
+
+
+#: A folder's results journal is read when at least this many of its runs are unknown to
+#: the summary (fewer are read faster from their records).
+_JOURNAL_FROM = 64
+
+
+def _journal_lines(folder: str, names: list[str]) -> dict[str, list[journal.Entry]]:
+    """The results-journal lines of the runs ``names`` of the experiment ``folder``, by name
+    (none when there are fewer than ``_JOURNAL_FROM``)."""
+    if len(names) < _JOURNAL_FROM:
+        return {}
+
+    def read_file(directory: str, name: str, limit: int) -> bytes:
+        return store.read_regular(os.path.join(directory, name), limit)
+
+    found = journal.read(folder, set(names), read_file)
+    journal.parse_all([line for lines in found.values() for line in lines])
+    return found
+
+
+def _journaled_record(
+    path: str, lines: list[journal.Entry]
+) -> tuple[os.stat_result | None, dict[str, Any] | None]:
+    """``run.json``'s ``lstat`` and the record its journal lines give, when one of them has
+    that very signature (and no other such line disagrees); else (None, None): read it."""
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return None, None
+    if not stat.S_ISREG(info.st_mode):
+        return None, None
+    signature = _signature(info)
+    chosen: tuple[bytes, dict[str, Any]] | None = None
+    for line in lines:
+        try:
+            written, record, _, _ = line.parse()
+        except ValueError:
+            continue
+        if written[:4] != signature:
+            continue
+        if chosen is not None and chosen[0] != line.body:
+            return None, None  # two lines for this very file that disagree: read it
+        chosen = (line.body, record)
+    if chosen is None:
+        return None, None
+    record = chosen[1]
+    return info, (record if store.is_complete_record(record) else None)
 
 
 def _signature(info: os.stat_result) -> list[int]:
