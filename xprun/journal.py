@@ -134,6 +134,11 @@ def _checked(rest: bytes) -> bytes:
     return b"%016x %s\n" % (xxhash.xxh64_intdigest(rest), rest)
 
 
+#: What :meth:`Writer.append` keeps of an attempt until its line is made: the run's hash,
+#: the signature, the record, the config's JSON, the outcome, and the texts already made.
+_Pending = tuple[str, list[int], dict[str, Any], "str | None", Any, "str | None", "str | None"]
+
+
 class Writer:
     """This process's journal file of one experiment folder, opened on its first line.
 
@@ -164,7 +169,7 @@ class Writer:
         self._shared_texts: dict[tuple[Any, ...], str] = {}
         self._code_texts: dict[int, tuple[Any, str]] = {}  # id -> (code object, member text)
         self._failed = False
-        self._pending: list[tuple[Any, ...]] = []  # the lines to write, not yet made
+        self._pending: list[_Pending] = []  # the lines to write, not yet made
         self._since = time.monotonic()  # the last write
 
     def _open(self) -> int:
@@ -228,7 +233,7 @@ class Writer:
             return
         lines: list[bytes] = []
         for entry in pending:
-            self._line(*entry, lines)
+            self._line(entry, lines)
         data = b"".join(lines)
         try:
             if self._fd < 0:
@@ -238,19 +243,10 @@ class Writer:
         except OSError:
             self._failed = True  # a read-only folder, a full disk: no journal from here on
 
-    def _line(
-        self,
-        run_hash: str,
-        signature: list[int],
-        record: dict[str, Any],
-        config_json: str | None,
-        outcome: Any,
-        head_json: str | None,
-        outcome_json: str | None,
-        lines: list[bytes],
-    ) -> None:
+    def _line(self, entry: _Pending, lines: list[bytes]) -> None:
         """One attempt's line (after the definition of its code object, if new) into
         ``lines``; none when a value cannot be held or the line is too long."""
+        run_hash, signature, record, config_json, outcome, head_json, outcome_json = entry
         try:
             if head_json is None:
                 parts, names = [self._shared(record, _SHARED)], _OWN
