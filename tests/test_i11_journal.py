@@ -844,3 +844,23 @@ def test_i11_journal_the_skip_check_takes_complete_runs_from_the_journal(project
     third = project.run("-q")
     assert "4 cached" in third.stdout, third.output  # seed=2 completed again just now
     assert read == [] or set(read) <= {run_dirs["xp_skip.py::xp_skip[seed=2]"].name}
+
+
+def test_i11_journal_record_of_decodes_the_record_of_a_matching_line_only(tmp_path):
+    code = {"digest": "xxh3_128:d", "files": {}}
+    record = {"hash": "a" * 32, "status": "complete", "attempt": 1, "code": {"ref": "k"}}
+    lines = [
+        _checked(b"c k " + json.dumps(code).encode()),
+        _r("a" * 32, [[1, 2, 3, 4, 5, 6], record, {"big": "config"}, {"o": 1}]),
+        _r("b" * 32, b'[[1,2,3,4,5,6],"not a record",{},null]'),
+        _r("c" * 32, b"[[1,2,3,x,5,6],{},{},null]"),
+        _r("d" * 32, b'{"sig": [1, 2, 3, 4, 5, 6]}'),
+        _r("e" * 32, b"[[1,2,3,4,5],{},{},null]"),
+    ]
+    found = journal.read(_file(tmp_path, lines), {c * 32 for c in "abcde"}, index_module.read_bytes)
+    (entry,) = found["a" * 32]
+    assert journal.record_of(entry, [1, 2, 3, 4]) == {**record, "code": code}
+    assert journal.record_of(entry, [1, 2, 3, 5]) is None  # another run.json
+    for name in "bcde":
+        (other,) = found[name * 32]
+        assert journal.record_of(other, [1, 2, 3, 4]) is None, name

@@ -223,9 +223,7 @@ def _journal_lines(folder: str, names: list[str]) -> dict[str, list[journal.Entr
     def read_file(directory: str, name: str, limit: int) -> bytes:
         return store.read_regular(os.path.join(directory, name), limit)
 
-    found = journal.read(folder, set(names), read_file)
-    journal.parse_all([line for lines in found.values() for line in lines])
-    return found
+    return journal.read(folder, set(names), read_file)
 
 
 def _journaled_record(
@@ -242,11 +240,8 @@ def _journaled_record(
     signature = _signature(info)
     chosen: tuple[bytes, dict[str, Any]] | None = None
     for line in lines:
-        try:
-            written, record, _, _ = line.parse()
-        except ValueError:
-            continue
-        if written[:4] != signature:
+        record = journal.record_of(line, signature)  # the record alone, decoded
+        if record is None:
             continue
         if chosen is not None and chosen[0] != line.body:
             return None, None  # two lines for this very file that disagree: read it

@@ -427,6 +427,34 @@ class Entry:
         return signature, record, config, outcome
 
 
+_DECODER = json.JSONDecoder()
+
+
+def record_of(entry: Entry, record_signature: list[int]) -> dict[str, Any] | None:
+    """The record of a line whose signature begins with ``record_signature`` (``run.json``'s
+    part), decoded alone (not the line's config and outcome); None for a line that does not
+    match or is not what a writer writes.  The skip check's question, cheaply: it needs a
+    run's status and code, for every run of a sweep."""
+    body = entry.body
+    try:
+        end = body.index(b"],", 2)
+        if body[:2] != b"[[":
+            return None
+        signature = [int(n) for n in body[2:end].split(b",")]
+        if len(signature) != 6 or signature[:4] != record_signature:
+            return None
+        rest = body[end + 2 :].decode("utf-8")
+        record, _ = _DECODER.raw_decode(rest, len(rest) - len(rest.lstrip()))
+        if type(record) is not dict:
+            return None
+        code = record.get("code")
+        if type(code) is dict and len(code) == 1 and "ref" in code:
+            record["code"] = entry.file.code(code["ref"])
+    except (ValueError, RecursionError):
+        return None
+    return record
+
+
 def parse_all(entries: list[Entry]) -> None:
     """Decode the lines of ``entries`` many at a time (one ``json.loads`` of a batch costs a
     fraction of one call per line); a batch that does not decode whole is left to
