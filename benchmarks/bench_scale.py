@@ -248,7 +248,11 @@ def figures(quick: bool = False, rounds: int = 3) -> list[dict]:
                         3.0 if n == 100_000 and not first else None,
                         "runs nothing; floor: hash and stat each run dir; peak RSS "
                         f"{max(v[1] for v in values):.0f} MiB"
-                        + ("; every record read once (summary cold)" if first else ""),
+                        + (
+                            "; summary removed: each run's journal line, or its record"
+                            if first
+                            else ""
+                        ),
                     )
                 )
         shutil.rmtree(tmp / "project" / "xprun_logs", ignore_errors=True)

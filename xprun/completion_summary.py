@@ -24,7 +24,9 @@ Why it cannot lie:
 - a summary that cannot be read, is damaged, or has another version is ignored (and
   replaced), never trusted.
 
-It is a cache: deleting it is always safe (the next launch reads every record once).  Its
+It is a cache: deleting it is always safe (the next launch reads every record once, or
+takes it from the run's results-journal line when that line's signature of ``run.json`` is
+the file's own: :mod:`xprun.journal`).  Its
 name starts with a dot, as xprun's own files do: the Reader, ``gc``, ``status``, ``rm`` and
 node-id completion skip such names in experiment folders.
 """
