@@ -864,3 +864,73 @@ def test_i11_journal_record_of_decodes_the_record_of_a_matching_line_only(tmp_pa
     for name in "bcde":
         (other,) = found[name * 32]
         assert journal.record_of(other, [1, 2, 3, 4]) is None, name
+
+
+def test_i11_journal_record_of_keeps_an_inline_code_object(tmp_path):
+    code = {"digest": "xxh3_128:d", "files": {"a.py": "0" * 32}}
+    record = {"hash": "a" * 32, "status": "complete", "attempt": 1, "code": code}
+    lines = [_r("a" * 32, [[1, 2, 3, 4, 5, 6], record, {}, None])]
+    found = journal.read(_file(tmp_path, lines), {"a" * 32}, index_module.read_bytes)
+    assert journal.record_of(found["a" * 32][0], [1, 2, 3, 4]) == record
+
+
+@pytest.mark.parametrize(
+    "case", ["record removed", "record is a folder", "lines disagree", "the same line twice"]
+)
+def test_i11_journal_the_skip_check_reads_the_record_when_its_lines_cannot_say(
+    project, monkeypatch, case
+):
+    # The journal stands for a record only when one line (or several that agree) has the
+    # very signature of a regular run.json: otherwise the record is read (or found missing),
+    # never a crash, never a guess.
+    from xprun import completion_summary
+
+    monkeypatch.setattr(completion_summary, "_JOURNAL_FROM", 1)
+    project.write(
+        "xp_two.py",
+        "import xprun\n\n@xprun.grid(seed=[0, 1])\n"
+        "def xp_two(config):\n    return {'acc': 0.0 + config.seed}\n",
+    )
+    assert project.run("-q").returncode == 0
+    run_dir = project.run_dirs()[0]
+    (path,) = _journal_files(project.log_dir)
+    if case == "record removed":
+        (run_dir / "run.json").unlink()
+    elif case == "record is a folder":
+        (run_dir / "run.json").unlink()
+        (run_dir / "run.json").mkdir()
+    elif case == "the same line twice":  # two writers' copies agree: the line stands
+        lines = _lines(path)
+        n = next(i for i, x in enumerate(lines) if x.split(b" ")[2:3] == [run_dir.name.encode()])
+        path.write_bytes(path.read_bytes() + lines[n] + b"\n")
+    else:  # a second line for the same run.json, another record: which one is right?
+        lines = _lines(path)
+        n = next(i for i, x in enumerate(lines) if x.split(b" ")[2:3] == [run_dir.name.encode()])
+        rest = lines[n][17:]
+        forged = rest.replace(b'"attempt": 1', b'"attempt": 7').replace(
+            b'"attempt":1', b'"attempt":7'
+        )
+        assert forged != rest
+        path.write_bytes(path.read_bytes() + _checked(forged) + b"\n")
+    (run_dir.parent / completion_summary.NAME).unlink(missing_ok=True)
+    read: list[str] = []
+    real = completion_summary._read_record
+
+    def counting(record_path):
+        read.append(os.path.basename(os.path.dirname(record_path)))
+        return real(record_path)
+
+    monkeypatch.setattr(completion_summary, "_read_record", counting)
+    result = project.run("-q")
+    if case == "lines disagree":
+        assert "2 cached" in result.stdout, result.output
+        assert read == [run_dir.name]  # the record read; the other run from its line
+    elif case == "the same line twice":
+        assert "2 cached" in result.stdout, result.output
+        assert read == []
+    elif case == "record removed":  # not complete: run again
+        assert result.returncode == 0, result.output
+        assert "1 complete" in result.stdout and "1 cached" in result.stdout, result.output
+    else:  # a folder where run.json goes: that run fails, saying what to do; no crash
+        assert result.returncode == 1 and "1 cached, 1 failed" in result.stdout, result.output
+        assert "a folder stands where xprun writes the run's file" in result.output

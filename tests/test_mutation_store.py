@@ -701,9 +701,10 @@ def test_i11_a_forked_child_names_its_claims_and_temporaries_with_its_own_pid(tm
     assert store._tmp_name(str(tmp_path / "x")).endswith(f".x.{os.getpid()}.tmp")
 
 
-def test_i11_claim_tokens_are_unique_in_a_process_and_across_a_fork(tmp_path):
+def test_i11_claim_tokens_are_unique_in_a_process_and_across_a_fork(tmp_path, monkeypatch):
     # A token is a random prefix drawn once per process and a count of its claims: two
     # claims of one process differ, and a forked child (a pool worker) draws its own prefix.
+    monkeypatch.setattr(store, "_TOKENS", [])  # drawn here, whatever ran before
     tokens = [store.Claim(tmp_path, n).token for n in (1, 2, 3)]
     assert len(set(tokens)) == 3 and all(len(t) == 32 for t in tokens)
     assert len({t[:16] for t in tokens}) == 1  # one prefix per process

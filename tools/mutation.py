@@ -60,6 +60,7 @@ TESTS: dict[str, list[str]] = {
         "tests/test_trust_runs.py",
         "tests/test_i12_runs.py",  # retries (in-process launches)
         "tests/test_cpu_path.py",
+        "tests/test_i11_journal.py",  # the results journal's hand-off (in-process launches)
     ],
     "xprun.reader.query": ["tests/test_query.py", "tests/test_mutation_query.py"],
     "xprun.keyword": ["tests/test_keyword.py", "tests/test_mutation_keyword.py"],
@@ -103,6 +104,9 @@ TESTS: dict[str, list[str]] = {
     # Issue 11, target 6: the results journal (a line trusted wrongly gives a run another
     # state's row); its tests read through the journal and compare with the files.
     "xprun.journal": ["tests/test_i11_journal.py"],
+    # Issue 11, target 2: the skip check's completion summary (a run wrongly taken for
+    # complete is never run), which may take a record from the journal.
+    "xprun.completion_summary": ["tests/test_i11_skip.py", "tests/test_i11_journal.py"],
 }
 
 #: The lowest score each module may have (issue 10): raised, never lowered.
@@ -563,6 +567,19 @@ EQUIVALENT: dict[tuple[str, str], str] = {
     ("xprun.journal", "Writer._code_text: 0 -> 1"): _J_CACHE,
     ("xprun.journal", "parse_all: True -> False"): _J_STRICT,
     ("xprun.journal", "Writer._shared: True -> False"): _J_STRICT,
+    ("xprun.store", "_new_token: 1 -> 2"): "a count by twos is as unique as a count by ones",
+    ("xprun.store", "_new_token: 0 -> 1"): "where the count starts: each token still unique",
+    ("xprun.store", "_make_run_dir: True -> False #3"): (
+        "exist_ok of the experiment folder's mkdir, made only when the run's mkdir found it "
+        "missing: only a concurrent launcher making it in between tells them apart"
+    ),
+    (
+        "xprun.completion_summary",
+        "_journal_lines: len(names) < _JOURNAL_FROM -> len(names) <= _JOURNAL_FROM",
+    ): "the threshold of reading the journal: how, not what",
+    ("xprun.journal", "record_of: 2 -> 3"): (
+        "where the search for the signature's end starts: it lies after the first number"
+    ),
 }
 
 

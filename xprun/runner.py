@@ -164,6 +164,10 @@ def run_protocol(
                 attempt = _claimed(run, context, hold, retried)
             except store.UnusableRunDir as exc:
                 attempt = _Attempt(reports.RunReport(run, Status.FAILED, longrepr=str(exc)))
+            except IsADirectoryError as exc:  # a folder where a record file goes
+                attempt = _Attempt(
+                    reports.RunReport(run, Status.FAILED, longrepr=_folder_there(exc))
+                )
             except OSError as exc:
                 if not is_disk_full(exc):
                     raise
@@ -278,6 +282,15 @@ def _disk_full(run: RunSpec, exc: OSError) -> reports.RunReport:
     message = store.disk_full_message(run.run_dir, exc)
     return reports.RunReport(
         run, Status.FAILED, longrepr=message, shouldstop=f"stopped launching runs: {message}"
+    )
+
+
+def _folder_there(exc: IsADirectoryError) -> str:
+    """What a run whose record cannot be written over a folder reports (only it fails)."""
+    where = exc.filename2 or exc.filename
+    return (
+        f"cannot write {where}: a folder stands where xprun writes the run's file; "
+        "remove or rename it, then launch again"
     )
 
 
