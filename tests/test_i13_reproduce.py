@@ -290,6 +290,10 @@ def test_i13_reproduce_a_slurm_run(project):
     assert "outcome agrees" in result.stdout
 
 
+# Launched in subprocesses, as a user's are: an in-process launch records the packages the
+# test process has imported, and another test may have imported torch there (a CPU build,
+# 2.13.0+cpu, which --env could not find on the package index: CI failed so once).
+@pytest.mark.inprocess(False)
 def test_i13_reproduce_env_builds_the_recorded_versions(project):
     """--env (one test: it installs packages): a virtual environment with the run's
     recorded versions, this xprun installed into it; a recorded version that differs from
@@ -332,6 +336,77 @@ def test_i13_reproduce_env_builds_the_recorded_versions(project):
             check=True,
         ).stdout.strip()
         assert version == older
+    finally:
+        shutil.rmtree(kept, ignore_errors=True)
+
+
+def _local_build_wheel(folder: Path, name: str, version: str) -> None:
+    """A wheel of a one-module package at ``version`` in ``folder``, as a folder of wheels
+    holds a local build: made by hand (a zip and its metadata), so no build tool is needed."""
+    import base64
+    import hashlib
+    import zipfile
+
+    dist = f"{name}-{version}.dist-info"
+    files = {
+        f"{name}.py": "VALUE = 1\n",
+        f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+        f"{dist}/WHEEL": "Wheel-Version: 1.0\nGenerator: hand\nRoot-Is-Purelib: true\n"
+        "Tag: py3-none-any\n",
+    }
+    lines = []
+    for path, text in files.items():
+        digest = hashlib.sha256(text.encode()).digest()
+        encoded = base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+        lines.append(f"{path},sha256={encoded},{len(text.encode())}")
+    files[f"{dist}/RECORD"] = "\n".join([*lines, f"{dist}/RECORD,,"]) + "\n"
+    folder.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(folder / f"{name}-{version}-py3-none-any.whl", "w") as wheel:
+        for path, text in files.items():
+            wheel.writestr(path, text)
+
+
+@pytest.mark.inprocess(False)
+def test_i13_reproduce_env_names_a_local_build_and_finds_it_where_uv_is_pointed(project, tmp_path):
+    """A recorded version with a local label (``torch==2.13.0+cpu``, a CPU build) is served
+    by no default index: --env's refusal names the pin and says how to point uv at where it
+    came from; pointed there (``UV_FIND_LINKS``), the environment is built with it."""
+    require_tool("uv")
+    _made_dirty(project)
+    assert project.run("-q").returncode == 0
+    digest = _hash(project, 3)
+    path = project.log_dir / "xp_calc.xp_calc" / digest / "run.json"
+    record = json.loads(path.read_text())
+    record["packages"]["xprun_localpkg"] = "1.0+cpu"
+    path.write_text(json.dumps(record))
+    before = _listing(project.log_dir)
+    refused = project.run("reproduce", "--env", digest, timeout=600)
+    assert refused.returncode == 4, refused.output
+    assert "--env: uv could not install" in refused.output
+    assert "xprun_localpkg==1.0+cpu: a local build" in refused.output
+    assert "UV_FIND_LINKS=<folder of wheels>" in refused.output
+    assert _listing(project.log_dir) == before  # the log directory untouched
+    wheels = tmp_path / "wheels"
+    _local_build_wheel(wheels, "xprun_localpkg", "1.0+cpu")
+    result = project.run(
+        "reproduce",
+        "--check",
+        "--env",
+        "--keep",
+        digest,
+        timeout=600,
+        env={"UV_FIND_LINKS": str(wheels)},
+    )
+    assert result.returncode == 0, result.output
+    assert "outcome agrees" in result.stdout
+    kept = Path(result.stdout.split("kept ")[-1].strip())
+    try:
+        python = next(kept.glob("*/venv/bin/python"))
+        code = "import importlib.metadata as m; print(m.version('xprun_localpkg'))"
+        version = subprocess.run(
+            [str(python), "-c", code], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        assert version == "1.0+cpu"
     finally:
         shutil.rmtree(kept, ignore_errors=True)
 

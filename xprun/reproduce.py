@@ -35,7 +35,7 @@ import json
 import math
 import os
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -673,8 +673,29 @@ def build_env(record: dict[str, Any], dest: Path) -> Path:
     packages = _packages(record)
     pins = [f"{name}=={version}" for name, version in sorted(packages.items()) if name != "xprun"]
     target = venv / "bin" / "python"
-    _uv([uv, "pip", "install", "-q", "--python", str(target), *pins, _xprun_source()], "install")
+    install = [uv, "pip", "install", "-q", "--python", str(target), *pins, _xprun_source()]
+    _uv(install, "install", _local_builds_hint(pins))
     return target
+
+
+def _local_builds_hint(pins: list[str]) -> Callable[[str], str]:
+    """What to add to uv's refusal when it names a pin of a local build (a version with a
+    ``+label``: ``torch==2.13.0+cpu``), which no default index serves: it came from another
+    index or a folder of wheels, and uv finds it only when told where (its own settings, read
+    from the environment, so xprun need not invent options for them)."""
+
+    def hint(stderr: str) -> str:
+        # by the version, which uv prints as recorded (the name it may print normalized)
+        local = [pin for pin in pins if "+" in pin and pin.partition("==")[2] in stderr]
+        if not local:
+            return ""
+        return (
+            f"\n{', '.join(local)}: a local build (the '+' label), from another package "
+            "index or a folder of wheels than the default; point uv at it "
+            "(UV_FIND_LINKS=<folder of wheels> or UV_INDEX=<index URL>) and run again"
+        )
+
+    return hint
 
 
 def _xprun_source() -> str:
@@ -688,12 +709,14 @@ def _xprun_source() -> str:
     return f"xprun=={__version__}"
 
 
-def _uv(command: list[str], what: str) -> None:
+def _uv(command: list[str], what: str, hint: Callable[[str], str] | None = None) -> None:
     import subprocess
 
     proc = subprocess.run(command, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
-        raise NotReproducible(f"--env: uv could not {what}:\n{proc.stderr.strip()}")
+        stderr = proc.stderr.strip()
+        more = hint(stderr) if hint is not None else ""
+        raise NotReproducible(f"--env: uv could not {what}:\n{stderr}{more}")
 
 
 # -- the command ----------------------------------------------------------------------------
