@@ -167,10 +167,11 @@ import signal
 import sys
 
 from xprun.errors import SignalHold
+from xprun.timeout import RunTimeout
 
 PRESS = '''
 def hold(self):
-    if isinstance(sys.exc_info()[1], KeyboardInterrupt) and os.getpid() not in sent:
+    if isinstance(sys.exc_info()[1], {caught}) and os.getpid() not in sent:
         sent.add(os.getpid())
         with open(pressed, "a") as f:
             f.write(str(os.getpid()) + " ")
@@ -185,6 +186,7 @@ if not hasattr(SignalHold, "real_hold"):
         "os": os,
         "signal": signal,
         "sys": sys,
+        "RunTimeout": RunTimeout,
         "sent": set(),  # pids: a worker forked from the launcher starts with its set
         "pressed": {pressed!r},
         "real_hold": SignalHold.hold,
@@ -212,10 +214,16 @@ def xp_held(config, logger, marker):
 """
 
 
-def write_ctrl_c_as_holding_starts(project, grid: list[int]) -> tuple[Path, Path, Path]:
+def write_ctrl_c_as_holding_starts(
+    project, grid: list[int], caught: str = "KeyboardInterrupt"
+) -> tuple[Path, Path, Path]:
+    """A conftest whose ``SignalHold.hold()`` presses Ctrl-C (once per process) when it is
+    called while ``caught`` is being handled: inside the window between the catch and the
+    hold, deterministically."""
     started, teardowns = project.root / "started", project.root / "teardowns"
     pressed = project.root / "pressed"
-    project.write("conftest.py", CTRL_C_AS_HOLDING_STARTS.format(pressed=str(pressed)))
+    conftest = CTRL_C_AS_HOLDING_STARTS.format(pressed=str(pressed), caught=caught)
+    project.write("conftest.py", conftest)
     project.write(
         "xp_held.py",
         CTRL_C_AS_HOLDING_STARTS_XP.format(
@@ -260,6 +268,23 @@ def test_i8_10_a_second_ctrl_c_as_a_pool_starts_holding_is_held(project):
     assert proc.returncode == 2, out + err
     assert_recorded_interrupted(project, out, err, 2)
     assert teardowns.read_text() == "xx"
+
+
+def test_i8_10_a_ctrl_c_as_a_timed_out_run_starts_holding_waits_for_its_record(project):
+    # The time limit's RunTimeout is raised by a SIGALRM handler, not through the armed
+    # hold: a Ctrl-C between its catch and the hold escaped the run, left `running`.
+    _, teardowns, pressed = write_ctrl_c_as_holding_starts(project, [0], "RunTimeout")
+    proc = project.popen("--timeout", "1", **FOREGROUND)
+    out, err = proc.communicate(timeout=60)
+    assert pressed.read_text().split() == [str(proc.pid)], out + err  # Ctrl-C was pressed
+    assert proc.returncode == 2, out + err  # then delivered: the session is interrupted
+    assert "1 timeout" in out, out + err
+    records = project.records()
+    assert [r["status"] for r in records] == ["timeout"], out + err
+    assert "time limit of 1 s" in records[0]["error"]["message"], records
+    assert list((project.run_dirs()[0] / "checkpoints").glob("ckpt-*"))
+    assert not list(project.run_dirs()[0].glob("claim.*"))
+    assert teardowns.read_text() == "x"
 
 
 def test_i8_10_an_experiment_that_caught_ctrl_c_is_interrupted_by_the_next_one(project):

@@ -251,6 +251,16 @@ def _dispatch(signum: int, frame: FrameType | None) -> None:
         os.kill(os.getpid(), signum)
 
 
+def raising_elsewhere() -> None:
+    """An interrupt of the run that is not one of the held signals' (a time limit's
+    ``RunTimeout``, raised by a SIGALRM handler) is being raised: as for one raised through
+    :meth:`SignalHold.arm`, a held signal that arrives while xprun's code catches it waits for
+    the run's hold (a Ctrl-C just after the time limit would otherwise escape the run, which
+    would be left unrecorded)."""
+    if _armed_holds and threading.get_ident() == _armed_holds[-1]._main:
+        _armed_holds[-1]._raising = True
+
+
 def disarm() -> None:
     """Put back the handlers :func:`_dispatch` stands in front of (the session's end)."""
     if threading.current_thread() is not threading.main_thread():

@@ -30,6 +30,8 @@ import threading
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+from .errors import raising_elsewhere
+
 if TYPE_CHECKING:
     from .config import Config
     from .runcontext import RunContext
@@ -104,6 +106,7 @@ class _Limit:
 
         def expired(signum: int, frame: FrameType | None) -> None:
             self.cancel()
+            raising_elsewhere()  # a Ctrl-C now waits for the record of the timeout
             raise RunTimeout(f"the run took longer than its time limit of {limit:g} s ({source})")
 
         self.previous = signal.signal(signal.SIGALRM, expired)
