@@ -339,3 +339,74 @@ def test_i12_timeout_on_slurm(project):
     records = _check_timed_out(project, result)
     assert records["xp_slow.xp_zfast"]["status"] == "complete"
     assert "1 timeout" in result.stdout
+
+
+DEEP_RESULTS = """
+import xprun
+
+def nest(levels, leaf):
+    value = leaf
+    for i in range(levels):
+        value = {"k": value} if i % 2 else [value]
+    return value
+
+@xprun.grid(levels=[99, 100, 3000])
+def xp_deep(config):
+    return {"deep": nest(config.levels, 1.5)}
+"""
+
+
+def test_i12_06_a_result_nested_deeper_than_the_reader_reads_fails_the_run(project):
+    """The Reader reads values at most 100 keys and indices deep (configvalues.READABLE_DEPTH):
+    a result deeper completed, cached and hidden as damaged.  It is refused when the run
+    ends, as a result that cannot be stored is, even 3,000 levels deep (Python's stack)."""
+    project.write("xp_deep.py", DEEP_RESULTS)
+    result = project.run()
+    assert result.returncode == 1, result.output
+    assert "1 complete, 2 failed" in result.stdout, result.output
+    by_levels = {r["nodeid"].split("=")[-1].rstrip("]"): r for r in project.records()}
+    assert by_levels["99"]["status"] == "complete"  # "deep" + 99 levels: 100 deep
+    for levels in ("100", "3000"):
+        record = by_levels[levels]
+        assert record["status"] == "failed", record
+        assert record["error"]["type"] == "OutcomeError", record
+        assert "nested deeper than 100 levels" in record["error"]["message"]
+        assert "at 'deep.k[0].k[0].k[0]" in record["error"]["message"]  # where, cut short
+        assert "...' holds" in record["error"]["message"]
+    import xprun
+
+    runs = xprun.Reader(project.log_dir)
+    assert not runs.skipped, runs.skipped  # nothing written that the Reader cannot read
+    frame = runs.frame()
+    complete = frame[frame["status"] == "complete"]
+    assert len(complete) == 1 and list(complete["config.levels"]) == [99]
+
+
+def test_i12_06_jsonable_limit_counts_keys_and_indices_and_converts_before_it_counts():
+    from dataclasses import dataclass
+
+    from xprun.serialize import jsonable
+
+    np = require("numpy")
+
+    @dataclass
+    class Pair:
+        a: int
+
+    def at(depth, leaf):
+        value = leaf
+        for _ in range(depth):
+            value = [value]
+        return value
+
+    # at the limit: scalars, empty containers, a NumPy scalar (converted: a number)
+    for leaf in (1, "x", None, [], {}, (), np.float64(0.5)):
+        assert jsonable(at(3, leaf), limit=3) is not None
+    # one level below it: a container with something in it, a dataclass's fields, an array
+    for leaf in ([1], {"a": 1}, (1,), Pair(1), np.array([1.0])):
+        with pytest.raises(TypeError, match=r"at '\[0\]\[0\]\[0\]' holds values nested deeper"):
+            jsonable(at(3, leaf), "", limit=3)
+    assert jsonable(at(3, Pair(1)), limit=4) == at(3, {"a": 1})
+    assert jsonable(at(2, [1]), limit=3, depth=0) == at(3, 1)
+    with pytest.raises(TypeError):
+        jsonable(at(2, [1]), limit=3, depth=1)  # depth: where the value itself lies

@@ -22,6 +22,10 @@ from typing import Any
 MAX_DEPTH = 32
 """Levels of nesting allowed; OmegaConf exhausts Python's stack at about 85."""
 
+READABLE_DEPTH = 100
+"""The deepest a value of a config or outcome may lie (keys and indices from the top) for
+the Reader to read it back; an outcome deeper is refused when the run ends."""
+
 _SCALARS = (bool, int, float, str)
 
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import yaml
 
 from . import metadata, store
-from .configvalues import shared_path
+from .configvalues import READABLE_DEPTH, shared_path
 from .errors import safe_str
 from .serialize import jsonable
 from .states import Status
@@ -333,8 +333,9 @@ def _refuse_outcome(value: Any, where: str) -> Any:
     )
 
 
-def _jsonable(value: Any, where: str) -> Any:
-    return jsonable(value, where, _refuse_outcome)  # the one conversion (serialize.py)
+def _jsonable(value: Any, where: str, depth: int = 0) -> Any:
+    # the one conversion (serialize.py), no deeper than the Reader reads
+    return jsonable(value, where, _refuse_outcome, limit=READABLE_DEPTH, depth=depth)
 
 
 def jsonable_outcome(value: Any) -> dict[str, Any]:
@@ -344,7 +345,7 @@ def jsonable_outcome(value: Any) -> dict[str, Any]:
         return {}
     # A dataclass is a mapping of its fields: its fields are the result's columns.
     if not isinstance(value, Mapping) and not hasattr(type(value), "__dataclass_fields__"):
-        return {"value": _jsonable(value, "")}
+        return {"value": _jsonable(value, "", depth=1)}
     outcome = _jsonable(value, "")
     found = shared_path(outcome, "outcome")
     if found:  # the Reader's columns are dotted paths: it could show only one of them
@@ -387,8 +388,8 @@ def save_outcome(run_dir: Path, value: Any) -> dict[str, Any]:
         mapping = isinstance(value, Mapping) or hasattr(type(value), "__dataclass_fields__")
         shaped = value if mapping else {"value": value}
         try:
-            fallback = jsonable(shaped, "", _safe_repr)
-        except TypeError:  # keys that are the same in JSON
+            fallback = jsonable(shaped, "", _safe_repr, limit=READABLE_DEPTH)
+        except TypeError:  # keys that are the same in JSON, or nested too deep
             fallback = {"repr": _safe_repr(value)}
         store.write_json_atomic(run_dir / OUTCOME_FALLBACK, fallback, durable=True)
         raise OutcomeError(

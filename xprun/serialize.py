@@ -198,7 +198,14 @@ def _refuse_json(value: Any, where: str) -> Any:
     raise _refused(value, where, "numbers, strings, lists and dicts")
 
 
-def jsonable(value: Any, where: str = "", default: Callable[[Any, str], Any] | None = None) -> Any:
+def jsonable(
+    value: Any,
+    where: str = "",
+    default: Callable[[Any, str], Any] | None = None,
+    *,
+    limit: int | None = None,
+    depth: int = 0,
+) -> Any:
     """``value`` as JSON data: the one conversion xprun makes before writing JSON (outcomes,
     ``json`` artifacts, job specs).
 
@@ -211,9 +218,22 @@ def jsonable(value: Any, where: str = "", default: Callable[[Any, str], Any] | N
     rather than silently merged.  Anything else is ``default(value, where)``, which returns
     its replacement or raises (as ``json.dumps``'s ``default``; without one, a ``TypeError``
     naming its type), ``where`` being its dotted path from the top.
+
+    ``limit``: the deepest a value may lie (``depth`` is ``value``'s own: how many keys and
+    indices lead to it); a value deeper is a ``TypeError`` naming where, before Python's
+    stack could run out.
     """
     if value is None or isinstance(value, bool | int | float | str):
         return value
+    # A container with something in it at the limit: its items would lie deeper.  (A dataclass
+    # or an array is checked as what it converts to, at the same depth.)
+    if limit is not None and depth >= limit and isinstance(value, Mapping | list | tuple) and value:
+        shown = where if len(where) <= 80 else f"{where[:77]}..."
+        raise TypeError(
+            f"the value at {shown or 'the top level'!r} holds values nested deeper than "
+            f"{limit} levels, more than xprun reads back; flatten it (or save it with "
+            "logger.log_artifact and return its name)"
+        )
     if isinstance(value, Mapping):
         result: dict[str, Any] = {}
         for key, item in value.items():
@@ -223,10 +243,14 @@ def jsonable(value: Any, where: str = "", default: Callable[[Any, str], Any] | N
                     f"the mapping at {where or 'the top level'!r} has keys that are the same in "
                     f"JSON ({text!r} twice, e.g. 1 and '1'); make its keys distinct strings"
                 )
-            result[text] = jsonable(item, f"{where}.{text}" if where else text, default)
+            at = f"{where}.{text}" if where else text
+            result[text] = jsonable(item, at, default, limit=limit, depth=depth + 1)
         return result
     if isinstance(value, list | tuple):
-        return [jsonable(v, f"{where}[{i}]", default) for i, v in enumerate(value)]
+        return [
+            jsonable(v, f"{where}[{i}]", default, limit=limit, depth=depth + 1)
+            for i, v in enumerate(value)
+        ]
     if hasattr(type(value), "__dataclass_fields__"):  # a dataclass instance
         import dataclasses  # only here: not a cost of every import of xprun
 
@@ -234,11 +258,11 @@ def jsonable(value: Any, where: str = "", default: Callable[[Any, str], Any] | N
         # through asdict, which deep-copies every value first (and fails on one that cannot
         # be copied before the conversion could name it).
         fields = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
-        return jsonable(fields, where, default)
+        return jsonable(fields, where, default, limit=limit, depth=depth)
     if callable(getattr(value, "tolist", None)):  # NumPy arrays and scalars, torch tensors
-        return jsonable(value.tolist(), where, default)
+        return jsonable(value.tolist(), where, default, limit=limit, depth=depth)
     if callable(getattr(value, "item", None)):  # scalars of other array libraries
-        return jsonable(value.item(), where, default)
+        return jsonable(value.item(), where, default, limit=limit, depth=depth)
     if default is not None:
         return default(value, where)
     raise TypeError(f"a {type(value).__name__} at {where or 'the top level'!r} is not JSON data")

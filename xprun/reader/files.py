@@ -18,12 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from .. import store
+from ..configvalues import READABLE_DEPTH
 
 # Upper bounds, far above anything xprun writes: a record is kilobytes, a config rarely more.
 RECORD_LIMIT = 16 << 20  # run.json, claim.<N>
 DATA_LIMIT = 256 << 20  # config.yaml, outcome.json
 METRICS_LIMIT = 2 << 30  # one metrics/<name>.jsonl
-MAX_DEPTH = 100  # nesting of a config or outcome value
+MAX_DEPTH = READABLE_DEPTH  # nesting of a config or outcome value
 MAX_NODES = 1_000_000  # values in a config once YAML aliases are expanded
 
 
