@@ -48,7 +48,7 @@ def test_i12_mut_two_calls_at_one_step_are_one_row(tmp_path: Path) -> None:
             {"step": 1, "attempt": 1, "time": 4.0, "loss": 0.25},  # logged twice: the last
         ],
     )
-    frame, damage = long_frame([("h1", run)], "train")
+    frame, damage, _keys = long_frame([("h1", run)], "train")
     assert damage == {}
     assert rows(frame, "hash", "step", "attempt", "time", "loss", "acc") == [
         ("h1", 0, 1, 2.0, 1.0, 0.5),
@@ -69,13 +69,13 @@ def test_i12_mut_the_latest_attempt_wins_a_step_whatever_the_order(tmp_path: Pat
             {"step": 1, "attempt": 3, "acc": 3.0},
         ],
     )
-    frame, _ = long_frame([("h1", run)], "train")
+    frame, _, _keys = long_frame([("h1", run)], "train")
     assert rows(frame, "step", "attempt", "loss", "acc") == [
         (0, 2, 20.0, None),
         (1, 3, None, 3.0),
         (2, 1, 12.0, None),
     ]
-    every, _ = long_frame([("h1", run)], "train", all_attempts=True)
+    every, _, _keys = long_frame([("h1", run)], "train", all_attempts=True)
     assert len(every) == 5
     assert list(every.columns) == ["hash", "step", "attempt", "loss", "acc"]
     assert rows(every, "step", "attempt") == [(0, 2), (0, 1), (1, 2), (1, 3), (2, 1)]
@@ -93,7 +93,7 @@ def test_i12_mut_lines_without_an_attempt_lose_to_those_with_one(tmp_path: Path)
             {"step": 2, "attempt": 1, "loss": 5.0},
         ],
     )
-    frame, damage = long_frame([("h1", run)], "train")
+    frame, damage, _keys = long_frame([("h1", run)], "train")
     assert damage == {}
     assert rows(frame, "step", "attempt", "loss", "acc") == [
         (0, 1, 2.0, None),
@@ -107,7 +107,7 @@ def test_i12_mut_runs_are_kept_apart_and_sorted_by_hash_then_step(tmp_path: Path
         tmp_path / "b", [{"step": 1, "attempt": 1, "x": 1}, {"step": 0, "attempt": 1, "x": 2}]
     )
     a = write(tmp_path / "a", [{"step": 0, "attempt": 2, "x": 3}])
-    frame, _ = long_frame([("hb", b), ("ha", a), ("hc", tmp_path / "none")], "train")
+    frame, _, _keys = long_frame([("hb", b), ("ha", a), ("hc", tmp_path / "none")], "train")
     assert rows(frame, "hash", "step", "attempt", "x") == [
         ("ha", 0, 2, 3),
         ("hb", 0, 1, 2),
@@ -116,7 +116,7 @@ def test_i12_mut_runs_are_kept_apart_and_sorted_by_hash_then_step(tmp_path: Path
 
 
 def test_i12_mut_no_file_no_rows(tmp_path: Path) -> None:
-    frame, damage = long_frame([("h", tmp_path)], "train")
+    frame, damage, _keys = long_frame([("h", tmp_path)], "train")
     assert len(frame) == 0 and damage == {}
     assert {"hash", "step", "attempt"} <= set(frame.columns)
     write(tmp_path, [], raw="\n  \n")
@@ -140,7 +140,7 @@ def test_i12_mut_damaged_lines_are_skipped_and_named(tmp_path: Path) -> None:
         ],
         raw='{"step": 9, "loss"',  # torn: silently skipped
     )
-    frame, damage = long_frame([("h1", run)], "train")
+    frame, damage, _keys = long_frame([("h1", run)], "train")
     assert rows(frame, "step", "loss") == [(0, 1.0), (7, None), (8, math.inf)]
     assert frame["step"].dtype == "int64"
     assert damage == {
@@ -152,7 +152,7 @@ def test_i12_mut_damaged_lines_are_skipped_and_named(tmp_path: Path) -> None:
 def test_i12_mut_one_damaged_line_is_named_in_the_singular(tmp_path: Path) -> None:
     run = write(tmp_path / "a", [{"step": 0, "loss": 1.0}, {"step": 1, "loss": "x"}])
     good = write(tmp_path / "b", [{"step": 0, "loss": 1.0}])
-    frame, damage = long_frame([("h1", run), ("h2", good)], "train")
+    frame, damage, _keys = long_frame([("h1", run), ("h2", good)], "train")
     assert damage == {
         "h1": "metrics/train.jsonl: 1 line skipped (not an object with an integer step and "
         "numeric values)"
@@ -169,7 +169,7 @@ def test_i12_mut_values_pandas_can_compute_with(tmp_path: Path) -> None:
             {"step": 2, "attempt": 1, "a": False, "b": 2**63, "c": 0, "d": 4.5},
         ],
     )
-    frame, damage = long_frame([("h", run)], "train")
+    frame, damage, _keys = long_frame([("h", run)], "train")
     assert damage == {}
     assert rows(frame, "a", "b", "d") == [
         (1.0, -math.inf, None),
@@ -189,7 +189,7 @@ def test_i12_mut_steps_out_of_int64_are_damage(tmp_path: Path) -> None:
             {"step": True, "x": 6},
         ],
     )
-    frame, damage = long_frame([("h", run)], "train")
+    frame, damage, _keys = long_frame([("h", run)], "train")
     assert rows(frame, "step", "x") == [(-(2**63), 2), (2**63 - 1, 5)]
     assert "2 lines skipped" in damage["h"]
     # written as floats (the checker accepts 1.0 as step 1)
@@ -203,14 +203,14 @@ def test_i12_mut_steps_out_of_int64_are_damage(tmp_path: Path) -> None:
             {"step": 2, "x": 9},
         ],
     )
-    frame, damage = long_frame([("h", run)], "train")
+    frame, damage, _keys = long_frame([("h", run)], "train")
     assert rows(frame, "step", "x") == [(-(2**62), 8), (1, 7), (2, 9)]
     assert "2 lines skipped" in damage["h"]
 
 
 def test_i12_mut_a_boolean_attempt_is_damage(tmp_path: Path) -> None:
     run = write(tmp_path / "a", [{"step": 0, "attempt": True, "x": 1}, {"step": 1, "x": 2}])
-    frame, damage = long_frame([("h", run)], "train")
+    frame, damage, _keys = long_frame([("h", run)], "train")
     assert rows(frame, "step", "x") == [(1, 2)]
     assert "1 line skipped" in damage["h"]
 
@@ -219,7 +219,7 @@ def test_i12_mut_a_file_that_cannot_be_read_is_named(tmp_path: Path) -> None:
     (tmp_path / "a" / "metrics" / "train.jsonl").mkdir(parents=True)
     found = read_lines(tmp_path / "a", "train")
     assert found.rows == [] and found.damage
-    frame, damage = long_frame([("h", tmp_path / "a")], "train")
+    frame, damage, _keys = long_frame([("h", tmp_path / "a")], "train")
     assert len(frame) == 0 and damage == {"h": found.damage}
 
 
@@ -244,7 +244,7 @@ def test_i12_mut_metric_file_names_that_could_leave_the_folder(name) -> None:
 def test_i12_mut_aggregates(tmp_path: Path) -> None:
     a = write(tmp_path / "a", [{"step": s, "loss": v} for s, v in enumerate([3.0, None, 1.0, 2.0])])
     b = write(tmp_path / "b", [{"step": 0, "acc": 1.0}])
-    frame, _ = long_frame([("ha", a), ("hb", b)], "train")
+    frame, _, _keys = long_frame([("ha", a), ("hb", b)], "train")
     wanted = [(m, h) for m in ("loss", "acc", "nope") for h in ("last", "first", "min", "max")]
     wanted += [("loss", "mean"), ("loss", "count"), ("loss", "last")]
     table = aggregate(frame, wanted)
@@ -276,13 +276,13 @@ def test_i12_mut_each_column_is_checked_after_a_numeric_one(tmp_path: Path) -> N
         tmp_path / "a",
         [{"step": 0, "a": 1.0, "b": 1.0}, {"step": 1, "a": 2.0, "b": "x"}],
     )
-    frame, damage = long_frame([("h", run)], "train")
+    frame, damage, _keys = long_frame([("h", run)], "train")
     assert rows(frame, "step", "a", "b") == [(0, 1.0, 1.0)]
     assert "1 line skipped" in damage["h"]
 
 
 def test_i12_mut_a_column_of_booleans_keeps_them(tmp_path: Path) -> None:
     run = write(tmp_path / "a", [{"step": 0, "ok": True}, {"step": 1, "ok": False}])
-    frame, damage = long_frame([("h", run)], "train")
+    frame, damage, _keys = long_frame([("h", run)], "train")
     assert damage == {} and frame["ok"].dtype == bool
     assert frame["ok"].tolist() == [True, False]

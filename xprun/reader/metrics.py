@@ -13,6 +13,7 @@ import json
 import math
 import re
 from collections.abc import Iterable
+from itertools import chain
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -81,14 +82,24 @@ def _lines_reason(name: str, count: int) -> str:
     )
 
 
+class LongFrame(NamedTuple):
+    """What :func:`long_frame` read: the rows, why lines were skipped (by hash), and the keys
+    each run's lines hold, in the order they first appear (by hash)."""
+
+    frame: Any
+    damage: dict[str, str]
+    keys: dict[str, tuple[str, ...]]
+
+
 def long_frame(
     runs: Iterable[tuple[str, Path]], name: str, all_attempts: bool = False
-) -> tuple[Any, dict[str, str]]:
+) -> LongFrame:
     """One row per (run, step): ``hash``, ``attempt``, ``step``, ``time``, one column per metric;
-    and, by hash, why lines of a run's file were skipped.
+    by hash, why lines of a run's file were skipped, and the keys its lines hold.
 
     Without ``all_attempts``, a step logged by several attempts of a resumed run keeps only
-    the latest attempt's line.
+    the latest attempt's line.  The frame is not yet what a selection shows: see
+    :func:`selection`.
     """
     import pandas as pd
 
@@ -96,6 +107,7 @@ def long_frame(
     rows: list[dict[str, Any]] = []
     damage: dict[str, str] = {}
     bad_lines: dict[str, int] = {}
+    keys: dict[str, tuple[str, ...]] = {}
     for run_hash, run_dir in runs:
         found = read_lines(run_dir, name)
         if found.damage:
@@ -104,11 +116,12 @@ def long_frame(
             bad_lines[run_hash] = found.bad_lines
         rows.extend(found.rows)
         hashes.extend([run_hash] * len(found.rows))
+        keys[run_hash] = tuple(dict.fromkeys(chain.from_iterable(found.rows)))
     frame = pd.DataFrame.from_records(rows) if rows else pd.DataFrame({"step": [], "attempt": []})
     clashing = [c for c in RESERVED if c in frame.columns]
     bad = frame[clashing].notna().any(axis=1)  # a line naming a metric hash or experiment
     frame = frame.drop(columns=clashing)
-    frame.insert(0, "hash", pd.Series(hashes, dtype="object"))
+    frame.insert(0, "hash", pd.Series(hashes, dtype=str))  # as the runs frame has it
     frame, counts = _checked(frame, bad)
     for run_hash, count in counts.items():
         bad_lines[run_hash] = bad_lines.get(run_hash, 0) + count
@@ -129,7 +142,44 @@ def long_frame(
         frame = frame.groupby(["hash", "step"], sort=False, as_index=False).last()
     if len(frame):
         frame = frame.sort_values(["hash", "step"], kind="stable").reset_index(drop=True)
-    return frame, damage
+    return LongFrame(frame, damage, keys)
+
+
+#: The columns every metrics frame has, first, whatever its runs logged.
+BASE_COLUMNS = ("hash", "attempt", "step", "time")
+
+
+def selection(frame: Any, hashes: Iterable[str], keys: dict[str, tuple[str, ...]]) -> Any:
+    """The metrics of the runs ``hashes`` (in that order) from ``frame``, which may hold other
+    runs' too: the same frame whichever runs were read with them.
+
+    Read together with others, a run's rows gain the others' metric columns (empty), and a
+    column's type is the one that fits every run read (an integer metric becomes float
+    where another run lacks it; a boolean, object).  So the columns are those the selected
+    runs' lines hold, in the order they first appear, after :data:`BASE_COLUMNS` (``time``
+    even when no line has one); metric values are floats (booleans 0 and 1), ``step`` and
+    ``attempt`` integers (``attempt`` float when some line has none: lines of old versions).
+    """
+    import pandas as pd
+
+    order = list(hashes)
+    frame = frame[frame["hash"].isin(order)]
+    named = dict.fromkeys(chain.from_iterable(keys.get(h, ()) for h in order))
+    metrics = [k for k in named if k not in BASE_COLUMNS and k not in RESERVED]
+    columns: dict[str, Any] = {"hash": frame["hash"]}
+    for column in BASE_COLUMNS[1:]:
+        if column in frame.columns:
+            columns[column] = frame[column]
+        else:
+            columns[column] = pd.Series(math.nan, index=frame.index, dtype="float64")
+    for column in ("attempt", "step"):
+        values = columns[column]
+        if values.dtype != "int64" and values.notna().all():  # none missing, or no rows
+            columns[column] = values.astype("int64")
+    for column in metrics:
+        values = frame[column] if column in frame.columns else math.nan
+        columns[column] = pd.Series(values, index=frame.index).astype("float64")
+    return pd.DataFrame(columns, index=frame.index)
 
 
 def _checked(frame: Any, bad: Any) -> tuple[Any, dict[str, int]]:

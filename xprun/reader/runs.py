@@ -29,7 +29,7 @@ from .. import settings, store
 from ..states import Status
 from .files import DATA_LIMIT, Damage, claims, read_json, read_yaml
 from .index import INFO_COLUMNS, Index, Skipped, in_run_order
-from .metrics import AGGREGATES, aggregate, check_name, long_frame, read_lines
+from .metrics import AGGREGATES, aggregate, check_name, long_frame, read_lines, selection
 from .query import Query, QueryError
 from .rows import CODE, PREFIXES, _mapping, readable_rows
 
@@ -152,7 +152,8 @@ class Runs:
         frame = self._frame(columns)
         hashes = dict(zip(frame["hash"], (Path(p) for p in frame["path"]), strict=True))
         if all_attempts:
-            long = self._reader.long_frame(hashes, name, all_attempts=True)
+            found = self._reader.long_frame(hashes, name, all_attempts=True)
+            long = selection(found.frame, hashes, found.keys)
         else:
             long = self._reader.metric_frame(name, hashes)
         extra = frame[
@@ -264,7 +265,8 @@ class Reader(Runs):
         self._cached: Any = None  # frame() without live statuses
         self._cached_version = -1
         self._warned: set[Path] = set()
-        self._metrics: dict[str, tuple[set[str], Any]] = {}
+        # name → (the keys each run read holds, by hash; the rows read)
+        self._metrics: dict[str, tuple[dict[str, tuple[str, ...]], Any]] = {}
         self._metric_damage: dict[Path, str] = {}  # metrics file → why lines were skipped
         self._refreshed = False
         super().__init__(self)
@@ -377,31 +379,31 @@ class Reader(Runs):
         return Status.INTERRUPTED
 
     def metric_frame(self, name: str, hashes: dict[str, Path]) -> Any:
-        """Long-format metrics of the given runs, loaded once per reader and name."""
+        """Long-format metrics of the given runs, files read once per reader and name: the
+        same frame whichever runs were read before (:func:`metrics.selection`)."""
         import pandas as pd
 
         check_name(name)
-        loaded, frame = self._metrics.get(name, (set(), None))
+        loaded, frame = self._metrics.get(name, ({}, None))
         missing = {h: p for h, p in hashes.items() if h not in loaded}
-        if missing:
+        if missing or frame is None:
             new = self.long_frame(missing, name)
-            frame = new if frame is None else pd.concat([frame, new], ignore_index=True)
-            loaded = loaded | set(missing)
+            frame = new.frame if frame is None else pd.concat([frame, new.frame], ignore_index=True)
+            loaded = {**loaded, **new.keys}
             self._metrics[name] = (loaded, frame)
-        if frame is None:
-            return self.long_frame({}, name)
-        return frame[frame["hash"].isin(hashes)]
+        return selection(frame, hashes, loaded)
 
     def long_frame(self, hashes: dict[str, Path], name: str, all_attempts: bool = False) -> Any:
         """Metrics of the given runs read now; files with skipped lines are named."""
-        frame, damage = long_frame(hashes.items(), name, all_attempts)
-        found = [
-            Skipped(hashes[h] / "metrics" / f"{name}.jsonl", reason) for h, reason in damage.items()
+        found = long_frame(hashes.items(), name, all_attempts)
+        skipped = [
+            Skipped(hashes[h] / "metrics" / f"{name}.jsonl", reason)
+            for h, reason in found.damage.items()
         ]
-        for item in found:
+        for item in skipped:
             self._metric_damage[item.path] = item.reason
-        self._warn_about(found)
-        return frame
+        self._warn_about(skipped)
+        return found
 
     # -- the collection API, on all runs: inherited from Runs ----------------------------------
 

@@ -1,0 +1,132 @@
+"""``metrics()`` of a selection is one frame, whatever the reader read before.
+
+The reader reads each run's metrics file once and keeps the rows; a selection's frame is
+cut from them.  Read together with other runs, a run's rows gain their metric columns
+(empty) and a type that fits them all (an integer metric float where another run lacks it,
+a boolean object): the frame a selection gets must not depend on that (found by a user
+session: ``r.filter(q).metrics()`` had more columns, and other types, after ``r.metrics()``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import xprun
+from xprun.reader.metrics import BASE_COLUMNS, long_frame, selection
+
+pytestmark = pytest.mark.inprocess  # xprun launched in the test's process (tests/launch.py)
+
+EXPERIMENT = """
+import math
+import xprun
+
+@xprun.grid(x=[1, 2, 3])
+def xp_m(config, logger):
+    if config.x == 1:
+        logger.log_metrics({"a": 1, "flag": True}, step=0)
+        logger.log_metrics({"a": 2, "flag": False}, step=1)
+    elif config.x == 2:
+        logger.log_metrics({"b": 1.5, "a": 3}, step=0)
+        logger.log_metrics({"nan_only": math.nan}, step=1)
+    return {"x": config.x}
+"""
+
+
+@pytest.fixture
+def log_dir(project) -> Path:
+    project.write("xp_m.py", EXPERIMENT)
+    result = project.run("-q")
+    assert result.returncode == 0, result.output
+    return project.log_dir
+
+
+QUERIES = ["config.x == 1", "config.x == 2", "config.x == 3", "config.x >= 2", "config.x != 2"]
+
+
+@pytest.mark.parametrize("query", QUERIES)
+def test_a_selections_metrics_are_the_same_whatever_was_read_before(log_dir, query):
+    alone = xprun.Reader(log_dir).filter(query).metrics()
+    reader = xprun.Reader(log_dir)
+    wider = reader.metrics()  # every run read first
+    after = reader.filter(query).metrics()
+    pd.testing.assert_frame_equal(after, alone)
+    for other in QUERIES:  # and after any other selection
+        reader = xprun.Reader(log_dir)
+        reader.filter(other).metrics()
+        pd.testing.assert_frame_equal(reader.filter(query).metrics(), alone)
+    assert len(wider) == 4  # x=1: steps 0 and 1; x=2: steps 0 and 1
+
+
+def test_the_columns_are_the_selections_own_with_time_always(log_dir):
+    reader = xprun.Reader(log_dir)
+    reader.metrics()
+    first = ["experiment", "hash", "attempt", "step", "time"]
+    assert list(reader.filter("config.x == 1").metrics().columns) == [*first, "a", "flag"]
+    # a metric logged only as NaN is still a column of the run that logged it
+    assert list(reader.filter("config.x == 2").metrics().columns) == [
+        *first,
+        "b",
+        "a",
+        "nan_only",
+    ]
+    none = reader.filter("config.x == 3").metrics()
+    assert list(none.columns) == first and len(none) == 0  # no metrics: time all the same
+    every = reader.metrics()
+    assert list(every.columns) == [*first, "a", "flag", "b", "nan_only"] or list(every.columns) == [
+        *first,
+        "b",
+        "a",
+        "nan_only",
+        "flag",
+    ]  # first appearance, in the runs' order
+
+
+def test_metric_values_are_floats_booleans_0_and_1(log_dir):
+    frame = xprun.Reader(log_dir).filter("config.x == 1").metrics()
+    assert frame["a"].dtype == "float64" and frame["flag"].dtype == "float64"
+    assert frame["a"].tolist() == [1.0, 2.0] and frame["flag"].tolist() == [1.0, 0.0]
+    assert frame["step"].dtype == "int64" and frame["attempt"].dtype == "int64"
+    assert frame["time"].dtype == "float64" and frame["time"].notna().all()
+
+
+def test_all_attempts_gives_the_same_columns(log_dir):
+    reader = xprun.Reader(log_dir)
+    latest = reader.filter("config.x == 1").metrics()
+    every = reader.filter("config.x == 1").metrics(all_attempts=True)
+    pd.testing.assert_frame_equal(every, latest)  # one attempt each: the same rows
+
+
+def _write(run: Path, lines: list[dict]) -> Path:
+    (run / "metrics").mkdir(parents=True)
+    text = "".join(json.dumps(line) + "\n" for line in lines)
+    (run / "metrics" / "train.jsonl").write_text(text)
+    return run
+
+
+def test_selection_unit_keys_order_types_and_absent_runs(tmp_path):
+    a = _write(tmp_path / "a", [{"step": 0, "time": 1.0, "attempt": 1, "z": 1, "ok": True}])
+    b = _write(tmp_path / "b", [{"step": 0, "time": 2.0, "y": 0.5}, {"step": 1, "z": None}])
+    read = long_frame([("ha", a), ("hb", b), ("hc", tmp_path / "c")], "train")
+    assert read.keys == {
+        "ha": ("step", "time", "attempt", "z", "ok"),
+        "hb": ("step", "time", "y", "z"),
+        "hc": (),
+    }
+    only_b = selection(read.frame, ["hb"], read.keys)
+    assert list(only_b.columns) == [*BASE_COLUMNS, "y", "z"]
+    assert only_b["attempt"].isna().all() and only_b["attempt"].dtype == "float64"  # no attempt
+    assert math.isnan(only_b["time"].tolist()[1])
+    only_a = selection(read.frame, ["ha"], read.keys)
+    assert list(only_a.columns) == [*BASE_COLUMNS, "z", "ok"]
+    assert only_a["attempt"].dtype == "int64"  # int again, once b's missing attempt is not there
+    assert only_a["z"].tolist() == [1.0] and only_a["ok"].tolist() == [1.0]
+    none = selection(read.frame, ["hc"], read.keys)
+    assert list(none.columns) == list(BASE_COLUMNS) and len(none) == 0
+    # the order of first appearance follows the order of the runs asked for
+    both = selection(read.frame, ["hb", "ha"], read.keys)
+    assert list(both.columns) == [*BASE_COLUMNS, "y", "z", "ok"]
