@@ -754,3 +754,12 @@ def test_i11_the_first_claim_of_a_directory_just_made_is_created_in_one_step(tmp
     other = tmp_path / "other"
     other.mkdir()
     assert store.Claim.try_create(other, 1) is not None and len(linked) == 2  # by default
+
+
+def test_i11_mut_a_process_first_asks_its_pid_of_the_kernel_and_names_files_with_it(tmp_path):
+    # The pid is cached per process (and forgotten in a forked child): its first call, too,
+    # gives the pid, which names the temporary files and the claim's owner.
+    store._forget_pid()
+    assert store._pid() == os.getpid()
+    store._forget_pid()
+    assert store._tmp_name(tmp_path / "run.json").endswith(f".run.json.{os.getpid()}.tmp")
