@@ -32,6 +32,42 @@ class Damage(Exception):
     """A file of a run directory that cannot be read as what it should be."""
 
 
+class NotALogDirectory(FileNotFoundError):
+    """A folder inside a log directory (an experiment's, a run's) given as the log directory.
+
+    A ``FileNotFoundError``: no log directory is there, and every caller that says so for a
+    missing one says this one's message the same way."""
+
+
+_RUN_NAME = re.compile(r"[0-9a-f]{32}")
+
+
+def refuse_inner_folder(folder: Path) -> None:
+    """Raise :class:`NotALogDirectory` if ``folder`` is a run's directory or an experiment's
+    folder (it holds run directories), which a Reader of it would read as damaged runs and
+    write its index into; a few entries are looked at, not the whole folder."""
+    if (folder / store.RUN_JSON).is_file() and _RUN_NAME.fullmatch(folder.name):
+        top, kind = folder.parent.parent, f"the directory of a run of {folder.parent.name}"
+        how = f"Reader({str(top)!r}).filter(\"hash == '{folder.name}'\")"
+    else:
+        with os.scandir(folder) as entries:
+            for count, entry in enumerate(entries):
+                if count >= 16:
+                    return
+                if _RUN_NAME.fullmatch(entry.name) and os.path.isfile(
+                    os.path.join(entry.path, store.RUN_JSON)
+                ):
+                    break
+            else:
+                return
+        top, kind = folder.parent, f"the folder of experiment {folder.name}"
+        how = f"Reader({str(top)!r}).experiment({folder.name!r})"
+    raise NotALogDirectory(
+        f"{folder} is not a log directory: it is {kind} in the log directory {top}; pass "
+        f"that one ({how}; xprun show {top})"
+    )
+
+
 def open_dir(run_dir: Path | str) -> int:
     """A descriptor of ``run_dir`` for :func:`read_bytes`'s ``dir_fd`` (the caller closes
     it): reading several files of one run opens its directory once."""

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from .. import settings, store
 from ..states import Status
-from .files import DATA_LIMIT, Damage, claims, read_json, read_yaml
+from .files import DATA_LIMIT, Damage, claims, read_json, read_yaml, refuse_inner_folder
 from .index import INFO_COLUMNS, Index, Skipped, in_run_order
 from .metrics import AGGREGATES, aggregate, check_name, long_frame, read_lines, selection
 from .query import Query, QueryError
@@ -258,6 +258,7 @@ class Reader(Runs):
                 f"log directory {self.log_dir} does not exist (run xprun first, or pass the "
                 "log_dir your [tool.xprun] settings name)"
             )
+        refuse_inner_folder(self.log_dir)
         self._index = Index(self.log_dir)
         self._clock = store.FsClock(self.log_dir)
         self._heartbeat = _heartbeat(self.log_dir, heartbeat_timeout)

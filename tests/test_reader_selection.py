@@ -1,4 +1,5 @@
-"""``metrics()`` of a selection is one frame, whatever the reader read before.
+"""What the Reader selects: a log directory, not a folder inside one; and ``metrics()`` of
+a selection, one frame whatever the reader read before.
 
 The reader reads each run's metrics file once and keeps the rows; a selection's frame is
 cut from them.  Read together with other runs, a run's rows gain their metric columns
@@ -130,3 +131,29 @@ def test_selection_unit_keys_order_types_and_absent_runs(tmp_path):
     # the order of first appearance follows the order of the runs asked for
     both = selection(read.frame, ["hb", "ha"], read.keys)
     assert list(both.columns) == [*BASE_COLUMNS, "y", "z", "ok"]
+
+
+def _listing(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
+def test_a_folder_inside_the_log_directory_is_refused_with_the_one_to_pass(project, log_dir):
+    """An experiment's folder (or a run's) given for the log directory was read as runs
+    that are all damaged (hundreds of warnings, no runs) and got an index written into it."""
+    from xprun.reader.files import NotALogDirectory
+
+    folder = log_dir / "xp_m.xp_m"
+    run_dir = next(p for p in folder.iterdir() if p.is_dir())
+    before = _listing(folder)
+    with pytest.raises(NotALogDirectory) as refused:
+        xprun.Reader(folder)
+    message = str(refused.value)
+    assert f"it is the folder of experiment xp_m.xp_m in the log directory {log_dir}" in message
+    assert f"Reader({str(log_dir)!r}).experiment('xp_m.xp_m')" in message
+    with pytest.raises(FileNotFoundError, match="the directory of a run of xp_m.xp_m"):
+        xprun.Reader(run_dir)
+    assert _listing(folder) == before  # no index, no clock written into it
+    shown = project.run("show", str(folder))
+    assert shown.returncode == 4, shown.output
+    assert "is not a log directory" in shown.stderr and "warning" not in shown.stderr
+    assert len(xprun.Reader(log_dir).experiment("xp_m.xp_m")) == 3  # the one it names
