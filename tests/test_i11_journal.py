@@ -639,8 +639,18 @@ def test_i11_journal_read_keeps_only_whole_wanted_lines(tmp_path):
     ]
     found = journal.read(_file(tmp_path, lines), {"a", "c"}, index_module.read_bytes)
     assert sorted(found) == ["a", "c"]
-    assert [len(v) for v in found.values()] == [1, 1]
-    assert found["a"][0].parse() == tuple(good)
+    # A line's checksum is checked when it is used (most lines of a run rerun many times
+    # never are): the damaged lines of "a" are read, and refused when used.
+    intact = {name: [e for e in entries if e.intact()] for name, entries in found.items()}
+    assert [len(v) for v in intact.values()] == [1, 1]
+    assert intact["a"][0].parse() == tuple(good)
+    assert journal.record_of(intact["a"][0], _SIG[:4]) == good[1]
+    damaged = [e for e in found["a"] if not e.intact()]
+    assert len(damaged) == 2  # not hexadecimal, a wrong checksum
+    for entry in damaged:
+        assert journal.record_of(entry, _SIG[:4]) is None
+        with pytest.raises(ValueError, match="checksum"):
+            entry.parse()
 
 
 def test_i11_journal_read_skips_a_file_of_another_format(tmp_path):
@@ -934,3 +944,47 @@ def test_i11_journal_the_skip_check_reads_the_record_when_its_lines_cannot_say(
     else:  # a folder where run.json goes: that run fails, saying what to do; no crash
         assert result.returncode == 1 and "1 cached, 1 failed" in result.stdout, result.output
         assert "a folder stands where xprun writes the run's file" in result.output
+
+
+def test_i11_journal_lines_of_earlier_attempts_are_not_decoded(project, reads, monkeypatch):
+    # A run forced again and again has a line per attempt, all but the last describing an
+    # earlier state of its folder: decoding them made a first read slower than the files.
+    _write_sweep(project)
+    project.run("-q")
+    for _ in range(3):
+        project.run("-q", "--force")
+    lines = [ln for path in _journal_files(project.log_dir) for ln in _lines(path)]
+    assert sum(b" r " in line[:20] for line in lines) == 4 * 6  # a line per attempt
+    decoded: list[int] = []
+    real = journal.parse_all
+
+    def counting(entries):
+        decoded.append(len(entries))
+        return real(entries)
+
+    monkeypatch.setattr(journal, "parse_all", counting)
+    reads.clear()
+    frame, skipped = cold_frame(project.log_dir)
+    assert reads == [] and skipped == []  # every row from the journal...
+    assert sum(decoded) == 6  # ...each from its one current line, the others not decoded
+    assert list(frame["attempt"]) == [4] * 6  # the fourth attempt of each
+
+
+def test_i11_journal_about_folder_keeps_the_lines_that_name_the_folders_times(tmp_path):
+    def line(signature_text: bytes) -> bytes:
+        return _r("a", signature_text + b',{"hash": "a"},{},null]')
+
+    lines = [
+        line(b"[[1,2,3,4,50,60]"),  # the folder's times
+        line(b"[[1,2,3,4,50,61]"),  # another ctime: an earlier state of the folder
+        line(b"[[1,2,3,4,51,60]"),  # another mtime
+        line(b"[[1,2,3,4,150,60]"),  # ends with the mtime's digits, not the mtime
+        line(b"[[1, 2, 3, 4, 50, 60]"),  # not as a writer writes it: read from the files
+        line(b"[[1,2,3,4,-50,60]"),  # a time before 1970 is another time
+        line(b"[[1,2,3,4,50,60"),  # torn inside the signature
+    ]
+    found = journal.read(_file(tmp_path, lines), {"a"}, index_module.read_bytes)
+    kept = journal.about_folder(found["a"], 50, 60)
+    assert [entry.line for entry in kept] == [lines[0]]
+    assert [e.line for e in journal.about_folder(found["a"], -50, 60)] == [lines[5]]
+    assert journal.about_folder(found["a"], 5, 60) == []

@@ -394,21 +394,38 @@ class _File:
 
 
 class Entry:
-    """One journal line about a run: its JSON text, not parsed until used, and its file
-    (whose code objects its record may refer to)."""
+    """One journal line about a run, kept as read: its text is checked against its checksum
+    and decoded only when used (most lines of a run rerun many times never are), and its
+    file (whose code objects its record may refer to)."""
 
-    __slots__ = ("body", "file", "parsed")
+    __slots__ = ("file", "line", "parsed")
 
-    def __init__(self, body: bytes, file: _File) -> None:
-        self.body = body
+    def __init__(self, line: bytes, file: _File) -> None:
+        self.line = line  # ``<checksum> r <hash> <JSON>``, the hash at _KEY
         self.file = file
         self.parsed: Any = None  # the JSON value of ``body``, once decoded (``parse_all``)
+
+    @property
+    def body(self) -> bytes:
+        """The line's JSON text."""
+        line = self.line
+        return line[line.index(b" ", _KEY) + 1 :]
+
+    def intact(self) -> bool:
+        """Whether the line is the text its writer checksummed (not torn, not damaged)."""
+        line = self.line
+        try:
+            return int(line[:16], 16) == xxhash.xxh64_intdigest(line[17:])
+        except ValueError:
+            return False
 
     def parse(self) -> tuple[list[int], dict[str, Any], Any, Any]:
         """The line's signature, record, config and outcome (None: not journaled).  Raises
         ``ValueError`` for a line that is not what a writer writes (then it is not used).
         A record's code object is shared by the lines of its file (read, never changed)."""
         parsed, self.parsed = self.parsed, None
+        if not self.intact():
+            raise ValueError("not the text its checksum is of")
         if parsed is None:
             try:
                 parsed = json.loads(self.body)
@@ -427,6 +444,10 @@ class Entry:
         return signature, record, config, outcome
 
 
+#: Where a run line's hash begins: ``<16 hex digits> r <hash> <JSON>``.
+_KEY = 19
+
+
 _DECODER = json.JSONDecoder()
 
 
@@ -435,6 +456,8 @@ def record_of(entry: Entry, record_signature: list[int]) -> dict[str, Any] | Non
     part), decoded alone (not the line's config and outcome); None for a line that does not
     match or is not what a writer writes.  The skip check's question, cheaply: it needs a
     run's status and code, for every run of a sweep."""
+    if not entry.intact():
+        return None
     body = entry.body
     try:
         end = body.index(b"],", 2)
@@ -453,6 +476,28 @@ def record_of(entry: Entry, record_signature: list[int]) -> dict[str, Any] | Non
     except (ValueError, RecursionError):
         return None
     return record
+
+
+def about_folder(entries: list[Entry], mtime_ns: int, ctime_ns: int) -> list[Entry]:
+    """The lines among ``entries`` whose signature ends with these run-folder times, found
+    in their text, not decoded.  The others describe an earlier state of the folder (an
+    attempt rerun since, a file set aside or removed) and could never be used: a run rerun
+    many times has many such lines, and decoding them made a first read slower than reading
+    the files.  A line written otherwise than a writer writes it is left out too; its run is
+    then read from its files."""
+    tail = b",%d,%d" % (mtime_ns, ctime_ns)
+    kept = []
+    for entry in entries:
+        line = entry.line
+        start = line.find(b" ", _KEY)
+        end = line.find(b"]", start, start + _SIGNATURE_TEXT)
+        if start > 0 and end > 0 and line.startswith(tail, end - len(tail)):
+            kept.append(entry)
+    return kept
+
+
+#: The most characters a signature's text takes: six integers of at most 20 digits.
+_SIGNATURE_TEXT = 2 + 6 * 21 + 1
 
 
 def parse_all(entries: list[Entry]) -> None:
@@ -497,28 +542,33 @@ def read(folder: str, wanted: set[str], read_file: Any) -> dict[str, list[Entry]
 
 
 def _read_lines(data: bytes, wanted: set[str], found: dict[str, list[Entry]]) -> None:
-    """The lines of one journal file (its header already checked) into ``found``."""
+    """The lines of one journal file (its header already checked) into ``found``: a run's
+    line by its hash, its checksum checked when it is used (see
+    :class:`Entry`); a code object's at once (few, and used by many)."""
     file = _File()
-    digest = xxhash.xxh64_intdigest
     lines = data.split(b"\n")
     lines.pop()  # what follows the last newline: nothing, or a line torn by a crash
     for line in lines[1:]:
-        parts = line.split(b" ", 3)
-        if len(parts) != 4 or len(parts[0]) != 16:
-            continue
-        checksum, kind, key, text = parts
-        if kind == b"r":
-            name = key.decode("ascii", "replace")
-            if name not in wanted:
+        kind = line[16:19]
+        if kind == b" r ":
+            end = line.find(b" ", _KEY)
+            if end < 0:
                 continue
-        elif kind != b"c":
-            continue
-        try:
-            if int(checksum, 16) != digest(line[17:]):
-                continue
-        except ValueError:
-            continue
-        if kind == b"c":
-            file.codes[key.decode("ascii", "replace")] = text
-        else:
-            found.setdefault(name, []).append(Entry(text, file))
+            name = line[_KEY:end].decode("ascii", "replace")
+            if name in wanted:
+                found.setdefault(name, []).append(Entry(line, file))
+        elif kind == b" c ":
+            _code_line(line, file)
+
+
+def _code_line(line: bytes, file: _File) -> None:
+    """A code object's line into ``file``, if it is the text its checksum is of."""
+    parts = line.split(b" ", 3)
+    if len(parts) != 4 or len(parts[0]) != 16:
+        return
+    try:
+        if int(parts[0], 16) != xxhash.xxh64_intdigest(line[17:]):
+            return
+    except ValueError:
+        return
+    file.codes[parts[2].decode("ascii", "replace")] = parts[3]

@@ -495,12 +495,17 @@ def _read_chunk(
         found.ctimes,
         found.damage,
     )
-    lines = {n: journaled.pop(n) for n in positions if n in journaled}
-    journal.parse_all([entry for entries in lines.values() if entries for entry in entries])
+    lines = {}
+    for n in positions:
+        if n in journaled:
+            entries = journaled.pop(n)
+            if entries:  # only lines that can describe the folder as the scan saw it
+                lines[n] = journal.about_folder(entries, mtimes[n], ctimes[n])
+    journal.parse_all([entry for entries in lines.values() for entry in entries])
     for n in positions:
         key, path, mtime_ns, ctime_ns = keys[n], paths[n], mtimes[n], ctimes[n]
         entries = lines.get(n)
-        if entries is not None:
+        if entries:
             row = journal_row(entries, key, key.rpartition("/")[2], path, mtime_ns, ctime_ns)
             if row is not None:
                 rows.append(row)
