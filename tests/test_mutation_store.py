@@ -763,3 +763,24 @@ def test_i11_mut_a_process_first_asks_its_pid_of_the_kernel_and_names_files_with
     assert store._pid() == os.getpid()
     store._forget_pid()
     assert store._tmp_name(tmp_path / "run.json").endswith(f".run.json.{os.getpid()}.tmp")
+
+
+def test_i11_mut_a_fresh_process_registers_the_fork_hook_on_its_first_pid(tmp_path, monkeypatch):
+    # In a fresh process nothing is cached and no at-fork hook is registered yet: the first
+    # _pid() registers it, so that a pool worker (a fork of the launcher) names its files
+    # and claims with its own pid, not the one it inherited in the cache.  (The test
+    # process has registered it long ago: emptied here, as in a fresh process.)
+    monkeypatch.setattr(store, "_FORK_HOOK", [])
+    store._forget_pid()
+    parent = store._pid()
+    assert store._FORK_HOOK == [True]
+    out = tmp_path / "child"
+    child = os.fork()
+    if child == 0:  # pragma: no cover (the child's coverage is not collected)
+        try:
+            out.write_text(f"{os.getpid()} {store._pid()}")
+        finally:
+            os._exit(0)
+    os.waitpid(child, 0)
+    real, cached = out.read_text().split()
+    assert real == cached != str(parent)
