@@ -415,7 +415,7 @@ class Entry:
         """Whether the line is the text its writer checksummed (not torn, not damaged)."""
         line = self.line
         try:
-            return int(line[:16], 16) == xxhash.xxh64_intdigest(line[17:])
+            return int(line[:16], 16) == xxhash.xxh64_intdigest(memoryview(line)[17:])
         except ValueError:
             return False
 
