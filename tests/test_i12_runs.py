@@ -410,3 +410,37 @@ def test_i12_06_jsonable_limit_counts_keys_and_indices_and_converts_before_it_co
     assert jsonable(at(2, [1]), limit=3, depth=0) == at(3, 1)
     with pytest.raises(TypeError):
         jsonable(at(2, [1]), limit=3, depth=1)  # depth: where the value itself lies
+
+
+CONFIG_PARTS_RESULT = """
+import xprun
+
+@xprun.config({"layers": [64, 32], "opt": {"name": "adam", "betas": [0.9, 0.99],
+                                           "lr_copy": "${lr}"}, "lr": 0.1})
+def xp_parts(config):
+    return {"layers": config.layers, "opt": config.opt, "first": config.layers[0]}
+"""
+
+
+def test_i12_06_parts_of_the_config_returned_are_stored_as_plain_data(project):
+    # config.layers is OmegaConf's ListConfig, config.opt a DictConfig: returning them is
+    # natural, and failed the run ("is a omegaconf.listconfig.ListConfig").
+    project.write("xp_parts.py", CONFIG_PARTS_RESULT)
+    result = project.run()
+    assert result.returncode == 0, result.output
+    (run_dir,) = project.run_dirs()
+    outcome = json.loads((run_dir / "outcome.json").read_text())
+    assert outcome == {
+        "layers": [64, 32],
+        "opt": {"name": "adam", "betas": [0.9, 0.99], "lr_copy": 0.1},  # resolved
+        "first": 64,
+    }
+
+
+def test_i12_06_the_refusal_names_the_type_with_its_article():
+    from xprun.record import jsonable_outcome
+
+    with pytest.raises(TypeError, match=r"at key 'o' is an object, which cannot be saved"):
+        jsonable_outcome({"o": object()})
+    with pytest.raises(TypeError, match=r"at key 's' is a set, which cannot be saved"):
+        jsonable_outcome({"s": {1}})

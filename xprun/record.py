@@ -327,10 +327,15 @@ def _refuse_outcome(value: Any, where: str) -> Any:
     name = kind.__name__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__name__}"
     at = f"key {where!r}" if where else "the top level"
     raise TypeError(
-        f"the experiment's result at {at} is a {name}, which cannot be saved as JSON; return "
+        f"the experiment's result at {at} is {_a(name)}, which cannot be saved as JSON; return "
         "numbers, strings, lists, mappings or dataclasses of them there (convert it, or save "
         "it with logger.log_artifact and return its name)"
     )
+
+
+def _a(name: str) -> str:
+    """``a list``, ``an object``: the article a type's name takes (by its first letter)."""
+    return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
 
 
 def _jsonable(value: Any, where: str, depth: int = 0) -> Any:

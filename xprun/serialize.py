@@ -211,7 +211,8 @@ def jsonable(
 
     None, booleans, numbers (NaN and infinities kept: Python's json reads them back) and text
     stay as they are; lists and tuples become lists; NumPy arrays and scalars go through
-    ``tolist()``, torch tensors through ``tolist()`` (a 0-d one is its number), other
+    ``tolist()``, torch tensors through ``tolist()`` (a 0-d one is its number), a part of a
+    config (OmegaConf's ``ListConfig``, ``DictConfig``) as plain lists and mappings, other
     scalars with an ``item()`` through it, a dataclass instance as the mapping of its fields
     (``dataclasses.asdict``); a mapping's keys become text (``1`` becomes
     ``"1"``), and two keys that would become the same text (``1`` and ``"1"``) are refused
@@ -251,6 +252,12 @@ def jsonable(
             jsonable(v, f"{where}[{i}]", default, limit=limit, depth=depth + 1)
             for i, v in enumerate(value)
         ]
+    if type(value).__module__.startswith("omegaconf."):  # a part of the run's config
+        from omegaconf import OmegaConf
+
+        if OmegaConf.is_config(value):
+            plain = OmegaConf.to_container(value, resolve=True)
+            return jsonable(plain, where, default, limit=limit, depth=depth)
     if hasattr(type(value), "__dataclass_fields__"):  # a dataclass instance
         import dataclasses  # only here: not a cost of every import of xprun
 
