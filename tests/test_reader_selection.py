@@ -157,3 +157,19 @@ def test_a_folder_inside_the_log_directory_is_refused_with_the_one_to_pass(proje
     assert shown.returncode == 4, shown.output
     assert "is not a log directory" in shown.stderr and "warning" not in shown.stderr
     assert len(xprun.Reader(log_dir).experiment("xp_m.xp_m")) == 3  # the one it names
+
+
+def test_show_takes_the_log_directory_as_the_other_commands_do(project, log_dir):
+    # `xprun show --log-dir DIR` was refused ("unrecognized arguments") while the launcher,
+    # rm, gc, diff and reproduce take --log-dir.
+    elsewhere = project.root / "sub"
+    elsewhere.mkdir()
+    positional = project.run("show", str(log_dir), cwd=elsewhere)
+    option = project.run("show", "--log-dir", str(log_dir), cwd=elsewhere)
+    assert positional.returncode == option.returncode == 0, option.output
+    assert option.stdout == positional.stdout and "xp_m.xp_m" in option.stdout
+    same = project.run("show", str(log_dir), "--log-dir", "xprun_logs")
+    assert same.returncode == 0, same.output  # the same folder twice
+    two = project.run("show", str(log_dir), "--log-dir", str(elsewhere))
+    assert two.returncode == 4, two.output
+    assert "two log directories given" in two.stderr

@@ -39,6 +39,12 @@ def add_selection_options(parser: argparse.ArgumentParser) -> None:
         help="the log directory (default: the project's, from [tool.xprun])",
     )
     parser.add_argument(
+        "--log-dir",
+        dest="log_dir_option",
+        metavar="DIR",
+        help="the same, as the launcher and the other commands take it",
+    )
+    parser.add_argument(
         "--where",
         "-w",
         default="",
@@ -77,7 +83,12 @@ def warnings_to_stderr() -> Iterator[None]:
 def open_runs(args: argparse.Namespace) -> Any:
     from .reader import Reader
 
-    log_dir = default_log_dir(args.log_dir)
+    given, option = args.log_dir, args.log_dir_option
+    if given and option and Path(given).resolve() != Path(option).resolve():
+        raise UsageError(
+            f"two log directories given: {given} and --log-dir {option}; give one of them"
+        )
+    log_dir = default_log_dir(given or option)
     try:
         reader = Reader(log_dir)
         reader.refresh()
