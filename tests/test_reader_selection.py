@@ -173,3 +173,15 @@ def test_show_takes_the_log_directory_as_the_other_commands_do(project, log_dir)
     two = project.run("show", str(log_dir), "--log-dir", str(elsewhere))
     assert two.returncode == 4, two.output
     assert "two log directories given" in two.stderr
+
+
+def test_rm_given_the_log_directory_as_a_word_says_how_to_name_it(project, log_dir):
+    # `xprun rm xprun_logs` (the log directory, where runs are asked for) was a query error.
+    before = _listing(log_dir / "xp_m.xp_m")
+    result = project.run("rm", "xprun_logs")
+    assert result.returncode == 4, result.output
+    assert "'xprun_logs' is a folder, not runs" in result.stderr
+    assert '--log-dir xprun_logs "status == failed"' in result.stderr
+    assert _listing(log_dir / "xp_m.xp_m") == before  # no run removed
+    broken = project.run("rm", "status ==")  # a query that is not one: its own error
+    assert broken.returncode == 4 and "expected a value" in broken.stderr

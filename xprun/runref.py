@@ -206,6 +206,12 @@ class RunResolver:
             runs = self.reader().runs().filter(word)
             frame = runs.to_pandas(["path"])
         except QueryError as exc:
+            if (self.cwd / word).is_dir():  # `xprun rm xprun_logs`: the log directory meant
+                raise UsageError(
+                    f"{word!r} is a folder, not runs: to name the log directory, give "
+                    f"--log-dir {word}, then the runs (e.g. --log-dir {word} "
+                    '"status == failed")'
+                ) from None
             raise UsageError(
                 f"{word!r} is not a hash (4+ hex characters), a node id (path::xp_name[...]) "
                 f"or a query the Reader understands: {exc}"
