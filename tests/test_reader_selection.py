@@ -150,7 +150,7 @@ def test_a_folder_inside_the_log_directory_is_refused_with_the_one_to_pass(proje
     message = str(refused.value)
     assert f"it is the folder of experiment xp_m.xp_m in the log directory {log_dir}" in message
     assert f"Reader({str(log_dir)!r}).experiment('xp_m.xp_m')" in message
-    with pytest.raises(FileNotFoundError, match="the directory of a run of xp_m.xp_m"):
+    with pytest.raises(FileNotFoundError, match=r"the directory of a run of xp_m\.xp_m"):
         xprun.Reader(run_dir)
     assert _listing(folder) == before  # no index, no clock written into it
     shown = project.run("show", str(folder))
