@@ -15,6 +15,7 @@ import signal
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import inprocess as _inprocess
@@ -784,3 +785,17 @@ def test_i11_mut_a_fresh_process_registers_the_fork_hook_on_its_first_pid(tmp_pa
     os.waitpid(child, 0)
     real, cached = out.read_text().split()
     assert real == cached != str(parent)
+
+
+def test_i11_mut_asking_whether_a_process_is_alive_sends_it_nothing():
+    # Signal 0 checks a pid without delivering anything: a live owner asked about stays as
+    # it was (any other signal, SIGHUP say, would end a process that does not handle it).
+    child = subprocess.Popen(["sleep", "60"])
+    try:
+        assert store._pid_alive(child.pid) is True
+        time.sleep(0.2)  # a signal sent would have been delivered by now
+        assert child.poll() is None, "the process asked about was signalled"
+    finally:
+        child.kill()
+        child.wait()
+    assert store._pid_alive(child.pid) is False  # reaped: no such process
