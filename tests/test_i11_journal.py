@@ -648,6 +648,7 @@ def test_i11_journal_read_keeps_only_whole_wanted_lines(tmp_path):
     damaged = [e for e in found["a"] if not e.intact()]
     assert len(damaged) == 2  # not hexadecimal, a wrong checksum
     for entry in damaged:
+        assert entry.intact() is False
         assert journal.record_of(entry, _SIG[:4]) is None
         with pytest.raises(ValueError, match="checksum"):
             entry.parse()
@@ -988,3 +989,22 @@ def test_i11_journal_about_folder_keeps_the_lines_that_name_the_folders_times(tm
     assert [entry.line for entry in kept] == [lines[0]]
     assert [e.line for e in journal.about_folder(found["a"], -50, 60)] == [lines[5]]
     assert journal.about_folder(found["a"], 5, 60) == []
+
+
+def test_i11_journal_a_code_line_needs_a_checksum_of_16_digits(tmp_path):
+    # A code line's checksum is its first 16 characters.  One of 15 digits and a second
+    # space (the kind still at its place) that happens to be the digest of the rest is not
+    # the writer's line: its code object is not defined.
+    import xxhash
+
+    for salt in range(1000):  # a digest below 16**15 is written in 15 digits
+        text = json.dumps({"digest": "d", "files": {}, "salt": salt}).encode()
+        digest = xxhash.xxh64_intdigest(b"c " + text)  # the rest as the reader cuts it
+        if digest < 16**15:
+            break
+    short = b"%015x  c " % digest + text  # split: 15 digits, "", "c" (a key), the code
+    assert short[16:19] == b" c " and xxhash.xxh64_intdigest(short[17:]) == digest
+    lines = [short, _r("a", [_SIG, {"code": {"ref": "c"}}, {}, None])]
+    (entry,) = journal.read(_file(tmp_path, lines), {"a"}, index_module.read_bytes)["a"]
+    with pytest.raises(ValueError, match="does not define"):
+        entry.parse()  # no code object "c": the short line defined nothing

@@ -169,6 +169,10 @@ _J_DUPKEYS = (
 _J_PARSEDCACHE = "the decoded code objects of a file, not cached: decoded again, the same value"
 
 
+#: The journal's searches start at the hash (character 19): ``find`` gives -1 or 19 and more,
+#: so a comparison with 0 or 1 cannot tell them apart.
+_J_FIND = "a position found from character 19 on is -1 or at least 19: 0 and 1 are alike"
+
 EQUIVALENT: dict[tuple[str, str], str] = {
     ("xprun.store", "_read_claim: return b'' -> return None"): _NO_OWNER,
     ("xprun.store", "_read_claim_file: return b'' -> return None"): (
@@ -579,6 +583,15 @@ EQUIVALENT: dict[tuple[str, str], str] = {
     ): "the threshold of reading the journal: how, not what",
     ("xprun.journal", "record_of: 2 -> 3"): (
         "where the search for the signature's end starts: it lies after the first number"
+    ),
+    ("xprun.journal", "about_folder: start > 0 -> start >= 0"): _J_FIND,
+    ("xprun.journal", "about_folder: end > 0 -> end >= 0"): _J_FIND,
+    ("xprun.journal", "about_folder: 0 -> 1"): _J_FIND,
+    ("xprun.journal", "about_folder: 0 -> 1 #2"): _J_FIND,
+    ("xprun.journal", "_read_lines: end < 0 -> end <= 0"): _J_FIND,
+    ("xprun.journal", "_read_lines: 0 -> 1"): _J_FIND,
+    ("xprun.journal", "Entry.intact: 16 -> 17 #2"): (
+        "the checksum's slice taking the space after it: int() strips whitespace"
     ),
 }
 
