@@ -70,7 +70,10 @@ TESTS: dict[str, list[str]] = {
     "xprun.history": ["tests/test_mutation_i12_history.py"],
     "xprun.markers": ["tests/test_mutation_i12_markers.py"],
     "xprun.skipping": ["tests/test_mutation_i12_skipping.py"],
-    "xprun.reader.metrics": ["tests/test_mutation_i12_metrics.py"],
+    "xprun.reader.metrics": [
+        "tests/test_mutation_i12_metrics.py",
+        "tests/test_reader_selection.py",  # a selection's frame (metrics.selection)
+    ],
     # Issue 11: the index's shortcuts (folders not listed, rows merged in Arrow); the Reader
     # runs in the test process, the launches that make its runs in a subprocess.
     "xprun.reader.index": [
