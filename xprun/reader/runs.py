@@ -145,9 +145,10 @@ class Runs:
         self, name: str = "metrics", columns: Sequence[str] = (), all_attempts: bool = False
     ) -> pd.DataFrame:
         """Long-format metrics of ``metrics/<name>.jsonl``: experiment, hash, attempt, step,
-        time, one column per metric, plus the requested ``columns`` (e.g. ``["config.lr"]``).
-        A step logged by several attempts keeps the latest one's line unless
-        ``all_attempts``."""
+        time, one column per metric the selected runs logged (values as floats), plus the
+        requested ``columns`` (e.g. ``["config.lr"]``).  A step logged by several attempts
+        keeps the latest one's line unless ``all_attempts``.  The same selection gives the
+        same frame whatever the reader read before."""
         check_name(name)
         frame = self._frame(columns)
         hashes = dict(zip(frame["hash"], (Path(p) for p in frame["path"]), strict=True))
