@@ -799,3 +799,48 @@ def test_i11_mut_asking_whether_a_process_is_alive_sends_it_nothing():
         child.kill()
         child.wait()
     assert store._pid_alive(child.pid) is False  # reaped: no such process
+
+
+@pytest.mark.parametrize("when", ["as open returns", "while writing"])
+def test_i11_an_interrupt_as_a_fresh_claim_is_made_leaves_no_claim(tmp_path, monkeypatch, when):
+    # Ctrl-C to a pool worker just as it claimed a run in the folder it had just made: the
+    # interrupt is raised right after os.open returns (Python runs signal handlers after a
+    # call), before its descriptor is kept.  An empty claim.1 was left, and a relaunch then
+    # reported that run "running elsewhere" though nothing ran it.
+    real_open, real_write = os.open, store.write_all
+
+    def open_then_interrupted(path, flags, mode=0o777):
+        fd = real_open(path, flags, mode)
+        if str(path).endswith("claim.1") and when == "as open returns":
+            raise KeyboardInterrupt  # as the handler would, the file made and empty
+        return fd
+
+    def write_interrupted(fd, data):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(store.os, "open", open_then_interrupted)
+    if when == "while writing":
+        monkeypatch.setattr(store, "write_all", write_interrupted)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    with pytest.raises(KeyboardInterrupt):
+        store.Claim.try_create(run_dir, 1, fresh=True)
+    assert list(run_dir.iterdir()) == []  # no claim, empty or whole
+    monkeypatch.setattr(store.os, "open", real_open)
+    monkeypatch.setattr(store, "write_all", real_write)
+    assert store.Claim.try_create(run_dir, 1, fresh=True) is not None  # claimable at once
+
+
+def test_i11_a_claim_published_whole_is_not_removed_by_an_interrupted_fresh_claim(
+    tmp_path, monkeypatch
+):
+    # The interrupted claimer removes claim.1 only if it is empty: another launcher's claim,
+    # published whole, stays (its open failed: FileExistsError, no interrupt).
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    other = store.Claim.try_create(run_dir, 1)
+    assert other is not None
+    assert store.Claim.try_create(run_dir, 1, fresh=True) is None
+    claim = store.Claim(run_dir, 1)
+    claim._abandon(-1)  # as after an interrupt whose open was not this process's
+    assert json.loads((run_dir / "claim.1").read_text())["token"] == other.token

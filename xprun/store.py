@@ -533,18 +533,35 @@ class Claim:
         return claim
 
     def _create_exclusive(self, data: bytes, mode: int = 0o644) -> bool:
+        fd = -1
         try:
             fd = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-        except FileExistsError:
-            return False
-        try:
             write_all(fd, data)
+        except FileExistsError:
+            if fd >= 0:  # not open's: re-raised as any other error
+                self._abandon(fd)
+                raise
+            return False
         except BaseException:  # Ctrl-C too: no empty claim left behind; re-raised
-            os.close(fd)
-            self.path.unlink(missing_ok=True)  # an empty claim must not be left behind
+            self._abandon(fd)
             raise
         os.close(fd)
         return True
+
+    def _abandon(self, fd: int) -> None:
+        """Remove the claim this process began to write.  ``fd`` < 0: the interrupt came as
+        ``open`` returned, before its descriptor was kept (Python runs signal handlers right
+        after a call): the file is then this process's if it is empty (every other claim is
+        published whole, by a link), and an empty claim would make the run look owned by
+        nobody alive, yet not stale, until the heartbeat interval passed."""
+        try:
+            if fd >= 0:
+                os.close(fd)
+                os.unlink(self._path)
+            elif os.lstat(self._path).st_size == 0:
+                os.unlink(self._path)
+        except OSError:
+            pass  # never made, or gone: nothing to remove
 
     def touch(self) -> None:
         """The heartbeat.  A claim that vanished (taken over) is lost; one that cannot be
