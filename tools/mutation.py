@@ -176,6 +176,10 @@ _J_PARSEDCACHE = "the decoded code objects of a file, not cached: decoded again,
 #: so a comparison with 0 or 1 cannot tell them apart.
 _J_FIND = "a position found from character 19 on is -1 or at least 19: 0 and 1 are alike"
 
+#: A descriptor ``os.open`` returns in xprun is never 0 or 1: the standard streams are open in
+#: every process it runs in (a pool worker's and a cluster job's stdin too).
+_S_FD = "a descriptor os.open returns is never 0 or 1: the standard streams hold them"
+
 EQUIVALENT: dict[tuple[str, str], str] = {
     ("xprun.store", "_read_claim: return b'' -> return None"): _NO_OWNER,
     ("xprun.store", "_read_claim_file: return b'' -> return None"): (
@@ -471,10 +475,13 @@ EQUIVALENT: dict[tuple[str, str], str] = {
     ),
     ("xprun.store", "read_regular_stat: 1 -> 2"): "the read's chunk size: a file is read whole",
     ("xprun.store", "read_regular_stat: 20 -> 21"): "the read's chunk size: a file is read whole",
-    ("xprun.store", "Claim._create_exclusive: True -> False #2"): (
-        "the unlink after a failed write: the file was just created by O_EXCL, so it exists "
-        "and missing_ok never matters"
+    ("xprun.store", "Claim._create_exclusive: 1 -> 2"): (
+        "the descriptor's sentinel before open: any negative number"
     ),
+    ("xprun.store", "Claim._create_exclusive: fd >= 0 -> fd > 0"): _S_FD,
+    ("xprun.store", "Claim._create_exclusive: 0 -> 1"): _S_FD,
+    ("xprun.store", "Claim._abandon: fd >= 0 -> fd > 0"): _S_FD,
+    ("xprun.store", "Claim._abandon: 0 -> 1"): _S_FD,
     ("xprun.readonlyconfig", "<module>: 'leaf' -> 'XXleafXX'"): (
         "the marker of a leaf in a shape: any string no container shape equals"
     ),
